@@ -1,0 +1,506 @@
+//! Reads catalog TOML files into [`Catalog`], checking every entry so a bad
+//! catalog fails at load with the file, line, entry and field named.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::Catalog;
+use super::error::CatalogError;
+use super::model::*;
+use super::schema::input_schema;
+
+/// JSON Schema keywords a parameter may use besides flaregate's own keys.
+const SCHEMA_KEYWORDS: &[&str] = &[
+    "type",
+    "description",
+    "enum",
+    "pattern",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "items",
+    "properties",
+    "default",
+    "format",
+];
+
+/// flaregate's own parameter keys (not JSON Schema).
+const PARAM_KEYS: &[&str] = &["name", "in", "key", "required", "part"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    group: RawGroup,
+    #[serde(default)]
+    shared: BTreeMap<String, toml::Table>,
+    #[serde(default, rename = "endpoint")]
+    endpoints: Vec<RawEndpoint>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroup {
+    id: String,
+    title: String,
+    description: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEndpoint {
+    tool: String,
+    title: String,
+    method: Method,
+    path: String,
+    #[serde(default)]
+    shared: Vec<String>,
+    #[serde(default)]
+    required: Vec<String>,
+    access: Access,
+    permission: String,
+    scope: Scope,
+    #[serde(default)]
+    pagination: Pagination,
+    #[serde(default)]
+    response: ResponseKind,
+    result: ResultKind,
+    items_field: Option<String>,
+    #[serde(default)]
+    exactly_one_of: Vec<String>,
+    description: String,
+    deprecation: Option<String>,
+    annotations: Annotations,
+    #[serde(default, rename = "param")]
+    params: Vec<toml::Table>,
+}
+
+/// Loads every `*.toml` file of `dir`, in name order.
+pub fn load_dir(dir: &Path) -> Result<Catalog, CatalogError> {
+    let io = |source| CatalogError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|ext| ext == "toml"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(CatalogError::Empty(dir.to_path_buf()));
+    }
+    let mut sources = Vec::with_capacity(files.len());
+    for path in files {
+        let text = std::fs::read_to_string(&path).map_err(|source| CatalogError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        sources.push((path, text));
+    }
+    load_sources(&sources)
+}
+
+/// Builds a catalog from (file name, TOML text) pairs.
+pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<Catalog, CatalogError> {
+    let mut groups = Vec::new();
+    let mut endpoints: Vec<Endpoint> = Vec::new();
+    let mut tools = HashSet::new();
+    for (file, text) in sources {
+        let raw: RawFile = toml::from_str(text).map_err(|e| {
+            let at = e.span().map_or(0, |s| s.start);
+            CatalogError::Syntax {
+                file: file.clone(),
+                line: line_of(text, at),
+                entry: entry_around(text, at),
+                message: e.message().to_string(),
+            }
+        })?;
+        let ctx = FileContext { file, text };
+        if groups.iter().any(|g: &Group| g.id == raw.group.id) {
+            return Err(ctx.invalid(
+                "[group]",
+                "id",
+                format!("group `{}` is defined twice", raw.group.id),
+            ));
+        }
+        for raw_endpoint in raw.endpoints {
+            let endpoint = ctx.endpoint(&raw.group.id, &raw.shared, raw_endpoint)?;
+            if !tools.insert(endpoint.tool.clone()) {
+                return Err(ctx.invalid(
+                    &endpoint.tool,
+                    "tool",
+                    "this tool name is already used by another endpoint".into(),
+                ));
+            }
+            endpoints.push(endpoint);
+        }
+        groups.push(Group {
+            id: raw.group.id,
+            title: raw.group.title,
+            description: raw.group.description,
+        });
+    }
+    Ok(Catalog::new(groups, endpoints))
+}
+
+/// Names the `[[endpoint]]` that byte `offset` of `text` falls in, if any.
+fn entry_around(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let Some(start) = before.rfind("[[endpoint]]") else {
+        return "file".to_string();
+    };
+    let tool = text[start..]
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("tool = \"")?.strip_suffix('"'))
+        .unwrap_or("?");
+    format!("endpoint `{tool}`")
+}
+
+/// The 1-based line holding byte `offset` of `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+struct FileContext<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl FileContext<'_> {
+    fn invalid(&self, entry: &str, field: &str, message: String) -> CatalogError {
+        let needle = format!("tool = \"{entry}\"");
+        let line = self
+            .text
+            .find(&needle)
+            .map_or(1, |at| line_of(self.text, at));
+        let entry = if entry.starts_with('[') {
+            entry.to_string()
+        } else {
+            format!("endpoint `{entry}`")
+        };
+        CatalogError::Invalid {
+            file: self.file.to_path_buf(),
+            line,
+            entry,
+            field: field.to_string(),
+            message,
+        }
+    }
+
+    fn endpoint(
+        &self,
+        group: &str,
+        shared: &BTreeMap<String, toml::Table>,
+        mut raw: RawEndpoint,
+    ) -> Result<Endpoint, CatalogError> {
+        let tool = raw.tool.clone();
+        let bad = |field: &str, message: String| self.invalid(&tool, field, message);
+
+        let name_ok = Regex::new("^[a-z][a-z0-9_]{0,63}$").expect("literal regex");
+        if !name_ok.is_match(&tool) {
+            return Err(bad(
+                "tool",
+                "must be lowercase snake_case, at most 64 characters".into(),
+            ));
+        }
+        for (field, value) in [
+            ("title", &raw.title),
+            ("description", &raw.description),
+            ("permission", &raw.permission),
+        ] {
+            if value.trim().is_empty() {
+                return Err(bad(field, "must not be empty".into()));
+            }
+        }
+        let path = PathTemplate::parse(&raw.path).map_err(|m| bad("path", m))?;
+
+        let mut params = Vec::new();
+        for name in &raw.shared {
+            let table = shared
+                .get(name)
+                .ok_or_else(|| bad("shared", format!("no [shared.{name}] in this file")))?;
+            let mut table = table.clone();
+            table.insert("name".into(), toml::Value::String(name.clone()));
+            params
+                .push(parse_param(table).map_err(|(f, m)| bad(&format!("shared.{name}.{f}"), m))?);
+        }
+        for table in std::mem::take(&mut raw.params) {
+            let label = table
+                .get("name")
+                .and_then(|v| v.as_str())
+                .unwrap_or("?")
+                .to_string();
+            params
+                .push(parse_param(table).map_err(|(f, m)| bad(&format!("param.{label}.{f}"), m))?);
+        }
+        for name in &raw.required {
+            let param = params
+                .iter_mut()
+                .find(|p| &p.name == name)
+                .ok_or_else(|| bad("required", format!("no parameter named `{name}`")))?;
+            param.required = true;
+        }
+        check_params(&path, &params, raw.method).map_err(|(f, m)| bad(&f, m))?;
+        check_consistency(&raw, &params).map_err(|(f, m)| bad(f, m))?;
+
+        let mut endpoint = Endpoint {
+            tool: raw.tool,
+            title: raw.title,
+            group: group.to_string(),
+            method: raw.method,
+            path,
+            access: raw.access,
+            permission: raw.permission,
+            scope: raw.scope,
+            description: raw.description,
+            params,
+            annotations: raw.annotations,
+            pagination: raw.pagination,
+            response: raw.response,
+            result: raw.result,
+            items_field: raw.items_field,
+            exactly_one_of: raw.exactly_one_of,
+            deprecation: raw.deprecation,
+            input_schema: Map::new(),
+        };
+        let schema = input_schema(&endpoint);
+        if let Err(e) = jsonschema::meta::validate(&Value::Object(schema.clone())) {
+            return Err(bad(
+                "param",
+                format!(
+                    "the arguments' JSON Schema is invalid at {}: {e}",
+                    e.instance_path()
+                ),
+            ));
+        }
+        endpoint.input_schema = schema;
+        Ok(endpoint)
+    }
+}
+
+/// Turns one `[[endpoint.param]]` (or `[shared.*]`) table into a [`Param`];
+/// errors carry the offending key.
+fn parse_param(mut table: toml::Table) -> Result<Param, (String, String)> {
+    let take_str =
+        |table: &mut toml::Table, key: &str| -> Result<Option<String>, (String, String)> {
+            match table.remove(key) {
+                None => Ok(None),
+                Some(toml::Value::String(s)) => Ok(Some(s)),
+                Some(_) => Err((key.to_string(), "must be a string".into())),
+            }
+        };
+    let name =
+        take_str(&mut table, "name")?.ok_or(("name".to_string(), "is missing".to_string()))?;
+    let location: Location = match take_str(&mut table, "in")? {
+        Some(s) => Location::deserialize(toml::Value::String(s.clone())).map_err(|_| {
+            (
+                "in".to_string(),
+                format!("`{s}` is not one of path, query, body, multipart"),
+            )
+        })?,
+        None => return Err(("in".into(), "is missing".into())),
+    };
+    let key = take_str(&mut table, "key")?.unwrap_or_else(|| name.clone());
+    let required = match table.remove("required") {
+        None => false,
+        Some(toml::Value::Boolean(b)) => b,
+        Some(_) => return Err(("required".into(), "must be true or false".into())),
+    };
+    let part = match take_str(&mut table, "part")? {
+        None => None,
+        Some(s) => Some(
+            Part::deserialize(toml::Value::String(s.clone())).map_err(|_| {
+                (
+                    "part".to_string(),
+                    format!("`{s}` is not metadata or module"),
+                )
+            })?,
+        ),
+    };
+    for key in table.keys() {
+        if !SCHEMA_KEYWORDS.contains(&key.as_str()) {
+            return Err((
+                key.clone(),
+                format!(
+                    "unknown key; expected one of {} or a JSON Schema keyword ({})",
+                    PARAM_KEYS.join(", "),
+                    SCHEMA_KEYWORDS.join(", ")
+                ),
+            ));
+        }
+    }
+    if !table.contains_key("type") {
+        return Err(("type".into(), "is missing".into()));
+    }
+    if !table.contains_key("description") {
+        return Err(("description".into(), "is missing: agents need it".into()));
+    }
+    let pattern = match table.get("pattern") {
+        None => None,
+        Some(toml::Value::String(p)) => Some(
+            Regex::new(p).map_err(|e| ("pattern".to_string(), format!("invalid regex: {e}")))?,
+        ),
+        Some(_) => return Err(("pattern".into(), "must be a string".into())),
+    };
+    let schema = match serde_json::to_value(&table) {
+        Ok(Value::Object(map)) => map,
+        _ => return Err(("type".into(), "cannot be expressed as JSON".into())),
+    };
+    let as_value = Value::Object(schema.clone());
+    if let Err(e) = jsonschema::meta::validate(&as_value) {
+        let at = e
+            .instance_path()
+            .as_str()
+            .trim_start_matches('/')
+            .replace('/', ".");
+        let field = if at.is_empty() {
+            "type".to_string()
+        } else {
+            at
+        };
+        return Err((field, format!("is not valid JSON Schema: {e}")));
+    }
+    Ok(Param {
+        name,
+        location,
+        key,
+        required,
+        part,
+        schema,
+        pattern,
+    })
+}
+
+/// Checks how parameters fit the path and the method.
+fn check_params(
+    path: &PathTemplate,
+    params: &[Param],
+    method: Method,
+) -> Result<(), (String, String)> {
+    let mut seen = HashSet::new();
+    for p in params {
+        let field = |f: &str| format!("param.{}.{f}", p.name);
+        if !seen.insert(p.name.as_str()) {
+            return Err((field("name"), "parameter defined twice".into()));
+        }
+        match p.location {
+            Location::Path => {
+                if !path.params().any(|n| n == p.name) {
+                    return Err((
+                        field("in"),
+                        format!("path {} has no {{{}}}", path.raw, p.name),
+                    ));
+                }
+                if !p.required
+                    || p.schema.get("type") != Some(&Value::from("string"))
+                    || p.pattern.is_none()
+                {
+                    return Err((
+                        field("pattern"),
+                        "a path parameter must be a required string with a pattern".into(),
+                    ));
+                }
+            }
+            Location::Multipart if p.part.is_none() => {
+                return Err((
+                    field("part"),
+                    "a multipart parameter needs part = metadata or module".into(),
+                ));
+            }
+            Location::Body | Location::Multipart if method == Method::Get => {
+                return Err((field("in"), "a GET request has no body".into()));
+            }
+            _ if p.part.is_some() && p.location != Location::Multipart => {
+                return Err((
+                    field("part"),
+                    "only multipart parameters have a part".into(),
+                ));
+            }
+            _ => {}
+        }
+    }
+    for name in path.params() {
+        if !params
+            .iter()
+            .any(|p| p.name == name && p.location == Location::Path)
+        {
+            return Err((
+                "path".into(),
+                format!("{{{name}}} has no parameter with in = \"path\""),
+            ));
+        }
+    }
+    let modules = params
+        .iter()
+        .filter(|p| p.part == Some(Part::Module))
+        .count();
+    if params.iter().any(|p| p.location == Location::Multipart) && modules != 1 {
+        return Err((
+            "param".into(),
+            "a multipart upload needs exactly one part = \"module\"".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that the endpoint's attributes agree with each other.
+fn check_consistency(raw: &RawEndpoint, params: &[Param]) -> Result<(), (&'static str, String)> {
+    if raw.access == Access::Read && raw.method != Method::Get {
+        return Err(("access", "a read endpoint must use GET".into()));
+    }
+    if raw.annotations.read_only != (raw.access == Access::Read) {
+        return Err((
+            "annotations",
+            "read_only must be true exactly for read endpoints".into(),
+        ));
+    }
+    if raw.access == Access::Write && !raw.description.contains("A write here") {
+        return Err((
+            "description",
+            "a write endpoint's description must carry its risk line (\"A write here …\")".into(),
+        ));
+    }
+    let query = |name: &str| {
+        params
+            .iter()
+            .any(|p| p.name == name && p.location == Location::Query)
+    };
+    match raw.pagination {
+        Pagination::Page if !query("page") => {
+            return Err((
+                "pagination",
+                "page pagination needs a `page` query parameter".into(),
+            ));
+        }
+        Pagination::Cursor if !query("cursor") => {
+            return Err((
+                "pagination",
+                "cursor pagination needs a `cursor` query parameter".into(),
+            ));
+        }
+        _ => {}
+    }
+    if raw.response == ResponseKind::Text && raw.method != Method::Get {
+        return Err(("response", "only a GET can answer with raw text".into()));
+    }
+    for name in &raw.exactly_one_of {
+        match params.iter().find(|p| &p.name == name) {
+            Some(p) if p.location == Location::Body && !p.required => {}
+            Some(_) => {
+                return Err((
+                    "exactly_one_of",
+                    format!("`{name}` must be an optional body parameter"),
+                ));
+            }
+            None => return Err(("exactly_one_of", format!("no parameter named `{name}`"))),
+        }
+    }
+    Ok(())
+}

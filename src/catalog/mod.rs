@@ -1,0 +1,99 @@
+//! The endpoint catalog: one TOML file per capability group describing each
+//! Cloudflare endpoint flaregate exposes. Adding an endpoint is a TOML edit.
+
+mod arguments;
+mod error;
+mod loader;
+mod model;
+mod schema;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+pub use arguments::ArgumentError;
+pub use error::CatalogError;
+pub use loader::load_sources;
+pub use model::*;
+
+/// Every endpoint of the catalog, indexed by tool name, with each tool's
+/// argument validator compiled once at load.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    groups: Vec<Group>,
+    endpoints: Vec<Arc<Endpoint>>,
+    validators: Vec<Arc<jsonschema::Validator>>,
+    by_tool: HashMap<String, usize>,
+}
+
+impl Catalog {
+    /// Loads and validates every `*.toml` file in `dir`.
+    pub fn load(dir: &Path) -> Result<Self, CatalogError> {
+        loader::load_dir(dir)
+    }
+
+    fn new(groups: Vec<Group>, endpoints: Vec<Endpoint>) -> Self {
+        let validators = endpoints
+            .iter()
+            .map(|e| {
+                let schema = Value::Object(e.input_schema.clone());
+                Arc::new(
+                    jsonschema::validator_for(&schema).expect("the loader checked this schema"),
+                )
+            })
+            .collect();
+        let by_tool = endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.tool.clone(), i))
+            .collect();
+        Self {
+            groups,
+            endpoints: endpoints.into_iter().map(Arc::new).collect(),
+            validators,
+            by_tool,
+        }
+    }
+
+    pub fn groups(&self) -> &[Group] {
+        &self.groups
+    }
+
+    pub fn group(&self, id: &str) -> Option<&Group> {
+        self.groups.iter().find(|g| g.id == id)
+    }
+
+    pub fn endpoints(&self) -> &[Arc<Endpoint>] {
+        &self.endpoints
+    }
+
+    /// The endpoint behind an MCP tool name.
+    pub fn endpoint(&self, tool: &str) -> Option<&Arc<Endpoint>> {
+        self.by_tool.get(tool).map(|&i| &self.endpoints[i])
+    }
+
+    /// The endpoints of one capability group.
+    pub fn group_endpoints<'a>(
+        &'a self,
+        group: &'a str,
+    ) -> impl Iterator<Item = &'a Arc<Endpoint>> {
+        self.endpoints.iter().filter(move |e| e.group == group)
+    }
+
+    /// Checks a call's arguments against the tool's schema; the error names
+    /// the field and what was expected. Unknown tools are the caller's
+    /// concern (they never reach here).
+    pub fn validate_arguments(
+        &self,
+        tool: &str,
+        args: &Map<String, Value>,
+    ) -> Result<(), ArgumentError> {
+        let &i = self
+            .by_tool
+            .get(tool)
+            .ok_or_else(|| ArgumentError::new("tool", "an existing tool name"))?;
+        arguments::validate(&self.endpoints[i], &self.validators[i], args)
+    }
+}

@@ -1,0 +1,238 @@
+//! The catalog's data model: what one Cloudflare endpoint is, as every other
+//! module sees it. Built once by the loader; read-only afterwards.
+
+use std::fmt;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A capability group (one catalog file): the unit a policy grants.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+}
+
+/// Whether an endpoint only reads or also changes state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// What a call is scoped to, for policy scope checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Zone,
+    Account,
+}
+
+/// The HTTP methods the Cloudflare API uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        }
+    }
+
+    /// Whether repeating the request has the same effect as sending it once
+    /// (RFC 9110), which is what makes a retry safe.
+    pub fn is_idempotent(self) -> bool {
+        matches!(self, Method::Get | Method::Put | Method::Delete)
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a list endpoint pages through its results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pagination {
+    #[default]
+    None,
+    Page,
+    Cursor,
+}
+
+/// What Cloudflare sends back: the JSON envelope, or raw text (Worker code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResponseKind {
+    #[default]
+    Json,
+    Text,
+}
+
+/// The JSON shape of the envelope's `result`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultKind {
+    Object,
+    Array,
+    Null,
+}
+
+/// Where an argument goes in the HTTP request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Location {
+    Path,
+    Query,
+    Body,
+    Multipart,
+}
+
+/// Which part of a multipart upload a `multipart` argument fills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Part {
+    /// A field of the JSON `metadata` part.
+    Metadata,
+    /// The source of the main ES module.
+    Module,
+}
+
+/// MCP tool annotations (hints for clients, never trusted for security).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Annotations {
+    pub read_only: bool,
+    pub destructive: bool,
+    pub idempotent: bool,
+}
+
+/// One argument of a tool.
+#[derive(Debug, Clone)]
+pub struct Param {
+    pub name: String,
+    pub location: Location,
+    /// The name on the wire; dotted for nested body fields (`account.id`).
+    pub key: String,
+    pub required: bool,
+    pub part: Option<Part>,
+    /// The argument's JSON Schema, description included.
+    pub schema: Map<String, Value>,
+    /// The compiled `pattern`, checked again on path values before any I/O.
+    pub pattern: Option<Regex>,
+}
+
+/// A path template such as `/zones/{zone_id}/dns_records`.
+#[derive(Debug, Clone)]
+pub struct PathTemplate {
+    pub raw: String,
+    pub segments: Vec<Segment>,
+}
+
+/// One piece of a path template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    Literal(String),
+    Param(String),
+}
+
+impl PathTemplate {
+    /// Splits a template into literal text and `{name}` placeholders.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if !raw.starts_with('/') {
+            return Err("must start with '/'".into());
+        }
+        let mut segments = Vec::new();
+        let mut rest = raw;
+        while let Some(open) = rest.find('{') {
+            if open > 0 {
+                segments.push(Segment::Literal(rest[..open].to_string()));
+            }
+            let close = rest[open..]
+                .find('}')
+                .ok_or_else(|| format!("unclosed '{{' in {raw}"))?
+                + open;
+            let name = &rest[open + 1..close];
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                return Err(format!("bad placeholder {{{name}}}"));
+            }
+            segments.push(Segment::Param(name.to_string()));
+            rest = &rest[close + 1..];
+        }
+        if rest.contains('}') {
+            return Err(format!("stray '}}' in {raw}"));
+        }
+        if !rest.is_empty() {
+            segments.push(Segment::Literal(rest.to_string()));
+        }
+        Ok(Self {
+            raw: raw.to_string(),
+            segments,
+        })
+    }
+
+    /// The placeholder names, in order.
+    pub fn params(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().filter_map(|s| match s {
+            Segment::Param(name) => Some(name.as_str()),
+            Segment::Literal(_) => None,
+        })
+    }
+}
+
+/// One Cloudflare API endpoint, exposed as one MCP tool.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub tool: String,
+    pub title: String,
+    pub group: String,
+    pub method: Method,
+    pub path: PathTemplate,
+    pub access: Access,
+    pub permission: String,
+    pub scope: Scope,
+    pub description: String,
+    pub params: Vec<Param>,
+    pub annotations: Annotations,
+    pub pagination: Pagination,
+    pub response: ResponseKind,
+    pub result: ResultKind,
+    /// For results shaped `{field: [...]}` (R2), the field holding the items.
+    pub items_field: Option<String>,
+    /// Body arguments of which exactly one must be given (purge_cache).
+    pub exactly_one_of: Vec<String>,
+    pub deprecation: Option<String>,
+    /// The JSON Schema of the tool's arguments (the MCP inputSchema).
+    pub input_schema: Map<String, Value>,
+}
+
+impl Endpoint {
+    pub fn param(&self, name: &str) -> Option<&Param> {
+        self.params.iter().find(|p| p.name == name)
+    }
+
+    /// The argument that names this call's zone or account, if it has one.
+    pub fn scope_param(&self) -> Option<&Param> {
+        let name = match self.scope {
+            Scope::Zone => "zone_id",
+            Scope::Account => "account_id",
+        };
+        self.param(name)
+    }
+}

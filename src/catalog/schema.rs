@@ -1,0 +1,35 @@
+//! The JSON Schema of an endpoint's arguments: what MCP publishes as the
+//! tool's inputSchema and what every call is validated against.
+
+use serde_json::{Map, Value, json};
+
+use super::model::Endpoint;
+
+/// Builds `{"type": "object", "properties": …, "required": …}` from the
+/// endpoint's parameters. Unknown arguments are rejected
+/// (`additionalProperties: false`) so a typo never silently does nothing.
+pub fn input_schema(endpoint: &Endpoint) -> Map<String, Value> {
+    let properties: Map<String, Value> = endpoint
+        .params
+        .iter()
+        .map(|p| (p.name.clone(), Value::Object(p.schema.clone())))
+        .collect();
+    let required: Vec<&str> = endpoint
+        .params
+        .iter()
+        .filter(|p| p.required)
+        .map(|p| p.name.as_str())
+        .collect();
+    let mut schema = json!({
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": false,
+    });
+    if !required.is_empty() {
+        schema["required"] = json!(required);
+    }
+    match schema {
+        Value::Object(map) => map,
+        _ => unreachable!("json! of an object literal is an object"),
+    }
+}

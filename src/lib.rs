@@ -1,0 +1,4 @@
+//! flaregate: an MCP server that lets AI agents use the Cloudflare API inside
+//! the lines an operator draws, with every decision logged.
+
+pub mod catalog;
