@@ -2,3 +2,6 @@
 //! the lines an operator draws, with every decision logged.
 
 pub mod catalog;
+pub mod cloudflare;
+pub mod logging;
+pub mod sandbox;

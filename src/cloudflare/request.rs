@@ -1,0 +1,188 @@
+//! Turns an endpoint and its arguments into a request, with no I/O: path
+//! values are checked and percent-encoded, query values flattened, body
+//! fields placed (dotted keys nest), multipart parts assembled. Anything
+//! that could change the request's target is refused here.
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde_json::{Map, Value};
+
+use super::error::CloudflareError;
+use crate::catalog::{Endpoint, Location, Param, Part, Segment};
+
+/// Bytes left as they are in a path segment: RFC 3986 unreserved characters.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// The name Worker uploads give their single ES module.
+pub const MODULE_NAME: &str = "worker.js";
+
+/// A fully built request, kept as data so a retry can rebuild the body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedRequest {
+    pub method: crate::catalog::Method,
+    /// The path below the base URL, percent-encoded, e.g. `/zones/0a…/dns_records`.
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub body: Body,
+}
+
+/// What travels in the request body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    None,
+    Json(Value),
+    /// A Worker upload: the `metadata` JSON part and one ES module.
+    WorkerModule {
+        metadata: Value,
+        module: String,
+    },
+}
+
+fn invalid(field: &str, reason: impl Into<String>) -> CloudflareError {
+    CloudflareError::InvalidArgument {
+        field: field.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Builds the request for `endpoint` from `args`.
+pub fn build(
+    endpoint: &Endpoint,
+    args: &Map<String, Value>,
+) -> Result<PreparedRequest, CloudflareError> {
+    for name in args.keys() {
+        if endpoint.param(name).is_none() {
+            return Err(invalid(name, "is not an argument of this tool"));
+        }
+    }
+    let mut path = String::with_capacity(endpoint.path.raw.len() + 64);
+    for segment in &endpoint.path.segments {
+        match segment {
+            Segment::Literal(text) => path.push_str(text),
+            Segment::Param(name) => {
+                let param = endpoint
+                    .param(name)
+                    .expect("the loader checked every placeholder");
+                let value = args
+                    .get(name)
+                    .ok_or_else(|| invalid(name, "is required but missing"))?;
+                path.extend(utf8_percent_encode(
+                    check_path_value(param, value)?,
+                    SEGMENT,
+                ));
+            }
+        }
+    }
+
+    let mut query = Vec::new();
+    let mut json = Map::new();
+    let mut metadata = Map::new();
+    let mut module = None;
+    for param in &endpoint.params {
+        let Some(value) = args.get(&param.name) else {
+            if param.required && param.location != Location::Path {
+                return Err(invalid(&param.name, "is required but missing"));
+            }
+            continue;
+        };
+        match param.location {
+            Location::Path => {}
+            Location::Query => query.push((param.key.clone(), query_value(param, value)?)),
+            Location::Body => insert_dotted(&mut json, &param.key, value.clone()),
+            Location::Multipart => match param.part {
+                Some(Part::Module) => {
+                    let source = value
+                        .as_str()
+                        .ok_or_else(|| invalid(&param.name, "must be a string"))?;
+                    module = Some(source.to_string());
+                }
+                _ => {
+                    metadata.insert(param.key.clone(), value.clone());
+                }
+            },
+        }
+    }
+
+    let body = if let Some(module) = module {
+        metadata.insert("main_module".into(), Value::from(MODULE_NAME));
+        Body::WorkerModule {
+            metadata: Value::Object(metadata),
+            module,
+        }
+    } else if endpoint.params.iter().any(|p| p.location == Location::Body) {
+        Body::Json(Value::Object(json))
+    } else {
+        Body::None
+    };
+    Ok(PreparedRequest {
+        method: endpoint.method,
+        path,
+        query,
+        body,
+    })
+}
+
+/// A path value must be a string that cannot step out of its segment, and
+/// must match the parameter's pattern.
+fn check_path_value<'a>(param: &Param, value: &'a Value) -> Result<&'a str, CloudflareError> {
+    let name = &param.name;
+    let text = value
+        .as_str()
+        .ok_or_else(|| invalid(name, "must be a string"))?;
+    if text.is_empty() {
+        return Err(invalid(name, "must not be empty"));
+    }
+    if let Some(bad) = text
+        .chars()
+        .find(|c| matches!(c, '/' | '\\' | '?' | '#' | '%') || c.is_control())
+    {
+        let shown = if bad.is_control() {
+            format!("U+{:04X}", bad as u32)
+        } else {
+            bad.to_string()
+        };
+        return Err(invalid(name, format!("must not contain {shown}")));
+    }
+    if text.contains("..") {
+        return Err(invalid(name, "must not contain .."));
+    }
+    if let Some(pattern) = &param.pattern
+        && !pattern.is_match(text)
+    {
+        return Err(invalid(name, format!("must match {}", pattern.as_str())));
+    }
+    Ok(text)
+}
+
+/// Query values are scalars; arrays and objects have no agreed encoding.
+fn query_value(param: &Param, value: &Value) -> Result<String, CloudflareError> {
+    match value {
+        Value::String(s) => Ok(s.clone()),
+        Value::Bool(b) => Ok(b.to_string()),
+        Value::Number(n) => Ok(n.to_string()),
+        _ => Err(invalid(&param.name, "must be a string, number or boolean")),
+    }
+}
+
+/// Puts `value` at `key` in `object`, where `a.b` means `{"a": {"b": …}}`.
+fn insert_dotted(object: &mut Map<String, Value>, key: &str, value: Value) {
+    match key.split_once('.') {
+        None => {
+            object.insert(key.to_string(), value);
+        }
+        Some((head, rest)) => {
+            let child = object
+                .entry(head.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !child.is_object() {
+                *child = Value::Object(Map::new());
+            }
+            if let Value::Object(child) = child {
+                insert_dotted(child, rest, value);
+            }
+        }
+    }
+}

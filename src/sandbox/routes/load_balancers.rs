@@ -1,0 +1,106 @@
+//! /zones/{zone_id}/load_balancers: list, create.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Extension, Path, State};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use crate::sandbox::Shared;
+use crate::sandbox::access::json_body;
+use crate::sandbox::ids::{new_id, now};
+use crate::sandbox::reply::{self, ApiError, Reply};
+use crate::sandbox::seed::{POOL_FALLBACK, POOL_PRIMARY};
+use crate::sandbox::tokens::Grant;
+
+const POOLS: &[&str] = &[POOL_PRIMARY, POOL_FALLBACK];
+
+pub fn routes() -> Router<Shared> {
+    Router::new().route("/zones/{zone_id}/load_balancers", get(list).post(create))
+}
+
+async fn list(
+    State(sb): State<Shared>,
+    Extension(grant): Extension<Grant>,
+    Path(zone_id): Path<String>,
+) -> Reply {
+    sb.check_zone(&grant, &zone_id, "Load Balancers Read")?;
+    let store = sb.store.read().expect("store lock");
+    let balancers = store
+        .zone_data
+        .get(&zone_id)
+        .map(|z| z.load_balancers.clone())
+        .unwrap_or_default();
+    Ok(reply::ok(Value::Array(balancers)))
+}
+
+async fn create(
+    State(sb): State<Shared>,
+    Extension(grant): Extension<Grant>,
+    Path(zone_id): Path<String>,
+    body: Bytes,
+) -> Reply {
+    let zone_name = sb.check_zone(&grant, &zone_id, "Load Balancers Write")?;
+    let body = json_body(&body)?;
+    let name = body.get("name").and_then(Value::as_str).unwrap_or_default();
+    if name != zone_name && !name.ends_with(&format!(".{zone_name}")) {
+        return Err(ApiError::bad_request(
+            1002,
+            format!("name must be a hostname in {zone_name}"),
+        ));
+    }
+    let pools: Vec<&str> = body
+        .get("default_pools")
+        .and_then(Value::as_array)
+        .map(|p| p.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let fallback = body
+        .get("fallback_pool")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if pools.is_empty() {
+        return Err(ApiError::bad_request(
+            1002,
+            "default_pools must list at least one pool",
+        ));
+    }
+    if let Some(unknown) = pools.iter().chain([&fallback]).find(|p| !POOLS.contains(p)) {
+        return Err(ApiError::bad_request(
+            1002,
+            format!("pool {unknown} not found"),
+        ));
+    }
+    let mut store = sb.store.write().expect("store lock");
+    let balancers = &mut store.zone_data(&zone_id).load_balancers;
+    if balancers.iter().any(|b| b["name"] == name) {
+        return Err(ApiError::bad_request(
+            1003,
+            format!("a load balancer for {name} already exists"),
+        ));
+    }
+    let stamp = now();
+    let mut balancer = json!({
+        "id": new_id(), "name": name, "description": "", "enabled": true, "proxied": false, "ttl": 30,
+        "default_pools": pools, "fallback_pool": fallback, "steering_policy": "off",
+        "session_affinity": "none", "region_pools": {}, "country_pools": {}, "pop_pools": {},
+        "rules": [], "created_on": stamp, "modified_on": stamp
+    });
+    for field in [
+        "description",
+        "enabled",
+        "proxied",
+        "ttl",
+        "steering_policy",
+        "session_affinity",
+        "region_pools",
+        "country_pools",
+        "pop_pools",
+        "rules",
+    ] {
+        if let Some(value) = body.get(field) {
+            balancer[field] = value.clone();
+        }
+    }
+    balancers.push(balancer.clone());
+    Ok(reply::ok(balancer))
+}

@@ -1,0 +1,57 @@
+//! The simulated endpoints, one file per capability group.
+
+mod accounts;
+mod cache;
+mod dns;
+mod firewall;
+mod load_balancers;
+mod page_rules;
+mod r2;
+mod ssl;
+mod workers;
+mod zones;
+
+use axum::Router;
+use axum::extract::{Extension, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use serde_json::json;
+
+use super::Shared;
+use super::reply::{self, Reply};
+use super::tokens::Grant;
+
+/// Every route below /client/v4.
+pub fn api() -> Router<Shared> {
+    Router::new()
+        .route("/user/tokens/verify", get(verify_token))
+        .merge(zones::routes())
+        .merge(dns::routes())
+        .merge(firewall::routes())
+        .merge(page_rules::routes())
+        .merge(cache::routes())
+        .merge(workers::routes())
+        .merge(r2::routes())
+        .merge(ssl::routes())
+        .merge(load_balancers::routes())
+        .merge(accounts::routes())
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// `GET /user/tokens/verify`: any valid token may ask about itself.
+async fn verify_token(State(_): State<Shared>, Extension(_grant): Extension<Grant>) -> Reply {
+    Ok(reply::ok(json!({
+        "id": "ed17574386854bf78a67040be0a770b0",
+        "status": "active",
+        "not_before": null,
+        "expires_on": null
+    })))
+}
+
+async fn method_not_allowed() -> Response {
+    reply::failure(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &[(10405, "Method not allowed for this path")],
+    )
+}

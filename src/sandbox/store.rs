@@ -1,0 +1,79 @@
+//! The sandbox's in-memory state. Objects are kept as the JSON Cloudflare
+//! returns, so handlers serve them as they are. Held behind a lock that is
+//! never kept across an await.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+/// Everything the simulated API knows.
+#[derive(Debug, Default)]
+pub struct Store {
+    pub accounts: Vec<Value>,
+    pub zones: Vec<Value>,
+    pub zone_data: HashMap<String, ZoneData>,
+    pub account_data: HashMap<String, AccountData>,
+}
+
+/// What hangs off one zone.
+#[derive(Debug, Default)]
+pub struct ZoneData {
+    pub dns: Vec<Value>,
+    pub rulesets: Vec<Value>,
+    pub page_rules: Vec<Value>,
+    pub certificates: Vec<Value>,
+    pub universal_ssl: bool,
+    pub load_balancers: Vec<Value>,
+}
+
+/// What hangs off one account.
+#[derive(Debug, Default)]
+pub struct AccountData {
+    pub scripts: Vec<Script>,
+    pub buckets: Vec<Value>,
+}
+
+/// A Worker script: its metadata as listed, and its code.
+#[derive(Debug, Clone)]
+pub struct Script {
+    pub meta: Value,
+    pub content: String,
+}
+
+impl Store {
+    pub fn zone(&self, id: &str) -> Option<&Value> {
+        self.zones.iter().find(|z| z["id"] == id)
+    }
+
+    pub fn account(&self, id: &str) -> Option<&Value> {
+        self.accounts.iter().find(|a| a["id"] == id)
+    }
+
+    /// The zone's DNS records (none for an unknown zone).
+    pub fn dns(&self, zone_id: &str) -> &[Value] {
+        self.zone_data
+            .get(zone_id)
+            .map_or(&[], |z| z.dns.as_slice())
+    }
+
+    /// The zone's data, for changing it; the caller checked the zone exists.
+    pub fn zone_data(&mut self, id: &str) -> &mut ZoneData {
+        self.zone_data.entry(id.to_string()).or_default()
+    }
+
+    pub fn account_data(&mut self, id: &str) -> &mut AccountData {
+        self.account_data.entry(id.to_string()).or_default()
+    }
+}
+
+/// Finds the object with this `id` in a list.
+pub fn by_id<'a>(list: &'a [Value], id: &str) -> Option<&'a Value> {
+    list.iter().find(|v| v["id"] == id)
+}
+
+/// Removes the object with this `id`; whether it was there.
+pub fn remove_by_id(list: &mut Vec<Value>, id: &str) -> bool {
+    let before = list.len();
+    list.retain(|v| v["id"] != id);
+    list.len() != before
+}
