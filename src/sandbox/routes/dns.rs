@@ -52,7 +52,8 @@ async fn list(
     let keep = |record: &&Value| {
         let hit = |(key, want): &(&str, &String)| match &record[*key] {
             Value::String(s) => s.eq_ignore_ascii_case(want),
-            other => other.to_string() == **want,
+            Value::Bool(b) => want.parse::<bool>() == Ok(*b),
+            other => other.as_i64().is_some_and(|n| want.parse::<i64>() == Ok(n)),
         };
         let filtered = filters.is_empty()
             || if any {
