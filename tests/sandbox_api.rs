@@ -8,7 +8,11 @@ use std::time::{Duration, Instant};
 use common::SandboxProcess;
 use serde_json::Value;
 
-async fn get(sandbox: &SandboxProcess, path: &str, token: Option<&str>) -> (u16, reqwest::header::HeaderMap, Value) {
+async fn get(
+    sandbox: &SandboxProcess,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, reqwest::header::HeaderMap, Value) {
     let mut request = reqwest::Client::new().get(format!("{}{path}", sandbox.base_url));
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -16,7 +20,11 @@ async fn get(sandbox: &SandboxProcess, path: &str, token: Option<&str>) -> (u16,
     let response = request.send().await.expect("sandbox answers");
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    (status, headers, response.json().await.expect("JSON envelope"))
+    (
+        status,
+        headers,
+        response.json().await.expect("JSON envelope"),
+    )
 }
 
 fn first_code(body: &Value) -> i64 {
@@ -28,9 +36,20 @@ async fn answers_in_the_envelope_with_rate_headers() {
     let sandbox = SandboxProcess::start(&[]);
     let (status, headers, body) = get(&sandbox, "/zones", Some(&sandbox.token)).await;
     assert_eq!(status, 200);
-    assert_eq!((body["success"].as_bool(), body["errors"].as_array().map(Vec::len)), (Some(true), Some(0)));
+    assert_eq!(
+        (
+            body["success"].as_bool(),
+            body["errors"].as_array().map(Vec::len)
+        ),
+        (Some(true), Some(0))
+    );
     assert_eq!(body["result_info"]["total_count"], 2);
-    assert!(headers["ratelimit"].to_str().expect("ascii").starts_with("\"default\";r=1199;t="));
+    assert!(
+        headers["ratelimit"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("\"default\";r=1199;t=")
+    );
     assert_eq!(headers["ratelimit-policy"], "\"burst\";q=1200;w=300");
 }
 
@@ -51,14 +70,26 @@ async fn missing_unknown_tokens_and_routes() {
 async fn past_the_rate_limit_every_call_gets_429_with_retry_after() {
     let sandbox = SandboxProcess::start(&["--rate-limit", "3/60s"]);
     for _ in 0..3 {
-        assert_eq!(get(&sandbox, "/accounts", Some(&sandbox.token)).await.0, 200);
+        assert_eq!(
+            get(&sandbox, "/accounts", Some(&sandbox.token)).await.0,
+            200
+        );
     }
     for _ in 0..2 {
         let (status, headers, body) = get(&sandbox, "/accounts", Some(&sandbox.token)).await;
         assert_eq!((status, first_code(&body)), (429, 971));
-        let retry_after: u64 = headers["retry-after"].to_str().expect("ascii").parse().expect("seconds");
+        let retry_after: u64 = headers["retry-after"]
+            .to_str()
+            .expect("ascii")
+            .parse()
+            .expect("seconds");
         assert!((1..=60).contains(&retry_after), "{retry_after}");
-        assert!(headers["ratelimit"].to_str().expect("ascii").contains("r=0"));
+        assert!(
+            headers["ratelimit"]
+                .to_str()
+                .expect("ascii")
+                .contains("r=0")
+        );
     }
 }
 
@@ -80,10 +111,19 @@ async fn latency_is_injected() {
 #[tokio::test]
 async fn bad_fault_specs_are_refused_at_start() {
     let output = std::process::Command::new(common::BIN)
-        .args(["sandbox", "--listen", "127.0.0.1:0", "--fault", "GET:/zones:200"])
+        .args([
+            "sandbox",
+            "--listen",
+            "127.0.0.1:0",
+            "--fault",
+            "GET:/zones:200",
+        ])
         .output()
         .expect("runs");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("METHOD:PATH_GLOB:STATUS[:COUNT]"), "{stderr}");
+    assert!(
+        stderr.contains("METHOD:PATH_GLOB:STATUS[:COUNT]"),
+        "{stderr}"
+    );
 }
