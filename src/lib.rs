@@ -5,3 +5,4 @@ pub mod catalog;
 pub mod cloudflare;
 pub mod logging;
 pub mod sandbox;
+pub mod policy;

@@ -407,6 +407,16 @@ fn check_params(
                         "a path parameter must be a required string with a pattern".into(),
                     ));
                 }
+                let anchored = p
+                    .pattern
+                    .as_ref()
+                    .is_some_and(|r| r.as_str().starts_with('^') && r.as_str().ends_with('$'));
+                if !anchored {
+                    return Err((
+                        field("pattern"),
+                        "a path parameter's pattern must be anchored with ^ and $".into(),
+                    ));
+                }
             }
             Location::Multipart if p.part.is_none() => {
                 return Err((

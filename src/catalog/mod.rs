@@ -74,6 +74,11 @@ impl Catalog {
         self.by_tool.get(tool).map(|&i| &self.endpoints[i])
     }
 
+    /// The position of `tool` in [`Catalog::endpoints`], for per-tool tables.
+    pub fn index_of(&self, tool: &str) -> Option<usize> {
+        self.by_tool.get(tool).copied()
+    }
+
     /// The endpoints of one capability group.
     pub fn group_endpoints<'a>(
         &'a self,

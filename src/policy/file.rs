@@ -1,0 +1,142 @@
+//! The policy file format (policies/*.toml), as operators write it. Spans
+//! are kept so every validation error can name its file and line; the JSON
+//! Schema (`flaregate schema policy`) is derived from these types.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+/// One policy file: a list of agents.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "flaregate policy file")]
+pub struct PolicyFile {
+    /// The agents this file defines.
+    #[serde(default, rename = "agent")]
+    pub agents: Vec<AgentSpec>,
+}
+
+/// An agent identity and everything it is granted. Anything not granted is
+/// denied.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSpec {
+    /// A unique id, used in logs and `--agent`, e.g. "site-deployer".
+    #[schemars(with = "String", regex(pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$"))]
+    pub id: Spanned<String>,
+    /// What this agent is for.
+    #[serde(default)]
+    pub description: String,
+    /// SHA-256 (64 hex characters) of each bearer key the agent may present
+    /// over HTTP. Keys are never stored in clear: `flaregate keygen` prints both.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub key_sha256: Vec<Spanned<String>>,
+    /// `"none"`: no key needed; only accepted on a loopback listener.
+    #[serde(default)]
+    pub auth: Option<AuthMode>,
+    /// Zones (names or 32-hex ids) zone-scoped tools may touch; "*" for all
+    /// the Cloudflare token reaches. Omitted: none.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub zones: Option<Vec<Spanned<String>>>,
+    /// Accounts (names or 32-hex ids) account-scoped tools may touch; "*" for
+    /// all. Omitted: none.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub accounts: Option<Vec<Spanned<String>>>,
+    /// Capability group → off | read | full.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, Level>")]
+    pub grants: BTreeMap<Spanned<String>, Level>,
+    /// Tool → off | on, overriding the tool's group grant.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, ToolSetting>")]
+    pub tools: BTreeMap<Spanned<String>, ToolSetting>,
+    /// Argument values allowed / denied, by glob.
+    #[serde(default, rename = "constraint")]
+    pub constraints: Vec<ConstraintSpec>,
+    /// Call rates this agent may not exceed.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// How an agent authenticates over HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Bearer key (the default).
+    Key,
+    /// No key: single-user loopback setups only.
+    None,
+}
+
+/// What a group grant gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Nothing.
+    Off,
+    /// The group's read tools.
+    Read,
+    /// The group's read and write tools.
+    Full,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Off => "off",
+            Level::Read => "read",
+            Level::Full => "full",
+        }
+    }
+}
+
+/// A per-tool override.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolSetting {
+    Off,
+    On,
+}
+
+/// Allowed and denied values of one argument of one tool.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConstraintSpec {
+    /// The tool, e.g. "put_worker_script".
+    #[schemars(with = "String")]
+    pub tool: Spanned<String>,
+    /// The argument, e.g. "script_name". For a list argument (purge files)
+    /// every item must pass.
+    #[schemars(with = "String")]
+    pub arg: Spanned<String>,
+    /// Globs the value must match (one of); empty means any value.
+    /// Matched case-sensitively: a value gains nothing by its case.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub allow: Vec<Spanned<String>>,
+    /// Globs the value must not match. Matched ignoring case: nothing slips
+    /// past a deny by its case.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub deny: Vec<Spanned<String>>,
+}
+
+/// Per-agent rate limits.
+#[derive(Debug, Default, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// All calls, per minute.
+    pub calls_per_minute: Option<u32>,
+    /// Calls of write tools, per hour.
+    pub writes_per_hour: Option<u32>,
+}
+
+/// The JSON Schema of policy files, for editors.
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(PolicyFile)).expect("a schema serialises")
+}

@@ -1,0 +1,357 @@
+//! Reads policy files, checks them against the catalog and compiles them.
+//! Every problem is reported with its file and line; all of them at once,
+//! so an operator fixes a file in one pass.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use toml::Spanned;
+
+use super::file::{AgentSpec, AuthMode, ConstraintSpec, Level, PolicyFile, ToolSetting};
+use super::model::{Agent, AgentRates, Constraint, Policy, ToolRule};
+use super::scope::{Scope, ScopeRef};
+use crate::catalog::{Access, Catalog};
+use crate::cloudflare::{Limiter, RateSpec};
+
+/// One thing wrong in a policy file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: PathBuf,
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
+    }
+}
+
+/// Why a policy could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read policies at {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("no policy files (*.toml) in {0}")]
+    Empty(PathBuf),
+    #[error("{}", list(.0))]
+    Invalid(Vec<Problem>),
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems.iter().map(Problem::to_string).collect::<Vec<_>>().join("\n")
+}
+
+/// The `*.toml` files of a directory (or the one file given), in name order.
+pub fn policy_files(path: &Path) -> Result<Vec<(PathBuf, String)>, PolicyError> {
+    let io = |source| PolicyError::Io { path: path.to_path_buf(), source };
+    let files = if path.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(io)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        files
+    } else {
+        vec![path.to_path_buf()]
+    };
+    if files.is_empty() {
+        return Err(PolicyError::Empty(path.to_path_buf()));
+    }
+    files
+        .into_iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|source| PolicyError::Io { path: file.clone(), source })?;
+            Ok((file, text))
+        })
+        .collect()
+}
+
+/// Parses, checks and compiles policy sources. `previous` lends its rate
+/// budgets to unchanged agents, so a reload does not reset them.
+pub fn compile(
+    sources: &[(PathBuf, String)],
+    catalog: Arc<Catalog>,
+    previous: Option<&Policy>,
+) -> Result<Policy, PolicyError> {
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    let mut agents: Vec<Agent> = Vec::new();
+    let mut ids: HashMap<String, String> = HashMap::new();
+    let mut keys: HashMap<[u8; 32], String> = HashMap::new();
+    for (file, text) in sources {
+        let parsed: PolicyFile = match toml::from_str(text) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                let line = e.span().map_or(1, |s| line_of(text, s.start));
+                problems.push(Problem { file: file.clone(), line, message: e.message().trim().to_string() });
+                continue;
+            }
+        };
+        for spec in parsed.agents {
+            let mut ctx = Context { file, text, catalog: &catalog, problems: &mut problems, warnings: &mut warnings };
+            let here = ctx.location(&spec.id);
+            if let Some(first) = ids.insert(spec.id.get_ref().clone(), here.clone()) {
+                ctx.problem(&spec.id, format!("agent `{}` is already defined at {first}", spec.id.get_ref()));
+                continue;
+            }
+            for key in &spec.key_sha256 {
+                if let Some(hash) = ctx.key_hash(key)
+                    && let Some(owner) = keys.insert(hash, spec.id.get_ref().clone())
+                {
+                    ctx.problem(key, format!("this key_sha256 is already used by agent `{owner}`"));
+                }
+            }
+            agents.push(ctx.agent(spec, previous));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(PolicyError::Invalid(problems));
+    }
+    let by_id = agents.iter().enumerate().map(|(i, a)| (a.id.clone(), i)).collect();
+    Ok(Policy { catalog, agents, by_id, warnings })
+}
+
+/// A SHA-256 written as 64 hex characters.
+fn parse_hash(text: &str) -> Option<[u8; 32]> {
+    let mut hash = [0u8; 32];
+    let text = text.trim();
+    (text.len() == 64 && hex::decode_to_slice(text, &mut hash).is_ok()).then_some(hash)
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+struct Context<'a> {
+    file: &'a Path,
+    text: &'a str,
+    catalog: &'a Catalog,
+    problems: &'a mut Vec<Problem>,
+    warnings: &'a mut Vec<String>,
+}
+
+impl Context<'_> {
+    fn line<T>(&self, at: &Spanned<T>) -> usize {
+        line_of(self.text, at.span().start)
+    }
+
+    fn location<T>(&self, at: &Spanned<T>) -> String {
+        format!("{}:{}", self.file.display(), self.line(at))
+    }
+
+    fn problem<T>(&mut self, at: &Spanned<T>, message: String) {
+        let line = self.line(at);
+        self.problems.push(Problem { file: self.file.to_path_buf(), line, message });
+    }
+
+    fn warn<T>(&mut self, at: &Spanned<T>, message: String) {
+        let location = self.location(at);
+        self.warnings.push(format!("{location}: {message}"));
+    }
+
+    fn agent(&mut self, spec: AgentSpec, previous: Option<&Policy>) -> Agent {
+        let id = spec.id.get_ref().clone();
+        let valid_id = !id.is_empty()
+            && id.len() <= 64
+            && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+        if !valid_id {
+            self.problem(&spec.id, format!("agent id `{id}` must be 1-64 lowercase letters, digits, '.', '_' or '-'"));
+        }
+        let key_hashes: Vec<[u8; 32]> = spec
+            .key_sha256
+            .iter()
+            .filter_map(|k| parse_hash(k.get_ref()))
+            .collect();
+        let auth = spec.auth.unwrap_or(AuthMode::Key);
+        if auth == AuthMode::None && !key_hashes.is_empty() {
+            self.problem(&spec.id, format!("agent `{id}` has auth = \"none\" and keys: choose one"));
+        }
+        let zones = self.scope(spec.zones.as_deref(), "zone");
+        let accounts = self.scope(spec.accounts.as_deref(), "account");
+
+        let mut grants = BTreeMap::new();
+        for (group, level) in &spec.grants {
+            if self.catalog.group(group.get_ref()).is_none() {
+                let known: Vec<&str> = self.catalog.groups().iter().map(|g| g.id.as_str()).collect();
+                self.problem(group, format!("unknown capability group `{}`; the groups are {}", group.get_ref(), known.join(", ")));
+            }
+            grants.insert(group.get_ref().clone(), *level);
+        }
+        let mut overrides = HashMap::new();
+        for (tool, setting) in &spec.tools {
+            if self.catalog.endpoint(tool.get_ref()).is_none() {
+                self.problem(tool, format!("unknown tool `{}`", tool.get_ref()));
+            }
+            overrides.insert(tool.get_ref().clone(), (*setting, self.location(tool)));
+        }
+        let mut tools: Vec<ToolRule> = self
+            .catalog
+            .endpoints()
+            .iter()
+            .map(|endpoint| {
+                let group_title = self.catalog.group(&endpoint.group).map_or(endpoint.group.as_str(), |g| g.title.as_str());
+                tool_rule(endpoint.tool.as_str(), endpoint.access, &endpoint.group, group_title, grants.get(&endpoint.group).copied(), overrides.get(&endpoint.tool))
+            })
+            .collect();
+        for spec_constraint in &spec.constraints {
+            if let Some((index, constraint)) = self.constraint(spec_constraint) {
+                if !tools[index].allowed {
+                    self.warn(&spec_constraint.tool, format!("agent `{id}` cannot use {}, so this constraint has no effect", spec_constraint.tool.get_ref()));
+                }
+                tools[index].constraints.push(constraint);
+            }
+        }
+        if !tools.iter().any(|t| t.allowed) {
+            self.warn(&spec.id, format!("agent `{id}` is granted nothing: it will see no tools"));
+        }
+        for (name, value) in [("calls_per_minute", spec.limits.calls_per_minute), ("writes_per_hour", spec.limits.writes_per_hour)] {
+            if value == Some(0) {
+                self.problem(&spec.id, format!("agent `{id}`: limits.{name} = 0 allows nothing; remove the grant instead"));
+            }
+        }
+        let rates = rates_for(&id, spec.limits.calls_per_minute, spec.limits.writes_per_hour, previous);
+        Agent {
+            id,
+            description: spec.description,
+            auth,
+            key_hashes,
+            zones,
+            accounts,
+            grants,
+            limits: spec.limits,
+            tools,
+            rates,
+        }
+    }
+
+    fn key_hash(&mut self, key: &Spanned<String>) -> Option<[u8; 32]> {
+        let hash = parse_hash(key.get_ref());
+        if hash.is_none() {
+            self.problem(key, "key_sha256 must be 64 hex characters (the SHA-256 of the key; `flaregate keygen` prints it)".into());
+        }
+        hash
+    }
+
+    fn scope(&mut self, entries: Option<&[Spanned<String>]>, kind: &str) -> Scope {
+        let Some(entries) = entries else {
+            return Scope::Listed(Vec::new());
+        };
+        let mut refs = Vec::new();
+        for entry in entries {
+            let text = entry.get_ref().trim();
+            if text == "*" {
+                if entries.len() > 1 {
+                    self.warn(entry, format!("\"*\" already covers every {kind}; the other entries are redundant"));
+                }
+                return Scope::All;
+            }
+            let is_id = text.len() == 32 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            let is_name = kind == "account" || (text.contains('.') && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'));
+            if is_id {
+                refs.push(ScopeRef::Id(text.to_string()));
+            } else if is_name && !text.is_empty() && !text.contains('*') {
+                let name = if kind == "zone" { text.to_ascii_lowercase() } else { text.to_string() };
+                refs.push(ScopeRef::Name(name));
+            } else {
+                self.problem(entry, format!("`{text}` is not a {kind} name, a 32-hex {kind} id or \"*\""));
+            }
+        }
+        Scope::Listed(refs)
+    }
+
+    fn constraint(&mut self, spec: &ConstraintSpec) -> Option<(usize, Constraint)> {
+        let tool = spec.tool.get_ref();
+        let Some(index) = self.catalog.index_of(tool) else {
+            self.problem(&spec.tool, format!("constraint on unknown tool `{tool}`"));
+            return None;
+        };
+        let endpoint = &self.catalog.endpoints()[index];
+        if endpoint.param(spec.arg.get_ref()).is_none() {
+            let names: Vec<&str> = endpoint.params.iter().map(|p| p.name.as_str()).collect();
+            self.problem(&spec.arg, format!("{tool} has no argument `{}`; its arguments are {}", spec.arg.get_ref(), names.join(", ")));
+            return None;
+        }
+        if spec.allow.is_empty() && spec.deny.is_empty() {
+            self.problem(&spec.tool, format!("the constraint on {tool}.{} has neither allow nor deny", spec.arg.get_ref()));
+            return None;
+        }
+        let allow = self.globs(&spec.allow, false)?;
+        let deny = self.globs(&spec.deny, true)?;
+        let text = |globs: &[Spanned<String>]| globs.iter().map(|g| g.get_ref().as_str()).collect::<Vec<_>>().join(", ");
+        Some((index, Constraint {
+            arg: spec.arg.get_ref().clone(),
+            allow,
+            deny,
+            allow_text: text(&spec.allow),
+            deny_text: text(&spec.deny),
+            source: self.location(&spec.tool),
+        }))
+    }
+
+    /// Compiles globs; `None` (with a problem filed) if one is invalid.
+    fn globs(&mut self, globs: &[Spanned<String>], ignore_case: bool) -> Option<Option<GlobSet>> {
+        if globs.is_empty() {
+            return Some(None);
+        }
+        let mut set = GlobSetBuilder::new();
+        let mut ok = true;
+        for glob in globs {
+            match GlobBuilder::new(glob.get_ref()).case_insensitive(ignore_case).literal_separator(false).build() {
+                Ok(compiled) => {
+                    set.add(compiled);
+                }
+                Err(e) => {
+                    self.problem(glob, format!("invalid glob `{}`: {}", glob.get_ref(), e.kind()));
+                    ok = false;
+                }
+            }
+        }
+        if !ok {
+            return None;
+        }
+        set.build().ok().map(Some)
+    }
+}
+
+/// The rule for one tool from the agent's group grant and tool override.
+fn tool_rule(
+    tool: &str,
+    access: Access,
+    group: &str,
+    group_title: &str,
+    grant: Option<Level>,
+    over: Option<&(ToolSetting, String)>,
+) -> ToolRule {
+    let (allowed, reason, rule) = match (over, grant) {
+        (Some((ToolSetting::On, at)), _) => (true, format!("its tools.{tool} override is on"), format!("tools.{tool} = on ({at})")),
+        (Some((ToolSetting::Off, at)), _) => (false, format!("its tools.{tool} override is off"), format!("tools.{tool} = off ({at})")),
+        (None, None) => (false, format!("it has no {group_title} grant (deny by default)"), format!("grants.{group} absent")),
+        (None, Some(level)) => {
+            let allowed = match access {
+                Access::Read => level >= Level::Read,
+                Access::Write => level == Level::Full,
+            };
+            (allowed, format!("its {group_title} grant is {}", level.as_str()), format!("grants.{group} = {}", level.as_str()))
+        }
+    };
+    ToolRule { allowed, reason: reason.into(), rule: rule.into(), constraints: Vec::new() }
+}
+
+/// The agent's rate budgets: the previous policy's when the limits are the
+/// same, fresh otherwise.
+fn rates_for(id: &str, calls: Option<u32>, writes: Option<u32>, previous: Option<&Policy>) -> Arc<AgentRates> {
+    if let Some(old) = previous.and_then(|p| p.agent(id)).filter(|a| a.rates.limits == (calls, writes)) {
+        return old.rates.clone();
+    }
+    let limiter = |n: Option<u32>, per: u64| {
+        n.filter(|n| *n > 0).map(|requests| Limiter::new(RateSpec::Limit { requests, per: Duration::from_secs(per) }))
+    };
+    Arc::new(AgentRates { limits: (calls, writes), calls: limiter(calls, 60), writes: limiter(writes, 3600) })
+}

@@ -1,0 +1,18 @@
+//! Policies: which agents exist, what each may see and do, and the
+//! decision for every call. The server asks [`Policy::decide`] and never
+//! looks inside.
+
+mod decide;
+mod file;
+mod identity;
+mod limits;
+mod load;
+mod model;
+mod scope;
+
+pub use decide::Decision;
+pub use file::{AuthMode, Level, Limits, ToolSetting, json_schema};
+pub use identity::{new_key, sha256_hex};
+pub use load::{PolicyError, Problem, compile, policy_files};
+pub use model::{Agent, Policy};
+pub use scope::{Directory, Scope, ScopeRef};

@@ -1,0 +1,109 @@
+//! The compiled policy: what the decision engine reads on every call.
+//! Built once per load from the policy files, so the hot path only looks
+//! things up — no parsing, no glob compiling.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use globset::GlobSet;
+
+use super::file::{AuthMode, Level, Limits};
+use super::scope::Scope;
+use crate::catalog::Catalog;
+use crate::cloudflare::Limiter;
+
+/// Every agent, compiled against one catalog.
+#[derive(Debug)]
+pub struct Policy {
+    pub(super) catalog: Arc<Catalog>,
+    pub(super) agents: Vec<Agent>,
+    pub(super) by_id: HashMap<String, usize>,
+    /// Things that are allowed but probably not meant (an agent granted
+    /// nothing, a constraint on a tool the agent cannot use).
+    pub warnings: Vec<String>,
+}
+
+/// One agent, ready for decisions.
+#[derive(Debug)]
+pub struct Agent {
+    pub id: String,
+    pub description: String,
+    pub auth: AuthMode,
+    pub(super) key_hashes: Vec<[u8; 32]>,
+    pub zones: Scope,
+    pub accounts: Scope,
+    /// The group grants as written (groups left out are off).
+    pub grants: BTreeMap<String, Level>,
+    pub limits: Limits,
+    /// Per catalog endpoint (by index): may the agent call it, and why.
+    pub(super) tools: Vec<ToolRule>,
+    pub(super) rates: Arc<AgentRates>,
+}
+
+/// Whether an agent may call one tool, and the rule that says so.
+#[derive(Debug, Clone)]
+pub struct ToolRule {
+    pub allowed: bool,
+    /// In plain words, e.g. "its DNS grant is read".
+    pub reason: Arc<str>,
+    /// Where it comes from, e.g. "grants.dns = read".
+    pub rule: Arc<str>,
+    pub constraints: Vec<Constraint>,
+}
+
+/// Allowed / denied values for one argument.
+#[derive(Debug, Clone)]
+pub struct Constraint {
+    pub arg: String,
+    pub allow: Option<GlobSet>,
+    pub deny: Option<GlobSet>,
+    pub allow_text: String,
+    pub deny_text: String,
+    /// "policies/demo.toml:31", for the decision's rule.
+    pub source: String,
+}
+
+/// An agent's rate budgets; carried over a reload when unchanged, so a
+/// reload does not hand out a fresh budget.
+#[derive(Debug)]
+pub struct AgentRates {
+    pub limits: (Option<u32>, Option<u32>),
+    pub calls: Option<Limiter>,
+    pub writes: Option<Limiter>,
+}
+
+impl Policy {
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    pub fn agents(&self) -> &[Agent] {
+        &self.agents
+    }
+
+    pub fn agent(&self, id: &str) -> Option<&Agent> {
+        self.by_id.get(id).map(|&i| &self.agents[i])
+    }
+}
+
+impl Agent {
+    /// The tools this agent may see and call, in catalog order.
+    pub fn visible_tools<'a>(&'a self, catalog: &'a Catalog) -> impl Iterator<Item = &'a str> + 'a {
+        catalog
+            .endpoints()
+            .iter()
+            .zip(&self.tools)
+            .filter(|(_, rule)| rule.allowed)
+            .map(|(endpoint, _)| endpoint.tool.as_str())
+    }
+
+    /// Whether the agent may see `tool` (cheap: one index lookup).
+    pub fn may_see(&self, catalog: &Catalog, tool: &str) -> bool {
+        catalog.index_of(tool).is_some_and(|i| self.tools[i].allowed)
+    }
+
+    /// The effective level for a group: what `check` prints.
+    pub fn level(&self, group: &str) -> Level {
+        self.grants.get(group).copied().unwrap_or(Level::Off)
+    }
+}
