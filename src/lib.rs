@@ -1,8 +1,11 @@
 //! flaregate: an MCP server that lets AI agents use the Cloudflare API inside
 //! the lines an operator draws, with every decision logged.
 
+pub mod audit;
 pub mod catalog;
+pub mod cli;
 pub mod cloudflare;
+pub mod config;
 pub mod logging;
-pub mod sandbox;
 pub mod policy;
+pub mod sandbox;

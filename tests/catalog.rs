@@ -248,7 +248,11 @@ fn a_new_endpoint_is_a_toml_edit() {
 fn bad_catalogs_name_file_line_entry_and_field() {
     let cases = [
         // (edit from, edit to, what the message must hold)
-        ("pattern = \"^[0-9a-f]{32}$\"", "pattern = \"[0-9a-f]{32}\"", "must be anchored"),
+        (
+            "pattern = \"^[0-9a-f]{32}$\"",
+            "pattern = \"[0-9a-f]{32}\"",
+            "must be anchored",
+        ),
         (
             "method = \"GET\"",
             "method = \"FETCH\"",

@@ -25,20 +25,39 @@ pub struct Decision {
 
 impl Decision {
     fn allow(reason: &Arc<str>, rule: &Arc<str>) -> Self {
-        Self { allowed: true, reason: reason.clone(), rule: rule.clone(), unresolved: false }
+        Self {
+            allowed: true,
+            reason: reason.clone(),
+            rule: rule.clone(),
+            unresolved: false,
+        }
     }
 
     fn deny(reason: impl Into<Arc<str>>, rule: impl Into<Arc<str>>) -> Self {
-        Self { allowed: false, reason: reason.into(), rule: rule.into(), unresolved: false }
+        Self {
+            allowed: false,
+            reason: reason.into(),
+            rule: rule.into(),
+            unresolved: false,
+        }
     }
 }
 
 impl Policy {
     /// Decides one call. `directory` maps zone and account names to ids.
     /// Rate budgets are only spent by calls that pass every other check.
-    pub fn decide(&self, agent: &Agent, tool: &str, args: &Map<String, Value>, directory: &Directory) -> Decision {
+    pub fn decide(
+        &self,
+        agent: &Agent,
+        tool: &str,
+        args: &Map<String, Value>,
+        directory: &Directory,
+    ) -> Decision {
         let Some(index) = self.catalog.index_of(tool) else {
-            return Decision::deny(format!("there is no tool named {}", clip(tool)), "unknown tool");
+            return Decision::deny(
+                format!("there is no tool named {}", clip(tool)),
+                "unknown tool",
+            );
         };
         let rule = &agent.tools[index];
         if !rule.allowed {
@@ -49,8 +68,18 @@ impl Policy {
             && let Some(id) = target_id(args, &param.name)
         {
             let (scope, names, label, kind) = match endpoint.scope {
-                EndpointScope::Zone => (&agent.zones, &directory.zone_ids, directory.zone_label(id), "zone"),
-                EndpointScope::Account => (&agent.accounts, &directory.account_ids, directory.account_label(id), "account"),
+                EndpointScope::Zone => (
+                    &agent.zones,
+                    &directory.zone_ids,
+                    directory.zone_label(id),
+                    "zone",
+                ),
+                EndpointScope::Account => (
+                    &agent.accounts,
+                    &directory.account_ids,
+                    directory.account_label(id),
+                    "account",
+                ),
             };
             if let Some(denied) = check_scope(scope, names, id, label, kind) {
                 return denied;
@@ -81,7 +110,10 @@ fn check_scope(
     }
     let held = scope.describe();
     let reason = if held == "none" {
-        format!("{kind} {} is outside its {kind}s: it holds none", clip(label))
+        format!(
+            "{kind} {} is outside its {kind}s: it holds none",
+            clip(label)
+        )
     } else {
         format!("{kind} {} is outside its {kind}s ({held})", clip(label))
     };
@@ -95,7 +127,11 @@ impl Constraint {
     /// of `{url: …}` objects (purge files). Absent fails closed.
     fn check(&self, value: Option<&Value>) -> Result<(), String> {
         let Some(value) = value else {
-            return Err(format!("the call gives no {}, which its rules limit ({})", self.arg, self.describe()));
+            return Err(format!(
+                "the call gives no {}, which its rules limit ({})",
+                self.arg,
+                self.describe()
+            ));
         };
         match value {
             Value::Array(items) => items.iter().try_for_each(|item| self.check_one(item)),
@@ -106,18 +142,31 @@ impl Constraint {
     fn check_one(&self, value: &Value) -> Result<(), String> {
         let text = match value {
             Value::String(s) => s.as_str(),
-            Value::Object(fields) => fields.get("url").and_then(Value::as_str).unwrap_or_default(),
+            Value::Object(fields) => fields
+                .get("url")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
             _ => "",
         };
         if let Some(deny) = &self.deny
             && deny.is_match(text)
         {
-            return Err(format!("{} {} matches its denied values ({})", self.arg, quote(text), self.deny_text));
+            return Err(format!(
+                "{} {} matches its denied values ({})",
+                self.arg,
+                quote(text),
+                self.deny_text
+            ));
         }
         if let Some(allow) = &self.allow
             && !allow.is_match(text)
         {
-            return Err(format!("{} {} is not among its allowed values ({})", self.arg, quote(text), self.allow_text));
+            return Err(format!(
+                "{} {} is not among its allowed values ({})",
+                self.arg,
+                quote(text),
+                self.allow_text
+            ));
         }
         Ok(())
     }
@@ -135,7 +184,11 @@ impl Constraint {
 fn clip(text: &str) -> String {
     const MAX: usize = 80;
     let printable: String = text.chars().filter(|c| !c.is_control()).take(MAX).collect();
-    if text.chars().count() > MAX { format!("{printable}…") } else { printable }
+    if text.chars().count() > MAX {
+        format!("{printable}…")
+    } else {
+        printable
+    }
 }
 
 fn quote(text: &str) -> String {

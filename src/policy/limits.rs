@@ -11,13 +11,19 @@ impl AgentRates {
             && let Err(wait) = writes.try_acquire()
         {
             let limit = self.limits.1.unwrap_or_default();
-            return Err(format!("it has made its {limit} writes this hour; retry in {}s", wait.as_secs().max(1)));
+            return Err(format!(
+                "it has made its {limit} writes this hour; retry in {}s",
+                wait.as_secs().max(1)
+            ));
         }
         if let Some(calls) = &self.calls
             && let Err(wait) = calls.try_acquire()
         {
             let limit = self.limits.0.unwrap_or_default();
-            return Err(format!("it has made its {limit} calls this minute; retry in {}s", wait.as_secs().max(1)));
+            return Err(format!(
+                "it has made its {limit} calls this minute; retry in {}s",
+                wait.as_secs().max(1)
+            ));
         }
         Ok(())
     }

@@ -35,7 +35,10 @@ impl fmt::Display for Problem {
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     #[error("cannot read policies at {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("no policy files (*.toml) in {0}")]
     Empty(PathBuf),
     #[error("{}", list(.0))]
@@ -43,12 +46,19 @@ pub enum PolicyError {
 }
 
 fn list(problems: &[Problem]) -> String {
-    problems.iter().map(Problem::to_string).collect::<Vec<_>>().join("\n")
+    problems
+        .iter()
+        .map(Problem::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The `*.toml` files of a directory (or the one file given), in name order.
 pub fn policy_files(path: &Path) -> Result<Vec<(PathBuf, String)>, PolicyError> {
-    let io = |source| PolicyError::Io { path: path.to_path_buf(), source };
+    let io = |source| PolicyError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let files = if path.is_dir() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(path)
             .map_err(io)?
@@ -66,8 +76,10 @@ pub fn policy_files(path: &Path) -> Result<Vec<(PathBuf, String)>, PolicyError> 
     files
         .into_iter()
         .map(|file| {
-            let text = std::fs::read_to_string(&file)
-                .map_err(|source| PolicyError::Io { path: file.clone(), source })?;
+            let text = std::fs::read_to_string(&file).map_err(|source| PolicyError::Io {
+                path: file.clone(),
+                source,
+            })?;
             Ok((file, text))
         })
         .collect()
@@ -90,22 +102,41 @@ pub fn compile(
             Ok(parsed) => parsed,
             Err(e) => {
                 let line = e.span().map_or(1, |s| line_of(text, s.start));
-                problems.push(Problem { file: file.clone(), line, message: e.message().trim().to_string() });
+                problems.push(Problem {
+                    file: file.clone(),
+                    line,
+                    message: e.message().trim().to_string(),
+                });
                 continue;
             }
         };
         for spec in parsed.agents {
-            let mut ctx = Context { file, text, catalog: &catalog, problems: &mut problems, warnings: &mut warnings };
+            let mut ctx = Context {
+                file,
+                text,
+                catalog: &catalog,
+                problems: &mut problems,
+                warnings: &mut warnings,
+            };
             let here = ctx.location(&spec.id);
             if let Some(first) = ids.insert(spec.id.get_ref().clone(), here.clone()) {
-                ctx.problem(&spec.id, format!("agent `{}` is already defined at {first}", spec.id.get_ref()));
+                ctx.problem(
+                    &spec.id,
+                    format!(
+                        "agent `{}` is already defined at {first}",
+                        spec.id.get_ref()
+                    ),
+                );
                 continue;
             }
             for key in &spec.key_sha256 {
                 if let Some(hash) = ctx.key_hash(key)
                     && let Some(owner) = keys.insert(hash, spec.id.get_ref().clone())
                 {
-                    ctx.problem(key, format!("this key_sha256 is already used by agent `{owner}`"));
+                    ctx.problem(
+                        key,
+                        format!("this key_sha256 is already used by agent `{owner}`"),
+                    );
                 }
             }
             agents.push(ctx.agent(spec, previous));
@@ -114,8 +145,17 @@ pub fn compile(
     if !problems.is_empty() {
         return Err(PolicyError::Invalid(problems));
     }
-    let by_id = agents.iter().enumerate().map(|(i, a)| (a.id.clone(), i)).collect();
-    Ok(Policy { catalog, agents, by_id, warnings })
+    let by_id = agents
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.id.clone(), i))
+        .collect();
+    Ok(Policy {
+        catalog,
+        agents,
+        by_id,
+        warnings,
+    })
 }
 
 /// A SHA-256 written as 64 hex characters.
@@ -148,7 +188,11 @@ impl Context<'_> {
 
     fn problem<T>(&mut self, at: &Spanned<T>, message: String) {
         let line = self.line(at);
-        self.problems.push(Problem { file: self.file.to_path_buf(), line, message });
+        self.problems.push(Problem {
+            file: self.file.to_path_buf(),
+            line,
+            message,
+        });
     }
 
     fn warn<T>(&mut self, at: &Spanned<T>, message: String) {
@@ -160,9 +204,14 @@ impl Context<'_> {
         let id = spec.id.get_ref().clone();
         let valid_id = !id.is_empty()
             && id.len() <= 64
-            && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
         if !valid_id {
-            self.problem(&spec.id, format!("agent id `{id}` must be 1-64 lowercase letters, digits, '.', '_' or '-'"));
+            self.problem(
+                &spec.id,
+                format!("agent id `{id}` must be 1-64 lowercase letters, digits, '.', '_' or '-'"),
+            );
         }
         let key_hashes: Vec<[u8; 32]> = spec
             .key_sha256
@@ -171,7 +220,10 @@ impl Context<'_> {
             .collect();
         let auth = spec.auth.unwrap_or(AuthMode::Key);
         if auth == AuthMode::None && !key_hashes.is_empty() {
-            self.problem(&spec.id, format!("agent `{id}` has auth = \"none\" and keys: choose one"));
+            self.problem(
+                &spec.id,
+                format!("agent `{id}` has auth = \"none\" and keys: choose one"),
+            );
         }
         let zones = self.scope(spec.zones.as_deref(), "zone");
         let accounts = self.scope(spec.accounts.as_deref(), "account");
@@ -179,8 +231,20 @@ impl Context<'_> {
         let mut grants = BTreeMap::new();
         for (group, level) in &spec.grants {
             if self.catalog.group(group.get_ref()).is_none() {
-                let known: Vec<&str> = self.catalog.groups().iter().map(|g| g.id.as_str()).collect();
-                self.problem(group, format!("unknown capability group `{}`; the groups are {}", group.get_ref(), known.join(", ")));
+                let known: Vec<&str> = self
+                    .catalog
+                    .groups()
+                    .iter()
+                    .map(|g| g.id.as_str())
+                    .collect();
+                self.problem(
+                    group,
+                    format!(
+                        "unknown capability group `{}`; the groups are {}",
+                        group.get_ref(),
+                        known.join(", ")
+                    ),
+                );
             }
             grants.insert(group.get_ref().clone(), *level);
         }
@@ -196,27 +260,59 @@ impl Context<'_> {
             .endpoints()
             .iter()
             .map(|endpoint| {
-                let group_title = self.catalog.group(&endpoint.group).map_or(endpoint.group.as_str(), |g| g.title.as_str());
-                tool_rule(endpoint.tool.as_str(), endpoint.access, &endpoint.group, group_title, grants.get(&endpoint.group).copied(), overrides.get(&endpoint.tool))
+                let group_title = self
+                    .catalog
+                    .group(&endpoint.group)
+                    .map_or(endpoint.group.as_str(), |g| g.title.as_str());
+                tool_rule(
+                    endpoint.tool.as_str(),
+                    endpoint.access,
+                    &endpoint.group,
+                    group_title,
+                    grants.get(&endpoint.group).copied(),
+                    overrides.get(&endpoint.tool),
+                )
             })
             .collect();
         for spec_constraint in &spec.constraints {
             if let Some((index, constraint)) = self.constraint(spec_constraint) {
                 if !tools[index].allowed {
-                    self.warn(&spec_constraint.tool, format!("agent `{id}` cannot use {}, so this constraint has no effect", spec_constraint.tool.get_ref()));
+                    self.warn(
+                        &spec_constraint.tool,
+                        format!(
+                            "agent `{id}` cannot use {}, so this constraint has no effect",
+                            spec_constraint.tool.get_ref()
+                        ),
+                    );
                 }
                 tools[index].constraints.push(constraint);
             }
         }
         if !tools.iter().any(|t| t.allowed) {
-            self.warn(&spec.id, format!("agent `{id}` is granted nothing: it will see no tools"));
+            self.warn(
+                &spec.id,
+                format!("agent `{id}` is granted nothing: it will see no tools"),
+            );
         }
-        for (name, value) in [("calls_per_minute", spec.limits.calls_per_minute), ("writes_per_hour", spec.limits.writes_per_hour)] {
+        for (name, value) in [
+            ("calls_per_minute", spec.limits.calls_per_minute),
+            ("writes_per_hour", spec.limits.writes_per_hour),
+        ] {
             if value == Some(0) {
-                self.problem(&spec.id, format!("agent `{id}`: limits.{name} = 0 allows nothing; remove the grant instead"));
+                self.problem(
+                    &spec.id,
+                    format!(
+                        "agent `{id}`: limits.{name} = 0 allows nothing; remove the grant instead"
+                    ),
+                );
             }
         }
-        let rates = rates_for(&id, spec.limits.calls_per_minute, spec.limits.writes_per_hour, previous);
+        let rates = rates_for(
+            &id,
+            spec.limits.calls_per_minute,
+            spec.limits.writes_per_hour,
+            previous,
+        );
         Agent {
             id,
             description: spec.description,
@@ -248,19 +344,38 @@ impl Context<'_> {
             let text = entry.get_ref().trim();
             if text == "*" {
                 if entries.len() > 1 {
-                    self.warn(entry, format!("\"*\" already covers every {kind}; the other entries are redundant"));
+                    self.warn(
+                        entry,
+                        format!(
+                            "\"*\" already covers every {kind}; the other entries are redundant"
+                        ),
+                    );
                 }
                 return Scope::All;
             }
-            let is_id = text.len() == 32 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-            let is_name = kind == "account" || (text.contains('.') && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'));
+            let is_id = text.len() == 32
+                && text
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            let is_name = kind == "account"
+                || (text.contains('.')
+                    && text
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'));
             if is_id {
                 refs.push(ScopeRef::Id(text.to_string()));
             } else if is_name && !text.is_empty() && !text.contains('*') {
-                let name = if kind == "zone" { text.to_ascii_lowercase() } else { text.to_string() };
+                let name = if kind == "zone" {
+                    text.to_ascii_lowercase()
+                } else {
+                    text.to_string()
+                };
                 refs.push(ScopeRef::Name(name));
             } else {
-                self.problem(entry, format!("`{text}` is not a {kind} name, a 32-hex {kind} id or \"*\""));
+                self.problem(
+                    entry,
+                    format!("`{text}` is not a {kind} name, a 32-hex {kind} id or \"*\""),
+                );
             }
         }
         Scope::Listed(refs)
@@ -275,24 +390,46 @@ impl Context<'_> {
         let endpoint = &self.catalog.endpoints()[index];
         if endpoint.param(spec.arg.get_ref()).is_none() {
             let names: Vec<&str> = endpoint.params.iter().map(|p| p.name.as_str()).collect();
-            self.problem(&spec.arg, format!("{tool} has no argument `{}`; its arguments are {}", spec.arg.get_ref(), names.join(", ")));
+            self.problem(
+                &spec.arg,
+                format!(
+                    "{tool} has no argument `{}`; its arguments are {}",
+                    spec.arg.get_ref(),
+                    names.join(", ")
+                ),
+            );
             return None;
         }
         if spec.allow.is_empty() && spec.deny.is_empty() {
-            self.problem(&spec.tool, format!("the constraint on {tool}.{} has neither allow nor deny", spec.arg.get_ref()));
+            self.problem(
+                &spec.tool,
+                format!(
+                    "the constraint on {tool}.{} has neither allow nor deny",
+                    spec.arg.get_ref()
+                ),
+            );
             return None;
         }
         let allow = self.globs(&spec.allow, false)?;
         let deny = self.globs(&spec.deny, true)?;
-        let text = |globs: &[Spanned<String>]| globs.iter().map(|g| g.get_ref().as_str()).collect::<Vec<_>>().join(", ");
-        Some((index, Constraint {
-            arg: spec.arg.get_ref().clone(),
-            allow,
-            deny,
-            allow_text: text(&spec.allow),
-            deny_text: text(&spec.deny),
-            source: self.location(&spec.tool),
-        }))
+        let text = |globs: &[Spanned<String>]| {
+            globs
+                .iter()
+                .map(|g| g.get_ref().as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        Some((
+            index,
+            Constraint {
+                arg: spec.arg.get_ref().clone(),
+                allow,
+                deny,
+                allow_text: text(&spec.allow),
+                deny_text: text(&spec.deny),
+                source: self.location(&spec.tool),
+            },
+        ))
     }
 
     /// Compiles globs; `None` (with a problem filed) if one is invalid.
@@ -303,12 +440,19 @@ impl Context<'_> {
         let mut set = GlobSetBuilder::new();
         let mut ok = true;
         for glob in globs {
-            match GlobBuilder::new(glob.get_ref()).case_insensitive(ignore_case).literal_separator(false).build() {
+            match GlobBuilder::new(glob.get_ref())
+                .case_insensitive(ignore_case)
+                .literal_separator(false)
+                .build()
+            {
                 Ok(compiled) => {
                     set.add(compiled);
                 }
                 Err(e) => {
-                    self.problem(glob, format!("invalid glob `{}`: {}", glob.get_ref(), e.kind()));
+                    self.problem(
+                        glob,
+                        format!("invalid glob `{}`: {}", glob.get_ref(), e.kind()),
+                    );
                     ok = false;
                 }
             }
@@ -330,28 +474,66 @@ fn tool_rule(
     over: Option<&(ToolSetting, String)>,
 ) -> ToolRule {
     let (allowed, reason, rule) = match (over, grant) {
-        (Some((ToolSetting::On, at)), _) => (true, format!("its tools.{tool} override is on"), format!("tools.{tool} = on ({at})")),
-        (Some((ToolSetting::Off, at)), _) => (false, format!("its tools.{tool} override is off"), format!("tools.{tool} = off ({at})")),
-        (None, None) => (false, format!("it has no {group_title} grant (deny by default)"), format!("grants.{group} absent")),
+        (Some((ToolSetting::On, at)), _) => (
+            true,
+            format!("its tools.{tool} override is on"),
+            format!("tools.{tool} = on ({at})"),
+        ),
+        (Some((ToolSetting::Off, at)), _) => (
+            false,
+            format!("its tools.{tool} override is off"),
+            format!("tools.{tool} = off ({at})"),
+        ),
+        (None, None) => (
+            false,
+            format!("it has no {group_title} grant (deny by default)"),
+            format!("grants.{group} absent"),
+        ),
         (None, Some(level)) => {
             let allowed = match access {
                 Access::Read => level >= Level::Read,
                 Access::Write => level == Level::Full,
             };
-            (allowed, format!("its {group_title} grant is {}", level.as_str()), format!("grants.{group} = {}", level.as_str()))
+            (
+                allowed,
+                format!("its {group_title} grant is {}", level.as_str()),
+                format!("grants.{group} = {}", level.as_str()),
+            )
         }
     };
-    ToolRule { allowed, reason: reason.into(), rule: rule.into(), constraints: Vec::new() }
+    ToolRule {
+        allowed,
+        reason: reason.into(),
+        rule: rule.into(),
+        constraints: Vec::new(),
+    }
 }
 
 /// The agent's rate budgets: the previous policy's when the limits are the
 /// same, fresh otherwise.
-fn rates_for(id: &str, calls: Option<u32>, writes: Option<u32>, previous: Option<&Policy>) -> Arc<AgentRates> {
-    if let Some(old) = previous.and_then(|p| p.agent(id)).filter(|a| a.rates.limits == (calls, writes)) {
+fn rates_for(
+    id: &str,
+    calls: Option<u32>,
+    writes: Option<u32>,
+    previous: Option<&Policy>,
+) -> Arc<AgentRates> {
+    if let Some(old) = previous
+        .and_then(|p| p.agent(id))
+        .filter(|a| a.rates.limits == (calls, writes))
+    {
         return old.rates.clone();
     }
     let limiter = |n: Option<u32>, per: u64| {
-        n.filter(|n| *n > 0).map(|requests| Limiter::new(RateSpec::Limit { requests, per: Duration::from_secs(per) }))
+        n.filter(|n| *n > 0).map(|requests| {
+            Limiter::new(RateSpec::Limit {
+                requests,
+                per: Duration::from_secs(per),
+            })
+        })
     };
-    Arc::new(AgentRates { limits: (calls, writes), calls: limiter(calls, 60), writes: limiter(writes, 3600) })
+    Arc::new(AgentRates {
+        limits: (calls, writes),
+        calls: limiter(calls, 60),
+        writes: limiter(writes, 3600),
+    })
 }

@@ -15,4 +15,4 @@ pub use file::{AuthMode, Level, Limits, ToolSetting, json_schema};
 pub use identity::{new_key, sha256_hex};
 pub use load::{PolicyError, Problem, compile, policy_files};
 pub use model::{Agent, Policy};
-pub use scope::{Directory, Scope, ScopeRef};
+pub use scope::{Directory, Scope, ScopeRef, describe_target};

@@ -99,7 +99,9 @@ impl Agent {
 
     /// Whether the agent may see `tool` (cheap: one index lookup).
     pub fn may_see(&self, catalog: &Catalog, tool: &str) -> bool {
-        catalog.index_of(tool).is_some_and(|i| self.tools[i].allowed)
+        catalog
+            .index_of(tool)
+            .is_some_and(|i| self.tools[i].allowed)
     }
 
     /// The effective level for a group: what `check` prints.

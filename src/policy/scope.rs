@@ -53,7 +53,11 @@ impl Scope {
                 ScopeRef::Id(_) => {}
             }
         }
-        if unresolved { ScopeCheck::Unresolved } else { ScopeCheck::Outside }
+        if unresolved {
+            ScopeCheck::Unresolved
+        } else {
+            ScopeCheck::Outside
+        }
     }
 
     /// How a reason should name this scope: "example.com, 023e…".
@@ -83,8 +87,10 @@ pub struct Directory {
 
 impl Directory {
     pub fn add_zone(&mut self, name: &str, id: &str) {
-        self.zone_ids.insert(name.to_ascii_lowercase(), id.to_string());
-        self.zone_names.insert(id.to_string(), name.to_ascii_lowercase());
+        self.zone_ids
+            .insert(name.to_ascii_lowercase(), id.to_string());
+        self.zone_names
+            .insert(id.to_string(), name.to_ascii_lowercase());
     }
 
     pub fn add_account(&mut self, name: &str, id: &str) {
@@ -119,7 +125,11 @@ impl Directory {
 }
 
 /// Every item of a page-numbered list tool, up to a generous cap.
-async fn list_all(client: &Client, catalog: &Catalog, tool: &str) -> Result<Vec<Value>, CloudflareError> {
+async fn list_all(
+    client: &Client,
+    catalog: &Catalog,
+    tool: &str,
+) -> Result<Vec<Value>, CloudflareError> {
     const MAX_PAGES: u32 = 200;
     let Some(endpoint) = catalog.endpoint(tool) else {
         return Ok(Vec::new());
@@ -134,6 +144,21 @@ pub fn target_id<'a>(args: &'a Map<String, Value>, param: &str) -> Option<&'a st
     args.get(param).and_then(Value::as_str)
 }
 
+/// How the audit log and reasons name what a call targets: "example.com"
+/// for a known zone, "account Example Corp", or the bare id.
+pub fn describe_target(
+    endpoint: &crate::catalog::Endpoint,
+    args: &Map<String, Value>,
+    directory: &Directory,
+) -> Option<String> {
+    let param = endpoint.scope_param()?;
+    let id = target_id(args, &param.name)?;
+    Some(match endpoint.scope {
+        crate::catalog::Scope::Zone => directory.zone_label(id).to_string(),
+        crate::catalog::Scope::Account => format!("account {}", directory.account_label(id)),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,12 +167,24 @@ mod tests {
     fn names_resolve_through_the_directory() {
         let mut directory = Directory::default();
         directory.add_zone("example.com", "aaa");
-        let scope = Scope::Listed(vec![ScopeRef::Name("example.com".into()), ScopeRef::Name("new.example".into())]);
+        let scope = Scope::Listed(vec![
+            ScopeRef::Name("example.com".into()),
+            ScopeRef::Name("new.example".into()),
+        ]);
         assert_eq!(scope.check("aaa", &directory.zone_ids), ScopeCheck::Inside);
-        assert_eq!(scope.check("bbb", &directory.zone_ids), ScopeCheck::Unresolved);
+        assert_eq!(
+            scope.check("bbb", &directory.zone_ids),
+            ScopeCheck::Unresolved
+        );
         let ids = Scope::Listed(vec![ScopeRef::Id("aaa".into())]);
         assert_eq!(ids.check("bbb", &directory.zone_ids), ScopeCheck::Outside);
-        assert_eq!(Scope::Listed(vec![]).check("aaa", &directory.zone_ids), ScopeCheck::Outside);
-        assert_eq!(Scope::All.check("zzz", &directory.zone_ids), ScopeCheck::Inside);
+        assert_eq!(
+            Scope::Listed(vec![]).check("aaa", &directory.zone_ids),
+            ScopeCheck::Outside
+        );
+        assert_eq!(
+            Scope::All.check("zzz", &directory.zone_ids),
+            ScopeCheck::Inside
+        );
     }
 }

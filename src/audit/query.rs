@@ -1,0 +1,125 @@
+//! Reading the log back: filters for `flaregate audit`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, ToSql};
+use serde::Serialize;
+
+use super::AuditError;
+
+/// Which rows to show.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub agent: Option<String>,
+    pub tool: Option<String>,
+    /// Some(true) = allowed only, Some(false) = denied only.
+    pub allowed: Option<bool>,
+    /// Rows no older than this.
+    pub since: Option<Duration>,
+    /// The newest this many rows (still printed oldest first).
+    pub limit: usize,
+}
+
+/// One row as `audit` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Entry {
+    pub id: i64,
+    pub ts: String,
+    pub agent: String,
+    pub tool: String,
+    pub decision: String,
+    pub reason: String,
+    pub rule: String,
+    pub target: String,
+    pub args: serde_json::Value,
+    pub status: Option<u16>,
+    pub cf_codes: Vec<i64>,
+    pub duration_ms: Option<i64>,
+    /// The decision sentence and, once known, the outcome sentence.
+    pub summary: String,
+}
+
+/// Opens the log read-only (queries never write).
+pub fn open_read_only(path: &Path) -> Result<Connection, AuditError> {
+    if !path.exists() {
+        return Err(AuditError::Unavailable(format!(
+            "no audit log at {}",
+            path.display()
+        )));
+    }
+    Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| AuditError::open(path, e))
+}
+
+/// The rows matching `filter`, oldest first.
+pub fn query(
+    connection: &Connection,
+    filter: &Filter,
+    now_unix_ms: i64,
+) -> rusqlite::Result<Vec<Entry>> {
+    let mut clauses = Vec::new();
+    let mut values: Vec<Box<dyn ToSql>> = Vec::new();
+    if let Some(agent) = &filter.agent {
+        clauses.push("agent = ?");
+        values.push(Box::new(agent.clone()));
+    }
+    if let Some(tool) = &filter.tool {
+        clauses.push("tool = ?");
+        values.push(Box::new(tool.clone()));
+    }
+    if let Some(allowed) = filter.allowed {
+        clauses.push("decision = ?");
+        values.push(Box::new(if allowed { "allow" } else { "deny" }));
+    }
+    if let Some(since) = filter.since {
+        clauses.push("ts_unix_ms >= ?");
+        values.push(Box::new(now_unix_ms - since.as_millis() as i64));
+    }
+    let filter_sql = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT * FROM (SELECT id, ts, agent, tool, decision, reason, rule, target, args, status, cf_codes, duration_ms, summary, outcome
+                        FROM calls {filter_sql} ORDER BY id DESC LIMIT {})
+         ORDER BY id",
+        filter.limit.max(1)
+    );
+    let mut statement = connection.prepare(&sql)?;
+    let params: Vec<&dyn ToSql> = values.iter().map(|v| v.as_ref()).collect();
+    let rows = statement.query_map(params.as_slice(), |row| {
+        let outcome: Option<String> = row.get("outcome")?;
+        let summary: String = row.get("summary")?;
+        let args: String = row.get("args")?;
+        let codes: Option<String> = row.get("cf_codes")?;
+        Ok(Entry {
+            id: row.get("id")?,
+            ts: row.get("ts")?,
+            agent: row.get("agent")?,
+            tool: row.get("tool")?,
+            decision: row.get("decision")?,
+            reason: row.get("reason")?,
+            rule: row.get("rule")?,
+            target: row.get("target")?,
+            args: serde_json::from_str(&args).unwrap_or(serde_json::Value::Null),
+            status: row.get("status")?,
+            cf_codes: codes
+                .unwrap_or_default()
+                .split(',')
+                .filter_map(|c| c.parse().ok())
+                .collect(),
+            duration_ms: row.get("duration_ms")?,
+            summary: match outcome.filter(|o| !o.is_empty()) {
+                Some(outcome) => format!("{summary}; {outcome}."),
+                None if summary.ends_with('.') => summary,
+                None => format!("{summary}."),
+            },
+        })
+    })?;
+    rows.collect()
+}

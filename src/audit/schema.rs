@@ -1,0 +1,62 @@
+//! The database schema, versioned with `PRAGMA user_version`; each
+//! migration runs once, in order, in a transaction.
+
+use rusqlite::Connection;
+
+/// Migration N takes the schema from version N to N + 1.
+const MIGRATIONS: &[&str] = &[
+    // 1: the call log. A row is one decision; the outcome columns are
+    // filled after the upstream call. Decisions and outcomes are events of
+    // one hash chain (seq / outcome_seq number them).
+    "CREATE TABLE calls (
+        id INTEGER PRIMARY KEY,
+        ts TEXT NOT NULL,
+        ts_unix_ms INTEGER NOT NULL,
+        agent TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        method TEXT NOT NULL,
+        path TEXT NOT NULL,
+        target TEXT NOT NULL,
+        args TEXT NOT NULL,
+        decision TEXT NOT NULL CHECK (decision IN ('allow', 'deny')),
+        reason TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        seq INTEGER NOT NULL UNIQUE,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        status INTEGER,
+        cf_codes TEXT,
+        error TEXT,
+        duration_ms INTEGER,
+        outcome TEXT,
+        outcome_seq INTEGER UNIQUE,
+        outcome_prev_hash TEXT,
+        outcome_hash TEXT
+    );
+    CREATE INDEX calls_by_time ON calls (ts_unix_ms);
+    CREATE INDEX calls_by_agent ON calls (agent, ts_unix_ms);",
+];
+
+/// Brings the database to the current schema version.
+pub fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
+    let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+        let tx = connection.transaction()?;
+        tx.execute_batch(migration)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Opens (or creates) the database with the settings the log relies on:
+/// WAL, and `synchronous = FULL` so a committed row survives a crash.
+pub fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
+    let mut connection = Connection::open(path)?;
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    connection.busy_timeout(std::time::Duration::from_secs(5))?;
+    migrate(&mut connection)?;
+    Ok(connection)
+}

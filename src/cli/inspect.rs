@@ -1,0 +1,220 @@
+//! `check`, `tools` and `explain`: what the policy says, without calling
+//! Cloudflare for anything but name resolution.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use serde_json::{Map, Value};
+
+use super::{Outcome, Paths, setup};
+use crate::audit::summary;
+use crate::catalog::Catalog;
+use crate::policy::{AuthMode, Policy, describe_target};
+
+/// `flaregate check`: validates everything and prints the agent × group matrix.
+pub fn check(paths: &Paths) -> Outcome {
+    let config = setup::config(paths)?;
+    let catalog = setup::catalog(&config)?;
+    let policy = setup::policy(&config, catalog.clone())?;
+    println!(
+        "catalog:  {} endpoints in {} groups ({})",
+        catalog.endpoints().len(),
+        catalog.groups().len(),
+        config.catalog.display()
+    );
+    println!(
+        "policies: {} agents ({})",
+        policy.agents().len(),
+        config.policies.display()
+    );
+    println!();
+    print!("{}", matrix(&catalog, &policy));
+    for agent in policy.agents() {
+        let overrides: Vec<String> = catalog
+            .endpoints()
+            .iter()
+            .filter(|e| {
+                let by_group = agent.level(&e.group);
+                let granted = match e.access {
+                    crate::catalog::Access::Read => by_group >= crate::policy::Level::Read,
+                    crate::catalog::Access::Write => by_group == crate::policy::Level::Full,
+                };
+                granted != agent.may_see(&catalog, &e.tool)
+            })
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    e.tool,
+                    if agent.may_see(&catalog, &e.tool) {
+                        "on"
+                    } else {
+                        "off"
+                    }
+                )
+            })
+            .collect();
+        if !overrides.is_empty() {
+            println!("  {}: tool overrides: {}", agent.id, overrides.join(", "));
+        }
+    }
+    for warning in &policy.warnings {
+        println!("warning: {warning}");
+    }
+    println!("\nOK");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The agent × group table with each agent's scopes.
+fn matrix(catalog: &Catalog, policy: &Policy) -> String {
+    let mut header = vec![
+        "agent".to_string(),
+        "auth".into(),
+        "zones".into(),
+        "accounts".into(),
+    ];
+    header.extend(catalog.groups().iter().map(|g| g.id.clone()));
+    let mut rows = vec![header];
+    for agent in policy.agents() {
+        let auth = if agent.auth == AuthMode::None {
+            "none"
+        } else {
+            "key"
+        };
+        let mut row = vec![
+            agent.id.clone(),
+            auth.into(),
+            agent.zones.describe(),
+            agent.accounts.describe(),
+        ];
+        row.extend(
+            catalog
+                .groups()
+                .iter()
+                .map(|g| agent.level(&g.id).as_str().to_string()),
+        );
+        rows.push(row);
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[derive(Args)]
+pub struct ToolsArgs {
+    /// The agent's id.
+    #[arg(long)]
+    agent: String,
+    #[command(flatten)]
+    paths: Paths,
+}
+
+/// `flaregate tools --agent ID`.
+pub fn tools(args: &ToolsArgs) -> Outcome {
+    let config = setup::config(&args.paths)?;
+    let catalog = setup::catalog(&config)?;
+    let policy = setup::policy(&config, catalog.clone())?;
+    let agent = policy
+        .agent(&args.agent)
+        .ok_or_else(|| unknown_agent(&policy, &args.agent))?;
+    let visible: Vec<&str> = agent.visible_tools(&catalog).collect();
+    println!(
+        "{} sees {} of {} tools:",
+        agent.id,
+        visible.len(),
+        catalog.endpoints().len()
+    );
+    for tool in visible {
+        let endpoint = catalog
+            .endpoint(tool)
+            .expect("visible tools come from the catalog");
+        let access = format!("{:?}", endpoint.access).to_lowercase();
+        println!(
+            "  {tool:<32} {:<16} {access:<5}  {}",
+            endpoint.group, endpoint.permission
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn unknown_agent(policy: &Policy, id: &str) -> String {
+    let known: Vec<&str> = policy.agents().iter().map(|a| a.id.as_str()).collect();
+    format!(
+        "no agent `{id}` in the policies; the agents are {}",
+        known.join(", ")
+    )
+}
+
+#[derive(Args)]
+pub struct ExplainArgs {
+    /// The agent's id.
+    #[arg(long)]
+    agent: String,
+    /// The tool.
+    #[arg(long)]
+    tool: String,
+    /// The call's arguments, as a JSON object.
+    #[arg(long, default_value = "{}")]
+    args: String,
+    #[command(flatten)]
+    paths: Paths,
+}
+
+/// `flaregate explain`: exit 0 when the call would be allowed, 1 when not.
+pub async fn explain(args: &ExplainArgs) -> Outcome {
+    let config = setup::config(&args.paths)?;
+    let catalog = setup::catalog(&config)?;
+    let policy = setup::policy(&config, catalog.clone())?;
+    let agent = policy
+        .agent(&args.agent)
+        .ok_or_else(|| unknown_agent(&policy, &args.agent))?;
+    let call: Map<String, Value> = match serde_json::from_str(&args.args) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) => return Err("--args must be a JSON object, e.g. '{\"zone_id\": \"…\"}'".into()),
+        Err(e) => return Err(format!("--args is not valid JSON: {e}")),
+    };
+    if catalog.endpoint(&args.tool).is_some()
+        && let Err(invalid) = catalog.validate_arguments(&args.tool, &call)
+    {
+        println!("invalid: {invalid}");
+        return Ok(ExitCode::FAILURE);
+    }
+    let directory = setup::directory(&config, &catalog).await?;
+    let decision = policy.decide(agent, &args.tool, &call, &directory);
+    let endpoint = catalog.endpoint(&args.tool);
+    let target = endpoint.and_then(|e| describe_target(e, &call, &directory));
+    let verdict = if decision.allowed {
+        "allowed"
+    } else {
+        "denied"
+    };
+    println!("{verdict}: {}", decision.reason);
+    println!("rule:    {}", decision.rule);
+    println!(
+        "{}",
+        summary::decision(
+            &agent.id,
+            endpoint.map(|e| &**e),
+            &args.tool,
+            target.as_deref(),
+            &call,
+            decision.allowed,
+            &decision.reason
+        )
+    );
+    Ok(if decision.allowed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

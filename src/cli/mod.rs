@@ -1,0 +1,97 @@
+//! The `flaregate` command line: argument parsing and one module per
+//! command family. Commands print for people (or JSON on request) and
+//! return an exit code.
+
+mod audit;
+mod inspect;
+mod keys;
+mod sandbox;
+mod setup;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::logging::{self, LogFormat};
+
+/// An MCP gateway that lets AI agents use the Cloudflare API inside the
+/// lines an operator draws, with every decision logged.
+#[derive(Parser)]
+#[command(name = "flaregate", version, about)]
+pub struct Cli {
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Log level (error, warn, info, debug, trace); RUST_LOG overrides.
+    #[arg(long, global = true, default_value = "info")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where to find the configuration and what to override in it.
+#[derive(Args, Clone, Debug, Default)]
+pub struct Paths {
+    /// flaregate.toml (default: ./flaregate.toml if present).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The catalog folder.
+    #[arg(long)]
+    catalog: Option<PathBuf>,
+    /// A policy file or folder of them.
+    #[arg(long)]
+    policies: Option<PathBuf>,
+    /// The audit database.
+    #[arg(long)]
+    audit_db: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the simulated Cloudflare API (for demos, tests and benchmarks).
+    Sandbox(sandbox::SandboxArgs),
+    /// Validate the configuration, catalog and policies; print who may do what.
+    Check(PathsOnly),
+    /// List the tools an agent would see.
+    Tools(inspect::ToolsArgs),
+    /// Show the decision for a call, without calling Cloudflare.
+    Explain(inspect::ExplainArgs),
+    /// Read the audit log, or verify its hash chain.
+    Audit(audit::AuditArgs),
+    /// Make a new agent key; prints it once with the line for the policy.
+    Keygen(keys::KeygenArgs),
+    /// Print a JSON Schema (policy: for policy files).
+    Schema(keys::SchemaArgs),
+}
+
+#[derive(Args)]
+struct PathsOnly {
+    #[command(flatten)]
+    paths: Paths,
+}
+
+/// Parses the command line and runs the command.
+pub async fn run() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format, &cli.log_level);
+    let outcome = match cli.command {
+        Command::Sandbox(args) => sandbox::run(args).await,
+        Command::Check(args) => inspect::check(&args.paths),
+        Command::Tools(args) => inspect::tools(&args),
+        Command::Explain(args) => inspect::explain(&args).await,
+        Command::Audit(args) => audit::run(&args),
+        Command::Keygen(args) => keys::keygen(&args),
+        Command::Schema(args) => keys::schema(&args),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("flaregate: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What a command returns: an exit code, or a message for stderr.
+type Outcome = Result<ExitCode, String>;

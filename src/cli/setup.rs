@@ -1,0 +1,67 @@
+//! Loading what every command needs: configuration, catalog, policy, and
+//! (when a credential is set) a Cloudflare client and zone directory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Paths;
+use crate::catalog::Catalog;
+use crate::cloudflare::{Client, ClientConfig, Credential};
+use crate::config::Config;
+use crate::policy::{self, Directory, Policy};
+
+/// The configuration with the command line's path overrides applied.
+pub fn config(paths: &Paths) -> Result<Config, String> {
+    let mut config = Config::load(paths.config.as_deref()).map_err(|e| e.to_string())?;
+    if let Some(p) = &paths.catalog {
+        config.catalog = p.clone();
+    }
+    if let Some(p) = &paths.policies {
+        config.policies = p.clone();
+    }
+    if let Some(p) = &paths.audit_db {
+        config.audit_db = p.clone();
+    }
+    Ok(config)
+}
+
+pub fn catalog(config: &Config) -> Result<Arc<Catalog>, String> {
+    Catalog::load(&config.catalog)
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
+}
+
+pub fn policy(config: &Config, catalog: Arc<Catalog>) -> Result<Policy, String> {
+    let sources = policy::policy_files(&config.policies).map_err(|e| e.to_string())?;
+    policy::compile(&sources, catalog, None).map_err(|e| e.to_string())
+}
+
+/// A client for the configured API, if a credential is in the environment.
+pub fn client(config: &Config) -> Result<Option<Client>, String> {
+    let Some(credential) = Credential::from_env() else {
+        return Ok(None);
+    };
+    let mut client_config = ClientConfig::new(config.cloudflare.base_url.clone(), credential);
+    client_config.rate_limit = config.cloudflare.rate_limit;
+    client_config.timeout = Duration::from_secs(config.cloudflare.timeout_secs);
+    Client::new(client_config)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+/// Zone and account names resolved through the API; empty (with a note on
+/// stderr) when there is no credential or the API cannot be reached.
+pub async fn directory(config: &Config, catalog: &Catalog) -> Result<Directory, String> {
+    match client(config)? {
+        None => {
+            eprintln!(
+                "note: no CLOUDFLARE_API_TOKEN set, so zone and account names in policies are not resolved"
+            );
+            Ok(Directory::default())
+        }
+        Some(client) => Directory::fetch(&client, catalog).await.or_else(|e| {
+            eprintln!("note: cannot resolve zone and account names: {e}");
+            Ok(Directory::default())
+        }),
+    }
+}

@@ -1,0 +1,164 @@
+//! flaregate.toml and the environment: where the catalog, policies and
+//! audit log live, how to reach Cloudflare, and how to listen for HTTP.
+//! Relative paths are taken from the config file's folder.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::cloudflare::{DEFAULT_BASE_URL, RateSpec};
+
+/// The file looked for when `--config` is not given.
+pub const DEFAULT_FILE: &str = "flaregate.toml";
+
+/// Everything flaregate.toml can say, with defaults filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub catalog: PathBuf,
+    pub policies: PathBuf,
+    pub audit_db: PathBuf,
+    pub cloudflare: CloudflareSettings,
+    pub http: HttpSettings,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CloudflareSettings {
+    pub base_url: String,
+    /// flaregate's own budget of Cloudflare requests, shared by all agents.
+    pub rate_limit: RateSpec,
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpSettings {
+    pub listen: SocketAddr,
+    /// Origins a browser-borne request may come from (globs on port: `http://localhost:*`).
+    pub allowed_origins: Vec<String>,
+    /// Host header values accepted (DNS-rebinding protection); empty = loopback names only.
+    pub allowed_hosts: Vec<String>,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    catalog: Option<PathBuf>,
+    policies: Option<PathBuf>,
+    audit_db: Option<PathBuf>,
+    #[serde(default)]
+    cloudflare: RawCloudflare,
+    #[serde(default)]
+    http: RawHttp,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCloudflare {
+    base_url: Option<String>,
+    rate_limit: Option<String>,
+    timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: Option<SocketAddr>,
+    allowed_origins: Option<Vec<String>>,
+    allowed_hosts: Option<Vec<String>>,
+    max_body_bytes: Option<usize>,
+}
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads `path`, or `./flaregate.toml` if it exists, or the defaults.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let (raw, base) = match path {
+            Some(path) => (read(path)?, parent(path)),
+            None if Path::new(DEFAULT_FILE).is_file() => {
+                (read(Path::new(DEFAULT_FILE))?, PathBuf::new())
+            }
+            None => (RawConfig::default(), PathBuf::new()),
+        };
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.map_or_else(|| PathBuf::from(DEFAULT_FILE), Path::to_path_buf),
+            line: 0,
+            message,
+        };
+        let rate_limit = match raw.cloudflare.rate_limit {
+            Some(text) => text
+                .parse()
+                .map_err(|e| invalid(format!("cloudflare.rate_limit: {e}")))?,
+            None => RateSpec::default(),
+        };
+        let env_base = std::env::var("CLOUDFLARE_API_BASE_URL")
+            .ok()
+            .filter(|v| !v.trim().is_empty());
+        let base_url = env_base
+            .or(raw.cloudflare.base_url)
+            .unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
+        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+            return Err(invalid(format!(
+                "cloudflare.base_url `{base_url}` must start with https:// or http://"
+            )));
+        }
+        let resolve = |p: Option<PathBuf>, default: &str| {
+            let p = p.unwrap_or_else(|| PathBuf::from(default));
+            if p.is_absolute() { p } else { base.join(p) }
+        };
+        Ok(Config {
+            catalog: resolve(raw.catalog, "catalog"),
+            policies: resolve(raw.policies, "policies"),
+            audit_db: resolve(raw.audit_db, "flaregate-audit.db"),
+            cloudflare: CloudflareSettings {
+                base_url,
+                rate_limit,
+                timeout_secs: raw.cloudflare.timeout_secs.unwrap_or(30).max(1),
+            },
+            http: HttpSettings {
+                listen: raw
+                    .http
+                    .listen
+                    .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8787))),
+                allowed_origins: raw.http.allowed_origins.unwrap_or_else(|| {
+                    vec!["http://localhost:*".into(), "http://127.0.0.1:*".into()]
+                }),
+                allowed_hosts: raw.http.allowed_hosts.unwrap_or_default(),
+                max_body_bytes: raw.http.max_body_bytes.unwrap_or(16 * 1024 * 1024),
+            },
+        })
+    }
+}
+
+fn parent(path: &Path) -> PathBuf {
+    path.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn read(path: &Path) -> Result<RawConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        line: e
+            .span()
+            .map_or(1, |s| text[..s.start].matches('\n').count() + 1),
+        message: e.message().trim().to_string(),
+    })
+}
