@@ -1,0 +1,250 @@
+//! The operator's commands: check, tools, explain, keygen, schema.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{SandboxProcess, repo_path};
+use flaregate::sandbox::{EXAMPLE_COM, EXAMPLE_ORG};
+use serde_json::Value;
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(common::BIN);
+    command.args(args).current_dir(repo_path(""));
+    for key in [
+        "CLOUDFLARE_API_TOKEN",
+        "CLOUDFLARE_API_KEY",
+        "CLOUDFLARE_EMAIL",
+        "CLOUDFLARE_API_BASE_URL",
+    ] {
+        command.env_remove(key);
+    }
+    command
+        .envs(env.iter().copied())
+        .output()
+        .expect("flaregate runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn check_prints_the_agent_group_matrix() {
+    let output = run(&["check"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = stdout(&output);
+    assert!(out.contains("31 endpoints in 10 groups"), "{out}");
+    let deployer = out
+        .lines()
+        .find(|l| l.starts_with("site-deployer"))
+        .expect("a row per agent");
+    let cells: Vec<&str> = deployer.split_whitespace().collect();
+    assert_eq!(cells[..3], ["site-deployer", "key", "example.com"]);
+    assert!(
+        cells.contains(&"full") && cells.contains(&"off"),
+        "{deployer}"
+    );
+    assert!(
+        out.contains("dns-editor: tool overrides: delete_dns_record off"),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_fails_with_file_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("bad.toml");
+    std::fs::write(
+        &policy,
+        "[[agent]]\nid = \"a\"\n\n[agent.grants]\nworkerz = \"full\"\n",
+    )
+    .expect("write");
+    let output = run(
+        &["check", "--policies", policy.to_str().expect("utf-8")],
+        &[],
+    );
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("bad.toml:5: unknown capability group `workerz`"),
+        "{}",
+        stderr(&output)
+    );
+
+    let config = dir.path().join("flaregate.toml");
+    std::fs::write(
+        &config,
+        "catalog = \"catalog\"\n[cloudflare]\nrate_limit = 12\n",
+    )
+    .expect("write");
+    let output = run(&["check", "--config", config.to_str().expect("utf-8")], &[]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("flaregate.toml:3:"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = run(&["check", "--catalog", "tests"], &[]);
+    assert!(
+        !output.status.success(),
+        "a folder without a catalog is refused"
+    );
+}
+
+#[test]
+fn tools_lists_what_an_agent_sees() {
+    let output = run(&["tools", "--agent", "site-deployer"], &[]);
+    let out = stdout(&output);
+    assert!(out.starts_with("site-deployer sees 5 of 31 tools"), "{out}");
+    assert!(out.contains("put_worker_script") && !out.contains("create_dns_record"));
+    let unknown = run(&["tools", "--agent", "ghost"], &[]);
+    assert!(!unknown.status.success());
+    assert!(
+        stderr(&unknown).contains(
+            "no agent `ghost` in the policies; the agents are auditor, site-deployer, dns-editor"
+        ),
+        "{}",
+        stderr(&unknown)
+    );
+}
+
+#[test]
+fn explain_resolves_zone_names_through_the_configured_api() {
+    let sandbox = SandboxProcess::start(&[]);
+    let env = [
+        ("CLOUDFLARE_API_BASE_URL", sandbox.base_url.as_str()),
+        ("CLOUDFLARE_API_TOKEN", sandbox.token.as_str()),
+    ];
+    let explain = |zone: &str| {
+        run(
+            &[
+                "explain",
+                "--agent",
+                "site-deployer",
+                "--tool",
+                "purge_cache",
+                "--args",
+                &format!("{{\"zone_id\":\"{zone}\",\"purge_everything\":true}}"),
+            ],
+            &env,
+        )
+    };
+
+    let allowed = explain(EXAMPLE_COM);
+    assert!(
+        allowed.status.success(),
+        "{}{}",
+        stdout(&allowed),
+        stderr(&allowed)
+    );
+    assert!(
+        stdout(&allowed).contains("allowed: its Cache grant is full"),
+        "{}",
+        stdout(&allowed)
+    );
+    assert!(
+        stdout(&allowed).contains(
+            "site-deployer was allowed to purge everything from the cache on example.com"
+        ),
+        "{}",
+        stdout(&allowed)
+    );
+
+    let denied = explain(EXAMPLE_ORG);
+    assert!(!denied.status.success());
+    assert!(
+        stdout(&denied).contains("denied: zone example.org is outside its zones (example.com)"),
+        "{}",
+        stdout(&denied)
+    );
+
+    let requests: Vec<String> = tokio::runtime::Runtime::new()
+        .expect("rt")
+        .block_on(sandbox.requests())
+        .into_iter()
+        .map(|r| r.path)
+        .collect();
+    assert!(
+        requests.iter().all(|p| p == "/zones" || p == "/accounts"),
+        "explain only resolves names: {requests:?}"
+    );
+
+    let invalid = run(
+        &[
+            "explain",
+            "--agent",
+            "site-deployer",
+            "--tool",
+            "purge_cache",
+            "--args",
+            "{\"zone_id\": 7}",
+        ],
+        &[],
+    );
+    assert!(
+        stdout(&invalid).contains("invalid argument `zone_id`"),
+        "{}",
+        stdout(&invalid)
+    );
+    let not_json = run(
+        &[
+            "explain",
+            "--agent",
+            "site-deployer",
+            "--tool",
+            "purge_cache",
+            "--args",
+            "{",
+        ],
+        &[],
+    );
+    assert!(stderr(&not_json).contains("--args is not valid JSON"));
+}
+
+#[test]
+fn keygen_prints_a_key_and_its_hash() {
+    let out = stdout(&run(&["keygen", "--agent", "ci-bot"], &[]));
+    let key = out
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("fgk_"))
+        .expect("a key line");
+    let line = out
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("key_sha256"))
+        .expect("a policy line");
+    assert!(line.contains(&flaregate::policy::sha256_hex(key)), "{line}");
+    assert!(key.len() >= 68, "256 random bits: {key}");
+    let again = stdout(&run(&["keygen", "--agent", "ci-bot"], &[]));
+    assert!(!again.contains(key), "keys differ each time");
+}
+
+#[test]
+fn the_policy_schema_accepts_the_demo_policy_and_rejects_typos() {
+    let schema: Value =
+        serde_json::from_str(&stdout(&run(&["schema", "policy"], &[]))).expect("JSON schema");
+    let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
+    let demo: Value = toml::from_str(
+        &std::fs::read_to_string(Path::new(&repo_path("policies/demo.toml"))).expect("demo"),
+    )
+    .expect("TOML");
+    assert!(
+        validator.is_valid(&demo),
+        "{:?}",
+        validator
+            .iter_errors(&demo)
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+    );
+    let typo: Value = serde_json::json!({"agent": [{"id": "a", "grant": {"dns": "full"}}]});
+    assert!(!validator.is_valid(&typo));
+    let bad_level: Value = serde_json::json!({"agent": [{"id": "a", "grants": {"dns": "write"}}]});
+    assert!(!validator.is_valid(&bad_level));
+}

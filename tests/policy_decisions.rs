@@ -1,0 +1,494 @@
+//! Table-driven decisions against the shipped catalog, and policy
+//! validation messages with file and line.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use flaregate::policy::{Directory, Policy, PolicyError, compile, sha256_hex};
+use serde_json::{Value, json};
+
+const COM: &str = "023e105f4ecef8ad9ca31a8372d0c353";
+const ORG: &str = "5a7805061c76ada191ed06f989cc3dac";
+const ACCOUNT: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
+const OTHER_ACCOUNT: &str = "ffffffffffffffffffffffffffffffff";
+
+const POLICY: &str = r#"
+[[agent]]
+id = "nobody"
+
+[[agent]]
+id = "reader"
+zones = ["*"]
+accounts = ["*"]
+grants = { dns = "read", zones = "read", workers = "read" }
+
+[[agent]]
+id = "editor"
+zones = ["example.com"]
+grants = { dns = "full" }
+tools = { delete_dns_record = "off", get_zone = "on" }
+
+[[agent.constraint]]
+tool = "create_dns_record"
+arg = "name"
+allow = ["*.staging.example.com"]
+deny = ["secret.staging.example.com"]
+
+[[agent]]
+id = "by-id"
+zones = ["5a7805061c76ada191ed06f989cc3dac"]
+grants = { dns = "read" }
+
+[[agent]]
+id = "deployer"
+accounts = ["Example Corp"]
+zones = ["example.com"]
+grants = { workers = "full", cache = "full" }
+limits = { calls_per_minute = 5, writes_per_hour = 2 }
+
+[[agent.constraint]]
+tool = "put_worker_script"
+arg = "script_name"
+allow = ["site-*"]
+
+[[agent.constraint]]
+tool = "purge_cache"
+arg = "files"
+allow = ["https://example.com/*"]
+"#;
+
+fn policy() -> Policy {
+    compile(
+        &[(PathBuf::from("policies/test.toml"), POLICY.to_string())],
+        Arc::new(common::catalog()),
+        None,
+    )
+    .expect("test policy compiles")
+}
+
+fn directory() -> Directory {
+    let mut directory = Directory::default();
+    directory.add_zone("example.com", COM);
+    directory.add_zone("example.org", ORG);
+    directory.add_account("Example Corp", ACCOUNT);
+    directory
+}
+
+/// Runs one call; returns (allowed, reason).
+fn decide(policy: &Policy, agent: &str, tool: &str, args: Value) -> (bool, String) {
+    let agent = policy.agent(agent).expect("agent exists");
+    let decision = policy.decide(agent, tool, args.as_object().expect("object"), &directory());
+    (decision.allowed, decision.reason.to_string())
+}
+
+#[test]
+fn the_decision_table() {
+    let p = policy();
+    let record = |zone: &str, name: &str| json!({"zone_id": zone, "type": "A", "name": name, "content": "192.0.2.1", "ttl": 1});
+    // (agent, tool, arguments, allowed, words the reason must hold)
+    let table: Vec<(&str, &str, Value, bool, &str)> = vec![
+        // deny by default
+        (
+            "nobody",
+            "list_zones",
+            json!({}),
+            false,
+            "no Zones grant (deny by default)",
+        ),
+        (
+            "nobody",
+            "get_account",
+            json!({"account_id": ACCOUNT}),
+            false,
+            "deny by default",
+        ),
+        (
+            "reader",
+            "list_accounts",
+            json!({}),
+            false,
+            "no Accounts grant",
+        ),
+        // read vs full
+        (
+            "reader",
+            "list_dns_records",
+            json!({"zone_id": COM}),
+            true,
+            "its DNS grant is read",
+        ),
+        (
+            "reader",
+            "create_dns_record",
+            record(COM, "a.example.com"),
+            false,
+            "its DNS grant is read",
+        ),
+        (
+            "editor",
+            "create_dns_record",
+            record(COM, "a.staging.example.com"),
+            true,
+            "its DNS grant is full",
+        ),
+        // overrides beat group grants
+        (
+            "editor",
+            "delete_dns_record",
+            json!({"zone_id": COM, "dns_record_id": COM}),
+            false,
+            "tools.delete_dns_record override is off",
+        ),
+        (
+            "editor",
+            "get_zone",
+            json!({"zone_id": COM}),
+            true,
+            "tools.get_zone override is on",
+        ),
+        // zone scope by name and by id
+        (
+            "editor",
+            "list_dns_records",
+            json!({"zone_id": ORG}),
+            false,
+            "zone example.org is outside its zones (example.com)",
+        ),
+        (
+            "by-id",
+            "list_dns_records",
+            json!({"zone_id": ORG}),
+            true,
+            "DNS grant is read",
+        ),
+        (
+            "by-id",
+            "list_dns_records",
+            json!({"zone_id": COM}),
+            false,
+            "zone example.com is outside its zones",
+        ),
+        (
+            "reader",
+            "list_dns_records",
+            json!({"zone_id": ORG}),
+            true,
+            "DNS grant is read",
+        ),
+        // account scope by name
+        (
+            "deployer",
+            "list_worker_scripts",
+            json!({"account_id": ACCOUNT}),
+            true,
+            "Workers grant is full",
+        ),
+        (
+            "deployer",
+            "list_worker_scripts",
+            json!({"account_id": OTHER_ACCOUNT}),
+            false,
+            "is outside its accounts (Example Corp)",
+        ),
+        (
+            "editor",
+            "get_zone",
+            json!({"zone_id": ORG}),
+            false,
+            "outside its zones",
+        ),
+        // constraints: allow, deny, case, lists
+        (
+            "editor",
+            "create_dns_record",
+            record(COM, "www.example.com"),
+            false,
+            "name \"www.example.com\" is not among its allowed values (*.staging.example.com)",
+        ),
+        (
+            "editor",
+            "create_dns_record",
+            record(COM, "secret.staging.example.com"),
+            false,
+            "matches its denied values",
+        ),
+        (
+            "editor",
+            "create_dns_record",
+            record(COM, "SECRET.staging.example.com"),
+            false,
+            "matches its denied values",
+        ),
+        (
+            "editor",
+            "create_dns_record",
+            record(COM, "a.STAGING.example.com"),
+            false,
+            "not among its allowed values",
+        ),
+        (
+            "deployer",
+            "put_worker_script",
+            json!({"account_id": ACCOUNT, "script_name": "site-blog", "script": "x"}),
+            true,
+            "Workers grant is full",
+        ),
+        (
+            "deployer",
+            "put_worker_script",
+            json!({"account_id": ACCOUNT, "script_name": "api-gateway", "script": "x"}),
+            false,
+            "script_name \"api-gateway\" is not among its allowed values (site-*)",
+        ),
+        (
+            "deployer",
+            "purge_cache",
+            json!({"zone_id": COM, "files": ["https://example.com/a", "https://evil.example/b"]}),
+            false,
+            "https://evil.example/b",
+        ),
+        (
+            "deployer",
+            "purge_cache",
+            json!({"zone_id": COM, "purge_everything": true}),
+            false,
+            "gives no files",
+        ),
+        // unknown tools
+        (
+            "reader",
+            "drop_everything",
+            json!({}),
+            false,
+            "there is no tool named drop_everything",
+        ),
+    ];
+    for (agent, tool, args, allowed, words) in table {
+        let (got, reason) = decide(&p, agent, tool, args.clone());
+        assert_eq!(got, allowed, "{agent} {tool} {args}: {reason}");
+        assert!(
+            reason.contains(words),
+            "{agent} {tool}: reason {reason:?} lacks {words:?}"
+        );
+    }
+}
+
+#[test]
+fn rate_limits_deny_with_when_to_retry_and_only_count_passing_calls() {
+    let p = policy();
+    let write = json!({"account_id": ACCOUNT, "script_name": "site-a", "script": "x"});
+    let outside = json!({"account_id": OTHER_ACCOUNT});
+    for _ in 0..10 {
+        assert!(
+            !decide(&p, "deployer", "list_worker_scripts", outside.clone()).0,
+            "denied calls spend nothing"
+        );
+    }
+    assert!(decide(&p, "deployer", "put_worker_script", write.clone()).0);
+    assert!(decide(&p, "deployer", "put_worker_script", write.clone()).0);
+    let (allowed, reason) = decide(&p, "deployer", "put_worker_script", write);
+    assert!(!allowed);
+    assert!(
+        reason.contains("its 2 writes this hour; retry in"),
+        "{reason}"
+    );
+    // The two writes were calls too: three more calls fill the minute's five.
+    for _ in 0..3 {
+        assert!(
+            decide(
+                &p,
+                "deployer",
+                "list_worker_scripts",
+                json!({"account_id": ACCOUNT})
+            )
+            .0
+        );
+    }
+    let (allowed, reason) = decide(
+        &p,
+        "deployer",
+        "list_worker_scripts",
+        json!({"account_id": ACCOUNT}),
+    );
+    assert!(
+        !allowed && reason.contains("its 5 calls this minute; retry in"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_reload_keeps_rate_budgets_of_unchanged_agents() {
+    let first = policy();
+    for _ in 0..5 {
+        decide(
+            &first,
+            "deployer",
+            "list_worker_scripts",
+            json!({"account_id": ACCOUNT}),
+        );
+    }
+    let reloaded = compile(
+        &[(PathBuf::from("policies/test.toml"), POLICY.to_string())],
+        Arc::new(common::catalog()),
+        Some(&first),
+    )
+    .expect("compiles");
+    assert!(
+        !decide(
+            &reloaded,
+            "deployer",
+            "list_worker_scripts",
+            json!({"account_id": ACCOUNT})
+        )
+        .0
+    );
+}
+
+#[test]
+fn unresolved_names_deny_and_say_so() {
+    let p = policy();
+    let agent = p.agent("deployer").expect("agent");
+    let decision = p.decide(
+        agent,
+        "list_worker_scripts",
+        json!({"account_id": ACCOUNT}).as_object().expect("object"),
+        &Directory::default(),
+    );
+    assert!(!decision.allowed && decision.unresolved, "{decision:?}");
+}
+
+#[test]
+fn visible_tools_follow_grants_and_overrides() {
+    let p = policy();
+    let catalog = p.catalog().clone();
+    let tools = |id: &str| {
+        p.agent(id)
+            .expect("agent")
+            .visible_tools(&catalog)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(tools("nobody"), Vec::<&str>::new());
+    assert_eq!(
+        tools("editor"),
+        [
+            "list_dns_records",
+            "get_dns_record",
+            "create_dns_record",
+            "update_dns_record",
+            "patch_dns_record",
+            "get_zone"
+        ]
+    );
+    assert_eq!(tools("reader").len(), 2 + 2 + 2);
+}
+
+#[test]
+fn agents_are_found_by_key() {
+    let text = format!(
+        "[[agent]]\nid = \"a\"\nkey_sha256 = [\"{}\"]\n[[agent]]\nid = \"b\"\nkey_sha256 = [\"{}\"]\n",
+        sha256_hex("key-a"),
+        sha256_hex("key-b")
+    );
+    let p = compile(
+        &[(PathBuf::from("k.toml"), text)],
+        Arc::new(common::catalog()),
+        None,
+    )
+    .expect("compiles");
+    assert_eq!(p.agent_for_key("key-b").map(|a| a.id.as_str()), Some("b"));
+    assert_eq!(p.agent_for_key("key-a").map(|a| a.id.as_str()), Some("a"));
+    assert!(p.agent_for_key("key-c").is_none());
+    assert!(p.agent_for_key("").is_none());
+}
+
+fn problems(files: &[(&str, &str)]) -> String {
+    let sources: Vec<(PathBuf, String)> = files
+        .iter()
+        .map(|(f, t)| (PathBuf::from(f), t.to_string()))
+        .collect();
+    match compile(&sources, Arc::new(common::catalog()), None) {
+        Err(PolicyError::Invalid(problems)) => problems
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Err(other) => panic!("unexpected error {other}"),
+        Ok(_) => panic!("policy should be refused"),
+    }
+}
+
+#[test]
+fn validation_names_file_and_line() {
+    let cases = [
+        (
+            "[[agent]]\nid = \"a\"\ngrants = { dnss = \"read\" }\n",
+            "p.toml:3: unknown capability group `dnss`",
+        ),
+        (
+            "[[agent]]\nid = \"a\"\n\n[agent.tools]\ndrop_zone = \"off\"\n",
+            "p.toml:5: unknown tool `drop_zone`",
+        ),
+        (
+            "[[agent]]\nid = \"a\"\n[[agent.constraint]]\ntool = \"create_dns_record\"\narg = \"nmae\"\nallow = [\"x\"]\n",
+            "p.toml:5: create_dns_record has no argument `nmae`",
+        ),
+        (
+            "[[agent]]\nid = \"a\"\n[[agent.constraint]]\ntool = \"create_dns_record\"\narg = \"name\"\nallow = [\"[x\"]\n",
+            "p.toml:6: invalid glob `[x`",
+        ),
+        (
+            "[[agent]]\nid = \"a\"\nkey_sha256 = [\"abc\"]\n",
+            "p.toml:3: key_sha256 must be 64 hex characters",
+        ),
+        (
+            "[[agent]]\nid = \"a\"\ngrants = { dns = \"write\" }\n",
+            "p.toml:3: unknown variant `write`",
+        ),
+        (
+            "[[agent]]\nid = \"a\"\nzones = [\"not a zone\"]\n",
+            "p.toml:3: `not a zone` is not a zone name",
+        ),
+        (
+            "[[agent]]\nid = \"Bad Id\"\n",
+            "p.toml:2: agent id `Bad Id` must be",
+        ),
+        (
+            "[[agent]]\nid = \"a\"\ncolour = \"red\"\n",
+            "p.toml:3: unknown field `colour`",
+        ),
+    ];
+    for (text, want) in cases {
+        let got = problems(&[("p.toml", text)]);
+        assert!(got.contains(want), "{text}\n=> {got}");
+    }
+}
+
+#[test]
+fn duplicates_across_files_are_errors() {
+    let key = sha256_hex("shared");
+    let a = format!("[[agent]]\nid = \"a\"\nkey_sha256 = [\"{key}\"]\n");
+    let b = format!("\n[[agent]]\nid = \"a\"\n\n[[agent]]\nid = \"b\"\nkey_sha256 = [\"{key}\"]\n");
+    let got = problems(&[("one.toml", &a), ("two.toml", &b)]);
+    assert!(
+        got.contains("two.toml:3: agent `a` is already defined at one.toml:2"),
+        "{got}"
+    );
+    assert!(
+        got.contains("two.toml:7: this key_sha256 is already used by agent `a`"),
+        "{got}"
+    );
+}
+
+#[test]
+fn an_agent_granted_nothing_is_a_warning() {
+    let p = policy();
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("policies/test.toml:3: agent `nobody` is granted nothing")),
+        "{:?}",
+        p.warnings
+    );
+}
