@@ -3,6 +3,7 @@
 //! looks inside.
 
 mod decide;
+mod engine;
 mod file;
 mod identity;
 mod limits;
@@ -11,6 +12,7 @@ mod model;
 mod scope;
 
 pub use decide::Decision;
+pub use engine::Engine;
 pub use file::{AuthMode, Level, Limits, ToolSetting, json_schema};
 pub use identity::{new_key, sha256_hex};
 pub use load::{PolicyError, Problem, compile, policy_files};

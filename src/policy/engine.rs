@@ -1,0 +1,106 @@
+//! The policy as the server uses it: the current compiled policy and zone
+//! directory, swapped atomically on reload or refresh (readers never wait),
+//! and name resolution retried when a call misses.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use serde_json::{Map, Value};
+use tokio::sync::Mutex;
+
+use super::decide::Decision;
+use super::model::{Agent, Policy};
+use super::scope::Directory;
+use crate::cloudflare::Client;
+
+/// How often a miss may trigger a directory refresh.
+const REFRESH_COOLDOWN: Duration = Duration::from_secs(10);
+
+/// The live policy and the names it refers to.
+pub struct Engine {
+    policy: ArcSwap<Policy>,
+    directory: ArcSwap<Directory>,
+    resolver: Option<Client>,
+    last_refresh: Mutex<Option<Instant>>,
+}
+
+impl Engine {
+    /// Starts with `policy`, resolving names through `resolver` now (a
+    /// failure is logged; names then stay unresolved and deny).
+    pub async fn new(policy: Policy, resolver: Option<Client>) -> Self {
+        let engine = Self {
+            policy: ArcSwap::from_pointee(policy),
+            directory: ArcSwap::from_pointee(Directory::default()),
+            resolver,
+            last_refresh: Mutex::new(None),
+        };
+        engine.refresh().await;
+        engine
+    }
+
+    /// The current policy. A call keeps the snapshot it started with.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy.load_full()
+    }
+
+    pub fn directory(&self) -> Arc<Directory> {
+        self.directory.load_full()
+    }
+
+    /// Installs a newly loaded policy for calls that start from now on.
+    pub fn replace_policy(&self, policy: Policy) {
+        self.policy.store(Arc::new(policy));
+    }
+
+    /// Decides a call under `policy`; when it is denied only because a
+    /// name is not resolved, refreshes the directory (at most every few
+    /// seconds) and decides again.
+    pub async fn decide(
+        &self,
+        policy: &Policy,
+        agent: &Agent,
+        tool: &str,
+        args: &Map<String, Value>,
+    ) -> Decision {
+        let decision = policy.decide(agent, tool, args, &self.directory.load());
+        if decision.unresolved && self.refresh_if_stale().await {
+            return policy.decide(agent, tool, args, &self.directory.load());
+        }
+        decision
+    }
+
+    /// Refreshes unless a miss already did within the cool-down; misses
+    /// wait for one refresh rather than each starting their own.
+    async fn refresh_if_stale(&self) -> bool {
+        let mut last = self.last_refresh.lock().await;
+        if last.is_some_and(|at| at.elapsed() < REFRESH_COOLDOWN) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        self.refresh().await
+    }
+
+    /// Fetches zone and account names; whether the directory was replaced.
+    pub async fn refresh(&self) -> bool {
+        let Some(client) = &self.resolver else {
+            return false;
+        };
+        let catalog = self.policy.load().catalog().clone();
+        match Directory::fetch(client, &catalog).await {
+            Ok(directory) => {
+                tracing::info!(
+                    zones = directory.zone_ids.len(),
+                    accounts = directory.account_ids.len(),
+                    "resolved zone and account names"
+                );
+                self.directory.store(Arc::new(directory));
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot resolve zone and account names; calls naming them are denied");
+                false
+            }
+        }
+    }
+}
