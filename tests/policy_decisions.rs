@@ -79,7 +79,13 @@ fn directory() -> Directory {
 /// Runs one call; returns (allowed, reason).
 fn decide(policy: &Policy, agent: &str, tool: &str, args: Value) -> (bool, String) {
     let agent = policy.agent(agent).expect("agent exists");
-    let decision = policy.decide(agent, tool, args.as_object().expect("object"), &directory());
+    let decision = policy.decide(
+        agent,
+        tool,
+        args.as_object().expect("object"),
+        &directory(),
+        None,
+    );
     (decision.allowed, decision.reason.to_string())
 }
 
@@ -355,6 +361,7 @@ fn unresolved_names_deny_and_say_so() {
         "list_worker_scripts",
         json!({"account_id": ACCOUNT}).as_object().expect("object"),
         &Directory::default(),
+        None,
     );
     assert!(!decision.allowed && decision.unresolved, "{decision:?}");
 }

@@ -88,3 +88,110 @@ async fn names_resolve_at_start_and_on_a_miss() {
     assert!(!other.allowed);
     assert_eq!(sandbox.requests().await.len(), after);
 }
+
+const EDITOR: &str = r#"
+[[agent]]
+id = "editor"
+zones = ["example.com"]
+grants = { dns = "full" }
+
+[[agent.constraint]]
+tool = "patch_dns_record"
+arg = "name"
+allow = ["*.staging.example.com"]
+
+[[agent.constraint]]
+tool = "delete_dns_record"
+arg = "name"
+allow = ["*.staging.example.com"]
+"#;
+
+/// The seeded records: www.example.com (CNAME) and api.staging.example.com (A).
+const WWW: &str = "8ce0e8a8a7b7b3c1d0e9f8a7b6c5d4e3";
+const STAGING: &str = "c0ffee00c0ffee00c0ffee00c0ffee00";
+
+#[tokio::test]
+async fn records_named_by_id_are_fetched_and_checked() {
+    let sandbox = SandboxProcess::start(&[]);
+    let policy = compile(
+        &[(PathBuf::from("p.toml"), EDITOR.to_string())],
+        Arc::new(catalog()),
+        None,
+    )
+    .expect("compiles");
+    let engine = Engine::new(policy, Some(sandbox.client())).await;
+    let policy = engine.policy();
+    let agent = policy.agent("editor").expect("agent");
+    let decide = |tool: &'static str, call: serde_json::Value| {
+        let (engine, policy) = (&engine, policy.clone());
+        async move { engine.decide(&policy, agent, tool, &args(call)).await }
+    };
+
+    let www = decide(
+        "delete_dns_record",
+        json!({"zone_id": EXAMPLE_COM, "dns_record_id": WWW}),
+    )
+    .await;
+    assert!(
+        !www.allowed
+            && www
+                .reason
+                .contains("name \"www.example.com\" is not among its allowed values"),
+        "{www:?}"
+    );
+    let staging = decide(
+        "delete_dns_record",
+        json!({"zone_id": EXAMPLE_COM, "dns_record_id": STAGING}),
+    )
+    .await;
+    assert!(staging.allowed, "{staging:?}");
+
+    // Renaming a record outside staging into staging is still touching it.
+    let rename = decide(
+        "patch_dns_record",
+        json!({"zone_id": EXAMPLE_COM, "dns_record_id": WWW, "name": "x.staging.example.com"}),
+    )
+    .await;
+    assert!(
+        !rename.allowed && rename.reason.contains("www.example.com"),
+        "{rename:?}"
+    );
+
+    // The type of a record cannot change in place (ended 2026-06-30).
+    let retype = decide("update_dns_record", json!({"zone_id": EXAMPLE_COM, "dns_record_id": STAGING, "type": "AAAA", "name": "api.staging.example.com", "ttl": 1})).await;
+    assert!(
+        !retype.allowed
+            && retype
+                .reason
+                .contains("would change type from \"A\" to \"AAAA\"")
+            && retype
+                .reason
+                .contains("delete the record and create a new one"),
+        "{retype:?}"
+    );
+    let same_type = decide("update_dns_record", json!({"zone_id": EXAMPLE_COM, "dns_record_id": STAGING, "type": "A", "name": "api.staging.example.com", "ttl": 1})).await;
+    assert!(same_type.allowed, "{same_type:?}");
+
+    let missing = decide(
+        "delete_dns_record",
+        json!({"zone_id": EXAMPLE_COM, "dns_record_id": "00000000000000000000000000000000"}),
+    )
+    .await;
+    assert!(
+        !missing.allowed
+            && missing
+                .reason
+                .contains("cannot check the object this call acts on")
+            && missing.reason.contains("404"),
+        "{missing:?}"
+    );
+
+    let writes: Vec<String> = sandbox
+        .requests()
+        .await
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| r.path)
+        .collect();
+    assert!(writes.is_empty(), "deciding only reads: {writes:?}");
+}

@@ -76,6 +76,7 @@ struct RawEndpoint {
     exactly_one_of: Vec<String>,
     description: String,
     deprecation: Option<String>,
+    lookup: Option<Lookup>,
     annotations: Annotations,
     #[serde(default, rename = "param")]
     params: Vec<toml::Table>,
@@ -147,7 +148,52 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<Catalog, CatalogErr
             description: raw.group.description,
         });
     }
+    check_lookups(sources, &endpoints)?;
     Ok(Catalog::new(groups, endpoints))
+}
+
+/// A lookup must name a GET tool whose path arguments the endpoint has,
+/// and its immutable fields must be the endpoint's arguments.
+fn check_lookups(
+    sources: &[(PathBuf, String)],
+    endpoints: &[Endpoint],
+) -> Result<(), CatalogError> {
+    for endpoint in endpoints {
+        let Some(lookup) = &endpoint.lookup else {
+            continue;
+        };
+        let problem = match endpoints.iter().find(|e| e.tool == lookup.tool) {
+            None => Some(format!("no tool named `{}`", lookup.tool)),
+            Some(target) if target.method != Method::Get => {
+                Some(format!("`{}` is not a GET", lookup.tool))
+            }
+            Some(target) => target
+                .path
+                .params()
+                .find(|name| endpoint.param(name).is_none())
+                .map(|name| {
+                    format!(
+                        "`{}` needs `{name}`, which this endpoint lacks",
+                        lookup.tool
+                    )
+                }),
+        }
+        .or_else(|| {
+            lookup
+                .immutable
+                .iter()
+                .find(|f| endpoint.param(f).is_none())
+                .map(|f| format!("immutable field `{f}` is not an argument of this endpoint"))
+        });
+        if let Some(message) = problem {
+            let (file, text) = sources
+                .iter()
+                .find(|(_, text)| text.contains(&format!("tool = \"{}\"", endpoint.tool)))
+                .expect("every endpoint came from a source");
+            return Err(FileContext { file, text }.invalid(&endpoint.tool, "lookup", message));
+        }
+    }
+    Ok(())
 }
 
 /// Names the `[[endpoint]]` that byte `offset` of `text` falls in, if any.
@@ -268,6 +314,7 @@ impl FileContext<'_> {
             items_field: raw.items_field,
             exactly_one_of: raw.exactly_one_of,
             deprecation: raw.deprecation,
+            lookup: raw.lookup,
             input_schema: Map::new(),
         };
         let schema = input_schema(&endpoint);

@@ -196,6 +196,22 @@ impl PathTemplate {
     }
 }
 
+/// The read that fetches the object a call acts on (the DNS record an
+/// update names only by id), so constraints can check its current fields
+/// and calls cannot change fields that must not change.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lookup {
+    /// A GET tool whose path arguments this endpoint also has.
+    pub tool: String,
+    /// Fields of the fetched object that policy constraints may name.
+    #[serde(default)]
+    pub fields: Vec<String>,
+    /// Arguments a call may not change from the object's current value.
+    #[serde(default)]
+    pub immutable: Vec<String>,
+}
+
 /// One Cloudflare API endpoint, exposed as one MCP tool.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
@@ -218,6 +234,8 @@ pub struct Endpoint {
     /// Body arguments of which exactly one must be given (purge_cache).
     pub exactly_one_of: Vec<String>,
     pub deprecation: Option<String>,
+    /// How to fetch the object this call acts on, so policies can check it.
+    pub lookup: Option<Lookup>,
     /// The JSON Schema of the tool's arguments (the MCP inputSchema).
     pub input_schema: Map<String, Value>,
 }

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::{Outcome, Paths, setup};
 use crate::audit::summary;
 use crate::catalog::Catalog;
-use crate::policy::{AuthMode, Policy, describe_target};
+use crate::policy::{AuthMode, Engine, Policy, describe_target};
 
 /// `flaregate check`: validates everything and prints the agent × group matrix.
 pub fn check(paths: &Paths) -> Outcome {
@@ -175,9 +175,9 @@ pub async fn explain(args: &ExplainArgs) -> Outcome {
     let config = setup::config(&args.paths)?;
     let catalog = setup::catalog(&config)?;
     let policy = setup::policy(&config, catalog.clone())?;
-    let agent = policy
-        .agent(&args.agent)
-        .ok_or_else(|| unknown_agent(&policy, &args.agent))?;
+    if policy.agent(&args.agent).is_none() {
+        return Err(unknown_agent(&policy, &args.agent));
+    }
     let call: Map<String, Value> = match serde_json::from_str(&args.args) {
         Ok(Value::Object(map)) => map,
         Ok(_) => return Err("--args must be a JSON object, e.g. '{\"zone_id\": \"…\"}'".into()),
@@ -189,10 +189,14 @@ pub async fn explain(args: &ExplainArgs) -> Outcome {
         println!("invalid: {invalid}");
         return Ok(ExitCode::FAILURE);
     }
-    let directory = setup::directory(&config, &catalog).await?;
-    let decision = policy.decide(agent, &args.tool, &call, &directory);
+    let engine = Engine::new(policy, setup::resolver(&config)?).await;
+    let policy = engine.policy();
+    let agent = policy
+        .agent(&args.agent)
+        .expect("the agent was found above");
+    let decision = engine.decide(&policy, agent, &args.tool, &call).await;
     let endpoint = catalog.endpoint(&args.tool);
-    let target = endpoint.and_then(|e| describe_target(e, &call, &directory));
+    let target = endpoint.and_then(|e| describe_target(e, &call, &engine.directory()));
     let verdict = if decision.allowed {
         "allowed"
     } else {

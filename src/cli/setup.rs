@@ -8,7 +8,7 @@ use super::Paths;
 use crate::catalog::Catalog;
 use crate::cloudflare::{Client, ClientConfig, Credential};
 use crate::config::Config;
-use crate::policy::{self, Directory, Policy};
+use crate::policy::{self, Policy};
 
 /// The configuration with the command line's path overrides applied.
 pub fn config(paths: &Paths) -> Result<Config, String> {
@@ -49,19 +49,14 @@ pub fn client(config: &Config) -> Result<Option<Client>, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Zone and account names resolved through the API; empty (with a note on
-/// stderr) when there is no credential or the API cannot be reached.
-pub async fn directory(config: &Config, catalog: &Catalog) -> Result<Directory, String> {
-    match client(config)? {
-        None => {
-            eprintln!(
-                "note: no CLOUDFLARE_API_TOKEN set, so zone and account names in policies are not resolved"
-            );
-            Ok(Directory::default())
-        }
-        Some(client) => Directory::fetch(&client, catalog).await.or_else(|e| {
-            eprintln!("note: cannot resolve zone and account names: {e}");
-            Ok(Directory::default())
-        }),
+/// The client that resolves names and looks up objects for decisions; none
+/// (with a note on stderr) without a credential.
+pub fn resolver(config: &Config) -> Result<Option<Client>, String> {
+    let client = client(config)?;
+    if client.is_none() {
+        eprintln!(
+            "note: no CLOUDFLARE_API_TOKEN set, so zone and account names in policies are not resolved"
+        );
     }
+    Ok(client)
 }

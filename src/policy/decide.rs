@@ -21,6 +21,9 @@ pub struct Decision {
     /// Denied only because a zone or account name in the agent's scope is
     /// not resolved yet; a fresher [`Directory`] may allow it.
     pub unresolved: bool,
+    /// Not decided yet: the object the call acts on must be fetched (the
+    /// endpoint's lookup) and the call decided again with it.
+    pub needs_lookup: bool,
 }
 
 impl Decision {
@@ -30,6 +33,7 @@ impl Decision {
             reason: reason.clone(),
             rule: rule.clone(),
             unresolved: false,
+            needs_lookup: false,
         }
     }
 
@@ -39,19 +43,37 @@ impl Decision {
             reason: reason.into(),
             rule: rule.into(),
             unresolved: false,
+            needs_lookup: false,
         }
+    }
+
+    /// A denial for a reason found outside the policy (a failed lookup).
+    pub fn deny_because(reason: impl Into<Arc<str>>, rule: impl Into<Arc<str>>) -> Self {
+        Self::deny(reason, rule)
+    }
+
+    fn lookup_first() -> Self {
+        let mut decision = Self::deny(
+            "the object this call acts on must be checked first",
+            "lookup",
+        );
+        decision.needs_lookup = true;
+        decision
     }
 }
 
 impl Policy {
-    /// Decides one call. `directory` maps zone and account names to ids.
-    /// Rate budgets are only spent by calls that pass every other check.
+    /// Decides one call. `directory` maps zone and account names to ids;
+    /// `current` is the object the call acts on, when the endpoint has a
+    /// lookup and it was fetched. Rate budgets are only spent by calls that
+    /// pass every other check.
     pub fn decide(
         &self,
         agent: &Agent,
         tool: &str,
         args: &Map<String, Value>,
         directory: &Directory,
+        current: Option<&Map<String, Value>>,
     ) -> Decision {
         let Some(index) = self.catalog.index_of(tool) else {
             return Decision::deny(
@@ -85,8 +107,35 @@ impl Policy {
                 return denied;
             }
         }
+        if let Some(lookup) = &endpoint.lookup {
+            let wants_current = !rule.constraints.is_empty()
+                || lookup.immutable.iter().any(|f| args.contains_key(f));
+            match current {
+                None if wants_current => return Decision::lookup_first(),
+                Some(current) => {
+                    for field in &lookup.immutable {
+                        if let (Some(new), Some(old)) = (args.get(field), current.get(field))
+                            && new != old
+                        {
+                            let note = endpoint
+                                .deprecation
+                                .as_deref()
+                                .unwrap_or("it cannot be changed in place");
+                            return Decision::deny(
+                                format!(
+                                    "the call would change {field} from {old} to {new}: {note}"
+                                ),
+                                format!("{tool}: {field} is immutable"),
+                            );
+                        }
+                    }
+                }
+                None => {}
+            }
+        }
         for constraint in &rule.constraints {
-            if let Err(reason) = constraint.check(args.get(&constraint.arg)) {
+            let now = current.and_then(|c| c.get(&constraint.arg));
+            if let Err(reason) = constraint.check(args.get(&constraint.arg), now) {
                 return Decision::deny(reason, constraint.source.clone());
             }
         }
@@ -123,20 +172,25 @@ fn check_scope(
 }
 
 impl Constraint {
-    /// Checks an argument's value: a string, a list of strings, or a list
-    /// of `{url: …}` objects (purge files). Absent fails closed.
-    fn check(&self, value: Option<&Value>) -> Result<(), String> {
-        let Some(value) = value else {
+    /// Checks the value the call gives and the value the object has now:
+    /// both must pass, and at least one must be known (absent fails closed).
+    /// A value is a string, a list of strings, or a list of `{url: …}`
+    /// objects (purge files).
+    fn check(&self, given: Option<&Value>, current: Option<&Value>) -> Result<(), String> {
+        if given.is_none() && current.is_none() {
             return Err(format!(
                 "the call gives no {}, which its rules limit ({})",
                 self.arg,
                 self.describe()
             ));
-        };
-        match value {
-            Value::Array(items) => items.iter().try_for_each(|item| self.check_one(item)),
-            single => self.check_one(single),
         }
+        for value in [given, current].into_iter().flatten() {
+            match value {
+                Value::Array(items) => items.iter().try_for_each(|item| self.check_one(item))?,
+                single => self.check_one(single)?,
+            }
+        }
+        Ok(())
     }
 
     fn check_one(&self, value: &Value) -> Result<(), String> {

@@ -55,7 +55,9 @@ impl Engine {
 
     /// Decides a call under `policy`; when it is denied only because a
     /// name is not resolved, refreshes the directory (at most every few
-    /// seconds) and decides again.
+    /// seconds) and decides again. When the decision needs the object the
+    /// call acts on (the endpoint's lookup), fetches it and decides again
+    /// with it.
     pub async fn decide(
         &self,
         policy: &Policy,
@@ -63,11 +65,55 @@ impl Engine {
         tool: &str,
         args: &Map<String, Value>,
     ) -> Decision {
-        let decision = policy.decide(agent, tool, args, &self.directory.load());
+        let mut decision = policy.decide(agent, tool, args, &self.directory.load(), None);
         if decision.unresolved && self.refresh_if_stale().await {
-            return policy.decide(agent, tool, args, &self.directory.load());
+            decision = policy.decide(agent, tool, args, &self.directory.load(), None);
         }
-        decision
+        if !decision.needs_lookup {
+            return decision;
+        }
+        match self.look_up(policy, tool, args).await {
+            Ok(current) => policy.decide(agent, tool, args, &self.directory.load(), Some(&current)),
+            Err(reason) => Decision::deny_because(reason, "lookup"),
+        }
+    }
+
+    /// Fetches the object a call acts on through the endpoint's lookup tool.
+    async fn look_up(
+        &self,
+        policy: &Policy,
+        tool: &str,
+        args: &Map<String, Value>,
+    ) -> Result<Map<String, Value>, String> {
+        let catalog = policy.catalog();
+        let lookup = catalog
+            .endpoint(tool)
+            .and_then(|e| e.lookup.as_ref())
+            .ok_or("no lookup for this tool")?;
+        let target = catalog
+            .endpoint(&lookup.tool)
+            .ok_or("the lookup tool is missing")?;
+        let client = self
+            .resolver
+            .as_ref()
+            .ok_or("no Cloudflare client to check it with")?;
+        let path_args: Map<String, Value> = target
+            .path
+            .params()
+            .filter_map(|name| args.get(name).map(|v| (name.to_string(), v.clone())))
+            .collect();
+        match client.call(target, &path_args).await {
+            Ok(answer) => match answer.result {
+                Value::Object(current) => Ok(current),
+                _ => Err(
+                    "cannot check the object this call acts on: Cloudflare sent no object"
+                        .to_string(),
+                ),
+            },
+            Err(error) => Err(format!(
+                "cannot check the object this call acts on: {error}"
+            )),
+        }
     }
 
     /// Refreshes unless a miss already did within the cool-down; misses

@@ -388,8 +388,16 @@ impl Context<'_> {
             return None;
         };
         let endpoint = &self.catalog.endpoints()[index];
-        if endpoint.param(spec.arg.get_ref()).is_none() {
-            let names: Vec<&str> = endpoint.params.iter().map(|p| p.name.as_str()).collect();
+        let arg = spec.arg.get_ref();
+        let looked_up = endpoint
+            .lookup
+            .as_ref()
+            .is_some_and(|l| l.fields.contains(arg));
+        if endpoint.param(arg).is_none() && !looked_up {
+            let mut names: Vec<&str> = endpoint.params.iter().map(|p| p.name.as_str()).collect();
+            if let Some(lookup) = &endpoint.lookup {
+                names.extend(lookup.fields.iter().map(String::as_str));
+            }
             self.problem(
                 &spec.arg,
                 format!(
