@@ -254,6 +254,11 @@ fn bad_catalogs_name_file_line_entry_and_field() {
             "must be anchored",
         ),
         (
+            "annotations = { read_only = true, destructive = false, idempotent = true }",
+            "annotations = { read_only = true, destructive = false, idempotent = true }\n[endpoint.lookup]\ntool = \"fetch_thing\"",
+            "field `lookup`: no tool named `fetch_thing`",
+        ),
+        (
             "method = \"GET\"",
             "method = \"FETCH\"",
             "catalog/things.toml:10: endpoint `get_thing`: unknown variant `FETCH`",
