@@ -9,3 +9,4 @@ pub mod config;
 pub mod logging;
 pub mod policy;
 pub mod sandbox;
+pub mod server;

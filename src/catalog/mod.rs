@@ -18,6 +18,34 @@ pub use error::CatalogError;
 pub use loader::load_sources;
 pub use model::*;
 
+/// The catalog shipped with flaregate (catalog/*.toml at build time), for
+/// when no catalog folder is at hand (`serve --sandbox` from anywhere).
+pub fn builtin() -> Catalog {
+    let files = [
+        ("accounts.toml", include_str!("../../catalog/accounts.toml")),
+        ("cache.toml", include_str!("../../catalog/cache.toml")),
+        ("dns.toml", include_str!("../../catalog/dns.toml")),
+        ("firewall.toml", include_str!("../../catalog/firewall.toml")),
+        (
+            "load_balancers.toml",
+            include_str!("../../catalog/load_balancers.toml"),
+        ),
+        (
+            "page_rules.toml",
+            include_str!("../../catalog/page_rules.toml"),
+        ),
+        ("r2.toml", include_str!("../../catalog/r2.toml")),
+        ("ssl.toml", include_str!("../../catalog/ssl.toml")),
+        ("workers.toml", include_str!("../../catalog/workers.toml")),
+        ("zones.toml", include_str!("../../catalog/zones.toml")),
+    ];
+    let sources: Vec<(std::path::PathBuf, String)> = files
+        .iter()
+        .map(|(name, text)| (Path::new("catalog (built in)").join(name), text.to_string()))
+        .collect();
+    load_sources(&sources).expect("the shipped catalog is checked by the test suite")
+}
+
 /// Every endpoint of the catalog, indexed by tool name, with each tool's
 /// argument validator compiled once at load.
 #[derive(Debug, Clone)]

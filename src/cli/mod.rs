@@ -6,6 +6,7 @@ mod audit;
 mod inspect;
 mod keys;
 mod sandbox;
+mod serve;
 mod setup;
 
 use std::path::PathBuf;
@@ -49,6 +50,8 @@ pub struct Paths {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the MCP server (try it: serve --sandbox).
+    Serve(serve::ServeArgs),
     /// Run the simulated Cloudflare API (for demos, tests and benchmarks).
     Sandbox(sandbox::SandboxArgs),
     /// Validate the configuration, catalog and policies; print who may do what.
@@ -76,6 +79,7 @@ pub async fn run() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format, &cli.log_level);
     let outcome = match cli.command {
+        Command::Serve(args) => serve::run(args).await,
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::Check(args) => inspect::check(&args.paths),
         Command::Tools(args) => inspect::tools(&args),

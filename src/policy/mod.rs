@@ -18,3 +18,7 @@ pub use identity::{new_key, sha256_hex};
 pub use load::{PolicyError, Problem, compile, policy_files};
 pub use model::{Agent, Policy};
 pub use scope::{Directory, Scope, ScopeRef, describe_target};
+
+/// The demo policy (policies/demo.toml at build time), used by
+/// `serve --sandbox` when no policy is given.
+pub const DEMO: &str = include_str!("../../policies/demo.toml");

@@ -86,6 +86,20 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// Lets `agent` also authenticate with the key whose SHA-256 is `hash`
+    /// (the sandbox demo's fresh keys).
+    pub fn add_key_hash(&mut self, agent: &str, hash: [u8; 32]) -> bool {
+        match self.by_id.get(agent) {
+            Some(&i) => {
+                self.agents[i].key_hashes.push(hash);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 impl Agent {
     /// The tools this agent may see and call, in catalog order.
     pub fn visible_tools<'a>(&'a self, catalog: &'a Catalog) -> impl Iterator<Item = &'a str> + 'a {
@@ -102,6 +116,11 @@ impl Agent {
         catalog
             .index_of(tool)
             .is_some_and(|i| self.tools[i].allowed)
+    }
+
+    /// Whether the agent has any bearer key.
+    pub fn has_keys(&self) -> bool {
+        !self.key_hashes.is_empty()
     }
 
     /// The effective level for a group: what `check` prints.

@@ -119,3 +119,179 @@ pub fn endpoint<'a>(catalog: &'a Catalog, tool: &str) -> &'a Endpoint {
         .endpoint(tool)
         .unwrap_or_else(|| panic!("no tool {tool}"))
 }
+
+/// A `flaregate serve` process on a free port, with its own audit database.
+pub struct ServerProcess {
+    child: Child,
+    pub mcp_url: String,
+    /// The in-process sandbox's API URL (with --sandbox).
+    pub sandbox_url: Option<String>,
+    /// Demo keys by agent (with --sandbox).
+    pub keys: std::collections::HashMap<String, String>,
+    pub audit_db: PathBuf,
+    _stdout: BufReader<ChildStdout>,
+    _dir: tempfile::TempDir,
+}
+
+impl ServerProcess {
+    /// `serve --sandbox --http 127.0.0.1:0` with the demo policy.
+    pub fn sandbox(extra: &[&str]) -> Self {
+        let mut args = vec!["--sandbox"];
+        args.extend_from_slice(extra);
+        Self::start(&args, &[])
+    }
+
+    /// `serve --http 127.0.0.1:0` with extra arguments and environment.
+    pub fn start(extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let audit_db = dir.path().join("audit.db");
+        let mut command = Command::new(BIN);
+        command
+            .args(["serve", "--http", "127.0.0.1:0", "--log-level", "warn"])
+            .args(["--catalog", repo_path("catalog").to_str().expect("utf-8")])
+            .args(["--audit-db", audit_db.to_str().expect("utf-8")])
+            .args(extra)
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if !extra.contains(&"--policies") {
+            command.args(["--policies", repo_path("policies").to_str().expect("utf-8")]);
+        }
+        for key in [
+            "CLOUDFLARE_API_TOKEN",
+            "CLOUDFLARE_API_KEY",
+            "CLOUDFLARE_EMAIL",
+            "CLOUDFLARE_API_BASE_URL",
+            "RUST_LOG",
+        ] {
+            command.env_remove(key);
+        }
+        command.envs(env.iter().copied());
+        let mut child = command.spawn().expect("start flaregate serve");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let (mut mcp_url, mut sandbox_url, mut keys) =
+            (None, None, std::collections::HashMap::new());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if stdout.read_line(&mut line).expect("read banner") == 0 {
+                panic!("flaregate serve exited before it was ready");
+            }
+            let text = line.trim();
+            if let Some(url) = text.strip_prefix("MCP:") {
+                mcp_url = Some(url.trim().to_string());
+            } else if let Some(url) = text.strip_prefix("sandbox API:") {
+                sandbox_url = Some(url.trim().to_string());
+            } else if let Some(rest) = text.strip_prefix("key for ") {
+                let (agent, key) = rest.split_once(": ").expect("key line");
+                keys.insert(agent.to_string(), key.to_string());
+            } else if text == "Ready." {
+                break;
+            }
+        }
+        Self {
+            child,
+            mcp_url: mcp_url.expect("MCP URL printed"),
+            sandbox_url,
+            keys,
+            audit_db,
+            _stdout: stdout,
+            _dir: dir,
+        }
+    }
+
+    pub fn key(&self, agent: &str) -> &str {
+        self.keys
+            .get(agent)
+            .unwrap_or_else(|| panic!("no demo key for {agent}"))
+    }
+
+    /// An rmcp client connected over HTTP with `agent`'s key.
+    pub async fn connect(
+        &self,
+        agent: &str,
+    ) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+        connect_http(&self.mcp_url, Some(self.key(agent))).await
+    }
+
+    /// The requests the in-process sandbox received.
+    pub async fn sandbox_requests(&self) -> Vec<LoggedRequest> {
+        let url = self.sandbox_url.as_ref().expect("started with --sandbox");
+        let root = url.trim_end_matches("/client/v4");
+        reqwest::get(format!("{root}/__sandbox/requests"))
+            .await
+            .expect("log")
+            .json()
+            .await
+            .expect("JSON")
+    }
+
+    /// Every audit row, oldest first.
+    pub fn audit_rows(&self) -> Vec<flaregate::audit::Entry> {
+        let filter = flaregate::audit::Filter {
+            limit: 100_000,
+            ..Default::default()
+        };
+        flaregate::audit::read(&self.audit_db, &filter).expect("audit log readable")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An rmcp client over streamable HTTP, with a bearer key if given.
+pub async fn connect_http(
+    url: &str,
+    key: Option<&str>,
+) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+    use rmcp::ServiceExt;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_string());
+    if let Some(key) = key {
+        config = config.auth_header(key.to_string());
+    }
+    ().serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .expect("MCP client connects")
+}
+
+/// Calls a tool; returns the result (protocol errors panic).
+pub async fn call(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
+    tool: &str,
+    arguments: Value,
+) -> rmcp::model::CallToolResult {
+    try_call(client, tool, arguments)
+        .await
+        .unwrap_or_else(|e| panic!("{tool}: {e}"))
+}
+
+/// Calls a tool; protocol errors come back as `Err(message)`.
+pub async fn try_call(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
+    tool: &str,
+    arguments: Value,
+) -> Result<rmcp::model::CallToolResult, String> {
+    let params =
+        rmcp::model::CallToolRequestParams::new(tool.to_string()).with_arguments(args(arguments));
+    client.call_tool(params).await.map_err(|e| e.to_string())
+}
+
+/// The text of a tool result.
+pub fn text(result: &rmcp::model::CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

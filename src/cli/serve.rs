@@ -1,0 +1,251 @@
+//! `flaregate serve`: the MCP server, over HTTP or stdio, in front of
+//! Cloudflare or (with --sandbox) of the built-in simulated API.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use super::{Outcome, Paths, setup};
+use crate::audit::AuditLog;
+use crate::catalog::{self, Catalog};
+use crate::cloudflare::{Client, ClientConfig, Credential};
+use crate::config::Config;
+use crate::policy::{self, AuthMode, Engine, Policy};
+use crate::sandbox::{self, RunningSandbox, SandboxConfig};
+use crate::server::{Gateway, http, reload, stdio};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Use the built-in sandbox (a simulated Cloudflare API) instead of
+    /// Cloudflare, with the demo policy unless policies are configured.
+    #[arg(long)]
+    sandbox: bool,
+    /// Serve MCP over streamable HTTP on ADDR (the default transport;
+    /// default address from flaregate.toml, else 127.0.0.1:8787).
+    #[arg(long, value_name = "ADDR", conflicts_with = "stdio")]
+    http: Option<SocketAddr>,
+    /// Serve one agent over stdin/stdout (needs --agent).
+    #[arg(long, requires = "agent")]
+    stdio: bool,
+    /// The agent a stdio process serves.
+    #[arg(long)]
+    agent: Option<String>,
+    #[command(flatten)]
+    paths: Paths,
+}
+
+/// A demo key made for an agent at start (sandbox mode).
+struct DemoKey {
+    agent: String,
+    key: String,
+    hash: [u8; 32],
+}
+
+pub async fn run(args: ServeArgs) -> Outcome {
+    let config = setup::config(&args.paths)?;
+    let catalog = load_catalog(&config, &args.paths)?;
+    let (client, sandbox) = upstream(&config, args.sandbox).await?;
+    let (mut policy, source) = load_policy(&config, &args, catalog.clone())?;
+    let listen = args.http.unwrap_or(config.http.listen);
+
+    let demo_keys = if args.sandbox {
+        make_demo_keys(&policy)
+    } else {
+        Vec::new()
+    };
+    let hashes: Vec<(String, [u8; 32])> = demo_keys
+        .iter()
+        .map(|k| (k.agent.clone(), k.hash))
+        .collect();
+    let stdio_mode = args.stdio;
+    let adjust: reload::Adjust = Arc::new(move |policy: &mut Policy| {
+        for (agent, hash) in &hashes {
+            policy.add_key_hash(agent, *hash);
+        }
+        if stdio_mode {
+            Ok(())
+        } else {
+            http::check_listener(policy, listen)
+        }
+    });
+    adjust(&mut policy)?;
+    if let Some(agent) = &args.agent
+        && policy.agent(agent).is_none()
+    {
+        return Err(format!("no agent `{agent}` in the policies"));
+    }
+
+    let audit = AuditLog::open(&config.audit_db).map_err(|e| e.to_string())?;
+    let engine = Engine::new(policy, Some(client.clone())).await;
+    let gateway = Gateway::new(catalog, engine, client, audit);
+    let shutdown = CancellationToken::new();
+    if let Some(path) = source {
+        reload::spawn(gateway.clone(), path, adjust, shutdown.clone());
+    }
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+
+    if args.stdio {
+        let agent = args.agent.expect("clap requires --agent with --stdio");
+        announce(
+            &mut std::io::stderr(),
+            sandbox.as_ref(),
+            None,
+            &demo_keys,
+            &config,
+        );
+        stdio::serve(gateway, agent).await?;
+        shutdown.cancel();
+        return Ok(ExitCode::SUCCESS);
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let url = format!(
+        "http://{}/mcp",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
+    announce(
+        &mut std::io::stdout(),
+        sandbox.as_ref(),
+        Some(&url),
+        &demo_keys,
+        &config,
+    );
+    http::serve(gateway, listener, &config.http, shutdown)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The configured catalog, or the built-in one when no catalog folder is
+/// there and none was asked for.
+fn load_catalog(config: &Config, paths: &Paths) -> Result<Arc<Catalog>, String> {
+    if config.catalog.is_dir() || paths.catalog.is_some() {
+        return setup::catalog(config);
+    }
+    tracing::info!(missing = %config.catalog.display(), "using the built-in catalog");
+    Ok(Arc::new(catalog::builtin()))
+}
+
+/// The configured policies (watched for changes), or in sandbox mode with
+/// none at hand, the built-in demo policy.
+fn load_policy(
+    config: &Config,
+    args: &ServeArgs,
+    catalog: Arc<Catalog>,
+) -> Result<(Policy, Option<PathBuf>), String> {
+    if args.sandbox && args.paths.policies.is_none() && !config.policies.exists() {
+        let sources = vec![(
+            PathBuf::from("policies/demo.toml (built in)"),
+            policy::DEMO.to_string(),
+        )];
+        return policy::compile(&sources, catalog, None)
+            .map(|p| (p, None))
+            .map_err(|e| e.to_string());
+    }
+    Ok((
+        setup::policy(config, catalog)?,
+        Some(config.policies.clone()),
+    ))
+}
+
+/// The Cloudflare client: for the in-process sandbox, or for the real API
+/// with the token checked now rather than on the first call.
+async fn upstream(
+    config: &Config,
+    sandbox_mode: bool,
+) -> Result<(Client, Option<RunningSandbox>), String> {
+    let timeout = Duration::from_secs(config.cloudflare.timeout_secs);
+    if sandbox_mode {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        let running = sandbox::spawn(listener, SandboxConfig::new()).map_err(|e| e.to_string())?;
+        let mut client_config =
+            ClientConfig::new(running.base_url(), Credential::Token(running.token.clone()));
+        client_config.rate_limit = config.cloudflare.rate_limit;
+        client_config.timeout = timeout;
+        let client = Client::new(client_config).map_err(|e| e.to_string())?;
+        return Ok((client, Some(running)));
+    }
+    let client = setup::client(config)?.ok_or(
+        "no Cloudflare credential: set CLOUDFLARE_API_TOKEN (or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY), or try flaregate with --sandbox",
+    )?;
+    match client.verify_token().await {
+        Ok(status) if status == "active" => {
+            tracing::info!(api = %client.base_url(), "Cloudflare token verified");
+            Ok((client, None))
+        }
+        Ok(status) => Err(format!("the Cloudflare token is {status}, not active")),
+        Err(error) => Err(format!(
+            "cannot verify the Cloudflare token with {}: {error}",
+            client.base_url()
+        )),
+    }
+}
+
+/// A fresh key for each demo agent that has none.
+fn make_demo_keys(policy: &Policy) -> Vec<DemoKey> {
+    policy
+        .agents()
+        .iter()
+        .filter(|a| a.auth == AuthMode::Key && !a.has_keys())
+        .map(|agent| {
+            let (key, hash) = policy::new_key();
+            let mut bytes = [0u8; 32];
+            hex::decode_to_slice(&hash, &mut bytes).expect("new_key gives 64 hex characters");
+            DemoKey {
+                agent: agent.id.clone(),
+                key,
+                hash: bytes,
+            }
+        })
+        .collect()
+}
+
+/// The start-up banner: where to connect, and plainly whether this is a sandbox.
+fn announce(
+    out: &mut dyn std::io::Write,
+    sandbox: Option<&RunningSandbox>,
+    url: Option<&str>,
+    keys: &[DemoKey],
+    config: &Config,
+) {
+    let mut lines = Vec::new();
+    if let Some(sandbox) = sandbox {
+        lines.push("flaregate is running in SANDBOX mode: calls go to a simulated Cloudflare API, not to Cloudflare.".to_string());
+        lines.push(format!("  sandbox API: {}", sandbox.base_url()));
+    } else {
+        lines.push("flaregate is running in front of the Cloudflare API.".to_string());
+    }
+    if let Some(url) = url {
+        lines.push(format!("  MCP:         {url}"));
+    }
+    lines.push(format!("  audit log:   {}", config.audit_db.display()));
+    for key in keys {
+        lines.push(format!("  key for {}: {}", key.agent, key.key));
+    }
+    if url.is_some() && !keys.is_empty() {
+        lines.push("Connect an MCP client with the header  Authorization: Bearer <key>  (each agent sees only its tools).".into());
+    }
+    lines.push("Ready.".into());
+    let _ = writeln!(out, "{}", lines.join("\n"));
+    let _ = out.flush();
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match terminate.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}

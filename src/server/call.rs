@@ -1,0 +1,211 @@
+//! The path of one call: visible? → arguments valid? → policy decision →
+//! audit row → Cloudflare → audit outcome → result. Nothing reaches
+//! Cloudflare unless every step before says yes and the decision row is on
+//! disk; every refusal is audited too.
+
+use std::time::Instant;
+
+use rmcp::model::{CallToolResult, ErrorData, JsonObject};
+
+use super::gateway::Gateway;
+use super::render;
+use crate::audit::{self, CallRecord, Outcome, summary};
+use crate::catalog::Endpoint;
+use crate::cloudflare;
+use crate::policy::{Agent, Decision, describe_target};
+
+impl Gateway {
+    /// Runs one tools/call for `agent_id`.
+    pub async fn call(
+        &self,
+        agent_id: &str,
+        tool: &str,
+        args: Option<JsonObject>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let policy = self.engine.policy();
+        let agent = policy.agent(agent_id).ok_or_else(|| {
+            ErrorData::invalid_request("this agent is no longer in the policy", None)
+        })?;
+        let args = args.unwrap_or_default();
+        let endpoint = self
+            .catalog
+            .endpoint(tool)
+            .filter(|_| agent.may_see(&self.catalog, tool));
+        let Some(endpoint) = endpoint else {
+            // Unknown and not-granted tools look the same to the agent.
+            let decision = policy.decide(agent, tool, &args, &self.engine.directory(), None);
+            self.refuse(agent, None, tool, &args, &decision.reason, &decision.rule)
+                .await?;
+            return Err(unknown_tool(tool));
+        };
+        if let Err(invalid) = self.catalog.validate_arguments(tool, &args) {
+            let reason = invalid.to_string();
+            self.refuse(agent, Some(endpoint), tool, &args, &reason, "arguments")
+                .await?;
+            return Ok(render::refusal(format!(
+                "{reason}. Nothing was sent to Cloudflare."
+            )));
+        }
+        let decision = self.engine.decide(&policy, agent, tool, &args).await;
+        if !decision.allowed {
+            self.refuse(
+                agent,
+                Some(endpoint),
+                tool,
+                &args,
+                &decision.reason,
+                &decision.rule,
+            )
+            .await?;
+            return Ok(render::refusal(format!(
+                "Denied by flaregate policy: {}.",
+                decision.reason
+            )));
+        }
+        self.run(agent, endpoint, &args, &decision).await
+    }
+
+    /// An allowed call: audit, send, audit the outcome, answer.
+    async fn run(
+        &self,
+        agent: &Agent,
+        endpoint: &Endpoint,
+        args: &JsonObject,
+        decision: &Decision,
+    ) -> Result<CallToolResult, ErrorData> {
+        let record = self.record(
+            agent,
+            Some(endpoint),
+            &endpoint.tool,
+            args,
+            true,
+            &decision.reason,
+            &decision.rule,
+        );
+        let row = self.audit.begin(record).await.map_err(audit_down)?;
+        let started = Instant::now();
+        let answer = self.client.call(endpoint, args).await;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let outcome = match &answer {
+            Ok(ok) => Outcome {
+                status: Some(ok.status),
+                duration_ms: Some(duration_ms),
+                text: summary::outcome(Some(ok.status), &[], None, duration_ms),
+                ..Outcome::default()
+            },
+            Err(error) => Outcome {
+                status: error.status(),
+                cf_codes: error.codes(),
+                error: Some(error.to_string()),
+                duration_ms: Some(duration_ms),
+                text: summary::outcome(
+                    error.status(),
+                    &error.codes(),
+                    Some(&error.to_string()),
+                    duration_ms,
+                ),
+            },
+        };
+        if let Err(error) = self.audit.complete(row, outcome).await {
+            // The call already happened; say so to the operator, answer the agent.
+            tracing::error!(%error, row = row.id, "cannot record a call's outcome");
+        }
+        Ok(match answer {
+            Ok(answer) => render::success(endpoint, answer),
+            Err(error) => render::failure(&error),
+        })
+    }
+
+    /// Audits a refusal (decision and outcome at once).
+    #[allow(clippy::too_many_arguments)]
+    async fn refuse(
+        &self,
+        agent: &Agent,
+        endpoint: Option<&Endpoint>,
+        tool: &str,
+        args: &JsonObject,
+        reason: &str,
+        rule: &str,
+    ) -> Result<(), ErrorData> {
+        let record = self.record(agent, endpoint, tool, args, false, reason, rule);
+        tracing::info!(agent = %agent.id, tool = %short(tool), %reason, "call denied");
+        self.audit
+            .record(record, Outcome::default())
+            .await
+            .map(|_| ())
+            .map_err(audit_down)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        agent: &Agent,
+        endpoint: Option<&Endpoint>,
+        tool: &str,
+        args: &JsonObject,
+        allowed: bool,
+        reason: &str,
+        rule: &str,
+    ) -> CallRecord {
+        let directory = self.engine.directory();
+        let target = endpoint.and_then(|e| describe_target(e, args, &directory));
+        let (method, path) = match endpoint {
+            Some(e) => {
+                let built = cloudflare::build(e, args)
+                    .map(|r| r.path)
+                    .unwrap_or_else(|_| e.path.raw.clone());
+                (e.method.to_string(), built)
+            }
+            None => (String::new(), String::new()),
+        };
+        CallRecord {
+            ts: audit::now_rfc3339(),
+            ts_unix_ms: audit::now_unix_ms(),
+            agent: agent.id.clone(),
+            tool: short(tool),
+            method,
+            path,
+            target: target.clone().unwrap_or_default(),
+            args: audit::redact(endpoint, args).to_string(),
+            allowed,
+            reason: reason.to_string(),
+            rule: rule.to_string(),
+            summary: summary::decision(
+                &agent.id,
+                endpoint,
+                &short(tool),
+                target.as_deref(),
+                args,
+                allowed,
+                reason,
+            ),
+        }
+    }
+}
+
+/// The answer for a tool that does not exist, or that this agent may not see.
+fn unknown_tool(tool: &str) -> ErrorData {
+    ErrorData::invalid_params(format!("Unknown tool: {}", short(tool)), None)
+}
+
+/// The audit log could not take the record: fail closed.
+fn audit_down(error: audit::AuditError) -> ErrorData {
+    tracing::error!(%error, "refusing calls: the audit log cannot record them");
+    ErrorData::internal_error(
+        format!(
+            "flaregate refused the call because its audit log cannot record it ({error}); nothing was sent to Cloudflare"
+        ),
+        None,
+    )
+}
+
+/// Tool names come from the caller; keep them short in logs and errors.
+fn short(tool: &str) -> String {
+    const MAX: usize = 64;
+    let cut: String = tool.chars().filter(|c| !c.is_control()).take(MAX).collect();
+    if tool.chars().count() > MAX {
+        format!("{cut}…")
+    } else {
+        cut
+    }
+}

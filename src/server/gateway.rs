@@ -1,0 +1,54 @@
+//! What every transport shares: the policy engine, the tools, the
+//! Cloudflare client, the audit log and the clients to notify.
+
+use std::sync::Arc;
+
+use crate::audit::AuditLog;
+use crate::catalog::Catalog;
+use crate::cloudflare::Client;
+use crate::policy::Engine;
+
+use super::notify::Notifier;
+use super::tools::ToolTable;
+
+/// The running gateway.
+pub struct Gateway {
+    pub(super) catalog: Arc<Catalog>,
+    pub(super) engine: Engine,
+    pub(super) tools: ToolTable,
+    pub(super) client: Client,
+    pub(super) audit: AuditLog,
+    pub(super) notifier: Notifier,
+}
+
+impl Gateway {
+    /// `engine` should resolve names with the same `client`.
+    pub fn new(
+        catalog: Arc<Catalog>,
+        engine: Engine,
+        client: Client,
+        audit: AuditLog,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            tools: ToolTable::new(&catalog),
+            catalog,
+            engine,
+            client,
+            audit,
+            notifier: Notifier::default(),
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    /// Tells connected clients to list their tools again.
+    pub async fn tools_changed(&self) {
+        self.notifier.tools_changed().await;
+    }
+}

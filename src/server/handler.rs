@@ -1,0 +1,131 @@
+//! The rmcp `ServerHandler`: the only place that speaks MCP. It finds the
+//! caller's agent (from the HTTP request, or the one stdio agent) and hands
+//! the rest to the gateway.
+
+use std::sync::Arc;
+
+#[allow(deprecated)]
+use rmcp::model::{
+    CacheScope, CallToolRequestParams, CallToolResponse, ErrorData, Implementation,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
+    SetLevelRequestParams, SubscriptionFilter,
+};
+use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
+use rmcp::{RoleServer, ServerHandler};
+
+use super::gateway::Gateway;
+
+/// The agent a request speaks for, set by the HTTP authentication layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller(pub String);
+
+/// One MCP service over the shared gateway.
+#[derive(Clone)]
+pub struct Handler {
+    gateway: Arc<Gateway>,
+    /// The agent of a stdio process (`--agent`); HTTP requests carry theirs.
+    stdio_agent: Option<String>,
+}
+
+impl Handler {
+    pub fn new(gateway: Arc<Gateway>, stdio_agent: Option<String>) -> Self {
+        Self {
+            gateway,
+            stdio_agent,
+        }
+    }
+
+    fn agent(&self, context: &RequestContext<RoleServer>) -> Option<String> {
+        context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<Caller>())
+            .map(|caller| caller.0.clone())
+            .or_else(|| self.stdio_agent.clone())
+    }
+}
+
+const INSTRUCTIONS: &str = "flaregate gives you Cloudflare API tools within the limits an operator set. \
+You only see the tools you may use; a call outside your zones, accounts or allowed values is denied with \
+the reason. Every call is logged.";
+
+impl ServerHandler for Handler {
+    // Logging (deprecated by SEP-2577) stays enabled: clients still send
+    // logging/setLevel and must get an answer.
+    #[allow(deprecated)]
+    fn get_info(&self) -> ServerConfig {
+        let capabilities = ServerCapabilities::builder()
+            .enable_logging()
+            .enable_tools()
+            .enable_tool_list_changed()
+            .build();
+        ServerConfig::new(capabilities)
+            .with_server_info(Implementation::new("flaregate", env!("CARGO_PKG_VERSION")))
+            .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        self.gateway.notifier.register(context.peer);
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        request: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        Some(request.supported_by(&self.get_info().capabilities))
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let mut changed = self.gateway.notifier.subscribe();
+        loop {
+            tokio::select! {
+                () = context.cancelled() => return Ok(()),
+                Ok(()) = changed.recv() => {
+                    let _ = context.sink().notify_tool_list_changed().await;
+                }
+            }
+        }
+    }
+
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        tracing::debug!(level = ?request.level, "client asked for a log level");
+        Ok(())
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let policy = self.gateway.engine.policy();
+        let tools = match self.agent(&context).and_then(|id| {
+            policy
+                .agent(&id)
+                .map(|a| self.gateway.tools.visible(a, &self.gateway.catalog))
+        }) {
+            Some(tools) => tools,
+            None => Vec::new(),
+        };
+        Ok(ListToolsResult::with_all_items(tools).with_cache_scope(CacheScope::Private))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let agent = self
+            .agent(&context)
+            .ok_or_else(|| ErrorData::invalid_request("no agent for this request", None))?;
+        let result = self
+            .gateway
+            .call(&agent, &request.name, request.arguments)
+            .await?;
+        Ok(result.into())
+    }
+}

@@ -1,0 +1,168 @@
+//! Streamable HTTP on /mcp: bearer keys to agents, sessions bound to the
+//! agent that opened them, Host/Origin checks, a body limit and graceful
+//! shutdown.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::gateway::Gateway;
+use super::handler::{Caller, Handler};
+use crate::config::HttpSettings;
+use crate::policy::{AuthMode, Policy};
+
+const SESSION_HEADER: &str = "mcp-session-id";
+
+/// Who may use the listener, and which agent owns each session.
+struct Guard {
+    gateway: Arc<Gateway>,
+    loopback: bool,
+    sessions: Mutex<HashMap<String, String>>,
+}
+
+/// Refuses a policy that this listener cannot serve safely.
+pub fn check_listener(policy: &Policy, addr: SocketAddr) -> Result<(), String> {
+    let open: Vec<&str> = policy
+        .agents()
+        .iter()
+        .filter(|a| a.auth == AuthMode::None)
+        .map(|a| a.id.as_str())
+        .collect();
+    if !open.is_empty() && !addr.ip().is_loopback() {
+        return Err(format!(
+            "agent {} has auth = \"none\", which is only allowed on a loopback listener, not {addr}",
+            open.join(", ")
+        ));
+    }
+    if open.len() > 1 {
+        return Err(format!(
+            "only one agent may have auth = \"none\"; found {}",
+            open.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// Serves MCP over HTTP until `shutdown` is cancelled.
+pub async fn serve(
+    gateway: Arc<Gateway>,
+    listener: TcpListener,
+    settings: &HttpSettings,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    let mut config = StreamableHttpServerConfig::default()
+        .with_allowed_origins(settings.allowed_origins.clone())
+        .with_max_request_body_bytes(settings.max_body_bytes)
+        .with_cancellation_token(shutdown.child_token());
+    if !settings.allowed_hosts.is_empty() {
+        config = config.with_allowed_hosts(settings.allowed_hosts.clone());
+    }
+    let handler = Handler::new(gateway.clone(), None);
+    let service = StreamableHttpService::new(
+        move || Ok(handler.clone()),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    let guard = Arc::new(Guard {
+        gateway,
+        loopback: addr.ip().is_loopback(),
+        sessions: Mutex::new(HashMap::new()),
+    });
+    let app = Router::new()
+        .nest_service("/mcp", service)
+        .layer(middleware::from_fn_with_state(guard, authenticate));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+/// Finds the agent for the request and checks its session is its own.
+async fn authenticate(
+    State(guard): State<Arc<Guard>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let policy = guard.gateway.engine.policy();
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+                .unwrap_or("")
+        });
+    let agent = match bearer {
+        Some(key) => policy.agent_for_key(key.trim()),
+        None if guard.loopback => policy.agents().iter().find(|a| a.auth == AuthMode::None),
+        None => None,
+    };
+    let Some(agent) = agent else {
+        return unauthorized();
+    };
+    let agent = agent.id.clone();
+    let session = request
+        .headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if let Some(session) = &session {
+        let owner = guard
+            .sessions
+            .lock()
+            .expect("session map lock is never poisoned")
+            .get(session)
+            .cloned();
+        if owner.is_some_and(|owner| owner != agent) {
+            tracing::warn!(%agent, "refused a session opened by another agent");
+            return (StatusCode::NOT_FOUND, "Session not found").into_response();
+        }
+    }
+    let deleting = request.method() == Method::DELETE;
+    request.extensions_mut().insert(Caller(agent.clone()));
+    let response = next.run(request).await;
+    let mut sessions = guard
+        .sessions
+        .lock()
+        .expect("session map lock is never poisoned");
+    match (
+        &session,
+        response
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok()),
+    ) {
+        (None, Some(opened)) => {
+            sessions.insert(opened.to_string(), agent);
+        }
+        (Some(closed), _) if deleting && response.status().is_success() => {
+            sessions.remove(closed);
+        }
+        _ => {}
+    }
+    response
+}
+
+fn unauthorized() -> Response {
+    let mut response = (
+        StatusCode::UNAUTHORIZED,
+        "A valid bearer key is required (Authorization: Bearer <key>)",
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"flaregate\""),
+    );
+    response
+}

@@ -1,0 +1,17 @@
+//! The MCP server: one typed tool per catalog endpoint, seen only by the
+//! agents granted it, over stdio and streamable HTTP. The only module that
+//! knows MCP; it asks `policy` for decisions and hands `audit` records.
+
+mod call;
+mod gateway;
+mod handler;
+pub mod http;
+mod notify;
+pub mod reload;
+mod render;
+pub mod stdio;
+mod tools;
+
+pub use gateway::Gateway;
+pub use handler::{Caller, Handler};
+pub use tools::{ToolTable, tool_for};

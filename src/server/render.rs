@@ -1,0 +1,62 @@
+//! Tool results for the agent: Cloudflare's answer as structuredContent
+//! with a readable text rendering, and failures as isError results that say
+//! what happened and what to do.
+
+use rmcp::model::{CallToolResult, ContentBlock};
+use serde_json::{Map, Value, json};
+
+use crate::catalog::{Endpoint, Pagination, ResponseKind};
+use crate::cloudflare::{ApiResponse, CloudflareError, next_cursor};
+
+/// A successful call: `{"result": …, "result_info"?: …, "next_page"?|"next_cursor"?: …}`.
+pub fn success(endpoint: &Endpoint, answer: ApiResponse) -> CallToolResult {
+    let mut structured = Map::new();
+    let mut hint = None;
+    if let Some(info) = &answer.result_info {
+        match endpoint.pagination {
+            Pagination::Page => {
+                let page = info["page"].as_u64().unwrap_or(1);
+                let pages = info["total_pages"].as_u64().unwrap_or(page);
+                if page < pages {
+                    structured.insert("next_page".into(), json!(page + 1));
+                    hint = Some(format!(
+                        "Page {page} of {pages}: call again with page = {} for more.",
+                        page + 1
+                    ));
+                }
+            }
+            Pagination::Cursor => {
+                if let Some(cursor) = next_cursor(Some(info)) {
+                    hint = Some(format!(
+                        "More results: call again with cursor = \"{cursor}\"."
+                    ));
+                    structured.insert("next_cursor".into(), json!(cursor));
+                }
+            }
+            Pagination::None => {}
+        }
+        structured.insert("result_info".into(), info.clone());
+    }
+    let text = match (endpoint.response, &answer.result) {
+        (ResponseKind::Text, result) => result["content"].as_str().unwrap_or_default().to_string(),
+        (ResponseKind::Json, result) => serde_json::to_string_pretty(result).unwrap_or_default(),
+    };
+    structured.insert("result".into(), answer.result);
+    let mut result = CallToolResult::structured(Value::Object(structured));
+    let mut content = vec![ContentBlock::text(text)];
+    if let Some(hint) = hint {
+        content.push(ContentBlock::text(hint));
+    }
+    result.content = content;
+    result
+}
+
+/// Cloudflare (or the way to it) failed: status, codes, messages, advice.
+pub fn failure(error: &CloudflareError) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(error.to_string())])
+}
+
+/// flaregate refused the call: the policy said no, or the arguments are wrong.
+pub fn refusal(text: impl Into<String>) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(text.into())])
+}

@@ -1,0 +1,338 @@
+//! The MCP server end to end: rmcp's client over HTTP and stdio against the
+//! real binary with its in-process sandbox. What reaches the sandbox and
+//! what the audit log says are checked for every kind of call.
+
+mod common;
+
+use common::{ServerProcess, call, repo_path, text, try_call};
+use flaregate::sandbox::{EXAMPLE_COM, EXAMPLE_ORG};
+use serde_json::{Value, json};
+
+fn names(tools: &[rmcp::model::Tool]) -> Vec<String> {
+    let mut names: Vec<String> = tools.iter().map(|t| t.name.to_string()).collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn agents_see_only_their_tools() {
+    let server = ServerProcess::sandbox(&[]);
+    let deployer = server.connect("site-deployer").await;
+    let auditor = server.connect("auditor").await;
+    let editor = server.connect("dns-editor").await;
+    let deployer_tools = deployer.list_all_tools().await.expect("tools");
+    assert_eq!(
+        names(&deployer_tools),
+        [
+            "delete_worker_script",
+            "get_worker_script",
+            "list_worker_scripts",
+            "purge_cache",
+            "put_worker_script"
+        ]
+    );
+    let auditor_tools = auditor.list_all_tools().await.expect("tools");
+    assert_eq!(auditor_tools.len(), 16);
+    assert!(
+        auditor_tools
+            .iter()
+            .all(|t| t.annotations.as_ref().and_then(|a| a.read_only_hint) == Some(true))
+    );
+    let editor_tools = editor.list_all_tools().await.expect("tools");
+    assert_eq!(editor_tools.len(), 8);
+
+    let put = deployer_tools
+        .iter()
+        .find(|t| t.name == "put_worker_script")
+        .expect("put_worker_script");
+    let hints = put.annotations.as_ref().expect("annotations");
+    assert_eq!(
+        (
+            hints.read_only_hint,
+            hints.destructive_hint,
+            hints.idempotent_hint,
+            hints.open_world_hint
+        ),
+        (Some(false), Some(true), Some(true), Some(true))
+    );
+    assert_eq!(put.title.as_deref(), Some("Upload a Worker script"));
+    assert!(
+        put.description
+            .as_deref()
+            .unwrap_or_default()
+            .contains("A write here deploys code to production")
+    );
+    assert_eq!(
+        put.input_schema["properties"]["script_name"]["pattern"],
+        "^[a-z0-9_][a-z0-9-_]*$"
+    );
+    assert!(
+        put.output_schema.is_some(),
+        "object results publish an output schema"
+    );
+    let list = deployer_tools
+        .iter()
+        .find(|t| t.name == "list_worker_scripts")
+        .expect("list");
+    assert!(list.output_schema.is_none(), "array results do not");
+}
+
+#[tokio::test]
+async fn allowed_calls_reach_the_sandbox_and_are_audited() {
+    let server = ServerProcess::sandbox(&[]);
+    let editor = server.connect("dns-editor").await;
+    let created = call(&editor, "create_dns_record", json!({"zone_id": EXAMPLE_COM, "type": "A", "name": "web.staging.example.com", "content": "192.0.2.77", "ttl": 1})).await;
+    assert_eq!(created.is_error, Some(false), "{}", text(&created));
+    let record = &created.structured_content.as_ref().expect("structured")["result"];
+    assert_eq!(record["name"], "web.staging.example.com");
+
+    let auditor = server.connect("auditor").await;
+    let listed = call(
+        &auditor,
+        "list_dns_records",
+        json!({"zone_id": EXAMPLE_COM, "name": "web.staging.example.com"}),
+    )
+    .await;
+    let found = &listed.structured_content.as_ref().expect("structured")["result"];
+    assert_eq!(
+        found.as_array().map(Vec::len),
+        Some(1),
+        "the sandbox's state changed"
+    );
+    assert!(
+        text(&listed).contains("192.0.2.77"),
+        "a readable rendering too"
+    );
+
+    let posts: Vec<_> = server
+        .sandbox_requests()
+        .await
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0].path, format!("/zones/{EXAMPLE_COM}/dns_records"));
+
+    let rows = server.audit_rows();
+    let create = rows
+        .iter()
+        .find(|r| r.tool == "create_dns_record")
+        .expect("audited");
+    assert_eq!(
+        (
+            create.agent.as_str(),
+            create.decision.as_str(),
+            create.status
+        ),
+        ("dns-editor", "allow", Some(200))
+    );
+    assert!(create.summary.starts_with("dns-editor was allowed to create a DNS record (name web.staging.example.com) on example.com; Cloudflare answered 200 in"), "{}", create.summary);
+}
+
+#[tokio::test]
+async fn denied_and_invalid_calls_never_reach_the_sandbox() {
+    let server = ServerProcess::sandbox(&[]);
+    let editor = server.connect("dns-editor").await;
+    let outside_name = call(&editor, "create_dns_record", json!({"zone_id": EXAMPLE_COM, "type": "A", "name": "www2.example.com", "content": "192.0.2.1", "ttl": 1})).await;
+    assert_eq!(outside_name.is_error, Some(true));
+    assert!(text(&outside_name).contains("Denied by flaregate policy: name \"www2.example.com\" is not among its allowed values (*.staging.example.com)"), "{}", text(&outside_name));
+
+    let outside_zone = call(&editor, "list_dns_records", json!({"zone_id": EXAMPLE_ORG})).await;
+    assert!(
+        text(&outside_zone).contains("zone example.org is outside its zones (example.com)"),
+        "{}",
+        text(&outside_zone)
+    );
+
+    let bad_type = call(&editor, "create_dns_record", json!({"zone_id": EXAMPLE_COM, "type": "A", "name": "x.staging.example.com", "ttl": "soon"})).await;
+    assert_eq!(bad_type.is_error, Some(true));
+    assert!(
+        text(&bad_type).contains("invalid argument `ttl`") && text(&bad_type).contains("integer"),
+        "{}",
+        text(&bad_type)
+    );
+
+    let hostile = call(
+        &editor,
+        "get_dns_record",
+        json!({"zone_id": EXAMPLE_COM, "dns_record_id": "../../accounts"}),
+    )
+    .await;
+    assert!(
+        text(&hostile).contains("invalid argument `dns_record_id`"),
+        "{}",
+        text(&hostile)
+    );
+
+    let requests = server.sandbox_requests().await;
+    let reached: Vec<_> = requests
+        .iter()
+        .filter(|r| r.path.contains("dns_records") || r.path.contains(EXAMPLE_ORG))
+        .collect();
+    assert!(
+        reached.is_empty(),
+        "nothing denied reached the sandbox: {reached:?}"
+    );
+
+    let rows = server.audit_rows();
+    let denials: Vec<_> = rows.iter().filter(|r| r.decision == "deny").collect();
+    assert_eq!(denials.len(), 4, "{rows:?}");
+    assert!(
+        denials
+            .iter()
+            .any(|r| r.reason.starts_with("invalid argument `ttl`"))
+    );
+    assert!(
+        denials[0].summary.contains(
+            "dns-editor was denied create_dns_record on example.com: name \"www2.example.com\""
+        ),
+        "{}",
+        denials[0].summary
+    );
+}
+
+#[tokio::test]
+async fn a_hidden_tool_answers_like_a_missing_one() {
+    let server = ServerProcess::sandbox(&[]);
+    let deployer = server.connect("site-deployer").await;
+    let hidden = try_call(&deployer, "delete_zone", json!({"zone_id": EXAMPLE_COM}))
+        .await
+        .expect_err("protocol error");
+    let missing = try_call(&deployer, "delete_zonf", json!({"zone_id": EXAMPLE_COM}))
+        .await
+        .expect_err("protocol error");
+    assert_eq!(
+        hidden.replace("delete_zone", "X"),
+        missing.replace("delete_zonf", "X")
+    );
+    assert!(hidden.contains("Unknown tool"), "{hidden}");
+    let requests = server.sandbox_requests().await;
+    assert!(
+        requests.iter().all(|r| r.method == "GET"),
+        "only name resolution reached the sandbox: {requests:?}"
+    );
+    let rows = server.audit_rows();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r.decision == "deny"));
+    assert!(
+        rows[0].reason.contains("no Zones grant"),
+        "{}",
+        rows[0].reason
+    );
+    assert!(
+        rows[1]
+            .reason
+            .contains("there is no tool named delete_zonf"),
+        "{}",
+        rows[1].reason
+    );
+}
+
+#[tokio::test]
+async fn cloudflare_errors_and_pages_come_back_readable() {
+    let server = ServerProcess::sandbox(&[]);
+    let editor = server.connect("dns-editor").await;
+    let record = json!({"zone_id": EXAMPLE_COM, "type": "TXT", "name": "t.staging.example.com", "content": "hello", "ttl": 1});
+    call(&editor, "create_dns_record", record.clone()).await;
+    let duplicate = call(&editor, "create_dns_record", record).await;
+    assert_eq!(duplicate.is_error, Some(true));
+    let message = text(&duplicate);
+    assert!(
+        message.contains("HTTP 400")
+            && message.contains("81057 Record already exists")
+            && message.contains("fix the named parameter"),
+        "{message}"
+    );
+    let row = server
+        .audit_rows()
+        .into_iter()
+        .filter(|r| r.tool == "create_dns_record")
+        .last()
+        .expect("row");
+    assert_eq!((row.status, row.cf_codes.clone()), (Some(400), vec![81057]));
+
+    let auditor = server.connect("auditor").await;
+    let page = call(
+        &auditor,
+        "list_dns_records",
+        json!({"zone_id": EXAMPLE_COM, "per_page": 5}),
+    )
+    .await;
+    let structured = page.structured_content.as_ref().expect("structured");
+    assert_eq!(structured["next_page"], 2);
+    assert_eq!(structured["result_info"]["total_count"], 6);
+    assert!(
+        text(&page).contains("call again with page = 2"),
+        "{}",
+        text(&page)
+    );
+
+    let buckets = call(
+        &auditor,
+        "list_r2_buckets",
+        json!({"account_id": flaregate::sandbox::ACCOUNT_ID, "per_page": 1}),
+    )
+    .await;
+    let structured = buckets.structured_content.expect("structured");
+    assert_eq!(structured["next_cursor"], "1");
+}
+
+#[tokio::test]
+async fn changing_a_records_type_in_place_is_refused() {
+    let server = ServerProcess::sandbox(&[]);
+    let editor = server.connect("dns-editor").await;
+    let staging = "c0ffee00c0ffee00c0ffee00c0ffee00";
+    let retype = call(&editor, "update_dns_record", json!({"zone_id": EXAMPLE_COM, "dns_record_id": staging, "type": "AAAA", "name": "api.staging.example.com", "content": "2001:db8::5", "ttl": 1})).await;
+    assert_eq!(retype.is_error, Some(true));
+    assert!(
+        text(&retype).contains("delete the record and create a new one"),
+        "{}",
+        text(&retype)
+    );
+    assert!(
+        server
+            .sandbox_requests()
+            .await
+            .iter()
+            .all(|r| r.method == "GET"),
+        "only the lookup reached the sandbox"
+    );
+}
+
+#[tokio::test]
+async fn stdio_serves_one_agent_with_only_protocol_on_stdout() {
+    use rmcp::ServiceExt;
+    use rmcp::transport::TokioChildProcess;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut command = tokio::process::Command::new(common::BIN);
+    command
+        .args([
+            "serve",
+            "--sandbox",
+            "--stdio",
+            "--agent",
+            "auditor",
+            "--log-level",
+            "debug",
+        ])
+        .args([
+            "--catalog",
+            repo_path("catalog").to_str().expect("utf-8"),
+            "--policies",
+            repo_path("policies").to_str().expect("utf-8"),
+        ])
+        .args([
+            "--audit-db",
+            dir.path().join("a.db").to_str().expect("utf-8"),
+        ]);
+    let client =
+        ().serve(TokioChildProcess::new(command).expect("spawn"))
+            .await
+            .expect("stdio handshake");
+    let tools = client.list_all_tools().await.expect("tools");
+    assert_eq!(tools.len(), 16);
+    let zones = call(&client, "list_zones", json!({})).await;
+    let result: &Value = &zones.structured_content.as_ref().expect("structured")["result"];
+    assert_eq!(result.as_array().map(Vec::len), Some(2));
+    client.cancel().await.expect("closes");
+}
