@@ -103,14 +103,15 @@ impl ServerHandler for Handler {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let policy = self.gateway.engine.policy();
-        let tools = match self.agent(&context).and_then(|id| {
-            policy
-                .agent(&id)
-                .map(|a| self.gateway.tools.visible(a, &self.gateway.catalog))
-        }) {
-            Some(tools) => tools,
-            None => Vec::new(),
-        };
+        // A request without a known agent sees nothing.
+        let tools = self
+            .agent(&context)
+            .and_then(|id| {
+                policy
+                    .agent(&id)
+                    .map(|a| self.gateway.tools.visible(a, &self.gateway.catalog))
+            })
+            .unwrap_or_default();
         Ok(ListToolsResult::with_all_items(tools).with_cache_scope(CacheScope::Private))
     }
 
