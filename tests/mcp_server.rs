@@ -246,8 +246,7 @@ async fn cloudflare_errors_and_pages_come_back_readable() {
     let row = server
         .audit_rows()
         .into_iter()
-        .filter(|r| r.tool == "create_dns_record")
-        .last()
+        .rfind(|r| r.tool == "create_dns_record")
         .expect("row");
     assert_eq!((row.status, row.cf_codes.clone()), (Some(400), vec![81057]));
 
