@@ -249,3 +249,42 @@ fn the_policy_schema_accepts_the_demo_policy_and_rejects_typos() {
     let bad_level: Value = serde_json::json!({"agent": [{"id": "a", "grants": {"dns": "write"}}]});
     assert!(!validator.is_valid(&bad_level));
 }
+
+#[test]
+fn serve_needs_a_working_credential_unless_sandboxed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("a.db");
+    let serve = |env: &[(&str, &str)]| {
+        run(
+            &[
+                "serve",
+                "--http",
+                "127.0.0.1:0",
+                "--audit-db",
+                db.to_str().expect("utf-8"),
+            ],
+            env,
+        )
+    };
+    let none = serve(&[]);
+    assert!(!none.status.success());
+    assert!(
+        stderr(&none).contains("no Cloudflare credential: set CLOUDFLARE_API_TOKEN"),
+        "{}",
+        stderr(&none)
+    );
+
+    let sandbox = SandboxProcess::start(&[]);
+    let secret = "wrong-token-that-must-not-be-printed";
+    let wrong = serve(&[
+        ("CLOUDFLARE_API_BASE_URL", sandbox.base_url.as_str()),
+        ("CLOUDFLARE_API_TOKEN", secret),
+    ]);
+    assert!(!wrong.status.success());
+    let message = stderr(&wrong);
+    assert!(
+        message.contains("cannot verify the Cloudflare token") && message.contains("9109"),
+        "{message}"
+    );
+    assert!(!message.contains(secret) && !stdout(&wrong).contains(secret));
+}

@@ -1,0 +1,169 @@
+//! Policy hot reload: clients hear tools/list_changed and see the new set;
+//! an invalid file keeps the old policy; a call in flight finishes under the
+//! policy it started with.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{SandboxProcess, ServerProcess, call, repo_path, text};
+use flaregate::sandbox::EXAMPLE_COM;
+use rmcp::service::NotificationContext;
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::json;
+use tokio::sync::Notify;
+
+/// A client that wakes the test when the server says the tools changed.
+#[derive(Clone)]
+struct Watcher(Arc<Notify>);
+
+impl rmcp::ClientHandler for Watcher {
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.0.notify_one();
+    }
+}
+
+fn demo_with(extra_grant: &str) -> String {
+    let demo = std::fs::read_to_string(repo_path("policies/demo.toml")).expect("demo policy");
+    demo.replacen(
+        "workers = \"full\"\ncache = \"full\"",
+        &format!("workers = \"full\"\ncache = \"full\"\n{extra_grant}"),
+        1,
+    )
+}
+
+async fn tool_count(client: &rmcp::service::RunningService<RoleClient, Watcher>) -> usize {
+    client.list_all_tools().await.expect("tools").len()
+}
+
+#[tokio::test]
+async fn an_edited_policy_reaches_connected_clients_and_a_broken_one_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, demo_with("")).expect("write");
+    let log = dir.path().join("stderr.log");
+    let mut command = tokio::process::Command::new(common::BIN);
+    command
+        .args(["serve", "--sandbox", "--stdio", "--agent", "site-deployer"])
+        .args(["--catalog", repo_path("catalog").to_str().expect("utf-8")])
+        .args(["--policies", policy.to_str().expect("utf-8")])
+        .args([
+            "--audit-db",
+            dir.path().join("a.db").to_str().expect("utf-8"),
+        ]);
+    let changed = Arc::new(Notify::new());
+    let stderr = std::fs::File::create(&log).expect("log file");
+    let (transport, _) = rmcp::transport::TokioChildProcess::builder(command)
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn");
+    let client = Watcher(changed.clone())
+        .serve(transport)
+        .await
+        .expect("handshake");
+    assert_eq!(tool_count(&client).await, 5);
+
+    std::fs::write(&policy, demo_with("dns = \"read\"")).expect("edit");
+    tokio::time::timeout(Duration::from_secs(10), changed.notified())
+        .await
+        .expect("tools/list_changed arrives");
+    assert_eq!(tool_count(&client).await, 7, "the new grant shows");
+
+    std::fs::write(&policy, "[[agent]\nid = ").expect("break the file");
+    wait_for(&log, "policy not reloaded").await;
+    assert_eq!(
+        tool_count(&client).await,
+        7,
+        "the previous policy stays in force"
+    );
+    let logged = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        logged.contains("policy.toml:1"),
+        "the log names the file and line: {logged}"
+    );
+    client.cancel().await.expect("closes");
+}
+
+async fn wait_for(log: &Path, words: &str) {
+    for _ in 0..100 {
+        if std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .contains(words)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the server never logged {words:?}");
+}
+
+#[tokio::test]
+async fn a_call_in_flight_finishes_under_the_policy_it_started_with() {
+    let upstream = SandboxProcess::start(&["--latency-ms", "1500"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("policy.toml");
+    let (key, hash) = flaregate::policy::new_key();
+    let with_key = demo_with("").replacen(
+        "id = \"site-deployer\"",
+        &format!("id = \"site-deployer\"\nkey_sha256 = [\"{hash}\"]"),
+        1,
+    );
+    std::fs::write(&policy, &with_key).expect("write");
+    let env = [
+        ("CLOUDFLARE_API_TOKEN", upstream.token.as_str()),
+        ("CLOUDFLARE_API_BASE_URL", upstream.base_url.as_str()),
+    ];
+    let server = ServerProcess::start(&["--policies", policy.to_str().expect("utf-8")], &env);
+
+    let client = common::connect_http(&server.mcp_url, Some(&key)).await;
+    let purge = json!({"zone_id": EXAMPLE_COM, "purge_everything": true});
+    let slow = tokio::spawn({
+        let purge = purge.clone();
+        async move {
+            let result = call(&client, "purge_cache", purge).await;
+            (client, result)
+        }
+    });
+    // Once the sandbox has the request, the call was decided and is in flight.
+    while !upstream
+        .requests()
+        .await
+        .iter()
+        .any(|r| r.path.ends_with("/purge_cache"))
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    std::fs::write(
+        &policy,
+        with_key.replacen("cache = \"full\"", "cache = \"off\"", 1),
+    )
+    .expect("revoke cache");
+    let (client, result) = slow.await.expect("call task");
+    assert_eq!(
+        result.is_error,
+        Some(false),
+        "started under the old policy: {}",
+        text(&result)
+    );
+
+    // The reload lands within a second or so; from then on purges are refused.
+    for _ in 0..100 {
+        if common::try_call(&client, "purge_cache", purge.clone())
+            .await
+            .is_err()
+        {
+            let purges = upstream
+                .requests()
+                .await
+                .into_iter()
+                .filter(|r| r.path.ends_with("/purge_cache"))
+                .count();
+            assert!(purges >= 1);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the revoked grant never took effect");
+}
