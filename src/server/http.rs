@@ -131,7 +131,12 @@ async fn authenticate(
     }
     let deleting = request.method() == Method::DELETE;
     request.extensions_mut().insert(Caller(agent.clone()));
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
+    if deleting && response.status() == StatusCode::ACCEPTED {
+        // rmcp answers a session DELETE with 202; clients (the Python SDK)
+        // expect 200 or 204 and log a failure otherwise.
+        *response.status_mut() = StatusCode::OK;
+    }
     let mut sessions = guard
         .sessions
         .lock()

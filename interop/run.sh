@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Interop: drive flaregate with clients we did not write.
+#  - the Python MCP SDK (mcp 2.3.0) over streamable HTTP and stdio;
+#  - the official MCP conformance suite's protocol scenarios.
+# Usage: interop/run.sh [path/to/flaregate]   (default: target/debug/flaregate)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${1:-target/debug/flaregate}
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# Starts `flaregate serve` in the background; waits for its banner.
+start_server() {
+    local out=$1; shift
+    "$BIN" serve --http 127.0.0.1:0 --log-level warn --audit-db "$WORK/audit-$RANDOM.db" "$@" >"$out" 2>"$out.err" &
+    PIDS+=($!)
+    for _ in $(seq 100); do
+        grep -q '^Ready\.' "$out" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "flaregate did not start:"; cat "$out" "$out.err"; exit 1
+}
+field() { sed -n "s/^ *$1 *//p" "$2" | head -1; }
+
+echo "== Python SDK (mcp 2.3.0)"
+VENV=.venv-interop
+if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV"; fi
+"$VENV/bin/pip" install --quiet --disable-pip-version-check mcp==2.3.0
+start_server "$WORK/demo.out" --sandbox --policies policies
+URL=$(field "MCP:" "$WORK/demo.out")
+AUDITOR=$(field "key for auditor:" "$WORK/demo.out")
+DEPLOYER=$(field "key for site-deployer:" "$WORK/demo.out")
+timeout 120 "$VENV/bin/python" interop/python_client.py http "$URL" "$AUDITOR" "$DEPLOYER"
+timeout 120 "$VENV/bin/python" interop/python_client.py stdio "$BIN" serve --sandbox --stdio --agent auditor \
+    --policies policies --audit-db "$WORK/stdio.db" --log-level warn
+
+echo "== MCP conformance suite (0.1.16)"
+start_server "$WORK/conformance.out" --sandbox --policies interop/conformance-policy.toml
+URL=$(field "MCP:" "$WORK/conformance.out")
+for scenario in server-initialize ping tools-list logging-set-level dns-rebinding-protection server-sse-multiple-streams; do
+    echo "-- $scenario"
+    if ! timeout 300 npx --yes -p node@22 -p @modelcontextprotocol/conformance@0.1.16 -c \
+        "conformance server --url $URL --scenario $scenario" >"$WORK/$scenario.log" 2>&1; then
+        cat "$WORK/$scenario.log"; echo "conformance scenario $scenario failed"; exit 1
+    fi
+    grep -a 'Passed:' "$WORK/$scenario.log"
+done
+echo "interop: all passed"
