@@ -53,7 +53,8 @@ pub async fn run(args: ServeArgs) -> Outcome {
     let (mut policy, source) = load_policy(&config, &args, catalog.clone())?;
     let listen = args.http.unwrap_or(config.http.listen);
 
-    let demo_keys = if args.sandbox {
+    // Keys are for HTTP clients; a stdio process already knows its agent.
+    let demo_keys = if args.sandbox && !args.stdio {
         make_demo_keys(&policy)
     } else {
         Vec::new()
