@@ -295,3 +295,16 @@ async fn many_agents_at_once() {
         );
     }
 }
+
+#[tokio::test]
+async fn sigterm_stops_the_server_cleanly_with_the_log_intact() {
+    let mut server = ServerProcess::sandbox(&[]);
+    let client = common::connect_http(&server.mcp_url, Some(server.key("auditor"))).await;
+    common::call(&client, "list_zones", json!({})).await;
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(matches!(
+        flaregate::audit::verify(&server.audit_db).expect("verify"),
+        flaregate::audit::Verdict::Valid { rows: 1, .. }
+    ));
+}
