@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::audit::Durability;
 use crate::cloudflare::{DEFAULT_BASE_URL, RateSpec};
 
 /// The file looked for when `--config` is not given.
@@ -18,6 +19,7 @@ pub struct Config {
     pub catalog: PathBuf,
     pub policies: PathBuf,
     pub audit_db: PathBuf,
+    pub audit_sync: Durability,
     pub cloudflare: CloudflareSettings,
     pub http: HttpSettings,
 }
@@ -46,6 +48,8 @@ struct RawConfig {
     catalog: Option<PathBuf>,
     policies: Option<PathBuf>,
     audit_db: Option<PathBuf>,
+    #[serde(default)]
+    audit_sync: Durability,
     #[serde(default)]
     cloudflare: RawCloudflare,
     #[serde(default)]
@@ -125,6 +129,7 @@ impl Config {
             catalog: resolve(raw.catalog, "catalog"),
             policies: resolve(raw.policies, "policies"),
             audit_db: resolve(raw.audit_db, "flaregate-audit.db"),
+            audit_sync: raw.audit_sync,
             cloudflare: CloudflareSettings {
                 base_url,
                 rate_limit,

@@ -39,6 +39,28 @@ impl AuditError {
     }
 }
 
+/// When a committed row is safe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Every commit is fsynced: rows survive a power loss (SQLite
+    /// `synchronous = FULL`). Costs a disk flush per commit.
+    #[default]
+    Full,
+    /// Commits reach the OS at once and the disk at checkpoints: rows
+    /// survive the process being killed, not a power loss (`NORMAL`).
+    Normal,
+}
+
+impl Durability {
+    fn pragma(self) -> &'static str {
+        match self {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        }
+    }
+}
+
 /// A handle on the log's writer thread; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AuditLog {
@@ -46,10 +68,15 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
-    /// Opens (creating and migrating as needed) the log at `path`.
+    /// Opens (creating and migrating as needed) the log at `path`, with
+    /// every commit flushed to disk.
     pub fn open(path: &Path) -> Result<Self, AuditError> {
+        Self::open_with(path, Durability::Full)
+    }
+
+    pub fn open_with(path: &Path, durability: Durability) -> Result<Self, AuditError> {
         Ok(Self {
-            jobs: writer::start(path, 4096)?,
+            jobs: writer::start(path, durability, 4096)?,
         })
     }
 

@@ -50,12 +50,11 @@ pub fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Opens (or creates) the database with the settings the log relies on:
-/// WAL, and `synchronous = FULL` so a committed row survives a crash.
-pub fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
+/// Opens (or creates) the database in WAL mode with the chosen durability.
+pub fn open(path: &std::path::Path, durability: super::Durability) -> rusqlite::Result<Connection> {
     let mut connection = Connection::open(path)?;
     connection.pragma_update(None, "journal_mode", "WAL")?;
-    connection.pragma_update(None, "synchronous", "FULL")?;
+    connection.pragma_update(None, "synchronous", durability.pragma())?;
     connection.busy_timeout(std::time::Duration::from_secs(5))?;
     migrate(&mut connection)?;
     Ok(connection)

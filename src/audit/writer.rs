@@ -49,8 +49,12 @@ struct Head {
 }
 
 /// Opens the database and starts the writer thread.
-pub fn start(path: &Path, capacity: usize) -> Result<mpsc::Sender<Job>, AuditError> {
-    let connection = schema::open(path).map_err(|e| AuditError::open(path, e))?;
+pub fn start(
+    path: &Path,
+    durability: super::Durability,
+    capacity: usize,
+) -> Result<mpsc::Sender<Job>, AuditError> {
+    let connection = schema::open(path, durability).map_err(|e| AuditError::open(path, e))?;
     let head = read_head(&connection).map_err(|e| AuditError::open(path, e))?;
     let (sender, receiver) = mpsc::channel(capacity);
     thread::Builder::new()

@@ -81,7 +81,8 @@ pub async fn run(args: ServeArgs) -> Outcome {
         return Err(format!("no agent `{agent}` in the policies"));
     }
 
-    let audit = AuditLog::open(&config.audit_db).map_err(|e| e.to_string())?;
+    let audit =
+        AuditLog::open_with(&config.audit_db, config.audit_sync).map_err(|e| e.to_string())?;
     let engine = Engine::new(policy, Some(client.clone())).await;
     let gateway = Gateway::new(catalog, engine, client, audit);
     let shutdown = CancellationToken::new();

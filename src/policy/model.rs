@@ -111,6 +111,11 @@ impl Agent {
             .map(|(endpoint, _)| endpoint.tool.as_str())
     }
 
+    /// Whether the agent may see the catalog endpoint at `index`.
+    pub fn may_use_index(&self, index: usize) -> bool {
+        self.tools.get(index).is_some_and(|rule| rule.allowed)
+    }
+
     /// Whether the agent may see `tool` (cheap: one index lookup).
     pub fn may_see(&self, catalog: &Catalog, tool: &str) -> bool {
         catalog

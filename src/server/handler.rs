@@ -99,20 +99,26 @@ impl ServerHandler for Handler {
 
     async fn list_tools(
         &self,
-        _request: Option<PaginatedRequestParams>,
+        request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let policy = self.gateway.engine.policy();
+        let cursor = request.as_ref().and_then(|r| r.cursor.as_deref());
         // A request without a known agent sees nothing.
-        let tools = self
-            .agent(&context)
-            .and_then(|id| {
-                policy
-                    .agent(&id)
-                    .map(|a| self.gateway.tools.visible(a, &self.gateway.catalog))
-            })
-            .unwrap_or_default();
-        Ok(ListToolsResult::with_all_items(tools).with_cache_scope(CacheScope::Private))
+        let Some(agent) = self.agent(&context).and_then(|id| policy.agent(&id)) else {
+            return Ok(
+                ListToolsResult::with_all_items(Vec::new()).with_cache_scope(CacheScope::Private)
+            );
+        };
+        let (tools, next) = self
+            .gateway
+            .tools
+            .page(agent, cursor)
+            .ok_or_else(|| ErrorData::invalid_params("invalid cursor", None))?;
+        let mut result =
+            ListToolsResult::with_all_items(tools).with_cache_scope(CacheScope::Private);
+        result.next_cursor = next;
+        Ok(result)
     }
 
     async fn call_tool(

@@ -14,4 +14,4 @@ mod tools;
 
 pub use gateway::Gateway;
 pub use handler::{Caller, Handler};
-pub use tools::{ToolTable, tool_for};
+pub use tools::{PAGE_SIZE, ToolTable, tool_for};

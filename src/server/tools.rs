@@ -10,6 +10,9 @@ use serde_json::{Value, json};
 use crate::catalog::{Catalog, Endpoint, ResultKind};
 use crate::policy::Agent;
 
+/// The most tools one tools/list answer holds.
+pub const PAGE_SIZE: usize = 100;
+
 /// One MCP tool per catalog endpoint, in catalog order.
 #[derive(Debug)]
 pub struct ToolTable {
@@ -23,15 +26,40 @@ impl ToolTable {
         }
     }
 
-    /// The tools `agent` may see.
-    pub fn visible(&self, agent: &Agent, catalog: &Catalog) -> Vec<Tool> {
-        catalog
-            .endpoints()
+    /// Every tool `agent` may see.
+    pub fn visible(&self, agent: &Agent) -> Vec<Tool> {
+        self.visible_from(agent, 0).map(Tool::clone).collect()
+    }
+
+    /// One tools/list page for `agent`: up to [`PAGE_SIZE`] tools from the
+    /// cursor on, and the cursor of the next page. Serialising thousands of
+    /// schemas in one answer costs milliseconds; pages keep each answer
+    /// short. `None` if the cursor is not one this table handed out.
+    pub fn page(&self, agent: &Agent, cursor: Option<&str>) -> Option<(Vec<Tool>, Option<String>)> {
+        let start = match cursor {
+            None => 0,
+            Some(text) => text.parse::<usize>().ok()?,
+        };
+        let mut rest = self.visible_from(agent, start);
+        let page: Vec<Tool> = rest.by_ref().take(PAGE_SIZE).cloned().collect();
+        let next = rest
+            .next()
+            .is_some()
+            .then(|| (start + PAGE_SIZE).to_string());
+        Some((page, next))
+    }
+
+    fn visible_from<'a>(
+        &'a self,
+        agent: &'a Agent,
+        skip: usize,
+    ) -> impl Iterator<Item = &'a Tool> + 'a {
+        self.tools
             .iter()
-            .zip(&self.tools)
-            .filter(|(endpoint, _)| agent.may_see(catalog, &endpoint.tool))
-            .map(|(_, tool)| tool.clone())
-            .collect()
+            .enumerate()
+            .filter(|(index, _)| agent.may_use_index(*index))
+            .map(|(_, tool)| tool)
+            .skip(skip)
     }
 }
 

@@ -1,0 +1,453 @@
+//! End-to-end load: N concurrent MCP sessions over streamable HTTP calling
+//! a read tool through flaregate to a sandbox running as its own process,
+//! and in the same run the same requests sent straight to the sandbox.
+//! Reports throughput, p50 and p99 for both and their ratios, flaregate's
+//! RSS idle and under load, and the time from start to the first tools/list
+//! answer; writes docs/perf/results.json and docs/perf/latency.svg.
+//!
+//!     cargo build --release && cargo run --release --example loadgen -- [--calls 200] [--sessions 1,2,4,8,16,32,64,100]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::{Value, json};
+
+const ZONE: &str = "023e105f4ecef8ad9ca31a8372d0c353";
+const TOKEN: &str = "loadgen-sandbox-token";
+
+struct Options {
+    calls: usize,
+    sessions: Vec<usize>,
+    out: PathBuf,
+    audit_sync: String,
+}
+
+fn options() -> Options {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    Options {
+        calls: value("--calls").and_then(|v| v.parse().ok()).unwrap_or(200),
+        sessions: value("--sessions")
+            .map(|v| v.split(',').filter_map(|n| n.parse().ok()).collect())
+            .unwrap_or_else(|| vec![1, 2, 4, 8, 16, 32, 64, 100]),
+        out: value("--out")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("docs/perf")),
+        audit_sync: value("--audit-sync").unwrap_or_else(|| "full".to_string()),
+    }
+}
+
+/// A child process killed when dropped.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("own path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("flaregate"))
+        .expect("target dir");
+    if !bin.exists() {
+        eprintln!(
+            "{} is missing: run `cargo build --release` first",
+            bin.display()
+        );
+        std::process::exit(2);
+    }
+    bin
+}
+
+/// Starts a process and returns it with the value after `prefix` in its stdout.
+fn start(
+    command: &mut Command,
+    prefix: &str,
+) -> (Process, String, BufReader<std::process::ChildStdout>) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).expect("read") > 0,
+            "process exited early"
+        );
+        if let Some(value) = line.trim().strip_prefix(prefix) {
+            return (Process(child), value.trim().to_string(), out);
+        }
+    }
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn connect(url: &str, key: &str) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+    let config =
+        StreamableHttpClientTransportConfig::with_uri(url.to_string()).auth_header(key.to_string());
+    ().serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .expect("connect")
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+struct Stats {
+    calls: usize,
+    seconds: f64,
+    throughput: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn stats(mut latencies: Vec<Duration>, wall: Duration) -> Stats {
+    latencies.sort();
+    let pick = |q: f64| {
+        latencies[((latencies.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1000.0
+    };
+    Stats {
+        calls: latencies.len(),
+        seconds: wall.as_secs_f64(),
+        throughput: latencies.len() as f64 / wall.as_secs_f64(),
+        p50_ms: pick(0.50),
+        p99_ms: pick(0.99),
+    }
+}
+
+async fn through_flaregate(url: &str, key: &str, sessions: usize, calls: usize) -> Stats {
+    let mut clients = Vec::new();
+    for _ in 0..sessions {
+        let client = connect(url, key).await;
+        for _ in 0..3 {
+            call(&client).await; // warm-up
+        }
+        clients.push(client);
+    }
+    let started = Instant::now();
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|client| {
+            tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(calls);
+                for _ in 0..calls {
+                    let t = Instant::now();
+                    call(&client).await;
+                    latencies.push(t.elapsed());
+                }
+                let _ = client.cancel().await;
+                latencies
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.expect("session"));
+    }
+    stats(all, started.elapsed())
+}
+
+async fn call(client: &rmcp::service::RunningService<rmcp::RoleClient, ()>) {
+    let params = CallToolRequestParams::new("list_dns_records").with_arguments(
+        json!({"zone_id": ZONE})
+            .as_object()
+            .cloned()
+            .expect("object"),
+    );
+    let result = client.call_tool(params).await.expect("call");
+    assert_eq!(result.is_error, Some(false), "{result:?}");
+}
+
+async fn direct(api: &str, sessions: usize, calls: usize) -> Stats {
+    let url = format!("{api}/zones/{ZONE}/dns_records");
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..sessions)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let mut latencies = Vec::with_capacity(calls);
+                for i in 0..calls + 3 {
+                    let t = Instant::now();
+                    let body: Value = http
+                        .get(&url)
+                        .bearer_auth(TOKEN)
+                        .send()
+                        .await
+                        .expect("send")
+                        .json()
+                        .await
+                        .expect("json");
+                    assert_eq!(body["success"], true);
+                    if i >= 3 {
+                        latencies.push(t.elapsed());
+                    }
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.expect("task"));
+    }
+    stats(all, started.elapsed())
+}
+
+#[derive(serde::Serialize)]
+struct Row {
+    sessions: usize,
+    flaregate: Stats,
+    direct: Stats,
+    throughput_ratio: f64,
+    added_p50_ms: f64,
+    added_p99_ms: f64,
+    rss_kb: u64,
+}
+
+#[tokio::main]
+async fn main() {
+    let options = options();
+    let bin = binary();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_sandbox, api, _sandbox_out) = start(
+        Command::new(&bin).args([
+            "sandbox",
+            "--listen",
+            "127.0.0.1:0",
+            "--rate-limit",
+            "off",
+            "--token",
+            TOKEN,
+            "--log-level",
+            "warn",
+        ]),
+        "API:",
+    );
+    let (key, hash) = flaregate::policy::new_key();
+    let policy = dir.path().join("bench.toml");
+    std::fs::write(&policy, format!("[[agent]]\nid = \"bench\"\nkey_sha256 = [\"{hash}\"]\nzones = [\"*\"]\ngrants = {{ dns = \"read\" }}\n")).expect("policy");
+    let config = dir.path().join("flaregate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "audit_sync = \"{}\"\n[cloudflare]\nrate_limit = \"off\"\n",
+            options.audit_sync
+        ),
+    )
+    .expect("config");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+
+    let launched = Instant::now();
+    let (server, url, _server_out) = start(
+        Command::new(&bin)
+            .args(["serve", "--http", "127.0.0.1:0", "--log-level", "warn"])
+            .args([
+                "--config",
+                config.to_str().expect("utf-8"),
+                "--policies",
+                policy.to_str().expect("utf-8"),
+            ])
+            .args(["--catalog", repo.join("catalog").to_str().expect("utf-8")])
+            .args([
+                "--audit-db",
+                dir.path().join("audit.db").to_str().expect("utf-8"),
+            ])
+            .env("CLOUDFLARE_API_TOKEN", TOKEN)
+            .env("CLOUDFLARE_API_BASE_URL", &api),
+        "MCP:",
+    );
+    let first_list = loop {
+        if let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(2), async {
+            let config =
+                StreamableHttpClientTransportConfig::with_uri(url.clone()).auth_header(key.clone());
+            ().serve(StreamableHttpClientTransport::from_config(config))
+                .await
+        })
+        .await
+            && client.list_all_tools().await.is_ok()
+        {
+            break launched.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = server.0.id();
+    let idle_kb = rss_kb(pid);
+    println!(
+        "start-up to first tools/list answer: {:.1} ms",
+        first_list.as_secs_f64() * 1000.0
+    );
+    println!("RSS idle: {:.1} MB", idle_kb as f64 / 1024.0);
+
+    let mut rows = Vec::new();
+    println!(
+        "\n| sessions | flaregate calls/s | direct calls/s | ratio | flaregate p50 / p99 ms | direct p50 / p99 ms | added p50 / p99 ms | RSS MB |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for &sessions in &options.sessions {
+        let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let sampler = {
+            let peak = peak.clone();
+            tokio::spawn(async move {
+                loop {
+                    peak.fetch_max(rss_kb(pid), std::sync::atomic::Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        };
+        let through = through_flaregate(&url, &key, sessions, options.calls).await;
+        sampler.abort();
+        let straight = direct(&api, sessions, options.calls).await;
+        let row = Row {
+            sessions,
+            throughput_ratio: through.throughput / straight.throughput,
+            added_p50_ms: through.p50_ms - straight.p50_ms,
+            added_p99_ms: through.p99_ms - straight.p99_ms,
+            rss_kb: peak.load(std::sync::atomic::Ordering::Relaxed),
+            flaregate: through,
+            direct: straight,
+        };
+        println!(
+            "| {} | {:.0} | {:.0} | {:.2} | {:.3} / {:.3} | {:.3} / {:.3} | {:.3} / {:.3} | {:.1} |",
+            row.sessions,
+            row.flaregate.throughput,
+            row.direct.throughput,
+            row.throughput_ratio,
+            row.flaregate.p50_ms,
+            row.flaregate.p99_ms,
+            row.direct.p50_ms,
+            row.direct.p99_ms,
+            row.added_p50_ms,
+            row.added_p99_ms,
+            row.rss_kb as f64 / 1024.0
+        );
+        rows.push(row);
+    }
+
+    std::fs::create_dir_all(&options.out).expect("output folder");
+    let report = json!({
+        "calls_per_session": options.calls,
+        "audit_sync": options.audit_sync,
+        "startup_to_first_tools_list_ms": first_list.as_secs_f64() * 1000.0,
+        "rss_idle_kb": idle_kb,
+        "rows": rows,
+    });
+    std::fs::write(
+        options.out.join("results.json"),
+        serde_json::to_string_pretty(&report).expect("json"),
+    )
+    .expect("write results");
+    std::fs::write(options.out.join("latency.svg"), plot(&rows)).expect("write plot");
+    println!(
+        "\nwrote {0}/results.json and {0}/latency.svg",
+        options.out.display()
+    );
+}
+
+/// p50 and p99 latency against sessions (log scale), through flaregate and direct.
+fn plot(rows: &[Row]) -> String {
+    let (w, h, left, bottom, top, right) = (720.0, 420.0, 70.0, 60.0, 40.0, 170.0);
+    let max_ms = rows
+        .iter()
+        .map(|r| r.flaregate.p99_ms.max(r.direct.p99_ms))
+        .fold(0.1, f64::max)
+        * 1.1;
+    let max_s = rows.iter().map(|r| r.sessions).max().unwrap_or(1).max(2) as f64;
+    let x = |s: usize| left + (s as f64).ln() / max_s.ln() * (w - left - right);
+    let y = |ms: f64| h - bottom - ms / max_ms * (h - bottom - top);
+    let series: [(&str, &str, &str, fn(&Row) -> f64); 4] = [
+        ("flaregate p50", "#d9480f", "", |r| r.flaregate.p50_ms),
+        ("flaregate p99", "#d9480f", "6,4", |r| r.flaregate.p99_ms),
+        ("direct p50", "#1c7ed6", "", |r| r.direct.p50_ms),
+        ("direct p99", "#1c7ed6", "6,4", |r| r.direct.p99_ms),
+    ];
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="white"/>"#
+    );
+    svg += &format!(
+        r#"<text x="{}" y="22" font-size="15">Latency per call against concurrent MCP sessions</text>"#,
+        left
+    );
+    svg += &format!(
+        r#"<line x1="{left}" y1="{}" x2="{}" y2="{}" stroke="black"/><line x1="{left}" y1="{top}" x2="{left}" y2="{}" stroke="black"/>"#,
+        h - bottom,
+        w - right,
+        h - bottom,
+        h - bottom
+    );
+    for r in rows {
+        svg += &format!(
+            r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
+            x(r.sessions),
+            h - bottom + 18.0,
+            r.sessions
+        );
+    }
+    for i in 0..=5 {
+        let ms = max_ms * i as f64 / 5.0;
+        svg += &format!(
+            r##"<text x="{}" y="{:.1}" text-anchor="end">{ms:.1}</text><line x1="{left}" y1="{:.1}" x2="{}" y2="{:.1}" stroke="#eee"/>"##,
+            left - 6.0,
+            y(ms) + 4.0,
+            y(ms),
+            w - right,
+            y(ms)
+        );
+    }
+    svg += &format!(
+        r#"<text x="{}" y="{}" text-anchor="middle">concurrent sessions (log scale)</text>"#,
+        (left + w - right) / 2.0,
+        h - 15.0
+    );
+    svg += &format!(
+        r#"<text transform="translate(18,{}) rotate(-90)" text-anchor="middle">milliseconds</text>"#,
+        (top + h - bottom) / 2.0
+    );
+    for (i, (name, colour, dash, value)) in series.iter().enumerate() {
+        let points: Vec<String> = rows
+            .iter()
+            .map(|r| format!("{:.1},{:.1}", x(r.sessions), y(value(r))))
+            .collect();
+        svg += &format!(
+            r#"<polyline fill="none" stroke="{colour}" stroke-width="2" stroke-dasharray="{dash}" points="{}"/>"#,
+            points.join(" ")
+        );
+        let ly = top + 20.0 * i as f64;
+        svg += &format!(
+            r#"<line x1="{}" y1="{ly}" x2="{}" y2="{ly}" stroke="{colour}" stroke-width="2" stroke-dasharray="{dash}"/><text x="{}" y="{}">{name}</text>"#,
+            w - right + 10.0,
+            w - right + 35.0,
+            w - right + 40.0,
+            ly + 4.0
+        );
+    }
+    svg + "</svg>\n"
+}
