@@ -20,6 +20,8 @@ pub struct Config {
     pub policies: PathBuf,
     pub audit_db: PathBuf,
     pub audit_sync: Durability,
+    /// A cap on the audit database's size; past it calls are refused.
+    pub audit_max_mb: Option<f64>,
     pub cloudflare: CloudflareSettings,
     pub http: HttpSettings,
 }
@@ -50,6 +52,7 @@ struct RawConfig {
     audit_db: Option<PathBuf>,
     #[serde(default)]
     audit_sync: Durability,
+    audit_max_mb: Option<f64>,
     #[serde(default)]
     cloudflare: RawCloudflare,
     #[serde(default)]
@@ -130,6 +133,7 @@ impl Config {
             policies: resolve(raw.policies, "policies"),
             audit_db: resolve(raw.audit_db, "flaregate-audit.db"),
             audit_sync: raw.audit_sync,
+            audit_max_mb: raw.audit_max_mb,
             cloudflare: CloudflareSettings {
                 base_url,
                 rate_limit,

@@ -71,12 +71,18 @@ impl AuditLog {
     /// Opens (creating and migrating as needed) the log at `path`, with
     /// every commit flushed to disk.
     pub fn open(path: &Path) -> Result<Self, AuditError> {
-        Self::open_with(path, Durability::Full)
+        Self::open_with(path, Durability::Full, None)
     }
 
-    pub fn open_with(path: &Path, durability: Durability) -> Result<Self, AuditError> {
+    /// Opens the log with the given durability and, if set, a size cap:
+    /// once the file reaches `max_bytes`, writes fail and calls are refused.
+    pub fn open_with(
+        path: &Path,
+        durability: Durability,
+        max_bytes: Option<u64>,
+    ) -> Result<Self, AuditError> {
         Ok(Self {
-            jobs: writer::start(path, durability, 4096)?,
+            jobs: writer::start(path, durability, max_bytes, 4096)?,
         })
     }
 

@@ -51,11 +51,20 @@ pub fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
 }
 
 /// Opens (or creates) the database in WAL mode with the chosen durability.
-pub fn open(path: &std::path::Path, durability: super::Durability) -> rusqlite::Result<Connection> {
+pub fn open(
+    path: &std::path::Path,
+    durability: super::Durability,
+    max_bytes: Option<u64>,
+) -> rusqlite::Result<Connection> {
     let mut connection = Connection::open(path)?;
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", durability.pragma())?;
     connection.busy_timeout(std::time::Duration::from_secs(5))?;
     migrate(&mut connection)?;
+    if let Some(max_bytes) = max_bytes {
+        let page_size: i64 = connection.query_row("PRAGMA page_size", [], |row| row.get(0))?;
+        let pages = (max_bytes / page_size.max(1) as u64).max(1);
+        connection.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
+    }
     Ok(connection)
 }

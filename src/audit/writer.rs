@@ -52,9 +52,11 @@ struct Head {
 pub fn start(
     path: &Path,
     durability: super::Durability,
+    max_bytes: Option<u64>,
     capacity: usize,
 ) -> Result<mpsc::Sender<Job>, AuditError> {
-    let connection = schema::open(path, durability).map_err(|e| AuditError::open(path, e))?;
+    let connection =
+        schema::open(path, durability, max_bytes).map_err(|e| AuditError::open(path, e))?;
     let head = read_head(&connection).map_err(|e| AuditError::open(path, e))?;
     let (sender, receiver) = mpsc::channel(capacity);
     thread::Builder::new()

@@ -81,8 +81,12 @@ pub async fn run(args: ServeArgs) -> Outcome {
         return Err(format!("no agent `{agent}` in the policies"));
     }
 
-    let audit =
-        AuditLog::open_with(&config.audit_db, config.audit_sync).map_err(|e| e.to_string())?;
+    let audit = AuditLog::open_with(
+        &config.audit_db,
+        config.audit_sync,
+        config.audit_max_mb.map(|mb| (mb * 1024.0 * 1024.0) as u64),
+    )
+    .map_err(|e| e.to_string())?;
     let engine = Engine::new(policy, Some(client.clone())).await;
     let gateway = Gateway::new(catalog, engine, client, audit);
     let shutdown = CancellationToken::new();
