@@ -81,12 +81,14 @@ fn start(
     command: &mut Command,
     prefix: &str,
 ) -> (Process, String, BufReader<std::process::ChildStdout>) {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut process = Process(
+        command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn"),
+    );
+    let mut out = BufReader::new(process.0.stdout.take().expect("stdout"));
     let mut line = String::new();
     loop {
         line.clear();
@@ -95,7 +97,7 @@ fn start(
             "process exited early"
         );
         if let Some(value) = line.trim().strip_prefix(prefix) {
-            return (Process(child), value.trim().to_string(), out);
+            return (process, value.trim().to_string(), out);
         }
     }
 }
@@ -372,6 +374,9 @@ async fn main() {
     );
 }
 
+/// A plotted line: name, colour, dash pattern, and the value it draws.
+type Series = (&'static str, &'static str, &'static str, fn(&Row) -> f64);
+
 /// p50 and p99 latency against sessions (log scale), through flaregate and direct.
 fn plot(rows: &[Row]) -> String {
     let (w, h, left, bottom, top, right) = (720.0, 420.0, 70.0, 60.0, 40.0, 170.0);
@@ -383,7 +388,7 @@ fn plot(rows: &[Row]) -> String {
     let max_s = rows.iter().map(|r| r.sessions).max().unwrap_or(1).max(2) as f64;
     let x = |s: usize| left + (s as f64).ln() / max_s.ln() * (w - left - right);
     let y = |ms: f64| h - bottom - ms / max_ms * (h - bottom - top);
-    let series: [(&str, &str, &str, fn(&Row) -> f64); 4] = [
+    let series: [Series; 4] = [
         ("flaregate p50", "#d9480f", "", |r| r.flaregate.p50_ms),
         ("flaregate p99", "#d9480f", "6,4", |r| r.flaregate.p99_ms),
         ("direct p50", "#1c7ed6", "", |r| r.direct.p50_ms),
