@@ -122,8 +122,5 @@ async fn bad_fault_specs_are_refused_at_start() {
         .expect("runs");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("METHOD:PATH_GLOB:STATUS[:COUNT]"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("METHOD:PATH_GLOB:KIND[:COUNT]"), "{stderr}");
 }

@@ -147,7 +147,7 @@ async fn gate(State(sandbox): State<Shared>, mut request: Request, next: Next) -
     if !sandbox.latency.is_zero() {
         tokio::time::sleep(sandbox.latency).await;
     }
-    if let Some(injected) = sandbox.faults.answer(&method, &path) {
+    if let Some(injected) = sandbox.faults.answer(&method, &path).await {
         return injected;
     }
     let headers = request.headers();
