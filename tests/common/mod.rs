@@ -144,16 +144,23 @@ impl ServerProcess {
     /// `serve --http 127.0.0.1:0` with extra arguments and environment.
     pub fn start(extra: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let audit_db = dir.path().join("audit.db");
+        // An --audit-db among `extra` (a test reusing a database) wins.
+        let given_db = extra
+            .iter()
+            .position(|a| *a == "--audit-db")
+            .and_then(|i| extra.get(i + 1));
+        let audit_db = given_db.map_or_else(|| dir.path().join("audit.db"), PathBuf::from);
         let mut command = Command::new(BIN);
         command
             .args(["serve", "--http", "127.0.0.1:0", "--log-level", "warn"])
             .args(["--catalog", repo_path("catalog").to_str().expect("utf-8")])
-            .args(["--audit-db", audit_db.to_str().expect("utf-8")])
             .args(extra)
             .current_dir(dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        if given_db.is_none() {
+            command.args(["--audit-db", audit_db.to_str().expect("utf-8")]);
+        }
         if !extra.contains(&"--policies") {
             command.args(["--policies", repo_path("policies").to_str().expect("utf-8")]);
         }
