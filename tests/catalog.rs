@@ -253,6 +253,13 @@ fn bad_catalogs_name_file_line_entry_and_field() {
             "pattern = \"[0-9a-f]{32}\"",
             "must be anchored",
         ),
+        // Found by fuzzing: a pattern Rust's regex accepts but the JSON
+        // Schema engine cannot compile.
+        (
+            "pattern = \"^[0-9a-f]{32}$\"",
+            "pattern = \"^[0--af9]{32}$\"",
+            "cannot be compiled",
+        ),
         (
             "annotations = { read_only = true, destructive = false, idempotent = true }",
             "annotations = { read_only = true, destructive = false, idempotent = true }\n[endpoint.lookup]\ntool = \"fetch_thing\"",

@@ -112,6 +112,7 @@ pub fn load_dir(dir: &Path) -> Result<Catalog, CatalogError> {
 pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<Catalog, CatalogError> {
     let mut groups = Vec::new();
     let mut endpoints: Vec<Endpoint> = Vec::new();
+    let mut validators = Vec::new();
     let mut tools = HashSet::new();
     for (file, text) in sources {
         let raw: RawFile = toml::from_str(text).map_err(|e| {
@@ -132,7 +133,7 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<Catalog, CatalogErr
             ));
         }
         for raw_endpoint in raw.endpoints {
-            let endpoint = ctx.endpoint(&raw.group.id, &raw.shared, raw_endpoint)?;
+            let (endpoint, validator) = ctx.endpoint(&raw.group.id, &raw.shared, raw_endpoint)?;
             if !tools.insert(endpoint.tool.clone()) {
                 return Err(ctx.invalid(
                     &endpoint.tool,
@@ -141,6 +142,7 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<Catalog, CatalogErr
                 ));
             }
             endpoints.push(endpoint);
+            validators.push(validator);
         }
         groups.push(Group {
             id: raw.group.id,
@@ -149,7 +151,7 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<Catalog, CatalogErr
         });
     }
     check_lookups(sources, &endpoints)?;
-    Ok(Catalog::new(groups, endpoints))
+    Ok(Catalog::new(groups, endpoints, validators))
 }
 
 /// A lookup must name a GET tool whose path arguments the endpoint has,
@@ -245,7 +247,7 @@ impl FileContext<'_> {
         group: &str,
         shared: &BTreeMap<String, toml::Table>,
         mut raw: RawEndpoint,
-    ) -> Result<Endpoint, CatalogError> {
+    ) -> Result<(Endpoint, jsonschema::Validator), CatalogError> {
         let tool = raw.tool.clone();
         let bad = |field: &str, message: String| self.invalid(&tool, field, message);
 
@@ -327,8 +329,16 @@ impl FileContext<'_> {
                 ),
             ));
         }
+        // Compiling can still fail where the meta-schema does not look
+        // (a pattern the JSON Schema regex engine rejects).
+        let validator = jsonschema::validator_for(&Value::Object(schema.clone())).map_err(|e| {
+            bad(
+                "param",
+                format!("the arguments' JSON Schema cannot be compiled: {e}"),
+            )
+        })?;
         endpoint.input_schema = schema;
-        Ok(endpoint)
+        Ok((endpoint, validator))
     }
 }
 

@@ -62,16 +62,12 @@ impl Catalog {
         loader::load_dir(dir)
     }
 
-    fn new(groups: Vec<Group>, endpoints: Vec<Endpoint>) -> Self {
-        let validators = endpoints
-            .iter()
-            .map(|e| {
-                let schema = Value::Object(e.input_schema.clone());
-                Arc::new(
-                    jsonschema::validator_for(&schema).expect("the loader checked this schema"),
-                )
-            })
-            .collect();
+    fn new(
+        groups: Vec<Group>,
+        endpoints: Vec<Endpoint>,
+        validators: Vec<jsonschema::Validator>,
+    ) -> Self {
+        let validators = validators.into_iter().map(Arc::new).collect();
         let by_tool = endpoints
             .iter()
             .enumerate()
