@@ -335,3 +335,31 @@ async fn stdio_serves_one_agent_with_only_protocol_on_stdout() {
     assert_eq!(result.as_array().map(Vec::len), Some(2));
     client.cancel().await.expect("closes");
 }
+
+#[tokio::test]
+async fn zone_and_account_lists_show_only_what_the_agent_holds() {
+    let server = ServerProcess::sandbox(&[]);
+    let editor = server.connect("dns-editor").await;
+    let zones = call(&editor, "list_zones", json!({})).await;
+    let result = &zones.structured_content.as_ref().expect("structured")["result"];
+    let names: Vec<&str> = result
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|z| z["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["example.com"],
+        "example.org is outside the editor's zones"
+    );
+    assert!(!text(&zones).contains("example.org"));
+    let auditor = server.connect("auditor").await;
+    let all = call(&auditor, "list_zones", json!({})).await;
+    assert_eq!(
+        all.structured_content.as_ref().expect("structured")["result"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+}

@@ -146,6 +146,41 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// Keeps only the items inside the agent's scope in the result of a
+    /// list that names no zone or account (list_zones, list_accounts), so
+    /// an agent does not learn of zones and accounts it may not touch.
+    /// Returns how many items were removed.
+    pub fn retain_in_scope(
+        &self,
+        agent: &Agent,
+        tool: &str,
+        result: &mut Value,
+        directory: &Directory,
+    ) -> usize {
+        let Some(endpoint) = self.catalog.endpoint(tool) else {
+            return 0;
+        };
+        if endpoint.access != Access::Read || endpoint.scope_param().is_some() {
+            return 0;
+        }
+        let (scope, names) = match endpoint.scope {
+            EndpointScope::Zone => (&agent.zones, &directory.zone_ids),
+            EndpointScope::Account => (&agent.accounts, &directory.account_ids),
+        };
+        let Value::Array(items) = result else {
+            return 0;
+        };
+        let before = items.len();
+        items.retain(|item| {
+            let id = item["id"].as_str().unwrap_or_default();
+            let name = item["name"].as_str().unwrap_or_default();
+            scope.check(id, names) == ScopeCheck::Inside || scope.names(name)
+        });
+        before - items.len()
+    }
+}
+
 fn check_scope(
     scope: &Scope,
     names: &std::collections::HashMap<String, String>,

@@ -60,6 +60,16 @@ impl Scope {
         }
     }
 
+    /// Whether the scope lists this name (zones compare without case).
+    pub fn names(&self, name: &str) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Listed(entries) => entries
+                .iter()
+                .any(|e| matches!(e, ScopeRef::Name(own) if own.eq_ignore_ascii_case(name))),
+        }
+    }
+
     /// How a reason should name this scope: "example.com, 023e…".
     pub fn describe(&self) -> String {
         match self {

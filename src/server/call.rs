@@ -111,7 +111,24 @@ impl Gateway {
             tracing::error!(%error, row = row.id, "cannot record a call's outcome");
         }
         Ok(match answer {
-            Ok(answer) => render::success(endpoint, answer),
+            Ok(mut answer) => {
+                let policy = self.engine.policy();
+                let hidden = policy.retain_in_scope(
+                    agent,
+                    &endpoint.tool,
+                    &mut answer.result,
+                    &self.engine.directory(),
+                );
+                if hidden > 0
+                    && let Some(info) = answer.result_info.as_mut().and_then(|i| i.as_object_mut())
+                {
+                    info.insert(
+                        "count".into(),
+                        answer.result.as_array().map_or(0, Vec::len).into(),
+                    );
+                }
+                render::success(endpoint, answer)
+            }
             Err(error) => render::failure(&error),
         })
     }
