@@ -312,7 +312,7 @@ async fn stdio_serves_one_agent_with_only_protocol_on_stdout() {
             "--agent",
             "auditor",
             "--log-level",
-            "debug",
+            "warn",
         ])
         .args([
             "--catalog",
