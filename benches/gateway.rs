@@ -158,6 +158,35 @@ description = "Things per page."
     Arc::new(load_sources(&sources).expect("synthetic catalog"))
 }
 
+/// Unknown and wrong keys must cost the same: the key is hashed, then
+/// every known hash is compared in constant time.
+fn identity(c: &mut Criterion) {
+    let catalog = shipped();
+    let keys: Vec<(String, String)> = (0..50).map(|_| flaregate::policy::new_key()).collect();
+    let text: String = keys
+        .iter()
+        .enumerate()
+        .map(|(i, (_, hash))| format!("[[agent]]\nid = \"a{i}\"\nkey_sha256 = [\"{hash}\"]\n"))
+        .collect();
+    let policy = policy(catalog, &text);
+    let right = keys[25].0.clone();
+    let mut near_miss = right.clone().into_bytes();
+    let last = near_miss.len() - 1;
+    near_miss[last] = if near_miss[last] == b'0' { b'1' } else { b'0' };
+    let near_miss = String::from_utf8(near_miss).expect("hex");
+    let unknown = flaregate::policy::new_key().0;
+    assert!(policy.agent_for_key(&right).is_some() && policy.agent_for_key(&near_miss).is_none());
+    c.bench_function("identity/right_key_50_agents", |b| {
+        b.iter(|| black_box(policy.agent_for_key(black_box(&right))))
+    });
+    c.bench_function("identity/near_miss_key_50_agents", |b| {
+        b.iter(|| black_box(policy.agent_for_key(black_box(&near_miss))))
+    });
+    c.bench_function("identity/unknown_key_50_agents", |b| {
+        b.iter(|| black_box(policy.agent_for_key(black_box(&unknown))))
+    });
+}
+
 fn tools_list(c: &mut Criterion) {
     let shipped = shipped();
     let shipped_policy = policy(shipped.clone(), POLICY);
@@ -289,6 +318,7 @@ fn audit(c: &mut Criterion) {
 criterion_group!(
     benches,
     decisions,
+    identity,
     tools_list,
     arguments_and_requests,
     audit
