@@ -93,7 +93,7 @@ pub async fn run(args: ServeArgs) -> Outcome {
     if let Some(path) = source {
         reload::spawn(gateway.clone(), path, adjust, shutdown.clone());
     }
-    tokio::spawn(stop_on_signal(shutdown.clone()));
+    stop_on_signal(shutdown.clone());
 
     if args.stdio {
         let agent = args.agent.expect("clap requires --agent with --stdio");
@@ -245,13 +245,28 @@ fn announce(
     let _ = out.flush();
 }
 
-async fn stop_on_signal(shutdown: CancellationToken) {
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match terminate.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+/// Cancels `shutdown` on Ctrl-C or SIGTERM. The handlers are installed
+/// before this returns, so a signal right after start-up is not lost.
+fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let terminate = signal(SignalKind::terminate()).ok();
+    let interrupt = signal(SignalKind::interrupt()).ok();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = received(terminate) => {}
+            () = received(interrupt) => {}
+        }
+        tracing::info!("shutting down");
+        shutdown.cancel();
+    });
+}
+
+/// Waits for a signal; forever if its handler could not be installed.
+async fn received(signal: Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(mut signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending().await,
     }
-    tracing::info!("shutting down");
-    shutdown.cancel();
 }

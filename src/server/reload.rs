@@ -19,20 +19,22 @@ pub type Adjust = Arc<dyn Fn(&mut Policy) -> Result<(), String> + Send + Sync>;
 
 /// Watches `path` (a policy file or folder) until `shutdown`.
 pub fn spawn(gateway: Arc<Gateway>, path: PathBuf, adjust: Adjust, shutdown: CancellationToken) {
+    // Installed now, not in the task: a SIGHUP that arrives before the task
+    // first runs would otherwise end the process (the default action).
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(hangup) => Some(hangup),
+        Err(error) => {
+            tracing::warn!(%error, "no SIGHUP reload; file changes still reload");
+            None
+        }
+    };
     tokio::spawn(async move {
-        let mut hangup = match signal(SignalKind::hangup()) {
-            Ok(hangup) => hangup,
-            Err(error) => {
-                tracing::warn!(%error, "no SIGHUP reload");
-                return;
-            }
-        };
         let mut seen = fingerprint(&path);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                _ = hangup.recv() => {}
+                Some(_) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {}
                 _ = tick.tick() => {
                     let now = fingerprint(&path);
                     if now == seen {
