@@ -73,18 +73,36 @@ impl Gateway {
         args: &JsonObject,
         decision: &Decision,
     ) -> Result<CallToolResult, ErrorData> {
+        // Built once: the audit row records the path that is sent.
+        let request = match cloudflare::build(endpoint, args) {
+            Ok(request) => request,
+            Err(invalid) => {
+                let reason = invalid.to_string();
+                self.refuse(
+                    agent,
+                    Some(endpoint),
+                    &endpoint.tool,
+                    args,
+                    &reason,
+                    "arguments",
+                )
+                .await?;
+                return Ok(render::refusal(format!(
+                    "{reason}. Nothing was sent to Cloudflare."
+                )));
+            }
+        };
         let record = self.record(
             agent,
             Some(endpoint),
+            Some(&request),
             &endpoint.tool,
             args,
-            true,
-            &decision.reason,
-            &decision.rule,
+            (true, &decision.reason, &decision.rule),
         );
         let row = self.audit.begin(record).await.map_err(audit_down)?;
         let started = Instant::now();
-        let answer = self.client.call(endpoint, args).await;
+        let answer = self.client.send(&request, endpoint.response).await;
         let duration_ms = started.elapsed().as_millis() as u64;
         let outcome = match &answer {
             Ok(ok) => Outcome {
@@ -144,7 +162,15 @@ impl Gateway {
         reason: &str,
         rule: &str,
     ) -> Result<(), ErrorData> {
-        let record = self.record(agent, endpoint, tool, args, false, reason, rule);
+        let request = endpoint.and_then(|e| cloudflare::build(e, args).ok());
+        let record = self.record(
+            agent,
+            endpoint,
+            request.as_ref(),
+            tool,
+            args,
+            (false, reason, rule),
+        );
         tracing::info!(agent = %agent.id, tool = %short(tool), %reason, "call denied");
         self.audit
             .record(record, Outcome::default())
@@ -153,27 +179,23 @@ impl Gateway {
             .map_err(audit_down)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// The audit record of a call; `verdict` is (allowed, reason, rule).
     fn record(
         &self,
         agent: &Agent,
         endpoint: Option<&Endpoint>,
+        request: Option<&cloudflare::PreparedRequest>,
         tool: &str,
         args: &JsonObject,
-        allowed: bool,
-        reason: &str,
-        rule: &str,
+        verdict: (bool, &str, &str),
     ) -> CallRecord {
+        let (allowed, reason, rule) = verdict;
         let directory = self.engine.directory();
         let target = endpoint.and_then(|e| describe_target(e, args, &directory));
-        let (method, path) = match endpoint {
-            Some(e) => {
-                let built = cloudflare::build(e, args)
-                    .map(|r| r.path)
-                    .unwrap_or_else(|_| e.path.raw.clone());
-                (e.method.to_string(), built)
-            }
-            None => (String::new(), String::new()),
+        let (method, path) = match (endpoint, request) {
+            (Some(e), Some(r)) => (e.method.to_string(), r.path.clone()),
+            (Some(e), None) => (e.method.to_string(), e.path.raw.clone()),
+            (None, _) => (String::new(), String::new()),
         };
         CallRecord {
             ts: audit::now_rfc3339(),
