@@ -68,13 +68,4 @@ impl Credential {
         }
         Ok(headers)
     }
-
-    /// Whether `text` contains any part of the secret (for tests and audits
-    /// that check nothing leaked).
-    pub fn appears_in(&self, text: &str) -> bool {
-        match self {
-            Credential::Token(token) => text.contains(token.as_str()),
-            Credential::LegacyKey { key, .. } => text.contains(key.as_str()),
-        }
-    }
 }

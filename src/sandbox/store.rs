@@ -49,11 +49,13 @@ impl Store {
         self.accounts.iter().find(|a| a["id"] == id)
     }
 
-    /// The zone's DNS records (none for an unknown zone).
-    pub fn dns(&self, zone_id: &str) -> &[Value] {
-        self.zone_data
-            .get(zone_id)
-            .map_or(&[], |z| z.dns.as_slice())
+    /// One list of a zone's data, picked by `pick`; empty for an unknown zone.
+    pub fn in_zone<'a>(
+        &'a self,
+        zone_id: &str,
+        pick: impl FnOnce(&'a ZoneData) -> &'a [Value],
+    ) -> &'a [Value] {
+        self.zone_data.get(zone_id).map_or(&[], pick)
     }
 
     /// The zone's data, for changing it; the caller checked the zone exists.

@@ -66,7 +66,12 @@ async fn list(
             .is_none_or(|s| record.to_string().to_ascii_lowercase().contains(s.as_str()));
         filtered && searched
     };
-    let mut records: Vec<Value> = store.dns(&zone_id).iter().filter(keep).cloned().collect();
+    let mut records: Vec<Value> = store
+        .in_zone(&zone_id, |z| &z.dns)
+        .iter()
+        .filter(keep)
+        .cloned()
+        .collect();
     if let Some(order) = q.get("order") {
         records.sort_by_key(|r| r[order.as_str()].to_string());
     }
@@ -88,7 +93,7 @@ async fn get_one(
         &format!("/zones/{zone_id}/dns_records/{record_id}"),
     )?;
     let store = sb.store.read().expect("store lock");
-    let record = by_id(store.dns(&zone_id), &record_id)
+    let record = by_id(store.in_zone(&zone_id, |z| &z.dns), &record_id)
         .cloned()
         .ok_or_else(not_found)?;
     Ok(reply::ok(record))

@@ -53,10 +53,7 @@ async fn list(
     sb.check_zone(&grant, &zone_id, "Zone WAF Read")?;
     let store = sb.store.read().expect("store lock");
     let summaries: Vec<Value> = store
-        .zone_data
-        .get(&zone_id)
-        .map(|z| z.rulesets.as_slice())
-        .unwrap_or_default()
+        .in_zone(&zone_id, |z| &z.rulesets)
         .iter()
         .map(|r| {
             let mut summary = r.clone();
@@ -85,11 +82,7 @@ async fn get_one(
         &format!("/zones/{zone_id}/rulesets/{ruleset_id}"),
     )?;
     let store = sb.store.read().expect("store lock");
-    let rulesets = store
-        .zone_data
-        .get(&zone_id)
-        .map(|z| z.rulesets.as_slice())
-        .unwrap_or_default();
+    let rulesets = store.in_zone(&zone_id, |z| &z.rulesets);
     Ok(reply::ok(
         by_id(rulesets, &ruleset_id)
             .cloned()

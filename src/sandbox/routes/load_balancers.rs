@@ -26,11 +26,7 @@ async fn list(
 ) -> Reply {
     sb.check_zone(&grant, &zone_id, "Load Balancers Read")?;
     let store = sb.store.read().expect("store lock");
-    let balancers = store
-        .zone_data
-        .get(&zone_id)
-        .map(|z| z.load_balancers.clone())
-        .unwrap_or_default();
+    let balancers = store.in_zone(&zone_id, |z| &z.load_balancers).to_vec();
     Ok(reply::ok(Value::Array(balancers)))
 }
 

@@ -31,11 +31,7 @@ async fn list(
 ) -> Reply {
     sb.check_zone(&grant, &zone_id, "Page Rules Read")?;
     let store = sb.store.read().expect("store lock");
-    let rules = store
-        .zone_data
-        .get(&zone_id)
-        .map(|z| z.page_rules.as_slice())
-        .unwrap_or_default();
+    let rules = store.in_zone(&zone_id, |z| &z.page_rules);
     let mut rules: Vec<Value> = rules
         .iter()
         .filter(|r| {

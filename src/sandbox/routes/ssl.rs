@@ -33,10 +33,7 @@ async fn list_certificates(
     sb.check_zone(&grant, &zone_id, "SSL and Certificates Read")?;
     let store = sb.store.read().expect("store lock");
     let certificates: Vec<Value> = store
-        .zone_data
-        .get(&zone_id)
-        .map(|z| z.certificates.as_slice())
-        .unwrap_or_default()
+        .in_zone(&zone_id, |z| &z.certificates)
         .iter()
         .filter(|c| {
             q.get("status")
