@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cloudflare;
 pub mod config;
 pub mod logging;
+pub mod net;
 pub mod policy;
 pub mod sandbox;
 pub mod server;

@@ -24,6 +24,7 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 pub use faults::Fault;
@@ -107,7 +108,7 @@ pub fn spawn(listener: TcpListener, config: SandboxConfig) -> std::io::Result<Ru
     let token = config.tokens.default_token.clone();
     let app = router(config);
     let task = tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, app).await {
+        if let Err(error) = axum::serve(listener.tap_io(crate::net::no_delay), app).await {
             tracing::error!(%error, "sandbox stopped");
         }
     });

@@ -11,6 +11,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio::net::TcpListener;
@@ -64,6 +65,7 @@ pub async fn serve(
     let mut config = StreamableHttpServerConfig::default()
         .with_allowed_origins(settings.allowed_origins.clone())
         .with_max_request_body_bytes(settings.max_body_bytes)
+        .with_json_response(true)
         .with_cancellation_token(shutdown.child_token());
     if !settings.allowed_hosts.is_empty() {
         config = config.with_allowed_hosts(settings.allowed_hosts.clone());
@@ -82,7 +84,7 @@ pub async fn serve(
     let app = Router::new()
         .nest_service("/mcp", service)
         .layer(middleware::from_fn_with_state(guard, authenticate));
-    axum::serve(listener, app)
+    axum::serve(listener.tap_io(crate::net::no_delay), app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }

@@ -6,6 +6,7 @@
 //! answer; writes docs/perf/results.json and docs/perf/latency.svg.
 //!
 //!     cargo build --release && cargo run --release --example loadgen -- [--calls 200] [--sessions 1,2,4,8,16,32,64,100]
+//!         [--protocol modern|legacy] [--audit-sync full|normal] [--out docs/perf]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -13,11 +14,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rmcp::ServiceExt;
-use rmcp::model::CallToolRequestParams;
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Value, json};
+
+mod mcp;
+mod plot;
+
+use mcp::{Protocol, Session};
 
 const ZONE: &str = "023e105f4ecef8ad9ca31a8372d0c353";
 const TOKEN: &str = "loadgen-sandbox-token";
@@ -27,6 +29,7 @@ struct Options {
     sessions: Vec<usize>,
     out: PathBuf,
     audit_sync: String,
+    protocol: Protocol,
 }
 
 fn options() -> Options {
@@ -46,6 +49,9 @@ fn options() -> Options {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("docs/perf")),
         audit_sync: value("--audit-sync").unwrap_or_else(|| "full".to_string()),
+        protocol: value("--protocol")
+            .map(|p| Protocol::parse(&p).expect("--protocol is modern or legacy"))
+            .unwrap_or(Protocol::Modern),
     }
 }
 
@@ -113,21 +119,13 @@ fn rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-async fn connect(url: &str, key: &str) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
-    let config =
-        StreamableHttpClientTransportConfig::with_uri(url.to_string()).auth_header(key.to_string());
-    ().serve(StreamableHttpClientTransport::from_config(config))
-        .await
-        .expect("connect")
-}
-
 #[derive(Debug, Clone, serde::Serialize)]
-struct Stats {
-    calls: usize,
-    seconds: f64,
-    throughput: f64,
-    p50_ms: f64,
-    p99_ms: f64,
+pub struct Stats {
+    pub calls: usize,
+    pub seconds: f64,
+    pub throughput: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
 }
 
 fn stats(mut latencies: Vec<Duration>, wall: Duration) -> Stats {
@@ -144,27 +142,32 @@ fn stats(mut latencies: Vec<Duration>, wall: Duration) -> Stats {
     }
 }
 
-async fn through_flaregate(url: &str, key: &str, sessions: usize, calls: usize) -> Stats {
+async fn through_flaregate(
+    url: &str,
+    key: &str,
+    protocol: Protocol,
+    sessions: usize,
+    calls: usize,
+) -> Stats {
     let mut clients = Vec::new();
     for _ in 0..sessions {
-        let client = connect(url, key).await;
+        let mut client = Session::open(url, key, protocol).await.expect("open");
         for _ in 0..3 {
-            call(&client).await; // warm-up
+            call(&mut client).await; // warm-up
         }
         clients.push(client);
     }
     let started = Instant::now();
     let tasks: Vec<_> = clients
         .into_iter()
-        .map(|client| {
+        .map(|mut client| {
             tokio::spawn(async move {
                 let mut latencies = Vec::with_capacity(calls);
                 for _ in 0..calls {
                     let t = Instant::now();
-                    call(&client).await;
+                    call(&mut client).await;
                     latencies.push(t.elapsed());
                 }
-                let _ = client.cancel().await;
                 latencies
             })
         })
@@ -176,15 +179,12 @@ async fn through_flaregate(url: &str, key: &str, sessions: usize, calls: usize) 
     stats(all, started.elapsed())
 }
 
-async fn call(client: &rmcp::service::RunningService<rmcp::RoleClient, ()>) {
-    let params = CallToolRequestParams::new("list_dns_records").with_arguments(
-        json!({"zone_id": ZONE})
-            .as_object()
-            .cloned()
-            .expect("object"),
-    );
-    let result = client.call_tool(params).await.expect("call");
-    assert_eq!(result.is_error, Some(false), "{result:?}");
+async fn call(client: &mut Session) {
+    let result = client
+        .call_tool("list_dns_records", json!({"zone_id": ZONE}))
+        .await
+        .expect("call");
+    assert_eq!(result["isError"], false, "{result}");
 }
 
 async fn direct(api: &str, sessions: usize, calls: usize) -> Stats {
@@ -224,14 +224,14 @@ async fn direct(api: &str, sessions: usize, calls: usize) -> Stats {
 }
 
 #[derive(serde::Serialize)]
-struct Row {
-    sessions: usize,
-    flaregate: Stats,
-    direct: Stats,
-    throughput_ratio: f64,
-    added_p50_ms: f64,
-    added_p99_ms: f64,
-    rss_kb: u64,
+pub struct Row {
+    pub sessions: usize,
+    pub flaregate: Stats,
+    pub direct: Stats,
+    pub throughput_ratio: f64,
+    pub added_p50_ms: f64,
+    pub added_p99_ms: f64,
+    pub rss_kb: u64,
 }
 
 #[tokio::main]
@@ -287,14 +287,8 @@ async fn main() {
         "MCP:",
     );
     let first_list = loop {
-        if let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(2), async {
-            let config =
-                StreamableHttpClientTransportConfig::with_uri(url.clone()).auth_header(key.clone());
-            ().serve(StreamableHttpClientTransport::from_config(config))
-                .await
-        })
-        .await
-            && client.list_all_tools().await.is_ok()
+        if let Ok(mut client) = Session::open(&url, &key, options.protocol).await
+            && client.list_tools().await.is_ok()
         {
             break launched.elapsed();
         }
@@ -325,7 +319,8 @@ async fn main() {
                 }
             })
         };
-        let through = through_flaregate(&url, &key, sessions, options.calls).await;
+        let through =
+            through_flaregate(&url, &key, options.protocol, sessions, options.calls).await;
         sampler.abort();
         let straight = direct(&api, sessions, options.calls).await;
         let row = Row {
@@ -358,6 +353,7 @@ async fn main() {
     let report = json!({
         "calls_per_session": options.calls,
         "audit_sync": options.audit_sync,
+        "protocol": options.protocol,
         "startup_to_first_tools_list_ms": first_list.as_secs_f64() * 1000.0,
         "rss_idle_kb": idle_kb,
         "rows": rows,
@@ -367,92 +363,9 @@ async fn main() {
         serde_json::to_string_pretty(&report).expect("json"),
     )
     .expect("write results");
-    std::fs::write(options.out.join("latency.svg"), plot(&rows)).expect("write plot");
+    std::fs::write(options.out.join("latency.svg"), plot::plot(&rows)).expect("write plot");
     println!(
         "\nwrote {0}/results.json and {0}/latency.svg",
         options.out.display()
     );
-}
-
-/// A plotted line: name, colour, dash pattern, and the value it draws.
-type Series = (&'static str, &'static str, &'static str, fn(&Row) -> f64);
-
-/// p50 and p99 latency against sessions (log scale), through flaregate and direct.
-fn plot(rows: &[Row]) -> String {
-    let (w, h, left, bottom, top, right) = (720.0, 420.0, 70.0, 60.0, 40.0, 170.0);
-    let max_ms = rows
-        .iter()
-        .map(|r| r.flaregate.p99_ms.max(r.direct.p99_ms))
-        .fold(0.1, f64::max)
-        * 1.1;
-    let max_s = rows.iter().map(|r| r.sessions).max().unwrap_or(1).max(2) as f64;
-    let x = |s: usize| left + (s as f64).ln() / max_s.ln() * (w - left - right);
-    let y = |ms: f64| h - bottom - ms / max_ms * (h - bottom - top);
-    let series: [Series; 4] = [
-        ("flaregate p50", "#d9480f", "", |r| r.flaregate.p50_ms),
-        ("flaregate p99", "#d9480f", "6,4", |r| r.flaregate.p99_ms),
-        ("direct p50", "#1c7ed6", "", |r| r.direct.p50_ms),
-        ("direct p99", "#1c7ed6", "6,4", |r| r.direct.p99_ms),
-    ];
-    let mut svg = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="white"/>"#
-    );
-    svg += &format!(
-        r#"<text x="{}" y="22" font-size="15">Latency per call against concurrent MCP sessions</text>"#,
-        left
-    );
-    svg += &format!(
-        r#"<line x1="{left}" y1="{}" x2="{}" y2="{}" stroke="black"/><line x1="{left}" y1="{top}" x2="{left}" y2="{}" stroke="black"/>"#,
-        h - bottom,
-        w - right,
-        h - bottom,
-        h - bottom
-    );
-    for r in rows {
-        svg += &format!(
-            r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
-            x(r.sessions),
-            h - bottom + 18.0,
-            r.sessions
-        );
-    }
-    for i in 0..=5 {
-        let ms = max_ms * i as f64 / 5.0;
-        svg += &format!(
-            r##"<text x="{}" y="{:.1}" text-anchor="end">{ms:.1}</text><line x1="{left}" y1="{:.1}" x2="{}" y2="{:.1}" stroke="#eee"/>"##,
-            left - 6.0,
-            y(ms) + 4.0,
-            y(ms),
-            w - right,
-            y(ms)
-        );
-    }
-    svg += &format!(
-        r#"<text x="{}" y="{}" text-anchor="middle">concurrent sessions (log scale)</text>"#,
-        (left + w - right) / 2.0,
-        h - 15.0
-    );
-    svg += &format!(
-        r#"<text transform="translate(18,{}) rotate(-90)" text-anchor="middle">milliseconds</text>"#,
-        (top + h - bottom) / 2.0
-    );
-    for (i, (name, colour, dash, value)) in series.iter().enumerate() {
-        let points: Vec<String> = rows
-            .iter()
-            .map(|r| format!("{:.1},{:.1}", x(r.sessions), y(value(r))))
-            .collect();
-        svg += &format!(
-            r#"<polyline fill="none" stroke="{colour}" stroke-width="2" stroke-dasharray="{dash}" points="{}"/>"#,
-            points.join(" ")
-        );
-        let ly = top + 20.0 * i as f64;
-        svg += &format!(
-            r#"<line x1="{}" y1="{ly}" x2="{}" y2="{ly}" stroke="{colour}" stroke-width="2" stroke-dasharray="{dash}"/><text x="{}" y="{}">{name}</text>"#,
-            w - right + 10.0,
-            w - right + 35.0,
-            w - right + 40.0,
-            ly + 4.0
-        );
-    }
-    svg + "</svg>\n"
 }
