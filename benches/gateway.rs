@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use flaregate::audit::{AuditLog, CallRecord, Outcome};
+use flaregate::audit::{AuditLog, CallRecord, Durability, Outcome};
 use flaregate::catalog::{Catalog, load_sources};
 use flaregate::cloudflare;
 use flaregate::policy::{Directory, Policy, compile};
@@ -276,6 +276,8 @@ fn audit(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
     let log = AuditLog::open(&dir.path().join("bench.db")).expect("audit log");
+    let unsynced = AuditLog::open_with(&dir.path().join("normal.db"), Durability::Normal, None)
+        .expect("audit log");
     let outcome = Outcome {
         status: Some(200),
         duration_ms: Some(3),
@@ -287,6 +289,17 @@ fn audit(c: &mut Criterion) {
             runtime.block_on(async {
                 let row = log.begin(record(1)).await.expect("begin");
                 log.complete(row, outcome.clone()).await.expect("complete");
+            })
+        })
+    });
+    c.bench_function("audit/one_call_begin_and_complete_normal", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let row = unsynced.begin(record(1)).await.expect("begin");
+                unsynced
+                    .complete(row, outcome.clone())
+                    .await
+                    .expect("complete");
             })
         })
     });

@@ -304,3 +304,100 @@ async fn a_full_audit_log_refuses_calls_and_nothing_runs_unaudited() {
         flaregate::audit::Verdict::Valid { .. }
     ));
 }
+
+/// Sets or clears the immutable attribute (`chattr`), which holds even for
+/// root, who ignores file modes; cleared again on drop.
+struct Immutable(Vec<std::path::PathBuf>);
+
+impl Immutable {
+    /// `None` where the file system or the container does not allow it.
+    fn set(paths: &[std::path::PathBuf]) -> Option<Self> {
+        let chattr = |flag: &str, path: &std::path::Path| {
+            Command::new("chattr")
+                .arg(flag)
+                .arg(path)
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let guard = Self(paths.to_vec());
+        paths.iter().all(|p| chattr("+i", p)).then_some(guard)
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            let _ = Command::new("chattr").arg("-i").arg(path).status();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_read_only_audit_log_refuses_calls_then_recovers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("audit.db");
+    let db_arg = db.to_str().expect("utf-8");
+    let server = ServerProcess::sandbox(&["--audit-db", db_arg]);
+    let client = server.connect("auditor").await;
+    call(&client, "get_zone", json!({"zone_id": EXAMPLE_COM})).await;
+    let wal = dir.path().join("audit.db-wal");
+    let Some(guard) = Immutable::set(&[db.clone(), wal]) else {
+        eprintln!(
+            "SKIPPED: chattr +i is not allowed here (needs ext4-like storage and CAP_LINUX_IMMUTABLE)"
+        );
+        return;
+    };
+
+    // While the files cannot be written: refused, nothing sent, still serving.
+    let error = try_call(&client, "get_zone", json!({"zone_id": EXAMPLE_COM}))
+        .await
+        .expect_err("refused while the log is read-only");
+    assert!(
+        error.contains("audit log cannot record it")
+            && error.contains("nothing was sent to Cloudflare"),
+        "{error}"
+    );
+    let zone_calls = |requests: Vec<flaregate::sandbox::LoggedRequest>| {
+        requests
+            .iter()
+            .filter(|r| r.path == format!("/zones/{EXAMPLE_COM}"))
+            .count()
+    };
+    assert_eq!(zone_calls(server.sandbox_requests().await), 1);
+    assert_eq!(
+        client.list_all_tools().await.expect("still serving").len(),
+        16
+    );
+
+    // A second flaregate cannot start on it: it says why.
+    let other = Command::new(common::BIN)
+        .args([
+            "serve",
+            "--sandbox",
+            "--http",
+            "127.0.0.1:0",
+            "--audit-db",
+            db_arg,
+        ])
+        .args(["--catalog", repo_path("catalog").to_str().expect("utf-8")])
+        .args(["--policies", repo_path("policies").to_str().expect("utf-8")])
+        .stdout(Stdio::null())
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert!(!other.status.success());
+    assert!(
+        stderr.contains("cannot open the audit log") && stderr.contains("cannot be written"),
+        "{stderr}"
+    );
+
+    // Writable again: calls resume on the same chain.
+    drop(guard);
+    call(&client, "get_zone", json!({"zone_id": EXAMPLE_COM})).await;
+    assert_eq!(zone_calls(server.sandbox_requests().await), 2);
+    assert!(matches!(
+        flaregate::audit::verify(&db).expect("verify"),
+        flaregate::audit::Verdict::Valid { .. }
+    ));
+}

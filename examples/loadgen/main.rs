@@ -119,6 +119,60 @@ fn rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time a process has used, from /proc (user + system), in µs.
+fn cpu_us(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which may hold spaces: state is field 3.
+    let fields: Vec<u64> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .map(|f| f.parse().unwrap_or(0))
+                .collect()
+        })
+        .unwrap_or_default();
+    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+    ticks * 1_000_000 / 100 // USER_HZ is 100 on Linux
+}
+
+/// CPU µs per call spent by each process during one measured phase.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct CpuPerCall {
+    pub client_us: f64,
+    pub flaregate_us: f64,
+    pub sandbox_us: f64,
+}
+
+/// Samples the three processes' CPU time around a phase of `calls` calls.
+struct CpuMeter {
+    pids: [u32; 3],
+    start: [u64; 3],
+}
+
+impl CpuMeter {
+    fn start(flaregate: u32, sandbox: u32) -> Self {
+        let pids = [std::process::id(), flaregate, sandbox];
+        Self {
+            pids,
+            start: pids.map(cpu_us),
+        }
+    }
+
+    fn per_call(&self, calls: usize) -> CpuPerCall {
+        let used: Vec<f64> = self
+            .pids
+            .iter()
+            .zip(self.start)
+            .map(|(&pid, start)| (cpu_us(pid) - start) as f64 / calls.max(1) as f64)
+            .collect();
+        CpuPerCall {
+            client_us: used[0],
+            flaregate_us: used[1],
+            sandbox_us: used[2],
+        }
+    }
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Stats {
     pub calls: usize,
@@ -232,6 +286,8 @@ pub struct Row {
     pub added_p50_ms: f64,
     pub added_p99_ms: f64,
     pub rss_kb: u64,
+    pub flaregate_cpu: CpuPerCall,
+    pub direct_cpu: CpuPerCall,
 }
 
 #[tokio::main]
@@ -239,7 +295,7 @@ async fn main() {
     let options = options();
     let bin = binary();
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_sandbox, api, _sandbox_out) = start(
+    let (sandbox, api, _sandbox_out) = start(
         Command::new(&bin).args([
             "sandbox",
             "--listen",
@@ -296,6 +352,7 @@ async fn main() {
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
     let pid = server.0.id();
+    let sandbox_pid = sandbox.0.id();
     let idle_kb = rss_kb(pid);
     println!(
         "start-up to first tools/list answer: {:.1} ms",
@@ -319,16 +376,23 @@ async fn main() {
                 }
             })
         };
+        let calls = sessions * (options.calls + 3);
+        let meter = CpuMeter::start(pid, sandbox_pid);
         let through =
             through_flaregate(&url, &key, options.protocol, sessions, options.calls).await;
+        let flaregate_cpu = meter.per_call(calls);
         sampler.abort();
+        let meter = CpuMeter::start(pid, sandbox_pid);
         let straight = direct(&api, sessions, options.calls).await;
+        let direct_cpu = meter.per_call(calls);
         let row = Row {
             sessions,
             throughput_ratio: through.throughput / straight.throughput,
             added_p50_ms: through.p50_ms - straight.p50_ms,
             added_p99_ms: through.p99_ms - straight.p99_ms,
             rss_kb: peak.load(std::sync::atomic::Ordering::Relaxed),
+            flaregate_cpu,
+            direct_cpu,
             flaregate: through,
             direct: straight,
         };
@@ -347,6 +411,16 @@ async fn main() {
             row.rss_kb as f64 / 1024.0
         );
         rows.push(row);
+    }
+    println!(
+        "\nCPU µs per call (client / flaregate / sandbox):\n| sessions | through flaregate | direct |\n|---:|---:|---:|"
+    );
+    for row in &rows {
+        let (f, d) = (row.flaregate_cpu, row.direct_cpu);
+        println!(
+            "| {} | {:.0} / {:.0} / {:.0} | {:.0} / – / {:.0} |",
+            row.sessions, f.client_us, f.flaregate_us, f.sandbox_us, d.client_us, d.sandbox_us
+        );
     }
 
     std::fs::create_dir_all(&options.out).expect("output folder");

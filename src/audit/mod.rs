@@ -19,7 +19,7 @@ pub use query::{Entry, Filter};
 pub use record::{CallRecord, Outcome, redact};
 pub use writer::RowRef;
 
-use writer::Job;
+use writer::{Job, Write};
 
 /// Why the log could not take or give a record. Calls fail closed on it.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -39,26 +39,20 @@ impl AuditError {
     }
 }
 
-/// When a committed row is safe.
+/// When a written row is safe from a power loss. Every written row
+/// survives flaregate being killed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Durability {
-    /// Every commit is fsynced: rows survive a power loss (SQLite
-    /// `synchronous = FULL`). Costs a disk flush per commit.
+    /// [`AuditLog::flush`] fsyncs: a decision is on disk before its call
+    /// changes anything at Cloudflare and before the agent hears an answer;
+    /// outcomes follow within milliseconds. One fsync covers every row
+    /// written since the last.
     #[default]
     Full,
-    /// Commits reach the OS at once and the disk at checkpoints: rows
-    /// survive the process being killed, not a power loss (`NORMAL`).
+    /// Rows reach the disk at SQLite's checkpoints; a power loss can take
+    /// the last ones. No fsync on the call path.
     Normal,
-}
-
-impl Durability {
-    fn pragma(self) -> &'static str {
-        match self {
-            Durability::Full => "FULL",
-            Durability::Normal => "NORMAL",
-        }
-    }
 }
 
 /// A handle on the log's writer thread; cheap to clone.
@@ -86,34 +80,46 @@ impl AuditLog {
         })
     }
 
-    /// Writes a decision before the upstream call; returns once committed.
+    /// Writes a decision before the upstream call; returns once committed
+    /// (not yet flushed: see [`AuditLog::flush`]).
     pub async fn begin(&self, record: CallRecord) -> Result<RowRef, AuditError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Job::Begin { record, reply }).await?;
+        self.send(Job::Write(Write::Begin { record, reply }))
+            .await?;
         answer.await.map_err(|_| gone())?
     }
 
     /// Adds the outcome to a row; returns once committed.
     pub async fn complete(&self, row: RowRef, outcome: Outcome) -> Result<(), AuditError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Job::Complete {
+        self.send(Job::Write(Write::Complete {
             row,
             outcome,
             reply,
-        })
+        }))
         .await?;
         answer.await.map_err(|_| gone())?
     }
 
-    /// Writes a decision and its outcome at once (a denial); returns once committed.
+    /// Writes a decision and its outcome at once (a denial); returns once
+    /// committed and flushed.
     pub async fn record(&self, record: CallRecord, outcome: Outcome) -> Result<RowRef, AuditError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Job::Whole {
+        self.send(Job::Write(Write::Whole {
             record,
             outcome,
             reply,
-        })
+        }))
         .await?;
+        let row = answer.await.map_err(|_| gone())??;
+        self.flush().await?;
+        Ok(row)
+    }
+
+    /// Returns once every row written so far is on disk (`Durability::Full`).
+    pub async fn flush(&self) -> Result<(), AuditError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Job::Flush { reply }).await?;
         answer.await.map_err(|_| gone())?
     }
 

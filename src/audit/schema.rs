@@ -50,15 +50,21 @@ pub fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Opens (or creates) the database in WAL mode with the chosen durability.
-pub fn open(
-    path: &std::path::Path,
-    durability: super::Durability,
-    max_bytes: Option<u64>,
-) -> rusqlite::Result<Connection> {
+/// Opens (or creates) the database in WAL mode. Commits are not fsynced
+/// (`synchronous = NORMAL`): the writer flushes the WAL itself, once for
+/// many commits.
+pub fn open(path: &std::path::Path, max_bytes: Option<u64>) -> rusqlite::Result<Connection> {
     let mut connection = Connection::open(path)?;
+    // SQLite falls back to read-only when it cannot open the file for
+    // writing; a log that cannot take rows must stop flaregate at start.
+    if connection.is_readonly(rusqlite::MAIN_DB)? {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
+            Some("the file cannot be written (read-only or immutable)".into()),
+        ));
+    }
     connection.pragma_update(None, "journal_mode", "WAL")?;
-    connection.pragma_update(None, "synchronous", durability.pragma())?;
+    connection.pragma_update(None, "synchronous", "NORMAL")?;
     connection.busy_timeout(std::time::Duration::from_secs(5))?;
     migrate(&mut connection)?;
     if let Some(max_bytes) = max_bytes {

@@ -1,10 +1,17 @@
 //! The writer thread: the only code that writes the log. Records arrive over
 //! a bounded channel (a full channel makes callers wait: nothing is ever
 //! dropped), are committed in batches, and each caller is told once its
-//! record is on disk.
+//! record is written (it then survives the process being killed).
+//!
+//! Commits are not flushed one by one: a `Flush` job makes everything
+//! written so far durable with one fsync of the WAL file, however many
+//! commits that covers, and the writer flushes on its own at most
+//! `FLUSH_AFTER` after a write nobody asked to flush.
 
-use std::path::Path;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::thread;
+use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
@@ -22,6 +29,15 @@ pub struct RowRef {
 }
 
 pub enum Job {
+    Write(Write),
+    /// Make everything written so far durable.
+    Flush {
+        reply: oneshot::Sender<Result<(), AuditError>>,
+    },
+}
+
+/// A record to commit.
+pub enum Write {
     Begin {
         record: CallRecord,
         reply: oneshot::Sender<Result<RowRef, AuditError>>,
@@ -39,6 +55,9 @@ pub enum Job {
     },
 }
 
+/// Writes nobody asked to flush reach the disk this long after, at most.
+const FLUSH_AFTER: Duration = Duration::from_millis(10);
+
 /// Jobs committed in one transaction, at most.
 const BATCH: usize = 512;
 
@@ -48,6 +67,45 @@ struct Head {
     hash: String,
 }
 
+/// The database, and how its commits reach the disk.
+struct Log {
+    connection: Connection,
+    /// The WAL file, fsynced by a flush; `None` when commits are never
+    /// flushed (`Durability::Normal`).
+    wal: Option<PathBuf>,
+    /// When the oldest unflushed write must be flushed, if there is one.
+    flush_due: Option<tokio::time::Instant>,
+}
+
+impl Log {
+    /// Notes a commit: it is flushed on request, or at `FLUSH_AFTER`.
+    fn written(&mut self) {
+        if self.wal.is_some() && self.flush_due.is_none() {
+            self.flush_due = Some(tokio::time::Instant::now() + FLUSH_AFTER);
+        }
+    }
+
+    /// Makes every commit so far durable (one fsync of the WAL file) and
+    /// tells those who asked.
+    fn flush_and_tell(&mut self, waiting: &mut Vec<oneshot::Sender<Result<(), AuditError>>>) {
+        let flushed = match (&self.wal, self.flush_due.take()) {
+            (Some(wal), Some(_)) => File::open(wal).and_then(|file| file.sync_data()),
+            _ => Ok(()),
+        }
+        .map_err(|error| {
+            tracing::error!(%error, "audit log flush failed; the calls waiting on it are refused");
+            AuditError::Unavailable(format!("cannot flush the audit log to disk: {error}"))
+        });
+        if flushed.is_err() {
+            // Try again at the next flush: nothing written is known durable.
+            self.written();
+        }
+        for reply in waiting.drain(..) {
+            let _ = reply.send(flushed.clone());
+        }
+    }
+}
+
 /// Opens the database and starts the writer thread.
 pub fn start(
     path: &Path,
@@ -55,13 +113,22 @@ pub fn start(
     max_bytes: Option<u64>,
     capacity: usize,
 ) -> Result<mpsc::Sender<Job>, AuditError> {
-    let connection =
-        schema::open(path, durability, max_bytes).map_err(|e| AuditError::open(path, e))?;
+    let connection = schema::open(path, max_bytes).map_err(|e| AuditError::open(path, e))?;
     let head = read_head(&connection).map_err(|e| AuditError::open(path, e))?;
+    let wal = (durability == super::Durability::Full).then(|| {
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        PathBuf::from(wal)
+    });
+    let log = Log {
+        connection,
+        wal,
+        flush_due: None,
+    };
     let (sender, receiver) = mpsc::channel(capacity);
     thread::Builder::new()
         .name("audit-writer".into())
-        .spawn(move || run(connection, head, receiver))
+        .spawn(move || run(log, head, receiver))
         .map_err(|e| AuditError::Unavailable(format!("cannot start the audit writer: {e}")))?;
     Ok(sender)
 }
@@ -83,41 +150,83 @@ fn read_head(connection: &Connection) -> rusqlite::Result<Head> {
     }))
 }
 
-fn run(mut connection: Connection, mut head: Head, mut receiver: mpsc::Receiver<Job>) {
+fn run(log: Log, head: Head, receiver: mpsc::Receiver<Job>) {
+    // A runtime of this thread's own, for the flush timer.
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(serve(log, head, receiver)),
+        Err(error) => tracing::error!(%error, "cannot start the audit writer"),
+    }
+}
+
+async fn serve(mut log: Log, mut head: Head, mut receiver: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(BATCH);
-    while let Some(first) = receiver.blocking_recv() {
-        batch.push(first);
-        while batch.len() < BATCH {
-            match receiver.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+    let mut flushes = Vec::new();
+    loop {
+        let first = match log.flush_due {
+            Some(due) => match tokio::time::timeout_at(due, receiver.recv()).await {
+                Ok(job) => job,
+                Err(_elapsed) => {
+                    log.flush_and_tell(&mut flushes);
+                    continue;
+                }
+            },
+            None => receiver.recv().await,
+        };
+        let Some(first) = first else { break };
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            match job {
+                Job::Flush { reply } => flushes.push(reply),
+                Job::Write(write) => batch.push(write),
+            }
+            if batch.len() < BATCH {
+                next = receiver.try_recv().ok();
             }
         }
-        match commit(&mut connection, &head, &batch) {
-            Ok((new_head, results)) => {
-                head = new_head;
-                for (job, result) in batch.drain(..).zip(results) {
-                    answer(job, Ok(result));
-                }
+        if !batch.is_empty() {
+            write(&mut log, &mut head, &mut batch);
+        }
+        if !flushes.is_empty()
+            || log
+                .flush_due
+                .is_some_and(|due| due <= tokio::time::Instant::now())
+        {
+            log.flush_and_tell(&mut flushes);
+        }
+    }
+    log.flush_and_tell(&mut flushes);
+}
+
+/// Commits a batch of records and tells each caller how it went.
+fn write(log: &mut Log, head: &mut Head, batch: &mut Vec<Write>) {
+    match commit(&mut log.connection, head, batch) {
+        Ok((new_head, results)) => {
+            *head = new_head;
+            log.written();
+            for (job, result) in batch.drain(..).zip(results) {
+                answer(job, Ok(result));
             }
-            Err(error) => {
-                tracing::error!(%error, "audit log write failed; the calls waiting on it are refused");
-                let message = error.to_string();
-                for job in batch.drain(..) {
-                    answer(job, Err(AuditError::Unavailable(message.clone())));
-                }
+        }
+        Err(error) => {
+            tracing::error!(%error, "audit log write failed; the calls waiting on it are refused");
+            let message = error.to_string();
+            for job in batch.drain(..) {
+                answer(job, Err(AuditError::Unavailable(message.clone())));
             }
         }
     }
 }
 
-fn answer(job: Job, result: Result<RowRef, AuditError>) {
+fn answer(write: Write, result: Result<RowRef, AuditError>) {
     // A caller that went away (client disconnected) needs no answer.
-    match job {
-        Job::Begin { reply, .. } | Job::Whole { reply, .. } => {
+    match write {
+        Write::Begin { reply, .. } | Write::Whole { reply, .. } => {
             let _ = reply.send(result);
         }
-        Job::Complete { reply, .. } => {
+        Write::Complete { reply, .. } => {
             let _ = reply.send(result.map(|_| ()));
         }
     }
@@ -127,7 +236,7 @@ fn answer(job: Job, result: Result<RowRef, AuditError>) {
 fn commit(
     connection: &mut Connection,
     head: &Head,
-    batch: &[Job],
+    batch: &[Write],
 ) -> rusqlite::Result<(Head, Vec<RowRef>)> {
     let tx = connection.transaction()?;
     let mut seq = head.seq;
@@ -135,12 +244,12 @@ fn commit(
     let mut rows = Vec::with_capacity(batch.len());
     for job in batch {
         let row = match job {
-            Job::Begin { record, .. } => insert(&tx, &mut seq, &mut prev, record)?,
-            Job::Complete { row, outcome, .. } => {
+            Write::Begin { record, .. } => insert(&tx, &mut seq, &mut prev, record)?,
+            Write::Complete { row, outcome, .. } => {
                 complete(&tx, &mut seq, &mut prev, *row, outcome)?;
                 *row
             }
-            Job::Whole {
+            Write::Whole {
                 record, outcome, ..
             } => {
                 let row = insert(&tx, &mut seq, &mut prev, record)?;

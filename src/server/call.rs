@@ -1,7 +1,9 @@
 //! The path of one call: visible? → arguments valid? → policy decision →
 //! audit row → Cloudflare → audit outcome → result. Nothing reaches
-//! Cloudflare unless every step before says yes and the decision row is on
-//! disk; every refusal is audited too.
+//! Cloudflare unless every step before says yes and the decision row is
+//! written — and, for a call that can change anything, flushed to disk.
+//! No answer leaves before its decision is on disk; every refusal is
+//! audited too.
 
 use std::time::Instant;
 
@@ -10,7 +12,7 @@ use rmcp::model::{CallToolResult, ErrorData, JsonObject};
 use super::gateway::Gateway;
 use super::render;
 use crate::audit::{self, CallRecord, Outcome, summary};
-use crate::catalog::Endpoint;
+use crate::catalog::{Endpoint, Method};
 use crate::cloudflare;
 use crate::policy::{Agent, Decision, describe_target};
 
@@ -101,9 +103,21 @@ impl Gateway {
             (true, &decision.reason, &decision.rule),
         );
         let row = self.audit.begin(record).await.map_err(audit_down)?;
-        let started = Instant::now();
-        let answer = self.client.send(&request, endpoint.response).await;
-        let duration_ms = started.elapsed().as_millis() as u64;
+        let send = async {
+            let started = Instant::now();
+            let answer = self.client.send(&request, endpoint.response).await;
+            (answer, started.elapsed().as_millis() as u64)
+        };
+        let (answer, duration_ms) = if endpoint.method == Method::Get {
+            // A read changes nothing upstream, so it runs while the decision
+            // is flushed; the agent sees nothing until the flush is done.
+            let (flushed, sent) = tokio::join!(self.audit.flush(), send);
+            flushed.map_err(audit_down)?;
+            sent
+        } else {
+            self.audit.flush().await.map_err(audit_down)?;
+            send.await
+        };
         let outcome = match &answer {
             Ok(ok) => Outcome {
                 status: Some(ok.status),

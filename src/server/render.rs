@@ -39,7 +39,8 @@ pub fn success(endpoint: &Endpoint, answer: ApiResponse) -> CallToolResult {
     }
     let text = match (endpoint.response, &answer.result) {
         (ResponseKind::Text, result) => result["content"].as_str().unwrap_or_default().to_string(),
-        (ResponseKind::Json, result) => serde_json::to_string_pretty(result).unwrap_or_default(),
+        // Compact: the model reads it as well indented, for fewer tokens.
+        (ResponseKind::Json, result) => result.to_string(),
     };
     structured.insert("result".into(), answer.result);
     let mut result = CallToolResult::structured(Value::Object(structured));
