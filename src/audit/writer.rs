@@ -28,6 +28,9 @@ pub struct RowRef {
     pub seq: i64,
 }
 
+// Jobs move once, into the channel; boxing the large variant would cost an
+// allocation per record.
+#[allow(clippy::large_enum_variant)]
 pub enum Job {
     Write(Write),
     /// Make everything written so far durable.
