@@ -287,7 +287,8 @@ fn audit(c: &mut Criterion) {
     c.bench_function("audit/one_call_begin_and_complete", |b| {
         b.iter(|| {
             runtime.block_on(async {
-                let row = log.begin(record(1)).await.expect("begin");
+                let (row, flushed) = log.begin(record(1)).await.expect("begin");
+                flushed.wait().await.expect("flushed");
                 log.complete(row, outcome.clone()).await.expect("complete");
             })
         })
@@ -295,7 +296,7 @@ fn audit(c: &mut Criterion) {
     c.bench_function("audit/one_call_begin_and_complete_normal", |b| {
         b.iter(|| {
             runtime.block_on(async {
-                let row = unsynced.begin(record(1)).await.expect("begin");
+                let (row, _) = unsynced.begin(record(1)).await.expect("begin");
                 unsynced
                     .complete(row, outcome.clone())
                     .await
@@ -313,7 +314,8 @@ fn audit(c: &mut Criterion) {
                         .map(|r| {
                             let (log, outcome) = (log.clone(), outcome.clone());
                             tokio::spawn(async move {
-                                let row = log.begin(r).await.expect("begin");
+                                let (row, flushed) = log.begin(r).await.expect("begin");
+                                flushed.wait().await.expect("flushed");
                                 log.complete(row, outcome).await.expect("complete");
                             })
                         })

@@ -66,10 +66,11 @@ async fn rows_hold_the_decision_the_outcome_and_a_summary() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("audit.db");
     let log = AuditLog::open(&db).expect("opens");
-    let row = log
+    let (row, flushed) = log
         .begin(record("auditor", "list_dns_records", true, 1))
         .await
         .expect("begin");
+    flushed.wait().await.expect("on disk");
     log.complete(row, ok_outcome()).await.expect("complete");
     log.record(
         record("dns-editor", "delete_dns_record", false, 2),
@@ -77,7 +78,7 @@ async fn rows_hold_the_decision_the_outcome_and_a_summary() {
     )
     .await
     .expect("denial");
-    let pending = log
+    let (pending, _) = log
         .begin(record("auditor", "get_zone", true, 3))
         .await
         .expect("begin only");
@@ -127,7 +128,7 @@ async fn rows_hold_the_decision_the_outcome_and_a_summary() {
 async fn fill(db: &Path, n: usize) {
     let log = AuditLog::open(db).expect("opens");
     for i in 0..n {
-        let row = log
+        let (row, _flushed) = log
             .begin(record("auditor", "list_dns_records", true, i))
             .await
             .expect("begin");
@@ -202,7 +203,7 @@ async fn ten_thousand_decisions_from_fifty_tasks() {
                         .await
                         .expect("denial");
                     } else {
-                        let row = log
+                        let (row, _flushed) = log
                             .begin(record("auditor", "list_dns_records", true, n))
                             .await
                             .expect("begin");
@@ -245,7 +246,7 @@ async fn child_writer_for_kill_test() {
         let log = log.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0.. {
-                let row = log
+                let (row, _flushed) = log
                     .begin(record(
                         "auditor",
                         "list_dns_records",

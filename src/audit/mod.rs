@@ -80,51 +80,76 @@ impl AuditLog {
         })
     }
 
-    /// Writes a decision before the upstream call; returns once committed
-    /// (not yet flushed: see [`AuditLog::flush`]).
-    pub async fn begin(&self, record: CallRecord) -> Result<RowRef, AuditError> {
+    /// Writes a decision before the upstream call. Returns once it is
+    /// written, with a [`Flushed`] that resolves once it is on disk.
+    pub async fn begin(&self, record: CallRecord) -> Result<(RowRef, Flushed), AuditError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Job::Write(Write::Begin { record, reply }))
-            .await?;
-        answer.await.map_err(|_| gone())?
+        let (flushed, on_disk) = oneshot::channel();
+        let write = Write::Begin { record, reply };
+        self.send(Job::Write {
+            write,
+            flushed: Some(flushed),
+        })
+        .await?;
+        let row = answer.await.map_err(|_| gone())??;
+        Ok((row, Flushed(on_disk)))
     }
 
-    /// Adds the outcome to a row; returns once committed.
+    /// Adds the outcome to a row; returns once written.
     pub async fn complete(&self, row: RowRef, outcome: Outcome) -> Result<(), AuditError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Job::Write(Write::Complete {
+        let write = Write::Complete {
             row,
             outcome,
             reply,
-        }))
+        };
+        self.send(Job::Write {
+            write,
+            flushed: None,
+        })
         .await?;
         answer.await.map_err(|_| gone())?
     }
 
     /// Writes a decision and its outcome at once (a denial); returns once
-    /// committed and flushed.
+    /// it is on disk.
     pub async fn record(&self, record: CallRecord, outcome: Outcome) -> Result<RowRef, AuditError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Job::Write(Write::Whole {
+        let (flushed, on_disk) = oneshot::channel();
+        let write = Write::Whole {
             record,
             outcome,
             reply,
-        }))
+        };
+        self.send(Job::Write {
+            write,
+            flushed: Some(flushed),
+        })
         .await?;
         let row = answer.await.map_err(|_| gone())??;
-        self.flush().await?;
+        Flushed(on_disk).wait().await?;
         Ok(row)
     }
 
     /// Returns once every row written so far is on disk (`Durability::Full`).
     pub async fn flush(&self) -> Result<(), AuditError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Job::Flush { reply }).await?;
-        answer.await.map_err(|_| gone())?
+        self.send(Job::Flush(reply)).await?;
+        Flushed(answer).wait().await
     }
 
     async fn send(&self, job: Job) -> Result<(), AuditError> {
         self.jobs.send(job).await.map_err(|_| gone())
+    }
+}
+
+/// Resolves once a written record is on disk.
+#[must_use = "a record is only durable once this resolves"]
+pub struct Flushed(oneshot::Receiver<Result<(), AuditError>>);
+
+impl Flushed {
+    pub async fn wait(self) -> Result<(), AuditError> {
+        self.0.await.map_err(|_| gone())?
     }
 }
 

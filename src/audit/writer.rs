@@ -28,15 +28,20 @@ pub struct RowRef {
     pub seq: i64,
 }
 
+/// Told once what was written is on disk (or that it could not be).
+pub type FlushReply = oneshot::Sender<Result<(), AuditError>>;
+
 // Jobs move once, into the channel; boxing the large variant would cost an
 // allocation per record.
 #[allow(clippy::large_enum_variant)]
 pub enum Job {
-    Write(Write),
-    /// Make everything written so far durable.
-    Flush {
-        reply: oneshot::Sender<Result<(), AuditError>>,
+    /// A record to commit; `flushed`, if given, hears once it is on disk.
+    Write {
+        write: Write,
+        flushed: Option<FlushReply>,
     },
+    /// Make everything written so far durable.
+    Flush(FlushReply),
 }
 
 /// A record to commit.
@@ -76,6 +81,9 @@ struct Log {
     /// The WAL file, fsynced by a flush; `None` when commits are never
     /// flushed (`Durability::Normal`).
     wal: Option<PathBuf>,
+    /// The WAL file, opened at the first flush and kept: SQLite keeps the
+    /// same file while a connection is open.
+    wal_file: Option<File>,
     /// When the oldest unflushed write must be flushed, if there is one.
     flush_due: Option<tokio::time::Instant>,
 }
@@ -88,11 +96,22 @@ impl Log {
         }
     }
 
+    fn sync(&mut self, wal: PathBuf) -> std::io::Result<()> {
+        if self.wal_file.is_none() {
+            self.wal_file = Some(File::open(wal)?);
+        }
+        let synced = self.wal_file.as_ref().map_or(Ok(()), File::sync_data);
+        if synced.is_err() {
+            self.wal_file = None; // reopened at the next attempt
+        }
+        synced
+    }
+
     /// Makes every commit so far durable (one fsync of the WAL file) and
     /// tells those who asked.
     fn flush_and_tell(&mut self, waiting: &mut Vec<oneshot::Sender<Result<(), AuditError>>>) {
         let flushed = match (&self.wal, self.flush_due.take()) {
-            (Some(wal), Some(_)) => File::open(wal).and_then(|file| file.sync_data()),
+            (Some(wal), Some(_)) => self.sync(wal.clone()),
             _ => Ok(()),
         }
         .map_err(|error| {
@@ -126,6 +145,7 @@ pub fn start(
     let log = Log {
         connection,
         wal,
+        wal_file: None,
         flush_due: None,
     };
     let (sender, receiver) = mpsc::channel(capacity);
@@ -180,17 +200,28 @@ async fn serve(mut log: Log, mut head: Head, mut receiver: mpsc::Receiver<Job>) 
         };
         let Some(first) = first else { break };
         let mut next = Some(first);
+        let mut flushes_of_batch = Vec::new();
         while let Some(job) = next.take() {
             match job {
-                Job::Flush { reply } => flushes.push(reply),
-                Job::Write(write) => batch.push(write),
+                Job::Flush(reply) => flushes.push(reply),
+                Job::Write { write, flushed } => {
+                    batch.push(write);
+                    flushes_of_batch.extend(flushed);
+                }
             }
             if batch.len() < BATCH {
                 next = receiver.try_recv().ok();
             }
         }
         if !batch.is_empty() {
-            write(&mut log, &mut head, &mut batch);
+            match write(&mut log, &mut head, &mut batch) {
+                Ok(()) => flushes.append(&mut flushes_of_batch),
+                Err(error) => {
+                    for reply in flushes_of_batch {
+                        let _ = reply.send(Err(error.clone()));
+                    }
+                }
+            }
         }
         if !flushes.is_empty()
             || log
@@ -204,7 +235,7 @@ async fn serve(mut log: Log, mut head: Head, mut receiver: mpsc::Receiver<Job>) 
 }
 
 /// Commits a batch of records and tells each caller how it went.
-fn write(log: &mut Log, head: &mut Head, batch: &mut Vec<Write>) {
+fn write(log: &mut Log, head: &mut Head, batch: &mut Vec<Write>) -> Result<(), AuditError> {
     match commit(&mut log.connection, head, batch) {
         Ok((new_head, results)) => {
             *head = new_head;
@@ -212,13 +243,15 @@ fn write(log: &mut Log, head: &mut Head, batch: &mut Vec<Write>) {
             for (job, result) in batch.drain(..).zip(results) {
                 answer(job, Ok(result));
             }
+            Ok(())
         }
         Err(error) => {
             tracing::error!(%error, "audit log write failed; the calls waiting on it are refused");
-            let message = error.to_string();
+            let error = AuditError::Unavailable(error.to_string());
             for job in batch.drain(..) {
-                answer(job, Err(AuditError::Unavailable(message.clone())));
+                answer(job, Err(error.clone()));
             }
+            Err(error)
         }
     }
 }
@@ -316,4 +349,84 @@ fn complete(
     }
     *prev = hash;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> CallRecord {
+        CallRecord {
+            ts: "2026-11-28T00:00:00Z".into(),
+            ts_unix_ms: 0,
+            agent: "a".into(),
+            tool: "get_zone".into(),
+            method: "GET".into(),
+            path: "/zones/x".into(),
+            target: String::new(),
+            args: "{}".into(),
+            allowed: true,
+            reason: "test".into(),
+            rule: "test".into(),
+            summary: "test".into(),
+        }
+    }
+
+    /// A writer whose WAL flushes go to `wal`.
+    fn writer(dir: &Path, wal: PathBuf) -> mpsc::Sender<Job> {
+        let connection = schema::open(&dir.join("audit.db"), None).expect("opens");
+        let head = read_head(&connection).expect("head");
+        let log = Log {
+            connection,
+            wal: Some(wal),
+            wal_file: None,
+            flush_due: None,
+        };
+        let (sender, receiver) = mpsc::channel(16);
+        thread::spawn(move || run(log, head, receiver));
+        sender
+    }
+
+    async fn begin(
+        jobs: &mpsc::Sender<Job>,
+    ) -> (Result<RowRef, AuditError>, Result<(), AuditError>) {
+        let (reply, answer) = oneshot::channel();
+        let (flushed, on_disk) = oneshot::channel();
+        let write = Write::Begin {
+            record: record(),
+            reply,
+        };
+        let job = Job::Write {
+            write,
+            flushed: Some(flushed),
+        };
+        assert!(jobs.send(job).await.is_ok());
+        (
+            answer.await.expect("answered"),
+            on_disk.await.expect("flush answered"),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_flush_that_fails_is_reported_to_every_waiter_and_retried() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let jobs = writer(dir.path(), dir.path().join("missing").join("audit.db-wal"));
+        let (row, flushed) = begin(&jobs).await;
+        assert!(row.is_ok(), "the write itself succeeds");
+        let error = flushed.expect_err("the flush cannot succeed");
+        assert!(
+            error.to_string().contains("cannot flush the audit log"),
+            "{error}"
+        );
+        let (_, again) = begin(&jobs).await;
+        assert!(again.is_err(), "still not durable: still refused");
+    }
+
+    #[tokio::test]
+    async fn a_flush_that_works_reports_success() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let jobs = writer(dir.path(), dir.path().join("audit.db-wal"));
+        let (row, flushed) = begin(&jobs).await;
+        assert!(row.is_ok() && flushed.is_ok(), "{flushed:?}");
+    }
 }

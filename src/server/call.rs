@@ -102,7 +102,7 @@ impl Gateway {
             args,
             (true, &decision.reason, &decision.rule),
         );
-        let row = self.audit.begin(record).await.map_err(audit_down)?;
+        let (row, flushed) = self.audit.begin(record).await.map_err(audit_down)?;
         let send = async {
             let started = Instant::now();
             let answer = self.client.send(&request, endpoint.response).await;
@@ -111,11 +111,11 @@ impl Gateway {
         let (answer, duration_ms) = if endpoint.method == Method::Get {
             // A read changes nothing upstream, so it runs while the decision
             // is flushed; the agent sees nothing until the flush is done.
-            let (flushed, sent) = tokio::join!(self.audit.flush(), send);
+            let (flushed, sent) = tokio::join!(flushed.wait(), send);
             flushed.map_err(audit_down)?;
             sent
         } else {
-            self.audit.flush().await.map_err(audit_down)?;
+            flushed.wait().await.map_err(audit_down)?;
             send.await
         };
         let outcome = match &answer {
