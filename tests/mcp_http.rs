@@ -135,6 +135,13 @@ async fn a_session_belongs_to_the_agent_that_opened_it() {
 
     let (status, _, _) = post(&server.mcp_url, Some(auditor), Some(&session), LIST, &[]).await;
     assert_eq!(status, StatusCode::OK, "the owner keeps its session");
+
+    // A made-up or guessed id is nobody's session.
+    for made_up in ["0e8e0628-d623-4e84-82e7-672015bf38c3", "", "x"] {
+        let (status, _, messages) =
+            post(&server.mcp_url, Some(auditor), Some(made_up), LIST, &[]).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{made_up:?}: {messages:?}");
+    }
 }
 
 #[tokio::test]

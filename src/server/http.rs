@@ -29,6 +29,9 @@ struct Guard {
     gateway: Arc<Gateway>,
     loopback: bool,
     sessions: Mutex<HashMap<String, String>>,
+    /// rmcp's live sessions: owners of sessions it has closed (idle for
+    /// five minutes, or gone) are forgotten when the next one opens.
+    live: Arc<LocalSessionManager>,
 }
 
 /// Refuses a policy that this listener cannot serve safely.
@@ -71,15 +74,13 @@ pub async fn serve(
         config = config.with_allowed_hosts(settings.allowed_hosts.clone());
     }
     let handler = Handler::new(gateway.clone(), None);
-    let service = StreamableHttpService::new(
-        move || Ok(handler.clone()),
-        Arc::new(LocalSessionManager::default()),
-        config,
-    );
+    let live = Arc::new(LocalSessionManager::default());
+    let service = StreamableHttpService::new(move || Ok(handler.clone()), live.clone(), config);
     let guard = Arc::new(Guard {
         gateway,
         loopback: addr.ip().is_loopback(),
         sessions: Mutex::new(HashMap::new()),
+        live,
     });
     let app = Router::new()
         .nest_service("/mcp", service)
@@ -126,8 +127,9 @@ async fn authenticate(
             .expect("session map lock is never poisoned")
             .get(session)
             .cloned();
-        if owner.is_some_and(|owner| owner != agent) {
-            tracing::warn!(%agent, "refused a session opened by another agent");
+        // Unknown ids too: a live session is in the map before its id is sent.
+        if owner.as_deref() != Some(agent.as_str()) {
+            tracing::warn!(%agent, "refused a session this agent did not open");
             return (StatusCode::NOT_FOUND, "Session not found").into_response();
         }
     }
@@ -139,24 +141,25 @@ async fn authenticate(
         // expect 200 or 204 and log a failure otherwise.
         *response.status_mut() = StatusCode::OK;
     }
-    let mut sessions = guard
-        .sessions
-        .lock()
-        .expect("session map lock is never poisoned");
-    match (
-        &session,
-        response
-            .headers()
-            .get(SESSION_HEADER)
-            .and_then(|v| v.to_str().ok()),
-    ) {
-        (None, Some(opened)) => {
-            sessions.insert(opened.to_string(), agent);
-        }
-        (Some(closed), _) if deleting && response.status().is_success() => {
-            sessions.remove(closed);
-        }
-        _ => {}
+    let opened = response
+        .headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|_| session.is_none());
+    if let Some(opened) = opened {
+        let live = guard.live.sessions.read().await;
+        let mut sessions = guard
+            .sessions
+            .lock()
+            .expect("session map lock is never poisoned");
+        sessions.retain(|id, _| live.contains_key(id.as_str()));
+        sessions.insert(opened.to_string(), agent);
+    } else if let Some(closed) = session.filter(|_| deleting && response.status().is_success()) {
+        guard
+            .sessions
+            .lock()
+            .expect("session map lock is never poisoned")
+            .remove(&closed);
     }
     response
 }
