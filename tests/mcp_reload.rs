@@ -167,3 +167,67 @@ async fn a_call_in_flight_finishes_under_the_policy_it_started_with() {
     }
     panic!("the revoked grant never took effect");
 }
+
+#[tokio::test]
+async fn a_half_saved_policy_file_is_never_installed() {
+    let upstream = SandboxProcess::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("policy.toml");
+    let (key, hash) = flaregate::policy::new_key();
+    let full = demo_with("").replacen(
+        "id = \"site-deployer\"",
+        &format!("id = \"site-deployer\"\nkey_sha256 = [\"{hash}\"]"),
+        1,
+    );
+    // Cut where an editor's truncate-then-write could leave it: before the
+    // site-deployer's constraints, which would then allow any script name.
+    let deployer = full.find("id = \"site-deployer\"").expect("agent");
+    let cut = deployer
+        + full[deployer..]
+            .find("[[agent.constraint]]")
+            .expect("constraint");
+    std::fs::write(&policy, &full).expect("write");
+    let env = [
+        ("CLOUDFLARE_API_TOKEN", upstream.token.as_str()),
+        ("CLOUDFLARE_API_BASE_URL", upstream.base_url.as_str()),
+    ];
+    let server = ServerProcess::start(&["--policies", policy.to_str().expect("utf-8")], &env);
+    let client = common::connect_http(&server.mcp_url, Some(&key)).await;
+    let outside = json!({"account_id": flaregate::sandbox::ACCOUNT_ID, "script_name": "other"});
+    let denied = |result: rmcp::model::CallToolResult| {
+        result.is_error == Some(true) && text(&result).contains("Denied by flaregate policy")
+    };
+    assert!(denied(
+        call(&client, "get_worker_script", outside.clone()).await
+    ));
+
+    // The half file is on disk when the reload starts; the whole one 20 ms later.
+    std::fs::write(&policy, &full[..cut]).expect("truncated write");
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(hup.success());
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    std::fs::write(&policy, &full).expect("whole write");
+
+    for _ in 0..15 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let result = call(&client, "get_worker_script", outside.clone()).await;
+        assert!(denied(result), "the constraint held throughout");
+    }
+
+    // An empty file (truncated and not yet written) is not "no agents".
+    std::fs::write(&policy, "").expect("emptied");
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(hup.success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let result = call(&client, "get_worker_script", outside.clone()).await;
+    assert!(
+        denied(result),
+        "the agent and its constraint are still there"
+    );
+}

@@ -48,11 +48,38 @@ pub fn spawn(gateway: Arc<Gateway>, path: PathBuf, adjust: Adjust, shutdown: Can
     });
 }
 
+/// How long policy files must stay unchanged before they are loaded.
+const SETTLE: Duration = Duration::from_millis(50);
+
+/// Reads the policy files until two reads `SETTLE` apart agree. An editor
+/// that truncates a file and then writes it must not get half a policy
+/// installed: cut before its `deny` line, an agent would gain rights.
+async fn settled_files(path: &Path) -> Result<Vec<(PathBuf, String)>, String> {
+    let mut last = policy::policy_files(path).map_err(|e| e.to_string())?;
+    for _ in 0..20 {
+        tokio::time::sleep(SETTLE).await;
+        let again = policy::policy_files(path).map_err(|e| e.to_string())?;
+        if again == last {
+            return match again.iter().find(|(_, text)| text.trim().is_empty()) {
+                // Mid-save, or emptied by mistake; to revoke every agent,
+                // leave a comment in the file.
+                Some((empty, _)) => Err(format!(
+                    "{} is empty (half saved?); write a comment in it to mean \"no agents\"",
+                    empty.display()
+                )),
+                None => Ok(again),
+            };
+        }
+        last = again;
+    }
+    Err("the policy files kept changing for a second; try again once they are saved".into())
+}
+
 /// Loads the policy again; whether the new one was installed.
 pub async fn reload(gateway: &Gateway, path: &Path, adjust: &Adjust) -> bool {
+    let sources = settled_files(path).await;
     let previous = gateway.engine().policy();
-    let loaded = policy::policy_files(path)
-        .map_err(|e| e.to_string())
+    let loaded = sources
         .and_then(|sources| {
             policy::compile(&sources, gateway.catalog().clone(), Some(&previous))
                 .map_err(|e| e.to_string())
