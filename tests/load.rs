@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -173,11 +172,7 @@ async fn sigkill_mid_load_loses_no_answered_call_and_the_server_restarts_cleanly
     while answered.load(Ordering::SeqCst) < 500 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let status = Command::new("kill")
-        .args(["-KILL", &server.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    server.signal("KILL");
     let answered_before_kill = answered.load(Ordering::SeqCst);
     for task in tasks {
         let _ = task.await;
@@ -220,7 +215,6 @@ async fn a_hundred_reloads_while_calls_flow() {
     write_policy_with(&policy, &hash, "full");
     let db = dir.path().join("audit.db");
     let server = serve(&upstream, &policy, &db);
-    let pid = server.pid().to_string();
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let callers: Vec<_> = (0..4)
         .map(|_| {
@@ -250,11 +244,7 @@ async fn a_hundred_reloads_while_calls_flow() {
         .collect();
     for i in 0..100 {
         write_policy_with(&policy, &hash, if i % 2 == 0 { "off" } else { "full" });
-        let status = Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .expect("kill");
-        assert!(status.success());
+        server.signal("HUP");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     done.store(true, Ordering::SeqCst);

@@ -203,11 +203,7 @@ async fn a_half_saved_policy_file_is_never_installed() {
 
     // The half file is on disk when the reload starts; the whole one 20 ms later.
     std::fs::write(&policy, &full[..cut]).expect("truncated write");
-    let hup = std::process::Command::new("kill")
-        .args(["-HUP", &server.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(hup.success());
+    server.signal("HUP");
     tokio::time::sleep(Duration::from_millis(20)).await;
     std::fs::write(&policy, &full).expect("whole write");
 
@@ -219,11 +215,7 @@ async fn a_half_saved_policy_file_is_never_installed() {
 
     // An empty file (truncated and not yet written) is not "no agents".
     std::fs::write(&policy, "").expect("emptied");
-    let hup = std::process::Command::new("kill")
-        .args(["-HUP", &server.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(hup.success());
+    server.signal("HUP");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let result = call(&client, "get_worker_script", outside.clone()).await;
     assert!(

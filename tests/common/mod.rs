@@ -246,13 +246,18 @@ impl ServerProcess {
         self.child.id()
     }
 
-    /// Sends SIGTERM and waits (up to a generous while) for the exit status.
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
+    /// Sends a signal (`"HUP"`, `"TERM"`) with `kill`.
+    pub fn signal(&self, name: &str) {
         let sent = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([format!("-{name}"), self.child.id().to_string()])
             .status()
             .expect("kill runs");
-        assert!(sent.success());
+        assert!(sent.success(), "kill -{name}");
+    }
+
+    /// Sends SIGTERM and waits (up to a generous while) for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
         for _ in 0..300 {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status;
