@@ -99,23 +99,50 @@ async fn wait_for(log: &Path, words: &str) {
     panic!("the server never logged {words:?}");
 }
 
-#[tokio::test]
-async fn a_call_in_flight_finishes_under_the_policy_it_started_with() {
-    let upstream = SandboxProcess::start(&["--latency-ms", "1500"]);
+/// The demo policy with a key for site-deployer, written to a file and
+/// served (real-token mode) in front of `upstream`.
+struct Deployer {
+    server: ServerProcess,
+    key: String,
+    policy: std::path::PathBuf,
+    text: String,
+    _dir: tempfile::TempDir,
+}
+
+fn serve_deployer(upstream: &SandboxProcess) -> Deployer {
     let dir = tempfile::tempdir().expect("tempdir");
     let policy = dir.path().join("policy.toml");
     let (key, hash) = flaregate::policy::new_key();
-    let with_key = demo_with("").replacen(
+    let text = demo_with("").replacen(
         "id = \"site-deployer\"",
         &format!("id = \"site-deployer\"\nkey_sha256 = [\"{hash}\"]"),
         1,
     );
-    std::fs::write(&policy, &with_key).expect("write");
+    std::fs::write(&policy, &text).expect("write");
     let env = [
         ("CLOUDFLARE_API_TOKEN", upstream.token.as_str()),
         ("CLOUDFLARE_API_BASE_URL", upstream.base_url.as_str()),
     ];
     let server = ServerProcess::start(&["--policies", policy.to_str().expect("utf-8")], &env);
+    Deployer {
+        server,
+        key,
+        policy,
+        text,
+        _dir: dir,
+    }
+}
+
+#[tokio::test]
+async fn a_call_in_flight_finishes_under_the_policy_it_started_with() {
+    let upstream = SandboxProcess::start(&["--latency-ms", "1500"]);
+    let Deployer {
+        server,
+        key,
+        policy,
+        text: with_key,
+        _dir,
+    } = serve_deployer(&upstream);
 
     let client = common::connect_http(&server.mcp_url, Some(&key)).await;
     let purge = json!({"zone_id": EXAMPLE_COM, "purge_everything": true});
@@ -171,14 +198,13 @@ async fn a_call_in_flight_finishes_under_the_policy_it_started_with() {
 #[tokio::test]
 async fn a_half_saved_policy_file_is_never_installed() {
     let upstream = SandboxProcess::start(&[]);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let policy = dir.path().join("policy.toml");
-    let (key, hash) = flaregate::policy::new_key();
-    let full = demo_with("").replacen(
-        "id = \"site-deployer\"",
-        &format!("id = \"site-deployer\"\nkey_sha256 = [\"{hash}\"]"),
-        1,
-    );
+    let Deployer {
+        server,
+        key,
+        policy,
+        text: full,
+        _dir,
+    } = serve_deployer(&upstream);
     // Cut where an editor's truncate-then-write could leave it: before the
     // site-deployer's constraints, which would then allow any script name.
     let deployer = full.find("id = \"site-deployer\"").expect("agent");
@@ -186,12 +212,6 @@ async fn a_half_saved_policy_file_is_never_installed() {
         + full[deployer..]
             .find("[[agent.constraint]]")
             .expect("constraint");
-    std::fs::write(&policy, &full).expect("write");
-    let env = [
-        ("CLOUDFLARE_API_TOKEN", upstream.token.as_str()),
-        ("CLOUDFLARE_API_BASE_URL", upstream.base_url.as_str()),
-    ];
-    let server = ServerProcess::start(&["--policies", policy.to_str().expect("utf-8")], &env);
     let client = common::connect_http(&server.mcp_url, Some(&key)).await;
     let outside = json!({"account_id": flaregate::sandbox::ACCOUNT_ID, "script_name": "other"});
     let denied = |result: rmcp::model::CallToolResult| {

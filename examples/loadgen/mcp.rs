@@ -134,10 +134,7 @@ impl Session {
             .get(CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
         let text = response.text().await.map_err(|e| e.to_string())?;
-        if request.is_none() {
-            return Ok(text);
-        }
-        if !sse {
+        if request.is_none() || !sse {
             return Ok(text);
         }
         // The answer is the SSE event whose data is a JSON-RPC response.

@@ -78,14 +78,35 @@ struct Head {
 /// The database, and how its commits reach the disk.
 struct Log {
     connection: Connection,
-    /// The WAL file, fsynced by a flush; `None` when commits are never
-    /// flushed (`Durability::Normal`).
-    wal: Option<PathBuf>,
-    /// The WAL file, opened at the first flush and kept: SQLite keeps the
-    /// same file while a connection is open.
-    wal_file: Option<File>,
+    /// The WAL file a flush fsyncs; `None` when commits are never flushed
+    /// (`Durability::Normal`).
+    wal: Option<Wal>,
     /// When the oldest unflushed write must be flushed, if there is one.
     flush_due: Option<tokio::time::Instant>,
+}
+
+/// The WAL file, opened at the first flush and kept: SQLite keeps the same
+/// file while a connection is open.
+struct Wal {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl Wal {
+    fn new(path: PathBuf) -> Self {
+        Self { path, file: None }
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        if self.file.is_none() {
+            self.file = Some(File::open(&self.path)?);
+        }
+        let synced = self.file.as_ref().map_or(Ok(()), File::sync_data);
+        if synced.is_err() {
+            self.file = None; // reopened at the next attempt
+        }
+        synced
+    }
 }
 
 impl Log {
@@ -96,22 +117,11 @@ impl Log {
         }
     }
 
-    fn sync(&mut self, wal: PathBuf) -> std::io::Result<()> {
-        if self.wal_file.is_none() {
-            self.wal_file = Some(File::open(wal)?);
-        }
-        let synced = self.wal_file.as_ref().map_or(Ok(()), File::sync_data);
-        if synced.is_err() {
-            self.wal_file = None; // reopened at the next attempt
-        }
-        synced
-    }
-
     /// Makes every commit so far durable (one fsync of the WAL file) and
     /// tells those who asked.
     fn flush_and_tell(&mut self, waiting: &mut Vec<oneshot::Sender<Result<(), AuditError>>>) {
-        let flushed = match (&self.wal, self.flush_due.take()) {
-            (Some(wal), Some(_)) => self.sync(wal.clone()),
+        let flushed = match (self.wal.as_mut(), self.flush_due.take()) {
+            (Some(wal), Some(_)) => wal.sync(),
             _ => Ok(()),
         }
         .map_err(|error| {
@@ -140,12 +150,11 @@ pub fn start(
     let wal = (durability == super::Durability::Full).then(|| {
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
-        PathBuf::from(wal)
+        Wal::new(wal.into())
     });
     let log = Log {
         connection,
         wal,
-        wal_file: None,
         flush_due: None,
     };
     let (sender, receiver) = mpsc::channel(capacity);
@@ -378,8 +387,7 @@ mod tests {
         let head = read_head(&connection).expect("head");
         let log = Log {
             connection,
-            wal: Some(wal),
-            wal_file: None,
+            wal: Some(Wal::new(wal)),
             flush_due: None,
         };
         let (sender, receiver) = mpsc::channel(16);
