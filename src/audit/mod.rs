@@ -7,6 +7,7 @@ mod query;
 mod record;
 mod schema;
 pub mod summary;
+mod sync;
 mod writer;
 
 use std::path::Path;

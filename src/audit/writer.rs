@@ -4,12 +4,12 @@
 //! record is written (it then survives the process being killed).
 //!
 //! Commits are not flushed one by one: a `Flush` job makes everything
-//! written so far durable with one fsync of the WAL file, however many
-//! commits that covers, and the writer flushes on its own at most
-//! `FLUSH_AFTER` after a write nobody asked to flush.
+//! written so far durable with one fsync of the WAL file (on the fsync
+//! thread, `sync.rs`), however many commits that covers, and the writer
+//! flushes on its own at most `FLUSH_AFTER` after a write nobody asked to
+//! flush.
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::thread;
 use std::time::Duration;
 
@@ -20,6 +20,7 @@ use super::AuditError;
 use super::chain::{GENESIS, decision_hash, outcome_hash};
 use super::record::{CallRecord, Outcome};
 use super::schema;
+use super::sync::{FlushReply, Syncer, Wal};
 
 /// A row's handle: the seq of its decision event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,9 +28,6 @@ pub struct RowRef {
     pub id: i64,
     pub seq: i64,
 }
-
-/// Told once what was written is on disk (or that it could not be).
-pub type FlushReply = oneshot::Sender<Result<(), AuditError>>;
 
 // Jobs move once, into the channel; boxing the large variant would cost an
 // allocation per record.
@@ -78,62 +76,30 @@ struct Head {
 /// The database, and how its commits reach the disk.
 struct Log {
     connection: Connection,
-    /// The WAL file a flush fsyncs; `None` when commits are never flushed
+    /// Flushes the WAL; `None` when commits are never flushed
     /// (`Durability::Normal`).
-    wal: Option<Wal>,
+    syncer: Option<Syncer>,
     /// When the oldest unflushed write must be flushed, if there is one.
     flush_due: Option<tokio::time::Instant>,
-}
-
-/// The WAL file, opened at the first flush and kept: SQLite keeps the same
-/// file while a connection is open.
-struct Wal {
-    path: PathBuf,
-    file: Option<File>,
-}
-
-impl Wal {
-    fn new(path: PathBuf) -> Self {
-        Self { path, file: None }
-    }
-
-    fn sync(&mut self) -> std::io::Result<()> {
-        if self.file.is_none() {
-            self.file = Some(File::open(&self.path)?);
-        }
-        let synced = self.file.as_ref().map_or(Ok(()), File::sync_data);
-        if synced.is_err() {
-            self.file = None; // reopened at the next attempt
-        }
-        synced
-    }
 }
 
 impl Log {
     /// Notes a commit: it is flushed on request, or at `FLUSH_AFTER`.
     fn written(&mut self) {
-        if self.wal.is_some() && self.flush_due.is_none() {
+        if self.syncer.is_some() && self.flush_due.is_none() {
             self.flush_due = Some(tokio::time::Instant::now() + FLUSH_AFTER);
         }
     }
 
-    /// Makes every commit so far durable (one fsync of the WAL file) and
-    /// tells those who asked.
-    fn flush_and_tell(&mut self, waiting: &mut Vec<oneshot::Sender<Result<(), AuditError>>>) {
-        let flushed = match (self.wal.as_mut(), self.flush_due.take()) {
-            (Some(wal), Some(_)) => wal.sync(),
-            _ => Ok(()),
-        }
-        .map_err(|error| {
-            tracing::error!(%error, "audit log flush failed; the calls waiting on it are refused");
-            AuditError::Unavailable(format!("cannot flush the audit log to disk: {error}"))
-        });
-        if flushed.is_err() {
-            // Try again at the next flush: nothing written is known durable.
-            self.written();
-        }
-        for reply in waiting.drain(..) {
-            let _ = reply.send(flushed.clone());
+    /// Has every commit so far made durable, and `waiting` told once it is.
+    /// The fsync runs on the syncer's thread; commits go on meanwhile.
+    fn flush(&mut self, waiting: &mut Vec<FlushReply>) {
+        self.flush_due = None;
+        match &self.syncer {
+            Some(syncer) => syncer.flush(std::mem::take(waiting)),
+            None => waiting.drain(..).for_each(|reply| {
+                let _ = reply.send(Ok(()));
+            }),
         }
     }
 }
@@ -147,14 +113,19 @@ pub fn start(
 ) -> Result<mpsc::Sender<Job>, AuditError> {
     let connection = schema::open(path, max_bytes).map_err(|e| AuditError::open(path, e))?;
     let head = read_head(&connection).map_err(|e| AuditError::open(path, e))?;
-    let wal = (durability == super::Durability::Full).then(|| {
-        let mut wal = path.as_os_str().to_owned();
-        wal.push("-wal");
-        Wal::new(wal.into())
-    });
+    let syncer = match durability {
+        super::Durability::Full => {
+            let mut wal = path.as_os_str().to_owned();
+            wal.push("-wal");
+            Some(Syncer::start(Wal::new(wal.into())).map_err(|e| {
+                AuditError::Unavailable(format!("cannot start the audit fsync thread: {e}"))
+            })?)
+        }
+        super::Durability::Normal => None,
+    };
     let log = Log {
         connection,
-        wal,
+        syncer,
         flush_due: None,
     };
     let (sender, receiver) = mpsc::channel(capacity);
@@ -201,7 +172,7 @@ async fn serve(mut log: Log, mut head: Head, mut receiver: mpsc::Receiver<Job>) 
             Some(due) => match tokio::time::timeout_at(due, receiver.recv()).await {
                 Ok(job) => job,
                 Err(_elapsed) => {
-                    log.flush_and_tell(&mut flushes);
+                    log.flush(&mut flushes);
                     continue;
                 }
             },
@@ -237,10 +208,10 @@ async fn serve(mut log: Log, mut head: Head, mut receiver: mpsc::Receiver<Job>) 
                 .flush_due
                 .is_some_and(|due| due <= tokio::time::Instant::now())
         {
-            log.flush_and_tell(&mut flushes);
+            log.flush(&mut flushes);
         }
     }
-    log.flush_and_tell(&mut flushes);
+    log.flush(&mut flushes);
 }
 
 /// Commits a batch of records and tells each caller how it went.
@@ -362,6 +333,8 @@ fn complete(
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     fn record() -> CallRecord {
@@ -387,7 +360,7 @@ mod tests {
         let head = read_head(&connection).expect("head");
         let log = Log {
             connection,
-            wal: Some(Wal::new(wal)),
+            syncer: Some(Syncer::start(Wal::new(wal)).expect("fsync thread")),
             flush_due: None,
         };
         let (sender, receiver) = mpsc::channel(16);

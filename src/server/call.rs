@@ -103,45 +103,27 @@ impl Gateway {
             (true, &decision.reason, &decision.rule),
         );
         let (row, flushed) = self.audit.begin(record).await.map_err(audit_down)?;
-        let send = async {
+        // Send, then record the outcome: written before the agent hears it.
+        let send_and_record = async {
             let started = Instant::now();
             let answer = self.client.send(&request, endpoint.response).await;
-            (answer, started.elapsed().as_millis() as u64)
+            let outcome = outcome_of(&answer, started.elapsed().as_millis() as u64);
+            if let Err(error) = self.audit.complete(row, outcome).await {
+                // The call already happened; say so to the operator, answer the agent.
+                tracing::error!(%error, row = row.id, "cannot record a call's outcome");
+            }
+            answer
         };
-        let (answer, duration_ms) = if endpoint.method == Method::Get {
+        let answer = if endpoint.method == Method::Get {
             // A read changes nothing upstream, so it runs while the decision
             // is flushed; the agent sees nothing until the flush is done.
-            let (flushed, sent) = tokio::join!(flushed.wait(), send);
+            let (flushed, answer) = tokio::join!(flushed.wait(), send_and_record);
             flushed.map_err(audit_down)?;
-            sent
+            answer
         } else {
             flushed.wait().await.map_err(audit_down)?;
-            send.await
+            send_and_record.await
         };
-        let outcome = match &answer {
-            Ok(ok) => Outcome {
-                status: Some(ok.status),
-                duration_ms: Some(duration_ms),
-                text: summary::outcome(Some(ok.status), &[], None, duration_ms),
-                ..Outcome::default()
-            },
-            Err(error) => Outcome {
-                status: error.status(),
-                cf_codes: error.codes(),
-                error: Some(error.to_string()),
-                duration_ms: Some(duration_ms),
-                text: summary::outcome(
-                    error.status(),
-                    &error.codes(),
-                    Some(&error.to_string()),
-                    duration_ms,
-                ),
-            },
-        };
-        if let Err(error) = self.audit.complete(row, outcome).await {
-            // The call already happened; say so to the operator, answer the agent.
-            tracing::error!(%error, row = row.id, "cannot record a call's outcome");
-        }
         Ok(match answer {
             Ok(mut answer) => {
                 let policy = self.engine.policy();
@@ -233,6 +215,33 @@ impl Gateway {
                 reason,
             ),
         }
+    }
+}
+
+/// What Cloudflare answered, for the audit log.
+fn outcome_of(
+    answer: &Result<cloudflare::ApiResponse, cloudflare::CloudflareError>,
+    duration_ms: u64,
+) -> Outcome {
+    match answer {
+        Ok(ok) => Outcome {
+            status: Some(ok.status),
+            duration_ms: Some(duration_ms),
+            text: summary::outcome(Some(ok.status), &[], None, duration_ms),
+            ..Outcome::default()
+        },
+        Err(error) => Outcome {
+            status: error.status(),
+            cf_codes: error.codes(),
+            error: Some(error.to_string()),
+            duration_ms: Some(duration_ms),
+            text: summary::outcome(
+                error.status(),
+                &error.codes(),
+                Some(&error.to_string()),
+                duration_ms,
+            ),
+        },
     }
 }
 

@@ -43,12 +43,14 @@ pub fn success(endpoint: &Endpoint, answer: ApiResponse) -> CallToolResult {
         (ResponseKind::Json, result) => result.to_string(),
     };
     structured.insert("result".into(), answer.result);
-    let mut result = CallToolResult::structured(Value::Object(structured));
     let mut content = vec![ContentBlock::text(text)];
     if let Some(hint) = hint {
         content.push(ContentBlock::text(hint));
     }
-    result.content = content;
+    // Not `CallToolResult::structured`: it serialises the value into a text
+    // block of its own, which would be thrown away here.
+    let mut result = CallToolResult::success(content);
+    result.structured_content = Some(Value::Object(structured));
     result
 }
 

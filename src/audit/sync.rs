@@ -1,0 +1,128 @@
+//! The WAL's fsyncs, on a thread of their own: while the disk flushes, the
+//! writer goes on committing (an outcome, the next decision), so a call
+//! waits for one fsync but not for the commits queued behind it.
+//!
+//! A flush covers every commit made before it was asked for: the writer
+//! hands over its waiters only after committing, and the fsync starts after
+//! that. Rows SQLite moves into the database file at a checkpoint are
+//! fsynced by SQLite itself.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use super::AuditError;
+
+/// Told once what was written is on disk (or that it could not be).
+pub type FlushReply = oneshot::Sender<Result<(), AuditError>>;
+
+/// After a failed fsync, how long before trying again unasked.
+const RETRY_AFTER: Duration = Duration::from_millis(10);
+
+/// The WAL file, opened at the first flush and kept: SQLite keeps the same
+/// file while a connection is open.
+pub struct Wal {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl Wal {
+    pub fn new(path: PathBuf) -> Self {
+        Self { path, file: None }
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        if self.file.is_none() {
+            self.file = Some(File::open(&self.path)?);
+        }
+        let synced = self.file.as_ref().map_or(Ok(()), File::sync_data);
+        if synced.is_err() {
+            self.file = None; // reopened at the next attempt
+        }
+        synced
+    }
+}
+
+/// The writer's end: hands over flushes. Dropping it lets the thread finish
+/// the flushes already handed over, then stop.
+pub struct Syncer {
+    requests: Option<mpsc::Sender<Vec<FlushReply>>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Syncer {
+    pub fn start(wal: Wal) -> std::io::Result<Self> {
+        let (requests, receiver) = mpsc::channel();
+        let thread = thread::Builder::new()
+            .name("audit-fsync".into())
+            .spawn(move || run(wal, receiver))?;
+        Ok(Self {
+            requests: Some(requests),
+            thread: Some(thread),
+        })
+    }
+
+    /// Makes everything committed so far durable, then answers `waiting`.
+    pub fn flush(&self, waiting: Vec<FlushReply>) {
+        let sent = match &self.requests {
+            Some(requests) => requests.send(waiting).map_err(|mpsc::SendError(w)| w),
+            None => Err(waiting),
+        };
+        if let Err(waiting) = sent {
+            let error = AuditError::Unavailable("the audit log's fsync thread stopped".into());
+            for reply in waiting {
+                let _ = reply.send(Err(error.clone()));
+            }
+        }
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread once it has flushed what it has.
+        self.requests = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(mut wal: Wal, requests: mpsc::Receiver<Vec<FlushReply>>) {
+    let mut failed = false;
+    loop {
+        // After a failure nothing written is known durable: try again
+        // unasked, so rows written before an idle spell still reach the disk.
+        let first = if failed {
+            match requests.recv_timeout(RETRY_AFTER) {
+                Ok(waiting) => waiting,
+                Err(RecvTimeoutError::Timeout) => Vec::new(),
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            match requests.recv() {
+                Ok(waiting) => waiting,
+                Err(_) => break,
+            }
+        };
+        // One fsync for every flush asked for meanwhile.
+        let mut waiting = first;
+        waiting.extend(requests.try_iter().flatten());
+        let synced = wal.sync().map_err(|error| {
+            if !failed {
+                tracing::error!(%error, "audit log flush failed; calls are refused until it works again");
+            }
+            AuditError::Unavailable(format!("cannot flush the audit log to disk: {error}"))
+        });
+        if failed && synced.is_ok() {
+            tracing::info!("audit log flushes work again");
+        }
+        failed = synced.is_err();
+        for reply in waiting {
+            let _ = reply.send(synced.clone());
+        }
+    }
+}
