@@ -110,6 +110,11 @@ struct Deployer {
 }
 
 fn serve_deployer(upstream: &SandboxProcess) -> Deployer {
+    serve_deployer_with(upstream, |_| {})
+}
+
+/// As [`serve_deployer`]; `starting` runs once the process is spawned.
+fn serve_deployer_with(upstream: &SandboxProcess, starting: impl FnOnce(u32)) -> Deployer {
     let dir = tempfile::tempdir().expect("tempdir");
     let policy = dir.path().join("policy.toml");
     let (key, hash) = flaregate::policy::new_key();
@@ -123,7 +128,11 @@ fn serve_deployer(upstream: &SandboxProcess) -> Deployer {
         ("CLOUDFLARE_API_TOKEN", upstream.token.as_str()),
         ("CLOUDFLARE_API_BASE_URL", upstream.base_url.as_str()),
     ];
-    let server = ServerProcess::start(&["--policies", policy.to_str().expect("utf-8")], &env);
+    let server = ServerProcess::start_with(
+        &["--policies", policy.to_str().expect("utf-8")],
+        &env,
+        starting,
+    );
     Deployer {
         server,
         key,
@@ -242,4 +251,26 @@ async fn a_half_saved_policy_file_is_never_installed() {
         denied(result),
         "the agent and its constraint are still there"
     );
+}
+
+#[tokio::test]
+async fn a_sighup_during_start_up_does_not_end_the_process() {
+    // Start-up waits on the upstream (the token is verified), so a reload
+    // asked for then — `systemctl reload` right after start — lands before
+    // the server is ready. It used to end the process (SIGHUP's default).
+    let upstream = SandboxProcess::start(&["--latency-ms", "1500"]);
+    let Deployer {
+        server, key, _dir, ..
+    } = serve_deployer_with(&upstream, |pid| {
+        std::thread::sleep(Duration::from_millis(300));
+        let sent = std::process::Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "SIGHUP sent while starting");
+    });
+    let client = common::connect_http(&server.mcp_url, Some(&key)).await;
+    let tools = client.list_all_tools().await.expect("tools/list");
+    assert!(!tools.is_empty(), "the server came up and serves");
+    client.cancel().await.expect("closes");
 }

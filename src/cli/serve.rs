@@ -47,6 +47,8 @@ struct DemoKey {
 }
 
 pub async fn run(args: ServeArgs) -> Outcome {
+    // First: a reload asked for during start-up must not end the process.
+    let hangup = reload::hangups();
     let config = setup::config(&args.paths)?;
     let catalog = load_catalog(&config, &args.paths)?;
     let (client, sandbox) = upstream(&config, args.sandbox).await?;
@@ -91,7 +93,7 @@ pub async fn run(args: ServeArgs) -> Outcome {
     let gateway = Gateway::new(catalog, engine, client, audit);
     let shutdown = CancellationToken::new();
     if let Some(path) = source {
-        reload::spawn(gateway.clone(), path, adjust, shutdown.clone());
+        reload::spawn(gateway.clone(), path, adjust, hangup, shutdown.clone());
     }
     stop_on_signal(shutdown.clone());
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use super::gateway::Gateway;
@@ -17,17 +17,28 @@ use crate::policy::{self, Policy};
 /// changes to apply to it (sandbox demo keys).
 pub type Adjust = Arc<dyn Fn(&mut Policy) -> Result<(), String> + Send + Sync>;
 
-/// Watches `path` (a policy file or folder) until `shutdown`.
-pub fn spawn(gateway: Arc<Gateway>, path: PathBuf, adjust: Adjust, shutdown: CancellationToken) {
-    // Installed now, not in the task: a SIGHUP that arrives before the task
-    // first runs would otherwise end the process (the default action).
-    let mut hangup = match signal(SignalKind::hangup()) {
+/// Takes over SIGHUP for reloads. Call it first thing at start-up: until
+/// then a SIGHUP ends the process (its default action), and start-up can take
+/// seconds (the token is verified with Cloudflare). A SIGHUP that arrives
+/// before [`spawn`] reloads once the watcher runs.
+pub fn hangups() -> Option<Signal> {
+    match signal(SignalKind::hangup()) {
         Ok(hangup) => Some(hangup),
         Err(error) => {
             tracing::warn!(%error, "no SIGHUP reload; file changes still reload");
             None
         }
-    };
+    }
+}
+
+/// Watches `path` (a policy file or folder) and `hangup` until `shutdown`.
+pub fn spawn(
+    gateway: Arc<Gateway>,
+    path: PathBuf,
+    adjust: Adjust,
+    mut hangup: Option<Signal>,
+    shutdown: CancellationToken,
+) {
     tokio::spawn(async move {
         let mut seen = fingerprint(&path);
         let mut tick = tokio::time::interval(Duration::from_secs(1));

@@ -143,6 +143,12 @@ impl ServerProcess {
 
     /// `serve --http 127.0.0.1:0` with extra arguments and environment.
     pub fn start(extra: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_with(extra, env, |_| {})
+    }
+
+    /// As [`ServerProcess::start`]; `starting` runs with the process id
+    /// once the process is spawned, before it is ready.
+    pub fn start_with(extra: &[&str], env: &[(&str, &str)], starting: impl FnOnce(u32)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         // An --audit-db among `extra` (a test reusing a database) wins.
         let given_db = extra
@@ -175,6 +181,7 @@ impl ServerProcess {
         }
         command.envs(env.iter().copied());
         let mut child = command.spawn().expect("start flaregate serve");
+        starting(child.id());
         let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
         let (mut mcp_url, mut sandbox_url, mut keys) =
             (None, None, std::collections::HashMap::new());
