@@ -6,7 +6,10 @@
 //! answer; writes docs/perf/results.json and docs/perf/latency.svg.
 //!
 //!     cargo build --release && cargo run --release --example loadgen -- [--calls 200] [--sessions 1,2,4,8,16,32,64,100]
-//!         [--protocol modern|legacy] [--audit-sync full|normal] [--out docs/perf]
+//!         [--protocol modern|legacy] [--audit-sync full|normal] [--upstream-latency-ms 0] [--out docs/perf]
+//!
+//! `--upstream-latency-ms` makes the sandbox wait that long before each
+//! answer, as a stand-in for Cloudflare's own latency.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -30,6 +33,7 @@ struct Options {
     out: PathBuf,
     audit_sync: String,
     protocol: Protocol,
+    upstream_latency_ms: u64,
 }
 
 fn options() -> Options {
@@ -52,6 +56,9 @@ fn options() -> Options {
         protocol: value("--protocol")
             .map(|p| Protocol::parse(&p).expect("--protocol is modern or legacy"))
             .unwrap_or(Protocol::Modern),
+        upstream_latency_ms: value("--upstream-latency-ms")
+            .map(|v| v.parse().expect("--upstream-latency-ms is a number"))
+            .unwrap_or(0),
     }
 }
 
@@ -306,6 +313,8 @@ async fn main() {
             TOKEN,
             "--log-level",
             "warn",
+            "--latency-ms",
+            &options.upstream_latency_ms.to_string(),
         ]),
         "API:",
     );
@@ -428,6 +437,7 @@ async fn main() {
         "calls_per_session": options.calls,
         "audit_sync": options.audit_sync,
         "protocol": options.protocol,
+        "upstream_latency_ms": options.upstream_latency_ms,
         "startup_to_first_tools_list_ms": first_list.as_secs_f64() * 1000.0,
         "rss_idle_kb": idle_kb,
         "rows": rows,
