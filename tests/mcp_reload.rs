@@ -259,15 +259,32 @@ async fn a_sighup_during_start_up_does_not_end_the_process() {
     // asked for then — `systemctl reload` right after start — lands before
     // the server is ready. It used to end the process (SIGHUP's default).
     let upstream = SandboxProcess::start(&["--latency-ms", "1500"]);
+    // The sandbox logs a request when it arrives, before its wait.
+    let verifying = || {
+        let logged = std::thread::scope(|s| {
+            s.spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(upstream.requests())
+            })
+            .join()
+            .expect("request log read")
+        });
+        logged.iter().any(|r| r.path == "/user/tokens/verify")
+    };
     let Deployer {
         server, key, _dir, ..
     } = serve_deployer_with(&upstream, |pid| {
-        std::thread::sleep(Duration::from_millis(300));
+        while !verifying() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let sent = std::process::Command::new("kill")
             .args(["-HUP", &pid.to_string()])
             .status()
             .expect("kill runs");
-        assert!(sent.success(), "SIGHUP sent while starting");
+        assert!(sent.success(), "SIGHUP sent while the token is verified");
     });
     let client = common::connect_http(&server.mcp_url, Some(&key)).await;
     let tools = client.list_all_tools().await.expect("tools/list");
