@@ -189,6 +189,15 @@ pub struct Stats {
     pub p99_ms: f64,
 }
 
+/// Every task's latencies, as one set of figures for the run that began at `started`.
+async fn gather(tasks: Vec<tokio::task::JoinHandle<Vec<Duration>>>, started: Instant) -> Stats {
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.expect("a load task finished"));
+    }
+    stats(all, started.elapsed())
+}
+
 fn stats(mut latencies: Vec<Duration>, wall: Duration) -> Stats {
     latencies.sort();
     let pick = |q: f64| {
@@ -233,11 +242,7 @@ async fn through_flaregate(
             })
         })
         .collect();
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await.expect("session"));
-    }
-    stats(all, started.elapsed())
+    gather(tasks, started).await
 }
 
 async fn call(client: &mut Session) {
@@ -277,11 +282,7 @@ async fn direct(api: &str, sessions: usize, calls: usize) -> Stats {
             })
         })
         .collect();
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await.expect("task"));
-    }
-    stats(all, started.elapsed())
+    gather(tasks, started).await
 }
 
 #[derive(serde::Serialize)]
