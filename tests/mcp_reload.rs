@@ -280,11 +280,7 @@ async fn a_sighup_during_start_up_does_not_end_the_process() {
         while !verifying() {
             std::thread::sleep(Duration::from_millis(20));
         }
-        let sent = std::process::Command::new("kill")
-            .args(["-HUP", &pid.to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(sent.success(), "SIGHUP sent while the token is verified");
+        common::signal(pid, "HUP");
     });
     let client = common::connect_http(&server.mcp_url, Some(&key)).await;
     let tools = client.list_all_tools().await.expect("tools/list");

@@ -255,11 +255,7 @@ impl ServerProcess {
 
     /// Sends a signal (`"HUP"`, `"TERM"`) with `kill`.
     pub fn signal(&self, name: &str) {
-        let sent = Command::new("kill")
-            .args([format!("-{name}"), self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(sent.success(), "kill -{name}");
+        signal(self.child.id(), name);
     }
 
     /// Sends SIGTERM and waits (up to a generous while) for the exit status.
@@ -319,6 +315,15 @@ pub async fn try_call(
     let params =
         rmcp::model::CallToolRequestParams::new(tool.to_string()).with_arguments(args(arguments));
     client.call_tool(params).await.map_err(|e| e.to_string())
+}
+
+/// Sends signal `name` (`"HUP"`, `"TERM"`, `"KILL"`) to process `pid` with `kill`.
+pub fn signal(pid: u32, name: &str) {
+    let sent = Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success(), "kill -{name} {pid}");
 }
 
 /// The text of a tool result.
