@@ -16,7 +16,9 @@ fn hash(prev: &str, content: &serde_json::Value) -> String {
     let mut hasher = Sha256::new();
     hasher.update(prev.as_bytes());
     hasher.update(b"\n");
-    hasher.update(content.to_string().as_bytes());
+    // The same compact bytes as `content.to_string()`, without going
+    // through `fmt` (which checks every piece is UTF-8 again).
+    serde_json::to_writer(&mut hasher, content).expect("a JSON value always serialises");
     hex::encode(hasher.finalize())
 }
 

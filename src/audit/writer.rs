@@ -141,7 +141,7 @@ fn read_head(connection: &Connection) -> rusqlite::Result<Head> {
         .query_row(
             "SELECT seq, hash FROM calls WHERE seq = (SELECT MAX(seq) FROM calls)
              UNION ALL
-             SELECT outcome_seq, outcome_hash FROM calls WHERE outcome_seq = (SELECT MAX(outcome_seq) FROM calls)
+             SELECT outcome_seq, outcome_hash FROM calls WHERE outcome_seq = (SELECT MAX(outcome_seq) FROM calls WHERE outcome_seq IS NOT NULL)
              ORDER BY 1 DESC LIMIT 1",
             [],
             |row| Ok(Head { seq: row.get(0)?, hash: row.get(1)? }),

@@ -40,7 +40,10 @@ pub fn success(endpoint: &Endpoint, answer: ApiResponse) -> CallToolResult {
     let text = match (endpoint.response, &answer.result) {
         (ResponseKind::Text, result) => result["content"].as_str().unwrap_or_default().to_string(),
         // Compact: the model reads it as well indented, for fewer tokens.
-        (ResponseKind::Json, result) => result.to_string(),
+        // `to_string` on a `Value` goes through `fmt` and costs ~3x more.
+        (ResponseKind::Json, result) => {
+            serde_json::to_string(result).expect("a JSON value always serialises")
+        }
     };
     structured.insert("result".into(), answer.result);
     let mut content = vec![ContentBlock::text(text)];
