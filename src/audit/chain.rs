@@ -4,7 +4,7 @@
 //! leaves a gap in the numbering and breaks the next event's link.
 
 use rusqlite::{Connection, Row};
-use serde_json::json;
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::record::{CallRecord, Outcome};
@@ -12,35 +12,35 @@ use super::record::{CallRecord, Outcome};
 /// The `prev_hash` of the first event.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-fn hash(prev: &str, content: &serde_json::Value) -> String {
+/// SHA-256 over `prev`, a newline and `content` as compact JSON. Events are
+/// tuples, which serialise as JSON arrays without building a `Value`.
+fn hash(prev: &str, content: &impl Serialize) -> String {
     let mut hasher = Sha256::new();
     hasher.update(prev.as_bytes());
     hasher.update(b"\n");
-    // The same compact bytes as `content.to_string()`, without going
-    // through `fmt` (which checks every piece is UTF-8 again).
-    serde_json::to_writer(&mut hasher, content).expect("a JSON value always serialises");
+    serde_json::to_writer(&mut hasher, content).expect("strings and numbers always serialise");
     hex::encode(hasher.finalize())
 }
 
 /// The hash of a decision event.
 pub fn decision_hash(prev: &str, seq: i64, r: &CallRecord) -> String {
     let decision = if r.allowed { "allow" } else { "deny" };
-    let content = json!([
+    let content = (
         "decision",
         seq,
-        r.ts,
+        &r.ts,
         r.ts_unix_ms,
-        r.agent,
-        r.tool,
-        r.method,
-        r.path,
-        r.target,
-        r.args,
+        &r.agent,
+        &r.tool,
+        &r.method,
+        &r.path,
+        &r.target,
+        &r.args,
         decision,
-        r.reason,
-        r.rule,
-        r.summary
-    ]);
+        &r.reason,
+        &r.rule,
+        &r.summary,
+    );
     hash(prev, &content)
 }
 
@@ -52,16 +52,16 @@ pub fn outcome_hash(
     o: &Outcome,
     cf_codes: &str,
 ) -> String {
-    let content = json!([
+    let content = (
         "outcome",
         seq,
         decision_seq,
         o.status,
         cf_codes,
-        o.error,
+        &o.error,
         o.duration_ms,
-        o.text
-    ]);
+        &o.text,
+    );
     hash(prev, &content)
 }
 
@@ -182,4 +182,68 @@ fn row_events(row: &Row<'_>) -> rusqlite::Result<Vec<Event>> {
         });
     }
     Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn sha256_hex(text: &str) -> String {
+        hex::encode(Sha256::digest(text.as_bytes()))
+    }
+
+    /// Logs written before keep verifying: an event's hash is SHA-256 over
+    /// the previous hash, "\n" and the event as a compact JSON array.
+    #[test]
+    fn events_hash_as_compact_json_arrays() {
+        let record = CallRecord {
+            ts: "2026-11-28T12:00:00.000Z".into(),
+            ts_unix_ms: 1_764_331_200_000,
+            agent: "site-deployer".into(),
+            tool: "list_dns_records".into(),
+            method: "GET".into(),
+            path: "/zones/z/dns_records".into(),
+            target: "zone example.com".into(),
+            args: r#"{"zone_id":"z"}"#.into(),
+            allowed: true,
+            reason: "its DNS grant is \"read\"".into(),
+            rule: "grants.dns".into(),
+            summary: "site-deployer was allowed to list DNS records.".into(),
+        };
+        let expected = json!([
+            "decision",
+            7,
+            record.ts,
+            record.ts_unix_ms,
+            record.agent,
+            record.tool,
+            record.method,
+            record.path,
+            record.target,
+            record.args,
+            "allow",
+            record.reason,
+            record.rule,
+            record.summary
+        ]);
+        assert_eq!(
+            decision_hash(GENESIS, 7, &record),
+            sha256_hex(&format!("{GENESIS}\n{expected}"))
+        );
+
+        let outcome = Outcome {
+            status: Some(200),
+            cf_codes: Vec::new(),
+            error: None,
+            duration_ms: Some(12),
+            text: "Cloudflare answered 200 in 12 ms.".into(),
+        };
+        let expected = json!(["outcome", 8, 7, 200, "[]", null, 12, outcome.text]);
+        assert_eq!(
+            outcome_hash("abc", 8, 7, &outcome, "[]"),
+            sha256_hex(&format!("abc\n{expected}"))
+        );
+    }
 }
