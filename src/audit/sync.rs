@@ -30,11 +30,18 @@ pub struct Wal {
     file: Option<File>,
 }
 
+/// What the fsync thread makes durable: the WAL, or a stand-in in tests.
+pub trait Durable: Send + 'static {
+    fn sync(&mut self) -> std::io::Result<()>;
+}
+
 impl Wal {
     pub fn new(path: PathBuf) -> Self {
         Self { path, file: None }
     }
+}
 
+impl Durable for Wal {
     fn sync(&mut self) -> std::io::Result<()> {
         if self.file.is_none() {
             self.file = Some(File::open(&self.path)?);
@@ -55,11 +62,11 @@ pub struct Syncer {
 }
 
 impl Syncer {
-    pub fn start(wal: Wal) -> std::io::Result<Self> {
+    pub fn start(target: impl Durable) -> std::io::Result<Self> {
         let (requests, receiver) = mpsc::channel();
         let thread = thread::Builder::new()
             .name("audit-fsync".into())
-            .spawn(move || run(wal, receiver))?;
+            .spawn(move || run(target, receiver))?;
         Ok(Self {
             requests: Some(requests),
             thread: Some(thread),
@@ -91,7 +98,7 @@ impl Drop for Syncer {
     }
 }
 
-fn run(mut wal: Wal, requests: mpsc::Receiver<Vec<FlushReply>>) {
+fn run(mut target: impl Durable, requests: mpsc::Receiver<Vec<FlushReply>>) {
     let mut failed = false;
     loop {
         // After a failure nothing written is known durable: try again
@@ -111,7 +118,7 @@ fn run(mut wal: Wal, requests: mpsc::Receiver<Vec<FlushReply>>) {
         // One fsync for every flush asked for meanwhile.
         let mut waiting = first;
         waiting.extend(requests.try_iter().flatten());
-        let synced = wal.sync().map_err(|error| {
+        let synced = target.sync().map_err(|error| {
             if !failed {
                 tracing::error!(%error, "audit log flush failed; calls are refused until it works again");
             }
@@ -124,5 +131,65 @@ fn run(mut wal: Wal, requests: mpsc::Receiver<Vec<FlushReply>>) {
         for reply in waiting {
             let _ = reply.send(synced.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    use super::*;
+
+    /// Fails its first `failures` fsyncs, then works; counts every attempt.
+    struct Flaky {
+        attempts: Arc<AtomicUsize>,
+        failures: usize,
+    }
+
+    impl Durable for Flaky {
+        fn sync(&mut self) -> std::io::Result<()> {
+            let attempt = self.attempts.fetch_add(1, Ordering::SeqCst) + 1;
+            if attempt <= self.failures {
+                Err(std::io::Error::other("the disk is gone"))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    fn flush(syncer: &Syncer) -> Result<(), AuditError> {
+        let (reply, answer) = oneshot::channel();
+        syncer.flush(vec![reply]);
+        answer.blocking_recv().expect("every flush is answered")
+    }
+
+    #[test]
+    fn after_a_failed_fsync_it_retries_unasked_until_one_works() {
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let syncer = Syncer::start(Flaky {
+            attempts: attempts.clone(),
+            failures: 3,
+        })
+        .expect("fsync thread");
+
+        assert!(flush(&syncer).is_err(), "the first fsync fails");
+        // Nobody asks again: rows written before the failure must still
+        // reach the disk, so the thread keeps trying on its own.
+        let started = Instant::now();
+        while attempts.load(Ordering::SeqCst) < 4 {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no retry after a failed fsync ({} attempts)",
+                attempts.load(Ordering::SeqCst)
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+        // Once one worked it waits to be asked again.
+        thread::sleep(RETRY_AFTER * 10);
+        assert_eq!(attempts.load(Ordering::SeqCst), 4);
+        assert!(flush(&syncer).is_ok());
+        assert_eq!(attempts.load(Ordering::SeqCst), 5);
     }
 }
