@@ -1,6 +1,7 @@
 //! Policy hot reload: clients hear tools/list_changed and see the new set;
 //! an invalid file keeps the old policy; a call in flight finishes under the
-//! policy it started with.
+//! policy it started with. And start-up: a SIGHUP then does not end the
+//! process; the first call waits for zone names being fetched.
 
 mod common;
 
@@ -285,5 +286,36 @@ async fn a_sighup_during_start_up_does_not_end_the_process() {
     let client = common::connect_http(&server.mcp_url, Some(&key)).await;
     let tools = client.list_all_tools().await.expect("tools/list");
     assert!(!tools.is_empty(), "the server came up and serves");
+    client.cancel().await.expect("closes");
+}
+
+#[tokio::test]
+async fn a_call_made_while_zone_names_are_fetched_waits_for_them() {
+    // The server serves before Cloudflare has said which zone is called
+    // example.com (site-deployer's scope names it); a slow upstream keeps
+    // that question open while the first call is decided.
+    let upstream = SandboxProcess::start(&["--latency-ms", "1500"]);
+    let Deployer {
+        server, key, _dir, ..
+    } = serve_deployer(&upstream);
+    let client = common::connect_http(&server.mcp_url, Some(&key)).await;
+
+    let zones_asked = upstream.requests().await.iter().any(|r| r.path == "/zones");
+    let result = call(
+        &client,
+        "purge_cache",
+        json!({"zone_id": EXAMPLE_COM, "purge_everything": true}),
+    )
+    .await;
+
+    assert!(zones_asked, "names are fetched from start-up on");
+    assert_ne!(result.is_error, Some(true), "{}", text(&result));
+    let purges = upstream
+        .requests()
+        .await
+        .iter()
+        .filter(|r| r.path.ends_with("/purge_cache"))
+        .count();
+    assert_eq!(purges, 1);
     client.cancel().await.expect("closes");
 }

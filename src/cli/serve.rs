@@ -89,8 +89,14 @@ pub async fn run(args: ServeArgs) -> Outcome {
         config.audit_max_mb.map(|mb| (mb * 1024.0 * 1024.0) as u64),
     )
     .map_err(|e| e.to_string())?;
-    let engine = Engine::new(policy, Some(client.clone())).await;
+    // Serve while names resolve: the first tools/list does not wait for
+    // Cloudflare, and a call naming a zone waits for the names.
+    let engine = Engine::unresolved(policy, Some(client.clone()));
     let gateway = Gateway::new(catalog, engine, client, audit);
+    tokio::spawn({
+        let gateway = gateway.clone();
+        async move { gateway.engine().resolve_names().await }
+    });
     let shutdown = CancellationToken::new();
     if let Some(path) = source {
         reload::spawn(gateway.clone(), path, adjust, hangup, shutdown.clone());

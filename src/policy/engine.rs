@@ -1,13 +1,14 @@
 //! The policy as the server uses it: the current compiled policy and zone
 //! directory, swapped atomically on reload or refresh (readers never wait),
-//! and name resolution retried when a call misses.
+//! names fetched once at start (decisions wait for them; listing tools does
+//! not) and again when a call misses one.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use serde_json::{Map, Value};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OnceCell};
 
 use super::decide::Decision;
 use super::model::{Agent, Policy};
@@ -23,20 +24,37 @@ pub struct Engine {
     directory: ArcSwap<Directory>,
     resolver: Option<Client>,
     last_refresh: Mutex<Option<Instant>>,
+    /// Set once names were first fetched (or the fetch failed): until
+    /// then every decision waits for them.
+    first_names: OnceCell<()>,
 }
 
 impl Engine {
     /// Starts with `policy`, resolving names through `resolver` now (a
     /// failure is logged; names then stay unresolved and deny).
     pub async fn new(policy: Policy, resolver: Option<Client>) -> Self {
-        let engine = Self {
+        let engine = Self::unresolved(policy, resolver);
+        engine.resolve_names().await;
+        engine
+    }
+
+    /// Starts with `policy` and no names fetched yet: a server can serve
+    /// (tools/list needs no names) while [`Engine::resolve_names`] asks
+    /// Cloudflare; decisions wait for that first answer.
+    pub fn unresolved(policy: Policy, resolver: Option<Client>) -> Self {
+        Self {
             policy: ArcSwap::from_pointee(policy),
             directory: ArcSwap::from_pointee(Directory::default()),
             resolver,
             last_refresh: Mutex::new(None),
-        };
-        engine.refresh().await;
-        engine
+            first_names: OnceCell::new(),
+        }
+    }
+
+    /// Fetches zone and account names the first time it is called; later
+    /// calls (and every decision) return once that fetch has ended.
+    pub async fn resolve_names(&self) {
+        self.first_names.get_or_init(|| self.refresh()).await;
     }
 
     /// The current policy. A call keeps the snapshot it started with.
@@ -65,8 +83,12 @@ impl Engine {
         tool: &str,
         args: &Map<String, Value>,
     ) -> Decision {
+        self.resolve_names().await;
         let mut decision = policy.decide(agent, tool, args, &self.directory.load(), None);
-        if decision.unresolved && self.refresh_if_stale().await {
+        if decision.unresolved {
+            // Decided again even when another call's refresh (or the one at
+            // start-up) just ran: this call may have waited behind it.
+            self.refresh_if_stale().await;
             decision = policy.decide(agent, tool, args, &self.directory.load(), None);
         }
         if !decision.needs_lookup {
@@ -118,19 +140,19 @@ impl Engine {
 
     /// Refreshes unless a miss already did within the cool-down; misses
     /// wait for one refresh rather than each starting their own.
-    async fn refresh_if_stale(&self) -> bool {
+    async fn refresh_if_stale(&self) {
         let mut last = self.last_refresh.lock().await;
         if last.is_some_and(|at| at.elapsed() < REFRESH_COOLDOWN) {
-            return false;
+            return;
         }
         *last = Some(Instant::now());
-        self.refresh().await
+        self.refresh().await;
     }
 
-    /// Fetches zone and account names; whether the directory was replaced.
-    pub async fn refresh(&self) -> bool {
+    /// Fetches zone and account names; on failure the old ones stay.
+    async fn refresh(&self) {
         let Some(client) = &self.resolver else {
-            return false;
+            return;
         };
         let catalog = self.policy.load().catalog().clone();
         match Directory::fetch(client, &catalog).await {
@@ -141,11 +163,9 @@ impl Engine {
                     "resolved zone and account names"
                 );
                 self.directory.store(Arc::new(directory));
-                true
             }
             Err(error) => {
                 tracing::warn!(%error, "cannot resolve zone and account names; calls naming them are denied");
-                false
             }
         }
     }

@@ -120,12 +120,16 @@ impl Directory {
     /// Lists every zone and account the client's credential reaches.
     pub async fn fetch(client: &Client, catalog: &Catalog) -> Result<Self, CloudflareError> {
         let mut directory = Directory::default();
-        for zone in list_all(client, catalog, "list_zones").await? {
+        let (zones, accounts) = tokio::try_join!(
+            list_all(client, catalog, "list_zones"),
+            list_all(client, catalog, "list_accounts")
+        )?;
+        for zone in zones {
             if let (Some(name), Some(id)) = (zone["name"].as_str(), zone["id"].as_str()) {
                 directory.add_zone(name, id);
             }
         }
-        for account in list_all(client, catalog, "list_accounts").await? {
+        for account in accounts {
             if let (Some(name), Some(id)) = (account["name"].as_str(), account["id"].as_str()) {
                 directory.add_account(name, id);
             }
