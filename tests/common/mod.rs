@@ -96,6 +96,15 @@ impl SandboxProcess {
             .await
             .expect("request log is JSON")
     }
+
+    /// How many requests the sandbox has received on paths ending `end`.
+    pub async fn requests_to(&self, end: &str) -> usize {
+        self.requests()
+            .await
+            .iter()
+            .filter(|r| r.path.ends_with(end))
+            .count()
+    }
 }
 
 impl Drop for SandboxProcess {
