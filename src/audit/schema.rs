@@ -112,39 +112,73 @@ pub fn open(path: &std::path::Path, max_bytes: Option<u64>) -> rusqlite::Result<
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use rusqlite::params;
 
-    fn outcome_seqs(connection: &Connection) -> Vec<Option<i64>> {
-        let mut statement = connection
-            .prepare("SELECT outcome_seq FROM calls ORDER BY id")
-            .unwrap();
-        statement
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
+    use super::*;
+    use crate::audit::chain::{self, GENESIS, Verdict, decision_hash, outcome_hash};
+    use crate::audit::{CallRecord, Outcome};
+
+    fn record(agent: &str) -> CallRecord {
+        CallRecord {
+            ts: "2026-11-28T12:00:00.000Z".into(),
+            ts_unix_ms: 1_764_331_200_000,
+            agent: agent.into(),
+            tool: "list_zones".into(),
+            method: "GET".into(),
+            path: "/zones".into(),
+            target: String::new(),
+            args: "{}".into(),
+            allowed: true,
+            reason: "its zones grant is read".into(),
+            rule: "grants.zones".into(),
+            summary: format!("{agent} was allowed to list zones."),
+        }
     }
 
-    fn insert(
-        connection: &Connection,
-        seq: i64,
-        outcome_seq: Option<i64>,
-    ) -> rusqlite::Result<usize> {
-        connection.execute(
-            "INSERT INTO calls (ts, ts_unix_ms, agent, tool, method, path, target, args, decision,
-                                reason, rule, summary, seq, prev_hash, hash, outcome_seq)
-             VALUES ('t', 1, 'a', 'list_zones', 'GET', '/zones', '', '{}', 'allow', 'r', 'g', 's', ?1, 'p', 'h', ?2)",
-            rusqlite::params![seq, outcome_seq],
-        )
+    /// A decision row as the writer stores it; its hash.
+    fn decide(connection: &Connection, seq: i64, prev: &str, r: &CallRecord) -> String {
+        let hash = decision_hash(prev, seq, r);
+        connection
+            .execute(
+                "INSERT INTO calls (ts, ts_unix_ms, agent, tool, method, path, target, args, decision,
+                                    reason, rule, summary, seq, prev_hash, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'allow', ?9, ?10, ?11, ?12, ?13, ?14)",
+                params![r.ts, r.ts_unix_ms, r.agent, r.tool, r.method, r.path, r.target, r.args,
+                        r.reason, r.rule, r.summary, seq, prev, hash],
+            )
+            .expect("decision row");
+        hash
+    }
+
+    /// The outcome of the decision numbered `decision_seq`; its hash.
+    fn complete(connection: &Connection, seq: i64, prev: &str, decision_seq: i64) -> String {
+        let o = Outcome {
+            status: Some(200),
+            cf_codes: Vec::new(),
+            error: None,
+            duration_ms: Some(12),
+            text: "Cloudflare answered 200 in 12 ms.".into(),
+        };
+        let hash = outcome_hash(prev, seq, decision_seq, &o, "[]");
+        connection
+            .execute(
+                "UPDATE calls SET status = ?1, cf_codes = '[]', duration_ms = ?2, outcome = ?3,
+                                  outcome_seq = ?4, outcome_prev_hash = ?5, outcome_hash = ?6
+                 WHERE seq = ?7",
+                params![o.status, 12, o.text, seq, prev, hash, decision_seq],
+            )
+            .expect("outcome");
+        hash
     }
 
     #[test]
-    fn a_version_1_log_keeps_its_rows_and_outcome_numbers_stay_unique() {
+    fn a_version_1_log_keeps_its_rows_and_its_chain_and_outcome_numbers_stay_unique() {
         let mut connection = Connection::open_in_memory().unwrap();
         connection.execute_batch(MIGRATIONS[0]).unwrap();
         connection.pragma_update(None, "user_version", 1).unwrap();
-        insert(&connection, 1, Some(2)).unwrap();
-        insert(&connection, 3, None).unwrap();
+        let first = decide(&connection, 1, GENESIS, &record("auditor"));
+        let done = complete(&connection, 2, &first, 1);
+        decide(&connection, 3, &done, &record("site-deployer"));
 
         migrate(&mut connection).unwrap();
 
@@ -152,15 +186,16 @@ mod tests {
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
         assert_eq!(version, MIGRATIONS.len() as i64);
-        assert_eq!(outcome_seqs(&connection), vec![Some(2), None]);
-        insert(&connection, 4, None).expect("many decisions await their outcome");
-        assert!(
-            insert(&connection, 5, Some(2)).is_err(),
-            "an outcome number is used once"
+        assert_eq!(
+            chain::verify(&connection).unwrap(),
+            Verdict::Valid { rows: 2, events: 3 }
         );
+        let last = decide(&connection, 4, &done, &record("auditor"));
         assert!(
-            insert(&connection, 3, None).is_err(),
-            "a decision number is used once"
+            connection
+                .execute("UPDATE calls SET outcome_seq = 2 WHERE hash = ?1", [last])
+                .is_err(),
+            "an outcome number is used once"
         );
     }
 
