@@ -189,13 +189,20 @@ pub struct Stats {
     pub p99_ms: f64,
 }
 
-/// Every task's latencies, as one set of figures for the run that began at `started`.
-async fn gather(tasks: Vec<tokio::task::JoinHandle<Vec<Duration>>>, started: Instant) -> Stats {
+/// Every task's latencies, as one set of figures for the run that began at
+/// `started`, and what each task hands back once its calls are done.
+async fn gather<T>(
+    tasks: Vec<tokio::task::JoinHandle<(Vec<Duration>, T)>>,
+    started: Instant,
+) -> (Stats, Vec<T>) {
     let mut all = Vec::new();
+    let mut kept = Vec::new();
     for task in tasks {
-        all.extend(task.await.expect("a load task finished"));
+        let (latencies, rest) = task.await.expect("a load task finished");
+        all.extend(latencies);
+        kept.push(rest);
     }
-    stats(all, started.elapsed())
+    (stats(all, started.elapsed()), kept)
 }
 
 fn stats(mut latencies: Vec<Duration>, wall: Duration) -> Stats {
@@ -238,11 +245,15 @@ async fn through_flaregate(
                     call(&mut client).await;
                     latencies.push(t.elapsed());
                 }
-                latencies
+                (latencies, client)
             })
         })
         .collect();
-    gather(tasks, started).await
+    let (stats, clients) = gather(tasks, started).await;
+    for client in clients {
+        client.close().await.expect("session closed");
+    }
+    stats
 }
 
 async fn call(client: &mut Session) {
@@ -278,11 +289,11 @@ async fn direct(api: &str, sessions: usize, calls: usize) -> Stats {
                         latencies.push(t.elapsed());
                     }
                 }
-                latencies
+                (latencies, ())
             })
         })
         .collect();
-    gather(tasks, started).await
+    gather(tasks, started).await.0
 }
 
 #[derive(serde::Serialize)]

@@ -70,6 +70,28 @@ impl Session {
         Ok(session)
     }
 
+    /// Ends a legacy session (DELETE), as a well-behaved client does, so the
+    /// next phase of the run does not count it in flaregate's memory.
+    pub async fn close(self) -> Result<(), String> {
+        let Some(id) = &self.session_id else {
+            return Ok(());
+        };
+        let response = self
+            .http
+            .delete(&self.url)
+            .bearer_auth(&self.key)
+            .header("MCP-Protocol-Version", self.protocol.version())
+            .header("Mcp-Session-Id", id)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("closing the session: HTTP {}", response.status()))
+        }
+    }
+
     /// tools/call; the tool result.
     pub async fn call_tool(&mut self, name: &str, arguments: Value) -> Result<Value, String> {
         self.request("tools/call", json!({"name": name, "arguments": arguments}))
