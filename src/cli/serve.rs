@@ -89,8 +89,8 @@ pub async fn run(args: ServeArgs) -> Outcome {
         config.audit_max_mb.map(|mb| (mb * 1024.0 * 1024.0) as u64),
     )
     .map_err(|e| e.to_string())?;
-    // Serve while names resolve: the first tools/list does not wait for
-    // Cloudflare, and a call naming a zone waits for the names.
+    // Serve while names resolve: tools/list does not wait for Cloudflare;
+    // a call's decision waits for the names.
     let engine = Engine::unresolved(policy, Some(client.clone()));
     let gateway = Gateway::new(catalog, engine, client, audit);
     tokio::spawn({
