@@ -112,10 +112,9 @@ pub fn open(path: &std::path::Path, max_bytes: Option<u64>) -> rusqlite::Result<
 
 #[cfg(test)]
 mod tests {
-    use rusqlite::params;
-
     use super::*;
-    use crate::audit::chain::{self, GENESIS, Verdict, decision_hash, outcome_hash};
+    use crate::audit::chain::{self, GENESIS, Verdict};
+    use crate::audit::writer::{complete, insert};
     use crate::audit::{CallRecord, Outcome};
 
     fn record(agent: &str) -> CallRecord {
@@ -135,50 +134,24 @@ mod tests {
         }
     }
 
-    /// A decision row as the writer stores it; its hash.
-    fn decide(connection: &Connection, seq: i64, prev: &str, r: &CallRecord) -> String {
-        let hash = decision_hash(prev, seq, r);
-        connection
-            .execute(
-                "INSERT INTO calls (ts, ts_unix_ms, agent, tool, method, path, target, args, decision,
-                                    reason, rule, summary, seq, prev_hash, hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'allow', ?9, ?10, ?11, ?12, ?13, ?14)",
-                params![r.ts, r.ts_unix_ms, r.agent, r.tool, r.method, r.path, r.target, r.args,
-                        r.reason, r.rule, r.summary, seq, prev, hash],
-            )
-            .expect("decision row");
-        hash
-    }
-
-    /// The outcome of the decision numbered `decision_seq`; its hash.
-    fn complete(connection: &Connection, seq: i64, prev: &str, decision_seq: i64) -> String {
-        let o = Outcome {
-            status: Some(200),
-            cf_codes: Vec::new(),
-            error: None,
-            duration_ms: Some(12),
-            text: "Cloudflare answered 200 in 12 ms.".into(),
-        };
-        let hash = outcome_hash(prev, seq, decision_seq, &o, "[]");
-        connection
-            .execute(
-                "UPDATE calls SET status = ?1, cf_codes = '[]', duration_ms = ?2, outcome = ?3,
-                                  outcome_seq = ?4, outcome_prev_hash = ?5, outcome_hash = ?6
-                 WHERE seq = ?7",
-                params![o.status, 12, o.text, seq, prev, hash, decision_seq],
-            )
-            .expect("outcome");
-        hash
-    }
-
     #[test]
     fn a_version_1_log_keeps_its_rows_and_its_chain_and_outcome_numbers_stay_unique() {
         let mut connection = Connection::open_in_memory().unwrap();
         connection.execute_batch(MIGRATIONS[0]).unwrap();
         connection.pragma_update(None, "user_version", 1).unwrap();
-        let first = decide(&connection, 1, GENESIS, &record("auditor"));
-        let done = complete(&connection, 2, &first, 1);
-        decide(&connection, 3, &done, &record("site-deployer"));
+        // Rows as the writer writes them: a call with its outcome, one without.
+        let tx = connection.transaction().unwrap();
+        let (mut seq, mut prev) = (0, GENESIS.to_string());
+        let first = insert(&tx, &mut seq, &mut prev, &record("auditor")).unwrap();
+        let outcome = Outcome {
+            status: Some(200),
+            duration_ms: Some(12),
+            text: "Cloudflare answered 200 in 12 ms.".into(),
+            ..Outcome::default()
+        };
+        complete(&tx, &mut seq, &mut prev, first, &outcome).unwrap();
+        insert(&tx, &mut seq, &mut prev, &record("site-deployer")).unwrap();
+        tx.commit().unwrap();
 
         migrate(&mut connection).unwrap();
 
@@ -190,10 +163,10 @@ mod tests {
             chain::verify(&connection).unwrap(),
             Verdict::Valid { rows: 2, events: 3 }
         );
-        let last = decide(&connection, 4, &done, &record("auditor"));
+        let tx = connection.transaction().unwrap();
+        let last = insert(&tx, &mut seq, &mut prev, &record("auditor")).unwrap();
         assert!(
-            connection
-                .execute("UPDATE calls SET outcome_seq = 2 WHERE hash = ?1", [last])
+            tx.execute("UPDATE calls SET outcome_seq = 2 WHERE id = ?1", [last.id])
                 .is_err(),
             "an outcome number is used once"
         );

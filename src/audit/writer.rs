@@ -279,7 +279,8 @@ fn commit(
     Ok((Head { seq, hash: prev }, rows))
 }
 
-fn insert(
+/// Writes a decision row as the next event of the chain.
+pub(super) fn insert(
     tx: &rusqlite::Transaction<'_>,
     seq: &mut i64,
     prev: &mut String,
@@ -302,7 +303,8 @@ fn insert(
     })
 }
 
-fn complete(
+/// Fills in a decision row's outcome as the next event of the chain.
+pub(super) fn complete(
     tx: &rusqlite::Transaction<'_>,
     seq: &mut i64,
     prev: &mut String,
