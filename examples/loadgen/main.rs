@@ -5,6 +5,10 @@
 //! RSS idle and under load, and the time from start to the first tools/list
 //! answer; writes docs/perf/results.json and docs/perf/latency.svg.
 //!
+//! A third path gives the floor: the same GETs through a bare pass-through
+//! proxy (`passthrough.rs`, its own process), the least any gateway in front
+//! of the sandbox costs on these cores.
+//!
 //!     cargo build --release && cargo run --release --example loadgen -- [--calls 200] [--sessions 1,2,4,8,16,32,64,100]
 //!         [--protocol modern|legacy] [--audit-sync full|normal] [--upstream-latency-ms 0] [--out docs/perf]
 //!
@@ -20,6 +24,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 mod mcp;
+mod passthrough;
 mod plot;
 
 use mcp::{Protocol, Session};
@@ -142,11 +147,12 @@ fn cpu_us(pid: u32) -> u64 {
     ticks * 1_000_000 / 100 // USER_HZ is 100 on Linux
 }
 
-/// CPU µs per call spent by each process during one measured phase.
+/// CPU µs per call spent by each process during one measured phase; the
+/// gateway is flaregate or the bare proxy, whichever the calls went through.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct CpuPerCall {
     pub client_us: f64,
-    pub flaregate_us: f64,
+    pub gateway_us: f64,
     pub sandbox_us: f64,
 }
 
@@ -157,8 +163,8 @@ struct CpuMeter {
 }
 
 impl CpuMeter {
-    fn start(flaregate: u32, sandbox: u32) -> Self {
-        let pids = [std::process::id(), flaregate, sandbox];
+    fn start(gateway: u32, sandbox: u32) -> Self {
+        let pids = [std::process::id(), gateway, sandbox];
         Self {
             pids,
             start: pids.map(cpu_us),
@@ -174,7 +180,7 @@ impl CpuMeter {
             .collect();
         CpuPerCall {
             client_us: used[0],
-            flaregate_us: used[1],
+            gateway_us: used[1],
             sandbox_us: used[2],
         }
     }
@@ -264,8 +270,9 @@ async fn call(client: &mut Session) {
     assert_eq!(result["isError"], false, "{result}");
 }
 
-async fn direct(api: &str, sessions: usize, calls: usize) -> Stats {
-    let url = format!("{api}/zones/{ZONE}/dns_records");
+/// The same read as plain GETs to `base`: the sandbox itself, or the proxy.
+async fn plain_gets(base: &str, sessions: usize, calls: usize) -> Stats {
+    let url = format!("{base}/zones/{ZONE}/dns_records");
     let started = Instant::now();
     let tasks: Vec<_> = (0..sessions)
         .map(|_| {
@@ -307,10 +314,23 @@ pub struct Row {
     pub rss_kb: u64,
     pub flaregate_cpu: CpuPerCall,
     pub direct_cpu: CpuPerCall,
+    /// Through the bare pass-through proxy: the floor.
+    pub passthrough: Stats,
+    pub passthrough_ratio: f64,
+    pub passthrough_added_p50_ms: f64,
+    pub passthrough_added_p99_ms: f64,
+    pub passthrough_cpu: CpuPerCall,
 }
 
 #[tokio::main]
 async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--passthrough") {
+        let upstream = args
+            .get(i + 1)
+            .expect("--passthrough takes the upstream URL");
+        return passthrough::serve(upstream.clone()).await;
+    }
     let options = options();
     let bin = binary();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -363,6 +383,10 @@ async fn main() {
             .env("CLOUDFLARE_API_BASE_URL", &api),
         "MCP:",
     );
+    let (proxy, proxy_url, _proxy_out) = start(
+        Command::new(std::env::current_exe().expect("own path")).args(["--passthrough", &api]),
+        "PROXY:",
+    );
     let first_list = loop {
         if let Ok(mut client) = Session::open(&url, &key, options.protocol).await
             && client.list_tools().await.is_ok()
@@ -374,6 +398,7 @@ async fn main() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let pid = server.0.id();
     let sandbox_pid = sandbox.0.id();
+    let proxy_pid = proxy.0.id();
     let idle_kb = rss_kb(pid);
     println!(
         "start-up to first tools/list answer: {:.1} ms",
@@ -403,10 +428,18 @@ async fn main() {
             through_flaregate(&url, &key, options.protocol, sessions, options.calls).await;
         let flaregate_cpu = meter.per_call(calls);
         sampler.abort();
+        let meter = CpuMeter::start(proxy_pid, sandbox_pid);
+        let proxied = plain_gets(&proxy_url, sessions, options.calls).await;
+        let passthrough_cpu = meter.per_call(calls);
         let meter = CpuMeter::start(pid, sandbox_pid);
-        let straight = direct(&api, sessions, options.calls).await;
+        let straight = plain_gets(&api, sessions, options.calls).await;
         let direct_cpu = meter.per_call(calls);
         let row = Row {
+            passthrough_ratio: proxied.throughput / straight.throughput,
+            passthrough_added_p50_ms: proxied.p50_ms - straight.p50_ms,
+            passthrough_added_p99_ms: proxied.p99_ms - straight.p99_ms,
+            passthrough_cpu,
+            passthrough: proxied,
             sessions,
             throughput_ratio: through.throughput / straight.throughput,
             added_p50_ms: through.p50_ms - straight.p50_ms,
@@ -434,13 +467,34 @@ async fn main() {
         rows.push(row);
     }
     println!(
-        "\nCPU µs per call (client / flaregate / sandbox):\n| sessions | through flaregate | direct |\n|---:|---:|---:|"
+        "\nThe floor: the same GETs through a bare pass-through proxy:\n| sessions | proxy calls/s | ratio to direct | proxy added p50 / p99 ms |\n|---:|---:|---:|---:|"
     );
     for row in &rows {
-        let (f, d) = (row.flaregate_cpu, row.direct_cpu);
         println!(
-            "| {} | {:.0} / {:.0} / {:.0} | {:.0} / – / {:.0} |",
-            row.sessions, f.client_us, f.flaregate_us, f.sandbox_us, d.client_us, d.sandbox_us
+            "| {} | {:.0} | {:.2} | {:.3} / {:.3} |",
+            row.sessions,
+            row.passthrough.throughput,
+            row.passthrough_ratio,
+            row.passthrough_added_p50_ms,
+            row.passthrough_added_p99_ms
+        );
+    }
+    println!(
+        "\nCPU µs per call (client / gateway / sandbox):\n| sessions | through flaregate | through the bare proxy | direct |\n|---:|---:|---:|---:|"
+    );
+    for row in &rows {
+        let (f, p, d) = (row.flaregate_cpu, row.passthrough_cpu, row.direct_cpu);
+        println!(
+            "| {} | {:.0} / {:.0} / {:.0} | {:.0} / {:.0} / {:.0} | {:.0} / – / {:.0} |",
+            row.sessions,
+            f.client_us,
+            f.gateway_us,
+            f.sandbox_us,
+            p.client_us,
+            p.gateway_us,
+            p.sandbox_us,
+            d.client_us,
+            d.sandbox_us
         );
     }
 
