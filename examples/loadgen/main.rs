@@ -15,9 +15,8 @@
 //! `--upstream-latency-ms` makes the sandbox wait that long before each
 //! answer, as a stand-in for Cloudflare's own latency.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,8 +25,10 @@ use serde_json::{Value, json};
 mod mcp;
 mod passthrough;
 mod plot;
+mod processes;
 
 use mcp::{Protocol, Session};
+use processes::{CpuMeter, CpuPerCall, binary, rss_kb, start};
 
 const ZONE: &str = "023e105f4ecef8ad9ca31a8372d0c353";
 const TOKEN: &str = "loadgen-sandbox-token";
@@ -64,125 +65,6 @@ fn options() -> Options {
         upstream_latency_ms: value("--upstream-latency-ms")
             .map(|v| v.parse().expect("--upstream-latency-ms is a number"))
             .unwrap_or(0),
-    }
-}
-
-/// A child process killed when dropped.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("own path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("flaregate"))
-        .expect("target dir");
-    if !bin.exists() {
-        eprintln!(
-            "{} is missing: run `cargo build --release` first",
-            bin.display()
-        );
-        std::process::exit(2);
-    }
-    bin
-}
-
-/// Starts a process and returns it with the value after `prefix` in its stdout.
-fn start(
-    command: &mut Command,
-    prefix: &str,
-) -> (Process, String, BufReader<std::process::ChildStdout>) {
-    let mut process = Process(
-        command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn"),
-    );
-    let mut out = BufReader::new(process.0.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(
-            out.read_line(&mut line).expect("read") > 0,
-            "process exited early"
-        );
-        if let Some(value) = line.trim().strip_prefix(prefix) {
-            return (process, value.trim().to_string(), out);
-        }
-    }
-}
-
-fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// CPU time a process has used, from /proc (user + system), in µs.
-fn cpu_us(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name, which may hold spaces: state is field 3.
-    let fields: Vec<u64> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| {
-            rest.split_whitespace()
-                .map(|f| f.parse().unwrap_or(0))
-                .collect()
-        })
-        .unwrap_or_default();
-    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
-    ticks * 1_000_000 / 100 // USER_HZ is 100 on Linux
-}
-
-/// CPU µs per call spent by each process during one measured phase; the
-/// gateway is flaregate or the bare proxy, whichever the calls went through.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
-pub struct CpuPerCall {
-    pub client_us: f64,
-    pub gateway_us: f64,
-    pub sandbox_us: f64,
-}
-
-/// Samples the three processes' CPU time around a phase of `calls` calls.
-struct CpuMeter {
-    pids: [u32; 3],
-    start: [u64; 3],
-}
-
-impl CpuMeter {
-    fn start(gateway: u32, sandbox: u32) -> Self {
-        let pids = [std::process::id(), gateway, sandbox];
-        Self {
-            pids,
-            start: pids.map(cpu_us),
-        }
-    }
-
-    fn per_call(&self, calls: usize) -> CpuPerCall {
-        let used: Vec<f64> = self
-            .pids
-            .iter()
-            .zip(self.start)
-            .map(|(&pid, start)| (cpu_us(pid) - start) as f64 / calls.max(1) as f64)
-            .collect();
-        CpuPerCall {
-            client_us: used[0],
-            gateway_us: used[1],
-            sandbox_us: used[2],
-        }
     }
 }
 
