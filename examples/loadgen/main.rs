@@ -10,10 +10,12 @@
 //! of the sandbox costs on these cores.
 //!
 //!     cargo build --release && cargo run --release --example loadgen -- [--calls 200] [--sessions 1,2,4,8,16,32,64,100]
-//!         [--protocol modern|legacy] [--audit-sync full|normal] [--upstream-latency-ms 0] [--out docs/perf]
+//!         [--protocol modern|legacy] [--audit-sync full|normal] [--upstream-latency-ms 0] [--think-ms 0] [--out docs/perf]
 //!
 //! `--upstream-latency-ms` makes the sandbox wait that long before each
-//! answer, as a stand-in for Cloudflare's own latency.
+//! answer, as a stand-in for Cloudflare's own latency. `--think-ms` makes
+//! each session pause that long between calls, as an agent does while its
+//! model thinks: every call then starts from idle.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -40,6 +42,7 @@ struct Options {
     audit_sync: String,
     protocol: Protocol,
     upstream_latency_ms: u64,
+    think: Duration,
 }
 
 fn options() -> Options {
@@ -62,6 +65,11 @@ fn options() -> Options {
         protocol: value("--protocol")
             .map(|p| Protocol::parse(&p).expect("--protocol is modern or legacy"))
             .unwrap_or(Protocol::Modern),
+        think: Duration::from_millis(
+            value("--think-ms")
+                .map(|v| v.parse().expect("--think-ms is a number"))
+                .unwrap_or(0),
+        ),
         upstream_latency_ms: value("--upstream-latency-ms")
             .map(|v| v.parse().expect("--upstream-latency-ms is a number"))
             .unwrap_or(0),
@@ -113,6 +121,7 @@ async fn through_flaregate(
     protocol: Protocol,
     sessions: usize,
     calls: usize,
+    think: Duration,
 ) -> Stats {
     let mut clients = Vec::new();
     for _ in 0..sessions {
@@ -132,6 +141,7 @@ async fn through_flaregate(
                     let t = Instant::now();
                     call(&mut client).await;
                     latencies.push(t.elapsed());
+                    pause(think).await;
                 }
                 (latencies, client)
             })
@@ -152,8 +162,15 @@ async fn call(client: &mut Session) {
     assert_eq!(result["isError"], false, "{result}");
 }
 
+/// Waits between two calls of a session, as an agent's model does.
+async fn pause(think: Duration) {
+    if !think.is_zero() {
+        tokio::time::sleep(think).await;
+    }
+}
+
 /// The same read as plain GETs to `base`: the sandbox itself, or the proxy.
-async fn plain_gets(base: &str, sessions: usize, calls: usize) -> Stats {
+async fn plain_gets(base: &str, sessions: usize, calls: usize, think: Duration) -> Stats {
     let url = format!("{base}/zones/{ZONE}/dns_records");
     let started = Instant::now();
     let tasks: Vec<_> = (0..sessions)
@@ -177,6 +194,7 @@ async fn plain_gets(base: &str, sessions: usize, calls: usize) -> Stats {
                     if i >= 3 {
                         latencies.push(t.elapsed());
                     }
+                    pause(think).await;
                 }
                 (latencies, ())
             })
@@ -246,6 +264,10 @@ async fn main() {
     .expect("config");
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
 
+    let (proxy, proxy_url, _proxy_out) = start(
+        Command::new(std::env::current_exe().expect("own path")).args(["--passthrough", &api]),
+        "PROXY:",
+    );
     let launched = Instant::now();
     let (server, url, _server_out) = start(
         Command::new(&bin)
@@ -264,10 +286,6 @@ async fn main() {
             .env("CLOUDFLARE_API_TOKEN", TOKEN)
             .env("CLOUDFLARE_API_BASE_URL", &api),
         "MCP:",
-    );
-    let (proxy, proxy_url, _proxy_out) = start(
-        Command::new(std::env::current_exe().expect("own path")).args(["--passthrough", &api]),
-        "PROXY:",
     );
     let first_list = loop {
         if let Ok(mut client) = Session::open(&url, &key, options.protocol).await
@@ -297,24 +315,34 @@ async fn main() {
         let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let sampler = {
             let peak = peak.clone();
+            let think = options.think;
             tokio::spawn(async move {
                 loop {
                     peak.fetch_max(rss_kb(pid), std::sync::atomic::Ordering::Relaxed);
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    // At most one reading per call: with --think-ms the
+                    // readings would otherwise be most of the client's CPU.
+                    tokio::time::sleep(think.max(Duration::from_millis(20))).await;
                 }
             })
         };
         let calls = sessions * (options.calls + 3);
         let meter = CpuMeter::start(pid, sandbox_pid);
-        let through =
-            through_flaregate(&url, &key, options.protocol, sessions, options.calls).await;
+        let through = through_flaregate(
+            &url,
+            &key,
+            options.protocol,
+            sessions,
+            options.calls,
+            options.think,
+        )
+        .await;
         let flaregate_cpu = meter.per_call(calls);
         sampler.abort();
         let meter = CpuMeter::start(proxy_pid, sandbox_pid);
-        let proxied = plain_gets(&proxy_url, sessions, options.calls).await;
+        let proxied = plain_gets(&proxy_url, sessions, options.calls, options.think).await;
         let passthrough_cpu = meter.per_call(calls);
         let meter = CpuMeter::start(pid, sandbox_pid);
-        let straight = plain_gets(&api, sessions, options.calls).await;
+        let straight = plain_gets(&api, sessions, options.calls, options.think).await;
         let direct_cpu = meter.per_call(calls);
         let row = Row {
             passthrough_ratio: proxied.throughput / straight.throughput,
@@ -386,6 +414,7 @@ async fn main() {
         "audit_sync": options.audit_sync,
         "protocol": options.protocol,
         "upstream_latency_ms": options.upstream_latency_ms,
+        "think_ms": options.think.as_millis() as u64,
         "startup_to_first_tools_list_ms": first_list.as_secs_f64() * 1000.0,
         "rss_idle_kb": idle_kb,
         "rows": rows,
