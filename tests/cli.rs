@@ -1,11 +1,12 @@
-//! The operator's commands: check, tools, explain, keygen, schema.
+//! The operator's commands: check, tools, explain, keygen, schema; and the
+//! async runtime each runs on.
 
 mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{SandboxProcess, repo_path};
+use common::{SandboxProcess, ServerProcess, repo_path};
 use flaregate::sandbox::{EXAMPLE_COM, EXAMPLE_ORG};
 use serde_json::Value;
 
@@ -17,6 +18,7 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
         "CLOUDFLARE_API_KEY",
         "CLOUDFLARE_EMAIL",
         "CLOUDFLARE_API_BASE_URL",
+        "TOKIO_WORKER_THREADS",
     ] {
         command.env_remove(key);
     }
@@ -287,4 +289,35 @@ fn serve_needs_a_working_credential_unless_sandboxed() {
         "{message}"
     );
     assert!(!message.contains(secret) && !stdout(&wrong).contains(secret));
+}
+
+/// The async worker threads of a running process, from /proc.
+fn async_workers(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("the process is running")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim() == "tokio-rt-worker")
+        .count()
+}
+
+#[test]
+fn serve_runs_one_async_worker_unless_the_operator_asks_for_more() {
+    let default = ServerProcess::sandbox(&[]);
+    assert_eq!(async_workers(default.pid()), 1);
+    let more = ServerProcess::start(&["--sandbox"], &[("TOKIO_WORKER_THREADS", "3")]);
+    assert_eq!(async_workers(more.pid()), 3);
+}
+
+#[test]
+fn a_bad_worker_count_is_refused_with_a_clear_error() {
+    for bad in ["0", "two", "-1"] {
+        let output = run(&["check"], &[("TOKIO_WORKER_THREADS", bad)]);
+        assert!(!output.status.success(), "{bad} was accepted");
+        let error = stderr(&output);
+        assert!(
+            error.contains("TOKIO_WORKER_THREADS must be a whole number above 0")
+                && !error.contains("panicked"),
+            "{error}"
+        );
+    }
 }

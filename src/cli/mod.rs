@@ -74,11 +74,22 @@ struct PathsOnly {
     paths: Paths,
 }
 
-/// Parses the command line and runs the command.
-pub async fn run() -> ExitCode {
+/// Parses the command line and runs the command on a runtime sized for it.
+pub fn run() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format, &cli.log_level);
-    let outcome = match cli.command {
+    let outcome = runtime(&cli.command).and_then(|runtime| runtime.block_on(execute(cli.command)));
+    match outcome {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("flaregate: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn execute(command: Command) -> Outcome {
+    match command {
         Command::Serve(args) => serve::run(args).await,
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::Check(args) => inspect::check(&args.paths),
@@ -87,12 +98,36 @@ pub async fn run() -> ExitCode {
         Command::Audit(args) => audit::run(&args),
         Command::Keygen(args) => keys::keygen(&args),
         Command::Schema(args) => keys::schema(&args),
+    }
+}
+
+/// The async runtime: `TOKIO_WORKER_THREADS` worker threads if set, else
+/// [`serve::WORKERS`] for `serve` and one per core for the rest.
+fn runtime(command: &Command) -> Result<tokio::runtime::Runtime, String> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    match (requested_workers()?, command) {
+        (Some(workers), _) => builder.worker_threads(workers),
+        (None, Command::Serve(_)) => builder.worker_threads(serve::WORKERS),
+        (None, _) => &mut builder,
     };
-    match outcome {
-        Ok(code) => code,
-        Err(message) => {
-            eprintln!("flaregate: {message}");
-            ExitCode::FAILURE
+    builder
+        .build()
+        .map_err(|error| format!("cannot start the async runtime: {error}"))
+}
+
+/// `TOKIO_WORKER_THREADS`, checked here: tokio itself would panic on a bad value.
+fn requested_workers() -> Result<Option<usize>, String> {
+    match std::env::var("TOKIO_WORKER_THREADS") {
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Ok(value) => match value.trim().parse::<usize>() {
+            Ok(workers) if workers > 0 => Ok(Some(workers)),
+            _ => Err(format!(
+                "TOKIO_WORKER_THREADS must be a whole number above 0, not {value:?}"
+            )),
+        },
+        Err(std::env::VarError::NotUnicode(_)) => {
+            Err("TOKIO_WORKER_THREADS must be a whole number above 0".into())
         }
     }
 }

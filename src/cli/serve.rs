@@ -46,6 +46,13 @@ struct DemoKey {
     hash: [u8; 32],
 }
 
+/// Async worker threads for `serve` unless `TOKIO_WORKER_THREADS` asks for
+/// more. Cloudflare takes 1,200 requests per 5 minutes from a user, and one
+/// worker answers thousands of calls a second; with no second worker to
+/// wake and hand tasks to, each call costs less CPU and time
+/// (docs/performance.md, "One async worker").
+pub const WORKERS: usize = 1;
+
 pub async fn run(args: ServeArgs) -> Outcome {
     // First: a reload asked for during start-up must not end the process.
     let hangup = reload::hangups();

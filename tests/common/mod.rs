@@ -185,6 +185,7 @@ impl ServerProcess {
             "CLOUDFLARE_EMAIL",
             "CLOUDFLARE_API_BASE_URL",
             "RUST_LOG",
+            "TOKIO_WORKER_THREADS",
         ] {
             command.env_remove(key);
         }
