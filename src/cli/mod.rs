@@ -104,13 +104,15 @@ async fn execute(command: Command) -> Outcome {
 /// The async runtime: `TOKIO_WORKER_THREADS` worker threads if set, else
 /// [`serve::WORKERS`] for `serve` and one per core for the rest.
 fn runtime(command: &Command) -> Result<tokio::runtime::Runtime, String> {
+    let workers = match command {
+        Command::Serve(_) => requested_workers()?.or(Some(serve::WORKERS)),
+        _ => requested_workers()?,
+    };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
-    match (requested_workers()?, command) {
-        (Some(workers), _) => builder.worker_threads(workers),
-        (None, Command::Serve(_)) => builder.worker_threads(serve::WORKERS),
-        (None, _) => &mut builder,
-    };
+    if let Some(workers) = workers {
+        builder.worker_threads(workers);
+    }
     builder
         .build()
         .map_err(|error| format!("cannot start the async runtime: {error}"))
