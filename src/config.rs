@@ -165,9 +165,7 @@ fn read(path: &Path) -> Result<RawConfig, ConfigError> {
     })?;
     toml::from_str(&text).map_err(|e| ConfigError::Invalid {
         path: path.to_path_buf(),
-        line: e
-            .span()
-            .map_or(1, |s| text[..s.start].matches('\n').count() + 1),
+        line: e.span().map_or(1, |s| crate::text::line_of(&text, s.start)),
         message: e.message().trim().to_string(),
     })
 }

@@ -11,3 +11,4 @@ pub mod net;
 pub mod policy;
 pub mod sandbox;
 pub mod server;
+pub mod text;

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use chain::Verdict;
 pub use query::{Entry, Filter};
-pub use record::{CallRecord, Outcome, redact};
+pub use record::{CallRecord, MAX_ARGS_BYTES, Outcome, stored_args};
 pub use writer::RowRef;
 
 use writer::{Job, Write};

@@ -27,12 +27,14 @@ pub fn decision(
     reason: &str,
 ) -> String {
     let on = target.map(|t| format!(" on {t}")).unwrap_or_default();
-    match endpoint {
+    let sentence = match endpoint {
         Some(endpoint) if allowed => {
             format!("{agent} was allowed to {}{on}", action(endpoint, args))
         }
         _ => format!("{agent} was denied {tool}{on}: {reason}"),
-    }
+    };
+    // One line, whatever the caller put in a name or a value.
+    crate::text::escape(&sentence).into_owned()
 }
 
 /// "purge 3 files from the cache", "create a DNS record (name www.example.com)".
@@ -107,11 +109,5 @@ pub fn outcome(
 }
 
 fn short(text: &str) -> String {
-    const MAX: usize = 120;
-    let cut: String = text.chars().filter(|c| !c.is_control()).take(MAX).collect();
-    if text.chars().count() > MAX {
-        format!("{cut}…")
-    } else {
-        cut
-    }
+    crate::text::clip(text, 120)
 }

@@ -72,7 +72,7 @@ fn describe(error: &jsonschema::ValidationError<'_>) -> ArgumentError {
     let field = if path.is_empty() {
         "arguments".to_string()
     } else {
-        clip(&path)
+        crate::text::clip(&path, 64)
     };
     let expected = match error.kind() {
         Kind::Required { property } => {
@@ -81,7 +81,10 @@ fn describe(error: &jsonschema::ValidationError<'_>) -> ArgumentError {
         }
         Kind::AdditionalProperties { unexpected } => {
             let name = unexpected.first().map_or("?", String::as_str);
-            return ArgumentError::new(below(&path, &clip(name)), "is not an accepted argument");
+            return ArgumentError::new(
+                below(&path, &crate::text::clip(name, 64)),
+                "is not an accepted argument",
+            );
         }
         _ => error.masked_with("the value").to_string(),
     };
@@ -93,15 +96,6 @@ fn below(path: &str, name: &str) -> String {
     if path.is_empty() {
         name.to_string()
     } else {
-        format!("{}/{name}", clip(path))
-    }
-}
-
-/// Caller-chosen names are echoed in errors; keep them short.
-fn clip(name: &str) -> String {
-    const MAX: usize = 64;
-    match name.char_indices().nth(MAX) {
-        Some((at, _)) => format!("{}…", &name[..at]),
-        None => name.to_string(),
+        format!("{}/{name}", crate::text::clip(path, 64))
     }
 }

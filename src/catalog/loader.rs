@@ -119,7 +119,7 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<Catalog, CatalogErr
             let at = e.span().map_or(0, |s| s.start);
             CatalogError::Syntax {
                 file: file.clone(),
-                line: line_of(text, at),
+                line: crate::text::line_of(text, at),
                 entry: entry_around(text, at),
                 message: e.message().to_string(),
             }
@@ -211,11 +211,6 @@ fn entry_around(text: &str, offset: usize) -> String {
     format!("endpoint `{tool}`")
 }
 
-/// The 1-based line holding byte `offset` of `text`.
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
-}
-
 struct FileContext<'a> {
     file: &'a Path,
     text: &'a str,
@@ -227,7 +222,7 @@ impl FileContext<'_> {
         let line = self
             .text
             .find(&needle)
-            .map_or(1, |at| line_of(self.text, at));
+            .map_or(1, |at| crate::text::line_of(self.text, at));
         let entry = if entry.starts_with('[') {
             entry.to_string()
         } else {

@@ -7,6 +7,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use super::{Outcome, Paths, setup};
 use crate::audit::{self, Filter, Verdict};
+use crate::text;
 
 #[derive(Args)]
 pub struct AuditArgs {
@@ -69,7 +70,15 @@ pub fn run(args: &AuditArgs) -> Outcome {
                 serde_json::to_string(entry).map_err(|e| e.to_string())?
             );
         } else {
-            println!("{}  {:<5}  {}", entry.ts, entry.decision, entry.summary);
+            // Escaped again here: rows written by older versions, or by
+            // hand, must not print as more than one line either.
+            println!(
+                "{:>6}  {}  {:<5}  {}",
+                entry.id,
+                text::escape(&entry.ts),
+                text::escape(&entry.decision),
+                text::escape(&entry.summary)
+            );
         }
     }
     if entries.is_empty() && !args.json {

@@ -271,13 +271,7 @@ impl Constraint {
 
 /// Caller-chosen text in a reason, kept short and printable.
 fn clip(text: &str) -> String {
-    const MAX: usize = 80;
-    let printable: String = text.chars().filter(|c| !c.is_control()).take(MAX).collect();
-    if text.chars().count() > MAX {
-        format!("{printable}…")
-    } else {
-        printable
-    }
+    crate::text::clip(text, 80)
 }
 
 fn quote(text: &str) -> String {

@@ -101,7 +101,7 @@ pub fn compile(
         let parsed: PolicyFile = match toml::from_str(text) {
             Ok(parsed) => parsed,
             Err(e) => {
-                let line = e.span().map_or(1, |s| line_of(text, s.start));
+                let line = e.span().map_or(1, |s| crate::text::line_of(text, s.start));
                 problems.push(Problem {
                     file: file.clone(),
                     line,
@@ -165,10 +165,6 @@ fn parse_hash(text: &str) -> Option<[u8; 32]> {
     (text.len() == 64 && hex::decode_to_slice(text, &mut hash).is_ok()).then_some(hash)
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
-}
-
 struct Context<'a> {
     file: &'a Path,
     text: &'a str,
@@ -179,7 +175,7 @@ struct Context<'a> {
 
 impl Context<'_> {
     fn line<T>(&self, at: &Spanned<T>) -> usize {
-        line_of(self.text, at.span().start)
+        crate::text::line_of(self.text, at.span().start)
     }
 
     fn location<T>(&self, at: &Spanned<T>) -> String {

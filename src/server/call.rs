@@ -15,6 +15,7 @@ use crate::audit::{self, CallRecord, Outcome, summary};
 use crate::catalog::{Endpoint, Method};
 use crate::cloudflare;
 use crate::policy::{Agent, Decision, describe_target};
+use crate::text;
 
 impl Gateway {
     /// Runs one tools/call for `agent_id`.
@@ -167,7 +168,7 @@ impl Gateway {
             args,
             (false, reason, rule),
         );
-        tracing::info!(agent = %agent.id, tool = %short(tool), %reason, "call denied");
+        tracing::info!(agent = %agent.id, tool = %text::clip(tool, 64), reason = %text::escape(reason), "call denied");
         self.audit
             .record(record, Outcome::default())
             .await
@@ -197,18 +198,18 @@ impl Gateway {
             ts: audit::now_rfc3339(),
             ts_unix_ms: audit::now_unix_ms(),
             agent: agent.id.clone(),
-            tool: short(tool),
+            tool: text::clip(tool, 64),
             method,
             path,
             target: target.clone().unwrap_or_default(),
-            args: audit::redact(endpoint, args).to_string(),
+            args: audit::stored_args(endpoint, args),
             allowed,
-            reason: reason.to_string(),
-            rule: rule.to_string(),
+            reason: text::escape(reason).into_owned(),
+            rule: text::escape(rule).into_owned(),
             summary: summary::decision(
                 &agent.id,
                 endpoint,
-                &short(tool),
+                &text::clip(tool, 64),
                 target.as_deref(),
                 args,
                 allowed,
@@ -233,7 +234,7 @@ fn outcome_of(
         Err(error) => Outcome {
             status: error.status(),
             cf_codes: error.codes(),
-            error: Some(error.to_string()),
+            error: Some(text::clip(&error.to_string(), 2048)),
             duration_ms: Some(duration_ms),
             text: summary::outcome(
                 error.status(),
@@ -247,7 +248,7 @@ fn outcome_of(
 
 /// The answer for a tool that does not exist, or that this agent may not see.
 fn unknown_tool(tool: &str) -> ErrorData {
-    ErrorData::invalid_params(format!("Unknown tool: {}", short(tool)), None)
+    ErrorData::invalid_params(format!("Unknown tool: {}", text::clip(tool, 64)), None)
 }
 
 /// The audit log could not take the record: fail closed.
@@ -259,15 +260,4 @@ fn audit_down(error: audit::AuditError) -> ErrorData {
         ),
         None,
     )
-}
-
-/// Tool names come from the caller; keep them short in logs and errors.
-fn short(tool: &str) -> String {
-    const MAX: usize = 64;
-    let cut: String = tool.chars().filter(|c| !c.is_control()).take(MAX).collect();
-    if tool.chars().count() > MAX {
-        format!("{cut}…")
-    } else {
-        cut
-    }
 }

@@ -158,6 +158,22 @@ impl ServerProcess {
     /// As [`ServerProcess::start`]; `starting` runs with the process id
     /// once the process is spawned, before it is ready.
     pub fn start_with(extra: &[&str], env: &[(&str, &str)], starting: impl FnOnce(u32)) -> Self {
+        Self::spawn(extra, env, starting, Stdio::inherit())
+    }
+
+    /// As [`ServerProcess::start`], with the server's log lines written to
+    /// `stderr` for the test to read.
+    pub fn start_logging_to(extra: &[&str], env: &[(&str, &str)], stderr: &Path) -> Self {
+        let file = std::fs::File::create(stderr).expect("create the log file");
+        Self::spawn(extra, env, |_| {}, Stdio::from(file))
+    }
+
+    fn spawn(
+        extra: &[&str],
+        env: &[(&str, &str)],
+        starting: impl FnOnce(u32),
+        stderr: Stdio,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         // An --audit-db among `extra` (a test reusing a database) wins.
         let given_db = extra
@@ -172,7 +188,7 @@ impl ServerProcess {
             .args(extra)
             .current_dir(dir.path())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         if given_db.is_none() {
             command.args(["--audit-db", audit_db.to_str().expect("utf-8")]);
         }
