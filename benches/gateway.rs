@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use flaregate::audit::{AuditLog, CallRecord, Durability, Outcome};
+use flaregate::audit::{AuditFiles, AuditLog, CallRecord, Durability, Outcome};
 use flaregate::catalog::{Catalog, load_sources};
 use flaregate::cloudflare;
 use flaregate::policy::{Directory, Policy, compile};
@@ -269,6 +269,8 @@ fn record(n: usize) -> CallRecord {
         reason: "its DNS grant is read".into(),
         rule: "grants.dns = read".into(),
         summary: "bench was allowed to list DNS records on example.com".into(),
+        lookup: String::new(),
+        sandbox: false,
     }
 }
 
@@ -276,8 +278,12 @@ fn audit(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
     let log = AuditLog::open(&dir.path().join("bench.db")).expect("audit log");
-    let unsynced = AuditLog::open_with(&dir.path().join("normal.db"), Durability::Normal, None)
-        .expect("audit log");
+    let unsynced = AuditLog::open_with(
+        &AuditFiles::beside(&dir.path().join("normal.db")),
+        Durability::Normal,
+        None,
+    )
+    .expect("audit log");
     let outcome = Outcome {
         status: Some(200),
         duration_ms: Some(3),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::audit::Durability;
+use crate::audit::{AuditFiles, Durability};
 use crate::cloudflare::{DEFAULT_BASE_URL, RateSpec};
 
 /// The file looked for when `--config` is not given.
@@ -19,6 +19,8 @@ pub struct Config {
     pub catalog: PathBuf,
     pub policies: PathBuf,
     pub audit_db: PathBuf,
+    /// The chain's HMAC key; beside the database unless set.
+    pub audit_key: Option<PathBuf>,
     pub audit_sync: Durability,
     /// A cap on the audit database's size; past it calls are refused.
     pub audit_max_mb: Option<f64>,
@@ -50,6 +52,7 @@ struct RawConfig {
     catalog: Option<PathBuf>,
     policies: Option<PathBuf>,
     audit_db: Option<PathBuf>,
+    audit_key: Option<PathBuf>,
     #[serde(default)]
     audit_sync: Durability,
     audit_max_mb: Option<f64>,
@@ -132,6 +135,7 @@ impl Config {
             catalog: resolve(raw.catalog, "catalog"),
             policies: resolve(raw.policies, "policies"),
             audit_db: resolve(raw.audit_db, "flaregate-audit.db"),
+            audit_key: raw.audit_key.map(|p| resolve(Some(p), "")),
             audit_sync: raw.audit_sync,
             audit_max_mb: raw.audit_max_mb,
             cloudflare: CloudflareSettings {
@@ -151,6 +155,17 @@ impl Config {
                 max_body_bytes: raw.http.max_body_bytes.unwrap_or(16 * 1024 * 1024),
             },
         })
+    }
+}
+
+impl Config {
+    /// The audit database, its key (`audit_key`, else beside the database)
+    /// and its head checkpoint (beside the key).
+    pub fn audit_files(&self) -> AuditFiles {
+        match &self.audit_key {
+            Some(key) => AuditFiles::with_key(&self.audit_db, key),
+            None => AuditFiles::beside(&self.audit_db),
+        }
     }
 }
 

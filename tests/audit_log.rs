@@ -31,6 +31,8 @@ fn record(agent: &str, tool: &str, allowed: bool, n: usize) -> CallRecord {
             "{agent} was {} {tool} on example.com",
             if allowed { "allowed to run" } else { "denied" }
         ),
+        lookup: String::new(),
+        sandbox: false,
     }
 }
 
@@ -134,6 +136,181 @@ async fn fill(db: &Path, n: usize) {
             .expect("begin");
         log.complete(row, ok_outcome()).await.expect("complete");
     }
+    // As at shutdown: every row durable, the head checkpointed.
+    log.close().await.expect("closes");
+}
+
+/// Recomputes every hash of the log as someone who can write the file but
+/// does not hold the audit key would: the chain's own formula (HMAC-SHA256
+/// over the previous hash and the event as a JSON array) under a key of
+/// their choosing.
+fn rechain_without_the_key(db: &Path) {
+    use hmac::Mac;
+    let connection = sqlite(db);
+    let mac = |prev: &str, content: &Value| {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"a guessed key").expect("key");
+        mac.update(format!("{prev}\n{content}").as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    };
+    let mut prev = "0".repeat(64);
+    let ids: Vec<i64> = connection
+        .prepare("SELECT id FROM calls ORDER BY seq")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .expect("ids");
+    for id in ids {
+        let (decision, outcome): (Value, Value) = connection
+            .query_row(
+                "SELECT json_array('decision', seq, id, ts, ts_unix_ms, agent, tool, method, path, target, args, decision, reason, rule, summary, lookup, sandbox),
+                        json_array('outcome', outcome_seq, id, seq, status, cf_codes, error, duration_ms, outcome)
+                 FROM calls WHERE id = ?1",
+                [id],
+                |r| {
+                    let parse = |text: String| serde_json::from_str(&text).expect("JSON");
+                    Ok((parse(r.get(0)?), parse(r.get(1)?)))
+                },
+            )
+            .expect("row");
+        let hash = mac(&prev, &decision);
+        connection
+            .execute(
+                "UPDATE calls SET prev_hash = ?1, hash = ?2 WHERE id = ?3",
+                rusqlite::params![prev, hash, id],
+            )
+            .expect("rewrite");
+        prev = hash;
+        let hash = mac(&prev, &outcome);
+        connection
+            .execute(
+                "UPDATE calls SET outcome_prev_hash = ?1, outcome_hash = ?2 WHERE id = ?3",
+                rusqlite::params![prev, hash, id],
+            )
+            .expect("rewrite");
+        prev = hash;
+    }
+}
+
+/// Each forgery a writer of the database can try without the audit key,
+/// and what `audit verify` says of it.
+#[tokio::test]
+async fn verify_reports_every_forgery_made_without_the_audit_key() {
+    type Forgery = fn(&Path);
+    let forgeries: [(&str, Forgery, &str); 6] = [
+        (
+            "edit and recompute the chain",
+            |db| {
+                sqlite(db)
+                    .execute(
+                        "UPDATE calls SET decision = 'allow', reason = 'fine' WHERE id = 3",
+                        [],
+                    )
+                    .expect("edit");
+                rechain_without_the_key(db);
+            },
+            "broken at row 1",
+        ),
+        (
+            "delete a middle row and renumber",
+            |db| {
+                let c = sqlite(db);
+                c.execute_batch(
+                    "DELETE FROM calls WHERE id = 2;
+                 UPDATE calls SET seq = seq - 2, outcome_seq = outcome_seq - 2 WHERE id > 2;
+                 UPDATE calls SET id = id - 1 WHERE id > 2;",
+                )
+                .expect("delete");
+                rechain_without_the_key(db);
+            },
+            "broken at row 1",
+        ),
+        (
+            "delete the last rows",
+            |db| {
+                sqlite(db)
+                    .execute("DELETE FROM calls WHERE id > 3", [])
+                    .expect("delete");
+            },
+            "removed from the end",
+        ),
+        (
+            "empty the table",
+            |db| {
+                sqlite(db).execute("DELETE FROM calls", []).expect("delete");
+            },
+            "removed from the end",
+        ),
+        (
+            "change a row's id",
+            |db| {
+                sqlite(db)
+                    .execute("UPDATE calls SET id = 99 WHERE id = 5", [])
+                    .expect("renumber");
+            },
+            "broken at row 99",
+        ),
+        (
+            "delete the head checkpoint",
+            |db| {
+                std::fs::remove_file(db.with_extension("head")).expect("delete");
+            },
+            "no head checkpoint",
+        ),
+    ];
+    for (forgery, forge, expected) in forgeries {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("audit.db");
+        fill(&db, 5).await;
+        let (ok, out) = cli(&db, &["verify"]);
+        assert!(ok && out.contains("all 5 rows verify"), "{out}");
+        forge(&db);
+        let (ok, out) = cli(&db, &["verify"]);
+        assert!(!ok, "{forgery}: not detected:\n{out}");
+        assert!(out.contains(expected), "{forgery}: {out}");
+    }
+}
+
+#[tokio::test]
+async fn a_head_saved_elsewhere_catches_a_rollback_of_the_checkpoint_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("audit.db");
+    fill(&db, 2).await;
+    let old_checkpoint = std::fs::read(db.with_extension("head")).expect("checkpoint");
+    fill(&db, 3).await;
+    let (ok, head) = cli(&db, &["head"]);
+    assert!(ok);
+    let head = head.trim().to_string();
+    assert!(head.starts_with("10:"), "5 rows, 10 events: {head}");
+    let (ok, out) = cli(&db, &["verify", "--expect-head", &head]);
+    assert!(ok, "{out}");
+
+    // Cut the last three rows and put the older checkpoint back.
+    sqlite(&db)
+        .execute("DELETE FROM calls WHERE id > 2", [])
+        .expect("delete");
+    std::fs::write(db.with_extension("head"), old_checkpoint).expect("roll back");
+    let (ok, out) = cli(&db, &["verify"]);
+    assert!(ok, "the old checkpoint alone cannot tell: {out}");
+    let (ok, out) = cli(&db, &["verify", "--expect-head", &head]);
+    assert!(
+        !ok && out.contains("the head you gave has event 10"),
+        "{out}"
+    );
+    let (ok, _) = cli(&db, &["verify", "--expect-head", "10:nothex"]);
+    assert!(!ok, "a malformed head is an error");
+}
+
+#[tokio::test]
+async fn a_log_shorter_than_its_checkpoint_is_refused_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("audit.db");
+    fill(&db, 3).await;
+    sqlite(&db)
+        .execute("DELETE FROM calls WHERE id = 3", [])
+        .expect("delete");
+    let error = AuditLog::open(&db).expect_err("refused");
+    assert!(error.to_string().contains("rows were removed"), "{error}");
+    std::fs::remove_file(db.with_extension("key")).expect("remove the key");
+    let error = AuditLog::open(&db).expect_err("refused");
+    assert!(error.to_string().contains("audit key"), "{error}");
 }
 
 #[tokio::test]
@@ -224,13 +401,10 @@ async fn ten_thousand_decisions_from_fifty_tasks() {
         .query_row("SELECT COUNT(DISTINCT args) FROM calls", [], |r| r.get(0))
         .expect("count");
     assert_eq!(distinct, 10_000, "every record is its own row");
-    assert_eq!(
-        audit::verify(&db).expect("verify"),
-        Verdict::Valid {
-            rows: 10_000,
-            events: 20_000
-        }
-    );
+    assert!(matches!(
+        common::verify(&db),
+        Verdict::Valid { rows: 10_000, head } if head.events == 20_000
+    ));
 }
 
 /// The child half of the SIGKILL test: writes rows forever, printing the id
@@ -296,7 +470,7 @@ fn a_writer_killed_mid_stream_leaves_a_valid_chain_with_every_acknowledged_row()
     child.kill().expect("SIGKILL"); // std's kill sends SIGKILL on Unix
     child.wait().expect("reaped");
 
-    let Verdict::Valid { rows, .. } = audit::verify(&db).expect("verify") else {
+    let Verdict::Valid { rows, .. } = common::verify(&db) else {
         panic!("chain broken after kill");
     };
     assert!(rows as usize >= begun.len());
@@ -322,8 +496,5 @@ fn a_writer_killed_mid_stream_leaves_a_valid_chain_with_every_acknowledged_row()
     // And the log takes new rows after the crash.
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(fill(&db, 3));
-    assert!(matches!(
-        audit::verify(&db).expect("verify"),
-        Verdict::Valid { .. }
-    ));
+    assert!(matches!(common::verify(&db), Verdict::Valid { .. }));
 }

@@ -311,7 +311,7 @@ async fn sigterm_stops_the_server_cleanly_with_the_log_intact() {
     let status = server.terminate();
     assert!(status.success(), "{status:?}");
     assert!(matches!(
-        flaregate::audit::verify(&server.audit_db).expect("verify"),
+        common::verify(&server.audit_db),
         flaregate::audit::Verdict::Valid { rows: 1, .. }
     ));
 }

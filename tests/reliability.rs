@@ -300,7 +300,7 @@ async fn a_full_audit_log_refuses_calls_and_nothing_runs_unaudited() {
         16
     );
     assert!(matches!(
-        flaregate::audit::verify(&server.audit_db).expect("verify"),
+        common::verify(&server.audit_db),
         flaregate::audit::Verdict::Valid { .. }
     ));
 }
@@ -397,7 +397,7 @@ async fn a_read_only_audit_log_refuses_calls_then_recovers() {
     call(&client, "get_zone", json!({"zone_id": EXAMPLE_COM})).await;
     assert_eq!(zone_calls(server.sandbox_requests().await), 2);
     assert!(matches!(
-        flaregate::audit::verify(&db).expect("verify"),
+        common::verify(&db),
         flaregate::audit::Verdict::Valid { .. }
     ));
 }

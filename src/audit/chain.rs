@@ -1,92 +1,258 @@
 //! The hash chain. Each decision and each outcome is an event numbered in
-//! write order; an event's hash is SHA-256 over the previous event's hash
-//! and the event's content. Editing a row breaks its hash; deleting one
-//! leaves a gap in the numbering and breaks the next event's link.
+//! write order; an event's hash is HMAC-SHA256, keyed with the audit key
+//! (kept outside the database), over the previous event's hash and every
+//! stored column of the event, the row id included. Editing a row breaks
+//! its hash, and without the key it cannot be recomputed; deleting one
+//! leaves a gap in the numbering; cutting the end off is caught by the
+//! head checkpoints (`checkpoint.rs`).
+
+use std::fmt;
 
 use rusqlite::{Connection, Row};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
+use super::key::ChainKey;
+use super::legacy;
 use super::record::{CallRecord, Outcome};
 
 /// The `prev_hash` of the first event.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// SHA-256 over `prev`, a newline and `content` as compact JSON. Events are
+/// The end of the chain after `events` events: what a checkpoint records
+/// and `flaregate audit head` prints as `EVENTS:HASH`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    pub events: i64,
+    pub hash: String,
+}
+
+impl Head {
+    pub fn genesis() -> Self {
+        Self {
+            events: 0,
+            hash: GENESIS.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Head {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.events, self.hash)
+    }
+}
+
+impl std::str::FromStr for Head {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || {
+            format!("`{text}` is not a head: write EVENTS:HASH as `flaregate audit head` prints it")
+        };
+        let (events, hash) = text.trim().split_once(':').ok_or_else(bad)?;
+        let events: i64 = events.parse().map_err(|_| bad())?;
+        let hash = hash.to_ascii_lowercase();
+        if events < 0 || hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        Ok(Self { events, hash })
+    }
+}
+
+/// How event hashes are computed: keyed (every log now), or the plain
+/// SHA-256 of logs written before the key existed (read once, to re-key).
+#[derive(Clone, Copy)]
+pub enum Formula<'a> {
+    Keyed(&'a ChainKey),
+    Legacy,
+}
+
+impl Formula<'_> {
+    /// The hash of a decision event.
+    pub fn decision(&self, prev: &str, seq: i64, id: i64, r: &CallRecord) -> String {
+        let key = match self {
+            Formula::Keyed(key) => key,
+            Formula::Legacy => return legacy::decision_hash(prev, seq, r),
+        };
+        let decision = if r.allowed { "allow" } else { "deny" };
+        let content = (
+            ("decision", seq, id, &r.ts, r.ts_unix_ms, &r.agent, &r.tool),
+            (&r.method, &r.path, &r.target, &r.args, decision, &r.reason),
+            (&r.rule, &r.summary, &r.lookup, r.sandbox),
+        );
+        keyed(key, prev, &content)
+    }
+
+    /// The hash of an outcome event, bound to its decision by `decision_seq`.
+    pub fn outcome(
+        &self,
+        prev: &str,
+        (seq, id, decision_seq): (i64, i64, i64),
+        o: &Outcome,
+        cf_codes: &str,
+    ) -> String {
+        let key = match self {
+            Formula::Keyed(key) => key,
+            Formula::Legacy => return legacy::outcome_hash(prev, seq, decision_seq, o, cf_codes),
+        };
+        let content = (
+            "outcome",
+            seq,
+            id,
+            decision_seq,
+            o.status,
+            cf_codes,
+            &o.error,
+            o.duration_ms,
+            &o.text,
+        );
+        keyed(key, prev, &content)
+    }
+}
+
+/// HMAC over `prev`, a newline and `content` as compact JSON. Events are
 /// tuples, which serialise as JSON arrays without building a `Value`.
-fn hash(prev: &str, content: &impl Serialize) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(prev.as_bytes());
-    hasher.update(b"\n");
-    serde_json::to_writer(&mut hasher, content).expect("strings and numbers always serialise");
-    hex::encode(hasher.finalize())
-}
-
-/// The hash of a decision event.
-pub fn decision_hash(prev: &str, seq: i64, r: &CallRecord) -> String {
-    let decision = if r.allowed { "allow" } else { "deny" };
-    let content = (
-        "decision",
-        seq,
-        &r.ts,
-        r.ts_unix_ms,
-        &r.agent,
-        &r.tool,
-        &r.method,
-        &r.path,
-        &r.target,
-        &r.args,
-        decision,
-        &r.reason,
-        &r.rule,
-        &r.summary,
-    );
-    hash(prev, &content)
-}
-
-/// The hash of an outcome event, bound to its decision by `decision_seq`.
-pub fn outcome_hash(
-    prev: &str,
-    seq: i64,
-    decision_seq: i64,
-    o: &Outcome,
-    cf_codes: &str,
-) -> String {
-    let content = (
-        "outcome",
-        seq,
-        decision_seq,
-        o.status,
-        cf_codes,
-        &o.error,
-        o.duration_ms,
-        &o.text,
-    );
-    hash(prev, &content)
+fn keyed(key: &ChainKey, prev: &str, content: &impl Serialize) -> String {
+    use hmac::Mac;
+    let mut mac = key.hasher();
+    mac.update(prev.as_bytes());
+    mac.update(b"\n");
+    serde_json::to_writer(&mut mac, content).expect("strings and numbers always serialise");
+    hex::encode(mac.finalize().into_bytes())
 }
 
 /// What `audit verify` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// Every row's events are present and their hashes match.
-    Valid { rows: u64, events: u64 },
-    /// The first problem found, in chain order.
-    Broken { row: i64, problem: String },
+    /// Every row's events are present, their hashes match, and every head
+    /// the chain was checked against is in it.
+    Valid { rows: u64, head: Head },
+    /// The first problem found, in chain order; the row, when one row is
+    /// to blame.
+    Broken { row: Option<i64>, problem: String },
 }
 
-struct Event {
+/// A head the chain must contain, and where it came from (for messages:
+/// "the head checkpoint", "the head you gave").
+pub struct Mark<'a> {
+    pub head: &'a Head,
+    pub from: &'a str,
+}
+
+/// One event as stored: a decision or an outcome of row `row`.
+pub(super) struct Event {
     seq: i64,
-    row: i64,
+    pub row: i64,
     prev: String,
     stored: String,
-    computed_with: Box<dyn Fn(&str) -> String>,
+    content: Content,
 }
 
-/// Checks the whole chain, in event order.
-pub fn verify(connection: &Connection) -> rusqlite::Result<Verdict> {
+enum Content {
+    Decision(Box<CallRecord>),
+    Outcome {
+        decision_seq: i64,
+        outcome: Outcome,
+        codes: String,
+    },
+}
+
+impl Event {
+    pub fn is_decision(&self) -> bool {
+        matches!(self.content, Content::Decision(_))
+    }
+
+    /// The event's hash under `formula`, following `prev`.
+    pub fn compute(&self, formula: Formula<'_>, prev: &str) -> String {
+        match &self.content {
+            Content::Decision(record) => formula.decision(prev, self.seq, self.row, record),
+            Content::Outcome {
+                decision_seq,
+                outcome,
+                codes,
+            } => formula.outcome(prev, (self.seq, self.row, *decision_seq), outcome, codes),
+        }
+    }
+}
+
+/// Checks the whole chain, in event order, and that it holds every mark.
+pub fn verify(
+    connection: &Connection,
+    formula: Formula<'_>,
+    marks: &[Mark<'_>],
+) -> rusqlite::Result<Verdict> {
+    let (rows, events) = read_events(connection)?;
+    let mut prev = GENESIS.to_string();
+    for mark in marks.iter().filter(|m| m.head.events == 0) {
+        if mark.head.hash != GENESIS {
+            return Ok(broken(
+                None,
+                format!("{} does not match the start of the chain", mark.from),
+            ));
+        }
+    }
+    for (expected, event) in (1_i64..).zip(&events) {
+        if event.seq != expected {
+            return Ok(broken(
+                Some(event.row),
+                format!(
+                    "event {expected} is missing before row {}: a row was deleted",
+                    event.row
+                ),
+            ));
+        }
+        if event.prev != prev {
+            return Ok(broken(
+                Some(event.row),
+                format!("row {} does not link to the event before it", event.row),
+            ));
+        }
+        if event.compute(formula, &prev) != event.stored {
+            return Ok(broken(
+                Some(event.row),
+                format!(
+                    "row {} does not match its hash: it was edited (or rewritten without the audit key)",
+                    event.row
+                ),
+            ));
+        }
+        prev.clone_from(&event.stored);
+        for mark in marks.iter().filter(|m| m.head.events == expected) {
+            if mark.head.hash != prev {
+                return Ok(broken(
+                    Some(event.row),
+                    format!(
+                        "event {expected} (row {}) is not the one {} names: the log was rewritten",
+                        event.row, mark.from
+                    ),
+                ));
+            }
+        }
+    }
+    let head = Head {
+        events: events.len() as i64,
+        hash: prev,
+    };
+    if let Some(mark) = marks.iter().find(|m| m.head.events > head.events) {
+        return Ok(broken(
+            None,
+            format!(
+                "the log ends at event {} but {} has event {}: rows were removed from the end",
+                head.events, mark.from, mark.head.events
+            ),
+        ));
+    }
+    Ok(Verdict::Valid { rows, head })
+}
+
+fn broken(row: Option<i64>, problem: String) -> Verdict {
+    Verdict::Broken { row, problem }
+}
+
+/// Every event of every row, in chain order, and the number of rows.
+pub(super) fn read_events(connection: &Connection) -> rusqlite::Result<(u64, Vec<Event>)> {
     let mut statement = connection.prepare(
         "SELECT id, ts, ts_unix_ms, agent, tool, method, path, target, args, decision, reason, rule, summary,
-                seq, prev_hash, hash, status, cf_codes, error, duration_ms, outcome,
+                lookup, sandbox, seq, prev_hash, hash, status, cf_codes, error, duration_ms, outcome,
                 outcome_seq, outcome_prev_hash, outcome_hash
          FROM calls ORDER BY id",
     )?;
@@ -95,42 +261,14 @@ pub fn verify(connection: &Connection) -> rusqlite::Result<Verdict> {
     let mut query = statement.query([])?;
     while let Some(row) = query.next()? {
         rows += 1;
-        events.extend(row_events(row)?);
+        row_events(row, &mut events)?;
     }
     events.sort_by_key(|e| e.seq);
-    let mut prev = GENESIS.to_string();
-    for (expected, event) in (1_i64..).zip(&events) {
-        if event.seq != expected {
-            return Ok(Verdict::Broken {
-                row: event.row,
-                problem: format!(
-                    "event {expected} is missing before row {}: a row was deleted",
-                    event.row
-                ),
-            });
-        }
-        if event.prev != prev {
-            return Ok(Verdict::Broken {
-                row: event.row,
-                problem: format!("row {} does not link to the event before it", event.row),
-            });
-        }
-        if (event.computed_with)(&prev) != event.stored {
-            return Ok(Verdict::Broken {
-                row: event.row,
-                problem: format!("row {} does not match its hash: it was edited", event.row),
-            });
-        }
-        prev = event.stored.clone();
-    }
-    Ok(Verdict::Valid {
-        rows,
-        events: events.len() as u64,
-    })
+    Ok((rows, events))
 }
 
 /// The one or two events a row holds.
-fn row_events(row: &Row<'_>) -> rusqlite::Result<Vec<Event>> {
+fn row_events(row: &Row<'_>, events: &mut Vec<Event>) -> rusqlite::Result<()> {
     let id: i64 = row.get("id")?;
     let record = CallRecord {
         ts: row.get("ts")?,
@@ -145,19 +283,18 @@ fn row_events(row: &Row<'_>) -> rusqlite::Result<Vec<Event>> {
         reason: row.get("reason")?,
         rule: row.get("rule")?,
         summary: row.get("summary")?,
+        lookup: row.get("lookup")?,
+        sandbox: row.get("sandbox")?,
     };
     let seq: i64 = row.get("seq")?;
-    let mut events = vec![Event {
+    events.push(Event {
         seq,
         row: id,
         prev: row.get("prev_hash")?,
         stored: row.get("hash")?,
-        computed_with: Box::new(move |prev| decision_hash(prev, seq, &record)),
-    }];
+        content: Content::Decision(Box::new(record)),
+    });
     if let Some(outcome_seq) = row.get::<_, Option<i64>>("outcome_seq")? {
-        let codes: String = row
-            .get::<_, Option<String>>("cf_codes")?
-            .unwrap_or_default();
         let outcome = Outcome {
             status: row.get::<_, Option<u16>>("status")?,
             cf_codes: Vec::new(),
@@ -176,29 +313,40 @@ fn row_events(row: &Row<'_>) -> rusqlite::Result<Vec<Event>> {
             stored: row
                 .get::<_, Option<String>>("outcome_hash")?
                 .unwrap_or_default(),
-            computed_with: Box::new(move |prev| {
-                outcome_hash(prev, outcome_seq, seq, &outcome, &codes)
-            }),
+            content: Content::Outcome {
+                decision_seq: seq,
+                outcome,
+                codes: row
+                    .get::<_, Option<String>>("cf_codes")?
+                    .unwrap_or_default(),
+            },
         });
     }
-    Ok(events)
+    Ok(())
+}
+
+/// The last event of the chain as stored (not verified).
+pub fn stored_head(connection: &Connection) -> rusqlite::Result<Head> {
+    use rusqlite::OptionalExtension;
+    let last = connection
+        .query_row(
+            "SELECT seq, hash FROM calls WHERE seq = (SELECT MAX(seq) FROM calls)
+             UNION ALL
+             SELECT outcome_seq, outcome_hash FROM calls WHERE outcome_seq = (SELECT MAX(outcome_seq) FROM calls WHERE outcome_seq IS NOT NULL)
+             ORDER BY 1 DESC LIMIT 1",
+            [],
+            |row| Ok(Head { events: row.get(0)?, hash: row.get(1)? }),
+        )
+        .optional()?;
+    Ok(last.unwrap_or_else(Head::genesis))
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
 
-    fn sha256_hex(text: &str) -> String {
-        hex::encode(Sha256::digest(text.as_bytes()))
-    }
-
-    /// Logs written before keep verifying: an event's hash is SHA-256 over
-    /// the previous hash, "\n" and the event as a compact JSON array.
-    #[test]
-    fn events_hash_as_compact_json_arrays() {
-        let record = CallRecord {
+    fn record() -> CallRecord {
+        CallRecord {
             ts: "2026-11-28T12:00:00.000Z".into(),
             ts_unix_ms: 1_764_331_200_000,
             agent: "site-deployer".into(),
@@ -211,39 +359,38 @@ mod tests {
             reason: "its DNS grant is \"read\"".into(),
             rule: "grants.dns".into(),
             summary: "site-deployer was allowed to list DNS records.".into(),
-        };
-        let expected = json!([
-            "decision",
-            7,
-            record.ts,
-            record.ts_unix_ms,
-            record.agent,
-            record.tool,
-            record.method,
-            record.path,
-            record.target,
-            record.args,
-            "allow",
-            record.reason,
-            record.rule,
-            record.summary
-        ]);
-        assert_eq!(
-            decision_hash(GENESIS, 7, &record),
-            sha256_hex(&format!("{GENESIS}\n{expected}"))
-        );
+            lookup: String::new(),
+            sandbox: false,
+        }
+    }
 
-        let outcome = Outcome {
-            status: Some(200),
-            cf_codes: Vec::new(),
-            error: None,
-            duration_ms: Some(12),
-            text: "Cloudflare answered 200 in 12 ms.".into(),
-        };
-        let expected = json!(["outcome", 8, 7, 200, "[]", null, 12, outcome.text]);
-        assert_eq!(
-            outcome_hash("abc", 8, 7, &outcome, "[]"),
-            sha256_hex(&format!("abc\n{expected}"))
+    /// The hash depends on the key, the row id and every column: without
+    /// the key the public formula gives another answer.
+    #[test]
+    fn events_are_keyed_and_cover_the_row_id() {
+        let key = ChainKey::from_bytes([7; 32]);
+        let other = ChainKey::from_bytes([8; 32]);
+        let r = record();
+        let hash = Formula::Keyed(&key).decision(GENESIS, 1, 1, &r);
+        assert_ne!(hash, Formula::Keyed(&other).decision(GENESIS, 1, 1, &r));
+        assert_ne!(hash, Formula::Keyed(&key).decision(GENESIS, 1, 2, &r));
+        assert_ne!(hash, Formula::Legacy.decision(GENESIS, 1, 1, &r));
+        let mut sandboxed = r.clone();
+        sandboxed.sandbox = true;
+        assert_ne!(
+            hash,
+            Formula::Keyed(&key).decision(GENESIS, 1, 1, &sandboxed)
         );
+    }
+
+    #[test]
+    fn heads_parse_as_printed() {
+        let head = Head {
+            events: 12,
+            hash: "ab".repeat(32),
+        };
+        assert_eq!(head.to_string().parse::<Head>(), Ok(head));
+        assert!("12".parse::<Head>().is_err());
+        assert!("x:ab".parse::<Head>().is_err());
     }
 }

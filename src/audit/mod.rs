@@ -1,8 +1,12 @@
 //! The audit log: every decision, allowed or denied, with its reason and
-//! Cloudflare's answer, in SQLite, hash-chained so edits and deletions show.
-//! The only module that knows SQL.
+//! Cloudflare's answer, in SQLite, in one HMAC chain keyed with a key kept
+//! outside the database, with head checkpoints beside it, so edits,
+//! deletions and a cut-off end show. The only module that knows SQL.
 
 mod chain;
+mod checkpoint;
+mod key;
+mod legacy;
 mod query;
 mod record;
 mod schema;
@@ -15,7 +19,8 @@ use std::time::SystemTime;
 
 use tokio::sync::{mpsc, oneshot};
 
-pub use chain::Verdict;
+pub use chain::{Head, Verdict};
+pub use key::AuditFiles;
 pub use query::{Entry, Filter};
 pub use record::{CallRecord, MAX_ARGS_BYTES, Outcome, stored_args};
 pub use writer::RowRef;
@@ -63,22 +68,30 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
-    /// Opens (creating and migrating as needed) the log at `path`, with
-    /// every commit flushed to disk.
+    /// Opens (creating and migrating as needed) the log at `path`, its key
+    /// and head checkpoint beside it, with every commit flushed to disk.
     pub fn open(path: &Path) -> Result<Self, AuditError> {
-        Self::open_with(path, Durability::Full, None)
+        Self::open_with(&AuditFiles::beside(path), Durability::Full, None)
     }
 
     /// Opens the log with the given durability and, if set, a size cap:
     /// once the file reaches `max_bytes`, writes fail and calls are refused.
     pub fn open_with(
-        path: &Path,
+        files: &AuditFiles,
         durability: Durability,
         max_bytes: Option<u64>,
     ) -> Result<Self, AuditError> {
         Ok(Self {
-            jobs: writer::start(path, durability, max_bytes, 4096)?,
+            jobs: writer::start(files, durability, max_bytes, 4096)?,
         })
+    }
+
+    /// Makes every row durable and writes the head checkpoint; returns the
+    /// head. For a clean shutdown: the writer keeps working after it.
+    pub async fn close(&self) -> Result<Head, AuditError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Job::Close(reply)).await?;
+        answer.await.map_err(|_| gone())?
     }
 
     /// Writes a decision before the upstream call. Returns once it is
@@ -158,10 +171,49 @@ fn gone() -> AuditError {
     AuditError::Unavailable("the audit writer stopped".into())
 }
 
-/// Checks the hash chain of the log at `path`.
-pub fn verify(path: &Path) -> Result<Verdict, AuditError> {
-    let connection = query::open_read_only(path)?;
-    chain::verify(&connection).map_err(|e| AuditError::Unavailable(e.to_string()))
+/// Checks the chain of the log with its key, against its head checkpoint
+/// and, if given, a head the operator saved elsewhere (`expect`).
+pub fn verify(files: &AuditFiles, expect: Option<&Head>) -> Result<Verdict, AuditError> {
+    let connection = query::open_read_only(&files.db)?;
+    let unavailable = |e: rusqlite::Error| AuditError::Unavailable(e.to_string());
+    if !schema::is_keyed(&connection).unwrap_or(false) {
+        return Err(AuditError::Unavailable(format!(
+            "{} was written before flaregate keyed its chain: start `flaregate serve` with it once to verify and key it",
+            key::absolute(&files.db).display()
+        )));
+    }
+    let key = key::ChainKey::load(&files.key)?;
+    let saved = match checkpoint::read(&files.head, &key) {
+        Ok(Some(head)) => head,
+        Ok(None) => {
+            return Ok(Verdict::Broken {
+                row: None,
+                problem: format!(
+                    "there is no head checkpoint at {}: flaregate writes one at first start, so rows may have been cut off the end",
+                    key::absolute(&files.head).display()
+                ),
+            });
+        }
+        Err(problem) => return Ok(Verdict::Broken { row: None, problem }),
+    };
+    let mut marks = vec![chain::Mark {
+        head: &saved,
+        from: "the head checkpoint",
+    }];
+    if let Some(expect) = expect {
+        marks.push(chain::Mark {
+            head: expect,
+            from: "the head you gave",
+        });
+    }
+    chain::verify(&connection, chain::Formula::Keyed(&key), &marks).map_err(unavailable)
+}
+
+/// The end of the chain as stored (`flaregate audit head`): save it
+/// somewhere flaregate cannot write, and pass it to `verify` later.
+pub fn head(files: &AuditFiles) -> Result<Head, AuditError> {
+    let connection = query::open_read_only(&files.db)?;
+    chain::stored_head(&connection).map_err(|e| AuditError::Unavailable(e.to_string()))
 }
 
 /// Reads rows of the log at `path`.

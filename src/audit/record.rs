@@ -25,6 +25,11 @@ pub struct CallRecord {
     pub rule: String,
     /// A sentence: "dns-editor was denied delete_dns_record on example.com: …".
     pub summary: String,
+    /// What flaregate fetched from Cloudflare to decide, if anything:
+    /// "GET /zones/…/dns_records/… → 200 in 4 ms".
+    pub lookup: String,
+    /// Written while serving the built-in sandbox, not Cloudflare.
+    pub sandbox: bool,
 }
 
 /// The outcome half, written after the upstream call (or at once for a

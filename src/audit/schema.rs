@@ -71,6 +71,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX calls_by_outcome_seq ON calls (outcome_seq) WHERE outcome_seq IS NOT NULL;
     CREATE INDEX calls_by_time ON calls (ts_unix_ms);
     CREATE INDEX calls_by_agent ON calls (agent, ts_unix_ms);",
+    // 3: what was fetched to decide (lookups), whether the row was written
+    // against the sandbox, and facts about the chain (is it keyed).
+    "ALTER TABLE calls ADD COLUMN lookup TEXT NOT NULL DEFAULT '';
+    ALTER TABLE calls ADD COLUMN sandbox INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE chain_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);",
 ];
 
 /// Brings the database to the current schema version.
@@ -83,6 +88,26 @@ pub fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
         tx.commit()?;
     }
     Ok(())
+}
+
+/// Whether the chain is keyed (HMAC with the audit key); logs written
+/// before keys are not, until the writer re-keys them.
+pub fn is_keyed(connection: &Connection) -> rusqlite::Result<bool> {
+    connection.query_row(
+        "SELECT EXISTS (SELECT 1 FROM chain_meta WHERE name = 'mac' AND value = 'hmac-sha256')",
+        [],
+        |row| row.get(0),
+    )
+}
+
+/// Records that every event is now keyed.
+pub fn mark_keyed(connection: &Connection) -> rusqlite::Result<()> {
+    connection
+        .execute(
+            "INSERT OR REPLACE INTO chain_meta (name, value) VALUES ('mac', 'hmac-sha256')",
+            [],
+        )
+        .map(|_| ())
 }
 
 /// Opens (or creates) the database in WAL mode. Commits are not fsynced
@@ -112,9 +137,12 @@ pub fn open(path: &std::path::Path, max_bytes: Option<u64>) -> rusqlite::Result<
 
 #[cfg(test)]
 mod tests {
+    use rusqlite::params;
+
     use super::*;
-    use crate::audit::chain::{self, GENESIS, Verdict};
-    use crate::audit::writer::{complete, insert};
+    use crate::audit::chain::{self, Formula, GENESIS, Verdict};
+    use crate::audit::key::ChainKey;
+    use crate::audit::legacy;
     use crate::audit::{CallRecord, Outcome};
 
     fn record(agent: &str) -> CallRecord {
@@ -131,45 +159,92 @@ mod tests {
             reason: "its zones grant is read".into(),
             rule: "grants.zones".into(),
             summary: format!("{agent} was allowed to list zones."),
+            lookup: String::new(),
+            sandbox: false,
         }
     }
 
-    #[test]
-    fn a_version_1_log_keeps_its_rows_and_its_chain_and_outcome_numbers_stay_unique() {
-        let mut connection = Connection::open_in_memory().unwrap();
+    /// A version-1 log as flaregate 0.1 wrote it: a call with its outcome
+    /// and one without, chained with plain SHA-256.
+    fn version_1_log() -> Connection {
+        let connection = Connection::open_in_memory().unwrap();
         connection.execute_batch(MIGRATIONS[0]).unwrap();
         connection.pragma_update(None, "user_version", 1).unwrap();
-        // Rows as the writer writes them: a call with its outcome, one without.
-        let tx = connection.transaction().unwrap();
-        let (mut seq, mut prev) = (0, GENESIS.to_string());
-        let first = insert(&tx, &mut seq, &mut prev, &record("auditor")).unwrap();
+        let insert = |seq: i64, prev: &str, r: &CallRecord| {
+            let hash = legacy::decision_hash(prev, seq, r);
+            connection
+                .execute(
+                    "INSERT INTO calls (ts, ts_unix_ms, agent, tool, method, path, target, args, decision, reason, rule, summary, seq, prev_hash, hash)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'allow', ?9, ?10, ?11, ?12, ?13, ?14)",
+                    params![r.ts, r.ts_unix_ms, r.agent, r.tool, r.method, r.path, r.target, r.args, r.reason, r.rule, r.summary, seq, prev, hash],
+                )
+                .unwrap();
+            hash
+        };
+        let first = insert(1, GENESIS, &record("auditor"));
         let outcome = Outcome {
             status: Some(200),
             duration_ms: Some(12),
             text: "Cloudflare answered 200 in 12 ms.".into(),
             ..Outcome::default()
         };
-        complete(&tx, &mut seq, &mut prev, first, &outcome).unwrap();
-        insert(&tx, &mut seq, &mut prev, &record("site-deployer")).unwrap();
-        tx.commit().unwrap();
+        let second = legacy::outcome_hash(&first, 2, 1, &outcome, "");
+        connection
+            .execute(
+                "UPDATE calls SET status = 200, cf_codes = '', duration_ms = 12, outcome = ?1, outcome_seq = 2, outcome_prev_hash = ?2, outcome_hash = ?3 WHERE id = 1",
+                params![outcome.text, first, second],
+            )
+            .unwrap();
+        insert(3, &second, &record("site-deployer"));
+        connection
+    }
 
+    #[test]
+    fn a_version_1_log_keeps_its_rows_and_is_re_keyed_and_outcome_numbers_stay_unique() {
+        let mut connection = version_1_log();
         migrate(&mut connection).unwrap();
-
         let version: i64 = connection
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
         assert_eq!(version, MIGRATIONS.len() as i64);
-        assert_eq!(
-            chain::verify(&connection).unwrap(),
-            Verdict::Valid { rows: 2, events: 3 }
-        );
-        let tx = connection.transaction().unwrap();
-        let last = insert(&tx, &mut seq, &mut prev, &record("auditor")).unwrap();
+        assert!(!is_keyed(&connection).unwrap());
+
+        let key = ChainKey::from_bytes([5; 32]);
+        assert_eq!(legacy::rekey(&mut connection, &key), Ok(2));
+        let Verdict::Valid { rows, head } =
+            chain::verify(&connection, Formula::Keyed(&key), &[]).unwrap()
+        else {
+            panic!("the re-keyed chain verifies");
+        };
+        assert_eq!((rows, head.events), (2, 3));
         assert!(
-            tx.execute("UPDATE calls SET outcome_seq = 2 WHERE id = ?1", [last.id])
+            matches!(
+                chain::verify(&connection, Formula::Legacy, &[]).unwrap(),
+                Verdict::Broken { .. }
+            ),
+            "the public formula no longer verifies it"
+        );
+        assert!(
+            connection
+                .execute("UPDATE calls SET outcome_seq = 2 WHERE id = 2", [])
                 .is_err(),
             "an outcome number is used once"
         );
+    }
+
+    #[test]
+    fn a_broken_version_1_log_is_not_re_keyed() {
+        let mut connection = version_1_log();
+        connection
+            .execute("UPDATE calls SET agent = 'mallory' WHERE id = 2", [])
+            .unwrap();
+        migrate(&mut connection).unwrap();
+        let error = legacy::rekey(&mut connection, &ChainKey::from_bytes([5; 32])).unwrap_err();
+        assert!(error.contains("broken"), "{error}");
+        let agent: String = connection
+            .query_row("SELECT agent FROM calls WHERE id = 2", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(agent, "mallory", "left as it is");
     }
 
     #[test]

@@ -9,18 +9,17 @@
 //! flushes on its own at most `FLUSH_AFTER` after a write nobody asked to
 //! flush.
 
-use std::path::Path;
 use std::thread;
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::AuditError;
-use super::chain::{GENESIS, decision_hash, outcome_hash};
+use super::chain::{self, Formula, Head};
+use super::key::{AuditFiles, ChainKey, absolute};
 use super::record::{CallRecord, Outcome};
-use super::schema;
 use super::sync::{FlushReply, Syncer, Wal};
+use super::{AuditError, checkpoint, legacy, schema};
 
 /// A row's handle: the seq of its decision event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +39,8 @@ pub enum Job {
     },
     /// Make everything written so far durable.
     Flush(FlushReply),
+    /// Make everything durable and write the head checkpoint (shutdown).
+    Close(oneshot::Sender<Result<Head, AuditError>>),
 }
 
 /// A record to commit.
@@ -67,20 +68,33 @@ const FLUSH_AFTER: Duration = Duration::from_millis(10);
 /// Jobs committed in one transaction, at most.
 const BATCH: usize = 512;
 
-/// The chain's head, as the writer keeps it between commits.
-struct Head {
-    seq: i64,
-    hash: String,
+/// The head checkpoint is brought up to date this often while rows are
+/// written (and at shutdown).
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
+
+/// The chain's end and the last row id, as the writer keeps them between
+/// commits: ids are chosen here, so each row's hash covers its id.
+#[derive(Clone)]
+struct Tip {
+    head: Head,
+    last_id: i64,
 }
 
 /// The database, and how its commits reach the disk.
 struct Log {
     connection: Connection,
+    key: ChainKey,
+    files: AuditFiles,
     /// Flushes the WAL; `None` when commits are never flushed
     /// (`Durability::Normal`).
     syncer: Option<Syncer>,
     /// When the oldest unflushed write must be flushed, if there is one.
     flush_due: Option<tokio::time::Instant>,
+    /// The head the checkpoint file holds, and the head to write at the
+    /// next tick: one tick old, so already flushed when it is written.
+    checkpointed: Head,
+    pending: Option<Head>,
+    checkpoint_due: Option<tokio::time::Instant>,
 }
 
 impl Log {
@@ -89,6 +103,55 @@ impl Log {
         if self.syncer.is_some() && self.flush_due.is_none() {
             self.flush_due = Some(tokio::time::Instant::now() + FLUSH_AFTER);
         }
+    }
+
+    /// Notes the head after a commit, for a checkpoint at the next tick.
+    fn advanced(&mut self) {
+        if self.checkpoint_due.is_none() {
+            self.checkpoint_due = Some(tokio::time::Instant::now() + CHECKPOINT_EVERY);
+        }
+    }
+
+    /// At a tick: writes the head noted at the tick before (flushed since),
+    /// and notes the current one for the next.
+    fn tick(&mut self, tip: &Tip) {
+        self.checkpoint_due = None;
+        if let Some(head) = self.pending.take() {
+            self.write_checkpoint(&head);
+        }
+        if tip.head != self.checkpointed {
+            self.pending = Some(tip.head.clone());
+            self.checkpoint_due = Some(tokio::time::Instant::now() + CHECKPOINT_EVERY);
+        }
+    }
+
+    fn write_checkpoint(&mut self, head: &Head) {
+        match checkpoint::write(&self.files.head, &self.key, head) {
+            Ok(()) => self.checkpointed = head.clone(),
+            Err(error) => tracing::error!(
+                %error, path = %absolute(&self.files.head).display(),
+                "cannot write the audit head checkpoint"
+            ),
+        }
+    }
+
+    /// Makes everything written durable, then checkpoints the head.
+    async fn close(&mut self, tip: &Tip) -> Result<Head, AuditError> {
+        let (reply, flushed) = oneshot::channel();
+        self.flush(&mut vec![reply]);
+        flushed
+            .await
+            .map_err(|_| AuditError::Unavailable("the audit fsync thread stopped".into()))??;
+        self.pending = None;
+        self.checkpoint_due = None;
+        checkpoint::write(&self.files.head, &self.key, &tip.head).map_err(|e| {
+            AuditError::Unavailable(format!(
+                "cannot write the audit head checkpoint {}: {e}",
+                absolute(&self.files.head).display()
+            ))
+        })?;
+        self.checkpointed = tip.head.clone();
+        Ok(tip.head.clone())
     }
 
     /// Has every commit so far made durable, and `waiting` told once it is.
@@ -104,18 +167,45 @@ impl Log {
     }
 }
 
-/// Opens the database and starts the writer thread.
+/// Opens the database and starts the writer thread: loads (or, for a new
+/// log, creates) the audit key, re-keys a log written before keys, refuses
+/// a log shorter than its last head checkpoint, and checkpoints the head.
 pub fn start(
-    path: &Path,
+    files: &AuditFiles,
     durability: super::Durability,
     max_bytes: Option<u64>,
     capacity: usize,
 ) -> Result<mpsc::Sender<Job>, AuditError> {
-    let connection = schema::open(path, max_bytes).map_err(|e| AuditError::open(path, e))?;
-    let head = read_head(&connection).map_err(|e| AuditError::open(path, e))?;
+    let open_error = |e: rusqlite::Error| AuditError::open(&files.db, e);
+    let mut connection = schema::open(&files.db, max_bytes).map_err(open_error)?;
+    let key = key_for(&mut connection, files)?;
+    let head = chain::stored_head(&connection).map_err(open_error)?;
+    match checkpoint::read(&files.head, &key).map_err(AuditError::Unavailable)? {
+        Some(saved) if saved.events > head.events => {
+            return Err(AuditError::Unavailable(format!(
+                "the audit log {} ends at event {} but its head checkpoint has event {}: rows were removed. \
+                 Run `flaregate audit verify`; keep the files as evidence and start a new log under another name",
+                absolute(&files.db).display(),
+                head.events,
+                saved.events
+            )));
+        }
+        _ => {}
+    }
+    checkpoint::write(&files.head, &key, &head).map_err(|e| {
+        AuditError::Unavailable(format!(
+            "cannot write the audit head checkpoint {}: {e}",
+            absolute(&files.head).display()
+        ))
+    })?;
+    let last_id: i64 = connection
+        .query_row("SELECT COALESCE(MAX(id), 0) FROM calls", [], |row| {
+            row.get(0)
+        })
+        .map_err(open_error)?;
     let syncer = match durability {
         super::Durability::Full => {
-            let mut wal = path.as_os_str().to_owned();
+            let mut wal = files.db.as_os_str().to_owned();
             wal.push("-wal");
             Some(Syncer::start(Wal::new(wal.into())).map_err(|e| {
                 AuditError::Unavailable(format!("cannot start the audit fsync thread: {e}"))
@@ -125,54 +215,99 @@ pub fn start(
     };
     let log = Log {
         connection,
+        key,
+        files: files.clone(),
         syncer,
         flush_due: None,
+        checkpointed: head.clone(),
+        pending: None,
+        checkpoint_due: None,
     };
+    let tip = Tip { head, last_id };
     let (sender, receiver) = mpsc::channel(capacity);
     thread::Builder::new()
         .name("audit-writer".into())
-        .spawn(move || run(log, head, receiver))
+        .spawn(move || run(log, tip, receiver))
         .map_err(|e| AuditError::Unavailable(format!("cannot start the audit writer: {e}")))?;
     Ok(sender)
 }
 
-fn read_head(connection: &Connection) -> rusqlite::Result<Head> {
-    let last = connection
-        .query_row(
-            "SELECT seq, hash FROM calls WHERE seq = (SELECT MAX(seq) FROM calls)
-             UNION ALL
-             SELECT outcome_seq, outcome_hash FROM calls WHERE outcome_seq = (SELECT MAX(outcome_seq) FROM calls WHERE outcome_seq IS NOT NULL)
-             ORDER BY 1 DESC LIMIT 1",
-            [],
-            |row| Ok(Head { seq: row.get(0)?, hash: row.get(1)? }),
-        )
-        .optional()?;
-    Ok(last.unwrap_or(Head {
-        seq: 0,
-        hash: GENESIS.to_string(),
-    }))
+/// The chain key of the log: read from its file; for a log with no key
+/// yet (new, or written before keys) a new one is made, and older rows
+/// are verified and re-keyed with it.
+fn key_for(connection: &mut Connection, files: &AuditFiles) -> Result<ChainKey, AuditError> {
+    let keyed = schema::is_keyed(connection).map_err(|e| AuditError::open(&files.db, e))?;
+    if keyed || files.key.exists() {
+        if !files.key.exists() {
+            return Err(AuditError::Unavailable(format!(
+                "the audit key {} is missing: the log {} was chained with it and cannot be extended or verified without it; restore the key file",
+                absolute(&files.key).display(),
+                absolute(&files.db).display()
+            )));
+        }
+        let key = ChainKey::load(&files.key)?;
+        if !keyed {
+            rekey(connection, files, &key)?;
+        }
+        return Ok(key);
+    }
+    let key = ChainKey::create(&files.key)?;
+    tracing::info!(path = %absolute(&files.key).display(), "created the audit key; keep it safe and apart from the log");
+    rekey(connection, files, &key)?;
+    Ok(key)
 }
 
-fn run(log: Log, head: Head, receiver: mpsc::Receiver<Job>) {
+fn rekey(
+    connection: &mut Connection,
+    files: &AuditFiles,
+    key: &ChainKey,
+) -> Result<(), AuditError> {
+    let rows = legacy::rekey(connection, key).map_err(|problem| {
+        AuditError::Unavailable(format!(
+            "cannot key the audit log {}: {problem}",
+            absolute(&files.db).display()
+        ))
+    })?;
+    schema::mark_keyed(connection).map_err(|e| AuditError::open(&files.db, e))?;
+    if rows > 0 {
+        tracing::info!(
+            rows,
+            "verified the audit log written before keys and chained it with the key"
+        );
+    }
+    Ok(())
+}
+
+fn run(log: Log, tip: Tip, receiver: mpsc::Receiver<Job>) {
     // A runtime of this thread's own, for the flush timer.
     match tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
     {
-        Ok(runtime) => runtime.block_on(serve(log, head, receiver)),
+        Ok(runtime) => runtime.block_on(serve(log, tip, receiver)),
         Err(error) => tracing::error!(%error, "cannot start the audit writer"),
     }
 }
 
-async fn serve(mut log: Log, mut head: Head, mut receiver: mpsc::Receiver<Job>) {
+async fn serve(mut log: Log, mut tip: Tip, mut receiver: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut flushes = Vec::new();
     loop {
-        let first = match log.flush_due {
+        let due = [log.flush_due, log.checkpoint_due]
+            .into_iter()
+            .flatten()
+            .min();
+        let first = match due {
             Some(due) => match tokio::time::timeout_at(due, receiver.recv()).await {
                 Ok(job) => job,
                 Err(_elapsed) => {
-                    log.flush(&mut flushes);
+                    let now = tokio::time::Instant::now();
+                    if log.flush_due.is_some_and(|at| at <= now) {
+                        log.flush(&mut flushes);
+                    }
+                    if log.checkpoint_due.is_some_and(|at| at <= now) {
+                        log.tick(&tip);
+                    }
                     continue;
                 }
             },
@@ -181,20 +316,22 @@ async fn serve(mut log: Log, mut head: Head, mut receiver: mpsc::Receiver<Job>) 
         let Some(first) = first else { break };
         let mut next = Some(first);
         let mut flushes_of_batch = Vec::new();
+        let mut closing = Vec::new();
         while let Some(job) = next.take() {
             match job {
                 Job::Flush(reply) => flushes.push(reply),
+                Job::Close(reply) => closing.push(reply),
                 Job::Write { write, flushed } => {
                     batch.push(write);
                     flushes_of_batch.extend(flushed);
                 }
             }
-            if batch.len() < BATCH {
+            if batch.len() < BATCH && closing.is_empty() {
                 next = receiver.try_recv().ok();
             }
         }
         if !batch.is_empty() {
-            match write(&mut log, &mut head, &mut batch) {
+            match write(&mut log, &mut tip, &mut batch) {
                 Ok(()) => flushes.append(&mut flushes_of_batch),
                 Err(error) => {
                     for reply in flushes_of_batch {
@@ -210,16 +347,24 @@ async fn serve(mut log: Log, mut head: Head, mut receiver: mpsc::Receiver<Job>) 
         {
             log.flush(&mut flushes);
         }
+        for reply in closing {
+            let _ = reply.send(log.close(&tip).await);
+        }
     }
-    log.flush(&mut flushes);
+    if tip.head != log.checkpointed
+        && let Err(error) = log.close(&tip).await
+    {
+        tracing::error!(%error, "the audit log could not be closed cleanly");
+    }
 }
 
 /// Commits a batch of records and tells each caller how it went.
-fn write(log: &mut Log, head: &mut Head, batch: &mut Vec<Write>) -> Result<(), AuditError> {
-    match commit(&mut log.connection, head, batch) {
-        Ok((new_head, results)) => {
-            *head = new_head;
+fn write(log: &mut Log, tip: &mut Tip, batch: &mut Vec<Write>) -> Result<(), AuditError> {
+    match commit(&mut log.connection, &log.key, tip, batch) {
+        Ok((new_tip, results)) => {
+            *tip = new_tip;
             log.written();
+            log.advanced();
             for (job, result) in batch.drain(..).zip(results) {
                 answer(job, Ok(result));
             }
@@ -248,94 +393,107 @@ fn answer(write: Write, result: Result<RowRef, AuditError>) {
     }
 }
 
-/// Writes a batch in one transaction; the new head and each job's row.
+/// Writes a batch in one transaction; the new tip and each job's row.
 fn commit(
     connection: &mut Connection,
-    head: &Head,
+    key: &ChainKey,
+    tip: &Tip,
     batch: &[Write],
-) -> rusqlite::Result<(Head, Vec<RowRef>)> {
+) -> rusqlite::Result<(Tip, Vec<RowRef>)> {
     let tx = connection.transaction()?;
-    let mut seq = head.seq;
-    let mut prev = head.hash.clone();
+    let mut chain = Chain {
+        formula: Formula::Keyed(key),
+        tip: tip.clone(),
+    };
     let mut rows = Vec::with_capacity(batch.len());
     for job in batch {
         let row = match job {
-            Write::Begin { record, .. } => insert(&tx, &mut seq, &mut prev, record)?,
+            Write::Begin { record, .. } => chain.insert(&tx, record)?,
             Write::Complete { row, outcome, .. } => {
-                complete(&tx, &mut seq, &mut prev, *row, outcome)?;
+                chain.complete(&tx, *row, outcome)?;
                 *row
             }
             Write::Whole {
                 record, outcome, ..
             } => {
-                let row = insert(&tx, &mut seq, &mut prev, record)?;
-                complete(&tx, &mut seq, &mut prev, row, outcome)?;
+                let row = chain.insert(&tx, record)?;
+                chain.complete(&tx, row, outcome)?;
                 row
             }
         };
         rows.push(row);
     }
     tx.commit()?;
-    Ok((Head { seq, hash: prev }, rows))
+    Ok((chain.tip, rows))
 }
 
-/// Writes a decision row as the next event of the chain.
-pub(super) fn insert(
-    tx: &rusqlite::Transaction<'_>,
-    seq: &mut i64,
-    prev: &mut String,
-    r: &CallRecord,
-) -> rusqlite::Result<RowRef> {
-    *seq += 1;
-    let hash = decision_hash(prev, *seq, r);
-    tx.prepare_cached(
-        "INSERT INTO calls (ts, ts_unix_ms, agent, tool, method, path, target, args, decision, reason, rule, summary, seq, prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-    )?
-    .execute(params![
-        r.ts, r.ts_unix_ms, r.agent, r.tool, r.method, r.path, r.target, r.args,
-        if r.allowed { "allow" } else { "deny" }, r.reason, r.rule, r.summary, *seq, prev.as_str(), hash
-    ])?;
-    *prev = hash;
-    Ok(RowRef {
-        id: tx.last_insert_rowid(),
-        seq: *seq,
-    })
+/// Appends events to the chain inside one transaction.
+struct Chain<'a> {
+    formula: Formula<'a>,
+    tip: Tip,
 }
 
-/// Fills in a decision row's outcome as the next event of the chain.
-pub(super) fn complete(
-    tx: &rusqlite::Transaction<'_>,
-    seq: &mut i64,
-    prev: &mut String,
-    row: RowRef,
-    o: &Outcome,
-) -> rusqlite::Result<()> {
-    *seq += 1;
-    let codes = o
-        .cf_codes
-        .iter()
-        .map(i64::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
-    let hash = outcome_hash(prev, *seq, row.seq, o, &codes);
-    let changed = tx
-        .prepare_cached(
-            "UPDATE calls SET status = ?1, cf_codes = ?2, error = ?3, duration_ms = ?4, outcome = ?5,
-                              outcome_seq = ?6, outcome_prev_hash = ?7, outcome_hash = ?8
-             WHERE id = ?9 AND outcome_seq IS NULL",
+impl<'a> Chain<'a> {
+    /// Writes a decision row as the next event of the chain.
+    pub fn insert(
+        &mut self,
+        tx: &rusqlite::Transaction<'_>,
+        r: &CallRecord,
+    ) -> rusqlite::Result<RowRef> {
+        let seq = self.tip.head.events + 1;
+        let id = self.tip.last_id + 1;
+        let hash = self.formula.decision(&self.tip.head.hash, seq, id, r);
+        tx.prepare_cached(
+            "INSERT INTO calls (id, ts, ts_unix_ms, agent, tool, method, path, target, args, decision, reason, rule, summary, lookup, sandbox, seq, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
         )?
-        .execute(params![o.status, codes, o.error, o.duration_ms.map(|d| d as i64), o.text, *seq, prev.as_str(), hash, row.id])?;
-    if changed != 1 {
-        return Err(rusqlite::Error::QueryReturnedNoRows);
+        .execute(params![
+            id, r.ts, r.ts_unix_ms, r.agent, r.tool, r.method, r.path, r.target, r.args,
+            if r.allowed { "allow" } else { "deny" }, r.reason, r.rule, r.summary, r.lookup, r.sandbox,
+            seq, self.tip.head.hash, hash
+        ])?;
+        self.tip = Tip {
+            head: Head { events: seq, hash },
+            last_id: id,
+        };
+        Ok(RowRef { id, seq })
     }
-    *prev = hash;
-    Ok(())
+
+    /// Fills in a decision row's outcome as the next event of the chain.
+    pub fn complete(
+        &mut self,
+        tx: &rusqlite::Transaction<'_>,
+        row: RowRef,
+        o: &Outcome,
+    ) -> rusqlite::Result<()> {
+        let seq = self.tip.head.events + 1;
+        let codes = o
+            .cf_codes
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let hash = self
+            .formula
+            .outcome(&self.tip.head.hash, (seq, row.id, row.seq), o, &codes);
+        let changed = tx
+            .prepare_cached(
+                "UPDATE calls SET status = ?1, cf_codes = ?2, error = ?3, duration_ms = ?4, outcome = ?5,
+                                  outcome_seq = ?6, outcome_prev_hash = ?7, outcome_hash = ?8
+                 WHERE id = ?9 AND outcome_seq IS NULL",
+            )?
+            .execute(params![o.status, codes, o.error, o.duration_ms.map(|d| d as i64), o.text, seq, self.tip.head.hash, hash, row.id])?;
+        if changed != 1 {
+            return Err(rusqlite::Error::QueryReturnedNoRows);
+        }
+        self.tip.head = Head { events: seq, hash };
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
 
     use super::*;
 
@@ -353,20 +511,30 @@ mod tests {
             reason: "test".into(),
             rule: "test".into(),
             summary: "test".into(),
+            lookup: String::new(),
+            sandbox: false,
         }
     }
 
     /// A writer whose WAL flushes go to `wal`.
     fn writer(dir: &Path, wal: PathBuf) -> mpsc::Sender<Job> {
         let connection = schema::open(&dir.join("audit.db"), None).expect("opens");
-        let head = read_head(&connection).expect("head");
         let log = Log {
             connection,
+            key: ChainKey::from_bytes([3; 32]),
+            files: AuditFiles::beside(&dir.join("audit.db")),
             syncer: Some(Syncer::start(Wal::new(wal)).expect("fsync thread")),
             flush_due: None,
+            checkpointed: Head::genesis(),
+            pending: None,
+            checkpoint_due: None,
+        };
+        let tip = Tip {
+            head: Head::genesis(),
+            last_id: 0,
         };
         let (sender, receiver) = mpsc::channel(16);
-        thread::spawn(move || run(log, head, receiver));
+        thread::spawn(move || run(log, tip, receiver));
         sender
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::{Outcome, Paths, setup};
-use crate::audit::{self, Filter, Verdict};
+use crate::audit::{self, Filter, Head, Verdict};
 use crate::text;
 
 #[derive(Args)]
@@ -37,8 +37,20 @@ pub struct AuditArgs {
 
 #[derive(Subcommand)]
 enum AuditAction {
-    /// Check the hash chain: reports the first row that does not match.
+    /// Check the chain with the audit key, against the head checkpoint and
+    /// (if given) a head you saved: reports the first row that does not
+    /// match, and rows cut off the end.
     Verify {
+        /// A head printed earlier by `flaregate audit head` (EVENTS:HASH)
+        /// and kept where flaregate cannot write: the log must still hold it.
+        #[arg(long, value_name = "EVENTS:HASH")]
+        expect_head: Option<Head>,
+        #[command(flatten)]
+        paths: Paths,
+    },
+    /// Print the end of the chain as EVENTS:HASH, to keep somewhere safe
+    /// and pass to `audit verify --expect-head` later.
+    Head {
         #[command(flatten)]
         paths: Paths,
     },
@@ -51,8 +63,12 @@ enum DecisionFilter {
 }
 
 pub fn run(args: &AuditArgs) -> Outcome {
-    if let Some(AuditAction::Verify { paths }) = &args.action {
-        return verify(paths);
+    match &args.action {
+        Some(AuditAction::Verify { paths, expect_head }) => {
+            return verify(paths, expect_head.as_ref());
+        }
+        Some(AuditAction::Head { paths }) => return head(paths),
+        None => {}
     }
     let config = setup::config(&args.paths)?;
     let filter = Filter {
@@ -87,19 +103,36 @@ pub fn run(args: &AuditArgs) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify(paths: &Paths) -> Outcome {
+fn verify(paths: &Paths, expect: Option<&Head>) -> Outcome {
     let config = setup::config(paths)?;
-    match audit::verify(&config.audit_db).map_err(|e| e.to_string())? {
-        Verdict::Valid { rows, events } => {
+    let files = config.audit_files();
+    match audit::verify(&files, expect).map_err(|e| e.to_string())? {
+        Verdict::Valid { rows, head } => {
             println!(
-                "all {rows} rows verify ({events} chained events) in {}",
-                config.audit_db.display()
+                "all {rows} rows verify ({} chained events, with the audit key and the head checkpoint) in {}",
+                head.events,
+                files.db.display()
             );
+            println!("head: {head}");
             Ok(ExitCode::SUCCESS)
         }
-        Verdict::Broken { row, problem } => {
+        Verdict::Broken {
+            row: Some(row),
+            problem,
+        } => {
             println!("the chain is broken at row {row}: {problem}");
             Ok(ExitCode::FAILURE)
         }
+        Verdict::Broken { row: None, problem } => {
+            println!("the log does not verify: {problem}");
+            Ok(ExitCode::FAILURE)
+        }
     }
+}
+
+fn head(paths: &Paths) -> Outcome {
+    let config = setup::config(paths)?;
+    let head = audit::head(&config.audit_files()).map_err(|e| e.to_string())?;
+    println!("{head}");
+    Ok(ExitCode::SUCCESS)
 }

@@ -91,7 +91,7 @@ pub async fn run(args: ServeArgs) -> Outcome {
     }
 
     let audit = AuditLog::open_with(
-        &config.audit_db,
+        &config.audit_files(),
         config.audit_sync,
         config.audit_max_mb.map(|mb| (mb * 1024.0 * 1024.0) as u64),
     )
@@ -99,7 +99,7 @@ pub async fn run(args: ServeArgs) -> Outcome {
     // Serve while names resolve: tools/list does not wait for Cloudflare;
     // a call's decision waits for the names.
     let engine = Engine::unresolved(policy, Some(client.clone()));
-    let gateway = Gateway::new(catalog, engine, client, audit);
+    let gateway = Gateway::new(catalog, engine, client, audit, args.sandbox);
     tokio::spawn({
         let gateway = gateway.clone();
         async move { gateway.engine().resolve_names().await }
@@ -119,8 +119,10 @@ pub async fn run(args: ServeArgs) -> Outcome {
             &demo_keys,
             &config,
         );
-        stdio::serve(gateway, agent).await?;
+        let served = stdio::serve(gateway.clone(), agent).await;
         shutdown.cancel();
+        gateway.close().await;
+        served?;
         return Ok(ExitCode::SUCCESS);
     }
     let listener = tokio::net::TcpListener::bind(listen)
@@ -137,9 +139,9 @@ pub async fn run(args: ServeArgs) -> Outcome {
         &demo_keys,
         &config,
     );
-    http::serve(gateway, listener, &config.http, shutdown)
-        .await
-        .map_err(|e| e.to_string())?;
+    let served = http::serve(gateway.clone(), listener, &config.http, shutdown).await;
+    gateway.close().await;
+    served.map_err(|e| e.to_string())?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -215,6 +215,8 @@ impl Gateway {
                 allowed,
                 reason,
             ),
+            lookup: String::new(),
+            sandbox: self.sandbox,
         }
     }
 }

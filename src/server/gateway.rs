@@ -19,6 +19,8 @@ pub struct Gateway {
     pub(super) client: Client,
     pub(super) audit: AuditLog,
     pub(super) notifier: Notifier,
+    /// Upstream is the built-in sandbox: rows are marked as sandbox rows.
+    pub(super) sandbox: bool,
 }
 
 impl Gateway {
@@ -28,6 +30,7 @@ impl Gateway {
         engine: Engine,
         client: Client,
         audit: AuditLog,
+        sandbox: bool,
     ) -> Arc<Self> {
         Arc::new(Self {
             tools: ToolTable::new(&catalog),
@@ -36,6 +39,7 @@ impl Gateway {
             client,
             audit,
             notifier: Notifier::default(),
+            sandbox,
         })
     }
 
@@ -45,6 +49,15 @@ impl Gateway {
 
     pub fn catalog(&self) -> &Arc<Catalog> {
         &self.catalog
+    }
+
+    /// Makes every audit row durable and checkpoints the log's head; for
+    /// a clean shutdown.
+    pub async fn close(&self) {
+        match self.audit.close().await {
+            Ok(head) => tracing::info!(%head, "audit log closed"),
+            Err(error) => tracing::error!(%error, "cannot close the audit log cleanly"),
+        }
     }
 
     /// Tells connected clients to list their tools again.

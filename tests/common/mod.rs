@@ -361,3 +361,9 @@ pub fn text(result: &rmcp::model::CallToolResult) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// `audit verify` of the log at `db` (key and head checkpoint beside it).
+pub fn verify(db: &Path) -> flaregate::audit::Verdict {
+    flaregate::audit::verify(&flaregate::audit::AuditFiles::beside(db), None)
+        .expect("the log can be verified")
+}
