@@ -52,12 +52,7 @@ grants = { zones = "full", dns = "full", firewall = "full", page_rules = "full",
 "#;
 
 fn policy(catalog: Arc<Catalog>, text: &str) -> Policy {
-    compile(
-        &[(PathBuf::from("bench.toml"), text.to_string())],
-        catalog,
-        None,
-    )
-    .expect("policy")
+    compile(&[(PathBuf::from("bench.toml"), text.to_string())], catalog).expect("policy")
 }
 
 fn directory() -> Directory {

@@ -33,6 +33,9 @@ pub struct CloudflareSettings {
     pub base_url: String,
     /// flaregate's own budget of Cloudflare requests, shared by all agents.
     pub rate_limit: RateSpec,
+    /// The part of that budget no single agent can spend (0–90 %): each
+    /// agent may use the rest, so one cannot starve the others.
+    pub reserve_percent: u8,
     pub timeout_secs: u64,
 }
 
@@ -67,6 +70,7 @@ struct RawConfig {
 struct RawCloudflare {
     base_url: Option<String>,
     rate_limit: Option<String>,
+    reserve_percent: Option<u8>,
     timeout_secs: Option<u64>,
 }
 
@@ -116,6 +120,12 @@ impl Config {
                 .map_err(|e| invalid(format!("cloudflare.rate_limit: {e}")))?,
             None => RateSpec::default(),
         };
+        let reserve_percent = raw.cloudflare.reserve_percent.unwrap_or(25);
+        if reserve_percent > 90 {
+            return Err(invalid(format!(
+                "cloudflare.reserve_percent = {reserve_percent}: at most 90, so each agent keeps a share"
+            )));
+        }
         let env_base = std::env::var("CLOUDFLARE_API_BASE_URL")
             .ok()
             .filter(|v| !v.trim().is_empty());
@@ -141,6 +151,7 @@ impl Config {
             cloudflare: CloudflareSettings {
                 base_url,
                 rate_limit,
+                reserve_percent,
                 timeout_secs: raw.cloudflare.timeout_secs.unwrap_or(30).max(1),
             },
             http: HttpSettings {

@@ -2,6 +2,7 @@
 //! the lines an operator draws, with every decision logged.
 
 pub mod audit;
+pub mod budget;
 pub mod catalog;
 pub mod cli;
 pub mod cloudflare;

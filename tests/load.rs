@@ -22,9 +22,11 @@ fn write_policy(path: &Path, cache: &str) -> String {
     key
 }
 
+/// One agent whose refusals are each written (a refusal budget far above
+/// what the tests send), so every call has a row of its own.
 fn write_policy_with(path: &Path, hash: &str, cache: &str) {
     std::fs::write(path, format!(
-        "[[agent]]\nid = \"load\"\nkey_sha256 = [\"{hash}\"]\nzones = [\"example.com\"]\naccounts = [\"*\"]\ngrants = {{ workers = \"read\", cache = \"{cache}\" }}\n"
+        "[[agent]]\nid = \"load\"\nkey_sha256 = [\"{hash}\"]\nzones = [\"example.com\"]\naccounts = [\"*\"]\ngrants = {{ workers = \"read\", cache = \"{cache}\" }}\nlimits = {{ refusals_per_minute = 1000000 }}\n"
     )).expect("policy");
 }
 

@@ -63,7 +63,6 @@ fn policy() -> Policy {
     compile(
         &[(PathBuf::from("policies/test.toml"), POLICY.to_string())],
         Arc::new(common::catalog()),
-        None,
     )
     .expect("test policy compiles")
 }
@@ -86,7 +85,7 @@ fn decide(policy: &Policy, agent: &str, tool: &str, args: Value) -> (bool, Strin
         &directory(),
         None,
     );
-    (decision.allowed, decision.reason.to_string())
+    (decision.is_allowed(), decision.reason().to_string())
 }
 
 #[test]
@@ -282,74 +281,14 @@ fn the_decision_table() {
 }
 
 #[test]
-fn rate_limits_deny_with_when_to_retry_and_only_count_passing_calls() {
+fn deciding_spends_nothing() {
     let p = policy();
     let write = json!({"account_id": ACCOUNT, "script_name": "site-a", "script": "x"});
-    let outside = json!({"account_id": OTHER_ACCOUNT});
-    for _ in 0..10 {
-        assert!(
-            !decide(&p, "deployer", "list_worker_scripts", outside.clone()).0,
-            "denied calls spend nothing"
-        );
+    // The deployer may make 2 writes an hour and 5 calls a minute; a
+    // decision is not a call: budgets are spent by the pipeline after it.
+    for _ in 0..20 {
+        assert!(decide(&p, "deployer", "put_worker_script", write.clone()).0);
     }
-    assert!(decide(&p, "deployer", "put_worker_script", write.clone()).0);
-    assert!(decide(&p, "deployer", "put_worker_script", write.clone()).0);
-    let (allowed, reason) = decide(&p, "deployer", "put_worker_script", write);
-    assert!(!allowed);
-    assert!(
-        reason.contains("its 2 writes this hour; retry in"),
-        "{reason}"
-    );
-    // The two writes were calls too: three more calls fill the minute's five.
-    for _ in 0..3 {
-        assert!(
-            decide(
-                &p,
-                "deployer",
-                "list_worker_scripts",
-                json!({"account_id": ACCOUNT})
-            )
-            .0
-        );
-    }
-    let (allowed, reason) = decide(
-        &p,
-        "deployer",
-        "list_worker_scripts",
-        json!({"account_id": ACCOUNT}),
-    );
-    assert!(
-        !allowed && reason.contains("its 5 calls this minute; retry in"),
-        "{reason}"
-    );
-}
-
-#[test]
-fn a_reload_keeps_rate_budgets_of_unchanged_agents() {
-    let first = policy();
-    for _ in 0..5 {
-        decide(
-            &first,
-            "deployer",
-            "list_worker_scripts",
-            json!({"account_id": ACCOUNT}),
-        );
-    }
-    let reloaded = compile(
-        &[(PathBuf::from("policies/test.toml"), POLICY.to_string())],
-        Arc::new(common::catalog()),
-        Some(&first),
-    )
-    .expect("compiles");
-    assert!(
-        !decide(
-            &reloaded,
-            "deployer",
-            "list_worker_scripts",
-            json!({"account_id": ACCOUNT})
-        )
-        .0
-    );
 }
 
 #[test]
@@ -363,7 +302,11 @@ fn unresolved_names_deny_and_say_so() {
         &Directory::default(),
         None,
     );
-    assert!(!decision.allowed && decision.unresolved, "{decision:?}");
+    assert_eq!(
+        decision.deny_kind(),
+        Some(flaregate::policy::DenyKind::Unresolved),
+        "{decision:?}"
+    );
 }
 
 #[test]
@@ -401,7 +344,6 @@ fn agents_are_found_by_key() {
     let p = compile(
         &[(PathBuf::from("k.toml"), text)],
         Arc::new(common::catalog()),
-        None,
     )
     .expect("compiles");
     assert_eq!(p.agent_for_key("key-b").map(|a| a.id.as_str()), Some("b"));
@@ -415,7 +357,7 @@ fn problems(files: &[(&str, &str)]) -> String {
         .iter()
         .map(|(f, t)| (PathBuf::from(f), t.to_string()))
         .collect();
-    match compile(&sources, Arc::new(common::catalog()), None) {
+    match compile(&sources, Arc::new(common::catalog())) {
         Err(PolicyError::Invalid(problems)) => problems
             .iter()
             .map(|p| p.to_string())

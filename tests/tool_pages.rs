@@ -26,7 +26,6 @@ fn large_tool_lists_come_in_pages_and_small_ones_in_one() {
     let policy = compile(
         &[(PathBuf::from("p.toml"), "[[agent]]\nid = \"all\"\ngrants = { things = \"read\" }\n[[agent]]\nid = \"few\"\n[agent.tools]\nget_thing_3 = \"on\"\nget_thing_200 = \"on\"\n".to_string())],
         catalog.clone(),
-        None,
     )
     .expect("policy");
     let table = ToolTable::new(&catalog);

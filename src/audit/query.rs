@@ -28,6 +28,8 @@ pub struct Entry {
     pub ts: String,
     pub agent: String,
     pub tool: String,
+    pub method: String,
+    pub path: String,
     pub decision: String,
     pub reason: String,
     pub rule: String,
@@ -38,6 +40,10 @@ pub struct Entry {
     pub duration_ms: Option<i64>,
     /// The decision sentence and, once known, the outcome sentence.
     pub summary: String,
+    /// What was fetched from Cloudflare to decide, if anything.
+    pub lookup: String,
+    /// Written while serving the built-in sandbox.
+    pub sandbox: bool,
 }
 
 /// Opens the log read-only (queries never write).
@@ -85,7 +91,7 @@ pub fn query(
         format!("WHERE {}", clauses.join(" AND "))
     };
     let sql = format!(
-        "SELECT * FROM (SELECT id, ts, agent, tool, decision, reason, rule, target, args, status, cf_codes, duration_ms, summary, outcome
+        "SELECT * FROM (SELECT id, ts, agent, tool, method, path, decision, reason, rule, target, args, status, cf_codes, duration_ms, summary, outcome, lookup, sandbox
                         FROM calls {filter_sql} ORDER BY id DESC LIMIT {})
          ORDER BY id",
         filter.limit.max(1)
@@ -102,6 +108,8 @@ pub fn query(
             ts: row.get("ts")?,
             agent: row.get("agent")?,
             tool: row.get("tool")?,
+            method: row.get("method")?,
+            path: row.get("path")?,
             decision: row.get("decision")?,
             reason: row.get("reason")?,
             rule: row.get("rule")?,
@@ -119,6 +127,8 @@ pub fn query(
                 None if summary.ends_with('.') => summary,
                 None => format!("{summary}."),
             },
+            lookup: row.get("lookup")?,
+            sandbox: row.get("sandbox")?,
         })
     })?;
     rows.collect()

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::{Outcome, Paths, setup};
 use crate::audit::summary;
 use crate::catalog::Catalog;
-use crate::policy::{AuthMode, Engine, Policy, describe_target};
+use crate::policy::{AuthMode, Engine, LookupError, Policy, Verdict, describe_target};
 
 /// `flaregate check`: validates everything and prints the agent × group matrix.
 pub fn check(paths: &Paths) -> Outcome {
@@ -194,16 +194,35 @@ pub async fn explain(args: &ExplainArgs) -> Outcome {
     let agent = policy
         .agent(&args.agent)
         .expect("the agent was found above");
-    let decision = engine.decide(&policy, agent, &args.tool, &call).await;
+    let mut decision = engine.decide(&policy, agent, &args.tool, &call).await;
+    if decision == Verdict::NeedsLookup {
+        let lookup = engine.look_up(&policy, &args.tool, &call).await;
+        if !lookup.note.is_empty() {
+            println!("fetched: {}", lookup.note);
+        }
+        decision = match lookup.object {
+            Ok(current) => engine.decide_with(&policy, agent, &args.tool, &call, &current),
+            Err(LookupError::NotFound) => {
+                println!("undecided: the object this call names does not exist");
+                return Ok(ExitCode::FAILURE);
+            }
+            Err(LookupError::Failed(problem)) => {
+                println!(
+                    "undecided: the object this call acts on must be fetched first: {problem}"
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+        };
+    }
     let endpoint = catalog.endpoint(&args.tool);
     let target = endpoint.and_then(|e| describe_target(e, &call, &engine.directory()));
-    let verdict = if decision.allowed {
+    let verdict = if decision.is_allowed() {
         "allowed"
     } else {
         "denied"
     };
-    println!("{verdict}: {}", decision.reason);
-    println!("rule:    {}", decision.rule);
+    println!("{verdict}: {}", decision.reason());
+    println!("rule:    {}", decision.rule());
     println!(
         "{}",
         summary::decision(
@@ -212,11 +231,11 @@ pub async fn explain(args: &ExplainArgs) -> Outcome {
             &args.tool,
             target.as_deref(),
             &call,
-            decision.allowed,
-            &decision.reason
+            decision.is_allowed(),
+            decision.reason()
         )
     );
-    Ok(if decision.allowed {
+    Ok(if decision.is_allowed() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

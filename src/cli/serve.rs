@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Outcome, Paths, setup};
 use crate::audit::AuditLog;
+use crate::budget;
 use crate::catalog::{self, Catalog};
 use crate::cloudflare::{Client, ClientConfig, Credential};
 use crate::config::Config;
@@ -52,6 +53,10 @@ struct DemoKey {
 /// wake and hand tasks to, each call costs less CPU and time
 /// (docs/performance.md, "One async worker").
 pub const WORKERS: usize = 1;
+
+/// How often refused calls counted past an agent's refusal budget are
+/// written to the log (one row per agent).
+const SUPPRESSED_EVERY: Duration = Duration::from_secs(5);
 
 pub async fn run(args: ServeArgs) -> Outcome {
     // First: a reload asked for during start-up must not end the process.
@@ -99,7 +104,12 @@ pub async fn run(args: ServeArgs) -> Outcome {
     // Serve while names resolve: tools/list does not wait for Cloudflare;
     // a call's decision waits for the names.
     let engine = Engine::unresolved(policy, Some(client.clone()));
-    let gateway = Gateway::new(catalog, engine, client, audit, args.sandbox);
+    let share = budget::agent_share(
+        config.cloudflare.rate_limit,
+        config.cloudflare.reserve_percent,
+    );
+    let budgets = Arc::new(budget::InProcess::new(share));
+    let gateway = Gateway::new(catalog, engine, client, audit, args.sandbox, budgets);
     tokio::spawn({
         let gateway = gateway.clone();
         async move { gateway.engine().resolve_names().await }
@@ -109,6 +119,7 @@ pub async fn run(args: ServeArgs) -> Outcome {
         reload::spawn(gateway.clone(), path, adjust, hangup, shutdown.clone());
     }
     stop_on_signal(shutdown.clone());
+    gateway.record_suppressed_every(SUPPRESSED_EVERY, shutdown.clone());
 
     if args.stdio {
         let agent = args.agent.expect("clap requires --agent with --stdio");
@@ -168,7 +179,7 @@ fn load_policy(
             PathBuf::from("policies/demo.toml (built in)"),
             policy::DEMO.to_string(),
         )];
-        return policy::compile(&sources, catalog, None)
+        return policy::compile(&sources, catalog)
             .map(|p| (p, None))
             .map_err(|e| e.to_string());
     }

@@ -33,7 +33,7 @@ pub fn catalog(config: &Config) -> Result<Arc<Catalog>, String> {
 
 pub fn policy(config: &Config, catalog: Arc<Catalog>) -> Result<Policy, String> {
     let sources = policy::policy_files(&config.policies).map_err(|e| e.to_string())?;
-    policy::compile(&sources, catalog, None).map_err(|e| e.to_string())
+    policy::compile(&sources, catalog).map_err(|e| e.to_string())
 }
 
 /// A client for the configured API, if a credential is in the environment.

@@ -109,6 +109,16 @@ impl Limiter {
 
     /// Takes one request from the budget, or says how long until one is free.
     pub fn try_acquire(&self) -> Result<(), Duration> {
+        self.refilled(true)
+    }
+
+    /// Whether one request is free now, without taking it (for budgets
+    /// spent all or nothing under a lock of their own).
+    pub fn ready(&self) -> Result<(), Duration> {
+        self.refilled(false)
+    }
+
+    fn refilled(&self, take: bool) -> Result<(), Duration> {
         let RateSpec::Limit { requests, per } = self.spec else {
             return Ok(());
         };
@@ -123,7 +133,9 @@ impl Limiter {
         bucket.tokens = (bucket.tokens + elapsed * per_second).min(capacity);
         bucket.refreshed = now;
         if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+            if take {
+                bucket.tokens -= 1.0;
+            }
             Ok(())
         } else {
             Err(Duration::from_secs_f64((1.0 - bucket.tokens) / per_second))

@@ -10,63 +10,120 @@ use super::model::{Agent, Constraint, Policy};
 use super::scope::{Directory, Scope, ScopeCheck, target_id};
 use crate::catalog::{Access, Scope as EndpointScope};
 
-/// The answer for one call.
+/// What the policy says of one call. Deciding has no side effects: budgets
+/// are spent afterwards, in one step, by the caller (`budget.rs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
-    pub allowed: bool,
-    /// In plain words: "its DNS grant is read".
-    pub reason: Arc<str>,
-    /// The rule that decided: "grants.dns = read", "policies/demo.toml:31".
-    pub rule: Arc<str>,
-    /// Denied only because a zone or account name in the agent's scope is
-    /// not resolved yet; a fresher [`Directory`] may allow it.
-    pub unresolved: bool,
+pub enum Verdict {
+    Allow {
+        /// In plain words: "its DNS grant is full".
+        reason: Arc<str>,
+        /// The rule that decided: "grants.dns = full".
+        rule: Arc<str>,
+    },
+    Deny(Denial),
     /// Not decided yet: the object the call acts on must be fetched (the
     /// endpoint's lookup) and the call decided again with it.
-    pub needs_lookup: bool,
+    NeedsLookup,
 }
 
-impl Decision {
-    fn allow(reason: &Arc<str>, rule: &Arc<str>) -> Self {
-        Self {
-            allowed: true,
-            reason: reason.clone(),
-            rule: rule.clone(),
-            unresolved: false,
-            needs_lookup: false,
+/// Why a call is refused: a closed kind (what is counted and shown), the
+/// words for the agent and the log, and the rule that said no.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub kind: DenyKind,
+    pub reason: Arc<str>,
+    pub rule: Arc<str>,
+}
+
+/// The kinds of refusal. Counted and shown by kind, never by free text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DenyKind {
+    /// No such tool, or one the agent may not see: the same to the agent.
+    UnknownTool,
+    /// The arguments do not fit the tool's schema or Cloudflare's syntax.
+    InvalidArguments,
+    /// The agent's grant does not cover the tool.
+    NotGranted,
+    /// The zone or account is outside the agent's scope.
+    OutsideScope,
+    /// A zone or account name in the agent's scope is not resolved (yet).
+    Unresolved,
+    /// An argument (or the object's current value) is outside a constraint.
+    Constraint,
+    /// The call would change a field Cloudflare does not change in place.
+    Immutable,
+    /// The object the call acts on could not be fetched to check it.
+    LookupFailed,
+    /// One of the agent's budgets is spent.
+    OverLimit,
+}
+
+impl DenyKind {
+    /// A short stable name, for logs and metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DenyKind::UnknownTool => "unknown_tool",
+            DenyKind::InvalidArguments => "invalid_arguments",
+            DenyKind::NotGranted => "not_granted",
+            DenyKind::OutsideScope => "outside_scope",
+            DenyKind::Unresolved => "unresolved",
+            DenyKind::Constraint => "constraint",
+            DenyKind::Immutable => "immutable",
+            DenyKind::LookupFailed => "lookup_failed",
+            DenyKind::OverLimit => "over_limit",
         }
     }
+}
 
-    fn deny(reason: impl Into<Arc<str>>, rule: impl Into<Arc<str>>) -> Self {
+impl Denial {
+    pub fn new(kind: DenyKind, reason: impl Into<Arc<str>>, rule: impl Into<Arc<str>>) -> Self {
         Self {
-            allowed: false,
+            kind,
             reason: reason.into(),
             rule: rule.into(),
-            unresolved: false,
-            needs_lookup: false,
+        }
+    }
+}
+
+impl Verdict {
+    fn deny(kind: DenyKind, reason: impl Into<Arc<str>>, rule: impl Into<Arc<str>>) -> Self {
+        Verdict::Deny(Denial::new(kind, reason, rule))
+    }
+
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Verdict::Allow { .. })
+    }
+
+    /// The reason in plain words (for a pending lookup, that it is pending).
+    pub fn reason(&self) -> &str {
+        match self {
+            Verdict::Allow { reason, .. } => reason,
+            Verdict::Deny(denial) => &denial.reason,
+            Verdict::NeedsLookup => "the object this call acts on must be checked first",
         }
     }
 
-    /// A denial for a reason found outside the policy (a failed lookup).
-    pub fn deny_because(reason: impl Into<Arc<str>>, rule: impl Into<Arc<str>>) -> Self {
-        Self::deny(reason, rule)
+    pub fn rule(&self) -> &str {
+        match self {
+            Verdict::Allow { rule, .. } => rule,
+            Verdict::Deny(denial) => &denial.rule,
+            Verdict::NeedsLookup => "lookup",
+        }
     }
 
-    fn lookup_first() -> Self {
-        let mut decision = Self::deny(
-            "the object this call acts on must be checked first",
-            "lookup",
-        );
-        decision.needs_lookup = true;
-        decision
+    /// The kind of refusal, if this is one.
+    pub fn deny_kind(&self) -> Option<DenyKind> {
+        match self {
+            Verdict::Deny(denial) => Some(denial.kind),
+            _ => None,
+        }
     }
 }
 
 impl Policy {
     /// Decides one call. `directory` maps zone and account names to ids;
     /// `current` is the object the call acts on, when the endpoint has a
-    /// lookup and it was fetched. Rate budgets are only spent by calls that
-    /// pass every other check.
+    /// lookup and it was fetched. Spends nothing.
     pub fn decide(
         &self,
         agent: &Agent,
@@ -74,16 +131,17 @@ impl Policy {
         args: &Map<String, Value>,
         directory: &Directory,
         current: Option<&Map<String, Value>>,
-    ) -> Decision {
+    ) -> Verdict {
         let Some(index) = self.catalog.index_of(tool) else {
-            return Decision::deny(
+            return Verdict::deny(
+                DenyKind::UnknownTool,
                 format!("there is no tool named {}", clip(tool)),
                 "unknown tool",
             );
         };
         let rule = &agent.tools[index];
         if !rule.allowed {
-            return Decision::deny(rule.reason.clone(), rule.rule.clone());
+            return Verdict::deny(DenyKind::NotGranted, rule.reason.clone(), rule.rule.clone());
         }
         let endpoint = &self.catalog.endpoints()[index];
         if let Some(param) = endpoint.scope_param()
@@ -107,11 +165,21 @@ impl Policy {
                 return denied;
             }
         }
+        // What the call gives is judged before anything is fetched: a value
+        // outside its constraint costs no lookup, and a refusal after one
+        // can then only be about the object as it is.
+        for constraint in &rule.constraints {
+            if let Some(given) = args.get(&constraint.arg)
+                && let Err(reason) = constraint.check(Some(given), None)
+            {
+                return Verdict::deny(DenyKind::Constraint, reason, constraint.source.clone());
+            }
+        }
         if let Some(lookup) = &endpoint.lookup {
             let wants_current = !rule.constraints.is_empty()
                 || lookup.immutable.iter().any(|f| args.contains_key(f));
             match current {
-                None if wants_current => return Decision::lookup_first(),
+                None if wants_current => return Verdict::NeedsLookup,
                 Some(current) => {
                     for field in &lookup.immutable {
                         if let (Some(new), Some(old)) = (args.get(field), current.get(field))
@@ -121,7 +189,8 @@ impl Policy {
                                 .deprecation
                                 .as_deref()
                                 .unwrap_or("it cannot be changed in place");
-                            return Decision::deny(
+                            return Verdict::deny(
+                                DenyKind::Immutable,
                                 format!(
                                     "the call would change {field} from {old} to {new}: {note}"
                                 ),
@@ -136,13 +205,13 @@ impl Policy {
         for constraint in &rule.constraints {
             let now = current.and_then(|c| c.get(&constraint.arg));
             if let Err(reason) = constraint.check(args.get(&constraint.arg), now) {
-                return Decision::deny(reason, constraint.source.clone());
+                return Verdict::deny(DenyKind::Constraint, reason, constraint.source.clone());
             }
         }
-        if let Err(reason) = agent.rates.take(endpoint.access == Access::Write) {
-            return Decision::deny(reason, "limits");
+        Verdict::Allow {
+            reason: rule.reason.clone(),
+            rule: rule.rule.clone(),
         }
-        Decision::allow(&rule.reason, &rule.rule)
     }
 }
 
@@ -187,7 +256,7 @@ fn check_scope(
     id: &str,
     label: &str,
     kind: &str,
-) -> Option<Decision> {
+) -> Option<Verdict> {
     let outcome = scope.check(id, names);
     if outcome == ScopeCheck::Inside {
         return None;
@@ -201,9 +270,16 @@ fn check_scope(
     } else {
         format!("{kind} {} is outside its {kind}s ({held})", clip(label))
     };
-    let mut decision = Decision::deny(reason, format!("{kind}s = [{held}]"));
-    decision.unresolved = outcome == ScopeCheck::Unresolved;
-    Some(decision)
+    let deny_kind = if outcome == ScopeCheck::Unresolved {
+        DenyKind::Unresolved
+    } else {
+        DenyKind::OutsideScope
+    };
+    Some(Verdict::deny(
+        deny_kind,
+        reason,
+        format!("{kind}s = [{held}]"),
+    ))
 }
 
 impl Constraint {

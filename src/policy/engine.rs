@@ -10,10 +10,27 @@ use arc_swap::ArcSwap;
 use serde_json::{Map, Value};
 use tokio::sync::{Mutex, OnceCell};
 
-use super::decide::Decision;
+use super::decide::{DenyKind, Verdict};
 use super::model::{Agent, Policy};
 use super::scope::Directory;
 use crate::cloudflare::Client;
+
+/// The object a call acts on, as its lookup fetched it.
+#[derive(Debug)]
+pub struct Lookup {
+    pub object: Result<Map<String, Value>, LookupError>,
+    /// "GET /zones/…/dns_records/… → 200 in 4 ms" (empty if nothing was sent).
+    pub note: String,
+}
+
+/// Why the object a call acts on could not be fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupError {
+    /// Cloudflare has no such object (404).
+    NotFound,
+    /// Anything else, in words.
+    Failed(String),
+}
 
 /// How often a miss may trigger a directory refresh.
 const REFRESH_COOLDOWN: Duration = Duration::from_secs(10);
@@ -73,69 +90,92 @@ impl Engine {
 
     /// Decides a call under `policy`; when it is denied only because a
     /// name is not resolved, refreshes the directory (at most every few
-    /// seconds) and decides again. When the decision needs the object the
-    /// call acts on (the endpoint's lookup), fetches it and decides again
-    /// with it.
+    /// seconds) and decides again. A call that needs the object it acts on
+    /// comes back as [`Verdict::NeedsLookup`]: the caller charges the
+    /// lookup, fetches it ([`Engine::look_up`]) and decides again
+    /// ([`Engine::decide_with`]). Spends nothing.
     pub async fn decide(
         &self,
         policy: &Policy,
         agent: &Agent,
         tool: &str,
         args: &Map<String, Value>,
-    ) -> Decision {
+    ) -> Verdict {
         self.resolve_names().await;
-        let mut decision = policy.decide(agent, tool, args, &self.directory.load(), None);
-        if decision.unresolved {
-            // Decided again even when another call's refresh (or the one at
-            // start-up) just ran: this call may have waited behind it.
-            self.refresh_if_stale().await;
-            decision = policy.decide(agent, tool, args, &self.directory.load(), None);
+        let verdict = policy.decide(agent, tool, args, &self.directory.load(), None);
+        if verdict.deny_kind() != Some(DenyKind::Unresolved) {
+            return verdict;
         }
-        if !decision.needs_lookup {
-            return decision;
-        }
-        match self.look_up(policy, tool, args).await {
-            Ok(current) => policy.decide(agent, tool, args, &self.directory.load(), Some(&current)),
-            Err(reason) => Decision::deny_because(reason, "lookup"),
-        }
+        // Decided again even when another call's refresh (or the one at
+        // start-up) just ran: this call may have waited behind it.
+        self.refresh_if_stale().await;
+        policy.decide(agent, tool, args, &self.directory.load(), None)
     }
 
-    /// Fetches the object a call acts on through the endpoint's lookup tool.
-    async fn look_up(
+    /// Decides a call again with the object it acts on, as fetched.
+    pub fn decide_with(
         &self,
         policy: &Policy,
+        agent: &Agent,
         tool: &str,
         args: &Map<String, Value>,
-    ) -> Result<Map<String, Value>, String> {
+        current: &Map<String, Value>,
+    ) -> Verdict {
+        policy.decide(agent, tool, args, &self.directory.load(), Some(current))
+    }
+
+    /// Fetches the object a call acts on through the endpoint's lookup
+    /// tool; says what was sent and what came back, for the audit row.
+    pub async fn look_up(&self, policy: &Policy, tool: &str, args: &Map<String, Value>) -> Lookup {
+        let started = std::time::Instant::now();
         let catalog = policy.catalog();
-        let lookup = catalog
+        let target = catalog
             .endpoint(tool)
             .and_then(|e| e.lookup.as_ref())
-            .ok_or("no lookup for this tool")?;
-        let target = catalog
-            .endpoint(&lookup.tool)
-            .ok_or("the lookup tool is missing")?;
-        let client = self
-            .resolver
-            .as_ref()
-            .ok_or("no Cloudflare client to check it with")?;
+            .and_then(|lookup| catalog.endpoint(&lookup.tool));
+        let (Some(target), Some(client)) = (target, self.resolver.as_ref()) else {
+            return Lookup {
+                object: Err(LookupError::Failed(
+                    "there is no Cloudflare client or lookup to check it with".into(),
+                )),
+                note: String::new(),
+            };
+        };
         let path_args: Map<String, Value> = target
             .path
             .params()
             .filter_map(|name| args.get(name).map(|v| (name.to_string(), v.clone())))
             .collect();
-        match client.call(target, &path_args).await {
+        let request = match crate::cloudflare::build(target, &path_args) {
+            Ok(request) => request,
+            Err(error) => {
+                return Lookup {
+                    object: Err(LookupError::Failed(error.to_string())),
+                    note: String::new(),
+                };
+            }
+        };
+        let answer = client.send(&request, target.response).await;
+        let took = started.elapsed().as_millis();
+        let status = match &answer {
+            Ok(ok) => ok.status.to_string(),
+            Err(error) => error
+                .status()
+                .map_or_else(|| "no answer".to_string(), |s| s.to_string()),
+        };
+        let note = format!(
+            "{} {} → {status} in {took} ms",
+            request.method, request.path
+        );
+        let object = match answer {
             Ok(answer) => match answer.result {
                 Value::Object(current) => Ok(current),
-                _ => Err(
-                    "cannot check the object this call acts on: Cloudflare sent no object"
-                        .to_string(),
-                ),
+                _ => Err(LookupError::Failed("Cloudflare sent no object".to_string())),
             },
-            Err(error) => Err(format!(
-                "cannot check the object this call acts on: {error}"
-            )),
-        }
+            Err(error) if error.status() == Some(404) => Err(LookupError::NotFound),
+            Err(error) => Err(LookupError::Failed(error.to_string())),
+        };
+        Lookup { object, note }
     }
 
     /// Refreshes unless a miss already did within the cool-down; misses

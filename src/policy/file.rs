@@ -128,14 +128,18 @@ pub struct ConstraintSpec {
     pub deny: Vec<Spanned<String>>,
 }
 
-/// Per-agent rate limits.
-#[derive(Debug, Default, Clone, Copy, Deserialize, JsonSchema)]
+/// Per-agent rate limits. Every call counts, refused ones too.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
-    /// All calls, per minute.
+    /// All calls, refused ones included, per minute.
     pub calls_per_minute: Option<u32>,
-    /// Calls of write tools, per hour.
+    /// Allowed calls of write tools, per hour.
     pub writes_per_hour: Option<u32>,
+    /// Refused calls recorded one by one, per minute (default 30). Past it
+    /// refused calls are answered at once and counted, one audit row for
+    /// many, so no agent can fill the log.
+    pub refusals_per_minute: Option<u32>,
 }
 
 /// The JSON Schema of policy files, for editors.

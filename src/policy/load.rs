@@ -6,16 +6,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use toml::Spanned;
 
 use super::file::{AgentSpec, AuthMode, ConstraintSpec, Level, PolicyFile, ToolSetting};
-use super::model::{Agent, AgentRates, Constraint, Policy, ToolRule};
+use super::model::{Agent, Constraint, Policy, ToolRule};
 use super::scope::{Scope, ScopeRef};
 use crate::catalog::{Access, Catalog};
-use crate::cloudflare::{Limiter, RateSpec};
 
 /// One thing wrong in a policy file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,12 +83,10 @@ pub fn policy_files(path: &Path) -> Result<Vec<(PathBuf, String)>, PolicyError> 
         .collect()
 }
 
-/// Parses, checks and compiles policy sources. `previous` lends its rate
-/// budgets to unchanged agents, so a reload does not reset them.
+/// Parses, checks and compiles policy sources.
 pub fn compile(
     sources: &[(PathBuf, String)],
     catalog: Arc<Catalog>,
-    previous: Option<&Policy>,
 ) -> Result<Policy, PolicyError> {
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
@@ -139,7 +135,7 @@ pub fn compile(
                     );
                 }
             }
-            agents.push(ctx.agent(spec, previous));
+            agents.push(ctx.agent(spec));
         }
     }
     if !problems.is_empty() {
@@ -196,7 +192,7 @@ impl Context<'_> {
         self.warnings.push(format!("{location}: {message}"));
     }
 
-    fn agent(&mut self, spec: AgentSpec, previous: Option<&Policy>) -> Agent {
+    fn agent(&mut self, spec: AgentSpec) -> Agent {
         let id = spec.id.get_ref().clone();
         let valid_id = !id.is_empty()
             && id.len() <= 64
@@ -293,6 +289,7 @@ impl Context<'_> {
         for (name, value) in [
             ("calls_per_minute", spec.limits.calls_per_minute),
             ("writes_per_hour", spec.limits.writes_per_hour),
+            ("refusals_per_minute", spec.limits.refusals_per_minute),
         ] {
             if value == Some(0) {
                 self.problem(
@@ -303,12 +300,6 @@ impl Context<'_> {
                 );
             }
         }
-        let rates = rates_for(
-            &id,
-            spec.limits.calls_per_minute,
-            spec.limits.writes_per_hour,
-            previous,
-        );
         Agent {
             id,
             description: spec.description,
@@ -319,7 +310,6 @@ impl Context<'_> {
             grants,
             limits: spec.limits,
             tools,
-            rates,
         }
     }
 
@@ -511,33 +501,4 @@ fn tool_rule(
         rule: rule.into(),
         constraints: Vec::new(),
     }
-}
-
-/// The agent's rate budgets: the previous policy's when the limits are the
-/// same, fresh otherwise.
-fn rates_for(
-    id: &str,
-    calls: Option<u32>,
-    writes: Option<u32>,
-    previous: Option<&Policy>,
-) -> Arc<AgentRates> {
-    if let Some(old) = previous
-        .and_then(|p| p.agent(id))
-        .filter(|a| a.rates.limits == (calls, writes))
-    {
-        return old.rates.clone();
-    }
-    let limiter = |n: Option<u32>, per: u64| {
-        n.filter(|n| *n > 0).map(|requests| {
-            Limiter::new(RateSpec::Limit {
-                requests,
-                per: Duration::from_secs(per),
-            })
-        })
-    };
-    Arc::new(AgentRates {
-        limits: (calls, writes),
-        calls: limiter(calls, 60),
-        writes: limiter(writes, 3600),
-    })
 }

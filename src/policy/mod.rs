@@ -6,13 +6,12 @@ mod decide;
 mod engine;
 mod file;
 mod identity;
-mod limits;
 mod load;
 mod model;
 mod scope;
 
-pub use decide::Decision;
-pub use engine::Engine;
+pub use decide::{Denial, DenyKind, Verdict};
+pub use engine::{Engine, Lookup, LookupError};
 pub use file::{AuthMode, Level, Limits, ToolSetting, json_schema};
 pub use identity::{new_key, sha256_hex};
 pub use load::{PolicyError, Problem, compile, policy_files};

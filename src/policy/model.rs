@@ -10,7 +10,6 @@ use globset::GlobSet;
 use super::file::{AuthMode, Level, Limits};
 use super::scope::Scope;
 use crate::catalog::Catalog;
-use crate::cloudflare::Limiter;
 
 /// Every agent, compiled against one catalog.
 #[derive(Debug)]
@@ -37,7 +36,6 @@ pub struct Agent {
     pub limits: Limits,
     /// Per catalog endpoint (by index): may the agent call it, and why.
     pub(super) tools: Vec<ToolRule>,
-    pub(super) rates: Arc<AgentRates>,
 }
 
 /// Whether an agent may call one tool, and the rule that says so.
@@ -61,15 +59,6 @@ pub struct Constraint {
     pub deny_text: String,
     /// "policies/demo.toml:31", for the decision's rule.
     pub source: String,
-}
-
-/// An agent's rate budgets; carried over a reload when unchanged, so a
-/// reload does not hand out a fresh budget.
-#[derive(Debug)]
-pub struct AgentRates {
-    pub limits: (Option<u32>, Option<u32>),
-    pub calls: Option<Limiter>,
-    pub writes: Option<Limiter>,
 }
 
 impl Policy {

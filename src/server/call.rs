@@ -1,9 +1,11 @@
-//! The path of one call: visible? → arguments valid? → policy decision →
-//! audit row → Cloudflare → audit outcome → result. Nothing reaches
-//! Cloudflare unless every step before says yes and the decision row is
-//! written — and, for a call that can change anything, flushed to disk.
-//! No answer leaves before its decision is on disk; every refusal is
-//! audited too.
+//! The path of one call: visible? → arguments valid? → policy verdict →
+//! budgets spent → (lookup → verdict again →) audit row → Cloudflare →
+//! audit outcome → result. Nothing reaches Cloudflare unless every step
+//! before says yes, the agent's budgets are charged and the decision row is
+//! written — and, for a call that can change anything, flushed to disk. No
+//! answer leaves before its decision is on disk; every refusal is audited,
+//! one row each up to the agent's refusal budget and counted past it.
+//! A call runs to its end under the policy it started with.
 
 use std::time::Instant;
 
@@ -12,10 +14,24 @@ use rmcp::model::{CallToolResult, ErrorData, JsonObject};
 use super::gateway::Gateway;
 use super::render;
 use crate::audit::{self, CallRecord, Outcome, summary};
-use crate::catalog::{Endpoint, Method};
+use crate::budget::{Charge, OverBudget, Suppressed};
+use crate::catalog::{Access, Endpoint, Method};
 use crate::cloudflare;
-use crate::policy::{Agent, Decision, describe_target};
+use crate::policy::{Agent, Denial, DenyKind, LookupError, Policy, Verdict, describe_target};
 use crate::text;
+
+/// One call as it goes through the pipeline.
+struct Call<'a> {
+    /// The policy when the call arrived; used to its end.
+    policy: &'a Policy,
+    agent: &'a Agent,
+    tool: &'a str,
+    args: &'a JsonObject,
+    /// The catalog entry, if the tool exists and the agent may see it.
+    endpoint: Option<&'a Endpoint>,
+    /// What was fetched to decide ("GET … → 200 in 4 ms"), if anything.
+    lookup: String,
+}
 
 impl Gateway {
     /// Runs one tools/call for `agent_id`.
@@ -33,76 +49,92 @@ impl Gateway {
         let endpoint = self
             .catalog
             .endpoint(tool)
-            .filter(|_| agent.may_see(&self.catalog, tool));
+            .filter(|_| agent.may_see(&self.catalog, tool))
+            .map(|e| &**e);
+        let mut call = Call {
+            policy: &policy,
+            agent,
+            tool,
+            args: &args,
+            endpoint,
+            lookup: String::new(),
+        };
         let Some(endpoint) = endpoint else {
             // Unknown and not-granted tools look the same to the agent.
-            let decision = policy.decide(agent, tool, &args, &self.engine.directory(), None);
-            self.refuse(agent, None, tool, &args, &decision.reason, &decision.rule)
-                .await?;
+            let denial = match policy.decide(agent, tool, &args, &self.engine.directory(), None) {
+                Verdict::Deny(denial) => denial,
+                _ => Denial::new(
+                    DenyKind::UnknownTool,
+                    "the tool is not visible",
+                    "unknown tool",
+                ),
+            };
+            self.refuse(&call, &denial).await?;
             return Err(unknown_tool(tool));
         };
         if let Err(invalid) = self.catalog.validate_arguments(tool, &args) {
-            let reason = invalid.to_string();
-            self.refuse(agent, Some(endpoint), tool, &args, &reason, "arguments")
-                .await?;
-            return Ok(render::refusal(format!(
-                "{reason}. Nothing was sent to Cloudflare."
-            )));
+            let denial = Denial::new(DenyKind::InvalidArguments, invalid.to_string(), "arguments");
+            return self.refusal(&call, denial).await;
         }
-        let decision = self.engine.decide(&policy, agent, tool, &args).await;
-        if !decision.allowed {
-            self.refuse(
-                agent,
-                Some(endpoint),
-                tool,
-                &args,
-                &decision.reason,
-                &decision.rule,
-            )
-            .await?;
-            return Ok(render::refusal(format!(
-                "Denied by flaregate policy: {}.",
-                decision.reason
-            )));
+        let mut charge = Charge {
+            call: true,
+            write: false,
+            refusal: false,
+            upstream: true,
+        };
+        let mut verdict = self.engine.decide(&policy, agent, tool, &args).await;
+        if verdict == Verdict::NeedsLookup {
+            // The lookup is a request to Cloudflare: charged before it goes.
+            if let Err(over) = self.spend(agent, charge) {
+                return self.refusal(&call, over_limit(&over)).await;
+            }
+            charge.call = false;
+            let lookup = self.engine.look_up(&policy, tool, &args).await;
+            call.lookup = lookup.note;
+            verdict = match lookup.object {
+                Ok(current) => self
+                    .engine
+                    .decide_with(&policy, agent, tool, &args, &current),
+                Err(error) => Verdict::Deny(lookup_failed(&error)),
+            };
         }
-        self.run(agent, endpoint, &args, &decision).await
+        match verdict {
+            Verdict::Allow { reason, rule } => {
+                charge.write = endpoint.access == Access::Write;
+                if let Err(over) = self.spend(agent, charge) {
+                    return self.refusal(&call, over_limit(&over)).await;
+                }
+                self.run(&call, endpoint, (&reason, &rule)).await
+            }
+            Verdict::Deny(denial) => self.refusal(&call, denial).await,
+            Verdict::NeedsLookup => {
+                let denial = Denial::new(
+                    DenyKind::LookupFailed,
+                    "the object this call acts on could not be checked",
+                    "lookup",
+                );
+                self.refusal(&call, denial).await
+            }
+        }
     }
 
     /// An allowed call: audit, send, audit the outcome, answer.
     async fn run(
         &self,
-        agent: &Agent,
+        call: &Call<'_>,
         endpoint: &Endpoint,
-        args: &JsonObject,
-        decision: &Decision,
+        (reason, rule): (&str, &str),
     ) -> Result<CallToolResult, ErrorData> {
         // Built once: the audit row records the path that is sent.
-        let request = match cloudflare::build(endpoint, args) {
+        let request = match cloudflare::build(endpoint, call.args) {
             Ok(request) => request,
             Err(invalid) => {
-                let reason = invalid.to_string();
-                self.refuse(
-                    agent,
-                    Some(endpoint),
-                    &endpoint.tool,
-                    args,
-                    &reason,
-                    "arguments",
-                )
-                .await?;
-                return Ok(render::refusal(format!(
-                    "{reason}. Nothing was sent to Cloudflare."
-                )));
+                let denial =
+                    Denial::new(DenyKind::InvalidArguments, invalid.to_string(), "arguments");
+                return self.refusal(call, denial).await;
             }
         };
-        let record = self.record(
-            agent,
-            Some(endpoint),
-            Some(&request),
-            &endpoint.tool,
-            args,
-            (true, &decision.reason, &decision.rule),
-        );
+        let record = self.record(call, Some(&request), true, reason, rule);
         let (row, flushed) = self.audit.begin(record).await.map_err(audit_down)?;
         // Send, then record the outcome: written before the agent hears it.
         let send_and_record = async {
@@ -127,9 +159,8 @@ impl Gateway {
         };
         Ok(match answer {
             Ok(mut answer) => {
-                let policy = self.engine.policy();
-                let hidden = policy.retain_in_scope(
-                    agent,
+                let hidden = call.policy.retain_in_scope(
+                    call.agent,
                     &endpoint.tool,
                     &mut answer.result,
                     &self.engine.directory(),
@@ -148,27 +179,40 @@ impl Gateway {
         })
     }
 
-    /// Audits a refusal (decision and outcome at once).
-    #[allow(clippy::too_many_arguments)]
-    async fn refuse(
-        &self,
-        agent: &Agent,
-        endpoint: Option<&Endpoint>,
-        tool: &str,
-        args: &JsonObject,
-        reason: &str,
-        rule: &str,
-    ) -> Result<(), ErrorData> {
-        let request = endpoint.and_then(|e| cloudflare::build(e, args).ok());
-        let record = self.record(
-            agent,
-            endpoint,
-            request.as_ref(),
-            tool,
-            args,
-            (false, reason, rule),
+    /// Spends `charge` from the agent's budgets.
+    fn spend(&self, agent: &Agent, charge: Charge) -> Result<(), OverBudget> {
+        self.budgets.spend(&agent.id, &agent.limits, charge)
+    }
+
+    /// Audits a refusal and gives the agent its answer.
+    async fn refusal(&self, call: &Call<'_>, denial: Denial) -> Result<CallToolResult, ErrorData> {
+        self.refuse(call, &denial).await?;
+        Ok(render::refusal(agent_text(call, &denial)))
+    }
+
+    /// Audits a refusal (decision and outcome at once), charged to the
+    /// agent's refusal budget; past it, counted instead of written — unless
+    /// the call fetched something from Cloudflare: every request sent has
+    /// its row (and those are bounded by the agent's upstream share).
+    async fn refuse(&self, call: &Call<'_>, denial: &Denial) -> Result<(), ErrorData> {
+        let agent = call.agent;
+        let refusal = Charge {
+            refusal: true,
+            ..Charge::default()
+        };
+        if self.spend(agent, refusal).is_err() && call.lookup.is_empty() {
+            self.budgets.suppress(&agent.id, audit::now_unix_ms());
+            tracing::debug!(agent = %agent.id, kind = denial.kind.as_str(), "refused call counted, not written: over the refusal budget");
+            return Ok(());
+        }
+        tracing::info!(
+            agent = %agent.id, tool = %text::clip(call.tool, 64), kind = denial.kind.as_str(),
+            reason = %text::escape(&denial.reason), "call denied"
         );
-        tracing::info!(agent = %agent.id, tool = %text::clip(tool, 64), reason = %text::escape(reason), "call denied");
+        let request = call
+            .endpoint
+            .and_then(|e| cloudflare::build(e, call.args).ok());
+        let record = self.record(call, request.as_ref(), false, &denial.reason, &denial.rule);
         self.audit
             .record(record, Outcome::default())
             .await
@@ -176,49 +220,147 @@ impl Gateway {
             .map_err(audit_down)
     }
 
-    /// The audit record of a call; `verdict` is (allowed, reason, rule).
+    /// Writes one row for each agent's refused calls that were counted
+    /// rather than written; run every few seconds and at shutdown.
+    pub async fn record_suppressed(&self) -> Result<(), audit::AuditError> {
+        for suppressed in self.budgets.take_suppressed() {
+            let limit = self
+                .engine
+                .policy()
+                .agent(&suppressed.agent)
+                .and_then(|a| a.limits.refusals_per_minute)
+                .unwrap_or(crate::budget::DEFAULT_REFUSALS_PER_MINUTE);
+            self.audit
+                .record(
+                    suppressed_record(&suppressed, limit, self.sandbox),
+                    Outcome::default(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The audit record of a call.
     fn record(
         &self,
-        agent: &Agent,
-        endpoint: Option<&Endpoint>,
+        call: &Call<'_>,
         request: Option<&cloudflare::PreparedRequest>,
-        tool: &str,
-        args: &JsonObject,
-        verdict: (bool, &str, &str),
+        allowed: bool,
+        reason: &str,
+        rule: &str,
     ) -> CallRecord {
-        let (allowed, reason, rule) = verdict;
         let directory = self.engine.directory();
-        let target = endpoint.and_then(|e| describe_target(e, args, &directory));
+        let endpoint = call.endpoint;
+        let target = endpoint.and_then(|e| describe_target(e, call.args, &directory));
         let (method, path) = match (endpoint, request) {
             (Some(e), Some(r)) => (e.method.to_string(), r.path.clone()),
             (Some(e), None) => (e.method.to_string(), e.path.raw.clone()),
             (None, _) => (String::new(), String::new()),
         };
+        let tool = text::clip(call.tool, 64);
         CallRecord {
             ts: audit::now_rfc3339(),
             ts_unix_ms: audit::now_unix_ms(),
-            agent: agent.id.clone(),
-            tool: text::clip(tool, 64),
+            agent: call.agent.id.clone(),
             method,
             path,
             target: target.clone().unwrap_or_default(),
-            args: audit::stored_args(endpoint, args),
+            args: audit::stored_args(endpoint, call.args),
             allowed,
             reason: text::escape(reason).into_owned(),
             rule: text::escape(rule).into_owned(),
             summary: summary::decision(
-                &agent.id,
+                &call.agent.id,
                 endpoint,
-                &text::clip(tool, 64),
+                &tool,
                 target.as_deref(),
-                args,
+                call.args,
                 allowed,
                 reason,
             ),
-            lookup: String::new(),
+            tool,
+            lookup: call.lookup.clone(),
             sandbox: self.sandbox,
         }
     }
+}
+
+/// The refusal of a call that is over one of its agent's budgets.
+fn over_limit(over: &OverBudget) -> Denial {
+    Denial::new(DenyKind::OverLimit, over.to_string(), "limits")
+}
+
+/// The refusal of a call whose object could not be fetched to check it.
+fn lookup_failed(error: &LookupError) -> Denial {
+    match error {
+        LookupError::NotFound => Denial::new(
+            DenyKind::LookupFailed,
+            "there is no such object: Cloudflare answered 404 when flaregate fetched it to check the call",
+            "lookup",
+        ),
+        LookupError::Failed(problem) => Denial::new(
+            DenyKind::LookupFailed,
+            format!("cannot check the object this call acts on: {problem}"),
+            "lookup",
+        ),
+    }
+}
+
+/// What the agent is told of a refusal. A refusal that rests on the object
+/// as it is (found, its name, its type) says only that the agent may not
+/// act on it, unless the agent may read that object anyway.
+fn agent_text(call: &Call<'_>, denial: &Denial) -> String {
+    let reveals_object = !call.lookup.is_empty()
+        && matches!(
+            denial.kind,
+            DenyKind::Constraint | DenyKind::Immutable | DenyKind::LookupFailed
+        );
+    let may_read_object = call
+        .endpoint
+        .and_then(|e| e.lookup.as_ref())
+        .is_some_and(|lookup| call.agent.may_see(call.policy.catalog(), &lookup.tool));
+    let reason = if reveals_object && !may_read_object {
+        "you may not act on the object this call names"
+    } else {
+        &denial.reason
+    };
+    let reason = reason.trim_end_matches('.');
+    match denial.kind {
+        DenyKind::InvalidArguments => format!("{reason}. Nothing was sent to Cloudflare."),
+        DenyKind::OverLimit => format!("Refused: {reason}. Nothing was sent to Cloudflare."),
+        _ => format!("Denied by flaregate policy: {reason}."),
+    }
+}
+
+/// The row that stands for refused calls counted past the refusal budget.
+fn suppressed_record(s: &Suppressed, limit: u32, sandbox: bool) -> CallRecord {
+    let first = humantime::format_rfc3339_millis(unix_ms(s.first_ms)).to_string();
+    let last = humantime::format_rfc3339_millis(unix_ms(s.last_ms)).to_string();
+    let reason = format!(
+        "{} more refused calls between {first} and {last}, answered without a row each: over its limit of {limit} refused calls per minute",
+        s.count
+    );
+    CallRecord {
+        ts: audit::now_rfc3339(),
+        ts_unix_ms: audit::now_unix_ms(),
+        agent: s.agent.clone(),
+        tool: String::new(),
+        method: String::new(),
+        path: String::new(),
+        target: String::new(),
+        args: serde_json::json!({ "refused_calls": s.count, "first": first, "last": last })
+            .to_string(),
+        allowed: false,
+        summary: format!("{} had {reason}", s.agent),
+        reason,
+        rule: "limits.refusals_per_minute".into(),
+        lookup: String::new(),
+        sandbox,
+    }
+}
+
+fn unix_ms(ms: i64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64)
 }
 
 /// What Cloudflare answered, for the audit log.

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::audit::AuditLog;
+use crate::budget::Budgets;
 use crate::catalog::Catalog;
 use crate::cloudflare::Client;
 use crate::policy::Engine;
@@ -21,6 +22,7 @@ pub struct Gateway {
     pub(super) notifier: Notifier,
     /// Upstream is the built-in sandbox: rows are marked as sandbox rows.
     pub(super) sandbox: bool,
+    pub(super) budgets: Arc<dyn Budgets>,
 }
 
 impl Gateway {
@@ -31,6 +33,7 @@ impl Gateway {
         client: Client,
         audit: AuditLog,
         sandbox: bool,
+        budgets: Arc<dyn Budgets>,
     ) -> Arc<Self> {
         Arc::new(Self {
             tools: ToolTable::new(&catalog),
@@ -40,6 +43,7 @@ impl Gateway {
             audit,
             notifier: Notifier::default(),
             sandbox,
+            budgets,
         })
     }
 
@@ -54,10 +58,34 @@ impl Gateway {
     /// Makes every audit row durable and checkpoints the log's head; for
     /// a clean shutdown.
     pub async fn close(&self) {
+        if let Err(error) = self.record_suppressed().await {
+            tracing::error!(%error, "cannot record the refused calls counted last");
+        }
         match self.audit.close().await {
             Ok(head) => tracing::info!(%head, "audit log closed"),
             Err(error) => tracing::error!(%error, "cannot close the audit log cleanly"),
         }
+    }
+
+    /// Writes the counted refusals every `every` until `shutdown`.
+    pub fn record_suppressed_every(
+        self: &Arc<Self>,
+        every: std::time::Duration,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
+        let gateway = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                if let Err(error) = gateway.record_suppressed().await {
+                    tracing::error!(%error, "cannot record counted refusals");
+                }
+            }
+        });
     }
 
     /// Tells connected clients to list their tools again.

@@ -66,10 +66,10 @@ const SETTLE: Duration = Duration::from_millis(50);
 /// that truncates a file and then writes it must not get half a policy
 /// installed: cut before its `deny` line, an agent would gain rights.
 async fn settled_files(path: &Path) -> Result<Vec<(PathBuf, String)>, String> {
-    let mut last = policy::policy_files(path).map_err(|e| e.to_string())?;
+    let mut last = read_files(path).await?;
     for _ in 0..20 {
         tokio::time::sleep(SETTLE).await;
-        let again = policy::policy_files(path).map_err(|e| e.to_string())?;
+        let again = read_files(path).await?;
         if again == last {
             return match again.iter().find(|(_, text)| text.trim().is_empty()) {
                 // Mid-save, or emptied by mistake; to revoke every agent,
@@ -86,16 +86,47 @@ async fn settled_files(path: &Path) -> Result<Vec<(PathBuf, String)>, String> {
     Err("the policy files kept changing for a second; try again once they are saved".into())
 }
 
-/// Loads the policy again; whether the new one was installed.
-pub async fn reload(gateway: &Gateway, path: &Path, adjust: &Adjust) -> bool {
-    let sources = settled_files(path).await;
-    let previous = gateway.engine().policy();
-    let loaded = sources
-        .and_then(|sources| {
-            policy::compile(&sources, gateway.catalog().clone(), Some(&previous))
-                .map_err(|e| e.to_string())
+/// The policy files, read off the async worker (file reads block).
+async fn read_files(path: &Path) -> Result<Vec<(PathBuf, String)>, String> {
+    let path = path.to_path_buf();
+    off_worker(move || policy::policy_files(&path).map_err(|e| e.to_string())).await
+}
+
+/// Runs `work` on a thread of its own and waits for it without blocking
+/// the async worker. Reloads are rare: a thread each is cheap, and keeps
+/// the runtime's own threads to the one worker `serve` runs.
+async fn off_worker<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("policy-reload".into())
+        .spawn(move || {
+            let _ = done.send(work());
         })
-        .and_then(|mut policy| adjust(&mut policy).map(|()| policy));
+        .map_err(|e| format!("cannot start a thread to reload the policy: {e}"))?;
+    result
+        .await
+        .unwrap_or_else(|_| Err("reloading the policy failed".into()))
+}
+
+/// Loads the policy again; whether the new one was installed. Reading and
+/// compiling (globs, schemas) run off the async worker, which keeps
+/// answering calls meanwhile.
+pub async fn reload(gateway: &Gateway, path: &Path, adjust: &Adjust) -> bool {
+    let catalog = gateway.catalog().clone();
+    let adjust_new = adjust.clone();
+    let loaded = match settled_files(path).await {
+        Ok(sources) => {
+            off_worker(move || {
+                let mut policy = policy::compile(&sources, catalog).map_err(|e| e.to_string())?;
+                adjust_new(&mut policy)?;
+                Ok(policy)
+            })
+            .await
+        }
+        Err(problem) => Err(problem),
+    };
     match loaded {
         Ok(policy) => {
             tracing::info!(agents = policy.agents().len(), path = %path.display(), "policy reloaded");
