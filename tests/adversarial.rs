@@ -267,3 +267,181 @@ async fn refused_calls_cannot_fill_the_log_and_none_goes_unrecorded() {
         "the attack was real: {sent} calls"
     );
 }
+
+#[tokio::test]
+async fn a_scoped_list_reveals_nothing_outside_the_scope_through_its_page_information() {
+    let server = ServerProcess::sandbox(&[]);
+    // dns-editor holds example.com only; the sandbox has more zones.
+    let editor = server.connect("dns-editor").await;
+    let zones = call(&editor, "list_zones", json!({"per_page": 5})).await;
+    let structured = zones.structured_content.clone().expect("structured");
+    let names: Vec<&str> = structured["result"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|z| z["name"].as_str())
+        .collect();
+    assert_eq!(names, ["example.com"]);
+    let info = &structured["result_info"];
+    assert_eq!(
+        (
+            info["count"].as_u64(),
+            info["total_count"].as_u64(),
+            info["total_pages"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1)),
+        "{info}"
+    );
+    // A filter naming a zone outside the scope finds nothing, and says so.
+    for filter in [
+        json!({"name": "example.org"}),
+        json!({"status": "active", "per_page": 50}),
+    ] {
+        let found = call(&editor, "list_zones", filter.clone()).await;
+        let s = found.structured_content.expect("structured");
+        assert!(!s.to_string().contains("example.org"), "{filter}: {s}");
+        assert!(
+            s["result_info"]["total_count"].as_u64() <= Some(1),
+            "{filter}: {s}"
+        );
+    }
+}
+
+/// One agent that may read only staging records, one that may delete them
+/// without being able to read DNS at all.
+const STAGING_ONLY: &str = r#"
+[[agent]]
+id = "reader"
+zones = ["example.com"]
+grants = { dns = "read" }
+
+[[agent.constraint]]
+tool = "list_dns_records"
+arg = "name"
+allow = ["*.staging.example.com"]
+
+[[agent.constraint]]
+tool = "get_dns_record"
+arg = "name"
+allow = ["*.staging.example.com"]
+
+[[agent]]
+id = "janitor"
+zones = ["example.com"]
+tools = { delete_dns_record = "on" }
+
+[[agent.constraint]]
+tool = "delete_dns_record"
+arg = "name"
+allow = ["*.staging.example.com"]
+"#;
+
+fn staging_only() -> (ServerProcess, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("staging.toml");
+    std::fs::write(&policy, STAGING_ONLY).expect("policy");
+    let server = ServerProcess::sandbox(&["--policies", policy.to_str().expect("utf-8")]);
+    (server, dir)
+}
+
+#[tokio::test]
+async fn a_constrained_list_returns_only_what_the_constraint_admits_whatever_the_filters() {
+    let (server, _dir) = staging_only();
+    let reader = server.connect("reader").await;
+    for filter in [
+        json!({"zone_id": EXAMPLE_COM}),
+        json!({"zone_id": EXAMPLE_COM, "type": "CNAME"}),
+        // "any": Cloudflare ORs the filters, so the CNAME www would match.
+        json!({"zone_id": EXAMPLE_COM, "name": "x.staging.example.com", "type": "CNAME", "match": "any"}),
+        json!({"zone_id": EXAMPLE_COM, "search": "example", "per_page": 5}),
+    ] {
+        let listed = call(&reader, "list_dns_records", filter.clone()).await;
+        assert_ne!(listed.is_error, Some(true), "{}", text(&listed));
+        let s = listed.structured_content.expect("structured");
+        for record in s["result"].as_array().expect("a list") {
+            let name = record["name"].as_str().expect("a name");
+            assert!(name.ends_with(".staging.example.com"), "{filter}: {name}");
+        }
+        let shown = s["result"].as_array().map_or(0, Vec::len) as u64;
+        assert_eq!(
+            s["result_info"]["total_count"].as_u64(),
+            Some(shown),
+            "{filter}: {s}"
+        );
+    }
+    let outside = call(
+        &reader,
+        "list_dns_records",
+        json!({"zone_id": EXAMPLE_COM, "name": "www.example.com"}),
+    )
+    .await;
+    assert_eq!(
+        outside.is_error,
+        Some(true),
+        "a filter outside the constraint is refused"
+    );
+    let www = call(
+        &reader,
+        "get_dns_record",
+        json!({"zone_id": EXAMPLE_COM, "dns_record_id": WWW}),
+    )
+    .await;
+    assert_eq!(www.is_error, Some(true));
+    assert!(
+        !text(&www).contains("192.0.2") && text(&www).contains("not among"),
+        "{}",
+        text(&www)
+    );
+    let staging = call(
+        &reader,
+        "get_dns_record",
+        json!({"zone_id": EXAMPLE_COM, "dns_record_id": STAGING}),
+    )
+    .await;
+    assert_ne!(staging.is_error, Some(true), "{}", text(&staging));
+}
+
+/// api.staging.example.com, a seeded record inside staging.
+const STAGING: &str = "c0ffee00c0ffee00c0ffee00c0ffee00";
+
+#[tokio::test]
+async fn a_denial_discloses_nothing_an_agent_could_not_read() {
+    let (server, _dir) = staging_only();
+    let janitor = server.connect("janitor").await;
+    let outside = call(
+        &janitor,
+        "delete_dns_record",
+        json!({"zone_id": EXAMPLE_COM, "dns_record_id": WWW}),
+    )
+    .await;
+    let missing = call(
+        &janitor,
+        "delete_dns_record",
+        json!({"zone_id": EXAMPLE_COM, "dns_record_id": "0123456789abcdef0123456789abcdef"}),
+    )
+    .await;
+    for refused in [&outside, &missing] {
+        assert_eq!(refused.is_error, Some(true));
+        assert_eq!(
+            text(refused),
+            "Denied by flaregate policy: you may not act on the object this call names.",
+            "the same words whether the record is outside staging or missing"
+        );
+    }
+    // The operator's log keeps the real reasons.
+    let rows = server.audit_rows();
+    assert!(
+        rows.iter().any(|r| r.reason.contains("www.example.com")),
+        "{rows:?}"
+    );
+    assert!(rows.iter().any(|r| r.reason.contains("404")), "{rows:?}");
+    // An agent that may read DNS learns that the record does not exist.
+    let reader = server.connect("reader").await;
+    let gone = call(
+        &reader,
+        "get_dns_record",
+        json!({"zone_id": EXAMPLE_COM, "dns_record_id": "0123456789abcdef0123456789abcdef"}),
+    )
+    .await;
+    assert!(text(&gone).contains("no such object"), "{}", text(&gone));
+}

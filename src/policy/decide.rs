@@ -202,9 +202,16 @@ impl Policy {
                 None => {}
             }
         }
+        // A read that names no value to check (a list, filtered or not) is
+        // allowed: its answer is cut to what the constraints admit.
+        let answer_is_cut = endpoint.access == Access::Read && endpoint.lookup.is_none();
         for constraint in &rule.constraints {
             let now = current.and_then(|c| c.get(&constraint.arg));
-            if let Err(reason) = constraint.check(args.get(&constraint.arg), now) {
+            let given = args.get(&constraint.arg);
+            if answer_is_cut && given.is_none() && now.is_none() {
+                continue;
+            }
+            if let Err(reason) = constraint.check(given, now) {
                 return Verdict::deny(DenyKind::Constraint, reason, constraint.source.clone());
             }
         }
@@ -212,41 +219,6 @@ impl Policy {
             reason: rule.reason.clone(),
             rule: rule.rule.clone(),
         }
-    }
-}
-
-impl Policy {
-    /// Keeps only the items inside the agent's scope in the result of a
-    /// list that names no zone or account (list_zones, list_accounts), so
-    /// an agent does not learn of zones and accounts it may not touch.
-    /// Returns how many items were removed.
-    pub fn retain_in_scope(
-        &self,
-        agent: &Agent,
-        tool: &str,
-        result: &mut Value,
-        directory: &Directory,
-    ) -> usize {
-        let Some(endpoint) = self.catalog.endpoint(tool) else {
-            return 0;
-        };
-        if endpoint.access != Access::Read || endpoint.scope_param().is_some() {
-            return 0;
-        }
-        let (scope, names) = match endpoint.scope {
-            EndpointScope::Zone => (&agent.zones, &directory.zone_ids),
-            EndpointScope::Account => (&agent.accounts, &directory.account_ids),
-        };
-        let Value::Array(items) = result else {
-            return 0;
-        };
-        let before = items.len();
-        items.retain(|item| {
-            let id = item["id"].as_str().unwrap_or_default();
-            let name = item["name"].as_str().unwrap_or_default();
-            scope.check(id, names) == ScopeCheck::Inside || scope.names(name)
-        });
-        before - items.len()
     }
 }
 
@@ -302,6 +274,12 @@ impl Constraint {
             }
         }
         Ok(())
+    }
+
+    /// Whether a value in an answer passes: present, and every item of it
+    /// allowed and not denied.
+    pub fn admits(&self, value: Option<&Value>) -> bool {
+        value.is_some() && self.check(value, None).is_ok()
     }
 
     fn check_one(&self, value: &Value) -> Result<(), String> {

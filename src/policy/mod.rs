@@ -6,6 +6,7 @@ mod decide;
 mod engine;
 mod file;
 mod identity;
+mod lists;
 mod load;
 mod model;
 mod scope;

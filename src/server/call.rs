@@ -13,6 +13,7 @@ use rmcp::model::{CallToolResult, ErrorData, JsonObject};
 
 use super::gateway::Gateway;
 use super::render;
+use super::visible::Visible;
 use crate::audit::{self, CallRecord, Outcome, summary};
 use crate::budget::{Charge, OverBudget, Suppressed};
 use crate::catalog::{Access, Endpoint, Method};
@@ -139,7 +140,15 @@ impl Gateway {
         // Send, then record the outcome: written before the agent hears it.
         let send_and_record = async {
             let started = Instant::now();
-            let answer = self.client.send(&request, endpoint.response).await;
+            let answer = if call.policy.filters_list(call.agent, endpoint) {
+                self.fetch_visible(call.policy, call.agent, endpoint, call.args)
+                    .await
+            } else {
+                self.client
+                    .send(&request, endpoint.response)
+                    .await
+                    .map(Visible::Answer)
+            };
             let outcome = outcome_of(&answer, started.elapsed().as_millis() as u64);
             if let Err(error) = self.audit.complete(row, outcome).await {
                 // The call already happened; say so to the operator, answer the agent.
@@ -158,23 +167,10 @@ impl Gateway {
             send_and_record.await
         };
         Ok(match answer {
-            Ok(mut answer) => {
-                let hidden = call.policy.retain_in_scope(
-                    call.agent,
-                    &endpoint.tool,
-                    &mut answer.result,
-                    &self.engine.directory(),
-                );
-                if hidden > 0
-                    && let Some(info) = answer.result_info.as_mut().and_then(|i| i.as_object_mut())
-                {
-                    info.insert(
-                        "count".into(),
-                        answer.result.as_array().map_or(0, Vec::len).into(),
-                    );
-                }
-                render::success(endpoint, answer)
-            }
+            Ok(Visible::Answer(answer)) => render::success(endpoint, answer),
+            Ok(Visible::Withheld) => render::refusal(
+                "Denied by flaregate policy: what this call names is outside your allowed values; nothing of it is shown.",
+            ),
             Err(error) => render::failure(&error),
         })
     }
@@ -364,15 +360,21 @@ fn unix_ms(ms: i64) -> std::time::SystemTime {
 }
 
 /// What Cloudflare answered, for the audit log.
-fn outcome_of(
-    answer: &Result<cloudflare::ApiResponse, cloudflare::CloudflareError>,
-    duration_ms: u64,
-) -> Outcome {
+fn outcome_of(answer: &Result<Visible, cloudflare::CloudflareError>, duration_ms: u64) -> Outcome {
     match answer {
-        Ok(ok) => Outcome {
+        Ok(Visible::Answer(ok)) => Outcome {
             status: Some(ok.status),
             duration_ms: Some(duration_ms),
             text: summary::outcome(Some(ok.status), &[], None, duration_ms),
+            ..Outcome::default()
+        },
+        Ok(Visible::Withheld) => Outcome {
+            status: Some(200),
+            duration_ms: Some(duration_ms),
+            text: format!(
+                "{}; the answer was withheld: outside the agent's constraints",
+                summary::outcome(Some(200), &[], None, duration_ms)
+            ),
             ..Outcome::default()
         },
         Err(error) => Outcome {

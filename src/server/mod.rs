@@ -11,6 +11,7 @@ pub mod reload;
 mod render;
 pub mod stdio;
 mod tools;
+mod visible;
 
 pub use gateway::Gateway;
 pub use handler::{Caller, Handler};

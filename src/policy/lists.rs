@@ -1,0 +1,71 @@
+//! What an agent may see of a list. A list that names no zone or account
+//! (list_zones, list_accounts) holds items outside the agent's scope; a
+//! list whose filter argument is constrained (list_dns_records by `name`)
+//! holds items the constraint would refuse. Both are cut to what the agent
+//! may see, and the page information then describes only that.
+
+use serde_json::Value;
+
+use super::model::{Agent, Policy};
+use super::scope::{Directory, Scope, ScopeCheck};
+use crate::catalog::{Access, Endpoint, Scope as EndpointScope};
+
+impl Policy {
+    /// Whether `endpoint`'s answer must be cut for `agent`: a read list
+    /// that names no zone or account, for an agent whose scope is a list,
+    /// or a read whose answer carries a constrained argument.
+    pub fn filters_list(&self, agent: &Agent, endpoint: &Endpoint) -> bool {
+        if endpoint.access != Access::Read {
+            return false;
+        }
+        let scoped = endpoint.scope_param().is_none()
+            && !matches!(self.scope_of(agent, endpoint), Scope::All);
+        scoped || !self.constraints_on(agent, endpoint).is_empty()
+    }
+
+    /// Keeps only the items `agent` may see in a list `result` of
+    /// `endpoint`; returns how many were removed.
+    pub fn retain_visible(
+        &self,
+        agent: &Agent,
+        endpoint: &Endpoint,
+        items: &mut Vec<Value>,
+        directory: &Directory,
+    ) -> usize {
+        let before = items.len();
+        if endpoint.scope_param().is_none() {
+            let scope = self.scope_of(agent, endpoint);
+            let names = match endpoint.scope {
+                EndpointScope::Zone => &directory.zone_ids,
+                EndpointScope::Account => &directory.account_ids,
+            };
+            items.retain(|item| {
+                let id = item["id"].as_str().unwrap_or_default();
+                let name = item["name"].as_str().unwrap_or_default();
+                scope.check(id, names) == ScopeCheck::Inside || scope.names(name)
+            });
+        }
+        for constraint in self.constraints_on(agent, endpoint) {
+            items.retain(|item| constraint.admits(item.get(&constraint.arg)));
+        }
+        before - items.len()
+    }
+
+    fn scope_of<'a>(&self, agent: &'a Agent, endpoint: &Endpoint) -> &'a Scope {
+        match endpoint.scope {
+            EndpointScope::Zone => &agent.zones,
+            EndpointScope::Account => &agent.accounts,
+        }
+    }
+
+    /// The agent's constraints on `endpoint`'s arguments.
+    fn constraints_on<'a>(
+        &self,
+        agent: &'a Agent,
+        endpoint: &Endpoint,
+    ) -> &'a [super::model::Constraint] {
+        self.catalog
+            .index_of(&endpoint.tool)
+            .map_or(&[], |i| agent.tools[i].constraints.as_slice())
+    }
+}
