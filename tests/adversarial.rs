@@ -6,7 +6,7 @@
 mod common;
 
 use common::{SandboxProcess, ServerProcess, call, connect_http, text, try_call};
-use flaregate::sandbox::EXAMPLE_COM;
+use flaregate::sandbox::{EXAMPLE_COM, EXAMPLE_ORG};
 use serde_json::json;
 
 /// A line that would pass for a real audit row if printed as it is.
@@ -444,4 +444,110 @@ async fn a_denial_discloses_nothing_an_agent_could_not_read() {
     )
     .await;
     assert!(text(&gone).contains("no such object"), "{}", text(&gone));
+}
+
+/// An agent holding two zones whose DNS names are confined to staging of
+/// example.com, and whose purges are confined to example.com's assets.
+const TWO_ZONES: &str = r#"
+[[agent]]
+id = "editor"
+zones = ["example.com", "example.org"]
+grants = { dns = "full", cache = "full" }
+
+[[agent.constraint]]
+tool = "create_dns_record"
+arg = "name"
+allow = ["*.staging.example.com"]
+
+[[agent.constraint]]
+tool = "purge_cache"
+arg = "files"
+allow = ["https://www.example.com/assets/*"]
+"#;
+
+#[tokio::test]
+async fn constraints_judge_names_and_urls_as_cloudflare_reads_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("two.toml");
+    std::fs::write(&policy, TWO_ZONES).expect("policy");
+    let server = ServerProcess::sandbox(&["--policies", policy.to_str().expect("utf-8")]);
+    let editor = server.connect("editor").await;
+    let create = |zone: &str, name: &str| json!({"zone_id": zone, "type": "A", "name": name, "content": "192.0.2.7", "ttl": 1});
+    let before = server.sandbox_requests().await.len();
+
+    // Refused: each names, for Cloudflare, a record outside staging.
+    for (zone, name) in [
+        (EXAMPLE_ORG, "evil.staging.example.com"),
+        (EXAMPLE_ORG, "evil.staging.example.com."),
+        (EXAMPLE_COM, "@"),
+        (EXAMPLE_COM, "www"),
+    ] {
+        let refused = call(&editor, "create_dns_record", create(zone, name)).await;
+        assert_eq!(refused.is_error, Some(true), "{name} in {zone}");
+        assert!(
+            text(&refused).contains("not among its allowed values"),
+            "{name}: {}",
+            text(&refused)
+        );
+    }
+    // A name Cloudflare would refuse is refused before the policy is asked.
+    for name in [
+        "a..staging.example.com",
+        "a b.staging.example.com",
+        "a\u{7}.staging.example.com",
+    ] {
+        let refused = call(&editor, "create_dns_record", create(EXAMPLE_COM, name)).await;
+        assert!(
+            text(&refused).contains("Nothing was sent"),
+            "{name:?}: {}",
+            text(&refused)
+        );
+    }
+    // Older SRV forms name the record through data: refused when names are limited.
+    let srv = json!({"zone_id": EXAMPLE_COM, "type": "SRV", "name": "_sip._tcp.staging.example.com", "ttl": 1,
+                     "data": {"service": "_sip", "proto": "_tcp", "name": "example.com", "priority": 1, "weight": 1, "port": 5060, "target": "sip.example.com"}});
+    let refused = call(&editor, "create_dns_record", srv).await;
+    assert!(
+        text(&refused).contains("data.name would decide the record's name"),
+        "{}",
+        text(&refused)
+    );
+    // URLs: only one that reads as itself and as an asset.
+    for url in [
+        "https://www.example.com/assets/../admin",
+        "https://www.example.com/assets/%2e%2e/admin",
+        "https://www.example.com/assets/..%2fadmin",
+        "HTTPS://WWW.EXAMPLE.COM/assets/app.css",
+    ] {
+        let refused = call(
+            &editor,
+            "purge_cache",
+            json!({"zone_id": EXAMPLE_COM, "files": [url]}),
+        )
+        .await;
+        assert_eq!(refused.is_error, Some(true), "{url}");
+    }
+    assert_eq!(
+        server.sandbox_requests().await.len(),
+        before,
+        "nothing reached the sandbox"
+    );
+
+    // Allowed: a relative name inside staging is created under its full name.
+    let created = call(
+        &editor,
+        "create_dns_record",
+        create(EXAMPLE_COM, "new.Staging"),
+    )
+    .await;
+    assert_ne!(created.is_error, Some(true), "{}", text(&created));
+    let structured = created.structured_content.expect("structured");
+    assert_eq!(structured["result"]["name"], "new.staging.example.com");
+    let purged = call(
+        &editor,
+        "purge_cache",
+        json!({"zone_id": EXAMPLE_COM, "files": ["https://www.example.com/assets/app.css"]}),
+    )
+    .await;
+    assert_ne!(purged.is_error, Some(true), "{}", text(&purged));
 }

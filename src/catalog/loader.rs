@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use super::Catalog;
 use super::error::CatalogError;
+use super::forms::Form;
 use super::model::*;
 use super::schema::input_schema;
 
@@ -32,7 +33,15 @@ const SCHEMA_KEYWORDS: &[&str] = &[
 ];
 
 /// flaregate's own parameter keys (not JSON Schema).
-const PARAM_KEYS: &[&str] = &["name", "in", "key", "required", "part"];
+const PARAM_KEYS: &[&str] = &[
+    "name",
+    "in",
+    "key",
+    "required",
+    "part",
+    "form",
+    "name_fields",
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -376,6 +385,31 @@ fn parse_param(mut table: toml::Table) -> Result<Param, (String, String)> {
             })?,
         ),
     };
+    let form = match take_str(&mut table, "form")? {
+        None => None,
+        Some(s) => Some(
+            Form::deserialize(toml::Value::String(s.clone())).map_err(|_| {
+                (
+                    "form".to_string(),
+                    format!("`{s}` is not record_name, hostname, url or url_prefix"),
+                )
+            })?,
+        ),
+    };
+    let name_fields = match table.remove("name_fields") {
+        None => Vec::new(),
+        Some(toml::Value::Array(items)) => items
+            .into_iter()
+            .map(|item| match item {
+                toml::Value::String(s) => Ok(s),
+                _ => Err((
+                    "name_fields".to_string(),
+                    "must be a list of strings".to_string(),
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(("name_fields".into(), "must be a list of strings".into())),
+    };
     for key in table.keys() {
         if !SCHEMA_KEYWORDS.contains(&key.as_str()) {
             return Err((
@@ -427,6 +461,8 @@ fn parse_param(mut table: toml::Table) -> Result<Param, (String, String)> {
         part,
         schema,
         pattern,
+        form,
+        name_fields,
     })
 }
 

@@ -3,6 +3,7 @@
 
 mod arguments;
 mod error;
+mod forms;
 mod loader;
 mod model;
 mod schema;
@@ -15,6 +16,7 @@ use serde_json::{Map, Value};
 
 pub use arguments::ArgumentError;
 pub use error::CatalogError;
+pub use forms::{Canonical, Form};
 pub use loader::load_sources;
 pub use model::*;
 

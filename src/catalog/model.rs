@@ -7,6 +7,8 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::forms::Form;
+
 /// A capability group (one catalog file): the unit a policy grants.
 #[derive(Debug, Clone)]
 pub struct Group {
@@ -136,6 +138,12 @@ pub struct Param {
     pub schema: Map<String, Value>,
     /// The compiled `pattern`, checked again on path values before any I/O.
     pub pattern: Option<Regex>,
+    /// How Cloudflare reads the value, when it reads it in a form of its own.
+    pub form: Option<Form>,
+    /// Fields of this (object) argument that, when present, decide the
+    /// record's name instead of `name` (SRV `data`): refused for an agent
+    /// whose names are constrained.
+    pub name_fields: Vec<String>,
 }
 
 /// A path template such as `/zones/{zone_id}/dns_records`.

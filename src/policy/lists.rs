@@ -51,6 +51,13 @@ impl Policy {
         before - items.len()
     }
 
+    /// Whether `agent` has a constraint on `arg` of `endpoint`.
+    pub fn is_constrained(&self, agent: &Agent, endpoint: &Endpoint, arg: &str) -> bool {
+        self.constraints_on(agent, endpoint)
+            .iter()
+            .any(|c| c.arg == arg)
+    }
+
     fn scope_of<'a>(&self, agent: &'a Agent, endpoint: &Endpoint) -> &'a Scope {
         match endpoint.scope {
             EndpointScope::Zone => &agent.zones,

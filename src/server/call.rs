@@ -46,12 +46,21 @@ impl Gateway {
         let agent = policy.agent(agent_id).ok_or_else(|| {
             ErrorData::invalid_request("this agent is no longer in the policy", None)
         })?;
-        let args = args.unwrap_or_default();
+        let mut args = args.unwrap_or_default();
         let endpoint = self
             .catalog
             .endpoint(tool)
             .filter(|_| agent.may_see(&self.catalog, tool))
             .map(|e| &**e);
+        let valid = endpoint.map(|_| self.catalog.validate_arguments(tool, &args));
+        // Values judged as Cloudflare will read them, and sent that way.
+        let canonical = match (endpoint, &valid) {
+            (Some(endpoint), Some(Ok(()))) => {
+                self.engine.resolve_names().await;
+                self.canonicalise(&policy, agent, endpoint, &mut args)
+            }
+            _ => Ok(()),
+        };
         let mut call = Call {
             policy: &policy,
             agent,
@@ -73,8 +82,11 @@ impl Gateway {
             self.refuse(&call, &denial).await?;
             return Err(unknown_tool(tool));
         };
-        if let Err(invalid) = self.catalog.validate_arguments(tool, &args) {
+        if let Some(Err(invalid)) = valid {
             let denial = Denial::new(DenyKind::InvalidArguments, invalid.to_string(), "arguments");
+            return self.refusal(&call, denial).await;
+        }
+        if let Err(denial) = canonical {
             return self.refusal(&call, denial).await;
         }
         let mut charge = Charge {

@@ -3,6 +3,7 @@
 //! knows MCP; it asks `policy` for decisions and hands `audit` records.
 
 mod call;
+mod canonical;
 mod gateway;
 mod handler;
 pub mod http;
