@@ -321,3 +321,38 @@ fn a_bad_worker_count_is_refused_with_a_clear_error() {
         );
     }
 }
+
+#[tokio::test]
+async fn sandbox_calls_go_to_a_log_of_their_own_and_are_marked() {
+    let server = ServerProcess::sandbox_with_default_audit_db();
+    assert!(
+        server.audit_db.ends_with("flaregate-sandbox-audit.db"),
+        "{}",
+        server.audit_db.display()
+    );
+    let auditor = server.connect("auditor").await;
+    common::call(&auditor, "list_zones", serde_json::json!({})).await;
+    let rows = server.audit_rows();
+    assert!(
+        !rows.is_empty() && rows.iter().all(|r| r.sandbox),
+        "{rows:?}"
+    );
+    let dir = server.audit_db.parent().expect("a folder");
+    assert!(
+        !dir.join("flaregate-audit.db").exists(),
+        "the production default is untouched"
+    );
+    let view = run(
+        &[
+            "audit",
+            "--audit-db",
+            server.audit_db.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    assert!(
+        stdout(&view).contains("[sandbox] auditor was allowed to list zones"),
+        "{}",
+        stdout(&view)
+    );
+}

@@ -374,28 +374,12 @@ fn parse_param(mut table: toml::Table) -> Result<Param, (String, String)> {
         Some(toml::Value::Boolean(b)) => b,
         Some(_) => return Err(("required".into(), "must be true or false".into())),
     };
-    let part = match take_str(&mut table, "part")? {
-        None => None,
-        Some(s) => Some(
-            Part::deserialize(toml::Value::String(s.clone())).map_err(|_| {
-                (
-                    "part".to_string(),
-                    format!("`{s}` is not metadata or module"),
-                )
-            })?,
-        ),
-    };
-    let form = match take_str(&mut table, "form")? {
-        None => None,
-        Some(s) => Some(
-            Form::deserialize(toml::Value::String(s.clone())).map_err(|_| {
-                (
-                    "form".to_string(),
-                    format!("`{s}` is not record_name, hostname, url or url_prefix"),
-                )
-            })?,
-        ),
-    };
+    let part: Option<Part> = take_enum(&mut table, "part", "metadata or module")?;
+    let form: Option<Form> = take_enum(
+        &mut table,
+        "form",
+        "record_name, hostname, url or url_prefix",
+    )?;
     let name_fields = match table.remove("name_fields") {
         None => Vec::new(),
         Some(toml::Value::Array(items)) => items
@@ -464,6 +448,21 @@ fn parse_param(mut table: toml::Table) -> Result<Param, (String, String)> {
         form,
         name_fields,
     })
+}
+
+/// A string key of a parameter table read as one of an enum's values.
+fn take_enum<T: for<'de> Deserialize<'de>>(
+    table: &mut toml::Table,
+    key: &str,
+    expected: &str,
+) -> Result<Option<T>, (String, String)> {
+    match table.remove(key) {
+        None => Ok(None),
+        Some(toml::Value::String(s)) => T::deserialize(toml::Value::String(s.clone()))
+            .map(Some)
+            .map_err(|_| (key.to_string(), format!("`{s}` is not {expected}"))),
+        Some(_) => Err((key.to_string(), "must be a string".into())),
+    }
 }
 
 /// Checks how parameters fit the path and the method.

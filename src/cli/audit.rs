@@ -88,8 +88,9 @@ pub fn run(args: &AuditArgs) -> Outcome {
         } else {
             // Escaped again here: rows written by older versions, or by
             // hand, must not print as more than one line either.
+            let sandbox = if entry.sandbox { "[sandbox] " } else { "" };
             println!(
-                "{:>6}  {}  {:<5}  {}",
+                "{:>6}  {}  {:<5}  {sandbox}{}",
                 entry.id,
                 text::escape(&entry.ts),
                 text::escape(&entry.decision),

@@ -58,10 +58,18 @@ pub const WORKERS: usize = 1;
 /// written to the log (one row per agent).
 const SUPPRESSED_EVERY: Duration = Duration::from_secs(5);
 
+/// The audit database `serve --sandbox` writes unless `--audit-db` names
+/// one: demo calls never land in a production log.
+pub const SANDBOX_AUDIT_DB: &str = "flaregate-sandbox-audit.db";
+
 pub async fn run(args: ServeArgs) -> Outcome {
     // First: a reload asked for during start-up must not end the process.
     let hangup = reload::hangups();
-    let config = setup::config(&args.paths)?;
+    let mut config = setup::config(&args.paths)?;
+    if args.sandbox && args.paths.audit_db.is_none() {
+        config.audit_db = config.audit_db.with_file_name(SANDBOX_AUDIT_DB);
+        config.audit_key = None;
+    }
     let catalog = load_catalog(&config, &args.paths)?;
     let (client, sandbox) = upstream(&config, args.sandbox).await?;
     let (mut policy, source) = load_policy(&config, &args, catalog.clone())?;

@@ -158,14 +158,20 @@ impl ServerProcess {
     /// As [`ServerProcess::start`]; `starting` runs with the process id
     /// once the process is spawned, before it is ready.
     pub fn start_with(extra: &[&str], env: &[(&str, &str)], starting: impl FnOnce(u32)) -> Self {
-        Self::spawn(extra, env, starting, Stdio::inherit())
+        Self::spawn(extra, env, starting, Stdio::inherit(), false)
+    }
+
+    /// `serve --sandbox` as a user runs it: no `--audit-db`, so the log is
+    /// wherever flaregate puts it by default (in the process's own folder).
+    pub fn sandbox_with_default_audit_db() -> Self {
+        Self::spawn(&["--sandbox"], &[], |_| {}, Stdio::inherit(), true)
     }
 
     /// As [`ServerProcess::start`], with the server's log lines written to
     /// `stderr` for the test to read.
     pub fn start_logging_to(extra: &[&str], env: &[(&str, &str)], stderr: &Path) -> Self {
         let file = std::fs::File::create(stderr).expect("create the log file");
-        Self::spawn(extra, env, |_| {}, Stdio::from(file))
+        Self::spawn(extra, env, |_| {}, Stdio::from(file), false)
     }
 
     fn spawn(
@@ -173,6 +179,7 @@ impl ServerProcess {
         env: &[(&str, &str)],
         starting: impl FnOnce(u32),
         stderr: Stdio,
+        default_audit_db: bool,
     ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         // An --audit-db among `extra` (a test reusing a database) wins.
@@ -189,7 +196,7 @@ impl ServerProcess {
             .current_dir(dir.path())
             .stdout(Stdio::piped())
             .stderr(stderr);
-        if given_db.is_none() {
+        if given_db.is_none() && !default_audit_db {
             command.args(["--audit-db", audit_db.to_str().expect("utf-8")]);
         }
         if !extra.contains(&"--policies") {
@@ -211,6 +218,7 @@ impl ServerProcess {
         let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
         let (mut mcp_url, mut sandbox_url, mut keys) =
             (None, None, std::collections::HashMap::new());
+        let mut banner_db = None;
         let mut line = String::new();
         loop {
             line.clear();
@@ -220,6 +228,8 @@ impl ServerProcess {
             let text = line.trim();
             if let Some(url) = text.strip_prefix("MCP:") {
                 mcp_url = Some(url.trim().to_string());
+            } else if let Some(path) = text.strip_prefix("audit log:") {
+                banner_db = Some(dir.path().join(path.trim()));
             } else if let Some(url) = text.strip_prefix("sandbox API:") {
                 sandbox_url = Some(url.trim().to_string());
             } else if let Some(rest) = text.strip_prefix("key for ") {
@@ -234,7 +244,11 @@ impl ServerProcess {
             mcp_url: mcp_url.expect("MCP URL printed"),
             sandbox_url,
             keys,
-            audit_db,
+            audit_db: if default_audit_db {
+                banner_db.expect("the banner names the audit log")
+            } else {
+                audit_db
+            },
             _stdout: stdout,
             _dir: dir,
         }
