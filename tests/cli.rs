@@ -128,6 +128,7 @@ fn explain_resolves_zone_names_through_the_configured_api() {
         run(
             &[
                 "explain",
+                "--live",
                 "--agent",
                 "site-deployer",
                 "--tool",
@@ -354,5 +355,144 @@ async fn sandbox_calls_go_to_a_log_of_their_own_and_are_marked() {
         stdout(&view).contains("[sandbox] auditor was allowed to list zones"),
         "{}",
         stdout(&view)
+    );
+}
+
+/// The README's `explain` example, pasted from a folder of the user's.
+const README_EXAMPLE: &[&str] = &[
+    "explain",
+    "--agent",
+    "dns-editor",
+    "--tool",
+    "create_dns_record",
+    "--args",
+    r#"{"zone_id":"023e105f4ecef8ad9ca31a8372d0c353","type":"A","name":"www.example.com","content":"192.0.2.1","ttl":1}"#,
+];
+
+#[test]
+fn explain_sends_nothing_unless_asked_and_decides_against_the_demo_data_with_sandbox() {
+    let sandbox = SandboxProcess::start(&[]);
+    let env = [
+        ("CLOUDFLARE_API_BASE_URL", sandbox.base_url.as_str()),
+        ("CLOUDFLARE_API_TOKEN", sandbox.token.as_str()),
+    ];
+    // A token in the environment is not a request to use it.
+    let offline = run(README_EXAMPLE, &env);
+    assert!(!offline.status.success());
+    assert!(
+        stdout(&offline).contains("undecided") && stdout(&offline).contains("--live"),
+        "{}",
+        stdout(&offline)
+    );
+    let requests = tokio::runtime::Runtime::new()
+        .expect("rt")
+        .block_on(sandbox.requests());
+    assert!(requests.is_empty(), "nothing was sent: {requests:?}");
+
+    let mut demo = README_EXAMPLE.to_vec();
+    demo.push("--sandbox");
+    let decided = run(&demo, &[]);
+    assert!(
+        stdout(&decided).contains(
+            "denied: name \"www.example.com\" is not among its allowed values (*.staging.example.com)"
+        ),
+        "{}{}",
+        stdout(&decided),
+        stderr(&decided)
+    );
+}
+
+#[test]
+fn the_commands_work_from_a_folder_without_a_catalog() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policies = repo_path("policies");
+    let policies = policies.to_str().expect("utf-8");
+    for args in [
+        vec!["check", "--policies", policies],
+        vec!["tools", "--agent", "auditor", "--policies", policies],
+    ] {
+        let output = Command::new(common::BIN)
+            .args(&args)
+            .current_dir(dir.path())
+            .output()
+            .expect("runs");
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+    }
+    let mut explain = README_EXAMPLE.to_vec();
+    explain.extend(["--sandbox", "--policies", policies]);
+    let output = Command::new(common::BIN)
+        .args(&explain)
+        .current_dir(dir.path())
+        .output()
+        .expect("runs");
+    assert!(
+        stdout(&output).contains("is not among its allowed values"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn check_refuses_an_empty_policy_and_warns_of_likely_mistakes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let empty = dir.path().join("empty.toml");
+    std::fs::write(&empty, "\n").expect("write");
+    let output = run(
+        &["check", "--policies", empty.to_str().expect("utf-8")],
+        &[],
+    );
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("empty.toml:1: the file is empty"),
+        "{}",
+        stderr(&output)
+    );
+
+    let odd = dir.path().join("odd.toml");
+    std::fs::write(
+        &odd,
+        "[[agent]]\nid = \"lonely\"\ngrants = { dns = \"read\" }\n",
+    )
+    .expect("write");
+    let output = run(&["check", "--policies", odd.to_str().expect("utf-8")], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = stdout(&output);
+    assert!(out.contains("agent `lonely` has no key"), "{out}");
+    assert!(
+        out.contains("agent `lonely` is granted dns but holds no zones"),
+        "{out}"
+    );
+    let header = out
+        .lines()
+        .find(|l| l.starts_with("agent"))
+        .expect("a header");
+    let names: Vec<&str> = header
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    let unique: std::collections::HashSet<&&str> = names.iter().collect();
+    assert_eq!(unique.len(), names.len(), "no name twice in {header}");
+}
+
+#[test]
+fn tools_shows_constraints_and_limits_and_keygen_refuses_a_bad_id() {
+    let output = run(&["tools", "--agent", "site-deployer"], &[]);
+    let out = stdout(&output);
+    assert!(out.contains("script_name: allowed: site-*"), "{out}");
+    assert!(
+        out.contains("60 calls per minute, 30 writes per hour"),
+        "{out}"
+    );
+    let bad = run(&["keygen", "--agent", "Bad Agent"], &[]);
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("must be 1-64 lowercase"),
+        "{}",
+        stderr(&bad)
+    );
+    assert!(
+        stdout(&bad).is_empty(),
+        "no key is printed for an id the policy would refuse"
     );
 }

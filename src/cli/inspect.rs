@@ -1,5 +1,6 @@
-//! `check`, `tools` and `explain`: what the policy says, without calling
-//! Cloudflare for anything but name resolution.
+//! `check`, `tools` and `explain`: what the policy says. Nothing is sent to
+//! Cloudflare unless asked (`--live`); `--sandbox` asks the built-in sandbox
+//! instead, so answers match the demo data.
 
 use std::process::ExitCode;
 
@@ -14,13 +15,17 @@ use crate::policy::{AuthMode, Engine, LookupError, Policy, Verdict, describe_tar
 /// `flaregate check`: validates everything and prints the agent × group matrix.
 pub fn check(paths: &Paths) -> Outcome {
     let config = setup::config(paths)?;
-    let catalog = setup::catalog(&config)?;
+    let catalog = setup::catalog(&config, paths)?;
     let policy = setup::policy(&config, catalog.clone())?;
+    let catalog_source = if config.catalog.is_dir() {
+        config.catalog.display().to_string()
+    } else {
+        "built in".to_string()
+    };
     println!(
-        "catalog:  {} endpoints in {} groups ({})",
+        "catalog:  {} endpoints in {} groups ({catalog_source})",
         catalog.endpoints().len(),
         catalog.groups().len(),
-        config.catalog.display()
     );
     println!(
         "policies: {} agents ({})",
@@ -66,11 +71,12 @@ pub fn check(paths: &Paths) -> Outcome {
 
 /// The agent × group table with each agent's scopes.
 fn matrix(catalog: &Catalog, policy: &Policy) -> String {
+    // The scopes are headed apart from the groups of the same names.
     let mut header = vec![
         "agent".to_string(),
         "auth".into(),
-        "zones".into(),
-        "accounts".into(),
+        "in zones".into(),
+        "in accounts".into(),
     ];
     header.extend(catalog.groups().iter().map(|g| g.id.clone()));
     let mut rows = vec![header];
@@ -119,10 +125,11 @@ pub struct ToolsArgs {
     paths: Paths,
 }
 
-/// `flaregate tools --agent ID`.
+/// `flaregate tools --agent ID`: the tools, each with its constraints,
+/// and the agent's limits.
 pub fn tools(args: &ToolsArgs) -> Outcome {
     let config = setup::config(&args.paths)?;
-    let catalog = setup::catalog(&config)?;
+    let catalog = setup::catalog(&config, &args.paths)?;
     let policy = setup::policy(&config, catalog.clone())?;
     let agent = policy
         .agent(&args.agent)
@@ -143,8 +150,32 @@ pub fn tools(args: &ToolsArgs) -> Outcome {
             "  {tool:<32} {:<16} {access:<5}  {}",
             endpoint.group, endpoint.permission
         );
+        for constraint in agent.constraints(&catalog, tool) {
+            println!("      {}", constraint.describe_rule());
+        }
     }
+    println!("in zones:    {}", agent.zones.describe());
+    println!("in accounts: {}", agent.accounts.describe());
+    println!("limits:      {}", describe_limits(&agent.limits));
     Ok(ExitCode::SUCCESS)
+}
+
+/// "60 calls per minute, 30 writes per hour, 30 refusals per minute".
+pub fn describe_limits(limits: &crate::policy::Limits) -> String {
+    let mut parts = Vec::new();
+    if let Some(n) = limits.calls_per_minute {
+        parts.push(format!("{n} calls per minute"));
+    }
+    if let Some(n) = limits.writes_per_hour {
+        parts.push(format!("{n} writes per hour"));
+    }
+    let refusals = limits
+        .refusals_per_minute
+        .unwrap_or(crate::budget::DEFAULT_REFUSALS_PER_MINUTE);
+    parts.push(format!(
+        "{refusals} refused calls per minute recorded one by one"
+    ));
+    parts.join(", ")
 }
 
 fn unknown_agent(policy: &Policy, id: &str) -> String {
@@ -166,6 +197,13 @@ pub struct ExplainArgs {
     /// The call's arguments, as a JSON object.
     #[arg(long, default_value = "{}")]
     args: String,
+    /// Resolve names and fetch objects through the Cloudflare API (needs
+    /// CLOUDFLARE_API_TOKEN). Without it nothing is sent to Cloudflare.
+    #[arg(long, conflicts_with = "sandbox")]
+    live: bool,
+    /// Decide against the built-in sandbox's demo data.
+    #[arg(long)]
+    sandbox: bool,
     #[command(flatten)]
     paths: Paths,
 }
@@ -173,7 +211,7 @@ pub struct ExplainArgs {
 /// `flaregate explain`: exit 0 when the call would be allowed, 1 when not.
 pub async fn explain(args: &ExplainArgs) -> Outcome {
     let config = setup::config(&args.paths)?;
-    let catalog = setup::catalog(&config)?;
+    let catalog = setup::catalog(&config, &args.paths)?;
     let policy = setup::policy(&config, catalog.clone())?;
     if policy.agent(&args.agent).is_none() {
         return Err(unknown_agent(&policy, &args.agent));
@@ -189,12 +227,35 @@ pub async fn explain(args: &ExplainArgs) -> Outcome {
         println!("invalid: {invalid}");
         return Ok(ExitCode::FAILURE);
     }
-    let engine = Engine::new(policy, setup::resolver(&config)?).await;
+    // Kept running while the decision is made (the sandbox serves from it).
+    let (resolver, _sandbox) = if args.sandbox {
+        let (client, running) = setup::sandbox(&config).await?;
+        (Some(client), Some(running))
+    } else if args.live {
+        let client = setup::client(&config)?.ok_or(
+            "--live needs CLOUDFLARE_API_TOKEN (or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY)",
+        )?;
+        (Some(client), None)
+    } else {
+        (None, None)
+    };
+    let offline = resolver.is_none();
+    let engine = Engine::new(policy, resolver).await;
     let policy = engine.policy();
     let agent = policy
         .agent(&args.agent)
         .expect("the agent was found above");
     let mut decision = engine.decide(&policy, agent, &args.tool, &call).await;
+    if offline
+        && (decision == Verdict::NeedsLookup
+            || decision.deny_kind() == Some(crate::policy::DenyKind::Unresolved))
+    {
+        println!(
+            "undecided: {} — nothing was sent to Cloudflare; run with --live to ask the API, or --sandbox for the demo data",
+            decision.reason()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     if decision == Verdict::NeedsLookup {
         let lookup = engine.look_up(&policy, &args.tool, &call).await;
         if !lookup.note.is_empty() {

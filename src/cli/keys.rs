@@ -16,6 +16,7 @@ pub struct KeygenArgs {
 
 /// Prints a new key once, and the line to paste into the agent's policy.
 pub fn keygen(args: &KeygenArgs) -> Outcome {
+    policy::check_agent_id(&args.agent)?;
     let (key, hash) = policy::new_key();
     println!(
         "New key for agent {} (shown once; give it to the agent, store it nowhere else):",

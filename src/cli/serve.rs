@@ -13,11 +13,11 @@ use tokio_util::sync::CancellationToken;
 use super::{Outcome, Paths, setup};
 use crate::audit::AuditLog;
 use crate::budget;
-use crate::catalog::{self, Catalog};
-use crate::cloudflare::{Client, ClientConfig, Credential};
+use crate::catalog::Catalog;
+use crate::cloudflare::Client;
 use crate::config::Config;
 use crate::policy::{self, AuthMode, Engine, Policy};
-use crate::sandbox::{self, RunningSandbox, SandboxConfig};
+use crate::sandbox::RunningSandbox;
 use crate::server::{Gateway, http, reload, stdio};
 
 #[derive(Args)]
@@ -70,7 +70,7 @@ pub async fn run(args: ServeArgs) -> Outcome {
         config.audit_db = config.audit_db.with_file_name(SANDBOX_AUDIT_DB);
         config.audit_key = None;
     }
-    let catalog = load_catalog(&config, &args.paths)?;
+    let catalog = setup::catalog(&config, &args.paths)?;
     let (client, sandbox) = upstream(&config, args.sandbox).await?;
     let (mut policy, source) = load_policy(&config, &args, catalog.clone())?;
     let listen = args.http.unwrap_or(config.http.listen);
@@ -165,16 +165,6 @@ pub async fn run(args: ServeArgs) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The configured catalog, or the built-in one when no catalog folder is
-/// there and none was asked for.
-fn load_catalog(config: &Config, paths: &Paths) -> Result<Arc<Catalog>, String> {
-    if config.catalog.is_dir() || paths.catalog.is_some() {
-        return setup::catalog(config);
-    }
-    tracing::info!(missing = %config.catalog.display(), "using the built-in catalog");
-    Ok(Arc::new(catalog::builtin()))
-}
-
 /// The configured policies (watched for changes), or in sandbox mode with
 /// none at hand, the built-in demo policy.
 fn load_policy(
@@ -203,17 +193,8 @@ async fn upstream(
     config: &Config,
     sandbox_mode: bool,
 ) -> Result<(Client, Option<RunningSandbox>), String> {
-    let timeout = Duration::from_secs(config.cloudflare.timeout_secs);
     if sandbox_mode {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| e.to_string())?;
-        let running = sandbox::spawn(listener, SandboxConfig::new()).map_err(|e| e.to_string())?;
-        let mut client_config =
-            ClientConfig::new(running.base_url(), Credential::Token(running.token.clone()));
-        client_config.rate_limit = config.cloudflare.rate_limit;
-        client_config.timeout = timeout;
-        let client = Client::new(client_config).map_err(|e| e.to_string())?;
+        let (client, running) = setup::sandbox(config).await?;
         return Ok((client, Some(running)));
     }
     let client = setup::client(config)?.ok_or(

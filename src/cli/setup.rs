@@ -9,6 +9,7 @@ use crate::catalog::Catalog;
 use crate::cloudflare::{Client, ClientConfig, Credential};
 use crate::config::Config;
 use crate::policy::{self, Policy};
+use crate::sandbox::{self, RunningSandbox, SandboxConfig};
 
 /// The configuration with the command line's path overrides applied.
 pub fn config(paths: &Paths) -> Result<Config, String> {
@@ -25,15 +26,35 @@ pub fn config(paths: &Paths) -> Result<Config, String> {
     Ok(config)
 }
 
-pub fn catalog(config: &Config) -> Result<Arc<Catalog>, String> {
-    Catalog::load(&config.catalog)
-        .map(Arc::new)
-        .map_err(|e| e.to_string())
+/// The configured catalog, or the built-in one when no catalog folder is
+/// there and none was asked for: every command works from any folder.
+pub fn catalog(config: &Config, paths: &Paths) -> Result<Arc<Catalog>, String> {
+    if config.catalog.is_dir() || paths.catalog.is_some() {
+        return Catalog::load(&config.catalog)
+            .map(Arc::new)
+            .map_err(|e| e.to_string());
+    }
+    tracing::info!(missing = %config.catalog.display(), "using the built-in catalog");
+    Ok(Arc::new(crate::catalog::builtin()))
 }
 
 pub fn policy(config: &Config, catalog: Arc<Catalog>) -> Result<Policy, String> {
     let sources = policy::policy_files(&config.policies).map_err(|e| e.to_string())?;
     policy::compile(&sources, catalog).map_err(|e| e.to_string())
+}
+
+/// The built-in sandbox, started in this process, and a client for it.
+pub async fn sandbox(config: &Config) -> Result<(Client, RunningSandbox), String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let running = sandbox::spawn(listener, SandboxConfig::new()).map_err(|e| e.to_string())?;
+    let mut client_config =
+        ClientConfig::new(running.base_url(), Credential::Token(running.token.clone()));
+    client_config.rate_limit = config.cloudflare.rate_limit;
+    client_config.timeout = Duration::from_secs(config.cloudflare.timeout_secs);
+    let client = Client::new(client_config).map_err(|e| e.to_string())?;
+    Ok((client, running))
 }
 
 /// A client for the configured API, if a credential is in the environment.
@@ -47,16 +68,4 @@ pub fn client(config: &Config) -> Result<Option<Client>, String> {
     Client::new(client_config)
         .map(Some)
         .map_err(|e| e.to_string())
-}
-
-/// The client that resolves names and looks up objects for decisions; none
-/// (with a note on stderr) without a credential.
-pub fn resolver(config: &Config) -> Result<Option<Client>, String> {
-    let client = client(config)?;
-    if client.is_none() {
-        eprintln!(
-            "note: no CLOUDFLARE_API_TOKEN set, so zone and account names in policies are not resolved"
-        );
-    }
-    Ok(client)
 }

@@ -234,7 +234,12 @@ fn check_scope(
         return None;
     }
     let held = scope.describe();
-    let reason = if held == "none" {
+    let reason = if outcome == ScopeCheck::Unresolved {
+        format!(
+            "{kind} {}: could not resolve the {kind} names in its {kind}s ({held}) to check it",
+            clip(label)
+        )
+    } else if held == "none" {
         format!(
             "{kind} {} is outside its {kind}s: it holds none",
             clip(label)
@@ -312,6 +317,11 @@ impl Constraint {
             ));
         }
         Ok(())
+    }
+
+    /// "name: allowed *.staging.example.com (policies/demo.toml:64)".
+    pub fn describe_rule(&self) -> String {
+        format!("{}: {} ({})", self.arg, self.describe(), self.source)
     }
 
     fn describe(&self) -> String {

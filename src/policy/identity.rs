@@ -36,3 +36,25 @@ pub fn new_key() -> (String, String) {
 pub fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
+
+/// Whether `id` is an agent id a policy accepts: 1-64 characters, lowercase
+/// letters, digits, '.', '_' or '-', starting with a letter or digit (the
+/// policy schema's pattern).
+pub fn check_agent_id(id: &str) -> Result<(), String> {
+    let valid = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "agent id `{}` must be 1-64 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit",
+            crate::text::clip(id, 64)
+        ))
+    }
+}

@@ -94,6 +94,17 @@ pub fn compile(
     let mut ids: HashMap<String, String> = HashMap::new();
     let mut keys: HashMap<[u8; 32], String> = HashMap::new();
     for (file, text) in sources {
+        if text.trim().is_empty() {
+            // Mid-save, or emptied by mistake: never "no agents" by accident.
+            problems.push(Problem {
+                file: file.clone(),
+                line: 1,
+                message:
+                    "the file is empty (half saved?); write a comment in it to mean \"no agents\""
+                        .into(),
+            });
+            continue;
+        }
         let parsed: PolicyFile = match toml::from_str(text) {
             Ok(parsed) => parsed,
             Err(e) => {
@@ -194,16 +205,8 @@ impl Context<'_> {
 
     fn agent(&mut self, spec: AgentSpec) -> Agent {
         let id = spec.id.get_ref().clone();
-        let valid_id = !id.is_empty()
-            && id.len() <= 64
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
-        if !valid_id {
-            self.problem(
-                &spec.id,
-                format!("agent id `{id}` must be 1-64 lowercase letters, digits, '.', '_' or '-'"),
-            );
+        if let Err(problem) = super::identity::check_agent_id(&id) {
+            self.problem(&spec.id, problem);
         }
         let key_hashes: Vec<[u8; 32]> = spec
             .key_sha256
@@ -286,6 +289,15 @@ impl Context<'_> {
                 format!("agent `{id}` is granted nothing: it will see no tools"),
             );
         }
+        if auth == AuthMode::Key && key_hashes.is_empty() {
+            self.warn(
+                &spec.id,
+                format!(
+                    "agent `{id}` has no key: it can be served over stdio only (`flaregate keygen --agent {id}` makes one)"
+                ),
+            );
+        }
+        self.warn_unscoped(&spec.id, &id, &tools, &zones, &accounts);
         for (name, value) in [
             ("calls_per_minute", spec.limits.calls_per_minute),
             ("writes_per_hour", spec.limits.writes_per_hour),
@@ -319,6 +331,46 @@ impl Context<'_> {
             self.problem(key, "key_sha256 must be 64 hex characters (the SHA-256 of the key; `flaregate keygen` prints it)".into());
         }
         hash
+    }
+
+    /// Warns of tools granted on zones or accounts the agent holds none of:
+    /// every call of them would be denied.
+    fn warn_unscoped(
+        &mut self,
+        at: &Spanned<String>,
+        id: &str,
+        tools: &[ToolRule],
+        zones: &Scope,
+        accounts: &Scope,
+    ) {
+        for (kind, scope, endpoint_scope) in [
+            ("zones", zones, crate::catalog::Scope::Zone),
+            ("accounts", accounts, crate::catalog::Scope::Account),
+        ] {
+            if !matches!(scope, Scope::Listed(held) if held.is_empty()) {
+                continue;
+            }
+            let mut groups: Vec<&str> = self
+                .catalog
+                .endpoints()
+                .iter()
+                .zip(tools)
+                .filter(|(e, rule)| {
+                    rule.allowed && e.scope == endpoint_scope && e.scope_param().is_some()
+                })
+                .map(|(e, _)| e.group.as_str())
+                .collect();
+            groups.dedup();
+            if !groups.is_empty() {
+                self.warn(
+                    at,
+                    format!(
+                        "agent `{id}` is granted {} but holds no {kind}: every such call will be denied (add `{kind} = [...]`)",
+                        groups.join(", ")
+                    ),
+                );
+            }
+        }
     }
 
     fn scope(&mut self, entries: Option<&[Spanned<String>]>, kind: &str) -> Scope {

@@ -14,7 +14,7 @@ mod scope;
 pub use decide::{Denial, DenyKind, Verdict};
 pub use engine::{Engine, Lookup, LookupError};
 pub use file::{AuthMode, Level, Limits, ToolSetting, json_schema};
-pub use identity::{new_key, sha256_hex};
+pub use identity::{check_agent_id, new_key, sha256_hex};
 pub use load::{PolicyError, Problem, compile, policy_files};
 pub use model::{Agent, Policy};
 pub use scope::{Directory, Scope, ScopeRef, describe_target};

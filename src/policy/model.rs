@@ -112,6 +112,13 @@ impl Agent {
             .is_some_and(|i| self.tools[i].allowed)
     }
 
+    /// The agent's constraints on `tool`'s arguments.
+    pub fn constraints<'a>(&'a self, catalog: &Catalog, tool: &str) -> &'a [Constraint] {
+        catalog
+            .index_of(tool)
+            .map_or(&[], |i| self.tools[i].constraints.as_slice())
+    }
+
     /// Whether the agent has any bearer key.
     pub fn has_keys(&self) -> bool {
         !self.key_hashes.is_empty()

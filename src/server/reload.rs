@@ -71,15 +71,8 @@ async fn settled_files(path: &Path) -> Result<Vec<(PathBuf, String)>, String> {
         tokio::time::sleep(SETTLE).await;
         let again = read_files(path).await?;
         if again == last {
-            return match again.iter().find(|(_, text)| text.trim().is_empty()) {
-                // Mid-save, or emptied by mistake; to revoke every agent,
-                // leave a comment in the file.
-                Some((empty, _)) => Err(format!(
-                    "{} is empty (half saved?); write a comment in it to mean \"no agents\"",
-                    empty.display()
-                )),
-                None => Ok(again),
-            };
+            // An empty file (mid-save) is refused by `compile`.
+            return Ok(again);
         }
         last = again;
     }
