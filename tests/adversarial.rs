@@ -485,7 +485,7 @@ async fn constraints_judge_names_and_urls_as_cloudflare_reads_them() {
         let refused = call(&editor, "create_dns_record", create(zone, name)).await;
         assert_eq!(refused.is_error, Some(true), "{name} in {zone}");
         assert!(
-            text(&refused).contains("not among its allowed values"),
+            text(&refused).contains("not among your allowed values"),
             "{name}: {}",
             text(&refused)
         );

@@ -22,9 +22,9 @@ fn record(agent: &str, tool: &str, allowed: bool, n: usize) -> CallRecord {
         args: format!("{{\"n\":{n}}}"),
         allowed,
         reason: if allowed {
-            "its DNS grant is read".into()
+            "your DNS grant is read".into()
         } else {
-            "its DNS grant is off".into()
+            "your DNS grant is off".into()
         },
         rule: "grants.dns".into(),
         summary: format!(
@@ -324,7 +324,7 @@ async fn verify_detects_an_edited_row() {
 
     sqlite(&db)
         .execute(
-            "UPDATE calls SET reason = 'its DNS grant is full' WHERE id = 3",
+            "UPDATE calls SET reason = 'your DNS grant is full' WHERE id = 3",
             [],
         )
         .expect("tamper");

@@ -148,7 +148,7 @@ fn explain_resolves_zone_names_through_the_configured_api() {
         stderr(&allowed)
     );
     assert!(
-        stdout(&allowed).contains("allowed: its Cache grant is full"),
+        stdout(&allowed).contains("allowed: your Cache grant is full"),
         "{}",
         stdout(&allowed)
     );
@@ -163,7 +163,7 @@ fn explain_resolves_zone_names_through_the_configured_api() {
     let denied = explain(EXAMPLE_ORG);
     assert!(!denied.status.success());
     assert!(
-        stdout(&denied).contains("denied: zone example.org is outside its zones (example.com)"),
+        stdout(&denied).contains("denied: zone example.org (5a7805061c76ada191ed06f989cc3dac) is outside your zones; your zones are example.com (023e105f4ecef8ad9ca31a8372d0c353)"),
         "{}",
         stdout(&denied)
     );
@@ -394,7 +394,7 @@ fn explain_sends_nothing_unless_asked_and_decides_against_the_demo_data_with_san
     let decided = run(&demo, &[]);
     assert!(
         stdout(&decided).contains(
-            "denied: name \"www.example.com\" is not among its allowed values (*.staging.example.com)"
+            "denied: name \"www.example.com\" is not among your allowed values (*.staging.example.com)"
         ),
         "{}{}",
         stdout(&decided),
@@ -426,7 +426,7 @@ fn the_commands_work_from_a_folder_without_a_catalog() {
         .output()
         .expect("runs");
     assert!(
-        stdout(&output).contains("is not among its allowed values"),
+        stdout(&output).contains("is not among your allowed values"),
         "{}",
         stderr(&output)
     );

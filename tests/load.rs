@@ -121,7 +121,7 @@ async fn a_hundred_sessions_of_a_hundred_calls_each_get_one_row_per_call() {
         .count();
     let denied = rows
         .iter()
-        .filter(|r| r.decision == "deny" && r.reason.contains("outside its zones"))
+        .filter(|r| r.decision == "deny" && r.reason.contains("outside your zones"))
         .count();
     assert_eq!((allowed, denied), (5_000, 5_000));
     assert!(matches!(

@@ -135,11 +135,11 @@ async fn denied_and_invalid_calls_never_reach_the_sandbox() {
     let editor = server.connect("dns-editor").await;
     let outside_name = call(&editor, "create_dns_record", json!({"zone_id": EXAMPLE_COM, "type": "A", "name": "www2.example.com", "content": "192.0.2.1", "ttl": 1})).await;
     assert_eq!(outside_name.is_error, Some(true));
-    assert!(text(&outside_name).contains("Denied by flaregate policy: name \"www2.example.com\" is not among its allowed values (*.staging.example.com)"), "{}", text(&outside_name));
+    assert!(text(&outside_name).contains("Denied by flaregate policy: name \"www2.example.com\" is not among your allowed values (*.staging.example.com)"), "{}", text(&outside_name));
 
     let outside_zone = call(&editor, "list_dns_records", json!({"zone_id": EXAMPLE_ORG})).await;
     assert!(
-        text(&outside_zone).contains("zone example.org is outside its zones (example.com)"),
+        text(&outside_zone).contains("zone example.org (5a7805061c76ada191ed06f989cc3dac) is outside your zones; your zones are example.com (023e105f4ecef8ad9ca31a8372d0c353)"),
         "{}",
         text(&outside_zone)
     );
@@ -240,7 +240,7 @@ async fn cloudflare_errors_and_pages_come_back_readable() {
     assert!(
         message.contains("HTTP 400")
             && message.contains("81057 Record already exists")
-            && message.contains("fix the named parameter"),
+            && message.contains("update or patch it by id"),
         "{message}"
     );
     let row = server
@@ -362,4 +362,97 @@ async fn zone_and_account_lists_show_only_what_the_agent_holds() {
             .map(Vec::len),
         Some(2)
     );
+}
+
+#[tokio::test]
+async fn an_agent_is_told_its_own_lines_with_names_and_ids() {
+    let server = ServerProcess::sandbox(&[]);
+    let editor = server.connect("dns-editor").await;
+    let instructions = editor
+        .peer_info()
+        .and_then(|info| info.instructions.clone())
+        .expect("instructions");
+    for expected in [
+        "agent \"dns-editor\"",
+        "Your zones: example.com (023e105f4ecef8ad9ca31a8372d0c353).",
+        "Your accounts: none.",
+        "Rule: name allowed: *.staging.example.com (for create_dns_record, update_dns_record, patch_dns_record, delete_dns_record).",
+        "Your limits: 30 refused calls per minute",
+    ] {
+        assert!(
+            instructions.contains(expected),
+            "{expected}\n{instructions}"
+        );
+    }
+    let deployer = server.connect("site-deployer").await;
+    let instructions = deployer
+        .peer_info()
+        .and_then(|info| info.instructions.clone())
+        .expect("instructions");
+    assert!(
+        instructions.contains("Your accounts: Example Corp (a1b2c3d4e5f60718293a4b5c6d7e8f90).")
+            && instructions.contains("60 calls per minute, 30 writes per hour"),
+        "{instructions}"
+    );
+
+    // Its tools offer the ids it holds, and point to no tool it cannot see.
+    let tools = deployer.list_all_tools().await.expect("tools");
+    let purge = tools
+        .iter()
+        .find(|t| t.name == "purge_cache")
+        .expect("purge_cache");
+    let zone_id = &purge.input_schema["properties"]["zone_id"];
+    assert_eq!(zone_id["enum"], json!([EXAMPLE_COM]), "{zone_id}");
+    assert!(
+        zone_id["description"]
+            .as_str()
+            .expect("text")
+            .contains("example.com (023e")
+    );
+    let all = serde_json::to_string(&tools).expect("JSON");
+    assert!(
+        !all.contains("(see list_zones)") && !all.contains("(see list_accounts)"),
+        "{all}"
+    );
+    // The auditor may list zones: its pointers stay.
+    let auditor = server.connect("auditor").await;
+    let all = serde_json::to_string(&auditor.list_all_tools().await.expect("tools")).expect("JSON");
+    assert!(all.contains("(see list_zones)"));
+}
+
+#[tokio::test]
+async fn errors_read_once_and_fit_and_a_delete_says_what_it_removed() {
+    let server = ServerProcess::sandbox(&[]);
+    let editor = server.connect("dns-editor").await;
+    let record = json!({"zone_id": EXAMPLE_COM, "type": "A", "name": "dup.staging.example.com", "content": "192.0.2.9", "ttl": 1});
+    let first = call(&editor, "create_dns_record", record.clone()).await;
+    assert_ne!(first.is_error, Some(true), "{}", text(&first));
+    let again = call(&editor, "create_dns_record", record).await;
+    let message = text(&again);
+    assert_eq!(again.is_error, Some(true));
+    assert!(message.contains("exists already"), "{message}");
+    assert!(
+        !message.contains("fix the named parameter") && !message.contains(".."),
+        "{message}"
+    );
+
+    let deployer = server.connect("site-deployer").await;
+    let account = flaregate::sandbox::ACCOUNT_ID;
+    let put = call(
+        &deployer,
+        "put_worker_script",
+        json!({"account_id": account, "script_name": "site-gone", "script": "export default {}"}),
+    )
+    .await;
+    assert_ne!(put.is_error, Some(true), "{}", text(&put));
+    let deleted = call(
+        &deployer,
+        "delete_worker_script",
+        json!({"account_id": account, "script_name": "site-gone"}),
+    )
+    .await;
+    assert_ne!(deleted.is_error, Some(true), "{}", text(&deleted));
+    let result = &deleted.structured_content.expect("structured")["result"];
+    assert_eq!(result["deleted"], true, "{result}");
+    assert_eq!(result["script_name"], "site-gone", "{result}");
 }

@@ -122,21 +122,21 @@ fn the_decision_table() {
             "list_dns_records",
             json!({"zone_id": COM}),
             true,
-            "its DNS grant is read",
+            "your DNS grant is read",
         ),
         (
             "reader",
             "create_dns_record",
             record(COM, "a.example.com"),
             false,
-            "its DNS grant is read",
+            "your DNS grant is read",
         ),
         (
             "editor",
             "create_dns_record",
             record(COM, "a.staging.example.com"),
             true,
-            "its DNS grant is full",
+            "your DNS grant is full",
         ),
         // overrides beat group grants
         (
@@ -159,7 +159,7 @@ fn the_decision_table() {
             "list_dns_records",
             json!({"zone_id": ORG}),
             false,
-            "zone example.org is outside its zones (example.com)",
+            "zone example.org (5a7805061c76ada191ed06f989cc3dac) is outside your zones; your zones are example.com (023e105f4ecef8ad9ca31a8372d0c353)",
         ),
         (
             "by-id",
@@ -173,7 +173,7 @@ fn the_decision_table() {
             "list_dns_records",
             json!({"zone_id": COM}),
             false,
-            "zone example.com is outside its zones",
+            "zone example.com (023e",
         ),
         (
             "reader",
@@ -195,14 +195,14 @@ fn the_decision_table() {
             "list_worker_scripts",
             json!({"account_id": OTHER_ACCOUNT}),
             false,
-            "is outside its accounts (Example Corp)",
+            "is outside your accounts; your accounts are Example Corp (",
         ),
         (
             "editor",
             "get_zone",
             json!({"zone_id": ORG}),
             false,
-            "outside its zones",
+            "outside your zones",
         ),
         // constraints: allow, deny, case, lists
         (
@@ -210,28 +210,28 @@ fn the_decision_table() {
             "create_dns_record",
             record(COM, "www.example.com"),
             false,
-            "name \"www.example.com\" is not among its allowed values (*.staging.example.com)",
+            "name \"www.example.com\" is not among your allowed values (*.staging.example.com)",
         ),
         (
             "editor",
             "create_dns_record",
             record(COM, "secret.staging.example.com"),
             false,
-            "matches its denied values",
+            "matches your denied values",
         ),
         (
             "editor",
             "create_dns_record",
             record(COM, "SECRET.staging.example.com"),
             false,
-            "matches its denied values",
+            "matches your denied values",
         ),
         (
             "editor",
             "create_dns_record",
             record(COM, "a.STAGING.example.com"),
             false,
-            "not among its allowed values",
+            "not among your allowed values",
         ),
         (
             "deployer",
@@ -245,7 +245,7 @@ fn the_decision_table() {
             "put_worker_script",
             json!({"account_id": ACCOUNT, "script_name": "api-gateway", "script": "x"}),
             false,
-            "script_name \"api-gateway\" is not among its allowed values (site-*)",
+            "script_name \"api-gateway\" is not among your allowed values (site-*)",
         ),
         (
             "deployer",

@@ -168,7 +168,7 @@ async fn records_named_by_id_are_fetched_and_checked() {
         !www.allowed
             && www
                 .reason
-                .contains("name \"www.example.com\" is not among its allowed values"),
+                .contains("name \"www.example.com\" is not among your allowed values"),
         "{www:?}"
     );
     let staging = decide(

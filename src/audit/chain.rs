@@ -356,7 +356,7 @@ mod tests {
             target: "zone example.com".into(),
             args: r#"{"zone_id":"z"}"#.into(),
             allowed: true,
-            reason: "its DNS grant is \"read\"".into(),
+            reason: "your DNS grant is \"read\"".into(),
             rule: "grants.dns".into(),
             summary: "site-deployer was allowed to list DNS records.".into(),
             lookup: String::new(),

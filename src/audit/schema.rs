@@ -156,7 +156,7 @@ mod tests {
             target: String::new(),
             args: "{}".into(),
             allowed: true,
-            reason: "its zones grant is read".into(),
+            reason: "your zones grant is read".into(),
             rule: "grants.zones".into(),
             summary: format!("{agent} was allowed to list zones."),
             lookup: String::new(),

@@ -16,7 +16,7 @@ const SUBJECTS: &[&str] = &[
 ];
 
 /// "site-deployer was allowed to purge 3 files from the cache of example.com"
-/// or "site-deployer was denied delete_dns_record on example.com: its DNS grant is off".
+/// or "site-deployer was denied delete_dns_record on example.com: your DNS grant is off".
 pub fn decision(
     agent: &str,
     endpoint: Option<&Endpoint>,

@@ -215,7 +215,7 @@ mod tests {
         assert_eq!(over.budget, Budget::Writes);
         assert!(
             over.to_string()
-                .contains("its 1 writes this hour; retry in"),
+                .contains("your 1 writes this hour; retry in"),
             "{over}"
         );
         // The refused write took no call: two calls are left of three.

@@ -59,12 +59,12 @@ impl std::fmt::Display for OverBudget {
         let wait = self.retry_after.as_secs().max(1);
         match self.budget {
             Budget::Calls | Budget::Writes => {
-                write!(f, "it has made its {}; retry in {wait}s", self.limit)
+                write!(f, "you have made your {}; retry in {wait}s", self.limit)
             }
-            Budget::Refusals => write!(f, "it has had {} refused; retry in {wait}s", self.limit),
+            Budget::Refusals => write!(f, "you have had {} refused; retry in {wait}s", self.limit),
             Budget::Upstream => write!(
                 f,
-                "it has used its share of flaregate's Cloudflare budget ({}); retry in {wait}s",
+                "you have used your share of flaregate's Cloudflare budget ({}); retry in {wait}s",
                 self.limit
             ),
         }
@@ -92,6 +92,25 @@ pub trait Budgets: Send + Sync {
 
     /// The counts of refused calls not written one by one, since last asked.
     fn take_suppressed(&self) -> Vec<Suppressed>;
+}
+
+/// An agent's limits in words: "60 calls per minute, 30 writes per hour,
+/// 30 refused calls per minute recorded one by one".
+pub fn describe_limits(limits: &Limits) -> String {
+    let mut parts = Vec::new();
+    if let Some(n) = limits.calls_per_minute {
+        parts.push(format!("{n} calls per minute"));
+    }
+    if let Some(n) = limits.writes_per_hour {
+        parts.push(format!("{n} writes per hour"));
+    }
+    let refusals = limits
+        .refusals_per_minute
+        .unwrap_or(DEFAULT_REFUSALS_PER_MINUTE);
+    parts.push(format!(
+        "{refusals} refused calls per minute recorded one by one"
+    ));
+    parts.join(", ")
 }
 
 /// Each agent's share of flaregate's Cloudflare budget: the whole budget

@@ -156,26 +156,11 @@ pub fn tools(args: &ToolsArgs) -> Outcome {
     }
     println!("in zones:    {}", agent.zones.describe());
     println!("in accounts: {}", agent.accounts.describe());
-    println!("limits:      {}", describe_limits(&agent.limits));
+    println!(
+        "limits:      {}",
+        crate::budget::describe_limits(&agent.limits)
+    );
     Ok(ExitCode::SUCCESS)
-}
-
-/// "60 calls per minute, 30 writes per hour, 30 refusals per minute".
-pub fn describe_limits(limits: &crate::policy::Limits) -> String {
-    let mut parts = Vec::new();
-    if let Some(n) = limits.calls_per_minute {
-        parts.push(format!("{n} calls per minute"));
-    }
-    if let Some(n) = limits.writes_per_hour {
-        parts.push(format!("{n} writes per hour"));
-    }
-    let refusals = limits
-        .refusals_per_minute
-        .unwrap_or(crate::budget::DEFAULT_REFUSALS_PER_MINUTE);
-    parts.push(format!(
-        "{refusals} refused calls per minute recorded one by one"
-    ));
-    parts.join(", ")
 }
 
 fn unknown_agent(policy: &Policy, id: &str) -> String {

@@ -77,12 +77,12 @@ pub fn unwrap_json(
             result_info: envelope.result_info,
         });
     }
-    let errors = envelope.errors.into_iter().map(ApiMessage::from).collect();
+    let errors: Vec<ApiMessage> = envelope.errors.into_iter().map(ApiMessage::from).collect();
     let status = if ok_status { 400 } else { status };
     Err(CloudflareError::Api {
         status,
+        advice: advice(status, &errors),
         errors,
-        advice: advice(status),
         retry_after,
     })
 }
@@ -100,7 +100,7 @@ pub fn unwrap_text(
             _ => Err(CloudflareError::Api {
                 status,
                 errors: vec![],
-                advice: advice(status),
+                advice: advice(status, &[]),
                 retry_after,
             }),
         };
@@ -145,6 +145,11 @@ mod tests {
         let err = unwrap_json(400, None, body).expect_err("failure");
         assert_eq!(err.codes(), vec![81057]);
         assert_eq!(err.status(), Some(400));
+        let text = err.to_string();
+        assert!(text.contains("update or patch it by id"), "{text}");
+        assert!(!text.contains(".."), "one full stop: {text}");
+        let other = br#"{"success":false,"errors":[{"code":9005,"message":"Bad ttl"}],"messages":[],"result":null}"#;
+        let err = unwrap_json(400, None, other).expect_err("failure");
         assert!(err.to_string().contains("fix the named parameter"), "{err}");
     }
 

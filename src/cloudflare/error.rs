@@ -62,13 +62,15 @@ pub enum CloudflareError {
     },
 }
 
+/// Cloudflare's messages, one sentence (their own full stops dropped, so
+/// the advice after them does not read "..").
 fn list(errors: &[ApiMessage]) -> String {
     if errors.is_empty() {
         return "no error details".to_string();
     }
     errors
         .iter()
-        .map(ApiMessage::to_string)
+        .map(|e| e.to_string().trim_end().trim_end_matches('.').to_string())
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -105,8 +107,28 @@ impl CloudflareError {
     }
 }
 
-/// What to do about an error status, from Cloudflare's reference guide.
-pub fn advice(status: u16) -> &'static str {
+/// What to do about an error: for the codes that say more than their
+/// status, what fits them; else by status, from Cloudflare's reference guide.
+pub fn advice(status: u16, errors: &[ApiMessage]) -> &'static str {
+    for error in errors {
+        match error.code {
+            81057 | 81058 => {
+                return "The record exists already: change it (update or patch it by id) rather than create it again.";
+            }
+            81053 | 81054 => {
+                return "A CNAME cannot share its name with another record: pick another name, or remove the other record first.";
+            }
+            1061 => return "The zone exists already: list zones to find its id.",
+            7003 | 7000 => {
+                return "The id in the path does not name an object: check it (list the objects to find the right one).";
+            }
+            _ => {}
+        }
+    }
+    by_status(status)
+}
+
+fn by_status(status: u16) -> &'static str {
     match status {
         400 => "Read the errors and fix the named parameter.",
         401 => "The credential is missing or invalid: send a valid API token.",

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::model::{Agent, Constraint, Policy};
-use super::scope::{Directory, Scope, ScopeCheck, target_id};
+use super::scope::{Directory, ScopeCheck, target_id};
 use crate::catalog::{Access, Scope as EndpointScope};
 
 /// What the policy says of one call. Deciding has no side effects: budgets
@@ -15,7 +15,7 @@ use crate::catalog::{Access, Scope as EndpointScope};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Allow {
-        /// In plain words: "its DNS grant is full".
+        /// In plain words: "your DNS grant is full".
         reason: Arc<str>,
         /// The rule that decided: "grants.dns = full".
         rule: Arc<str>,
@@ -146,24 +146,9 @@ impl Policy {
         let endpoint = &self.catalog.endpoints()[index];
         if let Some(param) = endpoint.scope_param()
             && let Some(id) = target_id(args, &param.name)
+            && let Some(denied) = check_scope(agent, endpoint.scope, id, directory)
         {
-            let (scope, names, label, kind) = match endpoint.scope {
-                EndpointScope::Zone => (
-                    &agent.zones,
-                    &directory.zone_ids,
-                    directory.zone_label(id),
-                    "zone",
-                ),
-                EndpointScope::Account => (
-                    &agent.accounts,
-                    &directory.account_ids,
-                    directory.account_label(id),
-                    "account",
-                ),
-            };
-            if let Some(denied) = check_scope(scope, names, id, label, kind) {
-                return denied;
-            }
+            return denied;
         }
         // What the call gives is judged before anything is fetched: a value
         // outside its constraint costs no lookup, and a refusal after one
@@ -222,30 +207,44 @@ impl Policy {
     }
 }
 
+/// The refusal of a call on a zone or account outside the agent's scope:
+/// it names the zone (name and id) and the ones the agent may use instead.
 fn check_scope(
-    scope: &Scope,
-    names: &std::collections::HashMap<String, String>,
+    agent: &Agent,
+    kind: EndpointScope,
     id: &str,
-    label: &str,
-    kind: &str,
+    directory: &Directory,
 ) -> Option<Verdict> {
+    let (scope, names, label, noun) = match kind {
+        EndpointScope::Zone => (
+            &agent.zones,
+            &directory.zone_ids,
+            directory.zone_label(id),
+            "zone",
+        ),
+        EndpointScope::Account => (
+            &agent.accounts,
+            &directory.account_ids,
+            directory.account_label(id),
+            "account",
+        ),
+    };
     let outcome = scope.check(id, names);
     if outcome == ScopeCheck::Inside {
         return None;
     }
-    let held = scope.describe();
-    let reason = if outcome == ScopeCheck::Unresolved {
-        format!(
-            "{kind} {}: could not resolve the {kind} names in its {kind}s ({held}) to check it",
-            clip(label)
-        )
-    } else if held == "none" {
-        format!(
-            "{kind} {} is outside its {kind}s: it holds none",
-            clip(label)
-        )
+    let named = if label == id {
+        clip(id)
     } else {
-        format!("{kind} {} is outside its {kind}s ({held})", clip(label))
+        format!("{} ({id})", clip(label))
+    };
+    let held = directory.describe(scope, kind);
+    let reason = match outcome {
+        ScopeCheck::Unresolved => format!(
+            "{noun} {named}: could not resolve the {noun} names in your {noun}s ({held}) to check it"
+        ),
+        _ if held == "none" => format!("{noun} {named} is outside your {noun}s: you hold none"),
+        _ => format!("{noun} {named} is outside your {noun}s; your {noun}s are {held}"),
     };
     let deny_kind = if outcome == ScopeCheck::Unresolved {
         DenyKind::Unresolved
@@ -255,7 +254,7 @@ fn check_scope(
     Some(Verdict::deny(
         deny_kind,
         reason,
-        format!("{kind}s = [{held}]"),
+        format!("{noun}s = [{}]", scope.describe()),
     ))
 }
 
@@ -267,7 +266,7 @@ impl Constraint {
     fn check(&self, given: Option<&Value>, current: Option<&Value>) -> Result<(), String> {
         if given.is_none() && current.is_none() {
             return Err(format!(
-                "the call gives no {}, which its rules limit ({})",
+                "the call gives no {}, which your rules limit ({})",
                 self.arg,
                 self.describe()
             ));
@@ -300,7 +299,7 @@ impl Constraint {
             && deny.is_match(text)
         {
             return Err(format!(
-                "{} {} matches its denied values ({})",
+                "{} {} matches your denied values ({})",
                 self.arg,
                 quote(text),
                 self.deny_text
@@ -310,7 +309,7 @@ impl Constraint {
             && !allow.is_match(text)
         {
             return Err(format!(
-                "{} {} is not among its allowed values ({})",
+                "{} {} is not among your allowed values ({})",
                 self.arg,
                 quote(text),
                 self.allow_text
@@ -324,7 +323,8 @@ impl Constraint {
         format!("{}: {} ({})", self.arg, self.describe(), self.source)
     }
 
-    fn describe(&self) -> String {
+    /// "allowed: *.staging.example.com" (and/or "denied: …").
+    pub fn describe(&self) -> String {
         match (self.allow_text.is_empty(), self.deny_text.is_empty()) {
             (false, true) => format!("allowed: {}", self.allow_text),
             (true, false) => format!("denied: {}", self.deny_text),

@@ -522,12 +522,12 @@ fn tool_rule(
     let (allowed, reason, rule) = match (over, grant) {
         (Some((ToolSetting::On, at)), _) => (
             true,
-            format!("its tools.{tool} override is on"),
+            format!("your tools.{tool} override is on"),
             format!("tools.{tool} = on ({at})"),
         ),
         (Some((ToolSetting::Off, at)), _) => (
             false,
-            format!("its tools.{tool} override is off"),
+            format!("your tools.{tool} override is off"),
             format!("tools.{tool} = off ({at})"),
         ),
         (None, None) => (
@@ -542,7 +542,7 @@ fn tool_rule(
             };
             (
                 allowed,
-                format!("its {group_title} grant is {}", level.as_str()),
+                format!("your {group_title} grant is {}", level.as_str()),
                 format!("grants.{group} = {}", level.as_str()),
             )
         }

@@ -42,7 +42,7 @@ pub struct Agent {
 #[derive(Debug, Clone)]
 pub struct ToolRule {
     pub allowed: bool,
-    /// In plain words, e.g. "its DNS grant is read".
+    /// In plain words, e.g. "your DNS grant is read".
     pub reason: Arc<str>,
     /// Where it comes from, e.g. "grants.dns = read".
     pub rule: Arc<str>,

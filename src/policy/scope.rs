@@ -108,6 +108,34 @@ impl Directory {
         self.account_names.insert(id.to_string(), name.to_string());
     }
 
+    /// A scope in words with names and ids, for an agent to act on:
+    /// "example.com (023e…), Example Corp (a1b2…)", "all", "none"; a name
+    /// not resolved is marked so.
+    pub fn describe(&self, scope: &Scope, kind: crate::catalog::Scope) -> String {
+        let (ids, names) = match kind {
+            crate::catalog::Scope::Zone => (&self.zone_ids, &self.zone_names),
+            crate::catalog::Scope::Account => (&self.account_ids, &self.account_names),
+        };
+        match scope {
+            Scope::All => "all".to_string(),
+            Scope::Listed(entries) if entries.is_empty() => "none".to_string(),
+            Scope::Listed(entries) => entries
+                .iter()
+                .map(|entry| match entry {
+                    ScopeRef::Name(name) => match ids.get(name) {
+                        Some(id) => format!("{name} ({id})"),
+                        None => format!("{name} (not resolved)"),
+                    },
+                    ScopeRef::Id(id) => match names.get(id) {
+                        Some(name) => format!("{name} ({id})"),
+                        None => id.clone(),
+                    },
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+
     /// "example.com" for a known zone id, else the id itself.
     pub fn zone_label<'a>(&'a self, id: &'a str) -> &'a str {
         self.zone_names.get(id).map_or(id, String::as_str)

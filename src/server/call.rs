@@ -179,7 +179,12 @@ impl Gateway {
             send_and_record.await
         };
         Ok(match answer {
-            Ok(Visible::Answer(answer)) => render::success(endpoint, answer),
+            Ok(Visible::Answer(mut answer)) => {
+                if endpoint.method == Method::Delete && answer.result.is_null() {
+                    answer.result = deleted(endpoint, call.args);
+                }
+                render::success(endpoint, answer)
+            }
             Ok(Visible::Withheld) => render::refusal(
                 "Denied by flaregate policy: what this call names is outside your allowed values; nothing of it is shown.",
             ),
@@ -291,6 +296,19 @@ impl Gateway {
             sandbox: self.sandbox,
         }
     }
+}
+
+/// What a delete removed, when Cloudflare answers `null`: the object's
+/// path arguments (`{"deleted": true, "script_name": "site-blog", …}`).
+fn deleted(endpoint: &Endpoint, args: &JsonObject) -> serde_json::Value {
+    let mut what = serde_json::Map::new();
+    what.insert("deleted".into(), true.into());
+    for name in endpoint.path.params() {
+        if let Some(value) = args.get(name) {
+            what.insert(name.to_string(), value.clone());
+        }
+    }
+    serde_json::Value::Object(what)
 }
 
 /// The refusal of a call that is over one of its agent's budgets.

@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 #[allow(deprecated)]
 use rmcp::model::{
-    CacheScope, CallToolRequestParams, CallToolResponse, ErrorData, Implementation,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
-    SetLevelRequestParams, SubscriptionFilter,
+    CacheScope, CallToolRequestParams, CallToolResponse, DiscoverResult, ErrorData, Implementation,
+    InitializeRequestParams, InitializeResult, ListToolsResult, PaginatedRequestParams,
+    ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscriptionFilter,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{RoleServer, ServerHandler};
 
+use super::briefing;
 use super::gateway::Gateway;
 
 /// The agent a request speaks for, set by the HTTP authentication layer.
@@ -35,6 +36,17 @@ impl Handler {
         }
     }
 
+    /// The server instructions for the caller's agent, once names are
+    /// resolved (waiting a little for them at start-up).
+    async fn instructions(&self, context: &RequestContext<RoleServer>) -> Option<String> {
+        let agent_id = self.agent(context)?;
+        let engine = self.gateway.engine();
+        let _ = tokio::time::timeout(NAMES_WAIT, engine.resolve_names()).await;
+        let policy = engine.policy();
+        let agent = policy.agent(&agent_id)?;
+        Some(briefing::instructions(&policy, agent, &engine.directory()))
+    }
+
     fn agent(&self, context: &RequestContext<RoleServer>) -> Option<String> {
         context
             .extensions
@@ -44,6 +56,10 @@ impl Handler {
             .or_else(|| self.stdio_agent.clone())
     }
 }
+
+/// How long initialize waits for zone and account names at start-up, so
+/// the instructions can name them.
+const NAMES_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 const INSTRUCTIONS: &str = "flaregate gives you Cloudflare API tools within the limits an operator set. \
 You only see the tools you may use; a call outside your zones, accounts or allowed values is denied with \
@@ -62,6 +78,33 @@ impl ServerHandler for Handler {
         ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("flaregate", env!("CARGO_PKG_VERSION")))
             .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        context.peer.set_peer_info(request.clone());
+        let mut result = self.negotiate_initialize(&request)?;
+        if let Some(instructions) = self.instructions(&context).await {
+            result.instructions = Some(instructions);
+        }
+        Ok(result)
+    }
+
+    async fn discover(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> Result<DiscoverResult, ErrorData> {
+        let mut info = self.get_info();
+        if let Some(instructions) = self.instructions(&context).await {
+            info.instructions = Some(instructions);
+        }
+        Ok(DiscoverResult::from_server_info(
+            self.supported_protocol_versions().into_owned(),
+            info,
+        ))
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
@@ -110,11 +153,14 @@ impl ServerHandler for Handler {
                 ListToolsResult::with_all_items(Vec::new()).with_cache_scope(CacheScope::Private)
             );
         };
-        let (tools, next) = self
+        let (mut tools, next) = self
             .gateway
             .tools
             .page(agent, cursor)
             .ok_or_else(|| ErrorData::invalid_params("invalid cursor", None))?;
+        let directory = self.gateway.engine.directory();
+        let view = briefing::View::new(policy.catalog(), agent, &directory);
+        tools.iter_mut().for_each(|tool| view.tailor(tool));
         let mut result =
             ListToolsResult::with_all_items(tools).with_cache_scope(CacheScope::Private);
         result.next_cursor = next;

@@ -1,0 +1,164 @@
+//! What an agent is told of its own lines. The server instructions it gets
+//! at initialize name its zones and accounts (name and id), the rules on
+//! its values and its limits, so an agent that cannot list zones still
+//! learns the ids it may use. Its tools offer `zone_id` / `account_id` as
+//! the short list of ids it holds, and never point to a tool it cannot see.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, LazyLock};
+
+use regex::Regex;
+use rmcp::model::Tool;
+use serde_json::{Value, json};
+
+use crate::budget::describe_limits;
+use crate::catalog::{Catalog, Scope as EndpointScope};
+use crate::policy::{Agent, Directory, Policy, Scope, ScopeRef};
+
+/// Scopes up to this long are offered as an enum in tool schemas.
+const MAX_ENUM: usize = 20;
+
+/// "(see list_zones)" in a description: a pointer to another tool.
+static POINTER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r" ?\(see ([a-z0-9_]+)\)").expect("a valid pattern"));
+
+/// The server instructions for `agent`.
+pub fn instructions(policy: &Policy, agent: &Agent, directory: &Directory) -> String {
+    let catalog = policy.catalog();
+    let mut lines = vec![format!(
+        "flaregate gives you, agent \"{}\", Cloudflare API tools within the lines an operator drew. You see only the tools you may use. A call outside your zones, accounts or allowed values is refused with the reason; every call is logged.",
+        agent.id
+    )];
+    lines.push(format!(
+        "Your zones: {}.",
+        directory.describe(&agent.zones, EndpointScope::Zone)
+    ));
+    lines.push(format!(
+        "Your accounts: {}.",
+        directory.describe(&agent.accounts, EndpointScope::Account)
+    ));
+    // One line per rule, with the tools it applies to.
+    let mut rules: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for tool in agent.visible_tools(catalog) {
+        for constraint in agent.constraints(catalog, tool) {
+            rules
+                .entry(format!("{} {}", constraint.arg, constraint.describe()))
+                .or_default()
+                .push(tool);
+        }
+    }
+    for (rule, tools) in rules {
+        lines.push(format!("Rule: {rule} (for {}).", tools.join(", ")));
+    }
+    lines.push(format!("Your limits: {}.", describe_limits(&agent.limits)));
+    lines.join("\n")
+}
+
+/// What an agent's tools are tailored to.
+pub struct View<'a> {
+    zones: Option<Vec<(String, String)>>,
+    accounts: Option<Vec<(String, String)>>,
+    visible: HashSet<&'a str>,
+}
+
+impl<'a> View<'a> {
+    pub fn new(catalog: &'a Catalog, agent: &'a Agent, directory: &Directory) -> Self {
+        Self {
+            zones: held(&agent.zones, &directory.zone_ids, &directory.zone_names),
+            accounts: held(
+                &agent.accounts,
+                &directory.account_ids,
+                &directory.account_names,
+            ),
+            visible: agent.visible_tools(catalog).collect(),
+        }
+    }
+
+    /// `tool` as this agent sees it.
+    pub fn tailor(&self, tool: &mut Tool) {
+        let mut schema = (*tool.input_schema).clone();
+        let mut changed = false;
+        if let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+            for (param, held, noun) in [
+                ("zone_id", &self.zones, "zones"),
+                ("account_id", &self.accounts, "accounts"),
+            ] {
+                if let (Some(Value::Object(property)), Some(held)) =
+                    (properties.get_mut(param), held)
+                {
+                    let ids: Vec<&str> = held.iter().map(|(id, _)| id.as_str()).collect();
+                    let named: Vec<String> = held
+                        .iter()
+                        .map(|(id, name)| format!("{name} ({id})"))
+                        .collect();
+                    property.insert("enum".into(), json!(ids));
+                    property.insert(
+                        "description".into(),
+                        json!(format!("One of your {noun}: {}.", named.join(", "))),
+                    );
+                    changed = true;
+                }
+            }
+            for property in properties.values_mut() {
+                if let Some(Value::String(text)) = property.get_mut("description")
+                    && let Some(cleaned) = self.unpointed(text)
+                {
+                    *text = cleaned;
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            tool.input_schema = Arc::new(schema);
+        }
+        if let Some(description) = tool.description.as_deref()
+            && let Some(cleaned) = self.unpointed(description)
+        {
+            tool.description = Some(cleaned.into());
+        }
+    }
+
+    /// `text` without its pointers to tools this agent cannot see; `None`
+    /// when there are none.
+    fn unpointed(&self, text: &str) -> Option<String> {
+        let hidden = POINTER
+            .captures_iter(text)
+            .any(|c| !self.visible.contains(&c[1]));
+        hidden.then(|| {
+            POINTER
+                .replace_all(text, |c: &regex::Captures<'_>| {
+                    if self.visible.contains(&c[1]) {
+                        c[0].to_string()
+                    } else {
+                        String::new()
+                    }
+                })
+                .into_owned()
+        })
+    }
+}
+
+/// The (id, name) pairs of a listed scope, when every entry is resolved
+/// and there are few enough to offer as a list.
+fn held(
+    scope: &Scope,
+    ids: &std::collections::HashMap<String, String>,
+    names: &std::collections::HashMap<String, String>,
+) -> Option<Vec<(String, String)>> {
+    let Scope::Listed(entries) = scope else {
+        return None;
+    };
+    if entries.is_empty() || entries.len() > MAX_ENUM {
+        return None;
+    }
+    entries
+        .iter()
+        .map(|entry| match entry {
+            ScopeRef::Name(name) => ids.get(name).map(|id| (id.clone(), name.clone())),
+            ScopeRef::Id(id) => Some((
+                id.clone(),
+                names.get(id).cloned().unwrap_or_else(|| id.clone()),
+            )),
+        })
+        .collect()
+}
