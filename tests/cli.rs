@@ -457,7 +457,10 @@ fn check_refuses_an_empty_policy_and_warns_of_likely_mistakes() {
     let output = run(&["check", "--policies", odd.to_str().expect("utf-8")], &[]);
     assert!(output.status.success(), "{}", stderr(&output));
     let out = stdout(&output);
-    assert!(out.contains("agent `lonely` has no key"), "{out}");
+    assert!(
+        out.contains("agent `lonely` has no key: over HTTP only"),
+        "{out}"
+    );
     assert!(
         out.contains("agent `lonely` is granted dns but holds no zones"),
         "{out}"

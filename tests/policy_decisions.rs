@@ -441,3 +441,88 @@ fn an_agent_granted_nothing_is_a_warning() {
         p.warnings
     );
 }
+
+const BROAD: &str = r#"
+[[agent]]
+id = "workers"
+accounts = ["*"]
+grants = { workers = "full" }
+
+[[agent.constraint]]
+tool = "*_worker_script"
+arg = "script_name"
+allow = ["site-*"]
+
+[[agent]]
+id = "dns"
+zones = ["*"]
+grants = { dns = "full" }
+
+[[agent.constraint]]
+group = "dns"
+arg = "name"
+allow = ["*.staging.example.com"]
+
+[[agent]]
+id = "half"
+accounts = ["*"]
+grants = { workers = "full" }
+
+[[agent.constraint]]
+tool = "put_worker_script"
+arg = "script_name"
+allow = ["site-*"]
+"#;
+
+#[test]
+fn a_constraint_can_name_a_tool_glob_or_a_group_and_a_half_constrained_group_is_a_warning() {
+    let p = compile(
+        &[(PathBuf::from("policies/broad.toml"), BROAD.to_string())],
+        Arc::new(common::catalog()),
+    )
+    .expect("compiles");
+    let script = |name: &str| json!({"account_id": ACCOUNT, "script_name": name});
+    for tool in ["get_worker_script", "delete_worker_script"] {
+        let (allowed, reason) = decide(&p, "workers", tool, script("api"));
+        assert!(
+            !allowed && reason.contains("not among your allowed values"),
+            "{tool}: {reason}"
+        );
+        assert!(decide(&p, "workers", tool, script("site-a")).0, "{tool}");
+    }
+    let record = json!({"zone_id": COM, "type": "A", "name": "www.example.com", "content": "192.0.2.1", "ttl": 1});
+    assert!(
+        !decide(&p, "dns", "create_dns_record", record).0,
+        "the group's create is constrained"
+    );
+    let warnings = p.warnings.join("\n");
+    assert!(
+        warnings.contains("agent `half` has workers tools constrained on `script_name` but not delete_worker_script"),
+        "{warnings}"
+    );
+    assert!(
+        !warnings.contains("agent `workers` has workers tools"),
+        "{warnings}"
+    );
+    assert!(
+        !warnings.contains("agent `dns` has dns tools"),
+        "{warnings}"
+    );
+
+    let both = problems(&[(
+        "p.toml",
+        "[[agent]]\nid = \"x\"\n[[agent.constraint]]\ntool = \"*_nothing\"\narg = \"name\"\nallow = [\"a\"]\n[[agent.constraint]]\ngroup = \"nope\"\narg = \"name\"\nallow = [\"a\"]\n[[agent.constraint]]\ngroup = \"workers\"\narg = \"name\"\nallow = [\"a\"]\n",
+    )]);
+    assert!(
+        both.contains("p.toml:4: the tool glob `*_nothing` matches no tool"),
+        "{both}"
+    );
+    assert!(
+        both.contains("p.toml:8: constraint on unknown group `nope`"),
+        "{both}"
+    );
+    assert!(
+        both.contains("p.toml:13: no tool that `workers` names has an argument `name`"),
+        "{both}"
+    );
+}

@@ -105,13 +105,20 @@ pub enum ToolSetting {
     On,
 }
 
-/// Allowed and denied values of one argument of one tool.
+/// Allowed and denied values of one argument, for one tool, every tool a
+/// glob names, or every tool of a group that has the argument.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConstraintSpec {
-    /// The tool, e.g. "put_worker_script".
-    #[schemars(with = "String")]
-    pub tool: Spanned<String>,
+    /// The tool, e.g. "put_worker_script", or a glob: "*_worker_script".
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub tool: Option<Spanned<String>>,
+    /// Or a capability group, e.g. "workers": every tool of it that has the
+    /// argument.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub group: Option<Spanned<String>>,
     /// The argument, e.g. "script_name". For a list argument (purge files)
     /// every item must pass.
     #[schemars(with = "String")]

@@ -270,19 +270,21 @@ impl Context<'_> {
             })
             .collect();
         for spec_constraint in &spec.constraints {
-            if let Some((index, constraint)) = self.constraint(spec_constraint) {
-                if !tools[index].allowed {
-                    self.warn(
-                        &spec_constraint.tool,
-                        format!(
-                            "agent `{id}` cannot use {}, so this constraint has no effect",
-                            spec_constraint.tool.get_ref()
-                        ),
-                    );
-                }
-                tools[index].constraints.push(constraint);
+            let Some((at, targets, constraint)) = self.constraint(spec_constraint) else {
+                continue;
+            };
+            if !targets.iter().any(|&index| tools[index].allowed) {
+                let what = self.catalog.endpoints()[targets[0]].tool.clone();
+                self.warn(
+                    at,
+                    format!("agent `{id}` cannot use {what}, so this constraint has no effect"),
+                );
+            }
+            for index in targets {
+                tools[index].constraints.push(constraint.clone());
             }
         }
+        self.warn_partly_constrained(&spec.id, &id, &tools);
         if !tools.iter().any(|t| t.allowed) {
             self.warn(
                 &spec.id,
@@ -293,7 +295,7 @@ impl Context<'_> {
             self.warn(
                 &spec.id,
                 format!(
-                    "agent `{id}` has no key: it can be served over stdio only (`flaregate keygen --agent {id}` makes one)"
+                    "agent `{id}` has no key: over HTTP only `serve --sandbox` gives it one (new at each start); `flaregate keygen --agent {id}` makes a lasting one"
                 ),
             );
         }
@@ -419,39 +421,80 @@ impl Context<'_> {
         Scope::Listed(refs)
     }
 
-    fn constraint(&mut self, spec: &ConstraintSpec) -> Option<(usize, Constraint)> {
-        let tool = spec.tool.get_ref();
-        let Some(index) = self.catalog.index_of(tool) else {
-            self.problem(&spec.tool, format!("constraint on unknown tool `{tool}`"));
-            return None;
-        };
-        let endpoint = &self.catalog.endpoints()[index];
+    /// Compiles one constraint and finds the tools it applies to: the
+    /// tool named, every tool a glob matches, or every tool of a group, that
+    /// has the argument (a parameter or a field its lookup fetches).
+    fn constraint<'s>(
+        &mut self,
+        spec: &'s ConstraintSpec,
+    ) -> Option<(&'s Spanned<String>, Vec<usize>, Constraint)> {
         let arg = spec.arg.get_ref();
-        let looked_up = endpoint
-            .lookup
-            .as_ref()
-            .is_some_and(|l| l.fields.contains(arg));
-        if endpoint.param(arg).is_none() && !looked_up {
-            let mut names: Vec<&str> = endpoint.params.iter().map(|p| p.name.as_str()).collect();
-            if let Some(lookup) = &endpoint.lookup {
-                names.extend(lookup.fields.iter().map(String::as_str));
+        let (at, candidates) = match (&spec.tool, &spec.group) {
+            (Some(tool), None) => (tool, self.tools_named(tool)?),
+            (None, Some(group)) => {
+                if self.catalog.group(group.get_ref()).is_none() {
+                    self.problem(
+                        group,
+                        format!("constraint on unknown group `{}`", group.get_ref()),
+                    );
+                    return None;
+                }
+                let members = self
+                    .catalog
+                    .endpoints()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| &e.group == group.get_ref())
+                    .map(|(i, _)| i)
+                    .collect();
+                (group, members)
             }
-            self.problem(
-                &spec.arg,
-                format!(
-                    "{tool} has no argument `{}`; its arguments are {}",
-                    spec.arg.get_ref(),
-                    names.join(", ")
+            _ => {
+                self.problem(
+                    &spec.arg,
+                    "a constraint names a tool (or a tool glob) or a group, not both".into(),
+                );
+                return None;
+            }
+        };
+        let has_arg = |index: &usize| {
+            let endpoint = &self.catalog.endpoints()[*index];
+            endpoint.param(arg).is_some()
+                || endpoint
+                    .lookup
+                    .as_ref()
+                    .is_some_and(|l| l.fields.contains(arg))
+        };
+        let targets: Vec<usize> = candidates.iter().copied().filter(has_arg).collect();
+        if targets.is_empty() {
+            let message = match candidates.as_slice() {
+                [one] => {
+                    let endpoint = &self.catalog.endpoints()[*one];
+                    let mut names: Vec<&str> =
+                        endpoint.params.iter().map(|p| p.name.as_str()).collect();
+                    if let Some(lookup) = &endpoint.lookup {
+                        names.extend(lookup.fields.iter().map(String::as_str));
+                    }
+                    format!(
+                        "{} has no argument `{arg}`; its arguments are {}",
+                        endpoint.tool,
+                        names.join(", ")
+                    )
+                }
+                _ => format!(
+                    "no tool that `{}` names has an argument `{arg}`",
+                    at.get_ref()
                 ),
-            );
+            };
+            self.problem(&spec.arg, message);
             return None;
         }
         if spec.allow.is_empty() && spec.deny.is_empty() {
             self.problem(
-                &spec.tool,
+                at,
                 format!(
-                    "the constraint on {tool}.{} has neither allow nor deny",
-                    spec.arg.get_ref()
+                    "the constraint on {}.{arg} has neither allow nor deny",
+                    at.get_ref()
                 ),
             );
             return None;
@@ -465,17 +508,95 @@ impl Context<'_> {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        Some((
-            index,
-            Constraint {
-                arg: spec.arg.get_ref().clone(),
-                allow,
-                deny,
-                allow_text: text(&spec.allow),
-                deny_text: text(&spec.deny),
-                source: self.location(&spec.tool),
-            },
-        ))
+        let constraint = Constraint {
+            arg: arg.clone(),
+            allow,
+            deny,
+            allow_text: text(&spec.allow),
+            deny_text: text(&spec.deny),
+            source: self.location(at),
+        };
+        Some((at, targets, constraint))
+    }
+
+    /// The catalog indexes of the tool `name` names (a glob may name many).
+    fn tools_named(&mut self, name: &Spanned<String>) -> Option<Vec<usize>> {
+        let pattern = name.get_ref();
+        if !pattern.contains(['*', '?', '[']) {
+            return match self.catalog.index_of(pattern) {
+                Some(index) => Some(vec![index]),
+                None => {
+                    self.problem(name, format!("constraint on unknown tool `{pattern}`"));
+                    None
+                }
+            };
+        }
+        let glob = match globset::Glob::new(pattern) {
+            Ok(glob) => glob.compile_matcher(),
+            Err(e) => {
+                self.problem(name, format!("`{pattern}` is not a valid tool glob: {e}"));
+                return None;
+            }
+        };
+        let matched: Vec<usize> = self
+            .catalog
+            .endpoints()
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| glob.is_match(&e.tool))
+            .map(|(i, _)| i)
+            .collect();
+        if matched.is_empty() {
+            self.problem(name, format!("the tool glob `{pattern}` matches no tool"));
+            return None;
+        }
+        Some(matched)
+    }
+
+    /// Warns when some write tools of a group are constrained on an
+    /// argument and others that have it are not (a `put_worker_script`
+    /// constraint leaves `delete_worker_script` open).
+    fn warn_partly_constrained(&mut self, at: &Spanned<String>, id: &str, tools: &[ToolRule]) {
+        let endpoints = self.catalog.endpoints();
+        let mut open: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        for (endpoint, rule) in endpoints.iter().zip(tools) {
+            if endpoint.access != Access::Write {
+                continue;
+            }
+            for constraint in &rule.constraints {
+                let group_writes = endpoints.iter().zip(tools).filter(|(other, other_rule)| {
+                    other.group == endpoint.group
+                        && other.access == Access::Write
+                        && other_rule.allowed
+                        && (other.param(&constraint.arg).is_some()
+                            || other
+                                .lookup
+                                .as_ref()
+                                .is_some_and(|l| l.fields.contains(&constraint.arg)))
+                        && !other_rule
+                            .constraints
+                            .iter()
+                            .any(|c| c.arg == constraint.arg)
+                });
+                for (other, _) in group_writes {
+                    let left = open
+                        .entry((endpoint.group.clone(), constraint.arg.clone()))
+                        .or_default();
+                    if !left.contains(&other.tool) {
+                        left.push(other.tool.clone());
+                    }
+                }
+            }
+        }
+        for ((group, arg), left) in open {
+            self.warn(
+                at,
+                format!(
+                    "agent `{id}` has {group} tools constrained on `{arg}` but not {}: constrain them too (`group = \"{group}\"` does all), or turn them off",
+                    left.join(", ")
+                ),
+            );
+        }
     }
 
     /// Compiles globs; `None` (with a problem filed) if one is invalid.
