@@ -499,3 +499,51 @@ fn tools_shows_constraints_and_limits_and_keygen_refuses_a_bad_id() {
         "no key is printed for an id the policy would refuse"
     );
 }
+
+#[tokio::test]
+async fn names_that_never_resolve_are_reported_with_file_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("typo.toml");
+    std::fs::write(
+        &policy,
+        "[[agent]]\nid = \"typo\"\nzones = [\"example.com\",\n  \"exmaple.org\"]\naccounts = [\"Example Corp\"]\ngrants = { dns = \"read\" }\n",
+    )
+    .expect("policy");
+    let policies = policy.to_str().expect("utf-8");
+    let checked = run(&["check", "--sandbox", "--policies", policies], &[]);
+    assert!(!checked.status.success());
+    assert!(
+        stderr(&checked)
+            .contains("typo.toml:4: zone `exmaple.org` is not one the Cloudflare token reaches"),
+        "{}",
+        stderr(&checked)
+    );
+    assert!(
+        !stderr(&checked).contains("example.com`"),
+        "{}",
+        stderr(&checked)
+    );
+    let demo = run(&["check", "--sandbox"], &[]);
+    assert!(
+        stdout(&demo).contains("every zone and account name resolves"),
+        "{}",
+        stdout(&demo)
+    );
+
+    // serve says so at start, naming the file and line.
+    let log = dir.path().join("serve.log");
+    let server = ServerProcess::start_logging_to(&["--sandbox", "--policies", policies], &[], &log);
+    let mut logged = String::new();
+    for _ in 0..100 {
+        logged = std::fs::read_to_string(&log).unwrap_or_default();
+        if logged.contains("exmaple.org") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        logged.contains("typo.toml:4: zone `exmaple.org` is not one"),
+        "{logged}"
+    );
+    drop(server);
+}

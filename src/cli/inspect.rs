@@ -12,11 +12,24 @@ use crate::audit::summary;
 use crate::catalog::Catalog;
 use crate::policy::{AuthMode, Engine, LookupError, Policy, Verdict, describe_target};
 
-/// `flaregate check`: validates everything and prints the agent × group matrix.
-pub fn check(paths: &Paths) -> Outcome {
+#[derive(Args)]
+pub struct CheckArgs {
+    /// Check zone and account names against the built-in sandbox's demo
+    /// data (with CLOUDFLARE_API_TOKEN set and no --sandbox, against the API).
+    #[arg(long)]
+    sandbox: bool,
+    #[command(flatten)]
+    paths: Paths,
+}
+
+/// `flaregate check`: validates everything and prints the agent × group
+/// matrix; with a token or `--sandbox`, also that every name resolves.
+pub async fn check(args: &CheckArgs) -> Outcome {
+    let paths = &args.paths;
     let config = setup::config(paths)?;
     let catalog = setup::catalog(&config, paths)?;
     let policy = setup::policy(&config, catalog.clone())?;
+    let unresolved = unresolved_names(&config, &policy, args.sandbox).await?;
     let catalog_source = if config.catalog.is_dir() {
         config.catalog.display().to_string()
     } else {
@@ -65,8 +78,50 @@ pub fn check(paths: &Paths) -> Outcome {
     for warning in &policy.warnings {
         println!("warning: {warning}");
     }
-    println!("\nOK");
-    Ok(ExitCode::SUCCESS)
+    match unresolved {
+        Some(problems) if !problems.is_empty() => {
+            for problem in &problems {
+                eprintln!("{problem}");
+            }
+            Err(format!("{} names do not resolve", problems.len()))
+        }
+        Some(_) => {
+            println!("\nOK (every zone and account name resolves)");
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            println!(
+                "\nOK (names not checked: set CLOUDFLARE_API_TOKEN, or --sandbox for the demo data)"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The names of `policy` the API (or the sandbox) does not know; `None`
+/// when there is nothing to ask.
+async fn unresolved_names(
+    config: &crate::config::Config,
+    policy: &Policy,
+    sandbox: bool,
+) -> Result<Option<Vec<String>>, String> {
+    let (client, _running) = if sandbox {
+        let (client, running) = setup::sandbox(config).await?;
+        (client, Some(running))
+    } else {
+        match setup::client(config)? {
+            Some(client) => (client, None),
+            None => return Ok(None),
+        }
+    };
+    let directory = crate::policy::Directory::fetch(&client, policy.catalog())
+        .await
+        .map_err(|e| {
+            format!(
+                "the Cloudflare token cannot list zones and accounts, so names cannot be checked (it needs Zone Read and Account Settings Read): {e}"
+            )
+        })?;
+    Ok(Some(policy.unresolved_names(&directory)))
 }
 
 /// The agent × group table with each agent's scopes.

@@ -55,7 +55,7 @@ enum Command {
     /// Run the simulated Cloudflare API (for demos, tests and benchmarks).
     Sandbox(sandbox::SandboxArgs),
     /// Validate the configuration, catalog and policies; print who may do what.
-    Check(PathsOnly),
+    Check(inspect::CheckArgs),
     /// List the tools an agent would see.
     Tools(inspect::ToolsArgs),
     /// Show the decision for a call, without calling Cloudflare.
@@ -92,7 +92,7 @@ async fn execute(command: Command) -> Outcome {
     match command {
         Command::Serve(args) => serve::run(args).await,
         Command::Sandbox(args) => sandbox::run(args).await,
-        Command::Check(args) => inspect::check(&args.paths),
+        Command::Check(args) => inspect::check(&args).await,
         Command::Tools(args) => inspect::tools(&args),
         Command::Explain(args) => inspect::explain(&args).await,
         Command::Audit(args) => audit::run(&args),

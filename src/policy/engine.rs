@@ -203,10 +203,35 @@ impl Engine {
                     "resolved zone and account names"
                 );
                 self.directory.store(Arc::new(directory));
+                self.report_unresolved();
             }
             Err(error) => {
-                tracing::warn!(%error, "cannot resolve zone and account names; calls naming them are denied");
+                tracing::error!(%error, "the Cloudflare token cannot list zones and accounts (it needs Zone Read and Account Settings Read to resolve names); calls on zones and accounts named in policies are denied");
             }
+        }
+    }
+
+    /// Logs every name of the policy that the directory does not know,
+    /// with its file and line.
+    fn report_unresolved(&self) {
+        for problem in self.policy.load().unresolved_names(&self.directory.load()) {
+            tracing::error!("{problem}");
+        }
+    }
+
+    /// Installs a reloaded policy, then fetches names it adds (at most as
+    /// often as misses may) and reports any that do not resolve.
+    pub async fn install(&self, policy: Policy) {
+        self.replace_policy(policy);
+        if self.resolver.is_some()
+            && !self
+                .policy
+                .load()
+                .unresolved_names(&self.directory.load())
+                .is_empty()
+        {
+            self.refresh_if_stale().await;
+            self.report_unresolved();
         }
     }
 }

@@ -11,7 +11,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use toml::Spanned;
 
 use super::file::{AgentSpec, AuthMode, ConstraintSpec, Level, PolicyFile, ToolSetting};
-use super::model::{Agent, Constraint, Policy, ToolRule};
+use super::model::{Agent, Constraint, NameSource, Policy, ToolRule};
 use super::scope::{Scope, ScopeRef};
 use crate::catalog::{Access, Catalog};
 
@@ -90,6 +90,7 @@ pub fn compile(
 ) -> Result<Policy, PolicyError> {
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
+    let mut names = Vec::new();
     let mut agents: Vec<Agent> = Vec::new();
     let mut ids: HashMap<String, String> = HashMap::new();
     let mut keys: HashMap<[u8; 32], String> = HashMap::new();
@@ -124,6 +125,7 @@ pub fn compile(
                 catalog: &catalog,
                 problems: &mut problems,
                 warnings: &mut warnings,
+                names: &mut names,
             };
             let here = ctx.location(&spec.id);
             if let Some(first) = ids.insert(spec.id.get_ref().clone(), here.clone()) {
@@ -162,6 +164,7 @@ pub fn compile(
         agents,
         by_id,
         warnings,
+        names,
     })
 }
 
@@ -178,6 +181,7 @@ struct Context<'a> {
     catalog: &'a Catalog,
     problems: &'a mut Vec<Problem>,
     warnings: &'a mut Vec<String>,
+    names: &'a mut Vec<NameSource>,
 }
 
 impl Context<'_> {
@@ -410,6 +414,16 @@ impl Context<'_> {
                 } else {
                     text.to_string()
                 };
+                let location = self.location(entry);
+                self.names.push(NameSource {
+                    kind: if kind == "zone" {
+                        crate::catalog::Scope::Zone
+                    } else {
+                        crate::catalog::Scope::Account
+                    },
+                    name: name.clone(),
+                    location,
+                });
                 refs.push(ScopeRef::Name(name));
             } else {
                 self.problem(

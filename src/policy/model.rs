@@ -20,6 +20,17 @@ pub struct Policy {
     /// Things that are allowed but probably not meant (an agent granted
     /// nothing, a constraint on a tool the agent cannot use).
     pub warnings: Vec<String>,
+    /// Every zone and account name the files use, with where.
+    pub(super) names: Vec<NameSource>,
+}
+
+/// A zone or account name as a policy file writes it.
+#[derive(Debug, Clone)]
+pub struct NameSource {
+    pub kind: crate::catalog::Scope,
+    pub name: String,
+    /// "policies/demo.toml:29".
+    pub location: String,
 }
 
 /// One agent, ready for decisions.
@@ -76,6 +87,35 @@ impl Policy {
 }
 
 impl Policy {
+    /// The zone and account names of the policy that `directory` does not
+    /// know, as "policies/x.toml:3: zone `exmaple.org` …": a name that never
+    /// resolves denies every call on it, which is rarely what was meant.
+    pub fn unresolved_names(&self, directory: &super::Directory) -> Vec<String> {
+        let mut found: Vec<String> = self
+            .names
+            .iter()
+            .filter(|n| {
+                let known = match n.kind {
+                    crate::catalog::Scope::Zone => &directory.zone_ids,
+                    crate::catalog::Scope::Account => &directory.account_ids,
+                };
+                !known.contains_key(&n.name)
+            })
+            .map(|n| {
+                let kind = match n.kind {
+                    crate::catalog::Scope::Zone => "zone",
+                    crate::catalog::Scope::Account => "account",
+                };
+                format!(
+                    "{}: {kind} `{}` is not one the Cloudflare token reaches (a typo, or a {kind} the token may not list?); calls on it are denied",
+                    n.location, n.name
+                )
+            })
+            .collect();
+        found.dedup();
+        found
+    }
+
     /// Lets `agent` also authenticate with the key whose SHA-256 is `hash`
     /// (the sandbox demo's fresh keys).
     pub fn add_key_hash(&mut self, agent: &str, hash: [u8; 32]) -> bool {

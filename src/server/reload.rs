@@ -123,7 +123,7 @@ pub async fn reload(gateway: &Gateway, path: &Path, adjust: &Adjust) -> bool {
     match loaded {
         Ok(policy) => {
             tracing::info!(agents = policy.agents().len(), path = %path.display(), "policy reloaded");
-            gateway.engine().replace_policy(policy);
+            gateway.engine().install(policy).await;
             gateway.tools_changed().await;
             true
         }
