@@ -498,3 +498,75 @@ fn a_writer_killed_mid_stream_leaves_a_valid_chain_with_every_acknowledged_row()
     runtime.block_on(fill(&db, 3));
     assert!(matches!(common::verify(&db), Verdict::Valid { .. }));
 }
+
+#[tokio::test]
+async fn audit_filters_by_zone_refuses_unknown_names_and_follows_new_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("audit.db");
+    fill(&db, 2).await;
+    let (ok, by_name) = cli(&db, &["--json", "--zone", "example.com"]);
+    assert!(ok && by_name.lines().count() == 2, "{by_name}");
+    let (_, by_id) = cli(
+        &db,
+        &["--json", "--zone", "023e105f4ecef8ad9ca31a8372d0c353"],
+    );
+    assert_eq!(by_id.lines().count(), 2, "{by_id}");
+    let (_, other) = cli(&db, &["--json", "--zone", "example.org"]);
+    assert_eq!(other.lines().count(), 0);
+    let row: Value = serde_json::from_str(by_id.lines().next().expect("a row")).expect("JSON");
+    assert_eq!(
+        (
+            row["method"].as_str(),
+            row["path"].as_str().map(|p| p.starts_with("/zones/"))
+        ),
+        (Some("GET"), Some(true))
+    );
+
+    for (filter, name) in [("--tool", "list_dns_recrods"), ("--agent", "audtor")] {
+        let output = Command::new(common::BIN)
+            .args([
+                "audit",
+                filter,
+                name,
+                "--audit-db",
+                db.to_str().expect("utf-8"),
+            ])
+            .output()
+            .expect("runs");
+        assert!(!output.status.success(), "{filter} {name}");
+        let error = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            error.contains(&format!("there is no {} `{name}`", &filter[2..])),
+            "{error}"
+        );
+    }
+
+    let mut follow = Command::new(common::BIN)
+        .args([
+            "audit",
+            "--follow",
+            "--audit-db",
+            db.to_str().expect("utf-8"),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("follow");
+    let mut lines = BufReader::new(follow.stdout.take().expect("stdout")).lines();
+    for _ in 0..2 {
+        lines.next().expect("the rows so far").expect("a line");
+    }
+    let log = AuditLog::open(&db).expect("opens");
+    log.record(
+        record("dns-editor", "delete_dns_record", false, 99),
+        Outcome::default(),
+    )
+    .await
+    .expect("a new row");
+    let fresh = lines.next().expect("the new row").expect("a line");
+    assert!(
+        fresh.contains("dns-editor was denied delete_dns_record"),
+        "{fresh}"
+    );
+    let _ = follow.kill();
+    let _ = follow.wait();
+}

@@ -39,7 +39,7 @@ pub enum AuditError {
 impl AuditError {
     fn open(path: &Path, error: impl std::fmt::Display) -> Self {
         AuditError::Open {
-            path: path.display().to_string(),
+            path: key::absolute(path).display().to_string(),
             message: error.to_string(),
         }
     }
@@ -221,6 +221,12 @@ pub fn read(path: &Path, filter: &Filter) -> Result<Vec<Entry>, AuditError> {
     let connection = query::open_read_only(path)?;
     query::query(&connection, filter, now_unix_ms())
         .map_err(|e| AuditError::Unavailable(e.to_string()))
+}
+
+/// The agents that have rows in the log at `path`.
+pub fn agents(path: &Path) -> Result<Vec<String>, AuditError> {
+    let connection = query::open_read_only(path)?;
+    query::agents(&connection).map_err(|e| AuditError::Unavailable(e.to_string()))
 }
 
 /// Milliseconds since the Unix epoch.

@@ -17,6 +17,10 @@ pub struct Filter {
     pub allowed: Option<bool>,
     /// Rows no older than this.
     pub since: Option<Duration>,
+    /// Only calls on this zone (its name or id).
+    pub zone: Option<String>,
+    /// Only rows written after this one (`audit --follow`).
+    pub after_id: Option<i64>,
     /// The newest this many rows (still printed oldest first).
     pub limit: usize,
 }
@@ -46,12 +50,21 @@ pub struct Entry {
     pub sandbox: bool,
 }
 
+/// The distinct agents that have rows in the log (to tell a typo in a
+/// filter from an agent that made no calls).
+pub fn agents(connection: &Connection) -> rusqlite::Result<Vec<String>> {
+    connection
+        .prepare("SELECT DISTINCT agent FROM calls ORDER BY agent")?
+        .query_map([], |row| row.get(0))?
+        .collect()
+}
+
 /// Opens the log read-only (queries never write).
 pub fn open_read_only(path: &Path) -> Result<Connection, AuditError> {
     if !path.exists() {
         return Err(AuditError::Unavailable(format!(
             "no audit log at {}",
-            path.display()
+            super::key::absolute(path).display()
         )));
     }
     Connection::open_with_flags(
@@ -80,6 +93,15 @@ pub fn query(
     if let Some(allowed) = filter.allowed {
         clauses.push("decision = ?");
         values.push(Box::new(if allowed { "allow" } else { "deny" }));
+    }
+    if let Some(zone) = &filter.zone {
+        clauses.push("(target = ? OR path LIKE '/zones/' || ? || '%')");
+        values.push(Box::new(zone.to_ascii_lowercase()));
+        values.push(Box::new(zone.to_ascii_lowercase()));
+    }
+    if let Some(after) = filter.after_id {
+        clauses.push("id > ?");
+        values.push(Box::new(after));
     }
     if let Some(since) = filter.since {
         clauses.push("ts_unix_ms >= ?");

@@ -19,6 +19,12 @@ pub struct AuditArgs {
     /// Only calls of this tool.
     #[arg(long)]
     tool: Option<String>,
+    /// Only calls on this zone (name or id).
+    #[arg(long)]
+    zone: Option<String>,
+    /// Keep printing rows as they are written, until interrupted.
+    #[arg(long)]
+    follow: bool,
     /// Only allowed or only denied calls.
     #[arg(long, value_enum)]
     decision: Option<DecisionFilter>,
@@ -71,25 +77,53 @@ pub fn run(args: &AuditArgs) -> Outcome {
         None => {}
     }
     let config = setup::config(&args.paths)?;
-    let filter = Filter {
+    check_names(args, &config)?;
+    let mut filter = Filter {
         agent: args.agent.clone(),
         tool: args.tool.clone(),
         allowed: args.decision.map(|d| matches!(d, DecisionFilter::Allow)),
         since: args.since,
+        zone: args.zone.clone(),
+        after_id: None,
         limit: args.limit,
     };
     let entries = audit::read(&config.audit_db, &filter).map_err(|e| e.to_string())?;
-    for entry in &entries {
-        if args.json {
-            println!(
-                "{}",
-                serde_json::to_string(entry).map_err(|e| e.to_string())?
-            );
+    print_entries(&entries, args.json)?;
+    if entries.is_empty() && !args.json && !args.follow {
+        eprintln!("no matching calls in {}", config.audit_db.display());
+    }
+    if args.follow {
+        // New rows as they come, oldest first, until interrupted.
+        filter.since = None;
+        filter.limit = 10_000;
+        let mut last = entries.last().map_or(0, |e| e.id);
+        loop {
+            std::thread::sleep(FOLLOW_EVERY);
+            filter.after_id = Some(last);
+            let fresh = audit::read(&config.audit_db, &filter).map_err(|e| e.to_string())?;
+            print_entries(&fresh, args.json)?;
+            last = fresh.last().map_or(last, |e| e.id);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How often `audit --follow` looks for new rows.
+const FOLLOW_EVERY: Duration = Duration::from_millis(300);
+
+fn print_entries(entries: &[audit::Entry], json: bool) -> Result<(), String> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for entry in entries {
+        if json {
+            let line = serde_json::to_string(entry).map_err(|e| e.to_string())?;
+            let _ = writeln!(out, "{line}");
         } else {
             // Escaped again here: rows written by older versions, or by
             // hand, must not print as more than one line either.
             let sandbox = if entry.sandbox { "[sandbox] " } else { "" };
-            println!(
+            let _ = writeln!(
+                out,
                 "{:>6}  {}  {:<5}  {sandbox}{}",
                 entry.id,
                 text::escape(&entry.ts),
@@ -98,10 +132,38 @@ pub fn run(args: &AuditArgs) -> Outcome {
             );
         }
     }
-    if entries.is_empty() && !args.json {
-        eprintln!("no matching calls in {}", config.audit_db.display());
+    let _ = out.flush();
+    Ok(())
+}
+
+/// An agent or tool in a filter that cannot match anything is a typo, not
+/// "no matching calls": say so, with what there is.
+fn check_names(args: &AuditArgs, config: &crate::config::Config) -> Result<(), String> {
+    if let Some(tool) = &args.tool {
+        let catalog = setup::catalog(config, &args.paths)?;
+        if catalog.endpoint(tool).is_none() {
+            return Err(format!(
+                "there is no tool `{tool}` (flaregate tools --agent ID lists them)"
+            ));
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    if let Some(agent) = &args.agent {
+        let known = audit::agents(&config.audit_db).map_err(|e| e.to_string())?;
+        let in_policy = setup::catalog(config, &args.paths)
+            .and_then(|catalog| setup::policy(config, catalog))
+            .is_ok_and(|policy| policy.agent(agent).is_some());
+        if !in_policy && !known.contains(agent) {
+            return Err(format!(
+                "there is no agent `{agent}` in the policies or the log; the log has calls by {}",
+                if known.is_empty() {
+                    "nobody yet".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn verify(paths: &Paths, expect: Option<&Head>) -> Outcome {
