@@ -124,3 +124,51 @@ async fn bad_fault_specs_are_refused_at_start() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("METHOD:PATH_GLOB:KIND[:COUNT]"), "{stderr}");
 }
+
+#[tokio::test]
+async fn dns_names_and_contents_cloudflare_refuses_are_refused_with_its_codes() {
+    let sandbox = SandboxProcess::start(&[]);
+    let url = format!(
+        "{}/zones/{}/dns_records",
+        sandbox.base_url,
+        flaregate::sandbox::EXAMPLE_COM
+    );
+    let create = |record: Value| {
+        let (url, token) = (url.clone(), sandbox.token.clone());
+        async move {
+            let response = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(token)
+                .json(&record)
+                .send()
+                .await
+                .expect("sandbox answers");
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.expect("JSON envelope"),
+            )
+        }
+    };
+    let record = |kind: &str, name: &str, content: &str| serde_json::json!({"type": kind, "name": name, "content": content, "ttl": 1});
+    for name in ["a..b", "a b", "-a", "x".repeat(64).as_str(), "a\u{7}b"] {
+        let (status, body) = create(record("A", name, "192.0.2.1")).await;
+        assert_eq!((status, first_code(&body)), (400, 9000), "{name:?}: {body}");
+    }
+    for (kind, content) in [
+        ("A", "300.1.1.1"),
+        ("AAAA", "192.0.2.1"),
+        ("CNAME", "not a host"),
+        ("MX", ""),
+    ] {
+        let (status, body) = create(record(kind, "ok.example.com", content)).await;
+        assert_eq!(
+            (status, first_code(&body)),
+            (400, 9005),
+            "{kind} {content:?}: {body}"
+        );
+    }
+    let (status, body) = create(record("A", "*.wild", "192.0.2.1")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"]["name"], "*.wild.example.com");
+}

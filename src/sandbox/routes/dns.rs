@@ -243,6 +243,22 @@ fn apply(record: &mut Value, body: &Map<String, Value>) {
     }
 }
 
+/// A DNS name as Cloudflare accepts one: labels of 1-63 letters, digits,
+/// '-' or '_' (a leading '*' label where `wildcard`), 253 characters at most.
+fn is_hostname(name: &str, wildcard: bool) -> bool {
+    name.len() <= 253
+        && name.split('.').enumerate().all(|(i, label)| {
+            (wildcard && i == 0 && label == "*")
+                || (!label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        })
+}
+
 /// Cloudflare's checks on a record about to be stored among `others`.
 fn validate(record: &Value, others: &[Value]) -> Result<(), ApiError> {
     let kind = record["type"].as_str().unwrap_or_default();
@@ -254,6 +270,9 @@ fn validate(record: &Value, others: &[Value]) -> Result<(), ApiError> {
     if name.is_empty() || name == "." {
         return Err(ApiError::bad_request(9007, "DNS record name is required"));
     }
+    if !is_hostname(name, true) {
+        return Err(ApiError::bad_request(9000, "DNS name is invalid."));
+    }
     let ttl = record["ttl"].as_i64().unwrap_or(-1);
     if !(ttl == 1 || (60..=86400).contains(&ttl)) {
         return Err(ApiError::bad_request(
@@ -264,7 +283,8 @@ fn validate(record: &Value, others: &[Value]) -> Result<(), ApiError> {
     let content_ok = match kind {
         "A" => content.parse::<Ipv4Addr>().is_ok(),
         "AAAA" => content.parse::<Ipv6Addr>().is_ok(),
-        "CNAME" | "MX" | "NS" | "PTR" | "TXT" => !content.is_empty(),
+        "CNAME" | "MX" | "NS" | "PTR" => is_hostname(content.trim_end_matches('.'), false),
+        "TXT" => !content.is_empty() && content.len() <= 4096,
         _ => !content.is_empty() || record["data"].is_object(),
     };
     if !content_ok {
