@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod cli;
 pub mod cloudflare;
 pub mod config;
+pub mod files;
 pub mod logging;
 pub mod net;
 pub mod policy;

@@ -37,10 +37,15 @@ pub fn decision(
     crate::text::escape(&sentence).into_owned()
 }
 
-/// "purge 3 files from the cache", "create a DNS record (name www.example.com)".
+/// "purge 3 files from the cache" (the catalog's phrase for the argument
+/// given), else the title: "create a DNS record (name www.example.com)".
 fn action(endpoint: &Endpoint, args: &Map<String, Value>) -> String {
-    if endpoint.tool == "purge_cache" {
-        return purge_action(args);
+    if let Some(phrase) = endpoint
+        .summary
+        .iter()
+        .find_map(|p| phrase(&p.says, args.get(&p.arg)?))
+    {
+        return phrase;
     }
     let mut title = endpoint.title.clone();
     if let Some(first) = title.get_mut(..1) {
@@ -57,29 +62,22 @@ fn action(endpoint: &Endpoint, args: &Map<String, Value>) -> String {
     }
 }
 
-fn purge_action(args: &Map<String, Value>) -> String {
-    if args.get("purge_everything") == Some(&Value::Bool(true)) {
-        return "purge everything from the cache".to_string();
-    }
-    for (kind, noun) in [
-        ("files", "file"),
-        ("tags", "tag"),
-        ("hosts", "host"),
-        ("prefixes", "prefix"),
-    ] {
-        if let Some(items) = args.get(kind).and_then(Value::as_array) {
-            let n = items.len();
-            let plural = if n == 1 {
-                noun.to_string()
-            } else if noun == "prefix" {
-                "prefixes".into()
-            } else {
-                format!("{noun}s")
-            };
-            return format!("purge {n} {plural} from the cache");
-        }
-    }
-    "purge the cache".to_string()
+/// `says` for a given value: `{n}` items, `{s}`/`{es}` plural endings;
+/// `None` when the value is false, empty or null (not given, in effect).
+fn phrase(says: &str, value: &Value) -> Option<String> {
+    let n = match value {
+        Value::Bool(true) => 1,
+        Value::Array(items) if !items.is_empty() => items.len(),
+        Value::String(text) if !text.is_empty() => 1,
+        Value::Number(_) | Value::Object(_) => 1,
+        _ => return None,
+    };
+    let (s, es) = if n == 1 { ("", "") } else { ("s", "es") };
+    Some(
+        says.replace("{n}", &n.to_string())
+            .replace("{s}", s)
+            .replace("{es}", es),
+    )
 }
 
 /// "Cloudflare answered 200 in 142 ms." / "Cloudflare answered 404 (81044) in 12 ms."
@@ -110,4 +108,38 @@ pub fn outcome(
 
 fn short(text: &str) -> String {
     crate::text::clip(text, 120)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn says(args: Value) -> String {
+        let catalog = crate::catalog::builtin();
+        let purge = catalog.endpoint("purge_cache").expect("a shipped tool");
+        action(purge, args.as_object().expect("object"))
+    }
+
+    #[test]
+    fn the_catalog_says_what_a_purge_does() {
+        assert_eq!(
+            says(json!({"purge_everything": true})),
+            "purge everything from the cache"
+        );
+        assert_eq!(says(json!({"files": ["a"]})), "purge 1 file from the cache");
+        assert_eq!(
+            says(json!({"files": ["a", "b", "c"]})),
+            "purge 3 files from the cache"
+        );
+        assert_eq!(
+            says(json!({"prefixes": ["a", "b"]})),
+            "purge 2 prefixes from the cache"
+        );
+        assert_eq!(
+            says(json!({"purge_everything": false, "tags": ["t"]})),
+            "purge 1 tag from the cache"
+        );
+    }
 }

@@ -86,6 +86,9 @@ struct RawEndpoint {
     description: String,
     deprecation: Option<String>,
     lookup: Option<Lookup>,
+    #[serde(default)]
+    summary: Vec<Phrase>,
+    multipart: Option<Multipart>,
     annotations: Annotations,
     #[serde(default, rename = "param")]
     params: Vec<toml::Table>,
@@ -97,12 +100,7 @@ pub fn load_dir(dir: &Path) -> Result<Catalog, CatalogError> {
         path: dir.to_path_buf(),
         source,
     };
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(io)?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|ext| ext == "toml"))
-        .collect();
-    files.sort();
+    let files = crate::files::toml_files(dir).map_err(io)?;
     if files.is_empty() {
         return Err(CatalogError::Empty(dir.to_path_buf()));
     }
@@ -170,6 +168,38 @@ fn check_lookups(
     endpoints: &[Endpoint],
 ) -> Result<(), CatalogError> {
     for endpoint in endpoints {
+        let has_module = endpoint.params.iter().any(|p| p.part == Some(Part::Module));
+        if has_module != endpoint.multipart.is_some() {
+            let (file, text) = sources
+                .iter()
+                .find(|(_, text)| text.contains(&format!("tool = \"{}\"", endpoint.tool)))
+                .expect("every endpoint came from a source");
+            let message = if has_module {
+                "a module part needs [endpoint.multipart] (module_file, module_type, main_module_field)"
+            } else {
+                "[endpoint.multipart] is for endpoints with a `part = \"module\"` parameter"
+            };
+            return Err(FileContext { file, text }.invalid(
+                &endpoint.tool,
+                "multipart",
+                message.into(),
+            ));
+        }
+        if let Some(phrase) = endpoint
+            .summary
+            .iter()
+            .find(|p| endpoint.param(&p.arg).is_none())
+        {
+            let (file, text) = sources
+                .iter()
+                .find(|(_, text)| text.contains(&format!("tool = \"{}\"", endpoint.tool)))
+                .expect("every endpoint came from a source");
+            return Err(FileContext { file, text }.invalid(
+                &endpoint.tool,
+                "summary",
+                format!("`{}` is not an argument of this endpoint", phrase.arg),
+            ));
+        }
         let Some(lookup) = &endpoint.lookup else {
             continue;
         };
@@ -321,6 +351,8 @@ impl FileContext<'_> {
             exactly_one_of: raw.exactly_one_of,
             deprecation: raw.deprecation,
             lookup: raw.lookup,
+            summary: raw.summary,
+            multipart: raw.multipart,
             input_schema: Map::new(),
         };
         let schema = input_schema(&endpoint);

@@ -220,6 +220,30 @@ pub struct Lookup {
     pub immutable: Vec<String>,
 }
 
+/// A phrase for the audit log, used when the call gives `arg` (true, or a
+/// non-empty list or text). `{n}` is the number of items, `{s}` / `{es}`
+/// the plural ending when there are several: "purge {n} file{s} from the
+/// cache".
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Phrase {
+    pub arg: String,
+    pub says: String,
+}
+
+/// How an upload with a `module` part is laid out (Workers): the name and
+/// type of the module's part, and the metadata field that names it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Multipart {
+    /// The module's part and file name, e.g. "worker.js".
+    pub module_file: String,
+    /// Its content type, e.g. "application/javascript+module".
+    pub module_type: String,
+    /// The metadata field that names the module, e.g. "main_module".
+    pub main_module_field: String,
+}
+
 /// One Cloudflare API endpoint, exposed as one MCP tool.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
@@ -244,6 +268,11 @@ pub struct Endpoint {
     pub deprecation: Option<String>,
     /// How to fetch the object this call acts on, so policies can check it.
     pub lookup: Option<Lookup>,
+    /// The layout of a multipart upload, for endpoints with a module part.
+    pub multipart: Option<Multipart>,
+    /// How the audit log says what an allowed call does, by the argument it
+    /// gives; the first whose argument is given speaks (else the title).
+    pub summary: Vec<Phrase>,
     /// The JSON Schema of the tool's arguments (the MCP inputSchema).
     pub input_schema: Map<String, Value>,
 }

@@ -12,7 +12,7 @@ use super::credential::Credential;
 use super::envelope::{ApiResponse, parse_retry_after, unwrap_json, unwrap_text};
 use super::error::CloudflareError;
 use super::limiter::{Limiter, RateSpec};
-use super::request::{Body, MODULE_NAME, PreparedRequest, build};
+use super::request::{Body, PreparedRequest, build};
 use super::retry::RetryPolicy;
 use crate::catalog::{Endpoint, Method, ResponseKind};
 
@@ -166,9 +166,11 @@ impl Client {
         builder = match &request.body {
             Body::None => builder,
             Body::Json(value) => builder.json(value),
-            Body::WorkerModule { metadata, module } => {
-                builder.multipart(worker_form(metadata, module))
-            }
+            Body::Module {
+                metadata,
+                module,
+                layout,
+            } => builder.multipart(module_form(metadata, module, layout)),
         };
         let response = builder.send().await.map_err(|e| self.transport_error(e))?;
         let status = response.status().as_u16();
@@ -202,17 +204,20 @@ impl Client {
     }
 }
 
-/// The multipart form of a Worker upload: `metadata` then the module.
-fn worker_form(metadata: &Value, module: &str) -> Form {
+/// The multipart form of an upload: `metadata` then the module, named and
+/// typed as the catalog says.
+fn module_form(metadata: &Value, module: &str, layout: &crate::catalog::Multipart) -> Form {
     let metadata = Part::text(metadata.to_string())
         .file_name("metadata.json")
         .mime_str("application/json")
         .expect("a literal MIME type parses");
-    let module = Part::text(module.to_string())
-        .file_name(MODULE_NAME)
-        .mime_str("application/javascript+module")
-        .expect("a literal MIME type parses");
+    let part = Part::text(module.to_string()).file_name(layout.module_file.clone());
+    // A type the catalog got wrong is sent as the loader left it: untyped.
+    let part = match part.mime_str(&layout.module_type) {
+        Ok(typed) => typed,
+        Err(_) => Part::text(module.to_string()).file_name(layout.module_file.clone()),
+    };
     Form::new()
         .part("metadata", metadata)
-        .part(MODULE_NAME, module)
+        .part(layout.module_file.clone(), part)
 }

@@ -16,9 +16,6 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~');
 
-/// The name Worker uploads give their single ES module.
-pub const MODULE_NAME: &str = "worker.js";
-
 /// A fully built request, kept as data so a retry can rebuild the body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PreparedRequest {
@@ -34,10 +31,12 @@ pub struct PreparedRequest {
 pub enum Body {
     None,
     Json(Value),
-    /// A Worker upload: the `metadata` JSON part and one ES module.
-    WorkerModule {
+    /// A multipart upload: the `metadata` JSON part and one module, laid
+    /// out as the catalog says.
+    Module {
         metadata: Value,
         module: String,
+        layout: crate::catalog::Multipart,
     },
 }
 
@@ -106,11 +105,15 @@ pub fn build(
         }
     }
 
-    let body = if let Some(module) = module {
-        metadata.insert("main_module".into(), Value::from(MODULE_NAME));
-        Body::WorkerModule {
+    let body = if let (Some(module), Some(layout)) = (module, &endpoint.multipart) {
+        metadata.insert(
+            layout.main_module_field.clone(),
+            Value::from(layout.module_file.clone()),
+        );
+        Body::Module {
             metadata: Value::Object(metadata),
             module,
+            layout: layout.clone(),
         }
     } else if endpoint.params.iter().any(|p| p.location == Location::Body) {
         Body::Json(Value::Object(json))

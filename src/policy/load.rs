@@ -57,17 +57,7 @@ pub fn policy_files(path: &Path) -> Result<Vec<(PathBuf, String)>, PolicyError> 
         path: path.to_path_buf(),
         source,
     };
-    let files = if path.is_dir() {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(io)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-            .collect();
-        files.sort();
-        files
-    } else {
-        vec![path.to_path_buf()]
-    };
+    let files = crate::files::toml_files(path).map_err(io)?;
     if files.is_empty() {
         return Err(PolicyError::Empty(path.to_path_buf()));
     }

@@ -136,16 +136,9 @@ pub async fn reload(gateway: &Gateway, path: &Path, adjust: &Adjust) -> bool {
 
 /// Names, sizes and modification times of the policy files.
 fn fingerprint(path: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
-    let files: Vec<PathBuf> = if path.is_dir() {
-        std::fs::read_dir(path)
-            .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default()
-    } else {
-        vec![path.to_path_buf()]
-    };
+    let files = crate::files::toml_files(path).unwrap_or_default();
     let mut prints: Vec<_> = files
         .into_iter()
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .map(|p| {
             let meta = std::fs::metadata(&p).ok();
             let len = meta.as_ref().map_or(0, |m| m.len());
