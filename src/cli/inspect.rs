@@ -256,7 +256,7 @@ pub async fn explain(args: &ExplainArgs) -> Outcome {
     if policy.agent(&args.agent).is_none() {
         return Err(unknown_agent(&policy, &args.agent));
     }
-    let call: Map<String, Value> = match serde_json::from_str(&args.args) {
+    let mut call: Map<String, Value> = match serde_json::from_str(&args.args) {
         Ok(Value::Object(map)) => map,
         Ok(_) => return Err("--args must be a JSON object, e.g. '{\"zone_id\": \"…\"}'".into()),
         Err(e) => return Err(format!("--args is not valid JSON: {e}")),
@@ -285,6 +285,14 @@ pub async fn explain(args: &ExplainArgs) -> Outcome {
     let agent = policy
         .agent(&args.agent)
         .expect("the agent was found above");
+    // Judged as the server judges it: values in the form Cloudflare reads.
+    if let Some(endpoint) = catalog.endpoint(&args.tool)
+        && let Err(denial) = policy.canonicalise(agent, endpoint, &mut call, &engine.directory())
+    {
+        println!("denied: {}", denial.reason);
+        println!("rule:    {}", denial.rule);
+        return Ok(ExitCode::FAILURE);
+    }
     let mut decision = engine.decide(&policy, agent, &args.tool, &call).await;
     if offline
         && (decision == Verdict::NeedsLookup

@@ -2,6 +2,7 @@
 //! decision for every call. The server asks [`Policy::decide`] and never
 //! looks inside.
 
+mod canonical;
 mod decide;
 mod engine;
 mod file;

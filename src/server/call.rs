@@ -57,7 +57,7 @@ impl Gateway {
         let canonical = match (endpoint, &valid) {
             (Some(endpoint), Some(Ok(()))) => {
                 self.engine.resolve_names().await;
-                self.canonicalise(&policy, agent, endpoint, &mut args)
+                policy.canonicalise(agent, endpoint, &mut args, &self.engine.directory())
             }
             _ => Ok(()),
         };

@@ -4,7 +4,6 @@
 
 mod briefing;
 mod call;
-mod canonical;
 mod gateway;
 mod handler;
 pub mod http;

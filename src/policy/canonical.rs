@@ -6,24 +6,24 @@
 //! for an agent whose URLs are constrained; a value Cloudflare would refuse
 //! is refused before the policy is asked about it.
 
-use rmcp::model::JsonObject;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use super::gateway::Gateway;
+use super::decide::{Denial, DenyKind};
+use super::model::{Agent, Policy};
+use super::scope::Directory;
 use crate::catalog::{Canonical, Endpoint};
-use crate::policy::{Agent, Denial, DenyKind, Policy};
 use crate::text;
 
-impl Gateway {
-    /// Puts `args` in canonical form, or says why the call cannot go on.
-    pub(super) fn canonicalise(
+impl Policy {
+    /// Puts `args` in the form Cloudflare reads them (before [`Policy::decide`]
+    /// judges them), or says why the call cannot go on.
+    pub fn canonicalise(
         &self,
-        policy: &Policy,
         agent: &Agent,
         endpoint: &Endpoint,
-        args: &mut JsonObject,
+        args: &mut Map<String, Value>,
+        directory: &Directory,
     ) -> Result<(), Denial> {
-        let directory = self.engine.directory();
         let zone = endpoint
             .scope_param()
             .and_then(|p| args.get(&p.name))
@@ -31,10 +31,10 @@ impl Gateway {
             .and_then(|id| directory.zone_names.get(id))
             .cloned();
         for param in &endpoint.params {
-            let constrained = policy.is_constrained(agent, endpoint, &param.name);
+            let constrained = self.is_constrained(agent, endpoint, &param.name);
             if let Some(value) = args.get(&param.name)
                 && !param.name_fields.is_empty()
-                && policy.is_constrained(agent, endpoint, "name")
+                && self.is_constrained(agent, endpoint, "name")
                 && let Some(field) = param
                     .name_fields
                     .iter()
