@@ -226,6 +226,9 @@ fn unknown_agent(policy: &Policy, id: &str) -> String {
     )
 }
 
+/// What `explain` says when it cannot decide without asking Cloudflare.
+const OFFLINE: &str = "nothing was sent to Cloudflare; run with --live to ask the API, or --sandbox for the demo data";
+
 #[derive(Args)]
 pub struct ExplainArgs {
     /// The agent's id.
@@ -289,6 +292,10 @@ pub async fn explain(args: &ExplainArgs) -> Outcome {
     if let Some(endpoint) = catalog.endpoint(&args.tool)
         && let Err(denial) = policy.canonicalise(agent, endpoint, &mut call, &engine.directory())
     {
+        if offline && denial.kind == crate::policy::DenyKind::Unresolved {
+            println!("undecided: {} — {OFFLINE}", denial.reason);
+            return Ok(ExitCode::FAILURE);
+        }
         println!("denied: {}", denial.reason);
         println!("rule:    {}", denial.rule);
         return Ok(ExitCode::FAILURE);
@@ -298,10 +305,7 @@ pub async fn explain(args: &ExplainArgs) -> Outcome {
         && (decision == Verdict::NeedsLookup
             || decision.deny_kind() == Some(crate::policy::DenyKind::Unresolved))
     {
-        println!(
-            "undecided: {} — nothing was sent to Cloudflare; run with --live to ask the API, or --sandbox for the demo data",
-            decision.reason()
-        );
+        println!("undecided: {} — {OFFLINE}", decision.reason());
         return Ok(ExitCode::FAILURE);
     }
     if decision == Verdict::NeedsLookup {
