@@ -7,6 +7,7 @@
 use serde_json::{Map, Value, json};
 
 use super::gateway::Gateway;
+use crate::budget::Charge;
 use crate::catalog::{Endpoint, Pagination};
 use crate::cloudflare::{ApiResponse, CloudflareError};
 use crate::policy::{Agent, Policy};
@@ -65,6 +66,15 @@ impl Gateway {
             walk.insert("per_page".into(), json!(max));
         }
         let all = self.client.fetch_all(endpoint, &walk, MAX_PAGES).await?;
+        // The first page was charged with the call; the others are charged
+        // now, so later calls meet the agent's share sooner.
+        let page = Charge {
+            upstream: true,
+            ..Charge::default()
+        };
+        for _ in 1..all.pages {
+            let _ = self.budgets.spend(&agent.id, &agent.limits, page);
+        }
         let mut items = all.items;
         policy.retain_visible(agent, endpoint, &mut items, &directory);
         Ok(Visible::Answer(page_of(endpoint, args, items)))
