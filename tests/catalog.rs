@@ -319,8 +319,19 @@ fn bad_catalogs_name_file_line_entry_and_field() {
     let invalid = error_for("access = \"read\"", "access = \"write\"");
     assert!(invalid.contains("endpoint `get_thing`"), "{invalid}");
     assert!(
-        invalid.contains("catalog/things.toml:8:"),
-        "line of the entry: {invalid}"
+        invalid.contains("catalog/things.toml:7:"),
+        "line of the entry ([[endpoint]]): {invalid}"
+    );
+    // Written with single quotes and spaces, a bad lookup is still an
+    // error with its line, never a panic.
+    let odd = GOOD.replace("tool = \"get_thing\"", "tool='get_thing'")
+        + "\n[endpoint.lookup]\ntool = \"no_such_tool\"\n";
+    let err = load_sources(&[(PathBuf::from("catalog/things.toml"), odd)])
+        .expect_err("a lookup of a missing tool");
+    let message = err.to_string();
+    assert!(
+        message.starts_with("catalog/things.toml:7: endpoint `get_thing`, field `lookup`"),
+        "{message}"
     );
 }
 

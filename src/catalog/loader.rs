@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use regex::Regex;
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use toml::Spanned;
 
 use super::Catalog;
 use super::error::CatalogError;
@@ -46,11 +47,11 @@ const PARAM_KEYS: &[&str] = &[
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
-    group: RawGroup,
+    group: Spanned<RawGroup>,
     #[serde(default)]
     shared: BTreeMap<String, toml::Table>,
     #[serde(default, rename = "endpoint")]
-    endpoints: Vec<RawEndpoint>,
+    endpoints: Vec<Spanned<RawEndpoint>>,
 }
 
 #[derive(Deserialize)]
@@ -121,7 +122,9 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<Catalog, CatalogErr
     let mut endpoints: Vec<Endpoint> = Vec::new();
     let mut validators = Vec::new();
     let mut tools = HashSet::new();
-    for (file, text) in sources {
+    // Where each endpoint was written: (source index, byte offset).
+    let mut origins = Vec::new();
+    for (index, (file, text)) in sources.iter().enumerate() {
         let raw: RawFile = toml::from_str(text).map_err(|e| {
             let at = e.span().map_or(0, |s| s.start);
             CatalogError::Syntax {
@@ -132,17 +135,23 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<Catalog, CatalogErr
             }
         })?;
         let ctx = FileContext { file, text };
-        if groups.iter().any(|g: &Group| g.id == raw.group.id) {
+        let group_at = raw.group.span().start;
+        let group = raw.group.into_inner();
+        if groups.iter().any(|g: &Group| g.id == group.id) {
             return Err(ctx.invalid(
+                group_at,
                 "[group]",
                 "id",
-                format!("group `{}` is defined twice", raw.group.id),
+                format!("group `{}` is defined twice", group.id),
             ));
         }
         for raw_endpoint in raw.endpoints {
-            let (endpoint, validator) = ctx.endpoint(&raw.group.id, &raw.shared, raw_endpoint)?;
+            let at = raw_endpoint.span().start;
+            let (endpoint, validator) =
+                ctx.endpoint(&group.id, &raw.shared, at, raw_endpoint.into_inner())?;
             if !tools.insert(endpoint.tool.clone()) {
                 return Err(ctx.invalid(
+                    at,
                     &endpoint.tool,
                     "tool",
                     "this tool name is already used by another endpoint".into(),
@@ -150,14 +159,15 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<Catalog, CatalogErr
             }
             endpoints.push(endpoint);
             validators.push(validator);
+            origins.push((index, at));
         }
         groups.push(Group {
-            id: raw.group.id,
-            title: raw.group.title,
-            description: raw.group.description,
+            id: group.id,
+            title: group.title,
+            description: group.description,
         });
     }
-    check_lookups(sources, &endpoints)?;
+    check_lookups(sources, &endpoints, &origins)?;
     Ok(Catalog::new(groups, endpoints, validators))
 }
 
@@ -166,35 +176,27 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<Catalog, CatalogErr
 fn check_lookups(
     sources: &[(PathBuf, String)],
     endpoints: &[Endpoint],
+    origins: &[(usize, usize)],
 ) -> Result<(), CatalogError> {
-    for endpoint in endpoints {
+    for (endpoint, &(source, at)) in endpoints.iter().zip(origins) {
+        let (file, text) = &sources[source];
+        let ctx = FileContext { file, text };
         let has_module = endpoint.params.iter().any(|p| p.part == Some(Part::Module));
         if has_module != endpoint.multipart.is_some() {
-            let (file, text) = sources
-                .iter()
-                .find(|(_, text)| text.contains(&format!("tool = \"{}\"", endpoint.tool)))
-                .expect("every endpoint came from a source");
             let message = if has_module {
                 "a module part needs [endpoint.multipart] (module_file, module_type, main_module_field)"
             } else {
                 "[endpoint.multipart] is for endpoints with a `part = \"module\"` parameter"
             };
-            return Err(FileContext { file, text }.invalid(
-                &endpoint.tool,
-                "multipart",
-                message.into(),
-            ));
+            return Err(ctx.invalid(at, &endpoint.tool, "multipart", message.into()));
         }
         if let Some(phrase) = endpoint
             .summary
             .iter()
             .find(|p| endpoint.param(&p.arg).is_none())
         {
-            let (file, text) = sources
-                .iter()
-                .find(|(_, text)| text.contains(&format!("tool = \"{}\"", endpoint.tool)))
-                .expect("every endpoint came from a source");
-            return Err(FileContext { file, text }.invalid(
+            return Err(ctx.invalid(
+                at,
                 &endpoint.tool,
                 "summary",
                 format!("`{}` is not an argument of this endpoint", phrase.arg),
@@ -227,11 +229,7 @@ fn check_lookups(
                 .map(|f| format!("immutable field `{f}` is not an argument of this endpoint"))
         });
         if let Some(message) = problem {
-            let (file, text) = sources
-                .iter()
-                .find(|(_, text)| text.contains(&format!("tool = \"{}\"", endpoint.tool)))
-                .expect("every endpoint came from a source");
-            return Err(FileContext { file, text }.invalid(&endpoint.tool, "lookup", message));
+            return Err(ctx.invalid(at, &endpoint.tool, "lookup", message));
         }
     }
     Ok(())
@@ -243,10 +241,16 @@ fn entry_around(text: &str, offset: usize) -> String {
     let Some(start) = before.rfind("[[endpoint]]") else {
         return "file".to_string();
     };
+    // The entry's own `tool` key: before the next table header, any quoting.
     let tool = text[start..]
         .lines()
-        .find_map(|l| l.trim().strip_prefix("tool = \"")?.strip_suffix('"'))
-        .unwrap_or("?");
+        .skip(1)
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .find_map(|l| {
+            let (key, value) = l.split_once('=')?;
+            (key.trim() == "tool").then(|| value.trim().trim_matches(['"', '\'']).to_string())
+        })
+        .unwrap_or_else(|| "?".into());
     format!("endpoint `{tool}`")
 }
 
@@ -256,12 +260,9 @@ struct FileContext<'a> {
 }
 
 impl FileContext<'_> {
-    fn invalid(&self, entry: &str, field: &str, message: String) -> CatalogError {
-        let needle = format!("tool = \"{entry}\"");
-        let line = self
-            .text
-            .find(&needle)
-            .map_or(1, |at| crate::text::line_of(self.text, at));
+    /// An error at byte `at` of the file, in `entry`'s `field`.
+    fn invalid(&self, at: usize, entry: &str, field: &str, message: String) -> CatalogError {
+        let line = crate::text::line_of(self.text, at);
         let entry = if entry.starts_with('[') {
             entry.to_string()
         } else {
@@ -280,10 +281,11 @@ impl FileContext<'_> {
         &self,
         group: &str,
         shared: &BTreeMap<String, toml::Table>,
+        at: usize,
         mut raw: RawEndpoint,
     ) -> Result<(Endpoint, jsonschema::Validator), CatalogError> {
         let tool = raw.tool.clone();
-        let bad = |field: &str, message: String| self.invalid(&tool, field, message);
+        let bad = |field: &str, message: String| self.invalid(at, &tool, field, message);
 
         let name_ok = Regex::new("^[a-z][a-z0-9_]{0,63}$").expect("literal regex");
         if !name_ok.is_match(&tool) {
