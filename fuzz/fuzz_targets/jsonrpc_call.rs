@@ -15,7 +15,7 @@ fn policy() -> &'static Policy {
     static POLICY: OnceLock<Policy> = OnceLock::new();
     POLICY.get_or_init(|| {
         let text = "[[agent]]\nid = \"a\"\nzones = [\"*\"]\naccounts = [\"*\"]\n[agent.grants]\nzones = \"full\"\ndns = \"full\"\ncache = \"full\"\nworkers = \"full\"\n[[agent.constraint]]\ntool = \"create_dns_record\"\narg = \"name\"\nallow = [\"*.example.com\"]\n";
-        compile(&[("fuzz.toml".into(), text.to_string())], Arc::new(builtin()), None).expect("fuzz policy")
+        compile(&[("fuzz.toml".into(), text.to_string())], Arc::new(builtin())).expect("fuzz policy")
     })
 }
 
@@ -39,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let decision = policy.decide(agent, tool, &args, &Directory::default(), None);
-    if decision.allowed {
+    if decision.is_allowed() {
         let endpoint = policy
             .catalog()
             .endpoint(tool)

@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let Ok(policy) = compile(&[("fuzz.toml".into(), text.to_string())], catalog(), None) else {
+    let Ok(policy) = compile(&[("fuzz.toml".into(), text.to_string())], catalog()) else {
         return;
     };
     let args =
