@@ -206,7 +206,7 @@ description = "Test things."
 tool = "get_thing"
 title = "Get a thing"
 method = "GET"
-path = "/things/{thing_id}"
+path = "/accounts/{account_id}/things/{thing_id}"
 access = "read"
 permission = "Thing Read"
 scope = "account"
@@ -221,6 +221,14 @@ type = "string"
 required = true
 pattern = "^[0-9a-f]{32}$"
 description = "The thing."
+
+[[endpoint.param]]
+name = "account_id"
+in = "path"
+type = "string"
+required = true
+pattern = "^[0-9a-f]{32}$"
+description = "The account."
 "#;
 
 fn load_one(text: &str) -> Result<Catalog, CatalogError> {
@@ -240,7 +248,7 @@ fn a_new_endpoint_is_a_toml_edit() {
     let catalog = load_one(GOOD).expect("good catalog loads");
     assert_eq!(
         catalog.endpoint("get_thing").expect("present").path.raw,
-        "/things/{thing_id}"
+        "/accounts/{account_id}/things/{thing_id}"
     );
 }
 
@@ -281,8 +289,8 @@ fn bad_catalogs_name_file_line_entry_and_field() {
             "a path parameter must be a required string",
         ),
         (
-            "path = \"/things/{thing_id}\"",
-            "path = \"/things/{thing_id}/{other}\"",
+            "path = \"/accounts/{account_id}/things/{thing_id}\"",
+            "path = \"/accounts/{account_id}/things/{thing_id}/{other}\"",
             "{other} has no parameter",
         ),
         (

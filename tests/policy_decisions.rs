@@ -526,3 +526,80 @@ fn a_constraint_can_name_a_tool_glob_or_a_group_and_a_half_constrained_group_is_
         "{both}"
     );
 }
+
+/// An endpoint as an import writes it: the zone's placeholder is not
+/// called `zone_id`.
+const IMPORTED: &str = r#"
+[group]
+id = "settings"
+title = "Zone settings"
+description = "Settings of a zone."
+
+[[endpoint]]
+tool = "get_zone_setting"
+title = "Get a zone setting"
+method = "GET"
+path = "/zones/{zone_identifier}/settings/{setting_id}"
+access = "read"
+permission = "Zone Settings Read"
+scope = "zone"
+result = "object"
+description = "Get one setting of a zone."
+annotations = { read_only = true, destructive = false, idempotent = true }
+
+[[endpoint.param]]
+name = "zone_identifier"
+in = "path"
+type = "string"
+required = true
+pattern = "^[0-9a-f]{32}$"
+description = "The zone's id."
+
+[[endpoint.param]]
+name = "setting_id"
+in = "path"
+type = "string"
+required = true
+pattern = "^[a-z_]{1,64}$"
+description = "The setting."
+"#;
+
+#[test]
+fn scope_comes_from_the_paths_shape_whatever_the_placeholder_is_called() {
+    let catalog = flaregate::catalog::load_sources(&[(
+        PathBuf::from("catalog/settings.toml"),
+        IMPORTED.to_string(),
+    )])
+    .expect("loads");
+    let endpoint = catalog.endpoint("get_zone_setting").expect("loaded");
+    assert_eq!(
+        endpoint.scope_param().map(|p| p.name.as_str()),
+        Some("zone_identifier")
+    );
+    let policy = compile(
+        &[(PathBuf::from("p.toml"), "[[agent]]\nid = \"one\"\nzones = [\"example.com\"]\ngrants = { settings = \"read\" }\n".to_string())],
+        Arc::new(catalog),
+    )
+    .expect("compiles");
+    let call = |zone: &str| json!({"zone_identifier": zone, "setting_id": "always_use_https"});
+    assert!(decide(&policy, "one", "get_zone_setting", call(COM)).0);
+    let (allowed, reason) = decide(&policy, "one", "get_zone_setting", call(ORG));
+    assert!(
+        !allowed && reason.contains("outside your zones"),
+        "{reason}"
+    );
+
+    // A zone-scoped endpoint whose zone cannot be found is a load error.
+    let unscoped = IMPORTED.replace(
+        "/zones/{zone_identifier}/settings/{setting_id}",
+        "/settings/{zone_identifier}/{setting_id}",
+    );
+    let error =
+        flaregate::catalog::load_sources(&[(PathBuf::from("catalog/settings.toml"), unscoped)])
+            .expect_err("cannot be scoped")
+            .to_string();
+    assert!(
+        error.contains("field `scope`: a zone-scoped endpoint must name its zone"),
+        "{error}"
+    );
+}

@@ -13,7 +13,7 @@ fn catalog(n: usize) -> String {
     );
     for i in 0..n {
         text.push_str(&format!(
-            "\n[[endpoint]]\ntool = \"get_thing_{i}\"\ntitle = \"Get thing {i}\"\nmethod = \"GET\"\npath = \"/things/{i}\"\naccess = \"read\"\npermission = \"Thing Read\"\nscope = \"account\"\nresult = \"object\"\ndescription = \"Thing {i}.\"\nannotations = {{ read_only = true, destructive = false, idempotent = true }}\n"
+            "\n[[endpoint]]\ntool = \"get_thing_{i}\"\ntitle = \"Get thing {i}\"\nmethod = \"GET\"\npath = \"/accounts/{{account_id}}/things/{i}\"\naccess = \"read\"\npermission = \"Thing Read\"\nscope = \"account\"\nresult = \"object\"\ndescription = \"Thing {i}.\"\nannotations = {{ read_only = true, destructive = false, idempotent = true }}\n\n[[endpoint.param]]\nname = \"account_id\"\nin = \"path\"\ntype = \"string\"\nrequired = true\npattern = \"^[0-9a-f]{{32}}$\"\ndescription = \"The account.\"\n"
         ));
     }
     text

@@ -90,6 +90,8 @@ struct RawEndpoint {
     #[serde(default)]
     summary: Vec<Phrase>,
     multipart: Option<Multipart>,
+    /// The body argument naming the account or zone when the path does not.
+    scope_param: Option<String>,
     annotations: Annotations,
     #[serde(default, rename = "param")]
     params: Vec<toml::Table>,
@@ -332,6 +334,7 @@ impl FileContext<'_> {
             param.required = true;
         }
         check_params(&path, &params, raw.method).map_err(|(f, m)| bad(&f, m))?;
+        let scope_param = scope_param_of(&raw, &path, &params).map_err(|m| bad("scope", m))?;
         check_consistency(&raw, &params).map_err(|(f, m)| bad(f, m))?;
 
         let mut endpoint = Endpoint {
@@ -355,6 +358,7 @@ impl FileContext<'_> {
             lookup: raw.lookup,
             summary: raw.summary,
             multipart: raw.multipart,
+            scope_param,
             input_schema: Map::new(),
         };
         let schema = input_schema(&endpoint);
@@ -497,6 +501,59 @@ fn take_enum<T: for<'de> Deserialize<'de>>(
             .map_err(|_| (key.to_string(), format!("`{s}` is not {expected}"))),
         Some(_) => Err((key.to_string(), "must be a string".into())),
     }
+}
+
+/// The argument that names an endpoint's zone or account: the path's own
+/// placeholder (`/zones/{zone_identifier}/…`, whatever it is called), or the
+/// body argument the catalog names. A zone or account endpoint with neither
+/// is a load error, unless it is the list of zones or accounts itself
+/// (whose answer is cut to the agent's scope instead).
+fn scope_param_of(
+    raw: &RawEndpoint,
+    path: &PathTemplate,
+    params: &[Param],
+) -> Result<Option<String>, String> {
+    let noun = match raw.scope {
+        Scope::Zone => "zone",
+        Scope::Account => "account",
+    };
+    if let Some((shape, name)) = path.scope_placeholder() {
+        if shape != raw.scope {
+            return Err(format!(
+                "the path names a {} ({{{name}}}) but the endpoint is {noun}-scoped",
+                if shape == Scope::Zone {
+                    "zone"
+                } else {
+                    "account"
+                }
+            ));
+        }
+        if raw
+            .scope_param
+            .as_deref()
+            .is_some_and(|given| given != name)
+        {
+            return Err(format!(
+                "the path's placeholder is `{name}`; scope_param must not name another"
+            ));
+        }
+        return Ok(Some(name.to_string()));
+    }
+    if let Some(name) = &raw.scope_param {
+        if !params.iter().any(|p| &p.name == name) {
+            return Err(format!(
+                "scope_param `{name}` is not a parameter of this endpoint"
+            ));
+        }
+        return Ok(Some(name.clone()));
+    }
+    let own_list = raw.method == Method::Get && raw.path == format!("/{noun}s");
+    if own_list {
+        return Ok(None);
+    }
+    Err(format!(
+        "a {noun}-scoped endpoint must name its {noun} in the path (/{noun}s/{{…}}/…) or in `scope_param`"
+    ))
 }
 
 /// Checks how parameters fit the path and the method.

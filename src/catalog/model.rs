@@ -195,6 +195,19 @@ impl PathTemplate {
         })
     }
 
+    /// The placeholder a path of the shape `/zones/{…}/…` or
+    /// `/accounts/{…}/…` holds the zone's or account's id in, and which.
+    pub fn scope_placeholder(&self) -> Option<(Scope, &str)> {
+        let [Segment::Literal(first), Segment::Param(name), ..] = self.segments.as_slice() else {
+            return None;
+        };
+        match first.as_str() {
+            "/zones/" => Some((Scope::Zone, name)),
+            "/accounts/" => Some((Scope::Account, name)),
+            _ => None,
+        }
+    }
+
     /// The placeholder names, in order.
     pub fn params(&self) -> impl Iterator<Item = &str> {
         self.segments.iter().filter_map(|s| match s {
@@ -268,6 +281,8 @@ pub struct Endpoint {
     pub deprecation: Option<String>,
     /// How to fetch the object this call acts on, so policies can check it.
     pub lookup: Option<Lookup>,
+    /// The argument naming the call's zone or account (see [`Endpoint::scope_param`]).
+    pub scope_param: Option<String>,
     /// The layout of a multipart upload, for endpoints with a module part.
     pub multipart: Option<Multipart>,
     /// How the audit log says what an allowed call does, by the argument it
@@ -282,12 +297,12 @@ impl Endpoint {
         self.params.iter().find(|p| p.name == name)
     }
 
-    /// The argument that names this call's zone or account, if it has one.
+    /// The argument that names this call's zone or account, if it has one:
+    /// the placeholder after `/zones/` or `/accounts/` in the path, or the
+    /// one the catalog names (`scope_param`, for a body field).
     pub fn scope_param(&self) -> Option<&Param> {
-        let name = match self.scope {
-            Scope::Zone => "zone_id",
-            Scope::Account => "account_id",
-        };
-        self.param(name)
+        self.scope_param
+            .as_deref()
+            .and_then(|name| self.param(name))
     }
 }

@@ -12,7 +12,7 @@ use rmcp::model::Tool;
 use serde_json::{Value, json};
 
 use crate::budget::describe_limits;
-use crate::catalog::{Catalog, Scope as EndpointScope};
+use crate::catalog::{Catalog, Endpoint, Scope as EndpointScope};
 use crate::policy::{Agent, Directory, Policy, Scope, ScopeRef};
 
 /// Scopes up to this long are offered as an enum in tool schemas.
@@ -74,30 +74,30 @@ impl<'a> View<'a> {
         }
     }
 
-    /// `tool` as this agent sees it.
-    pub fn tailor(&self, tool: &mut Tool) {
+    /// `tool` (the tool of `endpoint`) as this agent sees it.
+    pub fn tailor(&self, tool: &mut Tool, endpoint: &Endpoint) {
         let mut schema = (*tool.input_schema).clone();
         let mut changed = false;
         if let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) {
-            for (param, held, noun) in [
-                ("zone_id", &self.zones, "zones"),
-                ("account_id", &self.accounts, "accounts"),
-            ] {
-                if let (Some(Value::Object(property)), Some(held)) =
-                    (properties.get_mut(param), held)
-                {
-                    let ids: Vec<&str> = held.iter().map(|(id, _)| id.as_str()).collect();
-                    let named: Vec<String> = held
-                        .iter()
-                        .map(|(id, name)| format!("{name} ({id})"))
-                        .collect();
-                    property.insert("enum".into(), json!(ids));
-                    property.insert(
-                        "description".into(),
-                        json!(format!("One of your {noun}: {}.", named.join(", "))),
-                    );
-                    changed = true;
-                }
+            let (held, noun) = match endpoint.scope {
+                EndpointScope::Zone => (&self.zones, "zones"),
+                EndpointScope::Account => (&self.accounts, "accounts"),
+            };
+            if let Some(param) = endpoint.scope_param()
+                && let (Some(Value::Object(property)), Some(held)) =
+                    (properties.get_mut(&param.name), held)
+            {
+                let ids: Vec<&str> = held.iter().map(|(id, _)| id.as_str()).collect();
+                let named: Vec<String> = held
+                    .iter()
+                    .map(|(id, name)| format!("{name} ({id})"))
+                    .collect();
+                property.insert("enum".into(), json!(ids));
+                property.insert(
+                    "description".into(),
+                    json!(format!("One of your {noun}: {}.", named.join(", "))),
+                );
+                changed = true;
             }
             for property in properties.values_mut() {
                 if let Some(Value::String(text)) = property.get_mut("description")

@@ -160,7 +160,11 @@ impl ServerHandler for Handler {
             .ok_or_else(|| ErrorData::invalid_params("invalid cursor", None))?;
         let directory = self.gateway.engine.directory();
         let view = briefing::View::new(policy.catalog(), agent, &directory);
-        tools.iter_mut().for_each(|tool| view.tailor(tool));
+        for tool in &mut tools {
+            if let Some(endpoint) = policy.catalog().endpoint(&tool.name) {
+                view.tailor(tool, endpoint);
+            }
+        }
         let mut result =
             ListToolsResult::with_all_items(tools).with_cache_scope(CacheScope::Private);
         result.next_cursor = next;
