@@ -174,7 +174,7 @@ fn gone() -> AuditError {
 /// Checks the chain of the log with its key, against its head checkpoint
 /// and, if given, a head the operator saved elsewhere (`expect`).
 pub fn verify(files: &AuditFiles, expect: Option<&Head>) -> Result<Verdict, AuditError> {
-    let connection = query::open_read_only(&files.db)?;
+    let connection = open_current(&files.db)?;
     let unavailable = |e: rusqlite::Error| AuditError::Unavailable(e.to_string());
     if !schema::is_keyed(&connection).unwrap_or(false) {
         return Err(AuditError::Unavailable(format!(
@@ -212,20 +212,35 @@ pub fn verify(files: &AuditFiles, expect: Option<&Head>) -> Result<Verdict, Audi
 /// The end of the chain as stored (`flaregate audit head`): save it
 /// somewhere flaregate cannot write, and pass it to `verify` later.
 pub fn head(files: &AuditFiles) -> Result<Head, AuditError> {
-    let connection = query::open_read_only(&files.db)?;
+    let connection = open_current(&files.db)?;
     chain::stored_head(&connection).map_err(|e| AuditError::Unavailable(e.to_string()))
 }
 
 /// Reads rows of the log at `path`.
 pub fn read(path: &Path, filter: &Filter) -> Result<Vec<Entry>, AuditError> {
-    let connection = query::open_read_only(path)?;
+    let connection = open_current(path)?;
     query::query(&connection, filter, now_unix_ms())
         .map_err(|e| AuditError::Unavailable(e.to_string()))
 }
 
+/// Opens the log at `path` to read it, once it has the current schema (a
+/// log of an older flaregate is migrated when `serve` next opens it).
+fn open_current(path: &Path) -> Result<rusqlite::Connection, AuditError> {
+    let connection = query::open_read_only(path)?;
+    let current =
+        schema::is_current(&connection).map_err(|e| AuditError::Unavailable(e.to_string()))?;
+    if !current {
+        return Err(AuditError::Unavailable(format!(
+            "{} was written by an older flaregate: start `flaregate serve` with it once to bring it up to date (its chain is verified and keyed then)",
+            key::absolute(path).display()
+        )));
+    }
+    Ok(connection)
+}
+
 /// The agents that have rows in the log at `path`.
 pub fn agents(path: &Path) -> Result<Vec<String>, AuditError> {
-    let connection = query::open_read_only(path)?;
+    let connection = open_current(path)?;
     query::agents(&connection).map_err(|e| AuditError::Unavailable(e.to_string()))
 }
 

@@ -90,6 +90,12 @@ pub fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Whether the database has every migration (and so every column).
+pub fn is_current(connection: &Connection) -> rusqlite::Result<bool> {
+    let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    Ok(version >= MIGRATIONS.len() as i64)
+}
+
 /// Whether the chain is keyed (HMAC with the audit key); logs written
 /// before keys are not, until the writer re-keys them.
 pub fn is_keyed(connection: &Connection) -> rusqlite::Result<bool> {

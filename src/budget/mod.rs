@@ -3,7 +3,8 @@
 //! several instances can stand beside the in-process one.
 //!
 //! Each agent has four budgets:
-//! - `calls_per_minute` (policy, optional): every call, refused ones too;
+//! - `calls_per_minute` (policy, optional): calls that pass the policy (a
+//!   call that fetches its object first is charged before the fetch);
 //! - `writes_per_hour` (policy, optional): allowed calls of write tools;
 //! - `refusals_per_minute` (policy, default 30): refused calls, each of
 //!   which writes an audit row. Past it a refused call writes no row of its

@@ -135,11 +135,14 @@ pub struct ConstraintSpec {
     pub deny: Vec<Spanned<String>>,
 }
 
-/// Per-agent rate limits. Every call counts, refused ones too.
+/// Per-agent rate limits. Every call counts against one of them: the
+/// calls that pass the policy against `calls_per_minute`, the refused ones
+/// against `refusals_per_minute`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
-    /// All calls, refused ones included, per minute.
+    /// Calls that pass the policy (one that fetches its object first counts
+    /// once), per minute.
     pub calls_per_minute: Option<u32>,
     /// Allowed calls of write tools, per hour.
     pub writes_per_hour: Option<u32>,
