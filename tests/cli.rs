@@ -547,3 +547,34 @@ async fn names_that_never_resolve_are_reported_with_file_and_line() {
     );
     drop(server);
 }
+
+#[test]
+fn check_prints_the_token_permissions_the_policies_need() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("p.toml");
+    std::fs::write(
+        &policy,
+        "[[agent]]\nid = \"dns\"\nzones = [\"example.com\"]\ngrants = { dns = \"full\" }\n",
+    )
+    .expect("policy");
+    let output = run(
+        &["check", "--policies", policy.to_str().expect("utf-8")],
+        &[],
+    );
+    let out = stdout(&output);
+    let section: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("Cloudflare token permissions"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        section,
+        [
+            "DNS Read   zones: example.com",
+            "DNS Write  zones: example.com"
+        ],
+        "{out}"
+    );
+}

@@ -75,6 +75,7 @@ pub async fn check(args: &CheckArgs) -> Outcome {
             println!("  {}: tool overrides: {}", agent.id, overrides.join(", "));
         }
     }
+    print!("{}", token_permissions(&catalog, &policy));
     for warning in &policy.warnings {
         println!("warning: {warning}");
     }
@@ -96,6 +97,50 @@ pub async fn check(args: &CheckArgs) -> Outcome {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The Cloudflare token permissions the policies need, with the zones or
+/// accounts each is needed on: create the token with exactly these.
+fn token_permissions(catalog: &Catalog, policy: &Policy) -> String {
+    use crate::policy::{Scope, ScopeRef};
+    use std::collections::{BTreeMap, BTreeSet};
+    // Per permission: on which kind, and the entries (None: all of them).
+    let mut needed: BTreeMap<&str, (&str, Option<BTreeSet<String>>)> = BTreeMap::new();
+    for agent in policy.agents() {
+        for tool in agent.visible_tools(catalog) {
+            let endpoint = catalog
+                .endpoint(tool)
+                .expect("visible tools come from the catalog");
+            let (kind, scope) = match endpoint.scope {
+                crate::catalog::Scope::Zone => ("zones", &agent.zones),
+                crate::catalog::Scope::Account => ("accounts", &agent.accounts),
+            };
+            let entry = needed
+                .entry(&endpoint.permission)
+                .or_insert_with(|| (kind, Some(BTreeSet::new())));
+            match (scope, &mut entry.1) {
+                (Scope::All, on) => *on = None,
+                (Scope::Listed(refs), Some(on)) => on.extend(refs.iter().map(|r| match r {
+                    ScopeRef::Id(s) | ScopeRef::Name(s) => s.clone(),
+                })),
+                (Scope::Listed(_), None) => {}
+            }
+        }
+    }
+    if needed.is_empty() {
+        return String::new();
+    }
+    let width = needed.keys().map(|p| p.len()).max().unwrap_or(0);
+    let mut out = String::from("\nCloudflare token permissions the policies need:\n");
+    for (permission, (kind, on)) in needed {
+        let on = match on {
+            None => "all".to_string(),
+            Some(on) if on.is_empty() => "none held".to_string(),
+            Some(on) => on.into_iter().collect::<Vec<_>>().join(", "),
+        };
+        out.push_str(&format!("  {permission:<width$}  {kind}: {on}\n"));
+    }
+    out
 }
 
 /// The names of `policy` the API (or the sandbox) does not know; `None`
