@@ -79,7 +79,21 @@ async fn an_edited_policy_reaches_connected_clients_and_a_broken_one_is_refused(
         7,
         "the previous policy stays in force"
     );
+    // A reload that names a zone the API does not know says so, with the line.
+    let typo = demo_with("").replacen(
+        "zones = [\"example.com\"]",
+        "zones = [\"example.com\", \"exmaple.org\"]",
+        1,
+    );
+    assert_ne!(typo, demo_with(""), "the demo names example.com");
+    std::fs::write(&policy, &typo).expect("typo");
+    wait_for(
+        &log,
+        "zone `exmaple.org` is not one the Cloudflare token reaches",
+    )
+    .await;
     let logged = std::fs::read_to_string(&log).expect("log");
+    assert!(logged.contains("policy.toml:"), "{logged}");
     assert!(
         logged.contains("policy.toml:1"),
         "the log names the file and line: {logged}"
