@@ -14,7 +14,7 @@ mod retry;
 pub use client::{Client, ClientConfig, DEFAULT_BASE_URL};
 pub use credential::Credential;
 pub use envelope::ApiResponse;
-pub use error::{ApiMessage, CloudflareError, advice};
+pub use error::{ApiMessage, CloudflareError};
 pub use limiter::{Limiter, RateSpec};
 pub use pagination::{AllPages, next_cursor};
 pub use request::{Body, PreparedRequest, build};
