@@ -578,3 +578,73 @@ fn check_prints_the_token_permissions_the_policies_need() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn check_live_and_serve_name_the_permission_the_token_lacks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        "[[token]]\nvalue = \"dns-only\"\npermissions = [\"Zone Read\", \"DNS Read\", \"Account Settings Read\"]\n",
+    )
+    .expect("tokens");
+    let sandbox = SandboxProcess::start(&["--tokens-file", tokens.to_str().expect("utf-8")]);
+    let policy = dir.path().join("p.toml");
+    std::fs::write(
+        &policy,
+        "[[agent]]\nid = \"ops\"\nzones = [\"example.com\"]\naccounts = [\"Example Corp\"]\ngrants = { dns = \"read\", workers = \"read\" }\n",
+    )
+    .expect("policy");
+    let policies = policy.to_str().expect("utf-8");
+    let with = |token: &str| {
+        run(
+            &["check", "--live", "--policies", policies],
+            &[
+                ("CLOUDFLARE_API_BASE_URL", sandbox.base_url.as_str()),
+                ("CLOUDFLARE_API_TOKEN", token),
+            ],
+        )
+    };
+    let short = with("dns-only");
+    assert!(!short.status.success());
+    let message = stderr(&short);
+    assert!(
+        message.contains(
+            "cannot serve workers on account Example Corp: it lacks Workers Scripts Read"
+        ),
+        "{message}"
+    );
+    assert!(!message.contains("cannot serve dns"), "{message}");
+    let full = with(&sandbox.token);
+    assert!(full.status.success(), "{}", stderr(&full));
+    assert!(stdout(&full).contains("the token serves every granted group"));
+
+    // A call Cloudflare refuses for want of a permission says which.
+    let key_policy = dir.path().join("keyed.toml");
+    let (key, hash) = flaregate::policy::new_key();
+    std::fs::write(
+        &key_policy,
+        format!("[[agent]]\nid = \"ops\"\nkey_sha256 = [\"{hash}\"]\naccounts = [\"Example Corp\"]\ngrants = {{ workers = \"read\" }}\n"),
+    )
+    .expect("policy");
+    let server = ServerProcess::start(
+        &["--policies", key_policy.to_str().expect("utf-8")],
+        &[
+            ("CLOUDFLARE_API_BASE_URL", sandbox.base_url.as_str()),
+            ("CLOUDFLARE_API_TOKEN", "dns-only"),
+        ],
+    );
+    let client = common::connect_http(&server.mcp_url, Some(&key)).await;
+    let refused = common::call(
+        &client,
+        "list_worker_scripts",
+        serde_json::json!({"account_id": flaregate::sandbox::ACCOUNT_ID}),
+    )
+    .await;
+    assert_eq!(refused.is_error, Some(true));
+    assert!(
+        common::text(&refused).contains("lacks Workers Scripts Read"),
+        "{}",
+        common::text(&refused)
+    );
+}

@@ -18,18 +18,28 @@ pub struct CheckArgs {
     /// data (with CLOUDFLARE_API_TOKEN set and no --sandbox, against the API).
     #[arg(long)]
     sandbox: bool,
+    /// Also check that the token can serve every group the policies grant:
+    /// one read per group and zone or account (needs CLOUDFLARE_API_TOKEN).
+    #[arg(long, conflicts_with = "sandbox")]
+    live: bool,
     #[command(flatten)]
     paths: Paths,
 }
 
 /// `flaregate check`: validates everything and prints the agent × group
-/// matrix; with a token or `--sandbox`, also that every name resolves.
+/// matrix; with a token or `--sandbox`, also that every name resolves;
+/// with `--live`, that the token can serve what is granted.
 pub async fn check(args: &CheckArgs) -> Outcome {
     let paths = &args.paths;
     let config = setup::config(paths)?;
     let catalog = setup::catalog(&config, paths)?;
     let policy = setup::policy(&config, catalog.clone())?;
-    let unresolved = unresolved_names(&config, &policy, args.sandbox).await?;
+    if args.live && setup::client(&config)?.is_none() {
+        return Err(
+            "--live needs CLOUDFLARE_API_TOKEN (or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY)".into(),
+        );
+    }
+    let (unresolved, gaps) = unresolved_names(&config, &policy, args.sandbox, args.live).await?;
     let catalog_source = if config.catalog.is_dir() {
         config.catalog.display().to_string()
     } else {
@@ -78,6 +88,18 @@ pub async fn check(args: &CheckArgs) -> Outcome {
     print!("{}", token_permissions(&catalog, &policy));
     for warning in &policy.warnings {
         println!("warning: {warning}");
+    }
+    for gap in &gaps {
+        eprintln!("{gap}");
+    }
+    if !gaps.is_empty() {
+        return Err(format!(
+            "the token cannot serve {} of the grants",
+            gaps.len()
+        ));
+    }
+    if args.live {
+        println!("\nthe token serves every granted group (one read each)");
     }
     match unresolved {
         Some(problems) if !problems.is_empty() => {
@@ -145,18 +167,20 @@ fn token_permissions(catalog: &Catalog, policy: &Policy) -> String {
 
 /// The names of `policy` the API (or the sandbox) does not know; `None`
 /// when there is nothing to ask.
+/// With `live`, also what the token cannot serve (`token_check`).
 async fn unresolved_names(
     config: &crate::config::Config,
     policy: &Policy,
     sandbox: bool,
-) -> Result<Option<Vec<String>>, String> {
+    live: bool,
+) -> Result<(Option<Vec<String>>, Vec<String>), String> {
     let (client, _running) = if sandbox {
         let (client, running) = setup::sandbox(config).await?;
         (client, Some(running))
     } else {
         match setup::client(config)? {
             Some(client) => (client, None),
-            None => return Ok(None),
+            None => return Ok((None, Vec::new())),
         }
     };
     let directory = crate::policy::Directory::fetch(&client, policy.catalog())
@@ -166,7 +190,12 @@ async fn unresolved_names(
                 "the Cloudflare token cannot list zones and accounts, so names cannot be checked (it needs Zone Read and Account Settings Read): {e}"
             )
         })?;
-    Ok(Some(policy.unresolved_names(&directory)))
+    let gaps = if live {
+        super::token_check::gaps(&client, policy, &directory).await
+    } else {
+        Vec::new()
+    };
+    Ok((Some(policy.unresolved_names(&directory)), gaps))
 }
 
 /// The agent × group table with each agent's scopes.

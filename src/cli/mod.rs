@@ -8,6 +8,7 @@ mod keys;
 mod sandbox;
 mod serve;
 mod setup;
+mod token_check;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -120,7 +120,18 @@ pub async fn run(args: ServeArgs) -> Outcome {
     let gateway = Gateway::new(catalog, engine, client, audit, args.sandbox, budgets);
     tokio::spawn({
         let gateway = gateway.clone();
-        async move { gateway.engine().resolve_names().await }
+        let real_token = sandbox.is_none();
+        async move {
+            gateway.engine().resolve_names().await;
+            if real_token {
+                // Starts anyway; the operator hears what the token lacks.
+                let policy = gateway.engine().policy();
+                let directory = gateway.engine().directory();
+                for gap in super::token_check::gaps(gateway.client(), &policy, &directory).await {
+                    tracing::error!("{gap}");
+                }
+            }
+        }
     });
     let shutdown = CancellationToken::new();
     if let Some(path) = source {

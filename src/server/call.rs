@@ -188,6 +188,17 @@ impl Gateway {
             Ok(Visible::Withheld) => render::refusal(
                 "Denied by flaregate policy: what this call names is outside your allowed values; nothing of it is shown.",
             ),
+            Err(error) if error.status() == Some(403) => {
+                // Not the agent's doing: the token flaregate holds lacks it.
+                tracing::warn!(
+                    agent = %call.agent.id, tool = %endpoint.tool, permission = %endpoint.permission,
+                    "Cloudflare refused a call: the token lacks a permission"
+                );
+                render::refusal(format!(
+                    "{error} flaregate's Cloudflare token lacks {} for this call: the operator must add it to the token.",
+                    endpoint.permission
+                ))
+            }
             Err(error) => render::failure(&error),
         })
     }

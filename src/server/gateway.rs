@@ -51,6 +51,11 @@ impl Gateway {
         &self.engine
     }
 
+    /// The Cloudflare client (shared budget and connection pool).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     pub fn catalog(&self) -> &Arc<Catalog> {
         &self.catalog
     }

@@ -1,0 +1,98 @@
+//! Whether the Cloudflare token can serve what the policies grant: one
+//! cheap read per granted group and zone or account, each refusal named
+//! with the permission the token lacks. Reads only: a write permission is
+//! found missing when the first write is refused (and said so then).
+
+use std::collections::BTreeSet;
+
+use serde_json::{Map, Value};
+
+use crate::catalog::{Access, Catalog, Endpoint, Scope as EndpointScope};
+use crate::cloudflare::Client;
+use crate::policy::{Directory, Policy, Scope, ScopeRef};
+
+/// Each group and scope the token cannot serve, in words.
+pub async fn gaps(client: &Client, policy: &Policy, directory: &Directory) -> Vec<String> {
+    let catalog = policy.catalog();
+    let mut probes: BTreeSet<(String, Option<String>)> = BTreeSet::new();
+    for agent in policy.agents() {
+        for tool in agent.visible_tools(catalog) {
+            let Some(endpoint) = catalog.endpoint(tool) else {
+                continue;
+            };
+            let Some(probe) = probe_of(catalog, &endpoint.group) else {
+                continue;
+            };
+            let scope = match probe.scope {
+                EndpointScope::Zone => &agent.zones,
+                EndpointScope::Account => &agent.accounts,
+            };
+            if probe.scope_param().is_none() {
+                probes.insert((endpoint.group.clone(), None));
+                continue;
+            }
+            for id in ids_of(scope, probe.scope, directory) {
+                probes.insert((endpoint.group.clone(), Some(id)));
+            }
+        }
+    }
+    let mut found = Vec::new();
+    for (group, id) in probes {
+        let probe = probe_of(catalog, &group).expect("probes are made for groups that have one");
+        let mut args = Map::new();
+        if let (Some(param), Some(id)) = (probe.scope_param(), &id) {
+            args.insert(param.name.clone(), Value::String(id.clone()));
+        }
+        let label = id.as_deref().map(|id| match probe.scope {
+            EndpointScope::Zone => format!(" on zone {}", directory.zone_label(id)),
+            EndpointScope::Account => format!(" on account {}", directory.account_label(id)),
+        });
+        let label = label.unwrap_or_default();
+        match client.call(probe, &args).await {
+            Ok(_) => {}
+            Err(error) if error.status() == Some(403) => found.push(format!(
+                "the Cloudflare token cannot serve {group}{label}: it lacks {} ({} refused: {error})",
+                probe.permission, probe.tool
+            )),
+            Err(error) => found.push(format!(
+                "could not check {group}{label} with {}: {error}",
+                probe.tool
+            )),
+        }
+    }
+    found
+}
+
+/// The group's cheapest read: one whose only path argument is its zone or
+/// account (or none).
+fn probe_of<'a>(catalog: &'a Catalog, group: &str) -> Option<&'a Endpoint> {
+    catalog
+        .endpoints()
+        .iter()
+        .map(|e| &**e)
+        .filter(|e| e.group == group && e.access == Access::Read)
+        .find(|e| {
+            e.path
+                .params()
+                .all(|p| e.scope_param().is_some_and(|s| s.name == p))
+        })
+}
+
+/// The ids a scope covers, as the directory knows them (for "*", one of
+/// them is enough to check the permission).
+fn ids_of(scope: &Scope, kind: EndpointScope, directory: &Directory) -> Vec<String> {
+    let (by_name, names) = match kind {
+        EndpointScope::Zone => (&directory.zone_ids, &directory.zone_names),
+        EndpointScope::Account => (&directory.account_ids, &directory.account_names),
+    };
+    match scope {
+        Scope::All => names.keys().min().cloned().into_iter().collect(),
+        Scope::Listed(entries) => entries
+            .iter()
+            .filter_map(|entry| match entry {
+                ScopeRef::Id(id) => Some(id.clone()),
+                ScopeRef::Name(name) => by_name.get(name).cloned(),
+            })
+            .collect(),
+    }
+}
