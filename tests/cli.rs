@@ -627,13 +627,25 @@ async fn check_live_and_serve_name_the_permission_the_token_lacks() {
         format!("[[agent]]\nid = \"ops\"\nkey_sha256 = [\"{hash}\"]\naccounts = [\"Example Corp\"]\ngrants = {{ workers = \"read\" }}\n"),
     )
     .expect("policy");
-    let server = ServerProcess::start(
+    let log = dir.path().join("serve.log");
+    let server = ServerProcess::start_logging_to(
         &["--policies", key_policy.to_str().expect("utf-8")],
         &[
             ("CLOUDFLARE_API_BASE_URL", sandbox.base_url.as_str()),
             ("CLOUDFLARE_API_TOKEN", "dns-only"),
         ],
+        &log,
     );
+    // serve says at start what the token lacks, and starts anyway.
+    let mut logged = String::new();
+    for _ in 0..100 {
+        logged = std::fs::read_to_string(&log).unwrap_or_default();
+        if logged.contains("cannot serve workers") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(logged.contains("it lacks Workers Scripts Read"), "{logged}");
     let client = common::connect_http(&server.mcp_url, Some(&key)).await;
     let refused = common::call(
         &client,
