@@ -36,6 +36,9 @@ pub struct CloudflareSettings {
     /// The part of that budget no single agent can spend (0–90 %): each
     /// agent may use the rest, so one cannot starve the others.
     pub reserve_percent: u8,
+    /// At start (real token), read once per granted group and scope to
+    /// report permissions the token lacks.
+    pub check_grants_at_start: bool,
     pub timeout_secs: u64,
 }
 
@@ -71,6 +74,7 @@ struct RawCloudflare {
     base_url: Option<String>,
     rate_limit: Option<String>,
     reserve_percent: Option<u8>,
+    check_grants_at_start: Option<bool>,
     timeout_secs: Option<u64>,
 }
 
@@ -152,6 +156,7 @@ impl Config {
                 base_url,
                 rate_limit,
                 reserve_percent,
+                check_grants_at_start: raw.cloudflare.check_grants_at_start.unwrap_or(true),
                 timeout_secs: raw.cloudflare.timeout_secs.unwrap_or(30).max(1),
             },
             http: HttpSettings {

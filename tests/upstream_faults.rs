@@ -41,7 +41,12 @@ async fn every_upstream_fault_gives_a_clear_error_and_leaks_nothing() {
     let policy = dir.path().join("p.toml");
     std::fs::write(&policy, format!("[[agent]]\nid = \"ops\"\nkey_sha256 = [\"{hash}\"]\nzones = [\"*\"]\naccounts = [\"*\"]\n[agent.grants]\nzones = \"read\"\ndns = \"read\"\nfirewall = \"read\"\npage_rules = \"read\"\nload_balancers = \"read\"\nssl = \"read\"\nworkers = \"read\"\ncache = \"full\"\n")).expect("policy");
     let config = dir.path().join("flaregate.toml");
-    std::fs::write(&config, "[cloudflare]\ntimeout_secs = 1\n").expect("config");
+    // No reads at start: every request the sandbox sees is counted below.
+    std::fs::write(
+        &config,
+        "[cloudflare]\ntimeout_secs = 1\ncheck_grants_at_start = false\n",
+    )
+    .expect("config");
     let env = [
         ("CLOUDFLARE_API_TOKEN", upstream.token.as_str()),
         ("CLOUDFLARE_API_BASE_URL", upstream.base_url.as_str()),

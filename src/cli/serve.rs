@@ -120,10 +120,10 @@ pub async fn run(args: ServeArgs) -> Outcome {
     let gateway = Gateway::new(catalog, engine, client, audit, args.sandbox, budgets);
     tokio::spawn({
         let gateway = gateway.clone();
-        let real_token = sandbox.is_none();
+        let check_grants = sandbox.is_none() && config.cloudflare.check_grants_at_start;
         async move {
             gateway.engine().resolve_names().await;
-            if real_token {
+            if check_grants {
                 // Starts anyway; the operator hears what the token lacks.
                 let policy = gateway.engine().policy();
                 let directory = gateway.engine().directory();
