@@ -26,6 +26,8 @@ pub struct Config {
     pub audit_max_mb: Option<f64>,
     pub cloudflare: CloudflareSettings,
     pub http: HttpSettings,
+    /// Where `/health`, `/ready` and `/metrics` are served; none if unset.
+    pub admin_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +68,14 @@ struct RawConfig {
     cloudflare: RawCloudflare,
     #[serde(default)]
     http: RawHttp,
+    #[serde(default)]
+    admin: RawAdmin,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -170,6 +180,7 @@ impl Config {
                 allowed_hosts: raw.http.allowed_hosts.unwrap_or_default(),
                 max_body_bytes: raw.http.max_body_bytes.unwrap_or(16 * 1024 * 1024),
             },
+            admin_listen: raw.admin.listen,
         })
     }
 }

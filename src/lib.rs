@@ -9,6 +9,7 @@ pub mod cloudflare;
 pub mod config;
 pub mod files;
 pub mod logging;
+pub mod metrics;
 pub mod net;
 pub mod policy;
 pub mod sandbox;

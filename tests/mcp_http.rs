@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{BIN, ServerProcess, repo_path};
+use common::{BIN, ServerProcess, call, repo_path};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -314,4 +314,55 @@ async fn sigterm_stops_the_server_cleanly_with_the_log_intact() {
         common::verify(&server.audit_db),
         flaregate::audit::Verdict::Valid { rows: 1, .. }
     ));
+}
+
+#[tokio::test]
+async fn the_admin_listener_reports_health_readiness_and_metrics_without_agent_keys() {
+    let server = ServerProcess::sandbox(&["--admin", "127.0.0.1:0"]);
+    let admin = server
+        .admin_url
+        .clone()
+        .expect("the banner names the admin URL");
+    let get = |path: &str| {
+        let url = format!("{admin}{path}");
+        async move {
+            let response = reqwest::get(url).await.expect("admin answers");
+            (
+                response.status().as_u16(),
+                response.text().await.expect("text"),
+            )
+        }
+    };
+    assert_eq!(get("/health").await, (200, "ok\n".to_string()));
+    let (status, ready) = get("/ready").await;
+    assert_eq!(status, 200, "{ready}");
+    assert!(ready.contains("\"ready\":true"), "{ready}");
+
+    let auditor = server.connect("auditor").await;
+    call(&auditor, "list_zones", json!({})).await;
+    call(&auditor, "get_zone", json!({"zone_id": "nope"})).await;
+    let _ = common::try_call(&auditor, "made_up_tool_name", json!({})).await;
+    let (status, metrics) = get("/metrics").await;
+    assert_eq!(status, 200);
+    for line in [
+        "flaregate_calls_total{agent=\"auditor\",tool=\"list_zones\",decision=\"allow\",kind=\"none\"} 1",
+        "flaregate_calls_total{agent=\"auditor\",tool=\"get_zone\",decision=\"deny\",kind=\"invalid_arguments\"} 1",
+        "flaregate_calls_total{agent=\"auditor\",tool=\"unknown\",decision=\"deny\",kind=\"unknown_tool\"} 1",
+        "flaregate_upstream_responses_total{class=\"2xx\"} 1",
+        "flaregate_call_duration_seconds_count 3",
+        "flaregate_audit_queue_depth 0",
+    ] {
+        assert!(metrics.contains(line), "{line}\n{metrics}");
+    }
+    assert!(
+        !metrics.contains("made_up_tool_name"),
+        "labels come from the catalog"
+    );
+    // Not served on the MCP listener.
+    let mcp_root = server.mcp_url.trim_end_matches("/mcp");
+    let status = reqwest::get(format!("{mcp_root}/metrics"))
+        .await
+        .expect("answers")
+        .status();
+    assert_ne!(status.as_u16(), 200);
 }

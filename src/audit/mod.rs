@@ -152,6 +152,11 @@ impl AuditLog {
         Flushed(answer).wait().await
     }
 
+    /// Records waiting for the writer now.
+    pub fn queue_depth(&self) -> usize {
+        self.jobs.max_capacity() - self.jobs.capacity()
+    }
+
     async fn send(&self, job: Job) -> Result<(), AuditError> {
         self.jobs.send(job).await.map_err(|_| gone())
     }

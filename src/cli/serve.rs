@@ -36,6 +36,11 @@ pub struct ServeArgs {
     /// The agent a stdio process serves.
     #[arg(long)]
     agent: Option<String>,
+    /// Serve /health, /ready and /metrics on ADDR (default from
+    /// flaregate.toml `[admin] listen`; none if unset). Keep it on loopback
+    /// or a private network: it needs no key.
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<SocketAddr>,
     #[command(flatten)]
     paths: Paths,
 }
@@ -139,13 +144,27 @@ pub async fn run(args: ServeArgs) -> Outcome {
     }
     stop_on_signal(shutdown.clone());
     gateway.record_suppressed_every(SUPPRESSED_EVERY, shutdown.clone());
+    let admin = match args.admin.or(config.admin_listen) {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} for the admin routes: {e}"))?;
+            let url = format!(
+                "http://{}",
+                listener.local_addr().map_err(|e| e.to_string())?
+            );
+            tokio::spawn(http::admin(gateway.clone(), listener, shutdown.clone()));
+            Some(url)
+        }
+        None => None,
+    };
 
     if args.stdio {
         let agent = args.agent.expect("clap requires --agent with --stdio");
         announce(
             &mut std::io::stderr(),
             sandbox.as_ref(),
-            None,
+            (None, admin.as_deref()),
             &demo_keys,
             &config,
         );
@@ -165,7 +184,7 @@ pub async fn run(args: ServeArgs) -> Outcome {
     announce(
         &mut std::io::stdout(),
         sandbox.as_ref(),
-        Some(&url),
+        (Some(&url), admin.as_deref()),
         &demo_keys,
         &config,
     );
@@ -247,7 +266,7 @@ fn make_demo_keys(policy: &Policy) -> Vec<DemoKey> {
 fn announce(
     out: &mut dyn std::io::Write,
     sandbox: Option<&RunningSandbox>,
-    url: Option<&str>,
+    (url, admin): (Option<&str>, Option<&str>),
     keys: &[DemoKey],
     config: &Config,
 ) {
@@ -260,6 +279,9 @@ fn announce(
     }
     if let Some(url) = url {
         lines.push(format!("  MCP:         {url}"));
+    }
+    if let Some(admin) = admin {
+        lines.push(format!("  admin:       {admin}  (/health /ready /metrics)"));
     }
     lines.push(format!("  audit log:   {}", config.audit_db.display()));
     for key in keys {

@@ -42,6 +42,18 @@ impl Gateway {
         tool: &str,
         args: Option<JsonObject>,
     ) -> Result<CallToolResult, ErrorData> {
+        let started = Instant::now();
+        let answer = self.decide_and_run(agent_id, tool, args).await;
+        self.metrics.call_latency.observe(started.elapsed());
+        answer
+    }
+
+    async fn decide_and_run(
+        &self,
+        agent_id: &str,
+        tool: &str,
+        args: Option<JsonObject>,
+    ) -> Result<CallToolResult, ErrorData> {
         let policy = self.engine.policy();
         let agent = policy.agent(agent_id).ok_or_else(|| {
             ErrorData::invalid_request("this agent is no longer in the policy", None)
@@ -149,6 +161,8 @@ impl Gateway {
         };
         let record = self.record(call, Some(&request), true, reason, rule);
         let (row, flushed) = self.audit.begin(record).await.map_err(audit_down)?;
+        self.metrics
+            .call(&call.agent.id, &endpoint.tool, "allow", "none");
         // Send, then record the outcome: written before the agent hears it.
         let send_and_record = async {
             let started = Instant::now();
@@ -161,7 +175,14 @@ impl Gateway {
                     .await
                     .map(Visible::Answer)
             };
-            let outcome = outcome_of(&answer, started.elapsed().as_millis() as u64);
+            let took = started.elapsed();
+            let status = match &answer {
+                Ok(Visible::Answer(ok)) => Some(ok.status),
+                Ok(Visible::Withheld) => Some(200),
+                Err(error) => error.status(),
+            };
+            self.metrics.upstream(status, took);
+            let outcome = outcome_of(&answer, took.as_millis() as u64);
             if let Err(error) = self.audit.complete(row, outcome).await {
                 // The call already happened; say so to the operator, answer the agent.
                 tracing::error!(%error, row = row.id, "cannot record a call's outcome");
@@ -220,6 +241,13 @@ impl Gateway {
     /// its row (and those are bounded by the agent's upstream share).
     async fn refuse(&self, call: &Call<'_>, denial: &Denial) -> Result<(), ErrorData> {
         let agent = call.agent;
+        // Labels from the catalog only: an agent's made-up names are "unknown".
+        let tool = self
+            .catalog
+            .endpoint(call.tool)
+            .map_or("unknown", |e| e.tool.as_str());
+        self.metrics
+            .call(&agent.id, tool, "deny", denial.kind.as_str());
         let refusal = Charge {
             refusal: true,
             ..Charge::default()

@@ -7,6 +7,7 @@ use crate::audit::AuditLog;
 use crate::budget::Budgets;
 use crate::catalog::Catalog;
 use crate::cloudflare::Client;
+use crate::metrics::Metrics;
 use crate::policy::Engine;
 
 use super::notify::Notifier;
@@ -23,6 +24,7 @@ pub struct Gateway {
     /// Upstream is the built-in sandbox: rows are marked as sandbox rows.
     pub(super) sandbox: bool,
     pub(super) budgets: Arc<dyn Budgets>,
+    pub(super) metrics: Metrics,
 }
 
 impl Gateway {
@@ -44,11 +46,22 @@ impl Gateway {
             notifier: Notifier::default(),
             sandbox,
             budgets,
+            metrics: Metrics::default(),
         })
     }
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// What `/metrics` reports.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The audit log (for `/ready` and the queue depth).
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
     }
 
     /// The Cloudflare client (shared budget and connection pool).

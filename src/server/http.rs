@@ -57,6 +57,13 @@ pub fn check_listener(policy: &Policy, addr: SocketAddr) -> Result<(), String> {
     Ok(())
 }
 
+/// Serves the admin routes until `shutdown` is cancelled (errors logged).
+pub async fn admin(gateway: Arc<Gateway>, listener: TcpListener, shutdown: CancellationToken) {
+    if let Err(error) = super::admin::serve(gateway, listener, shutdown).await {
+        tracing::error!(%error, "the admin listener stopped");
+    }
+}
+
 /// Serves MCP over HTTP until `shutdown` is cancelled.
 pub async fn serve(
     gateway: Arc<Gateway>,

@@ -2,6 +2,7 @@
 //! agents granted it, over stdio and streamable HTTP. The only module that
 //! knows MCP; it asks `policy` for decisions and hands `audit` records.
 
+pub mod admin;
 mod briefing;
 mod call;
 mod gateway;

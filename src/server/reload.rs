@@ -124,11 +124,13 @@ pub async fn reload(gateway: &Gateway, path: &Path, adjust: &Adjust) -> bool {
         Ok(policy) => {
             tracing::info!(agents = policy.agents().len(), path = %path.display(), "policy reloaded");
             gateway.engine().install(policy).await;
+            gateway.metrics().reloaded(true);
             gateway.tools_changed().await;
             true
         }
         Err(problems) => {
             tracing::error!(path = %path.display(), %problems, "policy not reloaded; the previous policy stays in force");
+            gateway.metrics().reloaded(false);
             false
         }
     }

@@ -135,6 +135,8 @@ pub struct ServerProcess {
     pub mcp_url: String,
     /// The in-process sandbox's API URL (with --sandbox).
     pub sandbox_url: Option<String>,
+    /// The admin listener's URL (with --admin).
+    pub admin_url: Option<String>,
     /// Demo keys by agent (with --sandbox).
     pub keys: std::collections::HashMap<String, String>,
     pub audit_db: PathBuf,
@@ -219,6 +221,7 @@ impl ServerProcess {
         let (mut mcp_url, mut sandbox_url, mut keys) =
             (None, None, std::collections::HashMap::new());
         let mut banner_db = None;
+        let mut admin_url = None;
         let mut line = String::new();
         loop {
             line.clear();
@@ -228,6 +231,8 @@ impl ServerProcess {
             let text = line.trim();
             if let Some(url) = text.strip_prefix("MCP:") {
                 mcp_url = Some(url.trim().to_string());
+            } else if let Some(rest) = text.strip_prefix("admin:") {
+                admin_url = rest.split_whitespace().next().map(str::to_string);
             } else if let Some(path) = text.strip_prefix("audit log:") {
                 banner_db = Some(dir.path().join(path.trim()));
             } else if let Some(url) = text.strip_prefix("sandbox API:") {
@@ -243,6 +248,7 @@ impl ServerProcess {
             child,
             mcp_url: mcp_url.expect("MCP URL printed"),
             sandbox_url,
+            admin_url,
             keys,
             audit_db: if default_audit_db {
                 banner_db.expect("the banner names the audit log")
