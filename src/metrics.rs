@@ -49,6 +49,14 @@ impl Histogram {
     }
 }
 
+/// How long the audit log's commits and fsyncs take, kept by its writer
+/// and fsync threads.
+#[derive(Debug, Default)]
+pub struct AuditTimes {
+    pub commit: Histogram,
+    pub fsync: Histogram,
+}
+
 /// One call's labels: the agent (from the policy), the tool (from the
 /// catalog, or "unknown"), the decision, and the refusal kind.
 type CallLabels = (String, String, &'static str, &'static str);
@@ -113,8 +121,8 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition; `audit_queue` is the audit writer's
-    /// queue depth now.
-    pub fn render(&self, audit_queue: usize) -> String {
+    /// queue depth now, `audit` its commit and fsync times.
+    pub fn render(&self, audit_queue: usize, audit: &AuditTimes) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -158,6 +166,16 @@ impl Metrics {
             "flaregate_upstream_duration_seconds",
             "Cloudflare alone, per call sent.",
         );
+        audit.commit.render(
+            &mut out,
+            "flaregate_audit_commit_duration_seconds",
+            "Audit log commits (a batch of rows each).",
+        );
+        audit.fsync.render(
+            &mut out,
+            "flaregate_audit_fsync_duration_seconds",
+            "fsyncs of the audit log's WAL.",
+        );
         let _ = writeln!(
             out,
             "# HELP flaregate_audit_queue_depth Records waiting for the audit writer.\n# TYPE flaregate_audit_queue_depth gauge\nflaregate_audit_queue_depth {audit_queue}"
@@ -190,7 +208,7 @@ mod tests {
         metrics.call_latency.observe(Duration::from_micros(300));
         metrics.call_latency.observe(Duration::from_millis(30));
         metrics.call("a\"b", "list_zones", "allow", "none");
-        let text = metrics.render(0);
+        let text = metrics.render(0, &AuditTimes::default());
         assert!(
             text.contains("flaregate_call_duration_seconds_bucket{le=\"0.0005\"} 1"),
             "{text}"

@@ -358,6 +358,21 @@ async fn the_admin_listener_reports_health_readiness_and_metrics_without_agent_k
         !metrics.contains("made_up_tool_name"),
         "labels come from the catalog"
     );
+    let count = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(
+        count("flaregate_audit_commit_duration_seconds_count") > 0,
+        "{metrics}"
+    );
+    assert!(
+        count("flaregate_audit_fsync_duration_seconds_count") > 0,
+        "{metrics}"
+    );
     // Not served on the MCP listener.
     let mcp_root = server.mcp_url.trim_end_matches("/mcp");
     let status = reqwest::get(format!("{mcp_root}/metrics"))

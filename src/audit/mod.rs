@@ -15,6 +15,7 @@ mod sync;
 mod writer;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use tokio::sync::{mpsc, oneshot};
@@ -26,6 +27,8 @@ pub use record::{CallRecord, MAX_ARGS_BYTES, Outcome, stored_args};
 pub use writer::RowRef;
 
 use writer::{Job, Write};
+
+use crate::metrics::AuditTimes;
 
 /// Why the log could not take or give a record. Calls fail closed on it.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -65,6 +68,7 @@ pub enum Durability {
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     jobs: mpsc::Sender<Job>,
+    times: Arc<AuditTimes>,
 }
 
 impl AuditLog {
@@ -81,9 +85,16 @@ impl AuditLog {
         durability: Durability,
         max_bytes: Option<u64>,
     ) -> Result<Self, AuditError> {
+        let times = Arc::new(AuditTimes::default());
         Ok(Self {
-            jobs: writer::start(files, durability, max_bytes, 4096)?,
+            jobs: writer::start(files, durability, max_bytes, 4096, times.clone())?,
+            times,
         })
+    }
+
+    /// How long commits and fsyncs have taken (for `/metrics`).
+    pub fn times(&self) -> &AuditTimes {
+        &self.times
     }
 
     /// Makes every row durable and writes the head checkpoint; returns the

@@ -9,6 +9,7 @@
 
 use std::fs::File;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::AuditError;
+use crate::metrics::AuditTimes;
 
 /// Told once what was written is on disk (or that it could not be).
 pub type FlushReply = oneshot::Sender<Result<(), AuditError>>;
@@ -62,11 +64,11 @@ pub struct Syncer {
 }
 
 impl Syncer {
-    pub fn start(target: impl Durable) -> std::io::Result<Self> {
+    pub fn start(target: impl Durable, times: Arc<AuditTimes>) -> std::io::Result<Self> {
         let (requests, receiver) = mpsc::channel();
         let thread = thread::Builder::new()
             .name("audit-fsync".into())
-            .spawn(move || run(target, receiver))?;
+            .spawn(move || run(target, receiver, &times))?;
         Ok(Self {
             requests: Some(requests),
             thread: Some(thread),
@@ -98,7 +100,7 @@ impl Drop for Syncer {
     }
 }
 
-fn run(mut target: impl Durable, requests: mpsc::Receiver<Vec<FlushReply>>) {
+fn run(mut target: impl Durable, requests: mpsc::Receiver<Vec<FlushReply>>, times: &AuditTimes) {
     let mut failed = false;
     loop {
         // After a failure nothing written is known durable: try again
@@ -118,7 +120,10 @@ fn run(mut target: impl Durable, requests: mpsc::Receiver<Vec<FlushReply>>) {
         // One fsync for every flush asked for meanwhile.
         let mut waiting = first;
         waiting.extend(requests.try_iter().flatten());
-        let synced = target.sync().map_err(|error| {
+        let started = std::time::Instant::now();
+        let synced = target.sync();
+        times.fsync.observe(started.elapsed());
+        let synced = synced.map_err(|error| {
             if !failed {
                 tracing::error!(%error, "audit log flush failed; calls are refused until it works again");
             }
@@ -168,10 +173,13 @@ mod tests {
     #[test]
     fn after_a_failed_fsync_it_retries_unasked_until_one_works() {
         let attempts = Arc::new(AtomicUsize::new(0));
-        let syncer = Syncer::start(Flaky {
-            attempts: attempts.clone(),
-            failures: 3,
-        })
+        let syncer = Syncer::start(
+            Flaky {
+                attempts: attempts.clone(),
+                failures: 3,
+            },
+            Arc::default(),
+        )
         .expect("fsync thread");
 
         assert!(flush(&syncer).is_err(), "the first fsync fails");

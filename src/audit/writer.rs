@@ -9,6 +9,7 @@
 //! flushes on its own at most `FLUSH_AFTER` after a write nobody asked to
 //! flush.
 
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use super::key::{AuditFiles, ChainKey, absolute};
 use super::record::{CallRecord, Outcome};
 use super::sync::{FlushReply, Syncer, Wal};
 use super::{AuditError, checkpoint, legacy, schema};
+use crate::metrics::AuditTimes;
 
 /// A row's handle: the seq of its decision event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +85,7 @@ struct Tip {
 /// The database, and how its commits reach the disk.
 struct Log {
     connection: Connection,
+    times: Arc<AuditTimes>,
     key: ChainKey,
     files: AuditFiles,
     /// Flushes the WAL; `None` when commits are never flushed
@@ -175,6 +178,7 @@ pub fn start(
     durability: super::Durability,
     max_bytes: Option<u64>,
     capacity: usize,
+    times: Arc<AuditTimes>,
 ) -> Result<mpsc::Sender<Job>, AuditError> {
     let open_error = |e: rusqlite::Error| AuditError::open(&files.db, e);
     let mut connection = schema::open(&files.db, max_bytes).map_err(open_error)?;
@@ -207,14 +211,17 @@ pub fn start(
         super::Durability::Full => {
             let mut wal = files.db.as_os_str().to_owned();
             wal.push("-wal");
-            Some(Syncer::start(Wal::new(wal.into())).map_err(|e| {
-                AuditError::Unavailable(format!("cannot start the audit fsync thread: {e}"))
-            })?)
+            Some(
+                Syncer::start(Wal::new(wal.into()), times.clone()).map_err(|e| {
+                    AuditError::Unavailable(format!("cannot start the audit fsync thread: {e}"))
+                })?,
+            )
         }
         super::Durability::Normal => None,
     };
     let log = Log {
         connection,
+        times,
         key,
         files: files.clone(),
         syncer,
@@ -360,7 +367,10 @@ async fn serve(mut log: Log, mut tip: Tip, mut receiver: mpsc::Receiver<Job>) {
 
 /// Commits a batch of records and tells each caller how it went.
 fn write(log: &mut Log, tip: &mut Tip, batch: &mut Vec<Write>) -> Result<(), AuditError> {
-    match commit(&mut log.connection, &log.key, tip, batch) {
+    let started = std::time::Instant::now();
+    let committed = commit(&mut log.connection, &log.key, tip, batch);
+    log.times.commit.observe(started.elapsed());
+    match committed {
         Ok((new_tip, results)) => {
             *tip = new_tip;
             log.written();
@@ -521,9 +531,10 @@ mod tests {
         let connection = schema::open(&dir.join("audit.db"), None).expect("opens");
         let log = Log {
             connection,
+            times: Arc::default(),
             key: ChainKey::from_bytes([3; 32]),
             files: AuditFiles::beside(&dir.join("audit.db")),
-            syncer: Some(Syncer::start(Wal::new(wal)).expect("fsync thread")),
+            syncer: Some(Syncer::start(Wal::new(wal), Arc::default()).expect("fsync thread")),
             flush_due: None,
             checkpointed: Head::genesis(),
             pending: None,

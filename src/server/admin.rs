@@ -62,7 +62,8 @@ async fn ready(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
 }
 
 async fn metrics(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
-    let text = gateway.metrics().render(gateway.audit().queue_depth());
+    let audit = gateway.audit();
+    let text = gateway.metrics().render(audit.queue_depth(), audit.times());
     (
         [(
             header::CONTENT_TYPE,
