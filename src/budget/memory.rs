@@ -165,6 +165,17 @@ impl Budgets for InProcess {
         });
     }
 
+    fn restore(&self, taken: Suppressed) {
+        let agent = taken.agent.clone();
+        self.with_agent(&agent, None, |buckets| match &mut buckets.suppressed {
+            Some(newer) => {
+                newer.count += taken.count;
+                newer.first_ms = newer.first_ms.min(taken.first_ms);
+            }
+            None => buckets.suppressed = Some(taken),
+        });
+    }
+
     fn take_suppressed(&self) -> Vec<Suppressed> {
         let mut agents = self
             .agents
@@ -267,6 +278,20 @@ mod tests {
             }]
         );
         assert!(budgets.take_suppressed().is_empty());
+        // Taken but not written: put back, merged with what came since.
+        budgets.suppress("a", 30);
+        let taken = budgets.take_suppressed();
+        budgets.suppress("a", 40);
+        taken.into_iter().for_each(|s| budgets.restore(s));
+        assert_eq!(
+            budgets.take_suppressed(),
+            vec![Suppressed {
+                agent: "a".into(),
+                count: 2,
+                first_ms: 30,
+                last_ms: 40
+            }]
+        );
     }
 
     #[test]

@@ -93,6 +93,10 @@ pub trait Budgets: Send + Sync {
 
     /// The counts of refused calls not written one by one, since last asked.
     fn take_suppressed(&self) -> Vec<Suppressed>;
+
+    /// Puts back counts taken but not written (the audit log refused them),
+    /// so none is lost.
+    fn restore(&self, suppressed: Suppressed);
 }
 
 /// An agent's limits in words: "60 calls per minute, 30 writes per hour,

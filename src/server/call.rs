@@ -275,19 +275,21 @@ impl Gateway {
     /// Writes one row for each agent's refused calls that were counted
     /// rather than written; run every few seconds and at shutdown.
     pub async fn record_suppressed(&self) -> Result<(), audit::AuditError> {
-        for suppressed in self.budgets.take_suppressed() {
+        let mut taken = self.budgets.take_suppressed().into_iter();
+        while let Some(suppressed) = taken.next() {
             let limit = self
                 .engine
                 .policy()
                 .agent(&suppressed.agent)
                 .and_then(|a| a.limits.refusals_per_minute)
                 .unwrap_or(crate::budget::DEFAULT_REFUSALS_PER_MINUTE);
-            self.audit
-                .record(
-                    suppressed_record(&suppressed, limit, self.sandbox),
-                    Outcome::default(),
-                )
-                .await?;
+            let record = suppressed_record(&suppressed, limit, self.sandbox);
+            if let Err(error) = self.audit.record(record, Outcome::default()).await {
+                // Kept for the next try: no count is lost with the log down.
+                self.budgets.restore(suppressed);
+                taken.for_each(|rest| self.budgets.restore(rest));
+                return Err(error);
+            }
         }
         Ok(())
     }
