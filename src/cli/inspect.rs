@@ -133,10 +133,11 @@ fn token_permissions(catalog: &Catalog, policy: &Policy) -> String {
             let endpoint = catalog
                 .endpoint(tool)
                 .expect("visible tools come from the catalog");
-            let (kind, scope) = match endpoint.scope {
-                crate::catalog::Scope::Zone => ("zones", &agent.zones),
-                crate::catalog::Scope::Account => ("accounts", &agent.accounts),
+            let kind = match endpoint.scope {
+                crate::catalog::Scope::Zone => "zones",
+                crate::catalog::Scope::Account => "accounts",
             };
+            let scope = agent.scope(endpoint.scope);
             let entry = needed
                 .entry(&endpoint.permission)
                 .or_insert_with(|| (kind, Some(BTreeSet::new())));

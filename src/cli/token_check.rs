@@ -23,10 +23,7 @@ pub async fn gaps(client: &Client, policy: &Policy, directory: &Directory) -> Ve
             let Some(probe) = probe_of(catalog, &endpoint.group) else {
                 continue;
             };
-            let scope = match probe.scope {
-                EndpointScope::Zone => &agent.zones,
-                EndpointScope::Account => &agent.accounts,
-            };
+            let scope = agent.scope(probe.scope);
             if probe.scope_param().is_none() {
                 probes.insert((endpoint.group.clone(), None));
                 continue;

@@ -31,11 +31,14 @@ impl Policy {
             .and_then(Value::as_str)
             .and_then(|id| directory.zone_names.get(id))
             .cloned();
+        // Looked up once: most calls have no constraint, and no param a form.
+        let constraints = agent.constraints(&self.catalog, &endpoint.tool);
+        let is_constrained = |arg: &str| constraints.iter().any(|c| c.arg == arg);
         for param in &endpoint.params {
-            let constrained = self.is_constrained(agent, endpoint, &param.name);
+            let constrained = is_constrained(&param.name);
             if let Some(value) = args.get(&param.name)
                 && !param.name_fields.is_empty()
-                && self.is_constrained(agent, endpoint, "name")
+                && is_constrained("name")
                 && let Some(field) = param
                     .name_fields
                     .iter()

@@ -18,9 +18,9 @@ impl Policy {
         if endpoint.access != Access::Read {
             return false;
         }
-        let scoped = endpoint.scope_param().is_none()
-            && !matches!(self.scope_of(agent, endpoint), Scope::All);
-        scoped || !self.constraints_on(agent, endpoint).is_empty()
+        let scoped =
+            endpoint.scope_param().is_none() && !matches!(agent.scope(endpoint.scope), Scope::All);
+        scoped || !agent.constraints(&self.catalog, &endpoint.tool).is_empty()
     }
 
     /// Keeps only the items `agent` may see in a list `result` of
@@ -34,7 +34,7 @@ impl Policy {
     ) -> usize {
         let before = items.len();
         if endpoint.scope_param().is_none() {
-            let scope = self.scope_of(agent, endpoint);
+            let scope = agent.scope(endpoint.scope);
             let names = match endpoint.scope {
                 EndpointScope::Zone => &directory.zone_ids,
                 EndpointScope::Account => &directory.account_ids,
@@ -45,34 +45,9 @@ impl Policy {
                 scope.check(id, names) == ScopeCheck::Inside || scope.names(name)
             });
         }
-        for constraint in self.constraints_on(agent, endpoint) {
+        for constraint in agent.constraints(&self.catalog, &endpoint.tool) {
             items.retain(|item| constraint.admits(item.get(&constraint.arg)));
         }
         before - items.len()
-    }
-
-    /// Whether `agent` has a constraint on `arg` of `endpoint`.
-    pub fn is_constrained(&self, agent: &Agent, endpoint: &Endpoint, arg: &str) -> bool {
-        self.constraints_on(agent, endpoint)
-            .iter()
-            .any(|c| c.arg == arg)
-    }
-
-    fn scope_of<'a>(&self, agent: &'a Agent, endpoint: &Endpoint) -> &'a Scope {
-        match endpoint.scope {
-            EndpointScope::Zone => &agent.zones,
-            EndpointScope::Account => &agent.accounts,
-        }
-    }
-
-    /// The agent's constraints on `endpoint`'s arguments.
-    fn constraints_on<'a>(
-        &self,
-        agent: &'a Agent,
-        endpoint: &Endpoint,
-    ) -> &'a [super::model::Constraint] {
-        self.catalog
-            .index_of(&endpoint.tool)
-            .map_or(&[], |i| agent.tools[i].constraints.as_slice())
     }
 }

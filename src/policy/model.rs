@@ -152,6 +152,14 @@ impl Agent {
             .is_some_and(|i| self.tools[i].allowed)
     }
 
+    /// The zones or the accounts the agent holds, for an endpoint of `kind`.
+    pub fn scope(&self, kind: crate::catalog::Scope) -> &Scope {
+        match kind {
+            crate::catalog::Scope::Zone => &self.zones,
+            crate::catalog::Scope::Account => &self.accounts,
+        }
+    }
+
     /// The agent's constraints on `tool`'s arguments.
     pub fn constraints<'a>(&'a self, catalog: &Catalog, tool: &str) -> &'a [Constraint] {
         catalog
