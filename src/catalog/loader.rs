@@ -31,6 +31,22 @@ const SCHEMA_KEYWORDS: &[&str] = &[
     "properties",
     "default",
     "format",
+    "allOf",
+    "anyOf",
+    "oneOf",
+    "not",
+    "additionalProperties",
+    "patternProperties",
+    "required",
+    "const",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "uniqueItems",
+    "minProperties",
+    "maxProperties",
+    "title",
+    "deprecated",
 ];
 
 /// flaregate's own parameter keys (not JSON Schema).
@@ -54,12 +70,17 @@ struct RawFile {
     endpoints: Vec<Spanned<RawEndpoint>>,
 }
 
+/// A `[group]` table: a group's definition, or (with only `id`) more
+/// endpoints for a group another file defines (an import beside the
+/// curated file).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawGroup {
     id: String,
-    title: String,
-    description: String,
+    title: Option<String>,
+    description: Option<String>,
+    #[serde(default)]
+    explicit: bool,
 }
 
 #[derive(Deserialize)]
@@ -75,7 +96,7 @@ struct RawEndpoint {
     required: Vec<String>,
     access: Access,
     permission: String,
-    scope: Scope,
+    scope: Reach,
     #[serde(default)]
     pagination: Pagination,
     #[serde(default)]
@@ -97,13 +118,25 @@ struct RawEndpoint {
     params: Vec<toml::Table>,
 }
 
-/// Loads every `*.toml` file of `dir`, in name order.
+/// Loads every `*.toml` file of `dir` and of its folders one level down
+/// (where `catalog import` writes), in name order.
 pub fn load_dir(dir: &Path) -> Result<Catalog, CatalogError> {
     let io = |source| CatalogError::Io {
         path: dir.to_path_buf(),
         source,
     };
-    let files = crate::files::toml_files(dir).map_err(io)?;
+    let mut files = crate::files::toml_files(dir).map_err(io)?;
+    if dir.is_dir() {
+        let mut folders: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(io)?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.is_dir())
+            .collect();
+        folders.sort();
+        for folder in folders {
+            files.extend(crate::files::toml_files(&folder).map_err(io)?);
+        }
+    }
     if files.is_empty() {
         return Err(CatalogError::Empty(dir.to_path_buf()));
     }
@@ -120,13 +153,8 @@ pub fn load_dir(dir: &Path) -> Result<Catalog, CatalogError> {
 
 /// Builds a catalog from (file name, TOML text) pairs.
 pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<Catalog, CatalogError> {
-    let mut groups = Vec::new();
-    let mut endpoints: Vec<Endpoint> = Vec::new();
-    let mut validators = Vec::new();
-    let mut tools = HashSet::new();
-    // Where each endpoint was written: (source index, byte offset).
-    let mut origins = Vec::new();
-    for (index, (file, text)) in sources.iter().enumerate() {
+    let mut files = Vec::with_capacity(sources.len());
+    for (file, text) in sources {
         let raw: RawFile = toml::from_str(text).map_err(|e| {
             let at = e.span().map_or(0, |s| s.start);
             CatalogError::Syntax {
@@ -136,21 +164,21 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<Catalog, CatalogErr
                 message: e.message().to_string(),
             }
         })?;
+        files.push(raw);
+    }
+    let groups = groups_of(sources, &files)?;
+    let mut endpoints: Vec<Endpoint> = Vec::new();
+    let mut validators = Vec::new();
+    let mut tools = HashSet::new();
+    // Where each endpoint was written: (source index, byte offset).
+    let mut origins = Vec::new();
+    for (index, ((file, text), raw)) in sources.iter().zip(files).enumerate() {
         let ctx = FileContext { file, text };
-        let group_at = raw.group.span().start;
-        let group = raw.group.into_inner();
-        if groups.iter().any(|g: &Group| g.id == group.id) {
-            return Err(ctx.invalid(
-                group_at,
-                "[group]",
-                "id",
-                format!("group `{}` is defined twice", group.id),
-            ));
-        }
+        let group = raw.group.into_inner().id;
         for raw_endpoint in raw.endpoints {
             let at = raw_endpoint.span().start;
             let (endpoint, validator) =
-                ctx.endpoint(&group.id, &raw.shared, at, raw_endpoint.into_inner())?;
+                ctx.endpoint(&group, &raw.shared, at, raw_endpoint.into_inner())?;
             if !tools.insert(endpoint.tool.clone()) {
                 return Err(ctx.invalid(
                     at,
@@ -163,14 +191,64 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<Catalog, CatalogErr
             validators.push(validator);
             origins.push((index, at));
         }
-        groups.push(Group {
-            id: group.id,
-            title: group.title,
-            description: group.description,
-        });
     }
     check_lookups(sources, &endpoints, &origins)?;
     Ok(Catalog::new(groups, endpoints, validators))
+}
+
+/// The groups the files define, in file order. A `[group]` with a title
+/// and description defines its group (once); one with only an `id` adds
+/// endpoints to a group defined elsewhere.
+fn groups_of(sources: &[(PathBuf, String)], files: &[RawFile]) -> Result<Vec<Group>, CatalogError> {
+    let mut groups: Vec<Group> = Vec::new();
+    for ((file, text), raw) in sources.iter().zip(files) {
+        let ctx = FileContext { file, text };
+        let at = raw.group.span().start;
+        let group = raw.group.get_ref();
+        match (&group.title, &group.description) {
+            (Some(title), Some(description)) => {
+                if groups.iter().any(|g| g.id == group.id) {
+                    return Err(ctx.invalid(
+                        at,
+                        "[group]",
+                        "id",
+                        format!("group `{}` is defined twice", group.id),
+                    ));
+                }
+                groups.push(Group {
+                    id: group.id.clone(),
+                    title: title.clone(),
+                    description: description.clone(),
+                    explicit: group.explicit,
+                });
+            }
+            (None, None) if !group.explicit => {}
+            _ => {
+                return Err(ctx.invalid(
+                    at,
+                    "[group]",
+                    "title",
+                    "a group is defined with id, title and description (and optionally explicit), or extended with its id alone".into(),
+                ));
+            }
+        }
+    }
+    for ((file, text), raw) in sources.iter().zip(files) {
+        let group = raw.group.get_ref();
+        if !groups.iter().any(|g| g.id == group.id) {
+            let ctx = FileContext { file, text };
+            return Err(ctx.invalid(
+                raw.group.span().start,
+                "[group]",
+                "id",
+                format!(
+                    "this file adds endpoints to group `{}`, which no file defines (give it a title and description)",
+                    group.id
+                ),
+            ));
+        }
+    }
+    Ok(groups)
 }
 
 /// A lookup must name a GET tool whose path arguments the endpoint has,
@@ -345,7 +423,7 @@ impl FileContext<'_> {
             path,
             access: raw.access,
             permission: raw.permission,
-            scope: raw.scope,
+            reach: raw.scope,
             description: raw.description,
             params,
             annotations: raw.annotations,
@@ -401,7 +479,7 @@ fn parse_param(mut table: toml::Table) -> Result<Param, (String, String)> {
         Some(s) => Location::deserialize(toml::Value::String(s.clone())).map_err(|_| {
             (
                 "in".to_string(),
-                format!("`{s}` is not one of path, query, body, multipart"),
+                format!("`{s}` is not one of path, query, body, payload, multipart"),
             )
         })?,
         None => return Err(("in".into(), "is missing".into())),
@@ -513,19 +591,27 @@ fn scope_param_of(
     path: &PathTemplate,
     params: &[Param],
 ) -> Result<Option<String>, String> {
-    let noun = match raw.scope {
-        Scope::Zone => "zone",
-        Scope::Account => "account",
+    let reach = raw.scope.as_str();
+    let Some(scope) = raw.scope.scope() else {
+        // A user-level or global endpoint has no zone or account to check,
+        // so it must not be one in disguise.
+        if let Some((shape, name)) = path.scope_placeholder() {
+            return Err(format!(
+                "the path names a {} ({{{name}}}) but the endpoint is marked {reach}",
+                noun(shape)
+            ));
+        }
+        if raw.scope_param.is_some() {
+            return Err(format!("a {reach} endpoint has no scope_param"));
+        }
+        return Ok(None);
     };
+    let noun = noun(scope);
     if let Some((shape, name)) = path.scope_placeholder() {
-        if shape != raw.scope {
+        if shape != scope {
             return Err(format!(
                 "the path names a {} ({{{name}}}) but the endpoint is {noun}-scoped",
-                if shape == Scope::Zone {
-                    "zone"
-                } else {
-                    "account"
-                }
+                self::noun(shape)
             ));
         }
         if raw
@@ -552,8 +638,15 @@ fn scope_param_of(
         return Ok(None);
     }
     Err(format!(
-        "a {noun}-scoped endpoint must name its {noun} in the path (/{noun}s/{{…}}/…) or in `scope_param`"
+        "a {noun}-scoped endpoint must name its {noun} in the path (/{noun}s/{{…}}/…) or in `scope_param`; one that reaches neither is `scope = \"user\"` or `\"global\"`"
     ))
+}
+
+fn noun(scope: Scope) -> &'static str {
+    match scope {
+        Scope::Zone => "zone",
+        Scope::Account => "account",
+    }
 }
 
 /// Checks how parameters fit the path and the method.
@@ -602,7 +695,7 @@ fn check_params(
                     "a multipart parameter needs part = metadata or module".into(),
                 ));
             }
-            Location::Body | Location::Multipart if method == Method::Get => {
+            Location::Body | Location::Payload | Location::Multipart if method == Method::Get => {
                 return Err((field("in"), "a GET request has no body".into()));
             }
             _ if p.part.is_some() && p.location != Location::Multipart => {
@@ -624,6 +717,19 @@ fn check_params(
                 format!("{{{name}}} has no parameter with in = \"path\""),
             ));
         }
+    }
+    let payloads = params
+        .iter()
+        .filter(|p| p.location == Location::Payload)
+        .count();
+    let fields = params
+        .iter()
+        .any(|p| matches!(p.location, Location::Body | Location::Multipart));
+    if payloads > 1 || (payloads == 1 && fields) {
+        return Err((
+            "param".into(),
+            "a payload parameter is the whole body: it goes alone, without body or multipart parameters".into(),
+        ));
     }
     let modules = params
         .iter()

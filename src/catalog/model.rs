@@ -9,12 +9,17 @@ use serde_json::{Map, Value};
 
 use super::forms::Form;
 
-/// A capability group (one catalog file): the unit a policy grants.
+/// A capability group (one catalog file, or several that extend it): the
+/// unit a policy grants.
 #[derive(Debug, Clone)]
 pub struct Group {
     pub id: String,
     pub title: String,
     pub description: String,
+    /// Its tools are enabled only one by one (`tools.NAME = on`), never by
+    /// a group or wildcard grant: for endpoints whose token permission is
+    /// not known (fail closed).
+    pub explicit: bool,
 }
 
 /// Whether an endpoint only reads or also changes state.
@@ -31,6 +36,39 @@ pub enum Access {
 pub enum Scope {
     Zone,
     Account,
+}
+
+/// Whose objects an endpoint reaches: a zone's, an account's, the token
+/// owner's (`/user/…`) or nobody's in particular (`/ips`, Radar). Policies
+/// scope the first two by zone and account; the last two have nothing to
+/// scope, so only a grant by tool name enables them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reach {
+    Zone,
+    Account,
+    User,
+    Global,
+}
+
+impl Reach {
+    /// The policy scope that applies, for zone and account endpoints.
+    pub fn scope(self) -> Option<Scope> {
+        match self {
+            Reach::Zone => Some(Scope::Zone),
+            Reach::Account => Some(Scope::Account),
+            Reach::User | Reach::Global => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reach::Zone => "zone",
+            Reach::Account => "account",
+            Reach::User => "user",
+            Reach::Global => "global",
+        }
+    }
 }
 
 /// The HTTP methods the Cloudflare API uses.
@@ -103,6 +141,9 @@ pub enum Location {
     Path,
     Query,
     Body,
+    /// The whole JSON body (for bodies that are not an object of fields:
+    /// an array, or one of several shapes).
+    Payload,
     Multipart,
 }
 
@@ -267,7 +308,7 @@ pub struct Endpoint {
     pub path: PathTemplate,
     pub access: Access,
     pub permission: String,
-    pub scope: Scope,
+    pub reach: Reach,
     pub description: String,
     pub params: Vec<Param>,
     pub annotations: Annotations,
@@ -295,6 +336,11 @@ pub struct Endpoint {
 impl Endpoint {
     pub fn param(&self, name: &str) -> Option<&Param> {
         self.params.iter().find(|p| p.name == name)
+    }
+
+    /// The zone or account scope policies check, if the endpoint has one.
+    pub fn scope(&self) -> Option<Scope> {
+        self.reach.scope()
     }
 
     /// The argument that names this call's zone or account, if it has one:

@@ -133,11 +133,18 @@ fn token_permissions(catalog: &Catalog, policy: &Policy) -> String {
             let endpoint = catalog
                 .endpoint(tool)
                 .expect("visible tools come from the catalog");
-            let kind = match endpoint.scope {
+            let Some(scope_kind) = endpoint.scope() else {
+                // A user-level or global permission: no zones or accounts.
+                needed
+                    .entry(&endpoint.permission)
+                    .or_insert((endpoint.reach.as_str(), None));
+                continue;
+            };
+            let kind = match scope_kind {
                 crate::catalog::Scope::Zone => "zones",
                 crate::catalog::Scope::Account => "accounts",
             };
-            let scope = agent.scope(endpoint.scope);
+            let scope = agent.scope(scope_kind);
             let entry = needed
                 .entry(&endpoint.permission)
                 .or_insert_with(|| (kind, Some(BTreeSet::new())));

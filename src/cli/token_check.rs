@@ -23,12 +23,11 @@ pub async fn gaps(client: &Client, policy: &Policy, directory: &Directory) -> Ve
             let Some(probe) = probe_of(catalog, &endpoint.group) else {
                 continue;
             };
-            let scope = agent.scope(probe.scope);
-            if probe.scope_param().is_none() {
+            let (Some(kind), Some(_)) = (probe.scope(), probe.scope_param()) else {
                 probes.insert((endpoint.group.clone(), None));
                 continue;
-            }
-            for id in ids_of(scope, probe.scope, directory) {
+            };
+            for id in ids_of(agent.scope(kind), kind, directory) {
                 probes.insert((endpoint.group.clone(), Some(id)));
             }
         }
@@ -40,9 +39,10 @@ pub async fn gaps(client: &Client, policy: &Policy, directory: &Directory) -> Ve
         if let (Some(param), Some(id)) = (probe.scope_param(), &id) {
             args.insert(param.name.clone(), Value::String(id.clone()));
         }
-        let label = id.as_deref().map(|id| match probe.scope {
-            EndpointScope::Zone => format!(" on zone {}", directory.zone_label(id)),
-            EndpointScope::Account => format!(" on account {}", directory.account_label(id)),
+        let label = id.as_deref().map(|id| match probe.scope() {
+            Some(EndpointScope::Zone) => format!(" on zone {}", directory.zone_label(id)),
+            Some(EndpointScope::Account) => format!(" on account {}", directory.account_label(id)),
+            None => String::new(),
         });
         let label = label.unwrap_or_default();
         match client.call(probe, &args).await {

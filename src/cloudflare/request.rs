@@ -80,6 +80,7 @@ pub fn build(
     let mut json = Map::new();
     let mut metadata = Map::new();
     let mut module = None;
+    let mut payload = None;
     for param in &endpoint.params {
         let Some(value) = args.get(&param.name) else {
             if param.required && param.location != Location::Path {
@@ -91,6 +92,7 @@ pub fn build(
             Location::Path => {}
             Location::Query => query.push((param.key.clone(), query_value(param, value)?)),
             Location::Body => insert_dotted(&mut json, &param.key, value.clone()),
+            Location::Payload => payload = Some(value.clone()),
             Location::Multipart => match param.part {
                 Some(Part::Module) => {
                     let source = value
@@ -115,6 +117,8 @@ pub fn build(
             module,
             layout: layout.clone(),
         }
+    } else if let Some(payload) = payload {
+        Body::Json(payload)
     } else if endpoint.params.iter().any(|p| p.location == Location::Body) {
         Body::Json(Value::Object(json))
     } else {

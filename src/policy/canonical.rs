@@ -26,7 +26,7 @@ impl Policy {
     ) -> Result<(), Denial> {
         let zone = endpoint
             .scope_param()
-            .filter(|_| endpoint.scope == crate::catalog::Scope::Zone)
+            .filter(|_| endpoint.scope() == Some(crate::catalog::Scope::Zone))
             .and_then(|p| args.get(&p.name))
             .and_then(Value::as_str)
             .and_then(|id| directory.zone_names.get(id))

@@ -145,8 +145,9 @@ impl Policy {
         }
         let endpoint = &self.catalog.endpoints()[index];
         if let Some(param) = endpoint.scope_param()
+            && let Some(kind) = endpoint.scope()
             && let Some(id) = target_id(args, &param.name)
-            && let Some(denied) = check_scope(agent, endpoint.scope, id, directory)
+            && let Some(denied) = check_scope(agent, kind, id, directory)
         {
             return denied;
         }

@@ -47,7 +47,8 @@ pub struct AgentSpec {
     #[serde(default)]
     #[schemars(with = "Option<Vec<String>>")]
     pub accounts: Option<Vec<Spanned<String>>>,
-    /// Capability group → off | read | full.
+    /// Capability group → off | read | full; `"*"` for every group not
+    /// named (never the groups and tools granted only by name).
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, Level>")]
     pub grants: BTreeMap<Spanned<String>, Level>,

@@ -18,8 +18,10 @@ impl Policy {
         if endpoint.access != Access::Read {
             return false;
         }
-        let scoped =
-            endpoint.scope_param().is_none() && !matches!(agent.scope(endpoint.scope), Scope::All);
+        let scoped = endpoint.scope_param().is_none()
+            && endpoint
+                .scope()
+                .is_some_and(|kind| !matches!(agent.scope(kind), Scope::All));
         scoped || !agent.constraints(&self.catalog, &endpoint.tool).is_empty()
     }
 
@@ -33,9 +35,11 @@ impl Policy {
         directory: &Directory,
     ) -> usize {
         let before = items.len();
-        if endpoint.scope_param().is_none() {
-            let scope = agent.scope(endpoint.scope);
-            let names = match endpoint.scope {
+        if endpoint.scope_param().is_none()
+            && let Some(kind) = endpoint.scope()
+        {
+            let scope = agent.scope(kind);
+            let names = match kind {
                 EndpointScope::Zone => &directory.zone_ids,
                 EndpointScope::Account => &directory.account_ids,
             };

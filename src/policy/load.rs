@@ -219,7 +219,19 @@ impl Context<'_> {
 
         let mut grants = BTreeMap::new();
         for (group, level) in &spec.grants {
-            if self.catalog.group(group.get_ref()).is_none() {
+            if let Some(named) = self.catalog.group(group.get_ref())
+                && named.explicit
+                && *level != Level::Off
+            {
+                self.problem(
+                    group,
+                    format!(
+                        "group `{}` is granted only tool by tool (its Cloudflare permission is not known): write tools.NAME = \"on\" for each tool instead",
+                        named.id
+                    ),
+                );
+            }
+            if group.get_ref() != WILDCARD && self.catalog.group(group.get_ref()).is_none() {
                 let known: Vec<&str> = self
                     .catalog
                     .groups()
@@ -249,16 +261,24 @@ impl Context<'_> {
             .endpoints()
             .iter()
             .map(|endpoint| {
-                let group_title = self
-                    .catalog
-                    .group(&endpoint.group)
-                    .map_or(endpoint.group.as_str(), |g| g.title.as_str());
+                let group = self.catalog.group(&endpoint.group);
+                let group_title = group.map_or(endpoint.group.as_str(), |g| g.title.as_str());
+                let by_name_only = group.is_some_and(|g| g.explicit) || endpoint.scope().is_none();
+                let grant = if by_name_only {
+                    GroupGrant::ByNameOnly(endpoint.reach)
+                } else if let Some(level) = grants.get(&endpoint.group) {
+                    GroupGrant::Group(*level)
+                } else if let Some(level) = grants.get(WILDCARD) {
+                    GroupGrant::Wildcard(*level)
+                } else {
+                    GroupGrant::None
+                };
                 tool_rule(
                     endpoint.tool.as_str(),
                     endpoint.access,
                     &endpoint.group,
                     group_title,
-                    grants.get(&endpoint.group).copied(),
+                    grant,
                     overrides.get(&endpoint.tool),
                 )
             })
@@ -352,7 +372,7 @@ impl Context<'_> {
                 .iter()
                 .zip(tools)
                 .filter(|(e, rule)| {
-                    rule.allowed && e.scope == endpoint_scope && e.scope_param().is_some()
+                    rule.allowed && e.scope() == Some(endpoint_scope) && e.scope_param().is_some()
                 })
                 .map(|(e, _)| e.group.as_str())
                 .collect();
@@ -635,15 +655,34 @@ impl Context<'_> {
     }
 }
 
+/// The grant `grants.*` names: every group not named on its own.
+const WILDCARD: &str = "*";
+
+/// What an agent's grants say of one tool's group.
+enum GroupGrant {
+    /// Nothing: deny by default.
+    None,
+    Group(Level),
+    /// `grants."*"`, for a group the agent's grants do not name.
+    Wildcard(Level),
+    /// A user-level or global endpoint, or a group whose permission is not
+    /// known: no group grant reaches it.
+    ByNameOnly(crate::catalog::Reach),
+}
+
 /// The rule for one tool from the agent's group grant and tool override.
 fn tool_rule(
     tool: &str,
     access: Access,
     group: &str,
     group_title: &str,
-    grant: Option<Level>,
+    grant: GroupGrant,
     over: Option<&(ToolSetting, String)>,
 ) -> ToolRule {
+    let by_level = |level: Level| match access {
+        Access::Read => level >= Level::Read,
+        Access::Write => level == Level::Full,
+    };
     let (allowed, reason, rule) = match (over, grant) {
         (Some((ToolSetting::On, at)), _) => (
             true,
@@ -655,22 +694,33 @@ fn tool_rule(
             format!("your tools.{tool} override is off"),
             format!("tools.{tool} = off ({at})"),
         ),
-        (None, None) => (
+        (None, GroupGrant::None) => (
             false,
             format!("it has no {group_title} grant (deny by default)"),
             format!("grants.{group} absent"),
         ),
-        (None, Some(level)) => {
-            let allowed = match access {
-                Access::Read => level >= Level::Read,
-                Access::Write => level == Level::Full,
+        (None, GroupGrant::ByNameOnly(reach)) => {
+            let what = match reach {
+                crate::catalog::Reach::User => "it acts on the token's user, not a zone or account",
+                crate::catalog::Reach::Global => "it acts on no zone or account",
+                _ => "its Cloudflare permission is not known",
             };
             (
-                allowed,
-                format!("your {group_title} grant is {}", level.as_str()),
-                format!("grants.{group} = {}", level.as_str()),
+                false,
+                format!("{tool} is granted only by name ({what}): no tools.{tool} = on"),
+                format!("tools.{tool} absent"),
             )
         }
+        (None, GroupGrant::Group(level)) => (
+            by_level(level),
+            format!("your {group_title} grant is {}", level.as_str()),
+            format!("grants.{group} = {}", level.as_str()),
+        ),
+        (None, GroupGrant::Wildcard(level)) => (
+            by_level(level),
+            format!("your grant of every group is {}", level.as_str()),
+            format!("grants.\"*\" = {}", level.as_str()),
+        ),
     };
     ToolRule {
         allowed,

@@ -174,6 +174,10 @@ impl Agent {
 
     /// The effective level for a group: what `check` prints.
     pub fn level(&self, group: &str) -> Level {
-        self.grants.get(group).copied().unwrap_or(Level::Off)
+        self.grants
+            .get(group)
+            .or_else(|| self.grants.get("*"))
+            .copied()
+            .unwrap_or(Level::Off)
     }
 }

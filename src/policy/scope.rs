@@ -195,7 +195,7 @@ pub fn describe_target(
 ) -> Option<String> {
     let param = endpoint.scope_param()?;
     let id = target_id(args, &param.name)?;
-    Some(match endpoint.scope {
+    Some(match endpoint.scope()? {
         crate::catalog::Scope::Zone => directory.zone_label(id).to_string(),
         crate::catalog::Scope::Account => format!("account {}", directory.account_label(id)),
     })

@@ -79,9 +79,10 @@ impl<'a> View<'a> {
         let mut schema = (*tool.input_schema).clone();
         let mut changed = false;
         if let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) {
-            let (held, noun) = match endpoint.scope {
-                EndpointScope::Zone => (&self.zones, "zones"),
-                EndpointScope::Account => (&self.accounts, "accounts"),
+            let (held, noun) = match endpoint.scope() {
+                Some(EndpointScope::Zone) => (&self.zones, "zones"),
+                Some(EndpointScope::Account) => (&self.accounts, "accounts"),
+                None => (&None, ""),
             };
             if let Some(param) = endpoint.scope_param()
                 && let (Some(Value::Object(property)), Some(held)) =
