@@ -121,6 +121,12 @@ struct RawEndpoint {
 /// Loads every `*.toml` file of `dir` and of its folders one level down
 /// (where `catalog import` writes), in name order.
 pub fn load_dir(dir: &Path) -> Result<Catalog, CatalogError> {
+    load_sources(&read_dir(dir)?)
+}
+
+/// The (file, text) of every `*.toml` file of `dir` and of its folders one
+/// level down, in name order.
+pub fn read_dir(dir: &Path) -> Result<Vec<(PathBuf, String)>, CatalogError> {
     let io = |source| CatalogError::Io {
         path: dir.to_path_buf(),
         source,
@@ -148,7 +154,7 @@ pub fn load_dir(dir: &Path) -> Result<Catalog, CatalogError> {
         })?;
         sources.push((path, text));
     }
-    load_sources(&sources)
+    Ok(sources)
 }
 
 /// Builds a catalog from (file name, TOML text) pairs.
@@ -485,10 +491,21 @@ fn parse_param(mut table: toml::Table) -> Result<Param, (String, String)> {
         None => return Err(("in".into(), "is missing".into())),
     };
     let key = take_str(&mut table, "key")?.unwrap_or_else(|| name.clone());
-    let required = match table.remove("required") {
-        None => false,
-        Some(toml::Value::Boolean(b)) => b,
-        Some(_) => return Err(("required".into(), "must be true or false".into())),
+    // `required = true` is flaregate's; a list is JSON Schema's keyword
+    // (the fields an object argument must have) and stays in the schema.
+    let required = match table.get("required") {
+        None | Some(toml::Value::Array(_)) => false,
+        Some(toml::Value::Boolean(b)) => {
+            let b = *b;
+            table.remove("required");
+            b
+        }
+        Some(_) => {
+            return Err((
+                "required".into(),
+                "must be true or false (or, for an object, the list of its required fields)".into(),
+            ));
+        }
     };
     let part: Option<Part> = take_enum(&mut table, "part", "metadata or module")?;
     let form: Option<Form> = take_enum(
@@ -522,7 +539,10 @@ fn parse_param(mut table: toml::Table) -> Result<Param, (String, String)> {
             ));
         }
     }
-    if !table.contains_key("type") {
+    let shaped = ["type", "allOf", "anyOf", "oneOf", "enum", "const"]
+        .iter()
+        .any(|k| table.contains_key(*k));
+    if !shaped {
         return Err(("type".into(), "is missing".into()));
     }
     if !table.contains_key("description") {

@@ -4,6 +4,7 @@
 mod arguments;
 mod error;
 mod forms;
+pub mod import;
 mod loader;
 mod model;
 mod schema;
@@ -17,12 +18,17 @@ use serde_json::{Map, Value};
 pub use arguments::ArgumentError;
 pub use error::CatalogError;
 pub use forms::{Canonical, Form};
-pub use loader::load_sources;
+pub use loader::{load_sources, read_dir};
 pub use model::*;
 
 /// The catalog shipped with flaregate (catalog/*.toml at build time), for
 /// when no catalog folder is at hand (`serve --sandbox` from anywhere).
 pub fn builtin() -> Catalog {
+    load_sources(&builtin_sources()).expect("the shipped catalog is checked by the test suite")
+}
+
+/// The shipped catalog's files, as (name, text).
+pub fn builtin_sources() -> Vec<(std::path::PathBuf, String)> {
     let files = [
         ("accounts.toml", include_str!("../../catalog/accounts.toml")),
         ("cache.toml", include_str!("../../catalog/cache.toml")),
@@ -41,11 +47,10 @@ pub fn builtin() -> Catalog {
         ("workers.toml", include_str!("../../catalog/workers.toml")),
         ("zones.toml", include_str!("../../catalog/zones.toml")),
     ];
-    let sources: Vec<(std::path::PathBuf, String)> = files
+    files
         .iter()
         .map(|(name, text)| (Path::new("catalog (built in)").join(name), text.to_string()))
-        .collect();
-    load_sources(&sources).expect("the shipped catalog is checked by the test suite")
+        .collect()
 }
 
 /// Every endpoint of the catalog, indexed by tool name, with each tool's

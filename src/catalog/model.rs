@@ -72,7 +72,7 @@ impl Reach {
 }
 
 /// The HTTP methods the Cloudflare API uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Method {
     Get,
@@ -218,7 +218,11 @@ impl PathTemplate {
                 .ok_or_else(|| format!("unclosed '{{' in {raw}"))?
                 + open;
             let name = &rest[open + 1..close];
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+            let well_formed = name.starts_with(|c: char| c.is_ascii_lowercase())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !well_formed {
                 return Err(format!("bad placeholder {{{name}}}"));
             }
             segments.push(Segment::Param(name.to_string()));

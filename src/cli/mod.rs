@@ -3,6 +3,7 @@
 //! return an exit code.
 
 mod audit;
+mod catalog;
 mod inspect;
 mod keys;
 mod sandbox;
@@ -67,6 +68,8 @@ enum Command {
     Keygen(keys::KeygenArgs),
     /// Print a JSON Schema (policy: for policy files).
     Schema(keys::SchemaArgs),
+    /// Work on the endpoint catalog (import: the whole API from OpenAPI).
+    Catalog(catalog::CatalogArgs),
 }
 
 #[derive(Args)]
@@ -99,6 +102,7 @@ async fn execute(command: Command) -> Outcome {
         Command::Audit(args) => audit::run(&args),
         Command::Keygen(args) => keys::keygen(&args),
         Command::Schema(args) => keys::schema(&args),
+        Command::Catalog(args) => catalog::run(&args),
     }
 }
 

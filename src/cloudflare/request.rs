@@ -90,7 +90,15 @@ pub fn build(
         };
         match param.location {
             Location::Path => {}
-            Location::Query => query.push((param.key.clone(), query_value(param, value)?)),
+            Location::Query => match value {
+                // A list repeats its key (OpenAPI's form style, exploded).
+                Value::Array(items) => {
+                    for item in items {
+                        query.push((param.key.clone(), query_value(param, item)?));
+                    }
+                }
+                single => query.push((param.key.clone(), query_value(param, single)?)),
+            },
             Location::Body => insert_dotted(&mut json, &param.key, value.clone()),
             Location::Payload => payload = Some(value.clone()),
             Location::Multipart => match param.part {
@@ -164,7 +172,8 @@ fn check_path_value<'a>(param: &Param, value: &'a Value) -> Result<&'a str, Clou
     Ok(text)
 }
 
-/// Query values are scalars; arrays and objects have no agreed encoding.
+/// Query values are scalars (a list is sent as one key per item); objects
+/// have no agreed encoding.
 fn query_value(param: &Param, value: &Value) -> Result<String, CloudflareError> {
     match value {
         Value::String(s) => Ok(s.clone()),
