@@ -68,10 +68,10 @@ fn import(args: &ImportArgs) -> Outcome {
     let filter = Filter::new(&args.include, &args.exclude)?;
     let curated_sources = curated(&config.catalog, args.paths.catalog.is_some())?;
     let curated = catalog::load_sources(&curated_sources).map_err(|e| e.to_string())?;
-    let source = args
-        .openapi
-        .file_name()
-        .map_or_else(|| args.openapi.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let source = args.openapi.file_name().map_or_else(
+        || args.openapi.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     let imported = import::import(&spec, &source, &curated, &rules, &filter)?;
 
     // Everything together must load before anything is written.

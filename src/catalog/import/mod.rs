@@ -137,11 +137,15 @@ pub fn import(
                 .unwrap_or("");
             let label = format!("{} {path} ({id})", verb.to_ascii_uppercase());
             let Some(method) = method_of(verb) else {
-                import.skipped.push(format!("{label}: the {verb} method is not one flaregate sends"));
+                import.skipped.push(format!(
+                    "{label}: the {verb} method is not one flaregate sends"
+                ));
                 continue;
             };
             if let Some(tool) = curated_routes.get(&(method, route_shape(path))) {
-                import.skipped.push(format!("{label}: curated as {tool}, which is kept"));
+                import
+                    .skipped
+                    .push(format!("{label}: curated as {tool}, which is kept"));
                 continue;
             }
             let planned = match operation::plan(
@@ -292,7 +296,10 @@ mod tests {
 
     #[test]
     fn routes_compare_without_placeholder_names() {
-        assert_eq!(route_shape("/zones/{zone_identifier}/x/{id}"), "/zones/{}/x/{}");
+        assert_eq!(
+            route_shape("/zones/{zone_identifier}/x/{id}"),
+            "/zones/{}/x/{}"
+        );
         let taken: HashSet<String> = ["a".to_string(), "a_2".to_string()].into();
         assert_eq!(unique("a", &taken), "a_3");
     }

@@ -69,13 +69,20 @@ mod tests {
 
     #[test]
     fn names_are_snake_case_and_bounded() {
-        assert_eq!(snake("zone-settings-get-single-setting"), "zone_settings_get_single_setting");
-        assert_eq!(snake("radar-get-BGP-hijacks-events"), "radar_get_bgp_hijacks_events");
+        assert_eq!(
+            snake("zone-settings-get-single-setting"),
+            "zone_settings_get_single_setting"
+        );
+        assert_eq!(
+            snake("radar-get-BGP-hijacks-events"),
+            "radar_get_bgp_hijacks_events"
+        );
         assert_eq!(snake("getAccountsAccountId"), "get_accounts_account_id");
         assert_eq!(argument("accountId"), "account_id");
         assert_eq!(argument("name.contains"), "name_contains");
         assert_eq!(argument("4xx"), "arg_4xx");
-        let long = "zero-trust-accounts-get-zero-trust-account-information-for-a-very-long-operation";
+        let long =
+            "zero-trust-accounts-get-zero-trust-account-information-for-a-very-long-operation";
         let name = tool_name(long);
         assert!(name.len() <= MAX_TOOL, "{name}");
         assert_eq!(name, tool_name(long), "stable");

@@ -91,7 +91,13 @@ pub fn plan(
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .chain(operation.get("parameters").and_then(Value::as_array).into_iter().flatten());
+        .chain(
+            operation
+                .get("parameters")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten(),
+        );
     for parameter in listed {
         let parameter = converter
             .follow(parameter)
@@ -114,9 +120,15 @@ pub fn plan(
             misplaced.required = true;
             misplaced.schema = path_schema(std::mem::take(&mut misplaced.schema));
         }
-        if !params.iter().any(|p| &p.name == name && p.location == "path") {
+        if !params
+            .iter()
+            .any(|p| &p.name == name && p.location == "path")
+        {
             let mut schema = Map::new();
-            schema.insert("description".into(), Value::from(format!("The {}.", name.replace('_', " "))));
+            schema.insert(
+                "description".into(),
+                Value::from(format!("The {}.", name.replace('_', " "))),
+            );
             params.push(OutParam {
                 name: name.clone(),
                 location: "path",
@@ -131,10 +143,14 @@ pub fn plan(
         && let Some(param) = params.iter_mut().find(|p| p.name == name)
     {
         param.schema.remove("maxLength");
-        param.schema.insert("pattern".into(), Value::from("^[0-9a-f]{32}$"));
+        param
+            .schema
+            .insert("pattern".into(), Value::from("^[0-9a-f]{32}$"));
         param.schema.insert(
             "description".into(),
-            Value::from(format!("The {noun}'s 32-character hex id (see list_{noun}s).")),
+            Value::from(format!(
+                "The {noun}'s 32-character hex id (see list_{noun}s)."
+            )),
         );
     }
     if let Some(body) = operation.get("requestBody") {
@@ -162,13 +178,20 @@ pub fn plan(
         .get("description")
         .and_then(Value::as_str)
         .filter(|d| !d.trim().is_empty())
-        .map_or_else(|| title.clone(), |d| crate::text::clip(d.trim(), DESCRIPTION));
+        .map_or_else(
+            || title.clone(),
+            |d| crate::text::clip(d.trim(), DESCRIPTION),
+        );
     if access == Access::Write {
         description.push_str(&format!(
             "\n\nA write here changes your Cloudflare account ({group_title})."
         ));
     }
-    let query = |name: &str| params.iter().any(|p| p.location == "query" && p.name == name);
+    let query = |name: &str| {
+        params
+            .iter()
+            .any(|p| p.location == "query" && p.name == name)
+    };
     let pagination = if query("page") {
         Pagination::Page
     } else if query("cursor") {
@@ -241,10 +264,7 @@ fn rename_placeholders(path: &str) -> Result<(String, Vec<(String, String)>), St
     let mut rest = path;
     while let Some(open) = rest.find('{') {
         out.push_str(&rest[..open]);
-        let close = rest[open..]
-            .find('}')
-            .ok_or("its path has an unclosed {")?
-            + open;
+        let close = rest[open..].find('}').ok_or("its path has an unclosed {")? + open;
         let original = &rest[open + 1..close];
         let name = names::argument(original);
         out.push('{');
@@ -271,20 +291,24 @@ fn parameter(
     let location = parameter.get("in").and_then(Value::as_str).unwrap_or("");
     let required = parameter.get("required") == Some(&Value::Bool(true));
     let unsent = |what: String| {
-        if required {
-            Err(what)
-        } else {
-            Ok(None)
-        }
+        if required { Err(what) } else { Ok(None) }
     };
     let mut schema = converter.convert(parameter.get("schema").unwrap_or(&Value::Null));
     let description = parameter
         .get("description")
         .and_then(Value::as_str)
         .map(str::to_string)
-        .or_else(|| schema.get("description").and_then(Value::as_str).map(str::to_string))
+        .or_else(|| {
+            schema
+                .get("description")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| format!("The {}.", wire.replace(['_', '-'], " ")));
-    schema.insert("description".into(), Value::from(crate::text::clip(description.trim(), 400)));
+    schema.insert(
+        "description".into(),
+        Value::from(crate::text::clip(description.trim(), 400)),
+    );
     match location {
         "path" => {
             let name = renamed
@@ -315,7 +339,9 @@ fn parameter(
             match kind {
                 Some("object") => return unsent(format!("query parameter `{wire}` is an object")),
                 Some("array") if !(scalar_items && exploded && form) => {
-                    return unsent(format!("query parameter `{wire}` is a list flaregate cannot encode"));
+                    return unsent(format!(
+                        "query parameter `{wire}` is a list flaregate cannot encode"
+                    ));
                 }
                 _ => {}
             }
@@ -350,7 +376,10 @@ fn path_schema(mut schema: Map<String, Value>) -> Map<String, Value> {
             })
             .collect();
         format!("^({})$", alternatives.join("|"))
-    } else if matches!(schema.get("type").and_then(Value::as_str), Some("integer" | "number")) {
+    } else if matches!(
+        schema.get("type").and_then(Value::as_str),
+        Some("integer" | "number")
+    ) {
         "^[0-9]{1,20}$".to_string()
     } else {
         "^[A-Za-z0-9][A-Za-z0-9._~:@+=,-]{0,254}$".to_string()
@@ -362,7 +391,14 @@ fn path_schema(mut schema: Map<String, Value>) -> Map<String, Value> {
             }
         }
     }
-    for numeric in ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "format"] {
+    for numeric in [
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "multipleOf",
+        "format",
+    ] {
         schema.remove(numeric);
     }
     schema.insert("type".into(), Value::from("string"));
@@ -392,7 +428,9 @@ fn body_params(
     method: Method,
     params: &mut Vec<OutParam>,
 ) -> Result<(), String> {
-    let body = converter.follow(body).ok_or("its request body's $ref does not resolve")?;
+    let body = converter
+        .follow(body)
+        .ok_or("its request body's $ref does not resolve")?;
     let required = body.get("required") == Some(&Value::Bool(true));
     let content = body.get("content").and_then(Value::as_object);
     let json = content.and_then(|c| {
@@ -486,9 +524,9 @@ fn flatten_all_of(mut schema: Map<String, Value>) -> Map<String, Value> {
     };
     let all_objects = branches.iter().all(|b| {
         b.get("type").is_none_or(|t| t == "object")
-            && !b.get("oneOf").is_some()
-            && !b.get("anyOf").is_some()
-            && !b.get("allOf").is_some()
+            && b.get("oneOf").is_none()
+            && b.get("anyOf").is_none()
+            && b.get("allOf").is_none()
     });
     if !all_objects {
         return schema;
@@ -580,6 +618,9 @@ mod tests {
         assert_eq!(reach_of("/zones"), Reach::Global);
         let (path, renamed) = rename_placeholders("/accounts/{accountId}/x/{id}").unwrap();
         assert_eq!(path, "/accounts/{account_id}/x/{id}");
-        assert_eq!(renamed[0], ("accountId".to_string(), "account_id".to_string()));
+        assert_eq!(
+            renamed[0],
+            ("accountId".to_string(), "account_id".to_string())
+        );
     }
 }

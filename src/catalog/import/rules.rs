@@ -51,9 +51,7 @@ pub struct Placement<'a> {
 impl Rules {
     pub fn parse(text: &str) -> Result<Self, String> {
         let raw: RawRules = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map_or(1, |s| crate::text::line_of(text, s.start));
+            let line = e.span().map_or(1, |s| crate::text::line_of(text, s.start));
             format!("line {line}: {}", e.message())
         })?;
         let mut rules = Vec::with_capacity(raw.rules.len());
@@ -102,7 +100,7 @@ impl Rules {
             .split(':')
             .next()
             .unwrap_or(schema_name)
-            .trim_end_matches(|c: char| c == '.');
+            .trim_end_matches('.');
         let key = self
             .permissions
             .keys()
@@ -110,7 +108,12 @@ impl Rules {
             .max_by_key(|k| k.len());
         let name = match key {
             Some(key) => self.permissions[key].clone(),
-            None => title_case(base.trim_start_matches('#').rsplit('.').nth(1).unwrap_or(base)),
+            None => title_case(
+                base.trim_start_matches('#')
+                    .rsplit('.')
+                    .nth(1)
+                    .unwrap_or(base),
+            ),
         };
         with_access(&name, access)
     }
@@ -144,7 +147,10 @@ mod tests {
     #[test]
     fn the_shipped_table_reads_and_names_permissions() {
         let rules = Rules::parse(BUILTIN).expect("shipped table");
-        assert_eq!(rules.permission_name("#dns_records:edit", Access::Write), "DNS Write");
+        assert_eq!(
+            rules.permission_name("#dns_records:edit", Access::Write),
+            "DNS Write"
+        );
         assert_eq!(
             rules.permission_name("com.cloudflare.edge.worker.script.create", Access::Write),
             "Workers Scripts Write"

@@ -1,0 +1,299 @@
+//! `flaregate catalog import` on Cloudflare's 2024 OpenAPI schema: the
+//! real binary writes the files, the real loader and policy read them.
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use common::{BIN, repo_path};
+use flaregate::catalog::Catalog;
+use flaregate::policy::{Directory, Policy, compile};
+use serde_json::{Value, json};
+
+const SCHEMA: &str = "openapi/cloudflare-openapi-2024-08-06.json";
+const COM: &str = "023e105f4ecef8ad9ca31a8372d0c353";
+const ORG: &str = "5a7805061c76ada191ed06f989cc3dac";
+
+/// A copy of the shipped catalog in a fresh folder, to import beside.
+fn catalog_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for entry in std::fs::read_dir(repo_path("catalog")).expect("catalog") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
+    }
+    dir
+}
+
+/// Runs the import into `catalog/imported`; returns its report.
+fn import(catalog: &Path, filters: &[&str]) -> String {
+    let output = Command::new(BIN)
+        .args(["catalog", "import", "--openapi"])
+        .arg(repo_path(SCHEMA))
+        .arg("--catalog")
+        .arg(catalog)
+        .arg("--out")
+        .arg(catalog.join("imported"))
+        .args(filters)
+        .output()
+        .expect("run flaregate");
+    let report = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    report
+}
+
+fn policy(catalog: Catalog, text: &str) -> Policy {
+    compile(
+        &[(PathBuf::from("policies/p.toml"), text.to_string())],
+        Arc::new(catalog),
+    )
+    .expect("policy compiles")
+}
+
+fn decide(policy: &Policy, tool: &str, args: Value) -> (bool, String) {
+    let mut directory = Directory::default();
+    directory.add_zone("example.com", COM);
+    directory.add_zone("example.org", ORG);
+    let agent = &policy.agents()[0];
+    let verdict = policy.decide(
+        agent,
+        tool,
+        args.as_object().expect("object"),
+        &directory,
+        None,
+    );
+    (verdict.is_allowed(), verdict.reason().to_string())
+}
+
+#[test]
+fn the_whole_2024_schema_imports_with_only_explained_skips_and_loads() {
+    let dir = catalog_copy();
+    let report = import(dir.path(), &[]);
+    let written: usize = report
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("the report starts with the count");
+    assert!(written > 1_400, "{report}");
+    // Every skip is one line with its reason, and none is the loader
+    // refusing what the import wrote.
+    let skipped: Vec<&str> = report
+        .lines()
+        .skip_while(|l| !l.starts_with("skipped"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect();
+    assert!(!skipped.is_empty());
+    for line in &skipped {
+        let known = [
+            "curated as",
+            "not JSON",
+            "needs the header parameter",
+            "is a GET with a body",
+            "a list flaregate cannot encode",
+        ];
+        assert!(
+            known.iter().any(|k| line.contains(k)),
+            "unexplained skip: {line}"
+        );
+    }
+    assert!(report.contains("unclassified"), "{report}");
+
+    let catalog = Catalog::load(dir.path()).expect("curated and imported load together");
+    let shipped = common::catalog();
+    assert_eq!(
+        catalog.endpoints().len(),
+        shipped.endpoints().len() + written
+    );
+    // Curated entries keep their names, descriptions and lookups.
+    for curated in shipped.endpoints() {
+        let now = catalog.endpoint(&curated.tool).expect("curated tool kept");
+        assert_eq!(now.description, curated.description);
+        assert_eq!(now.lookup, curated.lookup);
+    }
+    let names: HashSet<&str> = catalog
+        .endpoints()
+        .iter()
+        .map(|e| e.tool.as_str())
+        .collect();
+    assert_eq!(names.len(), catalog.endpoints().len());
+
+    // A second import writes the same files: names are stable.
+    let before = read_all(&dir.path().join("imported"));
+    std::fs::write(dir.path().join("imported/NOTES.md"), "mine").expect("write");
+    import(dir.path(), &[]);
+    std::fs::remove_file(dir.path().join("imported/NOTES.md")).expect("kept, not replaced");
+    assert_eq!(read_all(&dir.path().join("imported")), before);
+}
+
+fn read_all(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut files: Vec<(PathBuf, String)> = std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").path())
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).expect("read");
+            (p, text)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn an_agent_granted_one_imported_group_sees_exactly_it_scoped_and_constrained() {
+    let dir = catalog_copy();
+    let report = import(dir.path(), &["--include", "zone_settings"]);
+    assert!(report.contains("zone_settings"), "{report}");
+    let catalog = Catalog::load(dir.path()).expect("loads");
+    let group: Vec<String> = catalog
+        .group_endpoints("zone_settings")
+        .map(|e| e.tool.clone())
+        .collect();
+    assert!(group.len() > 5, "{group:?}");
+    let policy = policy(
+        catalog,
+        r#"
+[[agent]]
+id = "settings"
+auth = "none"
+zones = ["example.com"]
+grants = { zone_settings = "full" }
+
+[[agent.constraint]]
+group = "zone_settings"
+arg = "setting_id"
+allow = ["always_use_https", "min_tls_version"]
+"#,
+    );
+    let agent = &policy.agents()[0];
+    let visible: Vec<String> = agent
+        .visible_tools(policy.catalog())
+        .map(str::to_string)
+        .collect();
+    assert_eq!(visible, group);
+
+    // The schema names the zone `zone_identifier` here and `zone_id`
+    // there: either way the call is scoped to the agent's zones.
+    let custom_pages = policy
+        .catalog()
+        .endpoints()
+        .iter()
+        .find(|e| e.path.raw == "/zones/{zone_identifier}/custom_pages")
+        .expect("imported with the schema's placeholder name");
+    let (allowed, _) = decide(&policy, &custom_pages.tool, json!({"zone_identifier": COM}));
+    assert!(allowed);
+    let (allowed, reason) = decide(&policy, &custom_pages.tool, json!({"zone_identifier": ORG}));
+    assert!(
+        !allowed && reason.contains("outside your zones"),
+        "{reason}"
+    );
+
+    let edit = policy
+        .catalog()
+        .endpoints()
+        .iter()
+        .find(|e| {
+            e.path.raw == "/zones/{zone_id}/settings/{setting_id}" && e.method.as_str() == "PATCH"
+        })
+        .expect("the edit-one-setting endpoint");
+    let call =
+        |zone: &str, setting: &str| json!({"zone_id": zone, "setting_id": setting, "value": "on"});
+    assert!(decide(&policy, &edit.tool, call(COM, "always_use_https")).0);
+    let (allowed, reason) = decide(&policy, &edit.tool, call(ORG, "always_use_https"));
+    assert!(
+        !allowed && reason.contains("outside your zones"),
+        "{reason}"
+    );
+    let (allowed, reason) = decide(&policy, &edit.tool, call(COM, "ssl"));
+    assert!(
+        !allowed && reason.contains("not among your allowed values"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn user_global_and_unknown_permission_endpoints_are_granted_only_by_name() {
+    let dir = catalog_copy();
+    import(
+        dir.path(),
+        &[
+            "--include",
+            "radar",
+            "--include",
+            "user",
+            "--include",
+            "unclassified",
+        ],
+    );
+    let catalog = Catalog::load(dir.path()).expect("loads");
+    let radar = catalog
+        .group_endpoints("radar")
+        .next()
+        .expect("radar imported")
+        .tool
+        .clone();
+    let unknown = catalog
+        .group_endpoints("unclassified")
+        .next()
+        .expect("unclassified imported")
+        .tool
+        .clone();
+    assert!(catalog.group("unclassified").expect("group").explicit);
+
+    // Everything granted, yet none of these: they need a grant by name.
+    let everything = policy(
+        catalog.clone(),
+        "[[agent]]\nid = \"all\"\nauth = \"none\"\nzones = [\"*\"]\naccounts = [\"*\"]\ngrants = { \"*\" = \"full\" }\n",
+    );
+    let agent = &everything.agents()[0];
+    for group in ["radar", "user", "unclassified"] {
+        let seen: Vec<&str> = agent
+            .visible_tools(everything.catalog())
+            .filter(|t| {
+                everything
+                    .catalog()
+                    .endpoint(t)
+                    .is_some_and(|e| e.group == group)
+            })
+            .collect();
+        assert!(seen.is_empty(), "{group}: {seen:?}");
+    }
+    assert!(agent.may_see(everything.catalog(), "list_dns_records"));
+    let (allowed, reason) = decide(&everything, &radar, json!({}));
+    assert!(
+        !allowed && reason.contains("granted only by name"),
+        "{reason}"
+    );
+
+    let by_name = policy(
+        catalog.clone(),
+        &format!(
+            "[[agent]]\nid = \"one\"\nauth = \"none\"\ntools = {{ {radar} = \"on\", {unknown} = \"on\" }}\n"
+        ),
+    );
+    let visible: Vec<&str> = by_name.agents()[0]
+        .visible_tools(by_name.catalog())
+        .collect();
+    assert_eq!(visible.len(), 2, "{visible:?}");
+
+    let error = compile(
+        &[(
+            PathBuf::from("policies/p.toml"),
+            "[[agent]]\nid = \"x\"\nauth = \"none\"\ngrants = { unclassified = \"read\" }\n"
+                .to_string(),
+        )],
+        Arc::new(catalog),
+    )
+    .expect_err("a group grant of an explicit group is refused")
+    .to_string();
+    assert!(
+        error.contains("policies/p.toml:4") && error.contains("granted only tool by tool"),
+        "{error}"
+    );
+}
