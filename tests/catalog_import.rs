@@ -297,3 +297,196 @@ fn user_global_and_unknown_permission_endpoints_are_granted_only_by_name() {
         "{error}"
     );
 }
+
+const DISCOVERING: &str = r#"
+[[agent]]
+id = "everything"
+auth = "none"
+zones = ["example.com"]
+accounts = ["*"]
+grants = { "*" = "full" }
+
+[[agent]]
+id = "narrow"
+auth = "none"
+zones = ["example.com"]
+tool_mode = "discover"
+grants = { zone_settings = "read" }
+"#;
+
+/// A policy file with one agent of [`DISCOVERING`]: keyless agents are
+/// told apart by nothing, so each server here has one.
+fn policy_file(agent: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text: String = DISCOVERING
+        .split("[[agent]]")
+        .filter(|block| block.contains(&format!("id = \"{agent}\"")))
+        .map(|block| format!("[[agent]]{block}"))
+        .collect();
+    let path = dir.path().join(format!("{agent}.toml"));
+    std::fs::write(&path, text).expect("write policy");
+    (dir, path)
+}
+
+#[tokio::test]
+async fn a_large_grant_discovers_searches_describes_and_calls_through_the_same_pipeline() {
+    let dir = catalog_copy();
+    import(
+        dir.path(),
+        &["--include", "zone_settings", "--include", "zero_trust"],
+    );
+    let catalog = dir.path().to_str().expect("utf-8").to_string();
+    let (_policies, policy) = policy_file("everything");
+    let server = common::ServerProcess::start(
+        &[
+            "--sandbox",
+            "--catalog",
+            &catalog,
+            "--policies",
+            policy.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    let client = common::connect_http(&server.mcp_url, None).await;
+
+    // Over 60 tools: three tools instead.
+    let tools = client.list_all_tools().await.expect("tools");
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    assert_eq!(names, ["search_api", "describe_api", "call_api"]);
+
+    // Search, then describe the candidates to find the one-setting edit.
+    let edit = find(
+        &client,
+        "edit zone setting",
+        "PATCH",
+        "/zones/{zone_id}/settings/{setting_id}",
+    )
+    .await;
+    let set = |zone: &str| json!({"name": edit, "arguments": {"zone_id": zone, "setting_id": "always_use_https", "body": {"id": "always_use_https", "value": "on"}}});
+    let answer = common::call(&client, "call_api", set(COM)).await;
+    assert_ne!(answer.is_error, Some(true), "{}", common::text(&answer));
+    let refused = common::call(&client, "call_api", set(ORG)).await;
+    assert_eq!(refused.is_error, Some(true));
+    assert!(
+        common::text(&refused).contains("outside your zones"),
+        "{}",
+        common::text(&refused)
+    );
+
+    // The generic sandbox kept the setting.
+    let get = find(
+        &client,
+        "get zone setting",
+        "GET",
+        "/zones/{zone_id}/settings/{setting_id}",
+    )
+    .await;
+    let read = common::call(
+        &client,
+        "call_api",
+        json!({"name": get, "arguments": {"zone_id": COM, "setting_id": "always_use_https"}}),
+    )
+    .await;
+    let read = read.structured_content.expect("structured");
+    assert_eq!(read["result"]["value"], "on", "{read}");
+
+    // Audited under the endpoints' own names; nothing went to example.org.
+    let rows = server.audit_rows();
+    assert!(rows.iter().any(|r| r.tool == edit && r.decision == "allow"));
+    assert!(rows.iter().any(|r| r.tool == edit && r.decision == "deny"));
+    assert!(rows.iter().all(|r| r.tool != "call_api"));
+    let requests = server.sandbox_requests().await;
+    assert!(
+        requests.iter().all(|r| !r.path.contains(ORG)),
+        "{requests:?}"
+    );
+    let verdict = common::verify(&server.audit_db);
+    assert!(
+        matches!(verdict, flaregate::audit::Verdict::Valid { .. }),
+        "{verdict:?}"
+    );
+}
+
+/// The endpoint search_api finds for `query` whose description (from
+/// describe_api) has `method` and `path`; its zone is offered as the one
+/// id the agent holds.
+async fn find(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
+    query: &str,
+    method: &str,
+    path: &str,
+) -> String {
+    let found = common::call(client, "search_api", json!({"query": query, "limit": 50})).await;
+    let found = found.structured_content.expect("structured");
+    for candidate in found["endpoints"].as_array().expect("list") {
+        let name = candidate["name"].as_str().expect("name");
+        let described = common::call(client, "describe_api", json!({"name": name})).await;
+        let described = described.structured_content.expect("structured");
+        if described["path"] == path && described["method"] == method {
+            assert_eq!(
+                described["input_schema"]["properties"]["zone_id"]["enum"],
+                json!([COM])
+            );
+            return name.to_string();
+        }
+    }
+    panic!("search_api finds no {method} {path} for {query:?}: {found}");
+}
+
+#[tokio::test]
+async fn search_never_shows_an_endpoint_the_agent_may_not_call() {
+    let dir = catalog_copy();
+    import(dir.path(), &["--include", "zone_settings"]);
+    let catalog = dir.path().to_str().expect("utf-8").to_string();
+    let (_policies, policy) = policy_file("narrow");
+    let server = common::ServerProcess::start(
+        &[
+            "--sandbox",
+            "--catalog",
+            &catalog,
+            "--policies",
+            policy.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    let client = common::connect_http(&server.mcp_url, None).await;
+    let found = common::call(
+        &client,
+        "search_api",
+        json!({"query": "zone setting dns record worker", "limit": 50}),
+    )
+    .await;
+    let found = found.structured_content.expect("structured");
+    let endpoints = found["endpoints"].as_array().expect("list");
+    assert!(!endpoints.is_empty());
+    for endpoint in endpoints {
+        assert_eq!(endpoint["access"], "read", "{endpoint}");
+        assert_eq!(endpoint["group"], "zone_settings", "{endpoint}");
+    }
+    // A write it may not call: not described, and refused when called.
+    let loaded = Catalog::load(dir.path()).expect("loads");
+    let write = loaded
+        .group_endpoints("zone_settings")
+        .find(|e| e.method.as_str() == "PATCH")
+        .expect("a write")
+        .tool
+        .clone();
+    let described = common::call(&client, "describe_api", json!({"name": write})).await;
+    assert_eq!(described.is_error, Some(true));
+    let called = common::call(
+        &client,
+        "call_api",
+        json!({"name": write, "arguments": {"zone_id": COM, "setting_id": "ssl", "body": {"id": "ssl", "value": "off"}}}),
+    )
+    .await;
+    assert_eq!(called.is_error, Some(true));
+    assert_eq!(
+        server
+            .sandbox_requests()
+            .await
+            .iter()
+            .filter(|r| r.method == "PATCH")
+            .count(),
+        0
+    );
+}

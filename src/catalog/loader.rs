@@ -374,6 +374,12 @@ impl FileContext<'_> {
         let bad = |field: &str, message: String| self.invalid(at, &tool, field, message);
 
         let name_ok = Regex::new("^[a-z][a-z0-9_]{0,63}$").expect("literal regex");
+        if matches!(tool.as_str(), "search_api" | "describe_api" | "call_api") {
+            return Err(bad(
+                "tool",
+                "is the name of one of flaregate's discovery tools".into(),
+            ));
+        }
         if !name_ok.is_match(&tool) {
             return Err(bad(
                 "tool",

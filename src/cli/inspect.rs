@@ -183,7 +183,7 @@ async fn unresolved_names(
     live: bool,
 ) -> Result<(Option<Vec<String>>, Vec<String>), String> {
     let (client, _running) = if sandbox {
-        let (client, running) = setup::sandbox(config).await?;
+        let (client, running) = setup::sandbox(config, None).await?;
         (client, Some(running))
     } else {
         match setup::client(config)? {
@@ -354,7 +354,7 @@ pub async fn explain(args: &ExplainArgs) -> Outcome {
     }
     // Kept running while the decision is made (the sandbox serves from it).
     let (resolver, _sandbox) = if args.sandbox {
-        let (client, running) = setup::sandbox(&config).await?;
+        let (client, running) = setup::sandbox(&config, None).await?;
         (Some(client), Some(running))
     } else if args.live {
         let client = setup::client(&config)?.ok_or(

@@ -31,6 +31,10 @@ pub struct SandboxArgs {
     /// Delay every answer by this many milliseconds.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
+    /// A catalog folder whose endpoints without a simulated route (the
+    /// imported API) are answered from a generic in-memory store.
+    #[arg(long)]
+    catalog: Option<std::path::PathBuf>,
 }
 
 pub async fn run(args: SandboxArgs) -> Outcome {
@@ -44,6 +48,10 @@ pub async fn run(args: SandboxArgs) -> Outcome {
     config.rate_limit = args.rate_limit;
     config.faults = args.faults;
     config.latency = Duration::from_millis(args.latency_ms);
+    if let Some(dir) = &args.catalog {
+        let catalog = crate::catalog::Catalog::load(dir).map_err(|e| e.to_string())?;
+        config.catalog = Some(std::sync::Arc::new(catalog));
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;

@@ -76,7 +76,7 @@ pub async fn run(args: ServeArgs) -> Outcome {
         config.audit_key = None;
     }
     let catalog = setup::catalog(&config, &args.paths)?;
-    let (client, sandbox) = upstream(&config, args.sandbox).await?;
+    let (client, sandbox) = upstream(&config, args.sandbox.then(|| catalog.clone())).await?;
     let (mut policy, source) = load_policy(&config, &args, catalog.clone())?;
     let listen = args.http.unwrap_or(config.http.listen);
 
@@ -219,12 +219,13 @@ fn load_policy(
 
 /// The Cloudflare client: for the in-process sandbox, or for the real API
 /// with the token checked now rather than on the first call.
+/// In sandbox mode the sandbox answers the catalog's other endpoints too.
 async fn upstream(
     config: &Config,
-    sandbox_mode: bool,
+    sandbox_catalog: Option<Arc<crate::catalog::Catalog>>,
 ) -> Result<(Client, Option<RunningSandbox>), String> {
-    if sandbox_mode {
-        let (client, running) = setup::sandbox(config).await?;
+    if let Some(catalog) = sandbox_catalog {
+        let (client, running) = setup::sandbox(config, Some(catalog)).await?;
         return Ok((client, Some(running)));
     }
     let client = setup::client(config)?.ok_or(

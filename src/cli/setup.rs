@@ -43,12 +43,19 @@ pub fn policy(config: &Config, catalog: Arc<Catalog>) -> Result<Policy, String> 
     policy::compile(&sources, catalog).map_err(|e| e.to_string())
 }
 
-/// The built-in sandbox, started in this process, and a client for it.
-pub async fn sandbox(config: &Config) -> Result<(Client, RunningSandbox), String> {
+/// The built-in sandbox, started in this process, and a client for it;
+/// `catalog`'s endpoints without a curated route answer from its generic
+/// store.
+pub async fn sandbox(
+    config: &Config,
+    catalog: Option<Arc<Catalog>>,
+) -> Result<(Client, RunningSandbox), String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;
-    let running = sandbox::spawn(listener, SandboxConfig::new()).map_err(|e| e.to_string())?;
+    let mut sandbox_config = SandboxConfig::new();
+    sandbox_config.catalog = catalog;
+    let running = sandbox::spawn(listener, sandbox_config).map_err(|e| e.to_string())?;
     let mut client_config =
         ClientConfig::new(running.base_url(), Credential::Token(running.token.clone()));
     client_config.rate_limit = config.cloudflare.rate_limit;

@@ -62,6 +62,25 @@ pub struct AgentSpec {
     /// Call rates this agent may not exceed.
     #[serde(default)]
     pub limits: Limits,
+    /// How the agent's tools are offered: one typed tool each, or three
+    /// tools to search, describe and call them (for large grants). Default
+    /// `auto`: typed up to 60 tools, discover above.
+    #[serde(default)]
+    pub tool_mode: ToolMode,
+}
+
+/// How an agent's tools are offered in tools/list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolMode {
+    /// One typed tool per endpoint.
+    Typed,
+    /// search_api, describe_api and call_api: a schema costs context only
+    /// when the agent asks for it.
+    Discover,
+    /// Typed up to 60 tools, discover above.
+    #[default]
+    Auto,
 }
 
 /// How an agent authenticates over HTTP.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use toml::Spanned;
 
-use super::file::{AgentSpec, AuthMode, ConstraintSpec, Level, PolicyFile, ToolSetting};
+use super::file::{AgentSpec, AuthMode, ConstraintSpec, Level, PolicyFile, ToolMode, ToolSetting};
 use super::model::{Agent, Constraint, NameSource, Policy, ToolRule};
 use super::scope::{Scope, ScopeRef};
 use crate::catalog::{Access, Catalog};
@@ -328,9 +328,16 @@ impl Context<'_> {
                 );
             }
         }
+        let granted = tools.iter().filter(|t| t.allowed).count();
+        let discover = match spec.tool_mode {
+            ToolMode::Typed => false,
+            ToolMode::Discover => true,
+            ToolMode::Auto => granted > super::model::TYPED_TOOLS_MAX,
+        };
         Agent {
             id,
             description: spec.description,
+            discover,
             auth,
             key_hashes,
             zones,

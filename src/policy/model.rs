@@ -45,6 +45,9 @@ pub struct Agent {
     /// The group grants as written (groups left out are off).
     pub grants: BTreeMap<String, Level>,
     pub limits: Limits,
+    /// Whether its tools are offered through search_api / describe_api /
+    /// call_api instead of one typed tool each (`tool_mode`).
+    pub discover: bool,
     /// Per catalog endpoint (by index): may the agent call it, and why.
     pub(super) tools: Vec<ToolRule>,
 }
@@ -128,6 +131,10 @@ impl Policy {
         }
     }
 }
+
+/// Past this many tools an agent in `tool_mode = "auto"` discovers them:
+/// at ~1 KB a schema, more would crowd a model's context.
+pub const TYPED_TOOLS_MAX: usize = 60;
 
 impl Agent {
     /// The tools this agent may see and call, in catalog order.

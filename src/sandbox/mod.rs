@@ -5,6 +5,7 @@
 
 mod access;
 mod faults;
+mod generic;
 mod ids;
 mod limits;
 mod log;
@@ -45,6 +46,9 @@ pub const API_PREFIX: &str = "/client/v4";
 /// How the sandbox behaves.
 #[derive(Debug)]
 pub struct SandboxConfig {
+    /// The catalog whose endpoints without a curated route the generic
+    /// store answers (the imported API); `None`: curated routes only.
+    pub catalog: Option<Arc<crate::catalog::Catalog>>,
     pub tokens: Tokens,
     pub rate_limit: RateSpec,
     pub faults: Vec<Fault>,
@@ -56,6 +60,7 @@ impl SandboxConfig {
     pub fn new() -> Self {
         let token = format!("sandbox-{:032x}", fastrand::u128(..));
         Self {
+            catalog: None,
             tokens: Tokens::new(token),
             rate_limit: RateSpec::default(),
             faults: Vec::new(),
@@ -73,6 +78,8 @@ impl Default for SandboxConfig {
 /// Shared state of a running sandbox.
 struct Sandbox {
     store: RwLock<Store>,
+    catalog: Option<Arc<crate::catalog::Catalog>>,
+    resources: RwLock<generic::Resources>,
     tokens: Tokens,
     rate: RateWindow,
     faults: Faults,
@@ -119,6 +126,8 @@ pub fn spawn(listener: TcpListener, config: SandboxConfig) -> std::io::Result<Ru
 pub fn router(config: SandboxConfig) -> Router {
     let shared: Shared = Arc::new(Sandbox {
         store: RwLock::new(seed::demo()),
+        catalog: config.catalog,
+        resources: RwLock::default(),
         tokens: config.tokens,
         rate: RateWindow::new(config.rate_limit),
         faults: Faults(config.faults),
@@ -126,7 +135,7 @@ pub fn router(config: SandboxConfig) -> Router {
         log: RequestLog::default(),
     });
     let api = routes::api()
-        .fallback(no_route)
+        .fallback(generic::fallback)
         .layer(middleware::from_fn_with_state(shared.clone(), gate));
     Router::new()
         .nest(API_PREFIX, api)
@@ -181,8 +190,8 @@ async fn gate(State(sandbox): State<Shared>, mut request: Request, next: Next) -
     response
 }
 
-async fn no_route(request: Request) -> Response {
-    let path = request.uri().path();
+/// Cloudflare's answer for a path it has no route for.
+fn no_route_for(path: &str) -> Response {
     let path = path.strip_prefix(API_PREFIX).unwrap_or(path);
     reply::failure(
         axum::http::StatusCode::NOT_FOUND,

@@ -15,6 +15,9 @@ use crate::budget::describe_limits;
 use crate::catalog::{Catalog, Endpoint, Scope as EndpointScope};
 use crate::policy::{Agent, Directory, Policy, Scope, ScopeRef};
 
+/// A rule names at most this many of the tools it applies to.
+const RULE_TOOLS: usize = 12;
+
 /// Scopes up to this long are offered as an enum in tool schemas.
 const MAX_ENUM: usize = 20;
 
@@ -48,7 +51,22 @@ pub fn instructions(policy: &Policy, agent: &Agent, directory: &Directory) -> St
         }
     }
     for (rule, tools) in rules {
-        lines.push(format!("Rule: {rule} (for {}).", tools.join(", ")));
+        let named = if tools.len() > RULE_TOOLS {
+            format!(
+                "{} and {} more",
+                tools[..RULE_TOOLS].join(", "),
+                tools.len() - RULE_TOOLS
+            )
+        } else {
+            tools.join(", ")
+        };
+        lines.push(format!("Rule: {rule} (for {named})."));
+    }
+    if agent.discover {
+        lines.push(format!(
+            "Your {} endpoints are offered through three tools: search_api finds them by keywords, describe_api gives one's arguments, call_api calls it (checked and logged like any call).",
+            agent.visible_tools(catalog).count()
+        ));
     }
     lines.push(format!("Your limits: {}.", describe_limits(&agent.limits)));
     lines.join("\n")

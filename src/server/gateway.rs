@@ -18,6 +18,7 @@ pub struct Gateway {
     pub(super) catalog: Arc<Catalog>,
     pub(super) engine: Engine,
     pub(super) tools: ToolTable,
+    pub(super) search: super::discovery::SearchIndex,
     pub(super) client: Client,
     pub(super) audit: AuditLog,
     pub(super) notifier: Notifier,
@@ -39,6 +40,7 @@ impl Gateway {
     ) -> Arc<Self> {
         Arc::new(Self {
             tools: ToolTable::new(&catalog),
+            search: super::discovery::SearchIndex::new(&catalog),
             catalog,
             engine,
             client,

@@ -153,6 +153,10 @@ impl ServerHandler for Handler {
                 ListToolsResult::with_all_items(Vec::new()).with_cache_scope(CacheScope::Private)
             );
         };
+        if agent.discover {
+            let tools = super::discovery::tools();
+            return Ok(ListToolsResult::with_all_items(tools).with_cache_scope(CacheScope::Private));
+        }
         let (mut tools, next) = self
             .gateway
             .tools
@@ -179,10 +183,22 @@ impl ServerHandler for Handler {
         let agent = self
             .agent(&context)
             .ok_or_else(|| ErrorData::invalid_request("no agent for this request", None))?;
-        let result = self
-            .gateway
-            .call(&agent, &request.name, request.arguments)
-            .await?;
+        let discovers = super::discovery::is_discovery_tool(&request.name)
+            && self
+                .gateway
+                .engine
+                .policy()
+                .agent(&agent)
+                .is_some_and(|a| a.discover);
+        let result = if discovers {
+            self.gateway
+                .discover(&agent, &request.name, request.arguments)
+                .await?
+        } else {
+            self.gateway
+                .call(&agent, &request.name, request.arguments)
+                .await?
+        };
         Ok(result.into())
     }
 }

@@ -5,6 +5,7 @@
 pub mod admin;
 mod briefing;
 mod call;
+mod discovery;
 mod gateway;
 mod handler;
 pub mod http;

@@ -26,6 +26,11 @@ impl ToolTable {
         }
     }
 
+    /// The tool of the catalog endpoint at `index`.
+    pub fn tool(&self, index: usize) -> &Tool {
+        &self.tools[index]
+    }
+
     /// Every tool `agent` may see.
     pub fn visible(&self, agent: &Agent) -> Vec<Tool> {
         self.visible_from(agent, 0).map(Tool::clone).collect()

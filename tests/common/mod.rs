@@ -191,9 +191,12 @@ impl ServerProcess {
             .and_then(|i| extra.get(i + 1));
         let audit_db = given_db.map_or_else(|| dir.path().join("audit.db"), PathBuf::from);
         let mut command = Command::new(BIN);
+        command.args(["serve", "--http", "127.0.0.1:0", "--log-level", "warn"]);
+        // A test's own --catalog wins over the shipped one.
+        if !extra.contains(&"--catalog") {
+            command.args(["--catalog", repo_path("catalog").to_str().expect("utf-8")]);
+        }
         command
-            .args(["serve", "--http", "127.0.0.1:0", "--log-level", "warn"])
-            .args(["--catalog", repo_path("catalog").to_str().expect("utf-8")])
             .args(extra)
             .current_dir(dir.path())
             .stdout(Stdio::piped())

@@ -49,9 +49,17 @@ async fn verify_token(State(_): State<Shared>, Extension(_grant): Extension<Gran
     })))
 }
 
-async fn method_not_allowed() -> Response {
-    reply::failure(
-        StatusCode::METHOD_NOT_ALLOWED,
-        &[(10405, "Method not allowed for this path")],
-    )
+/// A curated path with another method: the generic store may know it
+/// (an imported endpoint beside a curated one), else Cloudflare's 405.
+async fn method_not_allowed(
+    State(sandbox): State<Shared>,
+    request: axum::extract::Request,
+) -> Response {
+    match super::generic::answer(&sandbox, request).await {
+        Some(response) => response,
+        None => reply::failure(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &[(10405, "Method not allowed for this path")],
+        ),
+    }
 }

@@ -1,0 +1,261 @@
+//! Discovery for large grants: instead of hundreds of typed tools, an
+//! agent sees three — `search_api` finds the endpoints it may call,
+//! `describe_api` gives one's input schema, `call_api` calls one through
+//! the same pipeline as a typed tool (audited under the endpoint's name).
+//! A schema then costs context only when the agent asks for it.
+
+use std::sync::Arc;
+
+use rmcp::model::{CallToolResult, ContentBlock, ErrorData, JsonObject, Tool, ToolAnnotations};
+use serde_json::{Map, Value, json};
+
+use super::briefing::View;
+use super::gateway::Gateway;
+use crate::catalog::Catalog;
+use crate::policy::Agent;
+
+pub const SEARCH: &str = "search_api";
+pub const DESCRIBE: &str = "describe_api";
+pub const CALL: &str = "call_api";
+
+/// Results a search returns unless asked for fewer or more (at most 50).
+const DEFAULT_RESULTS: usize = 15;
+const MAX_RESULTS: usize = 50;
+/// How much of an endpoint's description a search result carries.
+const SUMMARY: usize = 160;
+
+/// Whether `name` is one of the three discovery tools.
+pub fn is_discovery_tool(name: &str) -> bool {
+    matches!(name, SEARCH | DESCRIBE | CALL)
+}
+
+/// Each endpoint's words, lowercased once per catalog.
+#[derive(Debug)]
+pub struct SearchIndex {
+    entries: Vec<Entry>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    name: String,
+    title: String,
+    rest: String,
+    summary: String,
+}
+
+impl SearchIndex {
+    pub fn new(catalog: &Catalog) -> Self {
+        let entries = catalog
+            .endpoints()
+            .iter()
+            .map(|e| Entry {
+                name: e.tool.replace('_', " "),
+                title: e.title.to_lowercase(),
+                rest: format!("{} {} {}", e.group, e.path.raw, e.description).to_lowercase(),
+                summary: crate::text::clip(
+                    e.description.lines().next().unwrap_or_default(),
+                    SUMMARY,
+                ),
+            })
+            .collect();
+        Self { entries }
+    }
+
+    /// The endpoints `agent` may call that match `query`, best first: a
+    /// word in the name counts most, then the title, then the rest.
+    fn search(
+        &self,
+        catalog: &Catalog,
+        agent: &Agent,
+        query: &str,
+        group: Option<&str>,
+        limit: usize,
+    ) -> Vec<Value> {
+        let words: Vec<String> = query
+            .to_lowercase()
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| w.len() > 1)
+            .map(str::to_string)
+            .collect();
+        let mut scored: Vec<(usize, usize)> = catalog
+            .endpoints()
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| agent.may_use_index(*i) && group.is_none_or(|g| e.group == g))
+            .filter_map(|(i, _)| {
+                let entry = &self.entries[i];
+                let score: usize = words
+                    .iter()
+                    .map(|w| {
+                        3 * usize::from(entry.name.contains(w.as_str()))
+                            + 2 * usize::from(entry.title.contains(w.as_str()))
+                            + usize::from(entry.rest.contains(w.as_str()))
+                    })
+                    .sum();
+                (score > 0 || words.is_empty()).then_some((score, i))
+            })
+            .collect();
+        scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        scored
+            .into_iter()
+            .take(limit)
+            .map(|(_, i)| {
+                let endpoint = &catalog.endpoints()[i];
+                json!({
+                    "name": endpoint.tool,
+                    "description": self.entries[i].summary,
+                    "method": endpoint.method.as_str(),
+                    "access": endpoint.access,
+                    "group": endpoint.group,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The three tools a discovering agent sees.
+pub fn tools() -> Vec<Tool> {
+    let read = ToolAnnotations::new()
+        .read_only(true)
+        .destructive(false)
+        .idempotent(true)
+        .open_world(false);
+    vec![
+        Tool::new(
+            SEARCH,
+            "Find the Cloudflare API endpoints you may call: give keywords (e.g. \"zone setting\", \"dns record create\"), optionally a group. Returns each endpoint's name, what it does, its method and whether it reads or writes. Then describe_api for its arguments, and call_api to call it.",
+            schema(json!({
+                "query": {"type": "string", "maxLength": 200, "description": "Keywords: what you want to do or the object it acts on."},
+                "group": {"type": "string", "maxLength": 64, "description": "Only endpoints of this capability group (e.g. dns, zone_settings)."},
+                "limit": {"type": "integer", "minimum": 1, "maximum": MAX_RESULTS, "description": "How many results (default 15)."}
+            }), &["query"]),
+        )
+        .with_title("Search the Cloudflare API")
+        .with_annotations(read.clone()),
+        Tool::new(
+            DESCRIBE,
+            "The full description and input schema of one endpoint you may call (a name from search_api).",
+            schema(json!({
+                "name": {"type": "string", "maxLength": 128, "description": "The endpoint's name, from search_api."}
+            }), &["name"]),
+        )
+        .with_title("Describe an API endpoint")
+        .with_annotations(read),
+        Tool::new(
+            CALL,
+            "Call one endpoint you may call with its arguments (as describe_api gives them). The call is checked against your rules and logged exactly like a direct call.",
+            schema(json!({
+                "name": {"type": "string", "maxLength": 128, "description": "The endpoint's name, from search_api."},
+                "arguments": {"type": "object", "description": "The endpoint's arguments, as its input schema (describe_api) says."}
+            }), &["name"]),
+        )
+        .with_title("Call an API endpoint")
+        .with_annotations(ToolAnnotations::new().open_world(true)),
+    ]
+}
+
+fn schema(properties: Value, required: &[&str]) -> Arc<JsonObject> {
+    let mut map = Map::new();
+    map.insert("type".into(), json!("object"));
+    map.insert("properties".into(), properties);
+    map.insert("required".into(), json!(required));
+    map.insert("additionalProperties".into(), json!(false));
+    Arc::new(map)
+}
+
+impl Gateway {
+    /// Runs one of the discovery tools for `agent_id`.
+    pub async fn discover(
+        &self,
+        agent_id: &str,
+        tool: &str,
+        args: Option<JsonObject>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let args = args.unwrap_or_default();
+        let text = |key: &str| args.get(key).and_then(Value::as_str);
+        if tool == CALL {
+            let Some(name) = text("name") else {
+                return Ok(refusal(
+                    "call_api needs `name`: an endpoint's name from search_api.",
+                ));
+            };
+            if is_discovery_tool(name) {
+                return Ok(refusal(format!(
+                    "{name} is not an API endpoint: call it directly."
+                )));
+            }
+            let arguments = match args.get("arguments") {
+                None => None,
+                Some(Value::Object(arguments)) => Some(arguments.clone()),
+                Some(_) => return Ok(refusal("`arguments` must be an object.")),
+            };
+            // An endpoint it may not call is an answer here, not a
+            // protocol error: call_api itself exists.
+            return Ok(self
+                .call(agent_id, name, arguments)
+                .await
+                .unwrap_or_else(|error| refusal(error.message.to_string())));
+        }
+        let policy = self.engine.policy();
+        let agent = policy.agent(agent_id).ok_or_else(|| {
+            ErrorData::invalid_request("this agent is no longer in the policy", None)
+        })?;
+        let catalog = policy.catalog();
+        match tool {
+            SEARCH => {
+                let Some(query) = text("query") else {
+                    return Ok(refusal(
+                        "search_api needs `query`: keywords for what you want to do.",
+                    ));
+                };
+                let limit = args
+                    .get("limit")
+                    .and_then(Value::as_u64)
+                    .map_or(DEFAULT_RESULTS, |n| (n as usize).clamp(1, MAX_RESULTS));
+                let found = self
+                    .search
+                    .search(catalog, agent, query, text("group"), limit);
+                let note = if found.is_empty() {
+                    "No endpoint you may call matches; try other words."
+                } else {
+                    "describe_api gives an endpoint's arguments; call_api calls it."
+                };
+                Ok(structured(json!({"endpoints": found, "note": note})))
+            }
+            _ => {
+                let name = text("name").unwrap_or_default();
+                let Some(index) = catalog.index_of(name).filter(|&i| agent.may_use_index(i)) else {
+                    return Ok(refusal(format!(
+                        "there is no endpoint named {} that you may call; search_api finds them",
+                        crate::text::clip(name, 80)
+                    )));
+                };
+                let endpoint = &catalog.endpoints()[index];
+                let mut described = self.tools.tool(index).clone();
+                View::new(catalog, agent, &self.engine.directory())
+                    .tailor(&mut described, endpoint);
+                Ok(structured(json!({
+                    "name": endpoint.tool,
+                    "title": endpoint.title,
+                    "method": endpoint.method.as_str(),
+                    "path": endpoint.path.raw,
+                    "access": endpoint.access,
+                    "group": endpoint.group,
+                    "description": described.description,
+                    "input_schema": described.input_schema,
+                })))
+            }
+        }
+    }
+}
+
+fn structured(value: Value) -> CallToolResult {
+    let text = serde_json::to_string(&value).expect("a JSON value always serialises");
+    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+    result.structured_content = Some(value);
+    result
+}
+
+fn refusal(text: impl Into<String>) -> CallToolResult {
+    super::render::refusal(text)
+}
