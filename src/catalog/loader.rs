@@ -3,10 +3,11 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use regex::Regex;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use toml::Spanned;
 
 use super::Catalog;
@@ -174,8 +175,8 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<Catalog, CatalogErr
     }
     let groups = groups_of(sources, &files)?;
     let mut endpoints: Vec<Endpoint> = Vec::new();
-    let mut validators = Vec::new();
     let mut tools = HashSet::new();
+    let mut checked = Patterns::default();
     // Where each endpoint was written: (source index, byte offset).
     let mut origins = Vec::new();
     for (index, ((file, text), raw)) in sources.iter().zip(files).enumerate() {
@@ -183,8 +184,13 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<Catalog, CatalogErr
         let group = raw.group.into_inner().id;
         for raw_endpoint in raw.endpoints {
             let at = raw_endpoint.span().start;
-            let (endpoint, validator) =
-                ctx.endpoint(&group, &raw.shared, at, raw_endpoint.into_inner())?;
+            let endpoint = ctx.endpoint(
+                &group,
+                &raw.shared,
+                at,
+                raw_endpoint.into_inner(),
+                &mut checked,
+            )?;
             if !tools.insert(endpoint.tool.clone()) {
                 return Err(ctx.invalid(
                     at,
@@ -194,12 +200,11 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<Catalog, CatalogErr
                 ));
             }
             endpoints.push(endpoint);
-            validators.push(validator);
             origins.push((index, at));
         }
     }
     check_lookups(sources, &endpoints, &origins)?;
-    Ok(Catalog::new(groups, endpoints, validators))
+    Ok(Catalog::new(groups, endpoints))
 }
 
 /// The groups the files define, in file order. A `[group]` with a title
@@ -369,7 +374,8 @@ impl FileContext<'_> {
         shared: &BTreeMap<String, toml::Table>,
         at: usize,
         mut raw: RawEndpoint,
-    ) -> Result<(Endpoint, jsonschema::Validator), CatalogError> {
+        patterns: &mut Patterns,
+    ) -> Result<Endpoint, CatalogError> {
         let tool = raw.tool.clone();
         let bad = |field: &str, message: String| self.invalid(at, &tool, field, message);
 
@@ -404,8 +410,10 @@ impl FileContext<'_> {
                 .ok_or_else(|| bad("shared", format!("no [shared.{name}] in this file")))?;
             let mut table = table.clone();
             table.insert("name".into(), toml::Value::String(name.clone()));
-            params
-                .push(parse_param(table).map_err(|(f, m)| bad(&format!("shared.{name}.{f}"), m))?);
+            params.push(
+                parse_param(table, patterns)
+                    .map_err(|(f, m)| bad(&format!("shared.{name}.{f}"), m))?,
+            );
         }
         for table in std::mem::take(&mut raw.params) {
             let label = table
@@ -413,8 +421,10 @@ impl FileContext<'_> {
                 .and_then(|v| v.as_str())
                 .unwrap_or("?")
                 .to_string();
-            params
-                .push(parse_param(table).map_err(|(f, m)| bad(&format!("param.{label}.{f}"), m))?);
+            params.push(
+                parse_param(table, patterns)
+                    .map_err(|(f, m)| bad(&format!("param.{label}.{f}"), m))?,
+            );
         }
         for name in &raw.required {
             let param = params
@@ -449,10 +459,10 @@ impl FileContext<'_> {
             summary: raw.summary,
             multipart: raw.multipart,
             scope_param,
-            input_schema: Map::new(),
+            input_schema: Arc::default(),
         };
-        let schema = input_schema(&endpoint);
-        if let Err(e) = jsonschema::meta::validate(&Value::Object(schema.clone())) {
+        let schema = Value::Object(input_schema(&mut endpoint));
+        if let Err(e) = jsonschema::meta::validate(&schema) {
             return Err(bad(
                 "param",
                 format!(
@@ -461,22 +471,75 @@ impl FileContext<'_> {
                 ),
             ));
         }
-        // Compiling can still fail where the meta-schema does not look
-        // (a pattern the JSON Schema regex engine rejects).
-        let validator = jsonschema::validator_for(&Value::Object(schema.clone())).map_err(|e| {
-            bad(
-                "param",
-                format!("the arguments' JSON Schema cannot be compiled: {e}"),
-            )
-        })?;
-        endpoint.input_schema = schema;
-        Ok((endpoint, validator))
+        // Compiling can still fail where the meta-schema does not look: a
+        // pattern the JSON Schema regex engine rejects. The validator itself
+        // is compiled on the tool's first call (most tools of a large
+        // catalog are never called); each distinct pattern is tried now.
+        let mut found = Vec::new();
+        patterns_in(&schema, &mut found);
+        for pattern in found {
+            if patterns.in_json_schema.contains(pattern) {
+                continue;
+            }
+            let alone = serde_json::json!({ "pattern": pattern });
+            if let Err(e) = jsonschema::validator_for(&alone) {
+                return Err(bad(
+                    "param",
+                    format!("the arguments' JSON Schema cannot be compiled: {e}"),
+                ));
+            }
+            patterns.in_json_schema.insert(pattern.to_string());
+        }
+        let Value::Object(schema) = schema else {
+            unreachable!("input_schema builds an object");
+        };
+        endpoint.input_schema = Arc::new(schema);
+        Ok(endpoint)
+    }
+}
+
+/// Patterns compiled during one load: a large catalog repeats a few (a
+/// 32-hex id) thousands of times, and a compiled regex is not small.
+#[derive(Default)]
+struct Patterns {
+    /// Path and query patterns, compiled once each (a clone shares it).
+    regexes: std::collections::HashMap<String, Regex>,
+    /// Patterns the JSON Schema engine compiled already.
+    in_json_schema: HashSet<String>,
+}
+
+impl Patterns {
+    fn regex(&mut self, pattern: &str) -> Result<Regex, regex::Error> {
+        if let Some(regex) = self.regexes.get(pattern) {
+            return Ok(regex.clone());
+        }
+        let regex = Regex::new(pattern)?;
+        self.regexes.insert(pattern.to_string(), regex.clone());
+        Ok(regex)
+    }
+}
+
+/// Every `pattern` keyword's value in a schema, at any depth.
+fn patterns_in<'a>(schema: &'a Value, found: &mut Vec<&'a str>) {
+    match schema {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match (key.as_str(), value) {
+                    ("pattern", Value::String(p)) => found.push(p),
+                    // Values, not schemas: a property may be named "pattern".
+                    ("enum" | "const" | "default", _) => {}
+                    _ => patterns_in(value, found),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| patterns_in(i, found)),
+        _ => {}
     }
 }
 
 /// Turns one `[[endpoint.param]]` (or `[shared.*]`) table into a [`Param`];
 /// errors carry the offending key.
-fn parse_param(mut table: toml::Table) -> Result<Param, (String, String)> {
+fn parse_param(mut table: toml::Table, patterns: &mut Patterns) -> Result<Param, (String, String)> {
     let take_str =
         |table: &mut toml::Table, key: &str| -> Result<Option<String>, (String, String)> {
             match table.remove(key) {
@@ -557,7 +620,9 @@ fn parse_param(mut table: toml::Table) -> Result<Param, (String, String)> {
     let pattern = match table.get("pattern") {
         None => None,
         Some(toml::Value::String(p)) => Some(
-            Regex::new(p).map_err(|e| ("pattern".to_string(), format!("invalid regex: {e}")))?,
+            patterns
+                .regex(p)
+                .map_err(|e| ("pattern".to_string(), format!("invalid regex: {e}")))?,
         ),
         Some(_) => return Err(("pattern".into(), "must be a string".into())),
     };

@@ -11,7 +11,7 @@ mod schema;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value};
 
@@ -54,14 +54,18 @@ pub fn builtin_sources() -> Vec<(std::path::PathBuf, String)> {
 }
 
 /// Every endpoint of the catalog, indexed by tool name, with each tool's
-/// argument validator compiled once at load.
+/// argument validator compiled on its first call: a large catalog loads
+/// fast and only pays for the tools that are used.
 #[derive(Debug, Clone)]
 pub struct Catalog {
     groups: Vec<Group>,
     endpoints: Vec<Arc<Endpoint>>,
-    validators: Vec<Arc<jsonschema::Validator>>,
+    validators: Arc<[OnceLock<Compiled>]>,
     by_tool: HashMap<String, usize>,
 }
+
+/// A tool's compiled validator, or why its schema does not compile.
+type Compiled = Result<jsonschema::Validator, String>;
 
 impl Catalog {
     /// Loads and validates every `*.toml` file in `dir`.
@@ -69,12 +73,8 @@ impl Catalog {
         loader::load_dir(dir)
     }
 
-    fn new(
-        groups: Vec<Group>,
-        endpoints: Vec<Endpoint>,
-        validators: Vec<jsonschema::Validator>,
-    ) -> Self {
-        let validators = validators.into_iter().map(Arc::new).collect();
+    fn new(groups: Vec<Group>, endpoints: Vec<Endpoint>) -> Self {
+        let validators = endpoints.iter().map(|_| OnceLock::new()).collect();
         let by_tool = endpoints
             .iter()
             .enumerate()
@@ -130,6 +130,31 @@ impl Catalog {
             .by_tool
             .get(tool)
             .ok_or_else(|| ArgumentError::new("tool", "an existing tool name"))?;
-        arguments::validate(&self.endpoints[i], &self.validators[i], args)
+        let validator = self.validator(i).map_err(|problem| {
+            // Fail closed: arguments that cannot be checked are not sent.
+            ArgumentError::new("arguments", format!("checkable ones: {problem}"))
+        })?;
+        arguments::validate(&self.endpoints[i], validator, args)
+    }
+
+    fn validator(&self, index: usize) -> Result<&jsonschema::Validator, &str> {
+        self.validators[index]
+            .get_or_init(|| {
+                let schema = Value::Object((*self.endpoints[index].input_schema).clone());
+                jsonschema::validator_for(&schema)
+                    .map_err(|e| format!("the catalog's schema of this tool does not compile: {e}"))
+            })
+            .as_ref()
+            .map_err(String::as_str)
+    }
+
+    /// Compiles every tool's validator now (`flaregate check`, the import):
+    /// the first schema that does not compile, by tool.
+    pub fn compile_all(&self) -> Result<(), String> {
+        for (index, endpoint) in self.endpoints.iter().enumerate() {
+            self.validator(index)
+                .map_err(|problem| format!("{}: {problem}", endpoint.tool))?;
+        }
+        Ok(())
     }
 }

@@ -175,7 +175,9 @@ pub struct Param {
     pub key: String,
     pub required: bool,
     pub part: Option<Part>,
-    /// The argument's JSON Schema, description included.
+    /// The argument's JSON Schema while the loader builds the endpoint;
+    /// empty afterwards: it lives in the endpoint's input schema, once
+    /// (see [`Endpoint::param_schema`]).
     pub schema: Map<String, Value>,
     /// The compiled `pattern`, checked again on path values before any I/O.
     pub pattern: Option<Regex>,
@@ -333,13 +335,19 @@ pub struct Endpoint {
     /// How the audit log says what an allowed call does, by the argument it
     /// gives; the first whose argument is given speaks (else the title).
     pub summary: Vec<Phrase>,
-    /// The JSON Schema of the tool's arguments (the MCP inputSchema).
-    pub input_schema: Map<String, Value>,
+    /// The JSON Schema of the tool's arguments (the MCP inputSchema),
+    /// shared with the tool table.
+    pub input_schema: std::sync::Arc<Map<String, Value>>,
 }
 
 impl Endpoint {
     pub fn param(&self, name: &str) -> Option<&Param> {
         self.params.iter().find(|p| p.name == name)
+    }
+
+    /// The JSON Schema of argument `name`, as published.
+    pub fn param_schema(&self, name: &str) -> Option<&Map<String, Value>> {
+        self.input_schema.get("properties")?.get(name)?.as_object()
     }
 
     /// The zone or account scope policies check, if the endpoint has one.

@@ -8,11 +8,14 @@ use super::model::Endpoint;
 /// Builds `{"type": "object", "properties": …, "required": …}` from the
 /// endpoint's parameters. Unknown arguments are rejected
 /// (`additionalProperties: false`) so a typo never silently does nothing.
-pub fn input_schema(endpoint: &Endpoint) -> Map<String, Value> {
+///
+/// The parameters' own schemas move into it (kept once, read through
+/// [`Endpoint::param_schema`]).
+pub fn input_schema(endpoint: &mut Endpoint) -> Map<String, Value> {
     let properties: Map<String, Value> = endpoint
         .params
-        .iter()
-        .map(|p| (p.name.clone(), Value::Object(p.schema.clone())))
+        .iter_mut()
+        .map(|p| (p.name.clone(), Value::Object(std::mem::take(&mut p.schema))))
         .collect();
     let required: Vec<&str> = endpoint
         .params

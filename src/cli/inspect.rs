@@ -33,6 +33,11 @@ pub async fn check(args: &CheckArgs) -> Outcome {
     let paths = &args.paths;
     let config = setup::config(paths)?;
     let catalog = setup::catalog(&config, paths)?;
+    // Serving compiles each tool's schema on its first call; check does
+    // them all now, so a broken one is found here.
+    catalog
+        .compile_all()
+        .map_err(|e| format!("the catalog: {e}"))?;
     let policy = setup::policy(&config, catalog.clone())?;
     if args.live && setup::client(&config)?.is_none() {
         return Err(

@@ -90,7 +90,7 @@ pub fn tool_for(endpoint: &Endpoint) -> Tool {
     let tool = Tool::new(
         endpoint.tool.clone(),
         description,
-        Arc::new(endpoint.input_schema.clone()),
+        endpoint.input_schema.clone(),
     )
     .with_title(endpoint.title.clone())
     .with_annotations(annotations);

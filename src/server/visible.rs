@@ -126,7 +126,7 @@ fn page_of(endpoint: &Endpoint, args: &Map<String, Value>, items: Vec<Value>) ->
 /// A number from the `per_page` parameter's schema (`maximum`, `default`).
 fn per_page_param(endpoint: &Endpoint, key: &str) -> Option<u64> {
     endpoint
-        .param("per_page")
-        .and_then(|p| p.schema.get(key))
+        .param_schema("per_page")
+        .and_then(|schema| schema.get(key))
         .and_then(Value::as_u64)
 }

@@ -232,12 +232,11 @@ fn check(group: &str, explicit: bool, endpoint: &OutEndpoint) -> Result<(), Stri
         endpoint: vec![endpoint.clone()],
     };
     let text = toml::to_string(&file).map_err(|e| format!("cannot be written as TOML: {e}"))?;
-    super::load_sources(&[(PathBuf::from("import"), text)])
-        .map(|_| ())
-        .map_err(|e| match e {
-            super::CatalogError::Invalid { field, message, .. } => format!("{field}: {message}"),
-            other => other.to_string(),
-        })
+    let catalog = super::load_sources(&[(PathBuf::from("import"), text)]).map_err(|e| match e {
+        super::CatalogError::Invalid { field, message, .. } => format!("{field}: {message}"),
+        other => other.to_string(),
+    })?;
+    catalog.compile_all()
 }
 
 /// `tool`, or `tool_2`, `tool_3` … if it is taken.
