@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use flaregate::audit::{AuditFiles, AuditLog, CallRecord, Durability, Outcome};
-use flaregate::catalog::{Catalog, load_sources};
+use flaregate::catalog::{Catalog, import, load_sources};
 use flaregate::cloudflare;
 use flaregate::policy::{Directory, Policy, compile};
 use flaregate::server::ToolTable;
@@ -96,6 +96,82 @@ fn decisions(c: &mut Criterion) {
                 &directory,
                 None,
             ))
+        })
+    });
+}
+
+/// The shipped catalog with Cloudflare's whole 2024 schema imported beside
+/// it (1,507 tools), as `flaregate catalog import` writes it.
+fn imported() -> Arc<Catalog> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let curated = flaregate::catalog::builtin();
+    let text = std::fs::read_to_string(root.join("openapi/cloudflare-openapi-2024-08-06.json"))
+        .expect("schema");
+    let spec = import::read_spec(&text).expect("JSON");
+    let rules = import::Rules::parse(import::BUILTIN_RULES).expect("rules");
+    let filter = import::Filter::new(&[], &[]).expect("filter");
+    let imported = import::import(&spec, "bench", &curated, &rules, &filter).expect("imports");
+    let mut sources = flaregate::catalog::builtin_sources();
+    sources.extend(
+        imported
+            .files
+            .into_iter()
+            .map(|(name, text)| (PathBuf::from("imported").join(name), text)),
+    );
+    Arc::new(load_sources(&sources).expect("loads"))
+}
+
+const EVERYTHING: &str = "[[agent]]\nid = \"all\"\nzones = [\"*\"]\naccounts = [\"*\"]\ngrants = { \"*\" = \"full\" }\ntool_mode = \"typed\"\n[[agent.constraint]]\ngroup = \"zone_settings\"\narg = \"setting_id\"\nallow = [\"always_use_https\"]\n";
+
+/// The decision and one tools/list page with the whole API imported.
+fn whole_api(c: &mut Criterion) {
+    let catalog = imported();
+    let policy = policy(catalog.clone(), EVERYTHING);
+    let agent = policy.agent("all").expect("agent");
+    let directory = directory();
+    let read = args(json!({"zone_id": COM}));
+    let setting = args(
+        json!({"zone_id": COM, "setting_id": "always_use_https", "body": {"id": "always_use_https", "value": "on"}}),
+    );
+    c.bench_function("imported/decide/allow_read", |b| {
+        b.iter(|| {
+            black_box(policy.decide(
+                agent,
+                "list_dns_records",
+                black_box(&read),
+                &directory,
+                None,
+            ))
+        })
+    });
+    c.bench_function("imported/decide/allow_with_constraint", |b| {
+        b.iter(|| {
+            black_box(policy.decide(
+                agent,
+                "zone_settings_edit_single_setting",
+                black_box(&setting),
+                &directory,
+                None,
+            ))
+        })
+    });
+    let table = ToolTable::new(&catalog);
+    c.bench_function("imported/tools_list/first_page", |b| {
+        b.iter(|| {
+            let (tools, next) = table.page(agent, None).expect("page");
+            let mut result = ListToolsResult::with_all_items(tools);
+            result.next_cursor = next;
+            black_box(serde_json::to_vec(&result).expect("serialises"))
+        })
+    });
+    c.bench_function("imported/tools_list/last_page", |b| {
+        let pages = agent.visible_tools(&catalog).count() / flaregate::server::PAGE_SIZE;
+        let cursor = (pages * flaregate::server::PAGE_SIZE).to_string();
+        b.iter(|| {
+            let (tools, _) = table.page(agent, Some(&cursor)).expect("page");
+            black_box(
+                serde_json::to_vec(&ListToolsResult::with_all_items(tools)).expect("serialises"),
+            )
         })
     });
 }
@@ -337,6 +413,7 @@ criterion_group!(
     identity,
     tools_list,
     arguments_and_requests,
-    audit
+    audit,
+    whole_api
 );
 criterion_main!(benches);

@@ -41,6 +41,17 @@ timeout 120 "$VENV/bin/python" interop/python_client.py http "$URL" "$AUDITOR" "
 timeout 120 "$VENV/bin/python" interop/python_client.py stdio "$BIN" serve --sandbox --stdio --agent auditor \
     --policies policies --audit-db "$WORK/stdio.db" --log-level warn
 
+echo "== Python SDK, discover mode, the whole imported API"
+cp -r catalog "$WORK/catalog"
+"$BIN" catalog import --openapi openapi/cloudflare-openapi-2024-08-06.json \
+    --catalog "$WORK/catalog" --out "$WORK/catalog/imported" >"$WORK/import.log"
+head -1 "$WORK/import.log"
+sed 's/^tool_mode.*//; s/^grants = \(.*\)$/grants = \1\ntool_mode = "typed"/' interop/discover-policy.toml >"$WORK/typed.toml"
+start_server "$WORK/discover.out" --sandbox --catalog "$WORK/catalog" --policies interop/discover-policy.toml
+start_server "$WORK/typed.out" --sandbox --catalog "$WORK/catalog" --policies "$WORK/typed.toml"
+timeout 300 "$VENV/bin/python" interop/python_discover.py "$(field "MCP:" "$WORK/discover.out")" \
+    "$(field "MCP:" "$WORK/typed.out")"
+
 echo "== MCP conformance suite (0.1.16)"
 start_server "$WORK/conformance.out" --sandbox --policies interop/conformance-policy.toml
 URL=$(field "MCP:" "$WORK/conformance.out")

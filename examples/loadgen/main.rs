@@ -10,7 +10,8 @@
 //! of the sandbox costs on these cores.
 //!
 //!     cargo build --release && cargo run --release --example loadgen -- [--calls 200] [--sessions 1,2,4,8,16,32,64,100]
-//!         [--protocol modern|legacy] [--audit-sync full|normal] [--upstream-latency-ms 0] [--think-ms 0] [--out docs/perf]
+//!         [--protocol modern|legacy] [--audit-sync full|normal] [--upstream-latency-ms 0] [--think-ms 0]
+//!         [--catalog DIR] [--out docs/perf]
 //!
 //! `--upstream-latency-ms` makes the sandbox wait that long before each
 //! answer, as a stand-in for Cloudflare's own latency. `--think-ms` makes
@@ -43,6 +44,8 @@ struct Options {
     protocol: Protocol,
     upstream_latency_ms: u64,
     think: Duration,
+    /// The catalog folder flaregate serves (default: the shipped one).
+    catalog: Option<PathBuf>,
 }
 
 fn options() -> Options {
@@ -73,6 +76,7 @@ fn options() -> Options {
         upstream_latency_ms: value("--upstream-latency-ms")
             .map(|v| v.parse().expect("--upstream-latency-ms is a number"))
             .unwrap_or(0),
+        catalog: value("--catalog").map(PathBuf::from),
     }
 }
 
@@ -278,7 +282,13 @@ async fn main() {
                 "--policies",
                 policy.to_str().expect("utf-8"),
             ])
-            .args(["--catalog", repo.join("catalog").to_str().expect("utf-8")])
+            .arg("--catalog")
+            .arg(
+                options
+                    .catalog
+                    .clone()
+                    .unwrap_or_else(|| repo.join("catalog")),
+            )
             .args([
                 "--audit-db",
                 dir.path().join("audit.db").to_str().expect("utf-8"),

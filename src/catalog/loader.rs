@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use regex::Regex;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use toml::Spanned;
 
 use super::Catalog;
@@ -66,7 +66,7 @@ const PARAM_KEYS: &[&str] = &[
 struct RawFile {
     group: Spanned<RawGroup>,
     #[serde(default)]
-    shared: BTreeMap<String, toml::Table>,
+    shared: BTreeMap<String, Map<String, Value>>,
     #[serde(default, rename = "endpoint")]
     endpoints: Vec<Spanned<RawEndpoint>>,
 }
@@ -116,7 +116,7 @@ struct RawEndpoint {
     scope_param: Option<String>,
     annotations: Annotations,
     #[serde(default, rename = "param")]
-    params: Vec<toml::Table>,
+    params: Vec<Map<String, Value>>,
 }
 
 /// Loads every `*.toml` file of `dir` and of its folders one level down
@@ -371,7 +371,7 @@ impl FileContext<'_> {
     fn endpoint(
         &self,
         group: &str,
-        shared: &BTreeMap<String, toml::Table>,
+        shared: &BTreeMap<String, Map<String, Value>>,
         at: usize,
         mut raw: RawEndpoint,
         patterns: &mut Patterns,
@@ -409,7 +409,7 @@ impl FileContext<'_> {
                 .get(name)
                 .ok_or_else(|| bad("shared", format!("no [shared.{name}] in this file")))?;
             let mut table = table.clone();
-            table.insert("name".into(), toml::Value::String(name.clone()));
+            table.insert("name".into(), Value::String(name.clone()));
             params.push(
                 parse_param(table, patterns)
                     .map_err(|(f, m)| bad(&format!("shared.{name}.{f}"), m))?,
@@ -461,16 +461,9 @@ impl FileContext<'_> {
             scope_param,
             input_schema: Arc::default(),
         };
+        // Each parameter's schema passed the meta-schema (parse_param); the
+        // object around them is flaregate's own, valid by construction.
         let schema = Value::Object(input_schema(&mut endpoint));
-        if let Err(e) = jsonschema::meta::validate(&schema) {
-            return Err(bad(
-                "param",
-                format!(
-                    "the arguments' JSON Schema is invalid at {}: {e}",
-                    e.instance_path()
-                ),
-            ));
-        }
         // Compiling can still fail where the meta-schema does not look: a
         // pattern the JSON Schema regex engine rejects. The validator itself
         // is compiled on the tool's first call (most tools of a large
@@ -539,19 +532,22 @@ fn patterns_in<'a>(schema: &'a Value, found: &mut Vec<&'a str>) {
 
 /// Turns one `[[endpoint.param]]` (or `[shared.*]`) table into a [`Param`];
 /// errors carry the offending key.
-fn parse_param(mut table: toml::Table, patterns: &mut Patterns) -> Result<Param, (String, String)> {
+fn parse_param(
+    mut table: Map<String, Value>,
+    patterns: &mut Patterns,
+) -> Result<Param, (String, String)> {
     let take_str =
-        |table: &mut toml::Table, key: &str| -> Result<Option<String>, (String, String)> {
+        |table: &mut Map<String, Value>, key: &str| -> Result<Option<String>, (String, String)> {
             match table.remove(key) {
                 None => Ok(None),
-                Some(toml::Value::String(s)) => Ok(Some(s)),
+                Some(Value::String(s)) => Ok(Some(s)),
                 Some(_) => Err((key.to_string(), "must be a string".into())),
             }
         };
     let name =
         take_str(&mut table, "name")?.ok_or(("name".to_string(), "is missing".to_string()))?;
     let location: Location = match take_str(&mut table, "in")? {
-        Some(s) => Location::deserialize(toml::Value::String(s.clone())).map_err(|_| {
+        Some(s) => Location::deserialize(Value::String(s.clone())).map_err(|_| {
             (
                 "in".to_string(),
                 format!("`{s}` is not one of path, query, body, payload, multipart"),
@@ -563,8 +559,8 @@ fn parse_param(mut table: toml::Table, patterns: &mut Patterns) -> Result<Param,
     // `required = true` is flaregate's; a list is JSON Schema's keyword
     // (the fields an object argument must have) and stays in the schema.
     let required = match table.get("required") {
-        None | Some(toml::Value::Array(_)) => false,
-        Some(toml::Value::Boolean(b)) => {
+        None | Some(Value::Array(_)) => false,
+        Some(Value::Bool(b)) => {
             let b = *b;
             table.remove("required");
             b
@@ -584,10 +580,10 @@ fn parse_param(mut table: toml::Table, patterns: &mut Patterns) -> Result<Param,
     )?;
     let name_fields = match table.remove("name_fields") {
         None => Vec::new(),
-        Some(toml::Value::Array(items)) => items
+        Some(Value::Array(items)) => items
             .into_iter()
             .map(|item| match item {
-                toml::Value::String(s) => Ok(s),
+                Value::String(s) => Ok(s),
                 _ => Err((
                     "name_fields".to_string(),
                     "must be a list of strings".to_string(),
@@ -619,18 +615,14 @@ fn parse_param(mut table: toml::Table, patterns: &mut Patterns) -> Result<Param,
     }
     let pattern = match table.get("pattern") {
         None => None,
-        Some(toml::Value::String(p)) => Some(
+        Some(Value::String(p)) => Some(
             patterns
                 .regex(p)
                 .map_err(|e| ("pattern".to_string(), format!("invalid regex: {e}")))?,
         ),
         Some(_) => return Err(("pattern".into(), "must be a string".into())),
     };
-    let schema = match serde_json::to_value(&table) {
-        Ok(Value::Object(map)) => map,
-        _ => return Err(("type".into(), "cannot be expressed as JSON".into())),
-    };
-    let as_value = Value::Object(schema.clone());
+    let as_value = Value::Object(table);
     if let Err(e) = jsonschema::meta::validate(&as_value) {
         let at = e
             .instance_path()
@@ -644,6 +636,9 @@ fn parse_param(mut table: toml::Table, patterns: &mut Patterns) -> Result<Param,
         };
         return Err((field, format!("is not valid JSON Schema: {e}")));
     }
+    let Value::Object(schema) = as_value else {
+        unreachable!("built as an object above");
+    };
     Ok(Param {
         name,
         location,
@@ -659,13 +654,13 @@ fn parse_param(mut table: toml::Table, patterns: &mut Patterns) -> Result<Param,
 
 /// A string key of a parameter table read as one of an enum's values.
 fn take_enum<T: for<'de> Deserialize<'de>>(
-    table: &mut toml::Table,
+    table: &mut Map<String, Value>,
     key: &str,
     expected: &str,
 ) -> Result<Option<T>, (String, String)> {
     match table.remove(key) {
         None => Ok(None),
-        Some(toml::Value::String(s)) => T::deserialize(toml::Value::String(s.clone()))
+        Some(Value::String(s)) => T::deserialize(Value::String(s.clone()))
             .map(Some)
             .map_err(|_| (key.to_string(), format!("`{s}` is not {expected}"))),
         Some(_) => Err((key.to_string(), "must be a string".into())),
