@@ -490,3 +490,81 @@ async fn search_never_shows_an_endpoint_the_agent_may_not_call() {
         0
     );
 }
+
+#[tokio::test]
+async fn the_sandbox_answers_every_imported_endpoint_from_its_generic_store() {
+    let dir = catalog_copy();
+    import(dir.path(), &["--include", "d1"]);
+    let sandbox =
+        common::SandboxProcess::start(&["--catalog", dir.path().to_str().expect("utf-8")]);
+    let http = reqwest::Client::new();
+    let account = flaregate::sandbox::ACCOUNT_ID;
+    let databases = format!("{}/accounts/{account}/d1/database", sandbox.base_url);
+    let send = |method: reqwest::Method, url: String, body: Option<Value>| {
+        let request = http.request(method, url).bearer_auth(&sandbox.token);
+        let request = match body {
+            Some(body) => request.json(&body),
+            None => request,
+        };
+        async move {
+            let response = request.send().await.expect("sandbox answers");
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.expect("an envelope"))
+        }
+    };
+
+    let (status, created) = send(
+        reqwest::Method::POST,
+        databases.clone(),
+        Some(json!({"name": "notes"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    let id = created["result"]["id"].as_str().expect("an id").to_string();
+    assert!(
+        id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit()),
+        "{id}"
+    );
+    send(
+        reqwest::Method::POST,
+        databases.clone(),
+        Some(json!({"name": "logs"})),
+    )
+    .await;
+
+    let (_, listed) = send(
+        reqwest::Method::GET,
+        format!("{databases}?per_page=1&page=2"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        listed["result"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
+    assert_eq!(listed["result_info"]["total_count"], 2, "{listed}");
+    let (_, got) = send(reqwest::Method::GET, format!("{databases}/{id}"), None).await;
+    assert_eq!(got["result"]["name"], "notes");
+
+    let (status, deleted) = send(reqwest::Method::DELETE, format!("{databases}/{id}"), None).await;
+    assert_eq!(
+        (status, deleted["result"]["id"].as_str()),
+        (200, Some(id.as_str()))
+    );
+    let (status, gone) = send(reqwest::Method::GET, format!("{databases}/{id}"), None).await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        (gone["success"].clone(), gone["errors"][0]["code"].clone()),
+        (json!(false), json!(7003))
+    );
+
+    // Objects live under their account: an unknown account has none.
+    let elsewhere = format!(
+        "{}/accounts/{}/d1/database",
+        sandbox.base_url,
+        "f".repeat(32)
+    );
+    let (status, _) = send(reqwest::Method::GET, elsewhere, None).await;
+    assert_eq!(status, 404);
+}
