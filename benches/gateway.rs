@@ -336,7 +336,7 @@ fn record(n: usize) -> CallRecord {
         path: format!("/zones/{COM}/dns_records"),
         target: "example.com".into(),
         args: format!("{{\"n\":{n}}}"),
-        allowed: true,
+        decision: flaregate::audit::Decision::Allow,
         reason: "its DNS grant is read".into(),
         rule: "grants.dns = read".into(),
         summary: "bench was allowed to list DNS records on example.com".into(),

@@ -77,10 +77,16 @@ pub struct Metrics {
 impl Metrics {
     /// Counts a call. `tool` must be a catalog name (or "unknown");
     /// `kind` is the refusal kind, "none" for an allowed call.
-    pub fn call(&self, agent: &str, tool: &str, decision: &'static str, kind: &'static str) {
+    pub fn call(
+        &self,
+        agent: &str,
+        tool: &str,
+        decision: crate::audit::Decision,
+        kind: &'static str,
+    ) {
         let mut calls = self.calls.lock().expect("metrics lock: no panics inside");
         *calls
-            .entry((agent.to_string(), tool.to_string(), decision, kind))
+            .entry((agent.to_string(), tool.to_string(), decision.as_str(), kind))
             .or_default() += 1;
     }
 
@@ -207,7 +213,7 @@ mod tests {
         let metrics = Metrics::default();
         metrics.call_latency.observe(Duration::from_micros(300));
         metrics.call_latency.observe(Duration::from_millis(30));
-        metrics.call("a\"b", "list_zones", "allow", "none");
+        metrics.call("a\"b", "list_zones", crate::audit::Decision::Allow, "none");
         let text = metrics.render(0, &AuditTimes::default());
         assert!(
             text.contains("flaregate_call_duration_seconds_bucket{le=\"0.0005\"} 1"),

@@ -20,7 +20,11 @@ fn record(agent: &str, tool: &str, allowed: bool, n: usize) -> CallRecord {
         path: "/zones/023e105f4ecef8ad9ca31a8372d0c353/dns_records".into(),
         target: "example.com".into(),
         args: format!("{{\"n\":{n}}}"),
-        allowed,
+        decision: if allowed {
+            audit::Decision::Allow
+        } else {
+            audit::Decision::Deny
+        },
         reason: if allowed {
             "your DNS grant is read".into()
         } else {

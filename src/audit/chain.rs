@@ -73,7 +73,7 @@ impl Formula<'_> {
             Formula::Keyed(key) => key,
             Formula::Legacy => return legacy::decision_hash(prev, seq, r),
         };
-        let decision = if r.allowed { "allow" } else { "deny" };
+        let decision = r.decision.as_str();
         let content = (
             ("decision", seq, id, &r.ts, r.ts_unix_ms, &r.agent, &r.tool),
             (&r.method, &r.path, &r.target, &r.args, decision, &r.reason),
@@ -279,7 +279,7 @@ fn row_events(row: &Row<'_>, events: &mut Vec<Event>) -> rusqlite::Result<()> {
         path: row.get("path")?,
         target: row.get("target")?,
         args: row.get("args")?,
-        allowed: row.get::<_, String>("decision")? == "allow",
+        decision: super::Decision::parse(&row.get::<_, String>("decision")?),
         reason: row.get("reason")?,
         rule: row.get("rule")?,
         summary: row.get("summary")?,
@@ -355,7 +355,7 @@ mod tests {
             path: "/zones/z/dns_records".into(),
             target: "zone example.com".into(),
             args: r#"{"zone_id":"z"}"#.into(),
-            allowed: true,
+            decision: crate::audit::Decision::Allow,
             reason: "your DNS grant is \"read\"".into(),
             rule: "grants.dns".into(),
             summary: "site-deployer was allowed to list DNS records.".into(),

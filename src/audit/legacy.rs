@@ -22,7 +22,7 @@ fn hash(prev: &str, content: &impl Serialize) -> String {
 
 /// The unkeyed hash of a decision event (logs of schema version 1 and 2).
 pub fn decision_hash(prev: &str, seq: i64, r: &CallRecord) -> String {
-    let decision = if r.allowed { "allow" } else { "deny" };
+    let decision = r.decision.as_str();
     let content = (
         "decision",
         seq,

@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use chain::{Head, Verdict};
 pub use key::AuditFiles;
 pub use query::{Entry, Filter};
-pub use record::{CallRecord, MAX_ARGS_BYTES, Outcome, stored_args};
+pub use record::{CallRecord, Decision, MAX_ARGS_BYTES, Outcome, stored_args};
 pub use writer::RowRef;
 
 use writer::{Job, Write};

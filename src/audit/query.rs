@@ -14,7 +14,7 @@ pub struct Filter {
     pub agent: Option<String>,
     pub tool: Option<String>,
     /// Some(true) = allowed only, Some(false) = denied only.
-    pub allowed: Option<bool>,
+    pub decision: Option<super::Decision>,
     /// Rows no older than this.
     pub since: Option<Duration>,
     /// Only calls on this zone (its name or id).
@@ -90,9 +90,9 @@ pub fn query(
         clauses.push("tool = ?");
         values.push(Box::new(tool.clone()));
     }
-    if let Some(allowed) = filter.allowed {
+    if let Some(decision) = filter.decision {
         clauses.push("decision = ?");
-        values.push(Box::new(if allowed { "allow" } else { "deny" }));
+        values.push(Box::new(decision.as_str()));
     }
     if let Some(zone) = &filter.zone {
         clauses.push("(target = ? OR path LIKE '/zones/' || ? || '%')");

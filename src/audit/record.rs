@@ -20,7 +20,7 @@ pub struct CallRecord {
     pub target: String,
     /// The arguments, redacted, as JSON.
     pub args: String,
-    pub allowed: bool,
+    pub decision: Decision,
     pub reason: String,
     pub rule: String,
     /// A sentence: "dns-editor was denied delete_dns_record on example.com: …".
@@ -30,6 +30,35 @@ pub struct CallRecord {
     pub lookup: String,
     /// Written while serving the built-in sandbox, not Cloudflare.
     pub sandbox: bool,
+}
+
+/// What was decided of a call: the kinds a row's `decision` column holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    Deny,
+    /// A dry run: decided and shown, never sent.
+    Preview,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::Deny => "deny",
+            Decision::Preview => "preview",
+        }
+    }
+
+    /// The decision a stored row names (anything else reads as a denial:
+    /// the schema allows nothing else).
+    pub fn parse(text: &str) -> Self {
+        match text {
+            "allow" => Decision::Allow,
+            "preview" => Decision::Preview,
+            _ => Decision::Deny,
+        }
+    }
 }
 
 /// The outcome half, written after the upstream call (or at once for a

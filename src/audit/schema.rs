@@ -76,6 +76,42 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE calls ADD COLUMN lookup TEXT NOT NULL DEFAULT '';
     ALTER TABLE calls ADD COLUMN sandbox INTEGER NOT NULL DEFAULT 0;
     CREATE TABLE chain_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    // 4: previews (dry runs) are a decision of their own. SQLite cannot
+    // change a CHECK, so the table is rebuilt; rows and hashes are kept.
+    "CREATE TABLE calls_v4 (
+        id INTEGER PRIMARY KEY,
+        ts TEXT NOT NULL,
+        ts_unix_ms INTEGER NOT NULL,
+        agent TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        method TEXT NOT NULL,
+        path TEXT NOT NULL,
+        target TEXT NOT NULL,
+        args TEXT NOT NULL,
+        decision TEXT NOT NULL CHECK (decision IN ('allow', 'deny', 'preview')),
+        reason TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        seq INTEGER NOT NULL UNIQUE,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        status INTEGER,
+        cf_codes TEXT,
+        error TEXT,
+        duration_ms INTEGER,
+        outcome TEXT,
+        outcome_seq INTEGER,
+        outcome_prev_hash TEXT,
+        outcome_hash TEXT,
+        lookup TEXT NOT NULL DEFAULT '',
+        sandbox INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO calls_v4 SELECT * FROM calls;
+    DROP TABLE calls;
+    ALTER TABLE calls_v4 RENAME TO calls;
+    CREATE UNIQUE INDEX calls_by_outcome_seq ON calls (outcome_seq) WHERE outcome_seq IS NOT NULL;
+    CREATE INDEX calls_by_time ON calls (ts_unix_ms);
+    CREATE INDEX calls_by_agent ON calls (agent, ts_unix_ms);",
 ];
 
 /// Brings the database to the current schema version.
@@ -161,7 +197,7 @@ mod tests {
             path: "/zones".into(),
             target: String::new(),
             args: "{}".into(),
-            allowed: true,
+            decision: crate::audit::Decision::Allow,
             reason: "your zones grant is read".into(),
             rule: "grants.zones".into(),
             summary: format!("{agent} was allowed to list zones."),

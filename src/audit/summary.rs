@@ -23,14 +23,18 @@ pub fn decision(
     tool: &str,
     target: Option<&str>,
     args: &Map<String, Value>,
-    allowed: bool,
+    decision: super::Decision,
     reason: &str,
 ) -> String {
     let on = target.map(|t| format!(" on {t}")).unwrap_or_default();
-    let sentence = match endpoint {
-        Some(endpoint) if allowed => {
+    let sentence = match (endpoint, decision) {
+        (Some(endpoint), super::Decision::Allow) => {
             format!("{agent} was allowed to {}{on}", action(endpoint, args))
         }
+        (Some(endpoint), super::Decision::Preview) => format!(
+            "{agent} previewed how to {}{on} (nothing sent): {reason}",
+            action(endpoint, args)
+        ),
         _ => format!("{agent} was denied {tool}{on}: {reason}"),
     };
     // One line, whatever the caller put in a name or a value.

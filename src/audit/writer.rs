@@ -459,7 +459,7 @@ impl<'a> Chain<'a> {
         )?
         .execute(params![
             id, r.ts, r.ts_unix_ms, r.agent, r.tool, r.method, r.path, r.target, r.args,
-            if r.allowed { "allow" } else { "deny" }, r.reason, r.rule, r.summary, r.lookup, r.sandbox,
+            r.decision.as_str(), r.reason, r.rule, r.summary, r.lookup, r.sandbox,
             seq, self.tip.head.hash, hash
         ])?;
         self.tip = Tip {
@@ -517,7 +517,7 @@ mod tests {
             path: "/zones/x".into(),
             target: String::new(),
             args: "{}".into(),
-            allowed: true,
+            decision: crate::audit::Decision::Allow,
             reason: "test".into(),
             rule: "test".into(),
             summary: "test".into(),

@@ -109,6 +109,9 @@ struct RawEndpoint {
     description: String,
     deprecation: Option<String>,
     lookup: Option<Lookup>,
+    /// The GET that fetches what this call changes, when neither the
+    /// lookup nor a GET of the same path does (for previews).
+    current: Option<String>,
     #[serde(default)]
     summary: Vec<Phrase>,
     multipart: Option<Multipart>,
@@ -293,6 +296,11 @@ fn check_lookups(
                 format!("`{}` is not an argument of this endpoint", phrase.arg),
             ));
         }
+        if let Some(current) = &endpoint.current
+            && let Some(message) = reader_problem(endpoints, endpoint, current)
+        {
+            return Err(ctx.invalid(at, &endpoint.tool, "current", message));
+        }
         let Some(lookup) = &endpoint.lookup else {
             continue;
         };
@@ -324,6 +332,20 @@ fn check_lookups(
         }
     }
     Ok(())
+}
+
+/// Why `tool` cannot fetch what `endpoint` acts on, if it cannot: it must
+/// be a GET whose path arguments `endpoint` has.
+fn reader_problem(endpoints: &[Endpoint], endpoint: &Endpoint, tool: &str) -> Option<String> {
+    match endpoints.iter().find(|e| e.tool == tool) {
+        None => Some(format!("no tool named `{tool}`")),
+        Some(target) if target.method != Method::Get => Some(format!("`{tool}` is not a GET")),
+        Some(target) => target
+            .path
+            .params()
+            .find(|name| endpoint.param(name).is_none())
+            .map(|name| format!("`{tool}` needs `{name}`, which this endpoint lacks")),
+    }
 }
 
 /// Names the `[[endpoint]]` that byte `offset` of `text` falls in, if any.
@@ -456,6 +478,7 @@ impl FileContext<'_> {
             exactly_one_of: raw.exactly_one_of,
             deprecation: raw.deprecation,
             lookup: raw.lookup,
+            current: raw.current,
             summary: raw.summary,
             multipart: raw.multipart,
             scope_param,
@@ -546,6 +569,12 @@ fn parse_param(
         };
     let name =
         take_str(&mut table, "name")?.ok_or(("name".to_string(), "is missing".to_string()))?;
+    if name == super::DRY_RUN {
+        return Err((
+            "name".into(),
+            "`dry_run` is flaregate's own argument (previews); name this one otherwise and give its wire name as `key`".into(),
+        ));
+    }
     let location: Location = match take_str(&mut table, "in")? {
         Some(s) => Location::deserialize(Value::String(s.clone())).map_err(|_| {
             (

@@ -20,6 +20,7 @@ pub use error::CatalogError;
 pub use forms::{Canonical, Form};
 pub use loader::{load_sources, read_dir};
 pub use model::*;
+pub use schema::DRY_RUN;
 
 /// The catalog shipped with flaregate (catalog/*.toml at build time), for
 /// when no catalog folder is at hand (`serve --sandbox` from anywhere).
@@ -103,6 +104,25 @@ impl Catalog {
     /// The endpoint behind an MCP tool name.
     pub fn endpoint(&self, tool: &str) -> Option<&Arc<Endpoint>> {
         self.by_tool.get(tool).map(|&i| &self.endpoints[i])
+    }
+
+    /// The GET that fetches what `endpoint` changes, for a preview: the
+    /// catalog's `current`, else its lookup, else a GET of the same path
+    /// (not for a POST: the GET of a POST's path lists what it adds to).
+    pub fn reader_of(&self, endpoint: &Endpoint) -> Option<&Endpoint> {
+        let named = endpoint
+            .current
+            .as_deref()
+            .or(endpoint.lookup.as_ref().map(|l| l.tool.as_str()));
+        match named {
+            Some(tool) => self.endpoint(tool).map(|e| &**e),
+            None if endpoint.method == Method::Post => None,
+            None => self
+                .endpoints
+                .iter()
+                .find(|e| e.method == Method::Get && e.path.raw == endpoint.path.raw)
+                .map(|e| &**e),
+        }
     }
 
     /// The position of `tool` in [`Catalog::endpoints`], for per-tool tables.

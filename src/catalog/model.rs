@@ -330,6 +330,9 @@ pub struct Endpoint {
     pub lookup: Option<Lookup>,
     /// The argument naming the call's zone or account (see [`Endpoint::scope_param`]).
     pub scope_param: Option<String>,
+    /// The GET that fetches what this call changes, shown by a preview
+    /// (see [`super::Catalog::reader_of`] for the defaults).
+    pub current: Option<String>,
     /// The layout of a multipart upload, for endpoints with a module part.
     pub multipart: Option<Multipart>,
     /// How the audit log says what an allowed call does, by the argument it

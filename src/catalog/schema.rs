@@ -5,6 +5,10 @@ use serde_json::{Map, Value, json};
 
 use super::model::Endpoint;
 
+/// The argument flaregate adds to every write tool for a preview; it is
+/// never sent to Cloudflare, and no catalog parameter may take its name.
+pub const DRY_RUN: &str = "dry_run";
+
 /// Builds `{"type": "object", "properties": …, "required": …}` from the
 /// endpoint's parameters. Unknown arguments are rejected
 /// (`additionalProperties: false`) so a typo never silently does nothing.
@@ -23,6 +27,16 @@ pub fn input_schema(endpoint: &mut Endpoint) -> Map<String, Value> {
         .filter(|p| p.required)
         .map(|p| p.name.as_str())
         .collect();
+    let mut properties = properties;
+    if endpoint.access == super::Access::Write {
+        properties.insert(
+            DRY_RUN.into(),
+            json!({
+                "type": "boolean",
+                "description": "true: only preview the call (would it be allowed, the exact request, what it changes now); nothing is sent to Cloudflare."
+            }),
+        );
+    }
     let mut schema = json!({
         "type": "object",
         "properties": properties,

@@ -66,6 +66,7 @@ enum AuditAction {
 enum DecisionFilter {
     Allow,
     Deny,
+    Preview,
 }
 
 pub fn run(args: &AuditArgs) -> Outcome {
@@ -81,7 +82,11 @@ pub fn run(args: &AuditArgs) -> Outcome {
     let mut filter = Filter {
         agent: args.agent.clone(),
         tool: args.tool.clone(),
-        allowed: args.decision.map(|d| matches!(d, DecisionFilter::Allow)),
+        decision: args.decision.map(|d| match d {
+            DecisionFilter::Allow => crate::audit::Decision::Allow,
+            DecisionFilter::Deny => crate::audit::Decision::Deny,
+            DecisionFilter::Preview => crate::audit::Decision::Preview,
+        }),
         since: args.since,
         zone: args.zone.clone(),
         after_id: None,

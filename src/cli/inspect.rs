@@ -431,7 +431,11 @@ pub async fn explain(args: &ExplainArgs) -> Outcome {
             &args.tool,
             target.as_deref(),
             &call,
-            decision.is_allowed(),
+            if decision.is_allowed() {
+                crate::audit::Decision::Allow
+            } else {
+                crate::audit::Decision::Deny
+            },
             decision.reason()
         )
     );

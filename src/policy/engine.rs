@@ -13,6 +13,7 @@ use tokio::sync::{Mutex, OnceCell};
 use super::decide::{DenyKind, Verdict};
 use super::model::{Agent, Policy};
 use super::scope::Directory;
+use crate::catalog::Endpoint;
 use crate::cloudflare::Client;
 
 /// The object a call acts on, as its lookup fetched it.
@@ -127,16 +128,30 @@ impl Engine {
     /// Fetches the object a call acts on through the endpoint's lookup
     /// tool; says what was sent and what came back, for the audit row.
     pub async fn look_up(&self, policy: &Policy, tool: &str, args: &Map<String, Value>) -> Lookup {
-        let started = std::time::Instant::now();
         let catalog = policy.catalog();
         let target = catalog
             .endpoint(tool)
             .and_then(|e| e.lookup.as_ref())
             .and_then(|lookup| catalog.endpoint(&lookup.tool));
-        let (Some(target), Some(client)) = (target, self.resolver.as_ref()) else {
+        match target {
+            Some(target) => self.fetch(target, args).await,
+            None => Lookup {
+                object: Err(LookupError::Failed(
+                    "there is no lookup to check it with".into(),
+                )),
+                note: String::new(),
+            },
+        }
+    }
+
+    /// Fetches the object the GET endpoint `target` names with the path
+    /// arguments of `args` (a lookup, or what a preview shows).
+    pub async fn fetch(&self, target: &Endpoint, args: &Map<String, Value>) -> Lookup {
+        let started = std::time::Instant::now();
+        let Some(client) = self.resolver.as_ref() else {
             return Lookup {
                 object: Err(LookupError::Failed(
-                    "there is no Cloudflare client or lookup to check it with".into(),
+                    "there is no Cloudflare client to fetch it with".into(),
                 )),
                 note: String::new(),
             };

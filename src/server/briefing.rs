@@ -62,6 +62,14 @@ pub fn instructions(policy: &Policy, agent: &Agent, directory: &Directory) -> St
         };
         lines.push(format!("Rule: {rule} (for {named})."));
     }
+    let writes = agent.visible_tools(catalog).any(|tool| {
+        catalog
+            .endpoint(tool)
+            .is_some_and(|e| e.access == crate::catalog::Access::Write)
+    });
+    if writes {
+        lines.push("Any write tool takes dry_run: true to preview it first: whether it would be allowed, the exact request and what it would change, with nothing sent.".to_string());
+    }
     if agent.discover {
         lines.push(format!(
             "Your {} endpoints are offered through three tools: search_api finds them by keywords, describe_api gives one's arguments, call_api calls it (checked and logged like any call).",

@@ -12,9 +12,10 @@ use std::time::Instant;
 use rmcp::model::{CallToolResult, ErrorData, JsonObject};
 
 use super::gateway::Gateway;
+use super::preview::DRY_RUN;
 use super::render;
 use super::visible::Visible;
-use crate::audit::{self, CallRecord, Outcome, summary};
+use crate::audit::{self, CallRecord, Decision, Outcome, summary};
 use crate::budget::{Charge, OverBudget, Suppressed};
 use crate::catalog::{Access, Endpoint, Method};
 use crate::cloudflare;
@@ -22,16 +23,16 @@ use crate::policy::{Agent, Denial, DenyKind, LookupError, Policy, Verdict, descr
 use crate::text;
 
 /// One call as it goes through the pipeline.
-struct Call<'a> {
+pub(super) struct Call<'a> {
     /// The policy when the call arrived; used to its end.
-    policy: &'a Policy,
-    agent: &'a Agent,
-    tool: &'a str,
-    args: &'a JsonObject,
+    pub(super) policy: &'a Policy,
+    pub(super) agent: &'a Agent,
+    pub(super) tool: &'a str,
+    pub(super) args: &'a JsonObject,
     /// The catalog entry, if the tool exists and the agent may see it.
-    endpoint: Option<&'a Endpoint>,
+    pub(super) endpoint: Option<&'a Endpoint>,
     /// What was fetched to decide ("GET … → 200 in 4 ms"), if anything.
-    lookup: String,
+    pub(super) lookup: String,
 }
 
 impl Gateway {
@@ -65,6 +66,10 @@ impl Gateway {
             .filter(|_| agent.may_see(&self.catalog, tool))
             .map(|e| &**e);
         let valid = endpoint.map(|_| self.catalog.validate_arguments(tool, &args));
+        // A write's `dry_run` is flaregate's own: taken out before anything
+        // else sees the arguments (the schema has it only for writes).
+        let dry_run = endpoint.is_some_and(|e| e.access == Access::Write)
+            && args.remove(DRY_RUN) == Some(serde_json::Value::Bool(true));
         // Values judged as Cloudflare will read them, and sent that way.
         let canonical = match (endpoint, &valid) {
             (Some(endpoint), Some(Ok(()))) => {
@@ -108,6 +113,7 @@ impl Gateway {
             upstream: true,
         };
         let mut verdict = self.engine.decide(&policy, agent, tool, &args).await;
+        let mut fetched = None;
         if verdict == Verdict::NeedsLookup {
             // The lookup is a request to Cloudflare: charged before it goes.
             if let Err(over) = self.spend(agent, charge) {
@@ -116,12 +122,23 @@ impl Gateway {
             charge.call = false;
             let lookup = self.engine.look_up(&policy, tool, &args).await;
             call.lookup = lookup.note;
-            verdict = match lookup.object {
+            verdict = match &lookup.object {
                 Ok(current) => self
                     .engine
-                    .decide_with(&policy, agent, tool, &args, &current),
-                Err(error) => Verdict::Deny(lookup_failed(&error)),
+                    .decide_with(&policy, agent, tool, &args, current),
+                Err(error) => Verdict::Deny(lookup_failed(error)),
             };
+            fetched = Some(lookup.object);
+        }
+        if dry_run {
+            // A preview is charged as a call (its reads reach Cloudflare),
+            // never as a write.
+            if charge.call
+                && let Err(over) = self.spend(agent, charge)
+            {
+                return self.refusal(&call, over_limit(&over)).await;
+            }
+            return self.preview(&mut call, endpoint, &verdict, fetched).await;
         }
         match verdict {
             Verdict::Allow { reason, rule } => {
@@ -159,10 +176,10 @@ impl Gateway {
                 return self.refusal(call, denial).await;
             }
         };
-        let record = self.record(call, Some(&request), true, reason, rule);
+        let record = self.record(call, Some(&request), Decision::Allow, reason, rule);
         let (row, flushed) = self.audit.begin(record).await.map_err(audit_down)?;
         self.metrics
-            .call(&call.agent.id, &endpoint.tool, "allow", "none");
+            .call(&call.agent.id, &endpoint.tool, Decision::Allow, "none");
         // Send, then record the outcome: written before the agent hears it.
         let send_and_record = async {
             let started = Instant::now();
@@ -247,7 +264,7 @@ impl Gateway {
             .endpoint(call.tool)
             .map_or("unknown", |e| e.tool.as_str());
         self.metrics
-            .call(&agent.id, tool, "deny", denial.kind.as_str());
+            .call(&agent.id, tool, Decision::Deny, denial.kind.as_str());
         let refusal = Charge {
             refusal: true,
             ..Charge::default()
@@ -264,7 +281,13 @@ impl Gateway {
         let request = call
             .endpoint
             .and_then(|e| cloudflare::build(e, call.args).ok());
-        let record = self.record(call, request.as_ref(), false, &denial.reason, &denial.rule);
+        let record = self.record(
+            call,
+            request.as_ref(),
+            Decision::Deny,
+            &denial.reason,
+            &denial.rule,
+        );
         self.audit
             .record(record, Outcome::default())
             .await
@@ -295,11 +318,11 @@ impl Gateway {
     }
 
     /// The audit record of a call.
-    fn record(
+    pub(super) fn record(
         &self,
         call: &Call<'_>,
         request: Option<&cloudflare::PreparedRequest>,
-        allowed: bool,
+        decision: Decision,
         reason: &str,
         rule: &str,
     ) -> CallRecord {
@@ -320,7 +343,7 @@ impl Gateway {
             path,
             target: target.clone().unwrap_or_default(),
             args: audit::stored_args(endpoint, call.args),
-            allowed,
+            decision,
             reason: text::escape(reason).into_owned(),
             rule: text::escape(rule).into_owned(),
             summary: summary::decision(
@@ -329,7 +352,7 @@ impl Gateway {
                 &tool,
                 target.as_deref(),
                 call.args,
-                allowed,
+                decision,
                 reason,
             ),
             tool,
@@ -417,7 +440,7 @@ fn suppressed_record(s: &Suppressed, limit: u32, sandbox: bool) -> CallRecord {
         target: String::new(),
         args: serde_json::json!({ "refused_calls": s.count, "first": first, "last": last })
             .to_string(),
-        allowed: false,
+        decision: Decision::Deny,
         summary: format!("{} had {reason}", s.agent),
         reason,
         rule: "limits.refusals_per_minute".into(),
@@ -469,7 +492,7 @@ fn unknown_tool(tool: &str) -> ErrorData {
 }
 
 /// The audit log could not take the record: fail closed.
-fn audit_down(error: audit::AuditError) -> ErrorData {
+pub(super) fn audit_down(error: audit::AuditError) -> ErrorData {
     tracing::error!(%error, "refusing calls: the audit log cannot record them");
     ErrorData::internal_error(
         format!(

@@ -10,6 +10,7 @@ mod gateway;
 mod handler;
 pub mod http;
 mod notify;
+mod preview;
 pub mod reload;
 mod render;
 pub mod stdio;

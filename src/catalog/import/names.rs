@@ -56,7 +56,10 @@ pub fn tool_name(operation_id: &str) -> String {
 /// `name_contains`).
 pub fn argument(name: &str) -> String {
     let snake = snake(name);
-    if snake.starts_with(|c: char| c.is_ascii_lowercase()) {
+    if snake == crate::catalog::DRY_RUN {
+        // flaregate's own preview argument; the wire name stays the key.
+        "cf_dry_run".to_string()
+    } else if snake.starts_with(|c: char| c.is_ascii_lowercase()) {
         snake
     } else {
         format!("arg_{snake}")

@@ -1,0 +1,220 @@
+//! Previews: a write called with `dry_run: true` goes through everything up
+//! to the upstream call — arguments, policy, budgets, the lookup — and
+//! answers, instead of sending, what would happen: the decision, the exact
+//! request (secrets masked, Worker code by size and SHA-256), the current
+//! state of what it changes, fetched through the catalog, and a
+//! field-by-field diff. Audited as a preview; nothing is sent.
+
+use rmcp::model::{CallToolResult, ContentBlock, ErrorData};
+use serde_json::{Map, Value, json};
+
+use super::call::Call;
+use super::gateway::Gateway;
+use crate::audit::{self, Decision, Outcome};
+use crate::catalog::{Endpoint, Location, Method, Part, ResponseKind};
+use crate::cloudflare::{self, Body, PreparedRequest};
+use crate::policy::{LookupError, Verdict};
+
+pub use crate::catalog::DRY_RUN;
+
+impl Gateway {
+    /// Answers a preview of `call`, whose verdict is `verdict`; `current`
+    /// is the object already fetched to decide, if it was.
+    pub(super) async fn preview(
+        &self,
+        call: &mut Call<'_>,
+        endpoint: &Endpoint,
+        verdict: &Verdict,
+        current: Option<Result<Map<String, Value>, LookupError>>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let request = cloudflare::build(endpoint, call.args);
+        let current = match current {
+            Some(current) => Some(current),
+            None => match self.catalog.reader_of(endpoint) {
+                Some(reader) => {
+                    let fetched = self.engine.fetch(reader, call.args).await;
+                    if !call.lookup.is_empty() {
+                        call.lookup.push_str("; ");
+                    }
+                    call.lookup.push_str(&fetched.note);
+                    Some(fetched.object)
+                }
+                None => None,
+            },
+        };
+        let (decision, decision_words) = match verdict {
+            Verdict::Allow { reason, rule } => (
+                json!({"would_be": "allowed", "reason": &**reason, "rule": &**rule}),
+                format!("would be allowed: {reason}"),
+            ),
+            Verdict::Deny(denial) => (
+                json!({"would_be": "denied", "kind": denial.kind.as_str(), "reason": &*denial.reason, "rule": &*denial.rule}),
+                format!("would be denied: {}", denial.reason),
+            ),
+            Verdict::NeedsLookup => (
+                json!({"would_be": "undecided", "reason": "the object it acts on could not be checked"}),
+                "undecided: the object it acts on could not be checked".to_string(),
+            ),
+        };
+        let mut answer = Map::new();
+        answer.insert("preview".into(), json!(true));
+        answer.insert("decision".into(), decision);
+        answer.insert(
+            "request".into(),
+            match &request {
+                Ok(request) => shown_request(endpoint, request, call.args),
+                Err(invalid) => json!({"invalid": invalid.to_string()}),
+            },
+        );
+        // A reader that answers raw text fetches code (a Worker's).
+        let code = self
+            .catalog
+            .reader_of(endpoint)
+            .is_some_and(|r| r.response == ResponseKind::Text);
+        let (state, diff) = describe_current(endpoint, call.args, current, code);
+        answer.insert("current".into(), state);
+        if let Some(diff) = diff {
+            answer.insert("changes".into(), diff);
+        }
+        answer.insert(
+            "note".into(),
+            json!("A preview: nothing was sent to Cloudflare. Call again without dry_run to make the change."),
+        );
+
+        let mut record = self.record(
+            call,
+            request.as_ref().ok(),
+            Decision::Preview,
+            &decision_words,
+            verdict.rule(),
+        );
+        record.summary = format!("previewed: {}", record.summary);
+        self.audit
+            .record(record, Outcome::default())
+            .await
+            .map_err(super::call::audit_down)?;
+        self.metrics
+            .call(&call.agent.id, &endpoint.tool, Decision::Preview, "none");
+        let value = Value::Object(answer);
+        let text = serde_json::to_string(&value).expect("a JSON value always serialises");
+        let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+        result.structured_content = Some(value);
+        Ok(result)
+    }
+}
+
+/// The request as it would be sent: method, path, query, and the
+/// arguments as the audit log keeps them (secrets masked, code digested).
+fn shown_request(
+    endpoint: &Endpoint,
+    request: &PreparedRequest,
+    args: &Map<String, Value>,
+) -> Value {
+    let body = match &request.body {
+        Body::None => Value::Null,
+        Body::Json(_) => {
+            let sent: Map<String, Value> = args
+                .iter()
+                .filter(|(name, _)| {
+                    endpoint
+                        .param(name)
+                        .is_some_and(|p| matches!(p.location, Location::Body | Location::Payload))
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            serde_json::from_str(&audit::stored_args(Some(endpoint), &sent)).unwrap_or(Value::Null)
+        }
+        Body::Module {
+            metadata, module, ..
+        } => json!({
+            "metadata": metadata,
+            "module": code_digest(module),
+        }),
+    };
+    json!({
+        "method": request.method.as_str(),
+        "path": request.path,
+        "query": request.query.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
+        "body": body,
+    })
+}
+
+/// The object as it is now, and what the call would change in it.
+fn describe_current(
+    endpoint: &Endpoint,
+    args: &Map<String, Value>,
+    current: Option<Result<Map<String, Value>, LookupError>>,
+    code: bool,
+) -> (Value, Option<Value>) {
+    let current = match current {
+        None => {
+            let state = if endpoint.method == Method::Post {
+                "nothing yet: this call creates something new"
+            } else {
+                "not known: the catalog has no read for what this call changes"
+            };
+            return (json!({"known": false, "why": state}), None);
+        }
+        Some(Err(LookupError::NotFound)) => {
+            return (
+                json!({"known": true, "exists": false, "why": "Cloudflare answered 404: there is no such object now"}),
+                None,
+            );
+        }
+        Some(Err(LookupError::Failed(problem))) => {
+            return (json!({"known": false, "why": problem}), None);
+        }
+        Some(Ok(current)) => current,
+    };
+    // Worker code: compared by size and digest, never shown whole.
+    if let Some(code) = current
+        .get("content")
+        .and_then(Value::as_str)
+        .filter(|_| code)
+    {
+        let now = code_digest(code);
+        let after = endpoint
+            .params
+            .iter()
+            .find(|p| p.part == Some(Part::Module))
+            .and_then(|p| args.get(&p.name))
+            .and_then(Value::as_str)
+            .map(code_digest);
+        let changed = after.as_ref().map(|a| a["sha256"] != now["sha256"]);
+        return (
+            json!({"known": true, "exists": true, "code": now}),
+            after.map(|after| json!({"code": {"now": now, "after": after, "changed": changed}})),
+        );
+    }
+    let shown = Value::Object(current.clone());
+    let diff = match endpoint.method {
+        Method::Delete => Some(json!({"removed": shown.clone()})),
+        Method::Put | Method::Patch => {
+            let mut fields = Map::new();
+            for param in endpoint
+                .params
+                .iter()
+                .filter(|p| p.location == Location::Body)
+            {
+                let Some(after) = args.get(&param.name) else {
+                    continue;
+                };
+                let field = param.key.split('.').next().unwrap_or(&param.key);
+                let now = current.get(field).cloned().unwrap_or(Value::Null);
+                if &now != after {
+                    fields.insert(field.to_string(), json!({"now": now, "after": after}));
+                }
+            }
+            Some(Value::Object(fields))
+        }
+        _ => None,
+    };
+    (
+        json!({"known": true, "exists": true, "object": shown}),
+        diff,
+    )
+}
+
+fn code_digest(code: &str) -> Value {
+    json!({"bytes": code.len(), "sha256": crate::policy::sha256_hex(code)})
+}
