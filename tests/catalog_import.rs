@@ -97,6 +97,8 @@ fn the_whole_2024_schema_imports_with_only_explained_skips_and_loads() {
             "needs the header parameter",
             "is a GET with a body",
             "a list flaregate cannot encode",
+            "not a form of named fields",
+            "named by the upload itself",
         ];
         assert!(
             known.iter().any(|k| line.contains(k)),
@@ -567,4 +569,47 @@ async fn the_sandbox_answers_every_imported_endpoint_from_its_generic_store() {
     );
     let (status, _) = send(reqwest::Method::GET, elsewhere, None).await;
     assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn an_imported_multipart_upload_is_sent_as_a_form() {
+    let dir = catalog_copy();
+    import(dir.path(), &["--include", "images"]);
+    let catalog = dir.path().to_str().expect("utf-8").to_string();
+    let policies = tempfile::tempdir().expect("tempdir");
+    let policy = policies.path().join("images.toml");
+    std::fs::write(
+        &policy,
+        "[[agent]]\nid = \"images\"\nauth = \"none\"\naccounts = [\"*\"]\ngrants = { images = \"full\" }\n",
+    )
+    .expect("write");
+    let server = common::ServerProcess::start(
+        &[
+            "--sandbox",
+            "--catalog",
+            &catalog,
+            "--policies",
+            policy.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    let client = common::connect_http(&server.mcp_url, None).await;
+    let uploaded = common::call(
+        &client,
+        "cloudflare_images_upload_an_image_via_url",
+        json!({
+            "account_id": flaregate::sandbox::ACCOUNT_ID,
+            "url": "https://example.com/logo.png",
+            "metadata": {"alt": "logo"},
+            "require_signed_urls": true
+        }),
+    )
+    .await;
+    assert_ne!(uploaded.is_error, Some(true), "{}", common::text(&uploaded));
+    // The sandbox read the fields back out of the form: text as it is,
+    // objects as JSON, booleans as text, under their wire names.
+    let result = &uploaded.structured_content.expect("structured")["result"];
+    assert_eq!(result["url"], "https://example.com/logo.png", "{result}");
+    assert_eq!(result["metadata"], "{\"alt\":\"logo\"}", "{result}");
+    assert_eq!(result["requireSignedURLs"], "true", "{result}");
 }

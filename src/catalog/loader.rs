@@ -601,7 +601,7 @@ fn parse_param(
             ));
         }
     };
-    let part: Option<Part> = take_enum(&mut table, "part", "metadata or module")?;
+    let part: Option<Part> = take_enum(&mut table, "part", "metadata, module or field")?;
     let form: Option<Form> = take_enum(
         &mut table,
         "form",
@@ -807,7 +807,7 @@ fn check_params(
             Location::Multipart if p.part.is_none() => {
                 return Err((
                     field("part"),
-                    "a multipart parameter needs part = metadata or module".into(),
+                    "a multipart parameter needs part = metadata, module or field".into(),
                 ));
             }
             Location::Body | Location::Payload | Location::Multipart if method == Method::Get => {
@@ -846,11 +846,19 @@ fn check_params(
             "a payload parameter is the whole body: it goes alone, without body or multipart parameters".into(),
         ));
     }
-    let modules = params
-        .iter()
-        .filter(|p| p.part == Some(Part::Module))
-        .count();
-    if params.iter().any(|p| p.location == Location::Multipart) && modules != 1 {
+    let count = |part: Part| params.iter().filter(|p| p.part == Some(part)).count();
+    let (modules, metadata, fields) = (
+        count(Part::Module),
+        count(Part::Metadata),
+        count(Part::Field),
+    );
+    if fields > 0 && modules + metadata > 0 {
+        return Err((
+            "param".into(),
+            "a multipart upload is either a module with metadata, or fields: not both".into(),
+        ));
+    }
+    if metadata > 0 && modules != 1 {
         return Err((
             "param".into(),
             "a multipart upload needs exactly one part = \"module\"".into(),

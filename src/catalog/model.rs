@@ -155,6 +155,10 @@ pub enum Part {
     Metadata,
     /// The source of the main ES module.
     Module,
+    /// A form field of its own: text as it is, numbers and booleans as
+    /// text, objects and lists as JSON; a `format = "binary"` string is
+    /// sent as a file of that name.
+    Field,
 }
 
 /// MCP tool annotations (hints for clients, never trusted for security).

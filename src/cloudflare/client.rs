@@ -166,6 +166,7 @@ impl Client {
         builder = match &request.body {
             Body::None => builder,
             Body::Json(value) => builder.json(value),
+            Body::Form(fields) => builder.multipart(fields_form(fields)),
             Body::Module {
                 metadata,
                 module,
@@ -206,6 +207,18 @@ impl Client {
 
 /// The multipart form of an upload: `metadata` then the module, named and
 /// typed as the catalog says.
+fn fields_form(fields: &[super::request::FormField]) -> Form {
+    fields.iter().fold(Form::new(), |form, field| {
+        let part = Part::text(field.text.clone());
+        let part = if field.file {
+            part.file_name(field.name.clone())
+        } else {
+            part
+        };
+        form.part(field.name.clone(), part)
+    })
+}
+
 fn module_form(metadata: &Value, module: &str, layout: &crate::catalog::Multipart) -> Form {
     let metadata = Part::text(metadata.to_string())
         .file_name("metadata.json")

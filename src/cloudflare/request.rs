@@ -31,6 +31,8 @@ pub struct PreparedRequest {
 pub enum Body {
     None,
     Json(Value),
+    /// A multipart form of fields, in parameter order.
+    Form(Vec<FormField>),
     /// A multipart upload: the `metadata` JSON part and one module, laid
     /// out as the catalog says.
     Module {
@@ -38,6 +40,16 @@ pub enum Body {
         module: String,
         layout: crate::catalog::Multipart,
     },
+}
+
+/// One field of a multipart form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FormField {
+    /// The field's name on the wire.
+    pub name: String,
+    pub text: String,
+    /// Sent as a file (named after the field), for `format: binary`.
+    pub file: bool,
 }
 
 fn invalid(field: &str, reason: impl Into<String>) -> CloudflareError {
@@ -81,6 +93,7 @@ pub fn build(
     let mut metadata = Map::new();
     let mut module = None;
     let mut payload = None;
+    let mut form = Vec::new();
     for param in &endpoint.params {
         let Some(value) = args.get(&param.name) else {
             if param.required && param.location != Location::Path {
@@ -102,6 +115,17 @@ pub fn build(
             Location::Body => insert_dotted(&mut json, &param.key, value.clone()),
             Location::Payload => payload = Some(value.clone()),
             Location::Multipart => match param.part {
+                Some(Part::Field) => form.push(FormField {
+                    name: param.key.clone(),
+                    text: match value {
+                        Value::String(text) => text.clone(),
+                        other => other.to_string(),
+                    },
+                    file: endpoint
+                        .param_schema(&param.name)
+                        .and_then(|s| s.get("format"))
+                        .is_some_and(|f| f == "binary"),
+                }),
                 Some(Part::Module) => {
                     let source = value
                         .as_str()
@@ -125,6 +149,8 @@ pub fn build(
             module,
             layout: layout.clone(),
         }
+    } else if endpoint.params.iter().any(|p| p.part == Some(Part::Field)) {
+        Body::Form(form)
     } else if let Some(payload) = payload {
         Body::Json(payload)
     } else if endpoint.params.iter().any(|p| p.location == Location::Body) {

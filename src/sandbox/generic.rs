@@ -50,9 +50,9 @@ pub async fn answer(sandbox: &Shared, request: Request) -> Option<Response> {
                 .collect()
         })
         .unwrap_or_default();
-    let body = axum::body::to_bytes(request.into_body(), MAX_BODY).await;
+    let body = fields(request).await;
     Some(
-        respond(sandbox, &grant, &endpoint, &path, &query, body.ok())
+        respond(sandbox, &grant, &endpoint, &path, &query, body)
             .unwrap_or_else(axum::response::IntoResponse::into_response),
     )
 }
@@ -89,7 +89,7 @@ fn respond(
     endpoint: &Endpoint,
     path: &str,
     query: &Query,
-    body: Option<Bytes>,
+    body: Result<Map<String, Value>, ApiError>,
 ) -> Result<Response, ApiError> {
     let mut parts = path.trim_start_matches('/').split('/');
     let owner = parts.nth(1).unwrap_or_default();
@@ -117,7 +117,7 @@ fn respond(
         },
         Method::Post => {
             let id = format!("{:032x}", fastrand::u128(..));
-            let mut object = fields(body)?;
+            let mut object = body?;
             object.insert("id".into(), json!(id));
             object.insert("created_on".into(), json!(now));
             object.insert("modified_on".into(), json!(now));
@@ -126,7 +126,7 @@ fn respond(
             Ok(reply::ok(object))
         }
         Method::Put | Method::Patch => {
-            let given = fields(body)?;
+            let given = body?;
             let id = path.rsplit('/').next().unwrap_or_default();
             let mut object = match (endpoint.method, resources.remove(path)) {
                 (Method::Patch, Some(Value::Object(existing))) => existing,
@@ -167,10 +167,39 @@ fn ends_in_placeholder(endpoint: &Endpoint) -> bool {
     matches!(endpoint.path.segments.last(), Some(Segment::Param(_)))
 }
 
-/// The request's JSON fields (a body that is not an object is kept under
-/// `value`).
-fn fields(body: Option<Bytes>) -> Result<Map<String, Value>, ApiError> {
-    let body = body.ok_or_else(|| ApiError::bad_request(1001, "Request body too large"))?;
+/// The request's fields: a JSON body's (one that is not an object is kept
+/// under `value`), or a multipart form's, as text.
+async fn fields(request: Request) -> Result<Map<String, Value>, ApiError> {
+    let is_form = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("multipart/form-data"));
+    if is_form {
+        return form_fields(request).await;
+    }
+    let body = axum::body::to_bytes(request.into_body(), MAX_BODY)
+        .await
+        .map_err(|_| ApiError::bad_request(1001, "Request body too large"))?;
+    json_fields(body)
+}
+
+async fn form_fields(request: Request) -> Result<Map<String, Value>, ApiError> {
+    use axum::extract::FromRequest;
+    let malformed = || ApiError::bad_request(6007, "Malformed multipart body");
+    let mut form = axum::extract::Multipart::from_request(request, &())
+        .await
+        .map_err(|_| malformed())?;
+    let mut fields = Map::new();
+    while let Some(field) = form.next_field().await.map_err(|_| malformed())? {
+        let name = field.name().unwrap_or_default().to_string();
+        let text = field.text().await.map_err(|_| malformed())?;
+        fields.insert(name, Value::String(text));
+    }
+    Ok(fields)
+}
+
+fn json_fields(body: Bytes) -> Result<Map<String, Value>, ApiError> {
     if body.is_empty() {
         return Ok(Map::new());
     }

@@ -112,13 +112,16 @@ fn shown_request(
 ) -> Value {
     let body = match &request.body {
         Body::None => Value::Null,
-        Body::Json(_) => {
+        Body::Json(_) | Body::Form(_) => {
             let sent: Map<String, Value> = args
                 .iter()
                 .filter(|(name, _)| {
-                    endpoint
-                        .param(name)
-                        .is_some_and(|p| matches!(p.location, Location::Body | Location::Payload))
+                    endpoint.param(name).is_some_and(|p| {
+                        matches!(
+                            p.location,
+                            Location::Body | Location::Payload | Location::Multipart
+                        )
+                    })
                 })
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();

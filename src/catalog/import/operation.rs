@@ -41,6 +41,8 @@ struct OutParam {
     location: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    part: Option<&'static str>,
     /// Written as the endpoint's `required` list: a param's own
     /// `required` key is JSON Schema's list of an object's fields.
     #[serde(skip)]
@@ -133,6 +135,7 @@ pub fn plan(
                 name: name.clone(),
                 location: "path",
                 key: None,
+                part: None,
                 required: true,
                 schema: path_schema(schema),
             });
@@ -320,6 +323,7 @@ fn parameter(
                 name,
                 location: "path",
                 key: None,
+                part: None,
                 required: true,
                 schema: path_schema(schema),
             }))
@@ -350,6 +354,7 @@ fn parameter(
                 key: (name != wire).then(|| wire.to_string()),
                 name,
                 location: "query",
+                part: None,
                 required,
                 schema: with_type(schema),
             }))
@@ -433,12 +438,23 @@ fn body_params(
         .ok_or("its request body's $ref does not resolve")?;
     let required = body.get("required") == Some(&Value::Bool(true));
     let content = body.get("content").and_then(Value::as_object);
-    let json = content.and_then(|c| {
-        c.iter()
-            .find(|(kind, _)| kind.starts_with("application/json"))
-            .map(|(_, media)| media)
-    });
-    let Some(media) = json else {
+    let media_of = |prefix: &str| {
+        content.and_then(|c| {
+            c.iter()
+                .find(|(kind, _)| kind.starts_with(prefix))
+                .map(|(_, media)| media)
+        })
+    };
+    // JSON when the operation takes it, else a form of fields.
+    let (media, location, part) = match (
+        media_of("application/json"),
+        media_of("multipart/form-data"),
+    ) {
+        (Some(media), _) => (Some(media), "body", None),
+        (None, Some(media)) => (Some(media), "multipart", Some("field")),
+        (None, None) => (None, "body", None),
+    };
+    let Some(media) = media else {
         let kind = content
             .and_then(|c| c.keys().next().cloned())
             .unwrap_or_else(|| "missing".into());
@@ -460,6 +476,19 @@ fn body_params(
         && !schema.contains_key("oneOf")
         && !schema.contains_key("anyOf");
     let fields = schema.get("properties").and_then(Value::as_object);
+    if location == "multipart" {
+        let Some(fields) = fields.filter(|f| is_object && !f.is_empty()) else {
+            return Err("its multipart body is not a form of named fields".into());
+        };
+        if fields
+            .keys()
+            .any(|k| !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        {
+            return Err(
+                "its multipart parts are named by the upload itself (a Worker module upload: curated as put_worker_script)".into(),
+            );
+        }
+    }
     match fields {
         Some(fields) if is_object && !fields.is_empty() => {
             let listed: Vec<&str> = schema
@@ -482,7 +511,8 @@ fn body_params(
                 params.push(OutParam {
                     key: (&name != field).then(|| field.clone()),
                     name,
-                    location: "body",
+                    location,
+                    part,
                     required: required && listed.contains(&field.as_str()),
                     schema: with_type(field_schema),
                 });
@@ -501,6 +531,7 @@ fn body_params(
                 },
                 location: "payload",
                 key: None,
+                part: None,
                 required,
                 schema: with_type(schema),
             });
