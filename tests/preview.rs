@@ -11,6 +11,7 @@ const COM: &str = "023e105f4ecef8ad9ca31a8372d0c353";
 const ORG: &str = "5a7805061c76ada191ed06f989cc3dac";
 const ACCOUNT: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
 const WWW: &str = "8ce0e8a8a7b7b3c1d0e9f8a7b6c5d4e3";
+const RULESET: &str = "2f2feab2026849078ba485f918791bdc";
 
 const POLICY: &str = r#"
 [[agent]]
@@ -18,7 +19,7 @@ id = "ops"
 auth = "none"
 zones = ["example.com"]
 accounts = ["*"]
-grants = { dns = "full", workers = "full", ssl = "full", cache = "full" }
+grants = { dns = "full", workers = "full", ssl = "full", cache = "full", firewall = "full" }
 "#;
 
 fn preview(result: &rmcp::model::CallToolResult) -> Value {
@@ -101,6 +102,20 @@ async fn a_preview_shows_what_each_write_would_change_and_sends_nothing() {
         "{shown}"
     );
 
+    // A ruleset: the rules that would be replaced, and their replacement.
+    let rules = json!([{"action": "block", "expression": "(ip.src eq 192.0.2.66)", "description": "one bad host"}]);
+    let shown = preview(
+        &call(
+            &client,
+            "update_ruleset",
+            json!({"zone_id": COM, "ruleset_id": RULESET, "rules": rules, "dry_run": true}),
+        )
+        .await,
+    );
+    let change = &shown["changes"]["rules"];
+    assert_eq!(change["after"], rules, "{shown}");
+    assert_eq!(change["now"].as_array().map(Vec::len), Some(2), "{shown}");
+
     // A purge has nothing to fetch; a create has nothing yet.
     let shown = preview(
         &call(
@@ -159,7 +174,7 @@ async fn a_preview_shows_what_each_write_would_change_and_sends_nothing() {
     // Each preview is a row of its own kind, in a chain that verifies.
     let rows = server.audit_rows();
     let previews: Vec<_> = rows.iter().filter(|r| r.decision == "preview").collect();
-    assert_eq!(previews.len(), 7, "{rows:#?}");
+    assert_eq!(previews.len(), 8, "{rows:#?}");
     assert!(
         previews
             .iter()
