@@ -1,6 +1,7 @@
 //! flaregate: an MCP server that lets AI agents use the Cloudflare API inside
 //! the lines an operator draws, with every decision logged.
 
+pub mod approval;
 pub mod audit;
 pub mod budget;
 pub mod catalog;

@@ -21,7 +21,7 @@ use std::time::SystemTime;
 use tokio::sync::{mpsc, oneshot};
 
 pub use chain::{Head, Verdict};
-pub use key::AuditFiles;
+pub use key::{AuditFiles, ChainKey};
 pub use query::{Entry, Filter};
 pub use record::{CallRecord, Decision, MAX_ARGS_BYTES, Outcome, stored_args};
 pub use writer::RowRef;

@@ -2,6 +2,7 @@
 //! command family. Commands print for people (or JSON on request) and
 //! return an exit code.
 
+mod approvals;
 mod audit;
 mod catalog;
 mod inspect;
@@ -70,6 +71,12 @@ enum Command {
     Schema(keys::SchemaArgs),
     /// Work on the endpoint catalog (import: the whole API from OpenAPI).
     Catalog(catalog::CatalogArgs),
+    /// List the calls waiting for a person's approval.
+    Approvals(approvals::ListArgs),
+    /// Approve a waiting call: the agent may then make it once.
+    Approve(approvals::DecideArgs),
+    /// Reject a waiting call.
+    Reject(approvals::DecideArgs),
 }
 
 #[derive(Args)]
@@ -103,6 +110,9 @@ async fn execute(command: Command) -> Outcome {
         Command::Keygen(args) => keys::keygen(&args),
         Command::Schema(args) => keys::schema(&args),
         Command::Catalog(args) => catalog::run(&args),
+        Command::Approvals(args) => approvals::list(&args),
+        Command::Approve(args) => approvals::decide(&args, true),
+        Command::Reject(args) => approvals::decide(&args, false),
     }
 }
 

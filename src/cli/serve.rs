@@ -122,7 +122,19 @@ pub async fn run(args: ServeArgs) -> Outcome {
         config.cloudflare.reserve_percent,
     );
     let budgets = Arc::new(budget::InProcess::new(share));
-    let gateway = Gateway::new(catalog, engine, client, audit, args.sandbox, budgets);
+    // Approvals share the audit database, keyed with its key.
+    let files = config.audit_files();
+    let key = crate::audit::ChainKey::load(&files.key).map_err(|e| e.to_string())?;
+    let approvals = Some((crate::approval::Approvals::new(&files.db), key));
+    let gateway = Gateway::new(
+        catalog,
+        engine,
+        client,
+        audit,
+        args.sandbox,
+        budgets,
+        approvals,
+    );
     tokio::spawn({
         let gateway = gateway.clone();
         let check_grants = sandbox.is_none() && config.cloudflare.check_grants_at_start;

@@ -56,6 +56,10 @@ pub enum DenyKind {
     LookupFailed,
     /// One of the agent's budgets is spent.
     OverLimit,
+    /// A person must approve the call first (an approval id was issued).
+    ApprovalRequired,
+    /// The approval id given does not let this call through.
+    ApprovalRefused,
 }
 
 impl DenyKind {
@@ -71,6 +75,8 @@ impl DenyKind {
             DenyKind::Immutable => "immutable",
             DenyKind::LookupFailed => "lookup_failed",
             DenyKind::OverLimit => "over_limit",
+            DenyKind::ApprovalRequired => "approval_required",
+            DenyKind::ApprovalRefused => "approval_refused",
         }
     }
 }

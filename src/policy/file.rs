@@ -67,6 +67,16 @@ pub struct AgentSpec {
     /// `auto`: typed up to 60 tools, discover above.
     #[serde(default)]
     pub tool_mode: ToolMode,
+    /// Tools (names or globs, e.g. "delete_*") whose calls a person must
+    /// approve first: the call is refused with an approval id that
+    /// `flaregate approve ID` decides on the host.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub approve: Vec<Spanned<String>>,
+    /// How long a request for approval stays valid, e.g. "15m" (default).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub approval_ttl: Option<Spanned<String>>,
 }
 
 /// How an agent's tools are offered in tools/list.

@@ -328,6 +328,23 @@ impl Context<'_> {
                 );
             }
         }
+        let approve = self.globs(&spec.approve, false).flatten();
+        let approval_ttl = match &spec.approval_ttl {
+            None => DEFAULT_APPROVAL_TTL,
+            Some(text) => match humantime::parse_duration(text.get_ref()) {
+                Ok(ttl) if !ttl.is_zero() => ttl,
+                _ => {
+                    self.problem(
+                        text,
+                        format!(
+                            "approval_ttl `{}` is not a duration such as \"15m\" or \"2h\"",
+                            text.get_ref()
+                        ),
+                    );
+                    DEFAULT_APPROVAL_TTL
+                }
+            },
+        };
         let granted = tools.iter().filter(|t| t.allowed).count();
         let discover = match spec.tool_mode {
             ToolMode::Typed => false,
@@ -338,6 +355,8 @@ impl Context<'_> {
             id,
             description: spec.description,
             discover,
+            approve,
+            approval_ttl,
             auth,
             key_hashes,
             zones,
@@ -661,6 +680,9 @@ impl Context<'_> {
         set.build().ok().map(Some)
     }
 }
+
+/// How long a request for approval stays valid unless `approval_ttl` says.
+const DEFAULT_APPROVAL_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// The grant `grants.*` names: every group not named on its own.
 const WILDCARD: &str = "*";

@@ -48,6 +48,10 @@ pub struct Agent {
     /// Whether its tools are offered through search_api / describe_api /
     /// call_api instead of one typed tool each (`tool_mode`).
     pub discover: bool,
+    /// The tools whose calls a person must approve (`approve`).
+    pub approve: Option<GlobSet>,
+    /// How long a request for approval stays valid.
+    pub approval_ttl: std::time::Duration,
     /// Per catalog endpoint (by index): may the agent call it, and why.
     pub(super) tools: Vec<ToolRule>,
 }
@@ -172,6 +176,11 @@ impl Agent {
         catalog
             .index_of(tool)
             .map_or(&[], |i| self.tools[i].constraints.as_slice())
+    }
+
+    /// Whether a call of `tool` needs a person's approval first.
+    pub fn needs_approval(&self, tool: &str) -> bool {
+        self.approve.as_ref().is_some_and(|set| set.is_match(tool))
     }
 
     /// Whether the agent has any bearer key.

@@ -62,6 +62,16 @@ pub fn instructions(policy: &Policy, agent: &Agent, directory: &Directory) -> St
         };
         lines.push(format!("Rule: {rule} (for {named})."));
     }
+    let approved: Vec<&str> = agent
+        .visible_tools(catalog)
+        .filter(|tool| agent.needs_approval(tool))
+        .collect();
+    if !approved.is_empty() {
+        lines.push(format!(
+            "A person must approve each call of {} first: the first call is refused with an approval id; once the operator approves it, call again with the same arguments and approval_id.",
+            approved.join(", ")
+        ));
+    }
     let writes = agent.visible_tools(catalog).any(|tool| {
         catalog
             .endpoint(tool)
@@ -82,6 +92,7 @@ pub fn instructions(policy: &Policy, agent: &Agent, directory: &Directory) -> St
 
 /// What an agent's tools are tailored to.
 pub struct View<'a> {
+    agent: &'a Agent,
     zones: Option<Vec<(String, String)>>,
     accounts: Option<Vec<(String, String)>>,
     visible: HashSet<&'a str>,
@@ -90,6 +101,7 @@ pub struct View<'a> {
 impl<'a> View<'a> {
     pub fn new(catalog: &'a Catalog, agent: &'a Agent, directory: &Directory) -> Self {
         Self {
+            agent,
             zones: held(&agent.zones, &directory.zone_ids, &directory.zone_names),
             accounts: held(
                 &agent.accounts,
@@ -123,6 +135,17 @@ impl<'a> View<'a> {
                 property.insert(
                     "description".into(),
                     json!(format!("One of your {noun}: {}.", named.join(", "))),
+                );
+                changed = true;
+            }
+            if self.agent.needs_approval(&endpoint.tool) {
+                properties.insert(
+                    super::approve::APPROVAL_ID.into(),
+                    json!({
+                        "type": "string",
+                        "pattern": "^[0-9a-f]{32}$",
+                        "description": "The id of a person's approval of this exact call (a first call without it asks for one)."
+                    }),
                 );
                 changed = true;
             }

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use rmcp::model::{CallToolResult, ErrorData, JsonObject};
 
+use super::approve::{Gate, take_approval_id};
 use super::gateway::Gateway;
 use super::preview::DRY_RUN;
 use super::render;
@@ -65,6 +66,11 @@ impl Gateway {
             .endpoint(tool)
             .filter(|_| agent.may_see(&self.catalog, tool))
             .map(|e| &**e);
+        // flaregate's own approval id, taken out before validation: the
+        // tool's schema has it only in this agent's view.
+        let approval_id = endpoint
+            .filter(|_| agent.needs_approval(tool))
+            .and_then(|_| take_approval_id(&mut args));
         let valid = endpoint.map(|_| self.catalog.validate_arguments(tool, &args));
         // A write's `dry_run` is flaregate's own: taken out before anything
         // else sees the arguments (the schema has it only for writes).
@@ -142,6 +148,14 @@ impl Gateway {
         }
         match verdict {
             Verdict::Allow { reason, rule } => {
+                let (reason, rule) = if agent.needs_approval(tool) {
+                    match self.approval_gate(&call, approval_id).await? {
+                        Gate::Through { reason, rule } => (reason.into(), rule.into()),
+                        Gate::Stop(answer) => return Ok(answer),
+                    }
+                } else {
+                    (reason, rule)
+                };
                 charge.write = endpoint.access == Access::Write;
                 if let Err(over) = self.spend(agent, charge) {
                     return self.refusal(&call, over_limit(&over)).await;
@@ -247,7 +261,11 @@ impl Gateway {
     }
 
     /// Audits a refusal and gives the agent its answer.
-    async fn refusal(&self, call: &Call<'_>, denial: Denial) -> Result<CallToolResult, ErrorData> {
+    pub(super) async fn refusal(
+        &self,
+        call: &Call<'_>,
+        denial: Denial,
+    ) -> Result<CallToolResult, ErrorData> {
         self.refuse(call, &denial).await?;
         Ok(render::refusal(agent_text(call, &denial)))
     }

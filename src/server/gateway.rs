@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use crate::audit::AuditLog;
+use crate::approval::Approvals;
+use crate::audit::{AuditLog, ChainKey};
 use crate::budget::Budgets;
 use crate::catalog::Catalog;
 use crate::cloudflare::Client;
@@ -26,6 +27,8 @@ pub struct Gateway {
     pub(super) sandbox: bool,
     pub(super) budgets: Arc<dyn Budgets>,
     pub(super) metrics: Metrics,
+    /// Requests for approval and their decisions, keyed with the audit key.
+    pub(super) approvals: Option<(Approvals, ChainKey)>,
 }
 
 impl Gateway {
@@ -37,6 +40,7 @@ impl Gateway {
         audit: AuditLog,
         sandbox: bool,
         budgets: Arc<dyn Budgets>,
+        approvals: Option<(Approvals, ChainKey)>,
     ) -> Arc<Self> {
         Arc::new(Self {
             tools: ToolTable::new(&catalog),
@@ -49,6 +53,7 @@ impl Gateway {
             sandbox,
             budgets,
             metrics: Metrics::default(),
+            approvals,
         })
     }
 

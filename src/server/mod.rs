@@ -3,6 +3,7 @@
 //! knows MCP; it asks `policy` for decisions and hands `audit` records.
 
 pub mod admin;
+mod approve;
 mod briefing;
 mod call;
 mod discovery;

@@ -1,0 +1,139 @@
+//! The approval gate of a call the policy says a person must approve: a
+//! first call is refused with an approval id (and audited as such); the
+//! same call repeated with an approved id goes through, once.
+
+use rmcp::model::{CallToolResult, ErrorData};
+use serde_json::Value;
+
+use super::call::Call;
+use super::gateway::Gateway;
+use crate::approval::Approval;
+use crate::audit;
+use crate::policy::{Denial, DenyKind};
+
+/// flaregate's own argument for an approval id (never sent upstream).
+pub const APPROVAL_ID: &str = "approval_id";
+
+/// What the gate says of an allowed call.
+pub(super) enum Gate {
+    /// Approved: go on, with the approval as the decision's reason and rule.
+    Through { reason: String, rule: String },
+    /// Refused (the answer is ready, the refusal audited).
+    Stop(CallToolResult),
+}
+
+impl Gateway {
+    /// Asks for approval of `call`, or redeems the approval it names.
+    pub(super) async fn approval_gate(
+        &self,
+        call: &Call<'_>,
+        approval_id: Option<String>,
+    ) -> Result<Gate, ErrorData> {
+        let Some((approvals, key)) = self.approvals.clone() else {
+            let denial = Denial::new(
+                DenyKind::ApprovalRefused,
+                "this call needs a person's approval, and this flaregate keeps no approvals",
+                "approve",
+            );
+            return self.refusal(call, denial).await.map(Gate::Stop);
+        };
+        let (agent, tool) = (call.agent.id.clone(), call.tool.to_string());
+        let args = call.args.clone();
+        let now = audit::now_unix_ms();
+        let Some(id) = approval_id else {
+            let target = call
+                .endpoint
+                .and_then(|e| {
+                    crate::policy::describe_target(e, call.args, &self.engine.directory())
+                })
+                .map(|t| format!(" on {t}"))
+                .unwrap_or_default();
+            let endpoint = call.endpoint;
+            let summary = format!(
+                "{tool}{target} with {}",
+                audit::stored_args(endpoint, call.args)
+            );
+            let ttl = call.agent.approval_ttl;
+            let requested = tokio::task::spawn_blocking(move || {
+                approvals.request(
+                    &key,
+                    (&agent, &tool, &args),
+                    &summary,
+                    now,
+                    ttl.as_millis() as i64,
+                )
+            })
+            .await
+            .expect("the approval request does not panic");
+            let id = match requested {
+                Ok(id) => id,
+                Err(error) => {
+                    let denial = Denial::new(
+                        DenyKind::ApprovalRefused,
+                        format!(
+                            "this call needs a person's approval, and the request could not be recorded: {error}"
+                        ),
+                        "approve",
+                    );
+                    return self.refusal(call, denial).await.map(Gate::Stop);
+                }
+            };
+            let denial = Denial::new(
+                DenyKind::ApprovalRequired,
+                format!(
+                    "a person must approve this call first: approval {id}, valid for {}. The operator runs `flaregate approve {id}` (or `reject`); then call again with the same arguments and approval_id = \"{id}\"",
+                    humantime::format_duration(ttl)
+                ),
+                "approve",
+            );
+            return self.refusal(call, denial).await.map(Gate::Stop);
+        };
+        let redeemed = {
+            let id = id.clone();
+            tokio::task::spawn_blocking(move || {
+                approvals.redeem(&key, &id, (&agent, &tool, &args), now)
+            })
+            .await
+            .expect("redeeming does not panic")
+        };
+        match redeemed {
+            Ok(approval) => Ok(Gate::Through {
+                reason: approved_by(&approval),
+                rule: format!("approval {id}"),
+            }),
+            Err(refused) => {
+                let denial = Denial::new(
+                    DenyKind::ApprovalRefused,
+                    format!("approval {}: {refused}", crate::text::clip(&id, 40)),
+                    "approve",
+                );
+                self.refusal(call, denial).await.map(Gate::Stop)
+            }
+        }
+    }
+}
+
+/// "approved by alice at 2026-12-02T10:00:00Z (requested 10:59:12)".
+fn approved_by(approval: &Approval) -> String {
+    let at = |ms: i64| {
+        humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64),
+        )
+        .to_string()
+    };
+    format!(
+        "approved by {} at {} (requested at {})",
+        approval.decided_by.as_deref().unwrap_or("?"),
+        at(approval.decided_ms.unwrap_or_default()),
+        at(approval.requested_ms)
+    )
+}
+
+/// The approval id a call gives, taken out of its arguments.
+pub(super) fn take_approval_id(args: &mut serde_json::Map<String, Value>) -> Option<String> {
+    match args.remove(APPROVAL_ID)? {
+        Value::String(id) => Some(id),
+        // Anything else names no approval: refused like an unknown id.
+        other => Some(crate::text::clip(&other.to_string(), 40)),
+    }
+}
