@@ -47,6 +47,8 @@ pub struct Approval {
     pub tool: String,
     /// What the call does, in words ("delete DNS record … on example.com").
     pub summary: String,
+    /// The call's preview (JSON): its request and what it would change.
+    pub preview: String,
     pub requested_ms: i64,
     pub expires_ms: i64,
     pub status: Status,
@@ -87,6 +89,7 @@ const CREATE: &str = "CREATE TABLE IF NOT EXISTS approvals (
     tool TEXT NOT NULL,
     digest TEXT NOT NULL,
     summary TEXT NOT NULL,
+    preview TEXT NOT NULL,
     requested_ms INTEGER NOT NULL,
     expires_ms INTEGER NOT NULL,
     status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected')),
@@ -117,15 +120,15 @@ impl Approvals {
         &self,
         key: &ChainKey,
         (agent, tool, args): (&str, &str, &Map<String, Value>),
-        summary: &str,
+        (summary, preview): (&str, &str),
         now_ms: i64,
         ttl_ms: i64,
     ) -> rusqlite::Result<String> {
         let id = format!("{:032x}", u128::from_le_bytes(random_bytes()));
         self.connect()?.execute(
-            "INSERT INTO approvals (id, agent, tool, digest, summary, requested_ms, expires_ms, status)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending')",
-            params![id, agent, tool, digest(key, agent, tool, args), summary, now_ms, now_ms + ttl_ms],
+            "INSERT INTO approvals (id, agent, tool, digest, summary, preview, requested_ms, expires_ms, status)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending')",
+            params![id, agent, tool, digest(key, agent, tool, args), summary, preview, now_ms, now_ms + ttl_ms],
         )?;
         Ok(id)
     }
@@ -253,6 +256,7 @@ fn approval(row: &rusqlite::Row<'_>) -> rusqlite::Result<Approval> {
         tool: row.get("tool")?,
         digest: row.get("digest")?,
         summary: row.get("summary")?,
+        preview: row.get("preview")?,
         requested_ms: row.get("requested_ms")?,
         expires_ms: row.get("expires_ms")?,
         status: Status::parse(&row.get::<_, String>("status")?),

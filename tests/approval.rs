@@ -101,10 +101,24 @@ async fn only_the_approved_call_by_its_agent_goes_through_once() {
         "{}",
         text(&asked)
     );
+    // With the preview: what would be removed, for the agent and the person.
+    let preview = asked.structured_content.clone().expect("the preview");
+    assert_eq!(
+        preview["changes"]["removed"]["name"], "www.example.com",
+        "{preview}"
+    );
+    assert_eq!(
+        preview["decision"]["would_be"],
+        "allowed once a person approves it"
+    );
     let (ok, listed) = operator(&server, &["approvals"]);
     assert!(
         ok && listed.contains(&id) && listed.contains("agent ops"),
         "{listed}"
+    );
+    assert!(
+        listed.contains("www.example.com"),
+        "the operator sees the preview: {listed}"
     );
 
     // Not yet approved.

@@ -86,11 +86,12 @@ fn print_one(approval: &Approval) {
         )
     };
     println!(
-        "{}  agent {}  asked {}  expires {}\n    {}",
+        "{}  agent {}  asked {}  expires {}\n    {}\n    preview: {}",
         approval.id,
         approval.agent,
         at(approval.requested_ms),
         at(approval.expires_ms),
-        crate::text::escape(&approval.summary)
+        crate::text::escape(&approval.summary),
+        crate::text::escape(&approval.preview)
     );
 }

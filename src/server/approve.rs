@@ -2,14 +2,15 @@
 //! first call is refused with an approval id (and audited as such); the
 //! same call repeated with an approved id goes through, once.
 
-use rmcp::model::{CallToolResult, ErrorData};
+use rmcp::model::{CallToolResult, ContentBlock, ErrorData};
 use serde_json::Value;
 
 use super::call::Call;
 use super::gateway::Gateway;
 use crate::approval::Approval;
 use crate::audit;
-use crate::policy::{Denial, DenyKind};
+use crate::catalog::Endpoint;
+use crate::policy::{Denial, DenyKind, Verdict};
 
 /// flaregate's own argument for an approval id (never sent upstream).
 pub const APPROVAL_ID: &str = "approval_id";
@@ -26,7 +27,9 @@ impl Gateway {
     /// Asks for approval of `call`, or redeems the approval it names.
     pub(super) async fn approval_gate(
         &self,
-        call: &Call<'_>,
+        call: &mut Call<'_>,
+        endpoint: &Endpoint,
+        verdict: &Verdict,
         approval_id: Option<String>,
     ) -> Result<Gate, ErrorData> {
         let Some((approvals, key)) = self.approvals.clone() else {
@@ -41,6 +44,9 @@ impl Gateway {
         let args = call.args.clone();
         let now = audit::now_unix_ms();
         let Some(id) = approval_id else {
+            // The person deciding sees what the call would change.
+            let (preview, _) = self.preview_of(call, endpoint, verdict, None).await;
+            let shown = serde_json::to_string(&preview).expect("JSON values always serialise");
             let target = call
                 .endpoint
                 .and_then(|e| {
@@ -58,7 +64,7 @@ impl Gateway {
                 approvals.request(
                     &key,
                     (&agent, &tool, &args),
-                    &summary,
+                    (&summary, &shown),
                     now,
                     ttl.as_millis() as i64,
                 )
@@ -86,7 +92,12 @@ impl Gateway {
                 ),
                 "approve",
             );
-            return self.refusal(call, denial).await.map(Gate::Stop);
+            let mut answer = self.refusal(call, denial).await?;
+            answer.content.push(ContentBlock::text(
+                serde_json::to_string(&preview).expect("JSON values always serialise"),
+            ));
+            answer.structured_content = Some(preview);
+            return Ok(Gate::Stop(answer));
         };
         let redeemed = {
             let id = id.clone();

@@ -149,7 +149,14 @@ impl Gateway {
         match verdict {
             Verdict::Allow { reason, rule } => {
                 let (reason, rule) = if agent.needs_approval(tool) {
-                    match self.approval_gate(&call, approval_id).await? {
+                    let allowed = Verdict::Allow {
+                        reason: reason.clone(),
+                        rule: rule.clone(),
+                    };
+                    match self
+                        .approval_gate(&mut call, endpoint, &allowed, approval_id)
+                        .await?
+                    {
                         Gate::Through { reason, rule } => (reason.into(), rule.into()),
                         Gate::Stop(answer) => return Ok(answer),
                     }

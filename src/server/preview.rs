@@ -18,15 +18,16 @@ use crate::policy::{LookupError, Verdict};
 pub use crate::catalog::DRY_RUN;
 
 impl Gateway {
-    /// Answers a preview of `call`, whose verdict is `verdict`; `current`
-    /// is the object already fetched to decide, if it was.
-    pub(super) async fn preview(
+    /// What a preview shows (and the decision in words): the decision,
+    /// the request, the current state and the changes. Fetches the current
+    /// state if `current` is not given (noted in the call's lookup).
+    pub(super) async fn preview_of(
         &self,
         call: &mut Call<'_>,
         endpoint: &Endpoint,
         verdict: &Verdict,
         current: Option<Result<Map<String, Value>, LookupError>>,
-    ) -> Result<CallToolResult, ErrorData> {
+    ) -> (Value, String) {
         let request = cloudflare::build(endpoint, call.args);
         let current = match current {
             Some(current) => Some(current),
@@ -43,6 +44,10 @@ impl Gateway {
             },
         };
         let (decision, decision_words) = match verdict {
+            Verdict::Allow { reason, rule } if call.agent.needs_approval(&endpoint.tool) => (
+                json!({"would_be": "allowed once a person approves it", "reason": &**reason, "rule": &**rule}),
+                format!("would be allowed once a person approves it: {reason}"),
+            ),
             Verdict::Allow { reason, rule } => (
                 json!({"would_be": "allowed", "reason": &**reason, "rule": &**rule}),
                 format!("would be allowed: {reason}"),
@@ -80,7 +85,20 @@ impl Gateway {
             "note".into(),
             json!("A preview: nothing was sent to Cloudflare. Call again without dry_run to make the change."),
         );
+        (Value::Object(answer), decision_words)
+    }
 
+    /// Answers a preview of `call`, whose verdict is `verdict`; `current`
+    /// is the object already fetched to decide, if it was.
+    pub(super) async fn preview(
+        &self,
+        call: &mut Call<'_>,
+        endpoint: &Endpoint,
+        verdict: &Verdict,
+        current: Option<Result<Map<String, Value>, LookupError>>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let (value, decision_words) = self.preview_of(call, endpoint, verdict, current).await;
+        let request = cloudflare::build(endpoint, call.args);
         let mut record = self.record(
             call,
             request.as_ref().ok(),
@@ -95,7 +113,6 @@ impl Gateway {
             .map_err(super::call::audit_down)?;
         self.metrics
             .call(&call.agent.id, &endpoint.tool, Decision::Preview, "none");
-        let value = Value::Object(answer);
         let text = serde_json::to_string(&value).expect("a JSON value always serialises");
         let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
         result.structured_content = Some(value);
