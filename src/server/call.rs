@@ -149,6 +149,14 @@ impl Gateway {
         match verdict {
             Verdict::Allow { reason, rule } => {
                 let (reason, rule) = if agent.needs_approval(tool) {
+                    // Asking is charged as a call (its preview reads
+                    // Cloudflare), so asking cannot flood the upstream.
+                    if approval_id.is_none()
+                        && charge.call
+                        && let Err(over) = self.spend(agent, charge)
+                    {
+                        return self.refusal(&call, over_limit(&over)).await;
+                    }
                     let allowed = Verdict::Allow {
                         reason: reason.clone(),
                         rule: rule.clone(),

@@ -21,6 +21,9 @@ pub const CALL: &str = "call_api";
 /// Results a search returns unless asked for fewer or more (at most 50).
 const DEFAULT_RESULTS: usize = 15;
 const MAX_RESULTS: usize = 50;
+/// The longest query read, and the most words of it searched for.
+const MAX_QUERY: usize = 200;
+const MAX_WORDS: usize = 16;
 /// How much of an endpoint's description a search result carries.
 const SUMMARY: usize = 160;
 
@@ -71,10 +74,14 @@ impl SearchIndex {
         group: Option<&str>,
         limit: usize,
     ) -> Vec<Value> {
+        // Bounded whatever the caller sends: the schema's limits are not
+        // enforced on these three tools' arguments.
+        let query = crate::text::clip(query, MAX_QUERY);
         let words: Vec<String> = query
             .to_lowercase()
             .split(|c: char| !c.is_alphanumeric())
             .filter(|w| w.len() > 1)
+            .take(MAX_WORDS)
             .map(str::to_string)
             .collect();
         let mut scored: Vec<(usize, usize)> = catalog
