@@ -45,7 +45,10 @@ impl Gateway {
         let now = audit::now_unix_ms();
         let Some(id) = approval_id else {
             // The person deciding sees what the call would change.
-            let (preview, _) = self.preview_of(call, endpoint, verdict, None).await;
+            let (mut preview, _) = self.preview_of(call, endpoint, verdict, None).await;
+            preview["note"] = serde_json::json!(
+                "Nothing was sent to Cloudflare: a person must approve this exact call first."
+            );
             let shown = serde_json::to_string(&preview).expect("JSON values always serialise");
             let target = call
                 .endpoint
