@@ -50,6 +50,8 @@ impl Gateway {
                 "Nothing was sent to Cloudflare: a person must approve this exact call first."
             );
             let shown = serde_json::to_string(&preview).expect("JSON values always serialise");
+            // One for the approvals table (moved), one for the agent.
+            let for_agent = shown.clone();
             let target = call
                 .endpoint
                 .and_then(|e| {
@@ -96,9 +98,7 @@ impl Gateway {
                 "approve",
             );
             let mut answer = self.refusal(call, denial).await?;
-            answer.content.push(ContentBlock::text(
-                serde_json::to_string(&preview).expect("JSON values always serialise"),
-            ));
+            answer.content.push(ContentBlock::text(for_agent));
             answer.structured_content = Some(preview);
             return Ok(Gate::Stop(answer));
         };

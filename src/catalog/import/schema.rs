@@ -65,12 +65,14 @@ impl<'a> Converter<'a> {
             return Map::new();
         };
         if let Some(reference) = source.get("$ref").and_then(Value::as_str) {
-            let target = self.resolve(reference);
-            if depth >= MAX_DEPTH || seen.iter().any(|r| r == reference) || target.is_none() {
+            let target = self
+                .resolve(reference)
+                .filter(|_| depth < MAX_DEPTH && !seen.iter().any(|r| r == reference));
+            let Some(target) = target else {
                 return any_value();
-            }
+            };
             seen.push(reference.to_string());
-            let mut converted = self.convert_at(target.expect("checked"), depth + 1, seen);
+            let mut converted = self.convert_at(target, depth + 1, seen);
             seen.pop();
             // Siblings of a $ref (a description) win over the target's.
             if let Some(Value::String(text)) = source.get("description") {
