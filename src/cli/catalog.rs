@@ -87,35 +87,37 @@ fn import(args: &ImportArgs) -> Outcome {
     write(&args.out, &imported.files)?;
 
     let curated_count = curated.endpoints().len();
-    println!(
-        "wrote {} operations in {} groups to {} ({} tools with the {curated_count} curated ones)",
+    let mut report = format!(
+        "wrote {} operations in {} groups to {} ({} tools with the {curated_count} curated ones)\n",
         imported.written,
         imported.per_group.len(),
         args.out.display(),
         combined.endpoints().len(),
     );
     if imported.filtered > 0 {
-        println!("left out by --include/--exclude: {}", imported.filtered);
+        report += &format!("left out by --include/--exclude: {}\n", imported.filtered);
     }
     if imported.dropped_patterns > 0 {
-        println!(
-            "patterns Rust's regex engine cannot compile, left to Cloudflare to check: {}",
+        report += &format!(
+            "patterns Rust's regex engine cannot compile, left to Cloudflare to check: {}\n",
             imported.dropped_patterns
         );
     }
-    println!("skipped {}:", imported.skipped.len());
+    report += &format!("skipped {}:\n", imported.skipped.len());
     for line in &imported.skipped {
-        println!("  {line}");
+        report += &format!("  {line}\n");
     }
-    println!("per group:");
+    report += "per group:\n";
     for (group, count) in &imported.per_group {
         let note = if group == import::UNCLASSIFIED {
             "  (permission not known: granted only by tool name)"
         } else {
             ""
         };
-        println!("  {group:<24} {count:>4}{note}");
+        report += &format!("  {group:<24} {count:>4}{note}\n");
     }
+    // A reader that stops early (`| head`) is not an error: the files are written.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), report.as_bytes());
     Ok(ExitCode::SUCCESS)
 }
 
