@@ -41,6 +41,10 @@ timeout 120 "$VENV/bin/python" interop/python_client.py http "$URL" "$AUDITOR" "
 timeout 120 "$VENV/bin/python" interop/python_client.py stdio "$BIN" serve --sandbox --stdio --agent auditor \
     --policies policies --audit-db "$WORK/stdio.db" --log-level warn
 
+echo "== Python SDK, approval at the client (elicitation) and by the operator"
+start_server "$WORK/approval.out" --sandbox --policies interop/approval-policy.toml
+timeout 120 "$VENV/bin/python" interop/python_approval.py "$(field "MCP:" "$WORK/approval.out")"
+
 echo "== Python SDK, discover mode, the whole imported API"
 cp -r catalog "$WORK/catalog"
 "$BIN" catalog import --openapi openapi/cloudflare-openapi-2024-08-06.json \

@@ -12,6 +12,12 @@ use crate::audit;
 use crate::catalog::Endpoint;
 use crate::policy::{Denial, DenyKind, Verdict};
 
+/// The client of the call, when it can ask its user (MCP elicitation).
+pub struct Asker(pub rmcp::Peer<rmcp::RoleServer>);
+
+/// How long the person at the client has to answer.
+const ASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// flaregate's own argument for an approval id (never sent upstream).
 pub const APPROVAL_ID: &str = "approval_id";
 
@@ -31,6 +37,7 @@ impl Gateway {
         endpoint: &Endpoint,
         verdict: &Verdict,
         approval_id: Option<String>,
+        asker: Option<&Asker>,
     ) -> Result<Gate, ErrorData> {
         let Some((approvals, key)) = self.approvals.clone() else {
             let denial = Denial::new(
@@ -43,6 +50,9 @@ impl Gateway {
         let (agent, tool) = (call.agent.id.clone(), call.tool.to_string());
         let args = call.args.clone();
         let now = audit::now_unix_ms();
+        if let (None, Some(asker)) = (&approval_id, asker) {
+            return self.ask_at_client(call, endpoint, verdict, asker).await;
+        }
         let Some(id) = approval_id else {
             // The person deciding sees what the call would change.
             let (mut preview, _) = self.preview_of(call, endpoint, verdict, None).await;
@@ -124,6 +134,65 @@ impl Gateway {
                 self.refusal(call, denial).await.map(Gate::Stop)
             }
         }
+    }
+}
+
+impl Gateway {
+    /// Asks the person at the client, showing the call's preview; goes on
+    /// only on an explicit yes. Decline, cancel, no answer: refused.
+    async fn ask_at_client(
+        &self,
+        call: &mut Call<'_>,
+        endpoint: &Endpoint,
+        verdict: &Verdict,
+        asker: &Asker,
+    ) -> Result<Gate, ErrorData> {
+        use rmcp::model::{ElicitRequestParams, ElicitationAction, ElicitationSchema};
+        let (preview, _) = self.preview_of(call, endpoint, verdict, None).await;
+        let message = format!(
+            "flaregate: agent \"{}\" asks to run {}. Approve this exact call?\n{}",
+            call.agent.id,
+            endpoint.tool,
+            serde_json::to_string_pretty(&preview).expect("JSON values always serialise")
+        );
+        let schema = ElicitationSchema::builder()
+            .required_bool("approve")
+            .build_unchecked();
+        let asked = asker
+            .0
+            .create_elicitation(ElicitRequestParams::FormElicitationParams {
+                meta: None,
+                message,
+                requested_schema: schema,
+            });
+        let answer = tokio::time::timeout(ASK_TIMEOUT, asked).await;
+        let at = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+        let refused =
+            |why: String| Denial::new(DenyKind::ApprovalRefused, why, "approve at the client");
+        let denial = match answer {
+            Ok(Ok(result))
+                if matches!(result.action, ElicitationAction::Accept)
+                    && result.content.as_ref().and_then(|c| c["approve"].as_bool())
+                        == Some(true) =>
+            {
+                return Ok(Gate::Through {
+                    reason: format!("approved by the person at the client at {at}"),
+                    rule: "approve at the client".into(),
+                });
+            }
+            Ok(Ok(result)) => refused(format!(
+                "the person at the client did not approve it ({:?} at {at}); nothing was sent",
+                result.action
+            )),
+            Ok(Err(error)) => refused(format!(
+                "the client could not ask its user ({error}); nothing was sent"
+            )),
+            Err(_) => refused(format!(
+                "the person at the client did not answer within {}; nothing was sent",
+                humantime::format_duration(ASK_TIMEOUT)
+            )),
+        };
+        self.refusal(call, denial).await.map(Gate::Stop)
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use rmcp::model::{CallToolResult, ErrorData, JsonObject};
 
-use super::approve::{Gate, take_approval_id};
+use super::approve::{Asker, Gate, take_approval_id};
 use super::gateway::Gateway;
 use super::preview::DRY_RUN;
 use super::render;
@@ -43,9 +43,10 @@ impl Gateway {
         agent_id: &str,
         tool: &str,
         args: Option<JsonObject>,
+        asker: Option<&Asker>,
     ) -> Result<CallToolResult, ErrorData> {
         let started = Instant::now();
-        let answer = self.decide_and_run(agent_id, tool, args).await;
+        let answer = self.decide_and_run(agent_id, tool, args, asker).await;
         self.metrics.call_latency.observe(started.elapsed());
         answer
     }
@@ -55,6 +56,7 @@ impl Gateway {
         agent_id: &str,
         tool: &str,
         args: Option<JsonObject>,
+        asker: Option<&Asker>,
     ) -> Result<CallToolResult, ErrorData> {
         let policy = self.engine.policy();
         let agent = policy.agent(agent_id).ok_or_else(|| {
@@ -162,7 +164,7 @@ impl Gateway {
                         rule: rule.clone(),
                     };
                     match self
-                        .approval_gate(&mut call, endpoint, &allowed, approval_id)
+                        .approval_gate(&mut call, endpoint, &allowed, approval_id, asker)
                         .await?
                     {
                         Gate::Through { reason, rule } => (reason.into(), rule.into()),

@@ -177,6 +177,7 @@ impl Gateway {
         agent_id: &str,
         tool: &str,
         args: Option<JsonObject>,
+        asker: Option<&super::approve::Asker>,
     ) -> Result<CallToolResult, ErrorData> {
         let args = args.unwrap_or_default();
         let text = |key: &str| args.get(key).and_then(Value::as_str);
@@ -199,7 +200,7 @@ impl Gateway {
             // An endpoint it may not call is an answer here, not a
             // protocol error: call_api itself exists.
             return Ok(self
-                .call(agent_id, name, arguments)
+                .call(agent_id, name, arguments, asker)
                 .await
                 .unwrap_or_else(|error| refusal(error.message.to_string())));
         }

@@ -10,7 +10,7 @@ use rmcp::model::{
     InitializeRequestParams, InitializeResult, ListToolsResult, PaginatedRequestParams,
     ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscriptionFilter,
 };
-use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
+use rmcp::service::{ElicitationMode, NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{RoleServer, ServerHandler};
 
 use super::briefing;
@@ -190,13 +190,20 @@ impl ServerHandler for Handler {
                 .policy()
                 .agent(&agent)
                 .is_some_and(|a| a.discover);
+        // A client that can ask its user (elicitation, in an initialized
+        // session) is asked to approve the calls that need it.
+        let asker = context
+            .peer
+            .supported_elicitation_modes()
+            .contains(&ElicitationMode::Form)
+            .then(|| super::approve::Asker(context.peer.clone()));
         let result = if discovers {
             self.gateway
-                .discover(&agent, &request.name, request.arguments)
+                .discover(&agent, &request.name, request.arguments, asker.as_ref())
                 .await?
         } else {
             self.gateway
-                .call(&agent, &request.name, request.arguments)
+                .call(&agent, &request.name, request.arguments, asker.as_ref())
                 .await?
         };
         Ok(result.into())
