@@ -1,6 +1,8 @@
-//! The approval gate of a call the policy says a person must approve: a
-//! first call is refused with an approval id (and audited as such); the
-//! same call repeated with an approved id goes through, once.
+//! The approval gate of a call the policy says a person must approve. A
+//! client that can ask its user is asked, with the call's preview, and the
+//! call runs only on a yes. Otherwise the call is refused with an approval
+//! id for the operator (audited as such); the same call repeated with an
+//! approved id goes through, once.
 
 use rmcp::model::{CallToolResult, ContentBlock, ErrorData};
 use serde_json::Value;
