@@ -4,27 +4,23 @@ elicitation, showing the call's preview. Accept: the call runs. Decline:
 refused, nothing sent. A client that cannot ask: refused with an approval
 id for the operator.
 
-    python_approval.py <url>
+    python_approval.py <url> <sandbox API url>
 """
 
 import asyncio
 import sys
 
+import httpx2
 from mcp import ClientSession, types
 from mcp.client.streamable_http import streamable_http_client
+
+from checks import check
 
 EXAMPLE_COM = "023e105f4ecef8ad9ca31a8372d0c353"
 WWW = "8ce0e8a8a7b7b3c1d0e9f8a7b6c5d4e3"
 MX = "3d2c1b0a99887766554433221100ffee"
 TXT = "b1a2c3d4e5f60718293a4b5c6d7e8f91"
 asked = []
-
-
-def check(condition, message):
-    if not condition:
-        print(f"FAIL: {message}", file=sys.stderr)
-        sys.exit(1)
-    print(f"ok: {message}")
 
 
 def person(answer):
@@ -45,19 +41,27 @@ async def delete(url, record, callback):
                                            {"zone_id": EXAMPLE_COM, "dns_record_id": record})
 
 
+def deletes(sandbox_api):
+    """DELETE requests the sandbox received (its request log)."""
+    root = sandbox_api.removesuffix("/client/v4")
+    requests = httpx2.get(f"{root}/__sandbox/requests").json()
+    return sum(1 for r in requests if r["method"] == "DELETE")
+
+
 async def main():
-    url = sys.argv[1]
+    url, sandbox_api = sys.argv[1], sys.argv[2]
     done = await delete(url, WWW, person(True))
     check(not done.is_error, "accepted at the client: the record is deleted")
     check(asked and "www.example.com" in asked[0] and "delete_dns_record" in asked[0],
           "the person was shown the call and what it removes")
     declined = await delete(url, MX, person(False))
     check(declined.is_error and "did not approve" in declined.content[0].text,
-          "declined at the client: refused, nothing sent")
+          "declined at the client: refused")
     operator = await delete(url, TXT, None)
     text = operator.content[0].text
     check(operator.is_error and "flaregate approve" in text,
           "a client that cannot ask gets an approval id for the operator")
+    check(deletes(sandbox_api) == 1, "only the approved delete reached the sandbox")
 
 
 asyncio.run(main())

@@ -13,17 +13,12 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
+from checks import check
+
 EXAMPLE_COM = "023e105f4ecef8ad9ca31a8372d0c353"
 AUDITOR_TOOLS = 16
 DEPLOYER_TOOLS = {"list_worker_scripts", "get_worker_script", "put_worker_script",
                   "delete_worker_script", "purge_cache"}
-
-
-def check(condition, message):
-    if not condition:
-        print(f"FAIL: {message}", file=sys.stderr)
-        sys.exit(1)
-    print(f"ok: {message}")
 
 
 async def as_auditor(read, write):

@@ -14,15 +14,10 @@ import sys
 from mcp import ClientSession, types
 from mcp.client.streamable_http import streamable_http_client
 
+from checks import check
+
 EXAMPLE_COM = "023e105f4ecef8ad9ca31a8372d0c353"
 SETTING_PATH = "/zones/{zone_id}/settings/{setting_id}"
-
-
-def check(condition, message):
-    if not condition:
-        print(f"FAIL: {message}", file=sys.stderr)
-        sys.exit(1)
-    print(f"ok: {message}")
 
 
 def size(result):

@@ -43,7 +43,8 @@ timeout 120 "$VENV/bin/python" interop/python_client.py stdio "$BIN" serve --san
 
 echo "== Python SDK, approval at the client (elicitation) and by the operator"
 start_server "$WORK/approval.out" --sandbox --policies interop/approval-policy.toml
-timeout 120 "$VENV/bin/python" interop/python_approval.py "$(field "MCP:" "$WORK/approval.out")"
+timeout 120 "$VENV/bin/python" interop/python_approval.py "$(field "MCP:" "$WORK/approval.out")" \
+    "$(field "sandbox API:" "$WORK/approval.out")"
 
 echo "== Python SDK, discover mode, the whole imported API"
 cp -r catalog "$WORK/catalog"

@@ -58,6 +58,13 @@ pub struct Approval {
     digest: String,
 }
 
+/// A time the approvals keep (milliseconds since the epoch), as RFC 3339.
+pub fn time_of(ms: i64) -> humantime::Rfc3339Timestamp {
+    humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64),
+    )
+}
+
 /// Why an approval id does not let a call through.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {

@@ -300,14 +300,16 @@ fn user_global_and_unknown_permission_endpoints_are_granted_only_by_name() {
     );
 }
 
-const DISCOVERING: &str = r#"
+const EVERYTHING: &str = r#"
 [[agent]]
 id = "everything"
 auth = "none"
 zones = ["example.com"]
 accounts = ["*"]
 grants = { "*" = "full" }
+"#;
 
+const NARROW: &str = r#"
 [[agent]]
 id = "narrow"
 auth = "none"
@@ -316,38 +318,43 @@ tool_mode = "discover"
 grants = { zone_settings = "read" }
 "#;
 
-/// A policy file with one agent of [`DISCOVERING`]: keyless agents are
-/// told apart by nothing, so each server here has one.
-fn policy_file(agent: &str) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let text: String = DISCOVERING
-        .split("[[agent]]")
-        .filter(|block| block.contains(&format!("id = \"{agent}\"")))
-        .map(|block| format!("[[agent]]{block}"))
-        .collect();
-    let path = dir.path().join(format!("{agent}.toml"));
-    std::fs::write(&path, text).expect("write policy");
-    (dir, path)
+/// `serve --sandbox` over a copy of the shipped catalog with `filters`
+/// imported beside it, for the one keyless agent of `policy`. The folders
+/// live as long as the value.
+struct Served {
+    server: common::ServerProcess,
+    catalog: tempfile::TempDir,
+    _policies: tempfile::TempDir,
 }
 
-#[tokio::test]
-async fn a_large_grant_discovers_searches_describes_and_calls_through_the_same_pipeline() {
-    let dir = catalog_copy();
-    import(
-        dir.path(),
-        &["--include", "zone_settings", "--include", "zero_trust"],
-    );
-    let catalog = dir.path().to_str().expect("utf-8").to_string();
-    let (_policies, policy) = policy_file("everything");
+fn serve_imported(filters: &[&str], policy: &str) -> Served {
+    let catalog = catalog_copy();
+    import(catalog.path(), filters);
+    let policies = tempfile::tempdir().expect("tempdir");
+    let file = policies.path().join("policy.toml");
+    std::fs::write(&file, policy).expect("write policy");
     let server = common::ServerProcess::start(
         &[
             "--sandbox",
             "--catalog",
-            &catalog,
+            catalog.path().to_str().expect("utf-8"),
             "--policies",
-            policy.to_str().expect("utf-8"),
+            file.to_str().expect("utf-8"),
         ],
         &[],
+    );
+    Served {
+        server,
+        catalog,
+        _policies: policies,
+    }
+}
+
+#[tokio::test]
+async fn a_large_grant_discovers_searches_describes_and_calls_through_the_same_pipeline() {
+    let Served { server, .. } = serve_imported(
+        &["--include", "zone_settings", "--include", "zero_trust"],
+        EVERYTHING,
     );
     let client = common::connect_http(&server.mcp_url, None).await;
 
@@ -437,20 +444,9 @@ async fn find(
 
 #[tokio::test]
 async fn search_never_shows_an_endpoint_the_agent_may_not_call() {
-    let dir = catalog_copy();
-    import(dir.path(), &["--include", "zone_settings"]);
-    let catalog = dir.path().to_str().expect("utf-8").to_string();
-    let (_policies, policy) = policy_file("narrow");
-    let server = common::ServerProcess::start(
-        &[
-            "--sandbox",
-            "--catalog",
-            &catalog,
-            "--policies",
-            policy.to_str().expect("utf-8"),
-        ],
-        &[],
-    );
+    let Served {
+        server, catalog, ..
+    } = serve_imported(&["--include", "zone_settings"], NARROW);
     let client = common::connect_http(&server.mcp_url, None).await;
     let found = common::call(
         &client,
@@ -466,7 +462,7 @@ async fn search_never_shows_an_endpoint_the_agent_may_not_call() {
         assert_eq!(endpoint["group"], "zone_settings", "{endpoint}");
     }
     // A write it may not call: not described, and refused when called.
-    let loaded = Catalog::load(dir.path()).expect("loads");
+    let loaded = Catalog::load(catalog.path()).expect("loads");
     let write = loaded
         .group_endpoints("zone_settings")
         .find(|e| e.method.as_str() == "PATCH")
@@ -573,25 +569,9 @@ async fn the_sandbox_answers_every_imported_endpoint_from_its_generic_store() {
 
 #[tokio::test]
 async fn an_imported_multipart_upload_is_sent_as_a_form() {
-    let dir = catalog_copy();
-    import(dir.path(), &["--include", "images"]);
-    let catalog = dir.path().to_str().expect("utf-8").to_string();
-    let policies = tempfile::tempdir().expect("tempdir");
-    let policy = policies.path().join("images.toml");
-    std::fs::write(
-        &policy,
+    let Served { server, .. } = serve_imported(
+        &["--include", "images"],
         "[[agent]]\nid = \"images\"\nauth = \"none\"\naccounts = [\"*\"]\ngrants = { images = \"full\" }\n",
-    )
-    .expect("write");
-    let server = common::ServerProcess::start(
-        &[
-            "--sandbox",
-            "--catalog",
-            &catalog,
-            "--policies",
-            policy.to_str().expect("utf-8"),
-        ],
-        &[],
     );
     let client = common::connect_http(&server.mcp_url, None).await;
     let uploaded = common::call(

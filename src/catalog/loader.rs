@@ -265,8 +265,9 @@ fn groups_of(sources: &[(PathBuf, String)], files: &[RawFile]) -> Result<Vec<Gro
     Ok(groups)
 }
 
-/// A lookup must name a GET tool whose path arguments the endpoint has,
-/// and its immutable fields must be the endpoint's arguments.
+/// A lookup (and a `current` read) must name a GET tool whose path
+/// arguments the endpoint has, and a lookup's immutable fields must be the
+/// endpoint's arguments.
 fn check_lookups(
     sources: &[(PathBuf, String)],
     endpoints: &[Endpoint],
@@ -304,23 +305,7 @@ fn check_lookups(
         let Some(lookup) = &endpoint.lookup else {
             continue;
         };
-        let problem = match endpoints.iter().find(|e| e.tool == lookup.tool) {
-            None => Some(format!("no tool named `{}`", lookup.tool)),
-            Some(target) if target.method != Method::Get => {
-                Some(format!("`{}` is not a GET", lookup.tool))
-            }
-            Some(target) => target
-                .path
-                .params()
-                .find(|name| endpoint.param(name).is_none())
-                .map(|name| {
-                    format!(
-                        "`{}` needs `{name}`, which this endpoint lacks",
-                        lookup.tool
-                    )
-                }),
-        }
-        .or_else(|| {
+        let problem = reader_problem(endpoints, endpoint, &lookup.tool).or_else(|| {
             lookup
                 .immutable
                 .iter()

@@ -93,6 +93,19 @@ impl Method {
         }
     }
 
+    /// The method an HTTP method name (any case) names, if flaregate sends it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Method::Get,
+            Method::Post,
+            Method::Put,
+            Method::Patch,
+            Method::Delete,
+        ]
+        .into_iter()
+        .find(|m| m.as_str().eq_ignore_ascii_case(name))
+    }
+
     /// Whether repeating the request has the same effect as sending it once
     /// (RFC 9110), which is what makes a retry safe.
     pub fn is_idempotent(self) -> bool {

@@ -80,11 +80,7 @@ fn store(paths: &Paths) -> Result<Approvals, String> {
 }
 
 fn print_one(approval: &Approval) {
-    let at = |ms: i64| {
-        humantime::format_rfc3339_seconds(
-            std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64),
-        )
-    };
+    let at = crate::approval::time_of;
     println!(
         "{}  agent {}  asked {}  expires {}\n    {}\n    preview: {}",
         approval.id,

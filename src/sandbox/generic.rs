@@ -29,7 +29,7 @@ const MAX_BODY: usize = 1 << 20;
 /// method and path; `None` otherwise.
 pub async fn answer(sandbox: &Shared, request: Request) -> Option<Response> {
     let catalog = sandbox.catalog.as_ref()?;
-    let method = method_of(request.method())?;
+    let method = Method::from_name(request.method().as_str())?;
     let path = request.uri().path();
     let path = path.strip_prefix(API_PREFIX).unwrap_or(path).to_string();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -219,17 +219,6 @@ fn not_found(path: &str) -> ApiError {
         7003,
         format!("Could not route to {path}, perhaps your object identifier is invalid?"),
     )
-}
-
-fn method_of(method: &axum::http::Method) -> Option<Method> {
-    Some(match method.as_str() {
-        "GET" => Method::Get,
-        "POST" => Method::Post,
-        "PUT" => Method::Put,
-        "PATCH" => Method::Patch,
-        "DELETE" => Method::Delete,
-        _ => return None,
-    })
 }
 
 /// The fallback of every unrouted request: the generic store, else

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::call::Call;
 use super::gateway::Gateway;
-use crate::approval::Approval;
+use crate::approval::{Approval, time_of};
 use crate::audit;
 use crate::catalog::Endpoint;
 use crate::policy::{Denial, DenyKind, Verdict};
@@ -57,7 +57,7 @@ impl Gateway {
         }
         let Some(id) = approval_id else {
             // The person deciding sees what the call would change.
-            let (mut preview, _) = self.preview_of(call, endpoint, verdict, None).await;
+            let (mut preview, ..) = self.preview_of(call, endpoint, verdict, None).await;
             preview["note"] = serde_json::json!(
                 "Nothing was sent to Cloudflare: a person must approve this exact call first."
             );
@@ -150,7 +150,7 @@ impl Gateway {
         asker: &Asker,
     ) -> Result<Gate, ErrorData> {
         use rmcp::model::{ElicitRequestParams, ElicitationAction, ElicitationSchema};
-        let (preview, _) = self.preview_of(call, endpoint, verdict, None).await;
+        let (preview, ..) = self.preview_of(call, endpoint, verdict, None).await;
         let message = format!(
             "flaregate: agent \"{}\" asks to run {}. Approve this exact call?\n{}",
             call.agent.id,
@@ -200,17 +200,11 @@ impl Gateway {
 
 /// "approved by alice at 2026-12-02T10:00:00Z (requested 10:59:12)".
 fn approved_by(approval: &Approval) -> String {
-    let at = |ms: i64| {
-        humantime::format_rfc3339_seconds(
-            std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64),
-        )
-        .to_string()
-    };
     format!(
         "approved by {} at {} (requested at {})",
         approval.decided_by.as_deref().unwrap_or("?"),
-        at(approval.decided_ms.unwrap_or_default()),
-        at(approval.requested_ms)
+        time_of(approval.decided_ms.unwrap_or_default()),
+        time_of(approval.requested_ms)
     )
 }
 

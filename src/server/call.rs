@@ -289,8 +289,10 @@ impl Gateway {
 
     /// Audits a refusal (decision and outcome at once), charged to the
     /// agent's refusal budget; past it, counted instead of written — unless
-    /// the call fetched something from Cloudflare: every request sent has
-    /// its row (and those are bounded by the agent's upstream share).
+    /// the call fetched something from Cloudflare (every request sent has
+    /// its row, and those are bounded by the agent's upstream share) or it
+    /// issued an approval id (charged as a call; the request must be in the
+    /// chain).
     async fn refuse(&self, call: &Call<'_>, denial: &Denial) -> Result<(), ErrorData> {
         let agent = call.agent;
         // Labels from the catalog only: an agent's made-up names are "unknown".
@@ -304,7 +306,8 @@ impl Gateway {
             refusal: true,
             ..Charge::default()
         };
-        if self.spend(agent, refusal).is_err() && call.lookup.is_empty() {
+        let must_write = !call.lookup.is_empty() || denial.kind == DenyKind::ApprovalRequired;
+        if self.spend(agent, refusal).is_err() && !must_write {
             self.budgets.suppress(&agent.id, audit::now_unix_ms());
             tracing::debug!(agent = %agent.id, kind = denial.kind.as_str(), "refused call counted, not written: over the refusal budget");
             return Ok(());

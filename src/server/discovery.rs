@@ -6,11 +6,12 @@
 
 use std::sync::Arc;
 
-use rmcp::model::{CallToolResult, ContentBlock, ErrorData, JsonObject, Tool, ToolAnnotations};
+use rmcp::model::{CallToolResult, ErrorData, JsonObject, Tool, ToolAnnotations};
 use serde_json::{Map, Value, json};
 
 use super::briefing::View;
 use super::gateway::Gateway;
+use super::render;
 use crate::catalog::Catalog;
 use crate::policy::Agent;
 
@@ -183,26 +184,26 @@ impl Gateway {
         let text = |key: &str| args.get(key).and_then(Value::as_str);
         if tool == CALL {
             let Some(name) = text("name") else {
-                return Ok(refusal(
+                return Ok(render::refusal(
                     "call_api needs `name`: an endpoint's name from search_api.",
                 ));
             };
             if is_discovery_tool(name) {
-                return Ok(refusal(format!(
+                return Ok(render::refusal(format!(
                     "{name} is not an API endpoint: call it directly."
                 )));
             }
             let arguments = match args.get("arguments") {
                 None => None,
                 Some(Value::Object(arguments)) => Some(arguments.clone()),
-                Some(_) => return Ok(refusal("`arguments` must be an object.")),
+                Some(_) => return Ok(render::refusal("`arguments` must be an object.")),
             };
             // An endpoint it may not call is an answer here, not a
             // protocol error: call_api itself exists.
             return Ok(self
                 .call(agent_id, name, arguments, asker)
                 .await
-                .unwrap_or_else(|error| refusal(error.message.to_string())));
+                .unwrap_or_else(|error| render::refusal(error.message.to_string())));
         }
         let policy = self.engine.policy();
         let agent = policy.agent(agent_id).ok_or_else(|| {
@@ -212,7 +213,7 @@ impl Gateway {
         match tool {
             SEARCH => {
                 let Some(query) = text("query") else {
-                    return Ok(refusal(
+                    return Ok(render::refusal(
                         "search_api needs `query`: keywords for what you want to do.",
                     ));
                 };
@@ -228,12 +229,14 @@ impl Gateway {
                 } else {
                     "describe_api gives an endpoint's arguments; call_api calls it."
                 };
-                Ok(structured(json!({"endpoints": found, "note": note})))
+                Ok(render::structured(
+                    json!({"endpoints": found, "note": note}),
+                ))
             }
             _ => {
                 let name = text("name").unwrap_or_default();
                 let Some(index) = catalog.index_of(name).filter(|&i| agent.may_use_index(i)) else {
-                    return Ok(refusal(format!(
+                    return Ok(render::refusal(format!(
                         "there is no endpoint named {} that you may call; search_api finds them",
                         crate::text::clip(name, 80)
                     )));
@@ -242,7 +245,7 @@ impl Gateway {
                 let mut described = self.tools.tool(index).clone();
                 View::new(catalog, agent, &self.engine.directory())
                     .tailor(&mut described, endpoint);
-                Ok(structured(json!({
+                Ok(render::structured(json!({
                     "name": endpoint.tool,
                     "title": endpoint.title,
                     "method": endpoint.method.as_str(),
@@ -255,15 +258,4 @@ impl Gateway {
             }
         }
     }
-}
-
-fn structured(value: Value) -> CallToolResult {
-    let text = serde_json::to_string(&value).expect("a JSON value always serialises");
-    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
-    result.structured_content = Some(value);
-    result
-}
-
-fn refusal(text: impl Into<String>) -> CallToolResult {
-    super::render::refusal(text)
 }

@@ -5,7 +5,7 @@
 //! state of what it changes, fetched through the catalog, and a
 //! field-by-field diff. Audited as a preview; nothing is sent.
 
-use rmcp::model::{CallToolResult, ContentBlock, ErrorData};
+use rmcp::model::{CallToolResult, ErrorData};
 use serde_json::{Map, Value, json};
 
 use super::call::Call;
@@ -18,16 +18,17 @@ use crate::policy::{LookupError, Verdict};
 pub use crate::catalog::DRY_RUN;
 
 impl Gateway {
-    /// What a preview shows (and the decision in words): the decision,
-    /// the request, the current state and the changes. Fetches the current
-    /// state if `current` is not given (noted in the call's lookup).
+    /// What a preview shows (and the decision in words, and the request it
+    /// would send): the decision, the request, the current state and the
+    /// changes. Fetches the current state if `current` is not given (noted
+    /// in the call's lookup).
     pub(super) async fn preview_of(
         &self,
         call: &mut Call<'_>,
         endpoint: &Endpoint,
         verdict: &Verdict,
         current: Option<Result<Map<String, Value>, LookupError>>,
-    ) -> (Value, String) {
+    ) -> (Value, String, Option<PreparedRequest>) {
         let request = cloudflare::build(endpoint, call.args);
         let current = match current {
             Some(current) => Some(current),
@@ -85,7 +86,7 @@ impl Gateway {
             "note".into(),
             json!("A preview: nothing was sent to Cloudflare. Call again without dry_run to make the change."),
         );
-        (Value::Object(answer), decision_words)
+        (Value::Object(answer), decision_words, request.ok())
     }
 
     /// Answers a preview of `call`, whose verdict is `verdict`; `current`
@@ -97,11 +98,11 @@ impl Gateway {
         verdict: &Verdict,
         current: Option<Result<Map<String, Value>, LookupError>>,
     ) -> Result<CallToolResult, ErrorData> {
-        let (value, decision_words) = self.preview_of(call, endpoint, verdict, current).await;
-        let request = cloudflare::build(endpoint, call.args);
+        let (value, decision_words, request) =
+            self.preview_of(call, endpoint, verdict, current).await;
         let mut record = self.record(
             call,
-            request.as_ref().ok(),
+            request.as_ref(),
             Decision::Preview,
             &decision_words,
             verdict.rule(),
@@ -113,10 +114,7 @@ impl Gateway {
             .map_err(super::call::audit_down)?;
         self.metrics
             .call(&call.agent.id, &endpoint.tool, Decision::Preview, "none");
-        let text = serde_json::to_string(&value).expect("a JSON value always serialises");
-        let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
-        result.structured_content = Some(value);
-        Ok(result)
+        Ok(super::render::structured(value))
     }
 }
 

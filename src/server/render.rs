@@ -57,6 +57,15 @@ pub fn success(endpoint: &Endpoint, answer: ApiResponse) -> CallToolResult {
     result
 }
 
+/// An answer flaregate makes itself (a preview, a search): the value as
+/// structuredContent and as its compact JSON text.
+pub fn structured(value: Value) -> CallToolResult {
+    let text = serde_json::to_string(&value).expect("a JSON value always serialises");
+    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+    result.structured_content = Some(value);
+    result
+}
+
 /// Cloudflare (or the way to it) failed: status, codes, messages, advice.
 pub fn failure(error: &CloudflareError) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(error.to_string())])

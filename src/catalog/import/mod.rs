@@ -136,7 +136,7 @@ pub fn import(
                 .and_then(Value::as_str)
                 .unwrap_or("");
             let label = format!("{} {path} ({id})", verb.to_ascii_uppercase());
-            let Some(method) = method_of(verb) else {
+            let Some(method) = Method::from_name(verb) else {
                 import.skipped.push(format!(
                     "{label}: the {verb} method is not one flaregate sends"
                 ));
@@ -271,17 +271,6 @@ fn route_shape(path: &str) -> String {
         }
     }
     out
-}
-
-fn method_of(verb: &str) -> Option<Method> {
-    Some(match verb {
-        "get" => Method::Get,
-        "post" => Method::Post,
-        "put" => Method::Put,
-        "patch" => Method::Patch,
-        "delete" => Method::Delete,
-        _ => return None,
-    })
 }
 
 /// Reads a copy of the schema.

@@ -7,7 +7,9 @@ use serde_json::{Map, Value, json};
 use super::names;
 use super::rules::{Rules, with_access};
 use super::schema::Converter;
-use crate::catalog::{Access, Annotations, Method, Pagination, Reach, ResultKind};
+use crate::catalog::{
+    Access, Annotations, Method, Pagination, PathTemplate, Reach, ResultKind, Scope,
+};
 
 /// A top-level description is kept whole up to this many characters.
 const DESCRIPTION: usize = 1_000;
@@ -142,9 +144,13 @@ pub fn plan(
         }
     }
     // The zone or account id: Cloudflare's 32-hex form, said plainly.
-    if let Some((noun, name)) = scope_placeholder(&path)
+    if let Some((scope, name)) = scope_of(&path)
         && let Some(param) = params.iter_mut().find(|p| p.name == name)
     {
+        let noun = match scope {
+            Scope::Zone => "zone",
+            Scope::Account => "account",
+        };
         param.schema.remove("maxLength");
         param
             .schema
@@ -236,26 +242,21 @@ pub fn plan(
     })
 }
 
-/// The placeholder after `/zones/` or `/accounts/`, and which.
-fn scope_placeholder(path: &str) -> Option<(&'static str, &str)> {
-    let mut parts = path.trim_start_matches('/').split('/');
-    let noun = match parts.next()? {
-        "zones" => "zone",
-        "accounts" => "account",
-        _ => return None,
-    };
-    let name = parts.next()?.strip_prefix('{')?.strip_suffix('}')?;
-    Some((noun, name))
+/// The zone or account placeholder of a path, read as the loader reads it.
+fn scope_of(path: &str) -> Option<(Scope, String)> {
+    let template = PathTemplate::parse(path).ok()?;
+    template
+        .scope_placeholder()
+        .map(|(scope, name)| (scope, name.to_string()))
 }
 
 /// Whose objects a path reaches, from its shape.
 fn reach_of(path: &str) -> Reach {
-    let mut parts = path.trim_start_matches('/').split('/');
-    match (parts.next(), parts.next()) {
-        (Some("zones"), Some(id)) if id.starts_with('{') => Reach::Zone,
-        (Some("accounts"), Some(id)) if id.starts_with('{') => Reach::Account,
-        (Some("user"), _) => Reach::User,
-        _ => Reach::Global,
+    match scope_of(path) {
+        Some((Scope::Zone, _)) => Reach::Zone,
+        Some((Scope::Account, _)) => Reach::Account,
+        None if path == "/user" || path.starts_with("/user/") => Reach::User,
+        None => Reach::Global,
     }
 }
 
