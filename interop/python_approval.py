@@ -1,17 +1,19 @@
-"""Approval at the client, driven by the official Python MCP SDK (mcp 2.3.0)
-over an initialized (2025-11-25) session: flaregate asks the person through
-elicitation, showing the call's preview. Accept: the call runs. Decline:
-refused, nothing sent. A client that cannot ask: refused with an approval
-id for the operator.
+"""Approval at the client, driven by the official Python MCP SDK (mcp 2.3.0):
+flaregate asks the person through elicitation, showing the call's preview,
+in an initialized (2025-11-25) session (`elicitation/create`) and on
+2026-07-28 requests (an `input_required` result; the SDK asks its user and
+retries with the answer). Accept: the call runs. Decline: refused, nothing
+sent. A client that cannot ask, or an agent whose policy names the operator
+as approver: refused with an approval id for the operator.
 
-    python_approval.py <url> <sandbox API url>
+    python_approval.py <url> <sandbox API> <operator-approved agent's url> <its sandbox API>
 """
 
 import asyncio
 import sys
 
 import httpx2
-from mcp import ClientSession, types
+from mcp import Client, ClientSession, types
 from mcp.client.streamable_http import streamable_http_client
 
 from checks import check
@@ -41,6 +43,14 @@ async def delete(url, record, callback):
                                            {"zone_id": EXAMPLE_COM, "dns_record_id": record})
 
 
+async def delete_modern(url, record, callback):
+    """The same call as a stateless 2026-07-28 request: the SDK drives the
+    input_required round itself."""
+    async with Client(url, mode="2026-07-28", elicitation_callback=callback) as client:
+        return await client.call_tool("delete_dns_record",
+                                      {"zone_id": EXAMPLE_COM, "dns_record_id": record})
+
+
 def deletes(sandbox_api):
     """DELETE requests the sandbox received (its request log)."""
     root = sandbox_api.removesuffix("/client/v4")
@@ -62,6 +72,26 @@ async def main():
     check(operator.is_error and "flaregate approve" in text,
           "a client that cannot ask gets an approval id for the operator")
     check(deletes(sandbox_api) == 1, "only the approved delete reached the sandbox")
+
+    asked.clear()
+    declined = await delete_modern(url, MX, person(False))
+    check(declined.is_error and "did not approve" in declined.content[0].text,
+          "2026-07-28, declined at the client: refused")
+    check(asked and "delete_dns_record" in asked[0], "2026-07-28: the person was asked, with the preview")
+    check(deletes(sandbox_api) == 1, "2026-07-28: the declined delete did not reach the sandbox")
+    done = await delete_modern(url, MX, person(True))
+    check(not done.is_error, "2026-07-28, accepted at the client: the record is deleted")
+    check(deletes(sandbox_api) == 2, "2026-07-28: the accepted delete reached the sandbox once")
+
+    asked.clear()
+    operator_url = sys.argv[3]
+    held = await delete(operator_url, TXT, person(True))
+    check(held.is_error and "flaregate approve" in held.content[0].text and not asked,
+          "approver = operator: a client that can ask is not asked; the operator decides")
+    held = await delete_modern(operator_url, TXT, person(True))
+    check(held.is_error and "flaregate approve" in held.content[0].text and not asked,
+          "approver = operator, 2026-07-28: not asked either")
+    check(deletes(sys.argv[4]) == 0, "nothing the operator has not approved reached the sandbox")
 
 
 asyncio.run(main())

@@ -41,10 +41,12 @@ timeout 120 "$VENV/bin/python" interop/python_client.py http "$URL" "$AUDITOR" "
 timeout 120 "$VENV/bin/python" interop/python_client.py stdio "$BIN" serve --sandbox --stdio --agent auditor \
     --policies policies --audit-db "$WORK/stdio.db" --log-level warn
 
-echo "== Python SDK, approval at the client (elicitation) and by the operator"
+echo "== Python SDK, approval at the client (2025-11-25 elicitation, 2026-07-28 input_required) and by the operator"
 start_server "$WORK/approval.out" --sandbox --policies interop/approval-policy.toml
+start_server "$WORK/operator.out" --sandbox --policies interop/approval-operator-policy.toml
 timeout 120 "$VENV/bin/python" interop/python_approval.py "$(field "MCP:" "$WORK/approval.out")" \
-    "$(field "sandbox API:" "$WORK/approval.out")"
+    "$(field "sandbox API:" "$WORK/approval.out")" "$(field "MCP:" "$WORK/operator.out")" \
+    "$(field "sandbox API:" "$WORK/operator.out")"
 
 echo "== Python SDK, discover mode, the whole imported API"
 cp -r catalog "$WORK/catalog"

@@ -1,10 +1,12 @@
-//! Approvals by the operator: a call the policy says a person must approve
-//! is refused with an approval id; `flaregate approve ID` (or `reject`)
-//! decides it on the host; the agent repeats the same call with that id.
-//! An approval is bound to the agent, the tool and a digest of the exact
-//! arguments, keyed with the audit key (HMAC: no agent can compute one),
-//! expires, and is used once. Kept in the audit database, so the server
-//! and the command line share it.
+//! Requests for a person's approval and their answers. A call the policy
+//! says a person must approve is held: the person at the client answers
+//! it at once (elicitation), or the operator decides it on the host
+//! (`flaregate approve ID` / `reject ID`) and the agent repeats the same
+//! call with that id. An approval is bound to the agent, the tool and a
+//! digest of the exact arguments, keyed with the audit key (HMAC: no
+//! agent can compute one), expires, and is used once. Kept in the audit
+//! database, so the server and the command line share it; the server
+//! writes each decision made on the host into the chain.
 
 use std::path::{Path, PathBuf};
 
@@ -55,6 +57,8 @@ pub struct Approval {
     pub decided_by: Option<String>,
     pub decided_ms: Option<i64>,
     pub used: bool,
+    /// Whether the audit chain has the decision.
+    pub recorded: bool,
     digest: String,
 }
 
@@ -63,6 +67,12 @@ pub fn time_of(ms: i64) -> humantime::Rfc3339Timestamp {
     humantime::format_rfc3339_seconds(
         std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64),
     )
+}
+
+/// The rule every audit row of approval `id`'s story carries (the request,
+/// the decision, the call), so `flaregate audit --approval ID` finds them.
+pub fn rule_of(id: &str) -> String {
+    format!("approval {id}")
 }
 
 /// Why an approval id does not let a call through.
@@ -90,35 +100,18 @@ pub struct Approvals {
     db: PathBuf,
 }
 
-const CREATE: &str = "CREATE TABLE IF NOT EXISTS approvals (
-    id TEXT PRIMARY KEY,
-    agent TEXT NOT NULL,
-    tool TEXT NOT NULL,
-    digest TEXT NOT NULL,
-    summary TEXT NOT NULL,
-    preview TEXT NOT NULL,
-    requested_ms INTEGER NOT NULL,
-    expires_ms INTEGER NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected')),
-    decided_by TEXT,
-    decided_ms INTEGER,
-    used_ms INTEGER
-)";
-
 impl Approvals {
-    /// The approvals of the audit database at `db` (the table is made on
-    /// first use).
+    /// The approvals of the audit database at `db`.
     pub fn new(db: &Path) -> Self {
         Self {
             db: db.to_path_buf(),
         }
     }
 
+    /// The database, brought to the current schema (the command line may
+    /// run before a new server ever opened it).
     fn connect(&self) -> rusqlite::Result<Connection> {
-        let connection = Connection::open(&self.db)?;
-        connection.busy_timeout(std::time::Duration::from_secs(5))?;
-        connection.execute_batch(CREATE)?;
-        Ok(connection)
+        crate::audit::open_database(&self.db)
     }
 
     /// Records a request for approval of `agent` calling `tool` with
@@ -176,6 +169,75 @@ impl Approvals {
         }
     }
 
+    /// The answer of the person at the client to request `id`, which must
+    /// be pending, unexpired and for this agent, tool and arguments: an
+    /// approval is used at once by the call that asked (the call's own
+    /// audit row records the answer, so it is marked recorded).
+    pub fn answer(
+        &self,
+        key: &ChainKey,
+        id: &str,
+        binding: (&str, &str, &Map<String, Value>),
+        approve: bool,
+        (by, now_ms): (&str, i64),
+    ) -> Result<Approval, Refused> {
+        let store = |e: rusqlite::Error| Refused::Store(e.to_string());
+        let connection = self.connect().map_err(store)?;
+        let approval = bound(&connection, key, id, binding)?;
+        match approval.status {
+            Status::Pending if approval.expires_ms <= now_ms => return Err(Refused::Expired),
+            Status::Pending => {}
+            Status::Approved => return Err(Refused::Used),
+            Status::Rejected => {
+                return Err(Refused::Rejected(
+                    approval.decided_by.clone().unwrap_or_default(),
+                ));
+            }
+        }
+        let (status, used) = if approve {
+            ("approved", Some(now_ms))
+        } else {
+            ("rejected", None)
+        };
+        let changed = connection
+            .execute(
+                "UPDATE approvals SET status = ?1, decided_by = ?2, decided_ms = ?3, used_ms = ?4, recorded = 1
+                 WHERE id = ?5 AND status = 'pending'",
+                params![status, by, now_ms, used, id],
+            )
+            .map_err(store)?;
+        if changed != 1 {
+            return Err(Refused::Used);
+        }
+        find(&connection, id)
+            .map_err(store)?
+            .ok_or(Refused::Unknown)
+    }
+
+    /// Decisions made on the host that the audit chain does not have yet,
+    /// oldest first.
+    pub fn unrecorded(&self) -> rusqlite::Result<Vec<Approval>> {
+        let connection = self.connect()?;
+        let mut statement = connection.prepare(
+            "SELECT * FROM approvals WHERE recorded = 0 AND decided_ms IS NOT NULL
+             ORDER BY decided_ms LIMIT 100",
+        )?;
+        let rows = statement.query_map([], approval)?;
+        rows.collect()
+    }
+
+    /// Notes that the chain has request `id`'s decision.
+    pub fn mark_recorded(&self, id: &str) -> rusqlite::Result<()> {
+        self.connect()?
+            .execute("UPDATE approvals SET recorded = 1 WHERE id = ?1", [id])
+            .map(|_| ())
+    }
+
+    /// The request `id`, whatever its state.
+    pub fn get(&self, id: &str) -> rusqlite::Result<Option<Approval>> {
+        find(&self.connect()?, id)
+    }
+
     /// Lets one call through on approval `id`, if it was approved for this
     /// agent, tool and these exact arguments, has not expired and was not
     /// used: it is marked used in the same step.
@@ -188,14 +250,7 @@ impl Approvals {
     ) -> Result<Approval, Refused> {
         let store = |e: rusqlite::Error| Refused::Store(e.to_string());
         let connection = self.connect().map_err(store)?;
-        let approval = find(&connection, id)
-            .map_err(store)?
-            .ok_or(Refused::Unknown)?;
-        let expected = digest(key, agent, tool, args);
-        let bound = approval.agent == agent && approval.tool == tool;
-        if !bound || !constant_time_eq(approval.digest.as_bytes(), expected.as_bytes()) {
-            return Err(Refused::Mismatch);
-        }
+        let approval = bound(&connection, key, id, (agent, tool, args))?;
         match approval.status {
             Status::Pending if approval.expires_ms <= now_ms => return Err(Refused::Expired),
             Status::Pending => return Err(Refused::Pending),
@@ -223,6 +278,24 @@ impl Approvals {
         }
         Ok(approval)
     }
+}
+
+/// Request `id`, if it was made for this agent, tool and arguments.
+fn bound(
+    connection: &Connection,
+    key: &ChainKey,
+    id: &str,
+    (agent, tool, args): (&str, &str, &Map<String, Value>),
+) -> Result<Approval, Refused> {
+    let approval = find(connection, id)
+        .map_err(|e| Refused::Store(e.to_string()))?
+        .ok_or(Refused::Unknown)?;
+    let expected = digest(key, agent, tool, args);
+    let same_call = approval.agent == agent && approval.tool == tool;
+    if !same_call || !constant_time_eq(approval.digest.as_bytes(), expected.as_bytes()) {
+        return Err(Refused::Mismatch);
+    }
+    Ok(approval)
 }
 
 /// The arguments' binding: HMAC of the agent, the tool and the arguments
@@ -270,5 +343,6 @@ fn approval(row: &rusqlite::Row<'_>) -> rusqlite::Result<Approval> {
         decided_by: row.get("decided_by")?,
         decided_ms: row.get("decided_ms")?,
         used: row.get::<_, Option<i64>>("used_ms")?.is_some(),
+        recorded: row.get::<_, i64>("recorded")? != 0,
     })
 }

@@ -199,6 +199,236 @@ async fn only_the_approved_call_by_its_agent_goes_through_once() {
         rows.iter()
             .any(|r| r.reason.contains(&format!("approval {id}, valid for")))
     );
+
+    // The operators' decisions reach the chain too (the server writes them
+    // within seconds), bob's rejection although no one called again.
+    let decided = wait_for_rows(&server, |rows| {
+        rows.iter().any(|r| r.decision == "approved")
+            && rows.iter().any(|r| r.decision == "rejected")
+    });
+    let approved = decided
+        .iter()
+        .find(|r| r.decision == "approved")
+        .expect("row");
+    assert!(
+        approved.reason.starts_with("approved by alice at")
+            && approved.rule == format!("approval {id}"),
+        "{approved:?}"
+    );
+    let rejected = decided
+        .iter()
+        .find(|r| r.decision == "rejected")
+        .expect("row");
+    assert!(
+        rejected.reason.starts_with("rejected by bob at")
+            && rejected.rule == format!("approval {rejected_id}"),
+        "{rejected:?}"
+    );
+
+    // `flaregate audit --approval ID` tells the story: asked, decided, done.
+    let (ok, story) = operator(&server, &["audit", "--approval", &id]);
+    assert!(ok, "{story}");
+    let lines: Vec<&str> = story.lines().collect();
+    assert!(
+        lines[0].contains(&format!(
+            "Approval {id}: agent ops asked to run delete_dns_record"
+        )),
+        "{story}"
+    );
+    assert!(
+        lines[1].contains("approved by alice") && lines[1].contains("and used"),
+        "{story}"
+    );
+    let asked_at = story
+        .find("a person must approve this call first")
+        .expect("the request");
+    let decided_at = story.find("why: approved by alice").expect("the decision");
+    let called_at = story.find("Cloudflare answered 200").expect("the call");
+    assert!(asked_at < decided_at && decided_at < called_at, "{story}");
+
+    let verdict = common::verify(&server.audit_db);
+    assert!(
+        matches!(verdict, flaregate::audit::Verdict::Valid { .. }),
+        "{verdict:?}"
+    );
+}
+
+/// The audit rows once `ready` holds of them (the server writes decisions
+/// made on the host every few seconds); fails after 30 s.
+fn wait_for_rows(
+    server: &ServerProcess,
+    ready: impl Fn(&[flaregate::audit::Entry]) -> bool,
+) -> Vec<flaregate::audit::Entry> {
+    for _ in 0..300 {
+        let rows = server.audit_rows();
+        if ready(&rows) {
+            return rows;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("the rows never came: {:?}", server.audit_rows());
+}
+
+/// One stateless 2026-07-28 tools/call from a client that declares
+/// elicitation; `round` adds the retry's `inputResponses` / `requestState`.
+async fn modern_call(
+    server: &ServerProcess,
+    agent: &str,
+    args: serde_json::Value,
+    round: serde_json::Value,
+) -> serde_json::Value {
+    let mut params = json!({
+        "name": "delete_dns_record",
+        "arguments": args,
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {"elicitation": {"form": {}}},
+            "io.modelcontextprotocol/clientInfo": {"name": "approval-test", "version": "1"}
+        }
+    });
+    for (name, value) in round.as_object().into_iter().flatten() {
+        params[name] = value.clone();
+    }
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params});
+    let response = reqwest::Client::new()
+        .post(&server.mcp_url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "delete_dns_record")
+        .bearer_auth(server.key(agent))
+        .json(&body)
+        .send()
+        .await
+        .expect("server answers");
+    let text = response.text().await.expect("body");
+    let message = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .chain(std::iter::once(text.as_str()))
+        .find_map(|d| serde_json::from_str::<serde_json::Value>(d.trim()).ok())
+        .unwrap_or_else(|| panic!("a JSON-RPC answer: {text}"));
+    message["result"].clone()
+}
+
+/// The user's answer as the client sends it back.
+fn answer(accept: bool) -> serde_json::Value {
+    if accept {
+        json!({"approve": {"action": "accept", "content": {"approve": true}}})
+    } else {
+        json!({"approve": {"action": "decline"}})
+    }
+}
+
+fn result_text(result: &serde_json::Value) -> String {
+    result["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_2026_07_28_client_is_asked_and_its_answer_is_bound_to_the_exact_call() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("approve.toml");
+    std::fs::write(&policy, POLICY).expect("write");
+    let server = ServerProcess::start(
+        &["--sandbox", "--policies", policy.to_str().expect("utf-8")],
+        &[],
+    );
+    let deletes = || async {
+        server
+            .sandbox_requests()
+            .await
+            .iter()
+            .filter(|r| r.method == "DELETE")
+            .count()
+    };
+
+    // The first leg asks: input_required, the question carrying the preview.
+    let asked = modern_call(&server, "ops", delete(WWW, None), json!({})).await;
+    assert_eq!(asked["resultType"], "input_required", "{asked}");
+    let state = asked["requestState"]
+        .as_str()
+        .expect("a request state")
+        .to_string();
+    let question = &asked["inputRequests"]["approve"];
+    assert_eq!(question["method"], "elicitation/create", "{asked}");
+    let message = question["params"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("delete_dns_record") && message.contains("www.example.com"),
+        "{message}"
+    );
+
+    // The answer is bound to the call that asked: another record, another
+    // agent, a made-up state are refused, and nothing is sent.
+    let yes = |state: &str| json!({"inputResponses": answer(true), "requestState": state});
+    let changed = modern_call(&server, "ops", delete(MX, None), yes(&state)).await;
+    assert!(
+        result_text(&changed).contains("another agent, tool or arguments"),
+        "{changed}"
+    );
+    let stolen = modern_call(&server, "other", delete(WWW, None), yes(&state)).await;
+    assert!(
+        result_text(&stolen).contains("another agent, tool or arguments"),
+        "{stolen}"
+    );
+    let forged = modern_call(&server, "ops", delete(WWW, None), yes(&"0".repeat(32))).await;
+    assert!(
+        result_text(&forged).contains("no approval with this id"),
+        "{forged}"
+    );
+    let unanswered = modern_call(
+        &server,
+        "ops",
+        delete(WWW, None),
+        json!({"requestState": state}),
+    )
+    .await;
+    assert!(
+        result_text(&unanswered).contains("without its user's answer"),
+        "{unanswered}"
+    );
+    assert_eq!(deletes().await, 0);
+
+    // Yes: the call runs, once.
+    let done = modern_call(&server, "ops", delete(WWW, None), yes(&state)).await;
+    assert_ne!(done["isError"], true, "{done}");
+    assert_eq!(deletes().await, 1);
+    let replay = modern_call(&server, "ops", delete(WWW, None), yes(&state)).await;
+    assert!(result_text(&replay).contains("used already"), "{replay}");
+
+    // No: refused, and that request cannot be answered again.
+    let asked = modern_call(&server, "ops", delete(MX, None), json!({})).await;
+    let state = asked["requestState"]
+        .as_str()
+        .expect("a request state")
+        .to_string();
+    let no = json!({"inputResponses": answer(false), "requestState": state});
+    let declined = modern_call(&server, "ops", delete(MX, None), no).await;
+    assert!(
+        result_text(&declined).contains("did not approve it (declined"),
+        "{declined}"
+    );
+    let after = modern_call(&server, "ops", delete(MX, None), yes(&state)).await;
+    assert!(result_text(&after).contains("rejected it"), "{after}");
+    assert_eq!(deletes().await, 1, "nothing declined reached the sandbox");
+
+    // Each step is in the chain, linked by the approval id.
+    let rows = server.audit_rows();
+    let allowed: Vec<_> = rows.iter().filter(|r| r.decision == "allow").collect();
+    assert_eq!(allowed.len(), 1, "{rows:?}");
+    assert!(
+        allowed[0]
+            .reason
+            .starts_with("approved by the person at the client at"),
+        "{allowed:?}"
+    );
+    let story: Vec<_> = rows.iter().filter(|r| r.rule == allowed[0].rule).collect();
+    assert!(
+        story[0].reason.contains("was asked to approve it"),
+        "{story:?}"
+    );
     let verdict = common::verify(&server.audit_db);
     assert!(
         matches!(verdict, flaregate::audit::Verdict::Valid { .. }),

@@ -64,6 +64,12 @@ pub enum Durability {
     Normal,
 }
 
+/// The audit database at `path`, created and brought to the current
+/// schema if need be: for the approvals kept beside the calls.
+pub fn open_database(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
+    schema::open(path, None)
+}
+
 /// A handle on the log's writer thread; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AuditLog {

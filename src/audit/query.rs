@@ -13,8 +13,10 @@ use super::AuditError;
 pub struct Filter {
     pub agent: Option<String>,
     pub tool: Option<String>,
-    /// Some(true) = allowed only, Some(false) = denied only.
+    /// Only rows of this decision.
     pub decision: Option<super::Decision>,
+    /// Only the rows of this request for approval's story.
+    pub approval: Option<String>,
     /// Rows no older than this.
     pub since: Option<Duration>,
     /// Only calls on this zone (its name or id).
@@ -93,6 +95,10 @@ pub fn query(
     if let Some(decision) = filter.decision {
         clauses.push("decision = ?");
         values.push(Box::new(decision.as_str()));
+    }
+    if let Some(approval) = &filter.approval {
+        clauses.push("rule = ?");
+        values.push(Box::new(crate::approval::rule_of(approval)));
     }
     if let Some(zone) = &filter.zone {
         clauses.push("(target = ? OR path LIKE '/zones/' || ? || '%')");

@@ -39,6 +39,11 @@ pub enum Decision {
     Deny,
     /// A dry run: decided and shown, never sent.
     Preview,
+    /// A person approved a request for approval (the operator, on the
+    /// host); the call it allows has its own row when it is made.
+    Approved,
+    /// A person rejected a request for approval.
+    Rejected,
 }
 
 impl Decision {
@@ -47,6 +52,8 @@ impl Decision {
             Decision::Allow => "allow",
             Decision::Deny => "deny",
             Decision::Preview => "preview",
+            Decision::Approved => "approved",
+            Decision::Rejected => "rejected",
         }
     }
 
@@ -56,6 +63,8 @@ impl Decision {
         match text {
             "allow" => Decision::Allow,
             "preview" => Decision::Preview,
+            "approved" => Decision::Approved,
+            "rejected" => Decision::Rejected,
             _ => Decision::Deny,
         }
     }

@@ -112,6 +112,60 @@ const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX calls_by_outcome_seq ON calls (outcome_seq) WHERE outcome_seq IS NOT NULL;
     CREATE INDEX calls_by_time ON calls (ts_unix_ms);
     CREATE INDEX calls_by_agent ON calls (agent, ts_unix_ms);",
+    // 5: a person's decision on a request for approval is an event of its
+    // own (approved, rejected), and the approvals live here with a mark of
+    // whether that decision is in the chain yet. Logs of 0.7 made the
+    // approvals table on first use: it is kept when it exists.
+    "CREATE TABLE calls_v5 (
+        id INTEGER PRIMARY KEY,
+        ts TEXT NOT NULL,
+        ts_unix_ms INTEGER NOT NULL,
+        agent TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        method TEXT NOT NULL,
+        path TEXT NOT NULL,
+        target TEXT NOT NULL,
+        args TEXT NOT NULL,
+        decision TEXT NOT NULL
+            CHECK (decision IN ('allow', 'deny', 'preview', 'approved', 'rejected')),
+        reason TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        seq INTEGER NOT NULL UNIQUE,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        status INTEGER,
+        cf_codes TEXT,
+        error TEXT,
+        duration_ms INTEGER,
+        outcome TEXT,
+        outcome_seq INTEGER,
+        outcome_prev_hash TEXT,
+        outcome_hash TEXT,
+        lookup TEXT NOT NULL DEFAULT '',
+        sandbox INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO calls_v5 SELECT * FROM calls;
+    DROP TABLE calls;
+    ALTER TABLE calls_v5 RENAME TO calls;
+    CREATE UNIQUE INDEX calls_by_outcome_seq ON calls (outcome_seq) WHERE outcome_seq IS NOT NULL;
+    CREATE INDEX calls_by_time ON calls (ts_unix_ms);
+    CREATE INDEX calls_by_agent ON calls (agent, ts_unix_ms);
+    CREATE TABLE IF NOT EXISTS approvals (
+        id TEXT PRIMARY KEY,
+        agent TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        preview TEXT NOT NULL,
+        requested_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected')),
+        decided_by TEXT,
+        decided_ms INTEGER,
+        used_ms INTEGER
+    );
+    ALTER TABLE approvals ADD COLUMN recorded INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Brings the database to the current schema version.

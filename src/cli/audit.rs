@@ -28,6 +28,10 @@ pub struct AuditArgs {
     /// Only allowed or only denied calls.
     #[arg(long, value_enum)]
     decision: Option<DecisionFilter>,
+    /// The story of one request for approval: the request, the person's
+    /// decision and the call, with their reasons.
+    #[arg(long, value_name = "ID")]
+    approval: Option<String>,
     /// Only calls in this last stretch of time: 30s, 15m, 1h, 7d.
     #[arg(long, value_parser = humantime::parse_duration)]
     since: Option<Duration>,
@@ -67,6 +71,8 @@ enum DecisionFilter {
     Allow,
     Deny,
     Preview,
+    Approved,
+    Rejected,
 }
 
 pub fn run(args: &AuditArgs) -> Outcome {
@@ -86,13 +92,19 @@ pub fn run(args: &AuditArgs) -> Outcome {
             DecisionFilter::Allow => crate::audit::Decision::Allow,
             DecisionFilter::Deny => crate::audit::Decision::Deny,
             DecisionFilter::Preview => crate::audit::Decision::Preview,
+            DecisionFilter::Approved => crate::audit::Decision::Approved,
+            DecisionFilter::Rejected => crate::audit::Decision::Rejected,
         }),
+        approval: args.approval.clone(),
         since: args.since,
         zone: args.zone.clone(),
         after_id: None,
         limit: args.limit,
     };
     let entries = audit::read(&config.audit_db, &filter).map_err(|e| e.to_string())?;
+    if let (Some(id), false) = (&args.approval, args.json) {
+        return story(&config.audit_db, id, &entries);
+    }
     print_entries(&entries, args.json)?;
     if entries.is_empty() && !args.json && !args.follow {
         eprintln!("no matching calls in {}", config.audit_db.display());
@@ -139,6 +151,64 @@ fn print_entries(entries: &[audit::Entry], json: bool) -> Result<(), String> {
     }
     let _ = out.flush();
     Ok(())
+}
+
+/// One request for approval as a story: what was asked, who decided and
+/// when, and each row of the chain that belongs to it, with its reason.
+fn story(db: &std::path::Path, id: &str, entries: &[audit::Entry]) -> Outcome {
+    use crate::approval::{Approvals, time_of};
+    let approval = Approvals::new(db)
+        .get(id)
+        .map_err(|e| format!("cannot read the approvals: {e}"))?
+        .ok_or_else(|| {
+            format!(
+                "there is no approval {} in {}",
+                text::clip(id, 40),
+                db.display()
+            )
+        })?;
+    println!(
+        "Approval {}: agent {} asked to run {}.",
+        approval.id,
+        approval.agent,
+        text::escape(&approval.summary)
+    );
+    println!(
+        "Requested at {}, valid until {}; {}.",
+        time_of(approval.requested_ms),
+        time_of(approval.expires_ms),
+        match (&approval.decided_by, approval.decided_ms) {
+            (Some(by), Some(at)) => format!(
+                "{} by {} at {}{}",
+                approval.status.as_str(),
+                text::escape(by),
+                time_of(at),
+                if approval.used {
+                    ", and used"
+                } else {
+                    ", not used"
+                }
+            ),
+            _ => "no one has decided it".to_string(),
+        }
+    );
+    if entries.is_empty() {
+        println!("The log has no rows of it yet.");
+    }
+    for entry in entries {
+        let sandbox = if entry.sandbox { "[sandbox] " } else { "" };
+        println!(
+            "{:>6}  {}  {:<8}  {sandbox}{}
+{:>8}why: {}",
+            entry.id,
+            text::escape(&entry.ts),
+            text::escape(&entry.decision),
+            text::escape(&entry.summary),
+            "",
+            text::escape(&entry.reason)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// An agent or tool in a filter that cannot match anything is a typo, not

@@ -68,15 +68,32 @@ pub struct AgentSpec {
     #[serde(default)]
     pub tool_mode: ToolMode,
     /// Tools (names or globs, e.g. "delete_*") whose calls a person must
-    /// approve first: the call is refused with an approval id that
-    /// `flaregate approve ID` decides on the host.
+    /// approve first: the person at the client when the client can ask
+    /// its user, else the operator (`flaregate approve ID` on the host).
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub approve: Vec<Spanned<String>>,
+    /// Who approves: `client` (default: the person at the client when the
+    /// client can ask, else the operator) or `operator` (always the
+    /// operator, for clients whose user is not trusted to decide).
+    #[serde(default)]
+    pub approver: Approver,
     /// How long a request for approval stays valid, e.g. "15m" (default).
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub approval_ttl: Option<Spanned<String>>,
+}
+
+/// Who decides a request for approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Approver {
+    /// The person at the client, when the client can ask its user
+    /// (elicitation); otherwise the operator.
+    #[default]
+    Client,
+    /// Always the operator, on the host.
+    Operator,
 }
 
 /// How an agent's tools are offered in tools/list.

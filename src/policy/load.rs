@@ -357,6 +357,7 @@ impl Context<'_> {
             discover,
             approve,
             approval_ttl,
+            approver: spec.approver,
             auth,
             key_hashes,
             zones,

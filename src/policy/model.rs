@@ -52,6 +52,8 @@ pub struct Agent {
     pub approve: Option<GlobSet>,
     /// How long a request for approval stays valid.
     pub approval_ttl: std::time::Duration,
+    /// Who decides its requests for approval.
+    pub approver: super::file::Approver,
     /// Per catalog endpoint (by index): may the agent call it, and why.
     pub(super) tools: Vec<ToolRule>,
 }

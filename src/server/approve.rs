@@ -1,27 +1,57 @@
-//! The approval gate of a call the policy says a person must approve. A
-//! client that can ask its user is asked, with the call's preview, and the
-//! call runs only on a yes. Otherwise the call is refused with an approval
-//! id for the operator (audited as such); the same call repeated with an
-//! approved id goes through, once.
+//! The approval gate of a call the policy says a person must approve.
+//! Every request for approval gets an id in the approvals table, bound to
+//! the agent, the tool and the exact arguments; every audit row of its
+//! story carries the rule `approval ID`.
+//!
+//! - A client that can ask its user is asked, with the call's preview: in
+//!   an initialized session through `elicitation/create`; on a 2026-07-28
+//!   request by answering `input_required`, the client retrying with its
+//!   user's answer and the request state (the approval id). The call runs
+//!   only on an explicit yes.
+//! - Otherwise (or when the policy names the operator as approver) the
+//!   call is refused with the approval id; the operator decides it on the
+//!   host and the agent repeats the same call with `approval_id`, once.
 
-use rmcp::model::{CallToolResult, ContentBlock, ErrorData};
+use std::collections::BTreeMap;
+
+use rmcp::model::{
+    CallToolResult, ContentBlock, ElicitRequest, ElicitRequestParams, ElicitationAction,
+    ElicitationSchema, ErrorData, InputRequest, InputRequiredResult, InputResponses,
+};
 use serde_json::Value;
 
 use super::call::Call;
 use super::gateway::Gateway;
-use crate::approval::{Approval, time_of};
+use crate::approval::{Approval, Refused, rule_of, time_of};
 use crate::audit;
 use crate::catalog::Endpoint;
-use crate::policy::{Denial, DenyKind, Verdict};
+use crate::policy::{Approver, Denial, DenyKind, Verdict};
 
-/// The client of the call, when it can ask its user (MCP elicitation).
-pub struct Asker(pub rmcp::Peer<rmcp::RoleServer>);
+/// How the person at the client can be asked, when the client can ask.
+pub enum Asker {
+    /// An initialized session: flaregate sends `elicitation/create` and
+    /// waits for the answer.
+    Session(rmcp::Peer<rmcp::RoleServer>),
+    /// A 2026-07-28 request from a client that declared elicitation: the
+    /// question goes back as an `input_required` result; the retry brings
+    /// the answer (`responses`) and the approval id (`state`).
+    Retry {
+        responses: Option<InputResponses>,
+        state: Option<String>,
+    },
+}
 
-/// How long the person at the client has to answer.
+/// How long the person at the client has to answer in a session.
 const ASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// flaregate's own argument for an approval id (never sent upstream).
 pub const APPROVAL_ID: &str = "approval_id";
+
+/// The key of the one question in an `input_required` result.
+const QUESTION: &str = "approve";
+
+/// Who the audit log names for an answer given at the client.
+const PERSON_AT_CLIENT: &str = "the person at the client";
 
 /// What the gate says of an allowed call.
 pub(super) enum Gate {
@@ -29,6 +59,9 @@ pub(super) enum Gate {
     Through { reason: String, rule: String },
     /// Refused (the answer is ready, the refusal audited).
     Stop(CallToolResult),
+    /// The question for the client to put to its user (2026-07-28); the
+    /// request for approval is audited.
+    Ask(InputRequiredResult),
 }
 
 impl Gateway {
@@ -41,171 +74,406 @@ impl Gateway {
         approval_id: Option<String>,
         asker: Option<&Asker>,
     ) -> Result<Gate, ErrorData> {
-        let Some((approvals, key)) = self.approvals.clone() else {
+        if self.approvals.is_none() {
             let denial = Denial::new(
                 DenyKind::ApprovalRefused,
                 "this call needs a person's approval, and this flaregate keeps no approvals",
                 "approve",
             );
             return self.refusal(call, denial).await.map(Gate::Stop);
-        };
-        let (agent, tool) = (call.agent.id.clone(), call.tool.to_string());
-        let args = call.args.clone();
-        let now = audit::now_unix_ms();
-        if let (None, Some(asker)) = (&approval_id, asker) {
-            return self.ask_at_client(call, endpoint, verdict, asker).await;
         }
-        let Some(id) = approval_id else {
-            // The person deciding sees what the call would change.
-            let (mut preview, ..) = self.preview_of(call, endpoint, verdict, None).await;
-            preview["note"] = serde_json::json!(
-                "Nothing was sent to Cloudflare: a person must approve this exact call first."
-            );
-            let shown = serde_json::to_string(&preview).expect("JSON values always serialise");
-            // One for the approvals table (moved), one for the agent.
-            let for_agent = shown.clone();
-            let target = call
-                .endpoint
-                .and_then(|e| {
-                    crate::policy::describe_target(e, call.args, &self.engine.directory())
-                })
-                .map(|t| format!(" on {t}"))
-                .unwrap_or_default();
-            let endpoint = call.endpoint;
-            let summary = format!(
-                "{tool}{target} with {}",
-                audit::stored_args(endpoint, call.args)
-            );
-            let ttl = call.agent.approval_ttl;
-            let requested = tokio::task::spawn_blocking(move || {
-                approvals.request(
-                    &key,
-                    (&agent, &tool, &args),
-                    (&summary, &shown),
-                    now,
-                    ttl.as_millis() as i64,
-                )
-            })
-            .await
-            .expect("the approval request does not panic");
-            let id = match requested {
-                Ok(id) => id,
-                Err(error) => {
-                    let denial = Denial::new(
-                        DenyKind::ApprovalRefused,
-                        format!(
-                            "this call needs a person's approval, and the request could not be recorded: {error}"
-                        ),
-                        "approve",
-                    );
-                    return self.refusal(call, denial).await.map(Gate::Stop);
+        let asker = asker.filter(|_| call.agent.approver == Approver::Client);
+        match (approval_id, asker) {
+            (Some(id), _) => self.redeem(call, id).await,
+            (
+                None,
+                Some(Asker::Retry {
+                    state: Some(id),
+                    responses,
+                }),
+            ) => self.answered_at_client(call, id, responses.as_ref()).await,
+            (None, Some(asker)) => {
+                let (preview, id) = match self.request_approval(call, endpoint, verdict).await? {
+                    Ok(requested) => requested,
+                    Err(stop) => return Ok(stop),
+                };
+                let question = question(call, endpoint, &preview);
+                match asker {
+                    Asker::Session(peer) => self.ask_in_session(call, id, question, peer).await,
+                    Asker::Retry { .. } => {
+                        let denial = Denial::new(
+                            DenyKind::ApprovalRequired,
+                            format!(
+                                "the person at the client was asked to approve it (approval {id})"
+                            ),
+                            rule_of(&id),
+                        );
+                        self.refuse(call, &denial).await?;
+                        let asked = InputRequest::Elicitation(ElicitRequest::new(question));
+                        Ok(Gate::Ask(InputRequiredResult::new(
+                            Some(BTreeMap::from([(QUESTION.to_string(), asked)])),
+                            Some(id),
+                        )))
+                    }
                 }
-            };
-            let denial = Denial::new(
-                DenyKind::ApprovalRequired,
-                format!(
-                    "a person must approve this call first: approval {id}, valid for {}. The operator runs `flaregate approve {id}` (or `reject`); then call again with the same arguments and approval_id = \"{id}\"",
-                    humantime::format_duration(ttl)
-                ),
-                "approve",
-            );
-            let mut answer = self.refusal(call, denial).await?;
-            answer.content.push(ContentBlock::text(for_agent));
-            answer.structured_content = Some(preview);
-            return Ok(Gate::Stop(answer));
-        };
-        let redeemed = {
-            let id = id.clone();
-            tokio::task::spawn_blocking(move || {
-                approvals.redeem(&key, &id, (&agent, &tool, &args), now)
-            })
-            .await
-            .expect("redeeming does not panic")
-        };
-        match redeemed {
-            Ok(approval) => Ok(Gate::Through {
-                reason: approved_by(&approval),
-                rule: format!("approval {id}"),
-            }),
-            Err(refused) => {
-                let denial = Denial::new(
-                    DenyKind::ApprovalRefused,
-                    format!("approval {}: {refused}", crate::text::clip(&id, 40)),
-                    "approve",
-                );
-                self.refusal(call, denial).await.map(Gate::Stop)
             }
+            (None, None) => self.ask_operator(call, endpoint, verdict).await,
         }
     }
-}
 
-impl Gateway {
-    /// Asks the person at the client, showing the call's preview; goes on
-    /// only on an explicit yes. Decline, cancel, no answer: refused.
-    async fn ask_at_client(
+    /// Records a request for approval of `call`; returns its preview and
+    /// id, or the refusal when it cannot be recorded.
+    async fn request_approval(
         &self,
         call: &mut Call<'_>,
         endpoint: &Endpoint,
         verdict: &Verdict,
-        asker: &Asker,
-    ) -> Result<Gate, ErrorData> {
-        use rmcp::model::{ElicitRequestParams, ElicitationAction, ElicitationSchema};
-        let (preview, ..) = self.preview_of(call, endpoint, verdict, None).await;
-        let message = format!(
-            "flaregate: agent \"{}\" asks to run {}. Approve this exact call?\n{}",
-            call.agent.id,
-            endpoint.tool,
-            serde_json::to_string_pretty(&preview).expect("JSON values always serialise")
+    ) -> Result<Result<(Value, String), Gate>, ErrorData> {
+        let (approvals, key) = self.approvals.clone().expect("checked by the gate");
+        let (mut preview, ..) = self.preview_of(call, endpoint, verdict, None).await;
+        preview["note"] = serde_json::json!(
+            "Nothing was sent to Cloudflare: a person must approve this exact call first."
         );
-        let schema = ElicitationSchema::builder()
-            .required_bool("approve")
-            .build_unchecked();
-        let asked = asker
-            .0
-            .create_elicitation(ElicitRequestParams::FormElicitationParams {
-                meta: None,
-                message,
-                requested_schema: schema,
-            });
-        let answer = tokio::time::timeout(ASK_TIMEOUT, asked).await;
-        let at = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
-        let refused =
-            |why: String| Denial::new(DenyKind::ApprovalRefused, why, "approve at the client");
-        let denial = match answer {
-            Ok(Ok(result))
-                if matches!(result.action, ElicitationAction::Accept)
-                    && result.content.as_ref().and_then(|c| c["approve"].as_bool())
-                        == Some(true) =>
-            {
-                return Ok(Gate::Through {
-                    reason: format!("approved by the person at the client at {at}"),
-                    rule: "approve at the client".into(),
-                });
+        let shown = serde_json::to_string(&preview).expect("JSON values always serialise");
+        let target = crate::policy::describe_target(endpoint, call.args, &self.engine.directory())
+            .map(|t| format!(" on {t}"))
+            .unwrap_or_default();
+        let summary = format!(
+            "{}{target} with {}",
+            endpoint.tool,
+            audit::stored_args(Some(endpoint), call.args)
+        );
+        let (agent, tool, args) = binding(call);
+        let ttl = call.agent.approval_ttl.as_millis() as i64;
+        let now = audit::now_unix_ms();
+        let requested = blocking(move || {
+            approvals.request(&key, (&agent, &tool, &args), (&summary, &shown), now, ttl)
+        })
+        .await;
+        match requested {
+            Ok(id) => Ok(Ok((preview, id))),
+            Err(error) => {
+                let denial = Denial::new(
+                    DenyKind::ApprovalRefused,
+                    format!(
+                        "this call needs a person's approval, and the request could not be recorded: {error}"
+                    ),
+                    "approve",
+                );
+                self.refusal(call, denial).await.map(|r| Err(Gate::Stop(r)))
             }
-            Ok(Ok(result)) => refused(format!(
-                "the person at the client did not approve it ({:?} at {at}); nothing was sent",
-                result.action
-            )),
-            Ok(Err(error)) => refused(format!(
-                "the client could not ask its user ({error}); nothing was sent"
-            )),
-            Err(_) => refused(format!(
-                "the person at the client did not answer within {}; nothing was sent",
+        }
+    }
+
+    /// The operator path: refused with an approval id and the preview.
+    async fn ask_operator(
+        &self,
+        call: &mut Call<'_>,
+        endpoint: &Endpoint,
+        verdict: &Verdict,
+    ) -> Result<Gate, ErrorData> {
+        let (preview, id) = match self.request_approval(call, endpoint, verdict).await? {
+            Ok(requested) => requested,
+            Err(stop) => return Ok(stop),
+        };
+        let denial = Denial::new(
+            DenyKind::ApprovalRequired,
+            format!(
+                "a person must approve this call first: approval {id}, valid for {}. The operator runs `flaregate approve {id}` (or `reject`); then call again with the same arguments and approval_id = \"{id}\"",
+                humantime::format_duration(call.agent.approval_ttl)
+            ),
+            rule_of(&id),
+        );
+        let mut answer = self.refusal(call, denial).await?;
+        answer.content.push(ContentBlock::text(
+            serde_json::to_string(&preview).expect("JSON values always serialise"),
+        ));
+        answer.structured_content = Some(preview);
+        Ok(Gate::Stop(answer))
+    }
+
+    /// A call repeated with the approval id the operator decided.
+    async fn redeem(&self, call: &mut Call<'_>, id: String) -> Result<Gate, ErrorData> {
+        let (approvals, key) = self.approvals.clone().expect("checked by the gate");
+        let (agent, tool, args) = binding(call);
+        let now = audit::now_unix_ms();
+        let redeemed = {
+            let id = id.clone();
+            blocking(move || approvals.redeem(&key, &id, (&agent, &tool, &args), now)).await
+        };
+        match redeemed {
+            Ok(approval) => {
+                // The decision goes into the chain before the call it allows.
+                if !approval.recorded {
+                    self.record_decision(&approval)
+                        .await
+                        .map_err(super::call::audit_down)?;
+                }
+                Ok(Gate::Through {
+                    reason: approved(&approval),
+                    rule: rule_of(&id),
+                })
+            }
+            Err(refused) => self.refused_approval(call, &id, &refused).await,
+        }
+    }
+
+    /// Asks the person at the client in the session and waits (at most
+    /// `ASK_TIMEOUT`); goes on only on an explicit yes.
+    async fn ask_in_session(
+        &self,
+        call: &mut Call<'_>,
+        id: String,
+        question: ElicitRequestParams,
+        peer: &rmcp::Peer<rmcp::RoleServer>,
+    ) -> Result<Gate, ErrorData> {
+        let answer = tokio::time::timeout(ASK_TIMEOUT, peer.create_elicitation(question)).await;
+        let said = match answer {
+            Ok(Ok(result)) => Said::of(
+                result.action,
+                result.content.as_ref().and_then(|c| c[QUESTION].as_bool()),
+            ),
+            Ok(Err(error)) => Said::Nothing(format!("the client could not ask its user ({error})")),
+            Err(_) => Said::Nothing(format!(
+                "the person at the client did not answer within {}",
                 humantime::format_duration(ASK_TIMEOUT)
             )),
         };
+        self.settle(call, id, said).await
+    }
+
+    /// The retry of a 2026-07-28 call, carrying the user's answer.
+    async fn answered_at_client(
+        &self,
+        call: &mut Call<'_>,
+        id: &str,
+        responses: Option<&InputResponses>,
+    ) -> Result<Gate, ErrorData> {
+        let answer = responses.and_then(|r| r.get(QUESTION));
+        let said = match answer.map(|a| (a.get("action"), a.pointer("/content/approve"))) {
+            Some((Some(action), approve)) => {
+                match serde_json::from_value::<ElicitationAction>(action.clone()) {
+                    Ok(action) => Said::of(action, approve.and_then(Value::as_bool)),
+                    Err(_) => Said::Nothing("the client's answer is not one MCP knows".into()),
+                }
+            }
+            _ => {
+                // No answer yet: refused, and the request stays open.
+                let denial = Denial::new(
+                    DenyKind::ApprovalRefused,
+                    "the client retried without its user's answer; nothing was sent",
+                    rule_of(&crate::text::clip(id, 40)),
+                );
+                return self.refusal(call, denial).await.map(Gate::Stop);
+            }
+        };
+        self.settle(call, id.to_string(), said).await
+    }
+
+    /// Records the answer of the person at the client to request `id`.
+    async fn settle(&self, call: &mut Call<'_>, id: String, said: Said) -> Result<Gate, ErrorData> {
+        let (approvals, key) = self.approvals.clone().expect("checked by the gate");
+        let (agent, tool, args) = binding(call);
+        let now = audit::now_unix_ms();
+        let approve = matches!(said, Said::Yes);
+        let answered = {
+            let id = id.clone();
+            blocking(move || {
+                approvals.answer(
+                    &key,
+                    &id,
+                    (&agent, &tool, &args),
+                    approve,
+                    (PERSON_AT_CLIENT, now),
+                )
+            })
+            .await
+        };
+        match (answered, said) {
+            (Ok(approval), Said::Yes) => Ok(Gate::Through {
+                reason: approved(&approval),
+                rule: rule_of(&id),
+            }),
+            (Ok(_), said) => {
+                let why = match said {
+                    Said::No(action) => format!(
+                        "the person at the client did not approve it ({} at {})",
+                        match action {
+                            ElicitationAction::Cancel => "cancelled",
+                            _ => "declined",
+                        },
+                        time_of(now)
+                    ),
+                    Said::Nothing(why) | Said::Unclear(why) => why,
+                    Said::Yes => unreachable!("matched above"),
+                };
+                let denial = Denial::new(
+                    DenyKind::ApprovalRefused,
+                    format!("{why}; nothing was sent"),
+                    rule_of(&id),
+                );
+                self.refusal(call, denial).await.map(Gate::Stop)
+            }
+            (Err(refused), _) => self.refused_approval(call, &id, &refused).await,
+        }
+    }
+
+    /// The refusal of a call whose approval id does not let it through.
+    async fn refused_approval(
+        &self,
+        call: &mut Call<'_>,
+        id: &str,
+        refused: &Refused,
+    ) -> Result<Gate, ErrorData> {
+        let id = crate::text::clip(id, 40);
+        // An id that names no approval links to nothing.
+        let rule = match refused {
+            Refused::Unknown | Refused::Mismatch | Refused::Store(_) => "approve".to_string(),
+            _ => rule_of(&id),
+        };
+        let denial = Denial::new(
+            DenyKind::ApprovalRefused,
+            format!("approval {id}: {refused}"),
+            rule,
+        );
         self.refusal(call, denial).await.map(Gate::Stop)
+    }
+
+    /// Writes into the chain the decisions operators made on the host
+    /// since the last time (their calls, if made, have rows of their own).
+    pub async fn record_decisions(&self) -> Result<(), String> {
+        let Some((approvals, _)) = self.approvals.clone() else {
+            return Ok(());
+        };
+        let store = approvals.clone();
+        let decided = blocking(move || store.unrecorded())
+            .await
+            .map_err(|e| e.to_string())?;
+        for approval in decided {
+            self.record_decision(&approval)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Writes one decision made on the host into the chain, and marks it
+    /// written (should flaregate stop in between, it is written twice,
+    /// never lost).
+    async fn record_decision(&self, approval: &Approval) -> Result<(), audit::AuditError> {
+        let (approvals, _) = self.approvals.clone().expect("only called with approvals");
+        let record = decision_record(approval, self.sandbox);
+        self.audit.record(record, audit::Outcome::default()).await?;
+        let id = approval.id.clone();
+        if let Err(error) = blocking(move || approvals.mark_recorded(&id)).await {
+            tracing::warn!(%error, "cannot mark an approval as recorded: it will be recorded again");
+        }
+        Ok(())
     }
 }
 
-/// "approved by alice at 2026-12-02T10:00:00Z (requested 10:59:12)".
-fn approved_by(approval: &Approval) -> String {
+/// What the person at the client said.
+enum Said {
+    Yes,
+    /// Declined or cancelled.
+    No(ElicitationAction),
+    /// Accepted without saying yes to the question.
+    Unclear(String),
+    /// No answer came.
+    Nothing(String),
+}
+
+impl Said {
+    fn of(action: ElicitationAction, approve: Option<bool>) -> Self {
+        match (action, approve) {
+            (ElicitationAction::Accept, Some(true)) => Said::Yes,
+            (ElicitationAction::Accept, _) => Said::Unclear(
+                "the person at the client accepted the form without approving the call".into(),
+            ),
+            (action, _) => Said::No(action),
+        }
+    }
+}
+
+/// The question put to the person at the client: the call and its preview,
+/// and one yes/no field.
+fn question(call: &Call<'_>, endpoint: &Endpoint, preview: &Value) -> ElicitRequestParams {
+    let message = format!(
+        "flaregate: agent \"{}\" asks to run {}. Approve this exact call?\n{}",
+        call.agent.id,
+        endpoint.tool,
+        serde_json::to_string_pretty(preview).expect("JSON values always serialise")
+    );
+    ElicitRequestParams::FormElicitationParams {
+        meta: None,
+        message,
+        requested_schema: ElicitationSchema::builder()
+            .required_bool(QUESTION)
+            .build_unchecked(),
+    }
+}
+
+/// What an approval is bound to: the agent, the tool and the arguments.
+fn binding(call: &Call<'_>) -> (String, String, serde_json::Map<String, Value>) {
+    (
+        call.agent.id.clone(),
+        call.tool.to_string(),
+        call.args.clone(),
+    )
+}
+
+/// Runs a step on the approvals table off the async workers.
+async fn blocking<T: Send + 'static>(step: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(step)
+        .await
+        .expect("approval steps do not panic")
+}
+
+/// "approved by alice at 2026-12-02T10:00:00Z (requested at 09:59:12Z)".
+fn approved(approval: &Approval) -> String {
     format!(
         "approved by {} at {} (requested at {})",
         approval.decided_by.as_deref().unwrap_or("?"),
         time_of(approval.decided_ms.unwrap_or_default()),
         time_of(approval.requested_ms)
     )
+}
+
+/// The chain row of a decision made on the host.
+fn decision_record(approval: &Approval, sandbox: bool) -> audit::CallRecord {
+    let approved = approval.status == crate::approval::Status::Approved;
+    let (decision, verb) = if approved {
+        (audit::Decision::Approved, "approved")
+    } else {
+        (audit::Decision::Rejected, "rejected")
+    };
+    let by = approval.decided_by.as_deref().unwrap_or("?");
+    let decided_ms = approval.decided_ms.unwrap_or_default();
+    let reason = format!(
+        "{verb} by {by} at {} (requested at {})",
+        time_of(decided_ms),
+        time_of(approval.requested_ms)
+    );
+    audit::CallRecord {
+        ts: audit::now_rfc3339(),
+        ts_unix_ms: audit::now_unix_ms(),
+        agent: approval.agent.clone(),
+        tool: approval.tool.clone(),
+        method: String::new(),
+        path: String::new(),
+        target: String::new(),
+        args: serde_json::json!({ "approval_id": approval.id }).to_string(),
+        decision,
+        summary: crate::text::escape(&format!(
+            "{by} {verb} {}'s request to run {}",
+            approval.agent, approval.summary
+        ))
+        .into_owned(),
+        reason: crate::text::escape(&reason).into_owned(),
+        rule: rule_of(&approval.id),
+        lookup: String::new(),
+        sandbox,
+    }
 }
 
 /// The approval id a call gives, taken out of its arguments.

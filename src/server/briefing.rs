@@ -67,8 +67,16 @@ pub fn instructions(policy: &Policy, agent: &Agent, directory: &Directory) -> St
         .filter(|tool| agent.needs_approval(tool))
         .collect();
     if !approved.is_empty() {
+        let how = match agent.approver {
+            crate::policy::Approver::Client => {
+                "your client asks its user when it can; otherwise the call is refused with an approval id, and once the operator approves it you call again with the same arguments and approval_id"
+            }
+            crate::policy::Approver::Operator => {
+                "the call is refused with an approval id; once the operator approves it, call again with the same arguments and approval_id"
+            }
+        };
         lines.push(format!(
-            "A person must approve each call of {} first: the first call is refused with an approval id; once the operator approves it, call again with the same arguments and approval_id.",
+            "A person must approve each call of {} first: {how}.",
             approved.join(", ")
         ));
     }

@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use rmcp::model::{CallToolResult, ErrorData, JsonObject};
+use rmcp::model::{CallToolResponse, CallToolResult, ErrorData, JsonObject};
 
 use super::approve::{Asker, Gate, take_approval_id};
 use super::gateway::Gateway;
@@ -44,7 +44,7 @@ impl Gateway {
         tool: &str,
         args: Option<JsonObject>,
         asker: Option<&Asker>,
-    ) -> Result<CallToolResult, ErrorData> {
+    ) -> Result<CallToolResponse, ErrorData> {
         let started = Instant::now();
         let answer = self.decide_and_run(agent_id, tool, args, asker).await;
         self.metrics.call_latency.observe(started.elapsed());
@@ -57,7 +57,7 @@ impl Gateway {
         tool: &str,
         args: Option<JsonObject>,
         asker: Option<&Asker>,
-    ) -> Result<CallToolResult, ErrorData> {
+    ) -> Result<CallToolResponse, ErrorData> {
         let policy = self.engine.policy();
         let agent = policy.agent(agent_id).ok_or_else(|| {
             ErrorData::invalid_request("this agent is no longer in the policy", None)
@@ -109,10 +109,10 @@ impl Gateway {
         };
         if let Some(Err(invalid)) = valid {
             let denial = Denial::new(DenyKind::InvalidArguments, invalid.to_string(), "arguments");
-            return self.refusal(&call, denial).await;
+            return self.refusal(&call, denial).await.map(Into::into);
         }
         if let Err(denial) = canonical {
-            return self.refusal(&call, denial).await;
+            return self.refusal(&call, denial).await.map(Into::into);
         }
         let mut charge = Charge {
             call: true,
@@ -125,7 +125,7 @@ impl Gateway {
         if verdict == Verdict::NeedsLookup {
             // The lookup is a request to Cloudflare: charged before it goes.
             if let Err(over) = self.spend(agent, charge) {
-                return self.refusal(&call, over_limit(&over)).await;
+                return self.refusal(&call, over_limit(&over)).await.map(Into::into);
             }
             charge.call = false;
             let lookup = self.engine.look_up(&policy, tool, &args).await;
@@ -144,9 +144,12 @@ impl Gateway {
             if charge.call
                 && let Err(over) = self.spend(agent, charge)
             {
-                return self.refusal(&call, over_limit(&over)).await;
+                return self.refusal(&call, over_limit(&over)).await.map(Into::into);
             }
-            return self.preview(&mut call, endpoint, &verdict, fetched).await;
+            return self
+                .preview(&mut call, endpoint, &verdict, fetched)
+                .await
+                .map(Into::into);
         }
         match verdict {
             Verdict::Allow { reason, rule } => {
@@ -157,7 +160,7 @@ impl Gateway {
                         && charge.call
                         && let Err(over) = self.spend(agent, charge)
                     {
-                        return self.refusal(&call, over_limit(&over)).await;
+                        return self.refusal(&call, over_limit(&over)).await.map(Into::into);
                     }
                     let allowed = Verdict::Allow {
                         reason: reason.clone(),
@@ -168,25 +171,28 @@ impl Gateway {
                         .await?
                     {
                         Gate::Through { reason, rule } => (reason.into(), rule.into()),
-                        Gate::Stop(answer) => return Ok(answer),
+                        Gate::Stop(answer) => return Ok(answer.into()),
+                        Gate::Ask(question) => return Ok(question.into()),
                     }
                 } else {
                     (reason, rule)
                 };
                 charge.write = endpoint.access == Access::Write;
                 if let Err(over) = self.spend(agent, charge) {
-                    return self.refusal(&call, over_limit(&over)).await;
+                    return self.refusal(&call, over_limit(&over)).await.map(Into::into);
                 }
-                self.run(&call, endpoint, (&reason, &rule)).await
+                self.run(&call, endpoint, (&reason, &rule))
+                    .await
+                    .map(Into::into)
             }
-            Verdict::Deny(denial) => self.refusal(&call, denial).await,
+            Verdict::Deny(denial) => self.refusal(&call, denial).await.map(Into::into),
             Verdict::NeedsLookup => {
                 let denial = Denial::new(
                     DenyKind::LookupFailed,
                     "the object this call acts on could not be checked",
                     "lookup",
                 );
-                self.refusal(&call, denial).await
+                self.refusal(&call, denial).await.map(Into::into)
             }
         }
     }
@@ -293,7 +299,7 @@ impl Gateway {
     /// its row, and those are bounded by the agent's upstream share) or it
     /// issued an approval id (charged as a call; the request must be in the
     /// chain).
-    async fn refuse(&self, call: &Call<'_>, denial: &Denial) -> Result<(), ErrorData> {
+    pub(super) async fn refuse(&self, call: &Call<'_>, denial: &Denial) -> Result<(), ErrorData> {
         let agent = call.agent;
         // Labels from the catalog only: an agent's made-up names are "unknown".
         let tool = self

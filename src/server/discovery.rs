@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use rmcp::model::{CallToolResult, ErrorData, JsonObject, Tool, ToolAnnotations};
+use rmcp::model::{CallToolResponse, CallToolResult, ErrorData, JsonObject, Tool, ToolAnnotations};
 use serde_json::{Map, Value, json};
 
 use super::briefing::View;
@@ -179,32 +179,45 @@ impl Gateway {
         tool: &str,
         args: Option<JsonObject>,
         asker: Option<&super::approve::Asker>,
-    ) -> Result<CallToolResult, ErrorData> {
+    ) -> Result<CallToolResponse, ErrorData> {
         let args = args.unwrap_or_default();
         let text = |key: &str| args.get(key).and_then(Value::as_str);
         if tool == CALL {
             let Some(name) = text("name") else {
                 return Ok(render::refusal(
                     "call_api needs `name`: an endpoint's name from search_api.",
-                ));
+                )
+                .into());
             };
             if is_discovery_tool(name) {
                 return Ok(render::refusal(format!(
                     "{name} is not an API endpoint: call it directly."
-                )));
+                ))
+                .into());
             }
             let arguments = match args.get("arguments") {
                 None => None,
                 Some(Value::Object(arguments)) => Some(arguments.clone()),
-                Some(_) => return Ok(render::refusal("`arguments` must be an object.")),
+                Some(_) => return Ok(render::refusal("`arguments` must be an object.").into()),
             };
             // An endpoint it may not call is an answer here, not a
             // protocol error: call_api itself exists.
             return Ok(self
                 .call(agent_id, name, arguments, asker)
                 .await
-                .unwrap_or_else(|error| render::refusal(error.message.to_string())));
+                .unwrap_or_else(|error| render::refusal(error.message.to_string()).into()));
         }
+        self.explore(agent_id, tool, &args).map(Into::into)
+    }
+
+    /// search_api and describe_api.
+    fn explore(
+        &self,
+        agent_id: &str,
+        tool: &str,
+        args: &JsonObject,
+    ) -> Result<CallToolResult, ErrorData> {
+        let text = |key: &str| args.get(key).and_then(Value::as_str);
         let policy = self.engine.policy();
         let agent = policy.agent(agent_id).ok_or_else(|| {
             ErrorData::invalid_request("this agent is no longer in the policy", None)

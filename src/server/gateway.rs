@@ -86,13 +86,17 @@ impl Gateway {
         if let Err(error) = self.record_suppressed().await {
             tracing::error!(%error, "cannot record the refused calls counted last");
         }
+        if let Err(error) = self.record_decisions().await {
+            tracing::error!(%error, "cannot record the operators' last approvals");
+        }
         match self.audit.close().await {
             Ok(head) => tracing::info!(%head, "audit log closed"),
             Err(error) => tracing::error!(%error, "cannot close the audit log cleanly"),
         }
     }
 
-    /// Writes the counted refusals every `every` until `shutdown`.
+    /// Writes the counted refusals, and the approvals decided on the host,
+    /// every `every` until `shutdown`.
     pub fn record_suppressed_every(
         self: &Arc<Self>,
         every: std::time::Duration,
@@ -108,6 +112,9 @@ impl Gateway {
                 }
                 if let Err(error) = gateway.record_suppressed().await {
                     tracing::error!(%error, "cannot record counted refusals");
+                }
+                if let Err(error) = gateway.record_decisions().await {
+                    tracing::error!(%error, "cannot record the operators' approvals");
                 }
             }
         });

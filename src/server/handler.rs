@@ -8,7 +8,7 @@ use std::sync::Arc;
 use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, DiscoverResult, ErrorData, Implementation,
     InitializeRequestParams, InitializeResult, ListToolsResult, PaginatedRequestParams,
-    ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscriptionFilter,
+    ProtocolVersion, ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscriptionFilter,
 };
 use rmcp::service::{ElicitationMode, NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{RoleServer, ServerHandler};
@@ -190,22 +190,42 @@ impl ServerHandler for Handler {
                 .policy()
                 .agent(&agent)
                 .is_some_and(|a| a.discover);
-        // A client that can ask its user (elicitation, in an initialized
-        // session) is asked to approve the calls that need it.
-        let asker = context
-            .peer
-            .supported_elicitation_modes()
-            .contains(&ElicitationMode::Form)
-            .then(|| super::approve::Asker(context.peer.clone()));
-        let result = if discovers {
+        let asker = asker(&request, &context);
+        if discovers {
             self.gateway
                 .discover(&agent, &request.name, request.arguments, asker.as_ref())
-                .await?
+                .await
         } else {
             self.gateway
                 .call(&agent, &request.name, request.arguments, asker.as_ref())
-                .await?
-        };
-        Ok(result.into())
+                .await
+        }
     }
+}
+
+/// How the client can ask its user to approve a call, if it can: a
+/// 2026-07-28 request that declares elicitation gets an `input_required`
+/// result (and brings the answer on its retry); an initialized session
+/// whose client declared elicitation is sent `elicitation/create`.
+fn asker(
+    request: &CallToolRequestParams,
+    context: &RequestContext<RoleServer>,
+) -> Option<super::approve::Asker> {
+    use super::approve::Asker;
+    let modern = context
+        .protocol_version()
+        .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
+    if modern {
+        let elicitation = context.client_capabilities()?.elicitation?;
+        let form = elicitation.form.is_some() || elicitation.url.is_none();
+        return form.then(|| Asker::Retry {
+            responses: request.input_responses.clone(),
+            state: request.request_state.clone(),
+        });
+    }
+    context
+        .peer
+        .supported_elicitation_modes()
+        .contains(&ElicitationMode::Form)
+        .then(|| Asker::Session(context.peer.clone()))
 }
