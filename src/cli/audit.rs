@@ -198,15 +198,16 @@ fn story(db: &std::path::Path, id: &str, entries: &[audit::Entry]) -> Outcome {
     for entry in entries {
         let sandbox = if entry.sandbox { "[sandbox] " } else { "" };
         println!(
-            "{:>6}  {}  {:<8}  {sandbox}{}
-{:>8}why: {}",
+            "{:>6}  {}  {:<8}  {sandbox}{}",
             entry.id,
             text::escape(&entry.ts),
             text::escape(&entry.decision),
             text::escape(&entry.summary),
-            "",
-            text::escape(&entry.reason)
         );
+        // An allowed call's sentence does not say why; its reason does.
+        if !entry.summary.contains(entry.reason.trim_end_matches('.')) {
+            println!("{:>8}why: {}", "", text::escape(&entry.reason));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
