@@ -12,16 +12,16 @@ fn shipped() -> Catalog {
 }
 
 #[test]
-fn shipped_catalog_has_the_31_endpoints_in_10_groups() {
+fn shipped_catalog_has_the_32_endpoints_in_10_groups() {
     let catalog = shipped();
-    assert_eq!(catalog.endpoints().len(), 31);
+    assert_eq!(catalog.endpoints().len(), 32);
     assert_eq!(catalog.groups().len(), 10);
     let reads = catalog
         .endpoints()
         .iter()
         .filter(|e| e.access == Access::Read)
         .count();
-    assert_eq!((reads, 31 - reads), (16, 15));
+    assert_eq!((reads, 32 - reads), (17, 15));
     let permissions: HashSet<&str> = catalog
         .endpoints()
         .iter()
@@ -41,7 +41,7 @@ fn tool_names_match_the_design() {
         ("firewall", "list_rulesets get_ruleset update_ruleset"),
         (
             "page_rules",
-            "list_page_rules create_page_rule delete_page_rule",
+            "list_page_rules create_page_rule get_page_rule delete_page_rule",
         ),
         ("cache", "purge_cache"),
         (

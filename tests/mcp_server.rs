@@ -32,7 +32,7 @@ async fn agents_see_only_their_tools() {
         ]
     );
     let auditor_tools = auditor.list_all_tools().await.expect("tools");
-    assert_eq!(auditor_tools.len(), 16);
+    assert_eq!(auditor_tools.len(), 17);
     assert!(
         auditor_tools
             .iter()
@@ -329,7 +329,7 @@ async fn stdio_serves_one_agent_with_only_protocol_on_stdout() {
             .await
             .expect("stdio handshake");
     let tools = client.list_all_tools().await.expect("tools");
-    assert_eq!(tools.len(), 16);
+    assert_eq!(tools.len(), 17);
     let zones = call(&client, "list_zones", json!({})).await;
     let result: &Value = &zones.structured_content.as_ref().expect("structured")["result"];
     assert_eq!(result.as_array().map(Vec::len), Some(2));

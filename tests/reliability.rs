@@ -297,7 +297,7 @@ async fn a_full_audit_log_refuses_calls_and_nothing_runs_unaudited() {
     );
     assert_eq!(
         client.list_all_tools().await.expect("still serving").len(),
-        16
+        17
     );
     assert!(matches!(
         common::verify(&server.audit_db),
@@ -367,7 +367,7 @@ async fn a_read_only_audit_log_refuses_calls_then_recovers() {
     assert_eq!(zone_calls(server.sandbox_requests().await), 1);
     assert_eq!(
         client.list_all_tools().await.expect("still serving").len(),
-        16
+        17
     );
 
     // A second flaregate cannot start on it: it says why.

@@ -303,6 +303,7 @@ fn row_events(row: &Row<'_>, events: &mut Vec<Event>) -> rusqlite::Result<()> {
                 .get::<_, Option<i64>>("duration_ms")?
                 .map(|d| d.max(0) as u64),
             text: row.get::<_, Option<String>>("outcome")?.unwrap_or_default(),
+            ..Outcome::default()
         };
         events.push(Event {
             seq: outcome_seq,

@@ -10,6 +10,7 @@ mod legacy;
 mod query;
 mod record;
 mod schema;
+mod snapshot;
 pub mod summary;
 mod sync;
 mod writer;
@@ -23,7 +24,8 @@ use tokio::sync::{mpsc, oneshot};
 pub use chain::{Head, Verdict};
 pub use key::{AuditFiles, ChainKey};
 pub use query::{Entry, Filter};
-pub use record::{CallRecord, Decision, MAX_ARGS_BYTES, Outcome, stored_args};
+pub use record::{CallRecord, Decision, MAX_ARGS_BYTES, Outcome, stored_args, undo_note};
+pub use snapshot::{Prior, Snapshot, Stored, note as snapshot_note};
 pub use writer::RowRef;
 
 use writer::{Job, Write};
@@ -114,9 +116,23 @@ impl AuditLog {
     /// Writes a decision before the upstream call. Returns once it is
     /// written, with a [`Flushed`] that resolves once it is on disk.
     pub async fn begin(&self, record: CallRecord) -> Result<(RowRef, Flushed), AuditError> {
+        self.begin_with(record, None).await
+    }
+
+    /// As [`AuditLog::begin`], with the snapshot of what the write changes
+    /// (stored in the same transaction as its row).
+    pub async fn begin_with(
+        &self,
+        record: CallRecord,
+        snapshot: Option<Snapshot>,
+    ) -> Result<(RowRef, Flushed), AuditError> {
         let (reply, answer) = oneshot::channel();
         let (flushed, on_disk) = oneshot::channel();
-        let write = Write::Begin { record, reply };
+        let write = Write::Begin {
+            record,
+            snapshot: snapshot.map(Box::new),
+            reply,
+        };
         self.send(Job::Write {
             write,
             flushed: Some(flushed),
@@ -228,7 +244,34 @@ pub fn verify(files: &AuditFiles, expect: Option<&Head>) -> Result<Verdict, Audi
             from: "the head you gave",
         });
     }
-    chain::verify(&connection, chain::Formula::Keyed(&key), &marks).map_err(unavailable)
+    let verdict =
+        chain::verify(&connection, chain::Formula::Keyed(&key), &marks).map_err(unavailable)?;
+    if let Verdict::Valid { .. } = verdict
+        && let Some((row, problem)) = snapshot::first_mismatch(&connection).map_err(unavailable)?
+    {
+        return Ok(Verdict::Broken {
+            row: Some(row),
+            problem,
+        });
+    }
+    Ok(verdict)
+}
+
+/// Row `id` of the log at `path` and its snapshot, if it has one.
+pub fn read_row(path: &Path, id: i64) -> Result<Option<(Entry, Option<Stored>)>, AuditError> {
+    let connection = open_current(path)?;
+    let unavailable = |e: rusqlite::Error| AuditError::Unavailable(e.to_string());
+    let filter = Filter {
+        id: Some(id),
+        limit: 1,
+        ..Filter::default()
+    };
+    let found = query::query(&connection, &filter, now_unix_ms()).map_err(unavailable)?;
+    let Some(entry) = found.into_iter().next() else {
+        return Ok(None);
+    };
+    let stored = snapshot::read(&connection, id).map_err(unavailable)?;
+    Ok(Some((entry, stored)))
 }
 
 /// The end of the chain as stored (`flaregate audit head`): save it
@@ -258,6 +301,20 @@ fn open_current(path: &Path) -> Result<rusqlite::Connection, AuditError> {
         )));
     }
     Ok(connection)
+}
+
+/// The allowed writes after row `after` on one of `paths` or below it
+/// that Cloudflare carried out.
+pub fn later_writes(path: &Path, after: i64, paths: &[String]) -> Result<Vec<Entry>, AuditError> {
+    let connection = open_current(path)?;
+    query::later_writes(&connection, after, paths)
+        .map_err(|e| AuditError::Unavailable(e.to_string()))
+}
+
+/// The rows that undid (or previewed undoing) row `row`.
+pub fn undos_of(path: &Path, row: i64) -> Result<Vec<Entry>, AuditError> {
+    let connection = open_current(path)?;
+    query::undos_of(&connection, row).map_err(|e| AuditError::Unavailable(e.to_string()))
 }
 
 /// The agents that have rows in the log at `path`.

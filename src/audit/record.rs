@@ -70,6 +70,12 @@ impl Decision {
     }
 }
 
+/// What the reason of a call that undoes row `row` ends with, so the rows
+/// of an undo can be found (`flaregate audit show`).
+pub fn undo_note(row: i64) -> String {
+    format!("(undo of row {row})")
+}
+
 /// The outcome half, written after the upstream call (or at once for a
 /// denial).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -80,6 +86,11 @@ pub struct Outcome {
     pub duration_ms: Option<u64>,
     /// A sentence: "Cloudflare answered 200 in 142 ms."
     pub text: String,
+    /// For a write with a snapshot: its answer (JSON), or for code the
+    /// SHA-256 of what it sent; kept to tell a later change. Not hashed.
+    pub after: Option<String>,
+    /// The id of what the write created (also in `text`, which is hashed).
+    pub created: Option<String>,
 }
 
 /// Argument names whose values are never stored.

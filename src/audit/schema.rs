@@ -166,6 +166,18 @@ const MIGRATIONS: &[&str] = &[
         used_ms INTEGER
     );
     ALTER TABLE approvals ADD COLUMN recorded INTEGER NOT NULL DEFAULT 0;",
+    // 6: what an allowed write changed, for undo: the object before it
+    // (deflated; its SHA-256 is also in the row's hashed `lookup`), what
+    // the write answered, and the id of what it created.
+    "CREATE TABLE snapshots (
+        call_id INTEGER PRIMARY KEY,
+        reader TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('object', 'text', 'missing', 'nothing')),
+        prior BLOB,
+        digest TEXT,
+        after BLOB,
+        created TEXT
+    );",
 ];
 
 /// Brings the database to the current schema version.

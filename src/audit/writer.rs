@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::chain::{self, Formula, Head};
 use super::key::{AuditFiles, ChainKey, absolute};
 use super::record::{CallRecord, Outcome};
+use super::snapshot::{self, Snapshot};
 use super::sync::{FlushReply, Syncer, Wal};
 use super::{AuditError, checkpoint, legacy, schema};
 use crate::metrics::AuditTimes;
@@ -49,6 +50,8 @@ pub enum Job {
 pub enum Write {
     Begin {
         record: CallRecord,
+        /// What the write changes, kept for undo.
+        snapshot: Option<Box<Snapshot>>,
         reply: oneshot::Sender<Result<RowRef, AuditError>>,
     },
     Complete {
@@ -418,9 +421,23 @@ fn commit(
     let mut rows = Vec::with_capacity(batch.len());
     for job in batch {
         let row = match job {
-            Write::Begin { record, .. } => chain.insert(&tx, record)?,
+            Write::Begin {
+                record, snapshot, ..
+            } => {
+                let row = chain.insert(&tx, record)?;
+                if let Some(snapshot) = snapshot {
+                    snapshot::insert(&tx, row.id, snapshot)?;
+                }
+                row
+            }
             Write::Complete { row, outcome, .. } => {
                 chain.complete(&tx, *row, outcome)?;
+                snapshot::complete(
+                    &tx,
+                    row.id,
+                    outcome.after.as_deref(),
+                    outcome.created.as_deref(),
+                )?;
                 *row
             }
             Write::Whole {
@@ -556,6 +573,7 @@ mod tests {
         let (flushed, on_disk) = oneshot::channel();
         let write = Write::Begin {
             record: record(),
+            snapshot: None,
             reply,
         };
         let job = Job::Write {

@@ -115,6 +115,9 @@ struct RawEndpoint {
     #[serde(default)]
     summary: Vec<Phrase>,
     multipart: Option<Multipart>,
+    /// How an undo restores what this write changed, beyond the defaults.
+    #[serde(default)]
+    undo: Undo,
     /// The body argument naming the account or zone when the path does not.
     scope_param: Option<String>,
     annotations: Annotations,
@@ -265,6 +268,34 @@ fn groups_of(sources: &[(PathBuf, String)], files: &[RawFile]) -> Result<Vec<Gro
     Ok(groups)
 }
 
+/// An undo must name a write tool, and its text argument must be one of
+/// that tool's arguments.
+fn undo_problem(endpoints: &[Endpoint], endpoint: &Endpoint) -> Option<String> {
+    let undo = &endpoint.undo;
+    if undo.never.is_some() && (undo.tool.is_some() || undo.text.is_some()) {
+        return Some("`never` says it cannot be undone: give no `tool` or `text` with it".into());
+    }
+    let restorer = match &undo.tool {
+        Some(tool) => match endpoints.iter().find(|e| &e.tool == tool) {
+            Some(e) if e.access == Access::Write => e,
+            Some(_) => {
+                return Some(format!(
+                    "`{tool}` is not a write: it cannot restore anything"
+                ));
+            }
+            None => return Some(format!("there is no tool `{tool}`")),
+        },
+        None => endpoint,
+    };
+    match &undo.text {
+        Some(text) if restorer.param(text).is_none() => Some(format!(
+            "`{text}` is not an argument of `{}`",
+            restorer.tool
+        )),
+        _ => None,
+    }
+}
+
 /// A lookup (and a `current` read) must name a GET tool whose path
 /// arguments the endpoint has, and a lookup's immutable fields must be the
 /// endpoint's arguments.
@@ -301,6 +332,9 @@ fn check_lookups(
             && let Some(message) = reader_problem(endpoints, endpoint, current)
         {
             return Err(ctx.invalid(at, &endpoint.tool, "current", message));
+        }
+        if let Some(message) = undo_problem(endpoints, endpoint) {
+            return Err(ctx.invalid(at, &endpoint.tool, "undo", message));
         }
         let Some(lookup) = &endpoint.lookup else {
             continue;
@@ -387,7 +421,10 @@ impl FileContext<'_> {
         let bad = |field: &str, message: String| self.invalid(at, &tool, field, message);
 
         let name_ok = Regex::new("^[a-z][a-z0-9_]{0,63}$").expect("literal regex");
-        if matches!(tool.as_str(), "search_api" | "describe_api" | "call_api") {
+        if matches!(
+            tool.as_str(),
+            "search_api" | "describe_api" | "call_api" | "undo_call"
+        ) {
             return Err(bad(
                 "tool",
                 "is the name of one of flaregate's discovery tools".into(),
@@ -466,6 +503,7 @@ impl FileContext<'_> {
             current: raw.current,
             summary: raw.summary,
             multipart: raw.multipart,
+            undo: raw.undo,
             scope_param,
             input_schema: Arc::default(),
         };

@@ -8,6 +8,7 @@ pub mod import;
 mod loader;
 mod model;
 mod schema;
+mod undo;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -21,6 +22,7 @@ pub use forms::{Canonical, Form};
 pub use loader::{load_sources, read_dir};
 pub use model::*;
 pub use schema::DRY_RUN;
+pub use undo::{Made, Restore};
 
 /// The catalog shipped with flaregate (catalog/*.toml at build time), for
 /// when no catalog folder is at hand (`serve --sandbox` from anywhere).

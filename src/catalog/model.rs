@@ -321,6 +321,19 @@ pub struct Multipart {
     pub main_module_field: String,
 }
 
+/// How an undo puts back what this endpoint changed, where the path's
+/// shape does not say (see [`super::Catalog::undo_of`] for the defaults).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Undo {
+    /// The tool that puts the prior state back.
+    pub tool: Option<String>,
+    /// The argument that takes the content of a text read (Worker code).
+    pub text: Option<String>,
+    /// Why this write cannot be undone (a zone removed, a cache purged).
+    pub never: Option<String>,
+}
+
 /// One Cloudflare API endpoint, exposed as one MCP tool.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
@@ -352,6 +365,8 @@ pub struct Endpoint {
     pub current: Option<String>,
     /// The layout of a multipart upload, for endpoints with a module part.
     pub multipart: Option<Multipart>,
+    /// How an undo restores what this write changed, beyond the defaults.
+    pub undo: Undo,
     /// How the audit log says what an allowed call does, by the argument it
     /// gives; the first whose argument is given speaks (else the title).
     pub summary: Vec<Phrase>,

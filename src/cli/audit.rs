@@ -58,6 +58,14 @@ enum AuditAction {
         #[command(flatten)]
         paths: Paths,
     },
+    /// One row in full: the call, the decision, the state before it (kept
+    /// for undo), the request and Cloudflare's answer.
+    Show {
+        /// The row id (`flaregate audit` prints it first on each line).
+        row: i64,
+        #[command(flatten)]
+        paths: Paths,
+    },
     /// Print the end of the chain as EVENTS:HASH, to keep somewhere safe
     /// and pass to `audit verify --expect-head` later.
     Head {
@@ -81,6 +89,7 @@ pub fn run(args: &AuditArgs) -> Outcome {
             return verify(paths, expect_head.as_ref());
         }
         Some(AuditAction::Head { paths }) => return head(paths),
+        Some(AuditAction::Show { row, paths }) => return show(paths, *row),
         None => {}
     }
     let config = setup::config(&args.paths)?;
@@ -96,6 +105,7 @@ pub fn run(args: &AuditArgs) -> Outcome {
             DecisionFilter::Rejected => crate::audit::Decision::Rejected,
         }),
         approval: args.approval.clone(),
+        id: None,
         since: args.since,
         zone: args.zone.clone(),
         after_id: None,
@@ -267,6 +277,62 @@ fn verify(paths: &Paths, expect: Option<&Head>) -> Outcome {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+fn show(paths: &Paths, row: i64) -> Outcome {
+    use crate::audit::Prior;
+    let config = setup::config(paths)?;
+    let (entry, stored) = audit::read_row(&config.audit_db, row)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("there is no row {row} in {}", config.audit_db.display()))?;
+    let line = |label: &str, value: &str| println!("{label:<10} {}", text::escape(value));
+    line("row", &entry.id.to_string());
+    line("time", &entry.ts);
+    line("agent", &entry.agent);
+    line(
+        "call",
+        &format!("{} {} {}", entry.tool, entry.method, entry.path),
+    );
+    line("arguments", &entry.args.to_string());
+    line("decision", &format!("{}: {}", entry.decision, entry.reason));
+    line("rule", &entry.rule);
+    if !entry.lookup.is_empty() {
+        line("fetched", &entry.lookup);
+    }
+    match stored.as_ref().map(|s| &s.prior) {
+        None => line("before", "not kept"),
+        Some(Prior::Object(object)) => {
+            let pretty = serde_json::from_str::<serde_json::Value>(object)
+                .map(|v| serde_json::to_string_pretty(&v).unwrap_or_default())
+                .unwrap_or_else(|_| object.clone());
+            println!("before");
+            for l in pretty.lines() {
+                println!("    {}", text::escape(l));
+            }
+        }
+        Some(Prior::Text(code)) => {
+            use sha2::Digest;
+            let digest = hex::encode(sha2::Sha256::digest(code.as_bytes()));
+            line(
+                "before",
+                &format!("code, {} bytes, sha256 {digest}", code.len()),
+            );
+        }
+        Some(Prior::Missing) => line("before", "it did not exist"),
+        Some(Prior::Nothing) => line("before", "nothing: the call creates something"),
+    }
+    if let Some(created) = stored.as_ref().and_then(|s| s.created.as_deref()) {
+        line("created", created);
+    }
+    line("outcome", &entry.summary);
+    let undos = audit::undos_of(&config.audit_db, row).map_err(|e| e.to_string())?;
+    for undo in undos {
+        line(
+            "undone",
+            &format!("by row {} ({}, {})", undo.id, undo.decision, undo.ts),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn head(paths: &Paths) -> Outcome {

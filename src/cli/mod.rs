@@ -11,6 +11,7 @@ mod sandbox;
 mod serve;
 mod setup;
 mod token_check;
+mod undo;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -77,6 +78,9 @@ enum Command {
     Approve(approvals::DecideArgs),
     /// Reject a waiting call.
     Reject(approvals::DecideArgs),
+    /// Undo a logged write through the running server, as the agent whose
+    /// key is in FLAREGATE_KEY (the policy must say `undo = true` for it).
+    Undo(undo::UndoArgs),
 }
 
 #[derive(Args)]
@@ -113,6 +117,7 @@ async fn execute(command: Command) -> Outcome {
         Command::Approvals(args) => approvals::list(&args),
         Command::Approve(args) => approvals::decide(&args, true),
         Command::Reject(args) => approvals::decide(&args, false),
+        Command::Undo(args) => undo::run(&args).await,
     }
 }
 

@@ -130,7 +130,7 @@ pub async fn run(args: ServeArgs) -> Outcome {
         catalog,
         engine,
         client,
-        audit,
+        (audit, files.db.clone()),
         args.sandbox,
         budgets,
         approvals,

@@ -60,6 +60,12 @@ pub enum DenyKind {
     ApprovalRequired,
     /// The approval id given does not let this call through.
     ApprovalRefused,
+    /// The state before a write could not be kept for undo, and the
+    /// policy requires it (`snapshots = "required"`).
+    SnapshotFailed,
+    /// An undo that cannot run: the row has nothing to undo, or what it
+    /// changed was changed again since (without `force`).
+    UndoRefused,
 }
 
 impl DenyKind {
@@ -77,6 +83,8 @@ impl DenyKind {
             DenyKind::OverLimit => "over_limit",
             DenyKind::ApprovalRequired => "approval_required",
             DenyKind::ApprovalRefused => "approval_refused",
+            DenyKind::SnapshotFailed => "snapshot_failed",
+            DenyKind::UndoRefused => "undo_refused",
         }
     }
 }

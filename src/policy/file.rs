@@ -78,10 +78,35 @@ pub struct AgentSpec {
     /// operator, for clients whose user is not trusted to decide).
     #[serde(default)]
     pub approver: Approver,
+    /// Whether the state before each allowed write is kept for undo:
+    /// `writes` (default: kept when it can be read), `required` (a write
+    /// whose state cannot be kept is refused) or `off`.
+    #[serde(default)]
+    pub snapshots: Snapshots,
+    /// The largest snapshot kept, in KB once deflated (default 10240).
+    pub snapshot_max_kb: Option<u32>,
+    /// Whether this agent may undo logged writes (the `undo_call` tool;
+    /// each restoring call still needs this agent's grants).
+    #[serde(default)]
+    pub undo: bool,
     /// How long a request for approval stays valid, e.g. "15m" (default).
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub approval_ttl: Option<Spanned<String>>,
+}
+
+/// Whether the state before a write is kept for undo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Snapshots {
+    /// Kept whenever the catalog can read it; a write goes on without one
+    /// (logged) when the read fails.
+    #[default]
+    Writes,
+    /// Kept, or the write is refused.
+    Required,
+    /// Never kept.
+    Off,
 }
 
 /// Who decides a request for approval.

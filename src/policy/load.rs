@@ -358,6 +358,10 @@ impl Context<'_> {
             approve,
             approval_ttl,
             approver: spec.approver,
+            snapshots: spec.snapshots,
+            snapshot_max_bytes: spec.snapshot_max_kb.unwrap_or(DEFAULT_SNAPSHOT_MAX_KB) as usize
+                * 1024,
+            undo: spec.undo,
             auth,
             key_hashes,
             zones,
@@ -681,6 +685,10 @@ impl Context<'_> {
         set.build().ok().map(Some)
     }
 }
+
+/// The largest snapshot kept unless `snapshot_max_kb` says (a Worker of
+/// 10 MB deflates to well under this).
+const DEFAULT_SNAPSHOT_MAX_KB: u32 = 10 * 1024;
 
 /// How long a request for approval stays valid unless `approval_ttl` says.
 const DEFAULT_APPROVAL_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);

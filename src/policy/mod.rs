@@ -14,7 +14,7 @@ mod scope;
 
 pub use decide::{Denial, DenyKind, Verdict};
 pub use engine::{Engine, Lookup, LookupError};
-pub use file::{Approver, AuthMode, Level, Limits, ToolMode, ToolSetting, json_schema};
+pub use file::{Approver, AuthMode, Level, Limits, Snapshots, ToolMode, ToolSetting, json_schema};
 pub use identity::{check_agent_id, new_key, sha256_hex};
 pub use load::{PolicyError, Problem, compile, policy_files};
 pub use model::{Agent, Policy, TYPED_TOOLS_MAX};

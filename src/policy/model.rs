@@ -54,6 +54,12 @@ pub struct Agent {
     pub approval_ttl: std::time::Duration,
     /// Who decides its requests for approval.
     pub approver: super::file::Approver,
+    /// Whether the state before its writes is kept for undo.
+    pub snapshots: super::file::Snapshots,
+    /// The largest snapshot kept, in bytes once deflated.
+    pub snapshot_max_bytes: usize,
+    /// Whether it may undo logged writes (`undo_call`).
+    pub undo: bool,
     /// Per catalog endpoint (by index): may the agent call it, and why.
     pub(super) tools: Vec<ToolRule>,
 }

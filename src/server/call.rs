@@ -34,6 +34,17 @@ pub(super) struct Call<'a> {
     pub(super) endpoint: Option<&'a Endpoint>,
     /// What was fetched to decide ("GET … → 200 in 4 ms"), if anything.
     pub(super) lookup: String,
+    /// The logged write this call undoes (its row id).
+    pub(super) undoes: Option<i64>,
+}
+
+/// What a call brings besides its arguments.
+#[derive(Default)]
+pub(super) struct CallContext<'a> {
+    /// How to ask the person at the client, if the client can.
+    pub(super) asker: Option<&'a Asker>,
+    /// The logged write this call undoes (`undo_call`).
+    pub(super) undoes: Option<i64>,
 }
 
 impl Gateway {
@@ -45,8 +56,23 @@ impl Gateway {
         args: Option<JsonObject>,
         asker: Option<&Asker>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let context = CallContext {
+            asker,
+            undoes: None,
+        };
+        self.call_in(agent_id, tool, args, context).await
+    }
+
+    /// Runs one call in `context`.
+    pub(super) async fn call_in(
+        &self,
+        agent_id: &str,
+        tool: &str,
+        args: Option<JsonObject>,
+        context: CallContext<'_>,
+    ) -> Result<CallToolResponse, ErrorData> {
         let started = Instant::now();
-        let answer = self.decide_and_run(agent_id, tool, args, asker).await;
+        let answer = self.decide_and_run(agent_id, tool, args, context).await;
         self.metrics.call_latency.observe(started.elapsed());
         answer
     }
@@ -56,8 +82,9 @@ impl Gateway {
         agent_id: &str,
         tool: &str,
         args: Option<JsonObject>,
-        asker: Option<&Asker>,
+        context: CallContext<'_>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let asker = context.asker;
         let policy = self.engine.policy();
         let agent = policy.agent(agent_id).ok_or_else(|| {
             ErrorData::invalid_request("this agent is no longer in the policy", None)
@@ -93,6 +120,7 @@ impl Gateway {
             args: &args,
             endpoint,
             lookup: String::new(),
+            undoes: context.undoes,
         };
         let Some(endpoint) = endpoint else {
             // Unknown and not-granted tools look the same to the agent.
@@ -181,7 +209,7 @@ impl Gateway {
                 if let Err(over) = self.spend(agent, charge) {
                     return self.refusal(&call, over_limit(&over)).await.map(Into::into);
                 }
-                self.run(&call, endpoint, (&reason, &rule))
+                self.run(&mut call, endpoint, (&reason, &rule))
                     .await
                     .map(Into::into)
             }
@@ -200,7 +228,7 @@ impl Gateway {
     /// An allowed call: audit, send, audit the outcome, answer.
     async fn run(
         &self,
-        call: &Call<'_>,
+        call: &mut Call<'_>,
         endpoint: &Endpoint,
         (reason, rule): (&str, &str),
     ) -> Result<CallToolResult, ErrorData> {
@@ -213,8 +241,20 @@ impl Gateway {
                 return self.refusal(call, denial).await;
             }
         };
+        // What the write changes, kept for undo (read before the row, so
+        // the row's lookup notes its digest).
+        let snapshot = match self.snapshot(call, endpoint).await {
+            Ok(snapshot) => snapshot,
+            Err(denial) => return self.refusal(call, denial).await,
+        };
+        let kept = snapshot.is_some();
+        let call = &*call;
         let record = self.record(call, Some(&request), Decision::Allow, reason, rule);
-        let (row, flushed) = self.audit.begin(record).await.map_err(audit_down)?;
+        let (row, flushed) = self
+            .audit
+            .begin_with(record, snapshot)
+            .await
+            .map_err(audit_down)?;
         self.metrics
             .call(&call.agent.id, &endpoint.tool, Decision::Allow, "none");
         // Send, then record the outcome: written before the agent hears it.
@@ -236,7 +276,17 @@ impl Gateway {
                 Err(error) => error.status(),
             };
             self.metrics.upstream(status, took);
-            let outcome = outcome_of(&answer, took.as_millis() as u64);
+            let mut outcome = outcome_of(&answer, took.as_millis() as u64);
+            if let (true, Ok(Visible::Answer(ok))) = (kept, &answer) {
+                (outcome.after, outcome.created) =
+                    super::snapshot::after_of(endpoint, call.args, &ok.result);
+                if let Some(created) = &outcome.created {
+                    outcome.text = format!(
+                        "{}; it created {created}",
+                        outcome.text.trim_end_matches('.')
+                    );
+                }
+            }
             if let Err(error) = self.audit.complete(row, outcome).await {
                 // The call already happened; say so to the operator, answer the agent.
                 tracing::error!(%error, row = row.id, "cannot record a call's outcome");
@@ -379,6 +429,12 @@ impl Gateway {
             (None, _) => (String::new(), String::new()),
         };
         let tool = text::clip(call.tool, 64);
+        // An undo's rows say which row they undo.
+        let reason = match call.undoes {
+            Some(row) => std::borrow::Cow::Owned(format!("{reason} {}", audit::undo_note(row))),
+            None => std::borrow::Cow::Borrowed(reason),
+        };
+        let reason = &*reason;
         CallRecord {
             ts: audit::now_rfc3339(),
             ts_unix_ms: audit::now_unix_ms(),
@@ -526,6 +582,7 @@ fn outcome_of(answer: &Result<Visible, cloudflare::CloudflareError>, duration_ms
                 Some(&error.to_string()),
                 duration_ms,
             ),
+            ..Outcome::default()
         },
     }
 }

@@ -29,15 +29,19 @@ pub struct Gateway {
     pub(super) metrics: Metrics,
     /// Requests for approval and their decisions, keyed with the audit key.
     pub(super) approvals: Option<(Approvals, ChainKey)>,
+    /// The audit database, read by undo (rows and their snapshots).
+    pub(super) audit_db: std::path::PathBuf,
 }
 
 impl Gateway {
-    /// `engine` should resolve names with the same `client`.
+    /// `engine` should resolve names with the same `client`; `audit_db`
+    /// is the file `audit` writes.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         catalog: Arc<Catalog>,
         engine: Engine,
         client: Client,
-        audit: AuditLog,
+        (audit, audit_db): (AuditLog, std::path::PathBuf),
         sandbox: bool,
         budgets: Arc<dyn Budgets>,
         approvals: Option<(Approvals, ChainKey)>,
@@ -54,6 +58,7 @@ impl Gateway {
             budgets,
             metrics: Metrics::default(),
             approvals,
+            audit_db,
         })
     }
 

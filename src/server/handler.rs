@@ -154,7 +154,10 @@ impl ServerHandler for Handler {
             );
         };
         if agent.discover {
-            let tools = super::discovery::tools();
+            let mut tools = super::discovery::tools();
+            if agent.undo {
+                tools.push(super::undo::tool());
+            }
             return Ok(ListToolsResult::with_all_items(tools).with_cache_scope(CacheScope::Private));
         }
         let (mut tools, next) = self
@@ -168,6 +171,10 @@ impl ServerHandler for Handler {
             if let Some(endpoint) = policy.catalog().endpoint(&tool.name) {
                 view.tailor(tool, endpoint);
             }
+        }
+        // Offered on the last page to the agents the policy lets undo.
+        if next.is_none() && agent.undo {
+            tools.push(super::undo::tool());
         }
         let mut result =
             ListToolsResult::with_all_items(tools).with_cache_scope(CacheScope::Private);
@@ -190,6 +197,16 @@ impl ServerHandler for Handler {
                 .policy()
                 .agent(&agent)
                 .is_some_and(|a| a.discover);
+        let undoes = request.name == super::undo::UNDO
+            && self
+                .gateway
+                .engine
+                .policy()
+                .agent(&agent)
+                .is_some_and(|a| a.undo);
+        if undoes {
+            return self.gateway.undo(&agent, request.arguments).await;
+        }
         let asker = asker(&request, &context);
         if discovers {
             self.gateway

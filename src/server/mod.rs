@@ -14,8 +14,10 @@ mod notify;
 mod preview;
 pub mod reload;
 mod render;
+mod snapshot;
 pub mod stdio;
 mod tools;
+mod undo;
 mod visible;
 
 pub use gateway::Gateway;

@@ -1,9 +1,9 @@
-//! /zones/{zone_id}/pagerules: list (no result_info), create, delete.
+//! /zones/{zone_id}/pagerules: list (no result_info), create, get, delete.
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, Query, State};
-use axum::routing::{delete as delete_route, get};
+use axum::routing::get;
 use serde_json::{Value, json};
 
 use crate::sandbox::Shared;
@@ -20,7 +20,10 @@ const QUOTA: usize = 3;
 pub fn routes() -> Router<Shared> {
     Router::new()
         .route("/zones/{zone_id}/pagerules", get(list).post(create))
-        .route("/zones/{zone_id}/pagerules/{rule_id}", delete_route(delete))
+        .route(
+            "/zones/{zone_id}/pagerules/{rule_id}",
+            get(get_one).delete(delete),
+        )
 }
 
 async fn list(
@@ -98,6 +101,22 @@ async fn create(
     });
     rules.push(rule.clone());
     Ok(reply::ok(rule))
+}
+
+async fn get_one(
+    State(sb): State<Shared>,
+    Extension(grant): Extension<Grant>,
+    Path((zone_id, rule_id)): Path<(String, String)>,
+) -> Reply {
+    sb.check_zone(&grant, &zone_id, "Page Rules Read")?;
+    check_id(&rule_id, &format!("/zones/{zone_id}/pagerules/{rule_id}"))?;
+    let store = sb.store.read().expect("store lock");
+    store
+        .in_zone(&zone_id, |z| &z.page_rules)
+        .iter()
+        .find(|r| r["id"] == rule_id.as_str())
+        .map(|rule| reply::ok(rule.clone()))
+        .ok_or_else(|| ApiError::new(404, 1002, "Invalid Page Rule identifier"))
 }
 
 async fn delete(

@@ -1,0 +1,96 @@
+//! `flaregate undo ROW`: asks the running server to undo a logged write,
+//! as the operator identity the policy names (an agent with `undo = true`,
+//! whose key is in `FLAREGATE_KEY`). The undo runs in the server, so it is
+//! decided, sent and audited like any call, in the one chain the server
+//! writes; this command only asks and prints the answer.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use serde_json::{Value, json};
+
+use super::{Outcome, Paths, setup};
+
+#[derive(Args)]
+pub struct UndoArgs {
+    /// The audit row of the write to undo (`flaregate audit` shows ids).
+    row: i64,
+    /// Show what the undo would do (its preview) and send nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Undo even though what the write changed was changed again since.
+    #[arg(long)]
+    force: bool,
+    /// The server's MCP URL (default: http://LISTEN/mcp from the config).
+    #[arg(long)]
+    url: Option<String>,
+    #[command(flatten)]
+    paths: Paths,
+}
+
+pub async fn run(args: &UndoArgs) -> Outcome {
+    let config = setup::config(&args.paths)?;
+    let url = args
+        .url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}/mcp", config.http.listen));
+    let body = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {
+            "name": "undo_call",
+            "arguments": {"row": args.row, "dry_run": args.dry_run, "force": args.force},
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {},
+                "io.modelcontextprotocol/clientInfo": {"name": "flaregate undo", "version": env!("CARGO_PKG_VERSION")}
+            }
+        }
+    });
+    let mut request = reqwest::Client::new()
+        .post(&url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "undo_call")
+        .json(&body);
+    // From the environment, never the command line (other users of the
+    // host can read that).
+    if let Ok(key) = std::env::var("FLAREGATE_KEY") {
+        request = request.bearer_auth(key.trim());
+    }
+    let response = request.send().await.map_err(|e| {
+        format!("cannot reach flaregate at {url} ({e}): undo runs in the server; start `flaregate serve` or give --url")
+    })?;
+    let status = response.status();
+    let text = response.text().await.map_err(|e| e.to_string())?;
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        return Err("the server refused the key: set FLAREGATE_KEY to the key of an agent the policy lets undo (`undo = true`)".into());
+    }
+    let message = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .chain(std::iter::once(text.as_str()))
+        .find_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .ok_or_else(|| format!("the server answered {status} with no JSON-RPC message"))?;
+    if let Some(error) = message.get("error") {
+        let said = error["message"].as_str().unwrap_or("an error");
+        return Err(if said.contains("undo_call") {
+            format!(
+                "{said}: this agent may not undo (the policy gives `undo = true` to the operator identity)"
+            )
+        } else {
+            said.to_string()
+        });
+    }
+    let result = &message["result"];
+    for block in result["content"].as_array().into_iter().flatten() {
+        if let Some(text) = block["text"].as_str() {
+            println!("{}", crate::text::escape(text));
+        }
+    }
+    Ok(if result["isError"] == true {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
