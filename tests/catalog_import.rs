@@ -416,6 +416,59 @@ async fn a_large_grant_discovers_searches_describes_and_calls_through_the_same_p
     );
 }
 
+#[tokio::test]
+async fn an_imported_write_is_undone_from_its_snapshot() {
+    let policy = format!("{EVERYTHING}undo = true\n");
+    let Served { server, .. } = serve_imported(
+        &["--include", "zone_settings", "--include", "zero_trust"],
+        &policy,
+    );
+    let client = common::connect_http(&server.mcp_url, None).await;
+    let edit = find(
+        &client,
+        "edit zone setting",
+        "PATCH",
+        "/zones/{zone_id}/settings/{setting_id}",
+    )
+    .await;
+    let get = find(
+        &client,
+        "get zone setting",
+        "GET",
+        "/zones/{zone_id}/settings/{setting_id}",
+    )
+    .await;
+    let set = |value: &str| json!({"name": edit, "arguments": {"zone_id": COM, "setting_id": "always_use_https", "body": {"id": "always_use_https", "value": value}}});
+    let value = || async {
+        let read = common::call(
+            &client,
+            "call_api",
+            json!({"name": get, "arguments": {"zone_id": COM, "setting_id": "always_use_https"}}),
+        )
+        .await;
+        read.structured_content.expect("structured")["result"]["value"].clone()
+    };
+    for value in ["on", "off"] {
+        let answer = common::call(&client, "call_api", set(value)).await;
+        assert_ne!(answer.is_error, Some(true), "{}", common::text(&answer));
+    }
+    assert_eq!(value().await, "off");
+    let row = server
+        .audit_rows()
+        .iter()
+        .rev()
+        .find(|r| r.tool == edit && r.decision == "allow")
+        .map(|r| r.id)
+        .expect("the second write's row");
+    let undone = common::call(&client, "undo_call", json!({"row": row})).await;
+    assert_ne!(undone.is_error, Some(true), "{}", common::text(&undone));
+    assert_eq!(
+        value().await,
+        "on",
+        "the imported setting is back as it was"
+    );
+}
+
 /// The endpoint search_api finds for `query` whose description (from
 /// describe_api) has `method` and `path`; its zone is offered as the one
 /// id the agent holds.

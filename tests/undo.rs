@@ -475,6 +475,13 @@ async fn undo_is_denied_by_default_and_checked_like_any_call() {
         String::from_utf8_lossy(&done.stderr)
     );
     assert!(said.contains(&format!("Undo of row {row}")), "{said}");
+    let (preview, undo) = said
+        .split_once("\nUndo:")
+        .expect("a preview, then the undo");
+    assert!(
+        preview.contains("\"preview\":true") && !undo.contains("\"preview\":true"),
+        "{said}"
+    );
     assert_eq!(writes().await, sent + 1);
 }
 

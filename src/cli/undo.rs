@@ -2,7 +2,8 @@
 //! as the operator identity the policy names (an agent with `undo = true`,
 //! whose key is in `FLAREGATE_KEY`). The undo runs in the server, so it is
 //! decided, sent and audited like any call, in the one chain the server
-//! writes; this command only asks and prints the answer.
+//! writes; this command shows the undo's preview (the restoring call as it
+//! would be sent, and the object now), then asks for the undo itself.
 
 use std::process::ExitCode;
 
@@ -28,17 +29,30 @@ pub struct UndoArgs {
     paths: Paths,
 }
 
+/// Shows the undo's preview (and what changed since), then, unless
+/// `--dry-run`, undoes.
 pub async fn run(args: &UndoArgs) -> Outcome {
     let config = setup::config(&args.paths)?;
     let url = args
         .url
         .clone()
         .unwrap_or_else(|| format!("http://{}/mcp", config.http.listen));
+    println!("Preview (nothing sent):");
+    let previewed = ask(&url, args.row, true, args.force).await?;
+    if previewed != ExitCode::SUCCESS || args.dry_run {
+        return Ok(previewed);
+    }
+    println!("\nUndo:");
+    ask(&url, args.row, false, args.force).await
+}
+
+/// One `undo_call` to the server; prints its answer.
+async fn ask(url: &str, row: i64, dry_run: bool, force: bool) -> Outcome {
     let body = json!({
         "jsonrpc": "2.0", "id": 1, "method": "tools/call",
         "params": {
             "name": "undo_call",
-            "arguments": {"row": args.row, "dry_run": args.dry_run, "force": args.force},
+            "arguments": {"row": row, "dry_run": dry_run, "force": force},
             "_meta": {
                 "io.modelcontextprotocol/protocolVersion": "2026-07-28",
                 "io.modelcontextprotocol/clientCapabilities": {},
@@ -47,7 +61,7 @@ pub async fn run(args: &UndoArgs) -> Outcome {
         }
     });
     let mut request = reqwest::Client::new()
-        .post(&url)
+        .post(url)
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2026-07-28")
         .header("mcp-method", "tools/call")

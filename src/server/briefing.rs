@@ -80,6 +80,11 @@ pub fn instructions(policy: &Policy, agent: &Agent, directory: &Directory) -> St
             approved.join(", ")
         ));
     }
+    if agent.undo {
+        lines.push(
+            "You may undo a logged write with undo_call (its audit row id; dry_run first shows what it would do); the restoring call is checked against your rules like any other.".to_string(),
+        );
+    }
     let writes = agent.visible_tools(catalog).any(|tool| {
         catalog
             .endpoint(tool)

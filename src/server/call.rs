@@ -36,6 +36,9 @@ pub(super) struct Call<'a> {
     pub(super) lookup: String,
     /// The logged write this call undoes (its row id).
     pub(super) undoes: Option<i64>,
+    /// The object the lookup fetched to decide, if one did (a snapshot
+    /// read through the same tool uses it instead of reading again).
+    pub(super) looked_up: Option<Result<JsonObject, LookupError>>,
 }
 
 /// What a call brings besides its arguments.
@@ -121,6 +124,7 @@ impl Gateway {
             endpoint,
             lookup: String::new(),
             undoes: context.undoes,
+            looked_up: None,
         };
         let Some(endpoint) = endpoint else {
             // Unknown and not-granted tools look the same to the agent.
@@ -179,6 +183,7 @@ impl Gateway {
                 .await
                 .map(Into::into);
         }
+        call.looked_up = fetched;
         match verdict {
             Verdict::Allow { reason, rule } => {
                 let (reason, rule) = if agent.needs_approval(tool) {

@@ -30,9 +30,20 @@ impl Gateway {
         }
         let (reader, prior) = match self.catalog.reader_of(endpoint) {
             Some(reader) => {
-                let fetched = self.engine.fetch(reader, call.args).await;
-                add_note(call, &fetched.note);
-                let prior = match fetched.object {
+                // The lookup that decided the call read it already.
+                let same_read = endpoint
+                    .lookup
+                    .as_ref()
+                    .is_some_and(|l| l.tool == reader.tool);
+                let object = match call.looked_up.take().filter(|_| same_read) {
+                    Some(object) => object,
+                    None => {
+                        let fetched = self.engine.fetch(reader, call.args).await;
+                        add_note(call, &fetched.note);
+                        fetched.object
+                    }
+                };
+                let prior = match object {
                     Ok(object) => Ok(prior_of(reader, object)),
                     Err(LookupError::NotFound) => Ok(Prior::Missing),
                     Err(LookupError::Failed(problem)) => Err(problem),

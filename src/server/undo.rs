@@ -71,6 +71,7 @@ impl Gateway {
             endpoint: None,
             lookup: String::new(),
             undoes: None,
+            looked_up: None,
         };
         let refuse = |why: String| Denial::new(DenyKind::UndoRefused, why, "undo");
         let request = match parse(&args) {
@@ -285,20 +286,36 @@ fn restore_call<'a>(
             let prior: Map<String, Value> = serde_json::from_str(object)
                 .map_err(|e| format!("its snapshot does not read as an object: {e}"))?;
             for param in &tool.params {
-                let from_body = matches!(
-                    param.location,
-                    Location::Body | Location::Multipart | Location::Payload
-                );
-                if let (true, Some(value)) = (from_body, field(&prior, &param.key))
-                    && !value.is_null()
-                {
-                    args.insert(param.name.clone(), value.clone());
+                let value = match param.location {
+                    Location::Body | Location::Multipart => field(&prior, &param.key).cloned(),
+                    // A whole-body argument gets the prior object, cut to
+                    // the fields its schema names (if it names any).
+                    Location::Payload => Some(payload(&prior, tool.param_schema(&param.name))),
+                    Location::Path | Location::Query => None,
+                };
+                if let Some(value) = value.filter(|v| !v.is_null()) {
+                    args.insert(param.name.clone(), value);
                 }
             }
         }
         _ => return Err("its snapshot holds nothing to put back".into()),
     }
     Ok((tool, args))
+}
+
+/// The prior object as a whole body: only the fields the body's schema
+/// names, when it names them.
+fn payload(prior: &Map<String, Value>, schema: Option<&Map<String, Value>>) -> Value {
+    match schema.and_then(|s| s.get("properties")?.as_object()) {
+        Some(properties) => Value::Object(
+            prior
+                .iter()
+                .filter(|(name, _)| properties.contains_key(*name))
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect(),
+        ),
+        None => Value::Object(prior.clone()),
+    }
 }
 
 /// A field of `object` by its wire key, dotted for nested fields
