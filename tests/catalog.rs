@@ -12,16 +12,16 @@ fn shipped() -> Catalog {
 }
 
 #[test]
-fn shipped_catalog_has_the_32_endpoints_in_10_groups() {
+fn shipped_catalog_has_the_33_endpoints_in_10_groups() {
     let catalog = shipped();
-    assert_eq!(catalog.endpoints().len(), 32);
+    assert_eq!(catalog.endpoints().len(), 33);
     assert_eq!(catalog.groups().len(), 10);
     let reads = catalog
         .endpoints()
         .iter()
         .filter(|e| e.access == Access::Read)
         .count();
-    assert_eq!((reads, 32 - reads), (17, 15));
+    assert_eq!((reads, 33 - reads), (17, 16));
     let permissions: HashSet<&str> = catalog
         .endpoints()
         .iter()
@@ -53,7 +53,10 @@ fn tool_names_match_the_design() {
             "ssl",
             "list_custom_certificates get_universal_ssl_settings update_universal_ssl_settings",
         ),
-        ("load_balancers", "list_load_balancers create_load_balancer"),
+        (
+            "load_balancers",
+            "list_load_balancers create_load_balancer delete_load_balancer",
+        ),
         ("accounts", "list_accounts get_account"),
     ];
     let catalog = shipped();

@@ -18,19 +18,21 @@ const WWW: &str = "8ce0e8a8a7b7b3c1d0e9f8a7b6c5d4e3";
 const MX: &str = "3d2c1b0a99887766554433221100ffee";
 const RULESET: &str = "2f2feab2026849078ba485f918791bdc";
 const PAGE_RULE: &str = "9a7806061c88ada191ed06f989cc3dac";
+const POOL_PRIMARY: &str = "17b5962d775c646f3f9725cbc7a53df4";
+const POOL_FALLBACK: &str = "9290f38c5d07c2e2f4df57b1f61d4196";
 
 const POLICY: &str = r#"
 [[agent]]
 id = "editor"
 zones = ["example.com"]
 accounts = ["Example Corp"]
-grants = { dns = "full", workers = "full", ssl = "full", firewall = "full", page_rules = "full" }
+grants = { dns = "full", workers = "full", ssl = "full", firewall = "full", page_rules = "full", load_balancers = "full" }
 
 [[agent]]
 id = "operator"
 zones = ["example.com"]
 accounts = ["Example Corp"]
-grants = { dns = "full", workers = "full", ssl = "full", firewall = "full", page_rules = "full" }
+grants = { dns = "full", workers = "full", ssl = "full", firewall = "full", page_rules = "full", load_balancers = "full" }
 undo = true
 
 [[agent]]
@@ -272,7 +274,7 @@ async fn worker_code_comes_back_byte_for_byte() {
 }
 
 #[tokio::test]
-async fn settings_rulesets_and_page_rules_are_undone() {
+async fn settings_rulesets_page_rules_and_load_balancers_are_undone() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = serve(&dir);
     let editor = server.connect("editor").await;
@@ -329,6 +331,25 @@ async fn settings_rulesets_and_page_rules_are_undone() {
             && r["status"] == before["status"]),
         "{listed:?}"
     );
+
+    let balancers = || async {
+        read(&operator, "list_load_balancers", json!({"zone_id": COM}))
+            .await
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    let count = balancers().await;
+    let row = write(
+        &server,
+        &editor,
+        "create_load_balancer",
+        json!({"zone_id": COM, "name": "undo.example.com", "default_pools": [POOL_PRIMARY],
+               "fallback_pool": POOL_FALLBACK}),
+    )
+    .await;
+    assert_eq!(balancers().await, count + 1);
+    undone(&operator, row).await;
+    assert_eq!(balancers().await, count);
 
     let row = write(
         &server,

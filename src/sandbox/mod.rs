@@ -1,4 +1,4 @@
-//! An in-memory simulated Cloudflare API v4: the 32 catalog endpoints and
+//! An in-memory simulated Cloudflare API v4: the 33 catalog endpoints and
 //! `GET /user/tokens/verify`, answering as Cloudflare does (envelope, codes,
 //! pagination, auth, rate limit). Used by the demo, the tests and the
 //! benchmarks, so it never blocks and never holds a lock across an await.

@@ -1,4 +1,4 @@
-//! /zones/{zone_id}/load_balancers: list, create.
+//! /zones/{zone_id}/load_balancers: list, create, delete.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -7,16 +7,39 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use crate::sandbox::Shared;
-use crate::sandbox::access::json_body;
+use crate::sandbox::access::{check_id, json_body};
 use crate::sandbox::ids::{new_id, now};
 use crate::sandbox::reply::{self, ApiError, Reply};
 use crate::sandbox::seed::{POOL_FALLBACK, POOL_PRIMARY};
+use crate::sandbox::store::remove_by_id;
 use crate::sandbox::tokens::Grant;
 
 const POOLS: &[&str] = &[POOL_PRIMARY, POOL_FALLBACK];
 
 pub fn routes() -> Router<Shared> {
-    Router::new().route("/zones/{zone_id}/load_balancers", get(list).post(create))
+    Router::new()
+        .route("/zones/{zone_id}/load_balancers", get(list).post(create))
+        .route(
+            "/zones/{zone_id}/load_balancers/{balancer_id}",
+            axum::routing::delete(delete),
+        )
+}
+
+async fn delete(
+    State(sb): State<Shared>,
+    Extension(grant): Extension<Grant>,
+    Path((zone_id, balancer_id)): Path<(String, String)>,
+) -> Reply {
+    sb.check_zone(&grant, &zone_id, "Load Balancers Write")?;
+    check_id(
+        &balancer_id,
+        &format!("/zones/{zone_id}/load_balancers/{balancer_id}"),
+    )?;
+    let mut store = sb.store.write().expect("store lock");
+    if !remove_by_id(&mut store.zone_data(&zone_id).load_balancers, &balancer_id) {
+        return Err(ApiError::new(404, 1002, "Load balancer not found"));
+    }
+    Ok(reply::ok(json!({"id": balancer_id})))
 }
 
 async fn list(
