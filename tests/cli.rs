@@ -572,11 +572,27 @@ fn check_prints_the_token_permissions_the_policies_need() {
     assert_eq!(
         section,
         [
-            "DNS Read   zones: example.com",
-            "DNS Write  zones: example.com"
+            "Zone · DNS · Read  DNS Read                      zones: example.com",
+            "Zone · DNS · Edit  DNS Write                     zones: example.com"
         ],
         "{out}"
     );
+
+    // A write's snapshot is a read: the token needs it too, unless the
+    // policy keeps no snapshots.
+    let permissions = |snapshots: &str| {
+        std::fs::write(
+            &policy,
+            format!("[[agent]]\nid = \"w\"\naccounts = [\"Example Corp\"]\n{snapshots}tools = {{ put_worker_script = \"on\" }}\n"),
+        )
+        .expect("policy");
+        stdout(&run(
+            &["check", "--policies", policy.to_str().expect("utf-8")],
+            &[],
+        ))
+    };
+    assert!(permissions("").contains("Account · Workers Scripts · Read"));
+    assert!(!permissions("snapshots = \"off\"\n").contains("Workers Scripts Read"));
 }
 
 #[tokio::test]

@@ -134,10 +134,24 @@ fn token_permissions(catalog: &Catalog, policy: &Policy) -> String {
     // Per permission: on which kind, and the entries (None: all of them).
     let mut needed: BTreeMap<&str, (&str, Option<BTreeSet<String>>)> = BTreeMap::new();
     for agent in policy.agents() {
+        // Each tool the agent may call, and the reads flaregate makes for
+        // it: the lookup that checks it, the read a snapshot keeps.
+        let mut endpoints = Vec::new();
         for tool in agent.visible_tools(catalog) {
             let endpoint = catalog
                 .endpoint(tool)
                 .expect("visible tools come from the catalog");
+            endpoints.push(&**endpoint);
+            let lookup = endpoint
+                .lookup
+                .as_ref()
+                .and_then(|l| catalog.endpoint(&l.tool));
+            endpoints.extend(lookup.map(|e| &**e));
+            if agent.snapshots != crate::policy::Snapshots::Off {
+                endpoints.extend(catalog.reader_of(endpoint));
+            }
+        }
+        for endpoint in endpoints {
             let Some(scope_kind) = endpoint.scope() else {
                 // A user-level or global permission: no zones or accounts.
                 needed
@@ -165,17 +179,47 @@ fn token_permissions(catalog: &Catalog, policy: &Policy) -> String {
     if needed.is_empty() {
         return String::new();
     }
-    let width = needed.keys().map(|p| p.len()).max().unwrap_or(0);
-    let mut out = String::from("\nCloudflare token permissions the policies need:\n");
-    for (permission, (kind, on)) in needed {
-        let on = match on {
-            None => "all".to_string(),
-            Some(on) if on.is_empty() => "none held".to_string(),
-            Some(on) => on.into_iter().collect::<Vec<_>>().join(", "),
-        };
-        out.push_str(&format!("  {permission:<width$}  {kind}: {on}\n"));
+    let labels: Vec<(String, &str, String)> = needed
+        .into_iter()
+        .map(|(permission, (kind, on))| {
+            let on = match on {
+                None => format!("{kind}: all"),
+                Some(on) if on.is_empty() => format!("{kind}: none held"),
+                Some(on) => format!("{kind}: {}", on.into_iter().collect::<Vec<_>>().join(", ")),
+            };
+            (dashboard_label(permission, kind), permission, on)
+        })
+        .collect();
+    let width = labels
+        .iter()
+        .map(|(l, ..)| l.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut out = String::from(
+        "\nCloudflare token permissions the policies need (as the dashboard lists them, then the API's name):\n",
+    );
+    for (label, permission, on) in labels {
+        let pad = width - label.chars().count();
+        out.push_str(&format!("  {label}{:pad$}  {permission:<28}  {on}\n", ""));
     }
     out
+}
+
+/// A permission as the dashboard's token form lists it: "Zone · DNS ·
+/// Edit" for the API's "DNS Write" on zones.
+fn dashboard_label(permission: &str, kind: &str) -> String {
+    let (resource, level) = match permission.rsplit_once(' ') {
+        Some((resource, "Read")) => (resource, "Read"),
+        Some((resource, "Write")) => (resource, "Edit"),
+        Some((_, last)) => (permission, last),
+        None => (permission, "Edit"),
+    };
+    let on = match kind {
+        "zones" => "Zone",
+        "accounts" => "Account",
+        _ => "User",
+    };
+    format!("{on} · {resource} · {level}")
 }
 
 /// The names of `policy` the API (or the sandbox) does not know; `None`
