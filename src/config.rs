@@ -158,7 +158,11 @@ impl Config {
         Ok(Config {
             catalog: resolve(raw.catalog, "catalog"),
             policies: resolve(raw.policies, "policies"),
-            audit_db: resolve(raw.audit_db, "flaregate-audit.db"),
+            // A PostgreSQL URL is kept as written; a file is found from here.
+            audit_db: match raw.audit_db {
+                Some(url) if crate::audit::is_postgres(&url) => url,
+                other => resolve(other, "flaregate-audit.db"),
+            },
             audit_key: raw.audit_key.map(|p| resolve(Some(p), "")),
             audit_sync: raw.audit_sync,
             audit_max_mb: raw.audit_max_mb,

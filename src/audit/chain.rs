@@ -157,6 +157,43 @@ enum Content {
 }
 
 impl Event {
+    /// Row `row`'s decision, event `seq`.
+    pub fn decision(seq: i64, row: i64, prev: String, stored: String, record: CallRecord) -> Self {
+        Self {
+            seq,
+            row,
+            prev,
+            stored,
+            content: Content::Decision(Box::new(record)),
+        }
+    }
+
+    /// Row `row`'s outcome, event `seq`, bound to its decision event.
+    pub fn outcome(
+        (seq, row, decision_seq): (i64, i64, i64),
+        prev: String,
+        stored: String,
+        outcome: Outcome,
+        codes: String,
+    ) -> Self {
+        Self {
+            seq,
+            row,
+            prev,
+            stored,
+            content: Content::Outcome {
+                decision_seq,
+                outcome,
+                codes,
+            },
+        }
+    }
+
+    /// Its number in the chain.
+    pub fn seq(&self) -> i64 {
+        self.seq
+    }
+
     pub fn is_decision(&self) -> bool {
         matches!(self.content, Content::Decision(_))
     }
@@ -181,50 +218,61 @@ pub fn verify(
     marks: &[Mark<'_>],
 ) -> rusqlite::Result<Verdict> {
     let (rows, events) = read_events(connection)?;
+    Ok(verify_events(rows, &events, formula, marks))
+}
+
+/// Checks `events` (every event of `rows` rows, in chain order, from
+/// either store) and that they hold every mark.
+pub fn verify_events(
+    rows: u64,
+    events: &[Event],
+    formula: Formula<'_>,
+    marks: &[Mark<'_>],
+) -> Verdict {
     let mut prev = GENESIS.to_string();
     for mark in marks.iter().filter(|m| m.head.events == 0) {
         if mark.head.hash != GENESIS {
-            return Ok(broken(
+            return broken(
                 None,
                 format!("{} does not match the start of the chain", mark.from),
-            ));
+            );
         }
     }
-    for (expected, event) in (1_i64..).zip(&events) {
+    for (expected, event) in (1_i64..).zip(events) {
         if event.seq != expected {
-            return Ok(broken(
+            return broken(
                 Some(event.row),
                 format!(
                     "event {expected} is missing before row {}: a row was deleted",
                     event.row
                 ),
-            ));
+            );
         }
         if event.prev != prev {
-            return Ok(broken(
+            return broken(
                 Some(event.row),
                 format!("row {} does not link to the event before it", event.row),
-            ));
+            );
         }
         if event.compute(formula, &prev) != event.stored {
-            return Ok(broken(
+            return broken(
                 Some(event.row),
                 format!(
                     "row {} does not match its hash: it was edited (or rewritten without the audit key)",
                     event.row
                 ),
-            ));
+            );
         }
         prev.clone_from(&event.stored);
         for mark in marks.iter().filter(|m| m.head.events == expected) {
             if mark.head.hash != prev {
-                return Ok(broken(
+                return broken(
                     Some(event.row),
                     format!(
                         "event {expected} (row {}) is not the one {} names: the log was rewritten",
                         event.row, mark.from
                     ),
-                ));
+                );
             }
         }
     }
@@ -233,15 +281,15 @@ pub fn verify(
         hash: prev,
     };
     if let Some(mark) = marks.iter().find(|m| m.head.events > head.events) {
-        return Ok(broken(
+        return broken(
             None,
             format!(
                 "the log ends at event {} but {} has event {}: rows were removed from the end",
                 head.events, mark.from, mark.head.events
             ),
-        ));
+        );
     }
-    Ok(Verdict::Valid { rows, head })
+    Verdict::Valid { rows, head }
 }
 
 fn broken(row: Option<i64>, problem: String) -> Verdict {

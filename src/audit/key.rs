@@ -24,7 +24,12 @@ pub struct AuditFiles {
 impl AuditFiles {
     /// The key and head files beside `db`: `audit.db` → `audit.key`,
     /// `audit.head`.
+    /// A PostgreSQL log's key is `flaregate-audit.key` in the working
+    /// folder unless the configuration names one (`audit_key`).
     pub fn beside(db: &Path) -> Self {
+        if super::postgres::is_url(db) {
+            return Self::with_key(db, Path::new("flaregate-audit.key"));
+        }
         Self::with_key(db, &db.with_extension("key"))
     }
 

@@ -7,10 +7,12 @@ mod chain;
 mod checkpoint;
 mod key;
 mod legacy;
+mod postgres;
 mod query;
 mod record;
 mod schema;
 mod snapshot;
+mod source;
 pub mod summary;
 mod sync;
 mod writer;
@@ -28,6 +30,7 @@ pub use record::{CallRecord, Decision, MAX_ARGS_BYTES, Outcome, stored_args, und
 pub use snapshot::{Prior, Snapshot, Stored, note as snapshot_note};
 pub use writer::RowRef;
 
+use source::Source;
 use writer::{Job, Write};
 
 use crate::metrics::AuditTimes;
@@ -212,9 +215,15 @@ fn gone() -> AuditError {
 /// Checks the chain of the log with its key, against its head checkpoint
 /// and, if given, a head the operator saved elsewhere (`expect`).
 pub fn verify(files: &AuditFiles, expect: Option<&Head>) -> Result<Verdict, AuditError> {
-    let connection = open_current(&files.db)?;
-    let unavailable = |e: rusqlite::Error| AuditError::Unavailable(e.to_string());
-    if !schema::is_keyed(&connection).unwrap_or(false) {
+    with_source(&files.db, |source| verify_in(source, files, expect))
+}
+
+fn verify_in(
+    source: &mut Source,
+    files: &AuditFiles,
+    expect: Option<&Head>,
+) -> Result<Verdict, AuditError> {
+    if !source.is_keyed() {
         return Err(AuditError::Unavailable(format!(
             "{} was written before flaregate keyed its chain: start `flaregate serve` with it once to verify and key it",
             key::absolute(&files.db).display()
@@ -244,10 +253,10 @@ pub fn verify(files: &AuditFiles, expect: Option<&Head>) -> Result<Verdict, Audi
             from: "the head you gave",
         });
     }
-    let verdict =
-        chain::verify(&connection, chain::Formula::Keyed(&key), &marks).map_err(unavailable)?;
+    let (rows, events) = source.events()?;
+    let verdict = chain::verify_events(rows, &events, chain::Formula::Keyed(&key), &marks);
     if let Verdict::Valid { .. } = verdict
-        && let Some((row, problem)) = snapshot::first_mismatch(&connection).map_err(unavailable)?
+        && let Some((row, problem)) = source.first_mismatch()?
     {
         return Ok(Verdict::Broken {
             row: Some(row),
@@ -259,68 +268,75 @@ pub fn verify(files: &AuditFiles, expect: Option<&Head>) -> Result<Verdict, Audi
 
 /// Row `id` of the log at `path` and its snapshot, if it has one.
 pub fn read_row(path: &Path, id: i64) -> Result<Option<(Entry, Option<Stored>)>, AuditError> {
-    let connection = open_current(path)?;
-    let unavailable = |e: rusqlite::Error| AuditError::Unavailable(e.to_string());
-    let filter = Filter {
-        id: Some(id),
-        limit: 1,
-        ..Filter::default()
-    };
-    let found = query::query(&connection, &filter, now_unix_ms()).map_err(unavailable)?;
-    let Some(entry) = found.into_iter().next() else {
-        return Ok(None);
-    };
-    let stored = snapshot::read(&connection, id).map_err(unavailable)?;
-    Ok(Some((entry, stored)))
+    with_source(path, |source| {
+        let filter = Filter {
+            id: Some(id),
+            limit: 1,
+            ..Filter::default()
+        };
+        let Some(entry) = source.query(&filter)?.into_iter().next() else {
+            return Ok(None);
+        };
+        let stored = source.snapshot(id)?;
+        Ok(Some((entry, stored)))
+    })
 }
 
 /// The end of the chain as stored (`flaregate audit head`): save it
 /// somewhere flaregate cannot write, and pass it to `verify` later.
 pub fn head(files: &AuditFiles) -> Result<Head, AuditError> {
-    let connection = open_current(&files.db)?;
-    chain::stored_head(&connection).map_err(|e| AuditError::Unavailable(e.to_string()))
+    with_source(&files.db, Source::head)
 }
 
-/// Reads rows of the log at `path`.
+/// Reads rows of the log at `path` (a file, or a PostgreSQL URL).
 pub fn read(path: &Path, filter: &Filter) -> Result<Vec<Entry>, AuditError> {
-    let connection = open_current(path)?;
-    query::query(&connection, filter, now_unix_ms())
-        .map_err(|e| AuditError::Unavailable(e.to_string()))
-}
-
-/// Opens the log at `path` to read it, once it has the current schema (a
-/// log of an older flaregate is migrated when `serve` next opens it).
-fn open_current(path: &Path) -> Result<rusqlite::Connection, AuditError> {
-    let connection = query::open_read_only(path)?;
-    let current =
-        schema::is_current(&connection).map_err(|e| AuditError::Unavailable(e.to_string()))?;
-    if !current {
-        return Err(AuditError::Unavailable(format!(
-            "{} was written by an older flaregate: start `flaregate serve` with it once to bring it up to date (its chain is verified and keyed then)",
-            key::absolute(path).display()
-        )));
-    }
-    Ok(connection)
+    with_source(path, |source| source.query(filter))
 }
 
 /// The allowed writes after row `after` on one of `paths` or below it
 /// that Cloudflare carried out.
 pub fn later_writes(path: &Path, after: i64, paths: &[String]) -> Result<Vec<Entry>, AuditError> {
-    let connection = open_current(path)?;
-    query::later_writes(&connection, after, paths)
-        .map_err(|e| AuditError::Unavailable(e.to_string()))
+    with_source(path, |source| source.later_writes(after, paths))
 }
 
 /// The rows that undid (or previewed undoing) row `row`.
 pub fn undos_of(path: &Path, row: i64) -> Result<Vec<Entry>, AuditError> {
-    let connection = open_current(path)?;
-    query::undos_of(&connection, row).map_err(|e| AuditError::Unavailable(e.to_string()))
+    with_source(path, |source| source.undos_of(row))
 }
 
 /// The agents that have rows in the log at `path`.
 pub fn agents(path: &Path) -> Result<Vec<String>, AuditError> {
-    let connection = open_current(path)?;
-    query::agents(&connection).map_err(|e| AuditError::Unavailable(e.to_string()))
+    with_source(path, Source::agents)
+}
+
+/// Runs `read` on the log at `path`; a PostgreSQL log is read off the
+/// async runtime (its client blocks on a runtime of its own).
+fn with_source<T: Send>(
+    path: &Path,
+    read: impl FnOnce(&mut Source) -> Result<T, AuditError> + Send,
+) -> Result<T, AuditError> {
+    let run = || read(&mut Source::open(path)?);
+    if postgres::is_url(path) {
+        postgres::off_runtime(run)
+    } else {
+        run()
+    }
+}
+
+/// Where the log is, for messages: a file's path, or a PostgreSQL URL
+/// without its password.
+pub fn location(path: &Path) -> String {
+    if postgres::is_url(path) {
+        postgres::shown(&path.to_string_lossy())
+    } else {
+        path.display().to_string()
+    }
+}
+
+/// Whether `path` names a PostgreSQL log (`postgres://…`) rather than a
+/// SQLite file.
+pub fn is_postgres(path: &Path) -> bool {
+    postgres::is_url(path)
 }
 
 /// Milliseconds since the Unix epoch.

@@ -78,46 +78,73 @@ pub fn open_read_only(path: &Path) -> Result<Connection, AuditError> {
     .map_err(|e| AuditError::open(path, e))
 }
 
-/// The rows matching `filter`, oldest first.
-pub fn query(
-    connection: &Connection,
-    filter: &Filter,
-    now_unix_ms: i64,
-) -> rusqlite::Result<Vec<Entry>> {
+/// A value bound to a query, for either backend.
+#[derive(Debug, Clone)]
+pub enum Value {
+    Int(i64),
+    Text(String),
+}
+
+impl Value {
+    pub(super) fn as_pg(&self) -> &(dyn postgres::types::ToSql + Sync) {
+        match self {
+            Value::Int(n) => n,
+            Value::Text(t) => t,
+        }
+    }
+}
+
+impl ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match self {
+            Value::Int(n) => n.to_sql(),
+            Value::Text(t) => t.to_sql(),
+        }
+    }
+}
+
+/// The query `filter` makes (`?` placeholders, each used once) and its
+/// values: the newest `limit` rows, oldest first.
+pub(super) fn select(filter: &Filter, now_unix_ms: i64) -> (String, Vec<Value>) {
     let mut clauses = Vec::new();
-    let mut values: Vec<Box<dyn ToSql>> = Vec::new();
+    let mut values = Vec::new();
+    let mut text = |clause: &'static str, value: String, values: &mut Vec<Value>| {
+        clauses.push(clause);
+        values.push(Value::Text(value));
+    };
     if let Some(agent) = &filter.agent {
-        clauses.push("agent = ?");
-        values.push(Box::new(agent.clone()));
+        text("agent = ?", agent.clone(), &mut values);
     }
     if let Some(tool) = &filter.tool {
-        clauses.push("tool = ?");
-        values.push(Box::new(tool.clone()));
+        text("tool = ?", tool.clone(), &mut values);
     }
     if let Some(decision) = filter.decision {
-        clauses.push("decision = ?");
-        values.push(Box::new(decision.as_str()));
+        text("decision = ?", decision.as_str().into(), &mut values);
     }
     if let Some(approval) = &filter.approval {
-        clauses.push("rule = ?");
-        values.push(Box::new(crate::approval::rule_of(approval)));
+        text("rule = ?", crate::approval::rule_of(approval), &mut values);
     }
     if let Some(zone) = &filter.zone {
-        clauses.push("(target = ? OR path LIKE '/zones/' || ? || '%')");
-        values.push(Box::new(zone.to_ascii_lowercase()));
-        values.push(Box::new(zone.to_ascii_lowercase()));
+        let zone = zone.to_ascii_lowercase();
+        text(
+            "(target = ? OR path LIKE '/zones/' || CAST(? AS TEXT) || '%')",
+            zone.clone(),
+            &mut values,
+        );
+        values.push(Value::Text(zone));
     }
+    let mut int = |clause: &'static str, value: i64| {
+        clauses.push(clause);
+        values.push(Value::Int(value));
+    };
     if let Some(id) = filter.id {
-        clauses.push("id = ?");
-        values.push(Box::new(id));
+        int("id = ?", id);
     }
     if let Some(after) = filter.after_id {
-        clauses.push("id > ?");
-        values.push(Box::new(after));
+        int("id > ?", after);
     }
     if let Some(since) = filter.since {
-        clauses.push("ts_unix_ms >= ?");
-        values.push(Box::new(now_unix_ms - since.as_millis() as i64));
+        int("ts_unix_ms >= ?", now_unix_ms - since.as_millis() as i64);
     }
     let filter_sql = if clauses.is_empty() {
         String::new()
@@ -125,25 +152,85 @@ pub fn query(
         format!("WHERE {}", clauses.join(" AND "))
     };
     let sql = format!(
-        "SELECT * FROM (SELECT {COLUMNS} FROM calls {filter_sql} ORDER BY id DESC LIMIT {})
+        "SELECT * FROM (SELECT {COLUMNS} FROM calls {filter_sql} ORDER BY id DESC LIMIT {}) AS newest
          ORDER BY id",
         filter.limit.max(1)
     );
+    (sql, values)
+}
+
+/// The rows matching `filter`, oldest first.
+pub fn query(
+    connection: &Connection,
+    filter: &Filter,
+    now_unix_ms: i64,
+) -> rusqlite::Result<Vec<Entry>> {
+    let (sql, values) = select(filter, now_unix_ms);
     let mut statement = connection.prepare(&sql)?;
-    let params: Vec<&dyn ToSql> = values.iter().map(|v| v.as_ref()).collect();
-    let rows = statement.query_map(params.as_slice(), entry)?;
+    let rows = statement.query_map(rusqlite::params_from_iter(values.iter()), entry)?;
     rows.collect()
 }
 
 /// The columns `query` selects, as an [`Entry`].
 const COLUMNS: &str = "id, ts, agent, tool, method, path, decision, reason, rule, target, args, status, cf_codes, duration_ms, summary, outcome, lookup, sandbox";
 
+/// A row's columns as both backends read them.
+pub(super) struct Parts {
+    pub id: i64,
+    pub ts: String,
+    pub agent: String,
+    pub tool: String,
+    pub method: String,
+    pub path: String,
+    pub decision: String,
+    pub reason: String,
+    pub rule: String,
+    pub target: String,
+    pub args: String,
+    pub status: Option<u16>,
+    pub cf_codes: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub summary: String,
+    pub outcome: Option<String>,
+    pub lookup: String,
+    pub sandbox: bool,
+}
+
+impl Entry {
+    pub(super) fn from_parts(p: Parts) -> Self {
+        Entry {
+            id: p.id,
+            ts: p.ts,
+            agent: p.agent,
+            tool: p.tool,
+            method: p.method,
+            path: p.path,
+            decision: p.decision,
+            reason: p.reason,
+            rule: p.rule,
+            target: p.target,
+            args: serde_json::from_str(&p.args).unwrap_or(serde_json::Value::Null),
+            status: p.status,
+            cf_codes: p
+                .cf_codes
+                .unwrap_or_default()
+                .split(',')
+                .filter_map(|c| c.parse().ok())
+                .collect(),
+            duration_ms: p.duration_ms,
+            summary: match p.outcome.filter(|o| !o.is_empty()) {
+                Some(outcome) => format!("{}; {outcome}.", p.summary),
+                None if p.summary.ends_with('.') => p.summary,
+                None => format!("{}.", p.summary),
+            },
+            lookup: p.lookup,
+            sandbox: p.sandbox,
+        }
+    }
+}
+
 fn entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
-    let outcome: Option<String> = row.get("outcome")?;
-    let summary: String = row.get("summary")?;
-    let args: String = row.get("args")?;
-    let codes: Option<String> = row.get("cf_codes")?;
-    Ok(Entry {
+    Ok(Entry::from_parts(Parts {
         id: row.get("id")?,
         ts: row.get("ts")?,
         agent: row.get("agent")?,
@@ -154,22 +241,31 @@ fn entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
         reason: row.get("reason")?,
         rule: row.get("rule")?,
         target: row.get("target")?,
-        args: serde_json::from_str(&args).unwrap_or(serde_json::Value::Null),
+        args: row.get("args")?,
         status: row.get("status")?,
-        cf_codes: codes
-            .unwrap_or_default()
-            .split(',')
-            .filter_map(|c| c.parse().ok())
-            .collect(),
+        cf_codes: row.get("cf_codes")?,
         duration_ms: row.get("duration_ms")?,
-        summary: match outcome.filter(|o| !o.is_empty()) {
-            Some(outcome) => format!("{summary}; {outcome}."),
-            None if summary.ends_with('.') => summary,
-            None => format!("{summary}."),
-        },
+        summary: row.get("summary")?,
+        outcome: row.get("outcome")?,
         lookup: row.get("lookup")?,
         sandbox: row.get("sandbox")?,
-    })
+    }))
+}
+
+/// Allowed writes Cloudflare carried out (2xx) after a row (`?` 1) on a
+/// path or below it (`?` 2–4: the same path).
+pub(super) const LATER_WRITES: &str = "SELECT id, ts, agent, tool, method, path, decision, reason, rule, target, args, status, cf_codes, duration_ms, summary, outcome, lookup, sandbox
+     FROM calls WHERE id > ? AND decision = 'allow' AND method NOT IN ('GET', '')
+     AND status BETWEEN 200 AND 299 AND (path = ? OR substr(path, 1, length(CAST(? AS TEXT)) + 1) = CAST(? AS TEXT) || '/') ORDER BY id";
+
+/// The rows after a row (`?` 1) whose reason holds its undo note (`?` 2).
+pub(super) const UNDOS_OF: &str = "SELECT id, ts, agent, tool, method, path, decision, reason, rule, target, args, status, cf_codes, duration_ms, summary, outcome, lookup, sandbox
+     FROM calls WHERE id > ? AND reason LIKE '%' || CAST(? AS TEXT) || '%' ORDER BY id";
+
+/// The values of [`LATER_WRITES`].
+pub(super) fn later_writes_values(after: i64, path: &str) -> [Value; 4] {
+    let path = || Value::Text(path.to_string());
+    [Value::Int(after), path(), path(), path()]
 }
 
 /// The allowed writes after row `after` that Cloudflare carried out
@@ -180,16 +276,13 @@ pub fn later_writes(
     after: i64,
     paths: &[String],
 ) -> rusqlite::Result<Vec<Entry>> {
-    let mut found = Vec::new();
-    let mut statement = connection.prepare(&format!(
-        "SELECT {COLUMNS} FROM calls WHERE id > ?1 AND decision = 'allow' AND method NOT IN ('GET', '')
-         AND status BETWEEN 200 AND 299 AND (path = ?2 OR substr(path, 1, length(?2) + 1) = ?2 || '/') ORDER BY id"
-    ))?;
+    let mut found: Vec<Entry> = Vec::new();
+    let mut statement = connection.prepare(LATER_WRITES)?;
     for path in paths {
-        let rows = statement.query_map(rusqlite::params![after, path], entry)?;
-        for row in rows {
+        let values = later_writes_values(after, path);
+        for row in statement.query_map(rusqlite::params_from_iter(values.iter()), entry)? {
             let row = row?;
-            if !found.iter().any(|e: &Entry| e.id == row.id) {
+            if !found.iter().any(|e| e.id == row.id) {
                 found.push(row);
             }
         }
@@ -200,10 +293,8 @@ pub fn later_writes(
 
 /// The rows whose reason says they undo row `row` (see `server/undo.rs`).
 pub fn undos_of(connection: &Connection, row: i64) -> rusqlite::Result<Vec<Entry>> {
-    let mut statement = connection.prepare(&format!(
-        "SELECT {COLUMNS} FROM calls WHERE id > ?1 AND instr(reason, ?2) > 0 ORDER BY id"
-    ))?;
-    let marker = super::undo_note(row);
-    let rows = statement.query_map(rusqlite::params![row, marker], entry)?;
+    let values = [Value::Int(row), Value::Text(super::undo_note(row))];
+    let mut statement = connection.prepare(UNDOS_OF)?;
+    let rows = statement.query_map(rusqlite::params_from_iter(values.iter()), entry)?;
     rows.collect()
 }

@@ -78,18 +78,18 @@ pub fn note(prior: &Prior) -> String {
     }
 }
 
+/// How a prior state is stored: its kind, its content deflated, its digest.
+pub(super) fn stored_form(prior: &Prior) -> (&'static str, Option<Vec<u8>>, Option<String>) {
+    let content = prior.content().map(|c| deflate(c.as_bytes()));
+    (prior.kind(), content, prior.digest())
+}
+
 pub(super) fn insert(tx: &Transaction<'_>, call_id: i64, s: &Snapshot) -> rusqlite::Result<()> {
-    let prior = s.prior.content().map(|c| deflate(c.as_bytes()));
+    let (kind, prior, digest) = stored_form(&s.prior);
     tx.prepare_cached(
         "INSERT INTO snapshots (call_id, reader, kind, prior, digest) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute(params![
-        call_id,
-        s.reader,
-        s.prior.kind(),
-        prior,
-        s.prior.digest()
-    ])?;
+    .execute(params![call_id, s.reader, kind, prior, digest])?;
     Ok(())
 }
 
@@ -112,30 +112,36 @@ pub(super) fn complete(
     Ok(())
 }
 
+/// A snapshot from its stored columns.
+pub(super) fn stored(
+    reader: String,
+    kind: String,
+    prior: Option<Vec<u8>>,
+    after: Option<Vec<u8>>,
+    created: Option<String>,
+) -> Stored {
+    let text = |blob: Option<Vec<u8>>| blob.map(|b| inflate(&b)).unwrap_or_default();
+    let prior = match kind.as_str() {
+        "object" => Prior::Object(text(prior)),
+        "text" => Prior::Text(text(prior)),
+        "missing" => Prior::Missing,
+        _ => Prior::Nothing,
+    };
+    Stored {
+        reader,
+        prior,
+        after: after.map(|a| inflate(&a)),
+        created,
+    }
+}
+
 /// The snapshot of row `call_id`, if it has one.
 pub fn read(connection: &Connection, call_id: i64) -> rusqlite::Result<Option<Stored>> {
     connection
         .query_row(
             "SELECT reader, kind, prior, after, created FROM snapshots WHERE call_id = ?1",
             [call_id],
-            |row| {
-                let kind: String = row.get(1)?;
-                let prior: Option<Vec<u8>> = row.get(2)?;
-                let after: Option<Vec<u8>> = row.get(3)?;
-                let text = |blob: Option<Vec<u8>>| blob.map(|b| inflate(&b)).unwrap_or_default();
-                let prior = match kind.as_str() {
-                    "object" => Prior::Object(text(prior)),
-                    "text" => Prior::Text(text(prior)),
-                    "missing" => Prior::Missing,
-                    _ => Prior::Nothing,
-                };
-                Ok(Stored {
-                    reader: row.get(0)?,
-                    prior,
-                    after: after.map(|a| inflate(&a)),
-                    created: row.get(4)?,
-                })
-            },
+            |row| Ok(stored(row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
         )
         .optional()
 }
@@ -149,27 +155,36 @@ pub fn first_mismatch(connection: &Connection) -> rusqlite::Result<Option<(i64, 
     )?;
     let mut rows = statement.query([])?;
     while let Some(row) = rows.next()? {
-        let id: i64 = row.get(0)?;
-        let prior: Vec<u8> = row.get(1)?;
-        let digest: Option<String> = row.get(2)?;
-        let lookup: Option<String> = row.get(3)?;
-        let actual = sha256_hex(&inflate(&prior));
-        let noted = lookup.is_some_and(|l| l.contains(&format!("sha256:{actual}")));
-        if !noted || digest.as_deref() != Some(actual.as_str()) {
-            return Ok(Some((
-                id,
-                "its snapshot (the state before the write) was changed after it was written".into(),
-            )));
+        if let Some(found) = mismatch(row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?) {
+            return Ok(Some(found));
         }
     }
     Ok(None)
+}
+
+/// Whether one stored snapshot no longer matches its digests: the one it
+/// stores, and the one its row's hashed `lookup` noted.
+pub(super) fn mismatch(
+    id: i64,
+    prior: Vec<u8>,
+    digest: Option<String>,
+    lookup: Option<String>,
+) -> Option<(i64, String)> {
+    let actual = sha256_hex(&inflate(&prior));
+    let noted = lookup.is_some_and(|l| l.contains(&format!("sha256:{actual}")));
+    (!noted || digest.as_deref() != Some(actual.as_str())).then(|| {
+        (
+            id,
+            "its snapshot (the state before the write) was changed after it was written".into(),
+        )
+    })
 }
 
 fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
-fn deflate(bytes: &[u8]) -> Vec<u8> {
+pub(super) fn deflate(bytes: &[u8]) -> Vec<u8> {
     let mut encoder =
         flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
     encoder

@@ -80,14 +80,20 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
 /// The chain's end and the last row id, as the writer keeps them between
 /// commits: ids are chosen here, so each row's hash covers its id.
 #[derive(Clone)]
-struct Tip {
-    head: Head,
-    last_id: i64,
+pub(super) struct Tip {
+    pub(super) head: Head,
+    pub(super) last_id: i64,
+}
+
+/// Where the log lives: one of two stores behind the one writer.
+enum Store {
+    Sqlite(Connection),
+    Postgres(super::postgres::Worker),
 }
 
 /// The database, and how its commits reach the disk.
 struct Log {
-    connection: Connection,
+    store: Store,
     times: Arc<AuditTimes>,
     key: ChainKey,
     files: AuditFiles,
@@ -183,28 +189,14 @@ pub fn start(
     capacity: usize,
     times: Arc<AuditTimes>,
 ) -> Result<mpsc::Sender<Job>, AuditError> {
+    if super::postgres::is_url(&files.db) {
+        return start_postgres(files, capacity, times);
+    }
     let open_error = |e: rusqlite::Error| AuditError::open(&files.db, e);
     let mut connection = schema::open(&files.db, max_bytes).map_err(open_error)?;
     let key = key_for(&mut connection, files)?;
     let head = chain::stored_head(&connection).map_err(open_error)?;
-    match checkpoint::read(&files.head, &key).map_err(AuditError::Unavailable)? {
-        Some(saved) if saved.events > head.events => {
-            return Err(AuditError::Unavailable(format!(
-                "the audit log {} ends at event {} but its head checkpoint has event {}: rows were removed. \
-                 Run `flaregate audit verify`; keep the files as evidence and start a new log under another name",
-                absolute(&files.db).display(),
-                head.events,
-                saved.events
-            )));
-        }
-        _ => {}
-    }
-    checkpoint::write(&files.head, &key, &head).map_err(|e| {
-        AuditError::Unavailable(format!(
-            "cannot write the audit head checkpoint {}: {e}",
-            absolute(&files.head).display()
-        ))
-    })?;
+    check_against_checkpoint(files, &key, &head)?;
     let last_id: i64 = connection
         .query_row("SELECT COALESCE(MAX(id), 0) FROM calls", [], |row| {
             row.get(0)
@@ -222,24 +214,100 @@ pub fn start(
         }
         super::Durability::Normal => None,
     };
-    let log = Log {
-        connection,
-        times,
-        key,
-        files: files.clone(),
-        syncer,
-        flush_due: None,
-        checkpointed: head.clone(),
-        pending: None,
-        checkpoint_due: None,
+    let log = Log::new(Store::Sqlite(connection), (key, files), syncer, times, &head);
+    spawn(log, Tip { head, last_id }, capacity)
+}
+
+/// As [`start`], for a PostgreSQL log. A commit is durable when it
+/// returns, so nothing is flushed; the chain's end is read from (and
+/// locked in) the database at each batch.
+fn start_postgres(
+    files: &AuditFiles,
+    capacity: usize,
+    times: Arc<AuditTimes>,
+) -> Result<mpsc::Sender<Job>, AuditError> {
+    let url = files.db.to_string_lossy();
+    let (worker, tip) = super::postgres::Worker::start(&url)?;
+    let key = if files.key.exists() {
+        ChainKey::load(&files.key)?
+    } else if tip.head.events == 0 {
+        let key = ChainKey::create(&files.key)?;
+        tracing::info!(path = %absolute(&files.key).display(), "created the audit key; every instance writing this log needs a copy");
+        key
+    } else {
+        return Err(AuditError::Unavailable(format!(
+            "the audit key {} is missing: the log in {} was chained with it; copy it from an instance that has it",
+            absolute(&files.key).display(),
+            super::postgres::shown(&url)
+        )));
     };
-    let tip = Tip { head, last_id };
+    check_against_checkpoint(files, &key, &tip.head)?;
+    let log = Log::new(
+        Store::Postgres(worker),
+        (key, files),
+        None,
+        times,
+        &tip.head,
+    );
+    spawn(log, tip, capacity)
+}
+
+impl Log {
+    fn new(
+        store: Store,
+        (key, files): (ChainKey, &AuditFiles),
+        syncer: Option<Syncer>,
+        times: Arc<AuditTimes>,
+        head: &Head,
+    ) -> Self {
+        Log {
+            store,
+            times,
+            key,
+            files: files.clone(),
+            syncer,
+            flush_due: None,
+            checkpointed: head.clone(),
+            pending: None,
+            checkpoint_due: None,
+        }
+    }
+}
+
+fn spawn(log: Log, tip: Tip, capacity: usize) -> Result<mpsc::Sender<Job>, AuditError> {
     let (sender, receiver) = mpsc::channel(capacity);
     thread::Builder::new()
         .name("audit-writer".into())
         .spawn(move || run(log, tip, receiver))
         .map_err(|e| AuditError::Unavailable(format!("cannot start the audit writer: {e}")))?;
     Ok(sender)
+}
+
+/// Refuses a log shorter than this host's head checkpoint (rows cut off
+/// its end), then checkpoints its head.
+fn check_against_checkpoint(
+    files: &AuditFiles,
+    key: &ChainKey,
+    head: &Head,
+) -> Result<(), AuditError> {
+    match checkpoint::read(&files.head, key).map_err(AuditError::Unavailable)? {
+        Some(saved) if saved.events > head.events => {
+            return Err(AuditError::Unavailable(format!(
+                "the audit log {} ends at event {} but its head checkpoint has event {}: rows were removed. \
+                 Run `flaregate audit verify`; keep the files as evidence and start a new log under another name",
+                super::location(&files.db),
+                head.events,
+                saved.events
+            )));
+        }
+        _ => {}
+    }
+    checkpoint::write(&files.head, key, head).map_err(|e| {
+        AuditError::Unavailable(format!(
+            "cannot write the audit head checkpoint {}: {e}",
+            absolute(&files.head).display()
+        ))
+    })
 }
 
 /// The chain key of the log: read from its file; for a log with no key
@@ -371,7 +439,14 @@ async fn serve(mut log: Log, mut tip: Tip, mut receiver: mpsc::Receiver<Job>) {
 /// Commits a batch of records and tells each caller how it went.
 fn write(log: &mut Log, tip: &mut Tip, batch: &mut Vec<Write>) -> Result<(), AuditError> {
     let started = std::time::Instant::now();
-    let committed = commit(&mut log.connection, &log.key, tip, batch);
+    let committed = match &mut log.store {
+        Store::Sqlite(connection) => commit(connection, &log.key, tip, batch),
+        Store::Postgres(worker) => {
+            let (returned, committed) = worker.commit(&log.key, std::mem::take(batch));
+            *batch = returned;
+            committed
+        }
+    };
     log.times.commit.observe(started.elapsed());
     match committed {
         Ok((new_tip, results)) => {
@@ -412,73 +487,174 @@ fn commit(
     key: &ChainKey,
     tip: &Tip,
     batch: &[Write],
-) -> rusqlite::Result<(Tip, Vec<RowRef>)> {
-    let tx = connection.transaction()?;
-    let mut chain = Chain {
-        formula: Formula::Keyed(key),
-        tip: tip.clone(),
-    };
-    let mut rows = Vec::with_capacity(batch.len());
-    for job in batch {
-        let row = match job {
-            Write::Begin {
-                record, snapshot, ..
-            } => {
-                let row = chain.insert(&tx, record)?;
-                if let Some(snapshot) = snapshot {
-                    snapshot::insert(&tx, row.id, snapshot)?;
-                }
-                row
-            }
-            Write::Complete { row, outcome, .. } => {
-                chain.complete(&tx, *row, outcome)?;
-                snapshot::complete(
-                    &tx,
-                    row.id,
-                    outcome.after.as_deref(),
-                    outcome.created.as_deref(),
-                )?;
-                *row
-            }
-            Write::Whole {
-                record, outcome, ..
-            } => {
-                let row = chain.insert(&tx, record)?;
-                chain.complete(&tx, row, outcome)?;
-                row
-            }
-        };
-        rows.push(row);
-    }
+) -> Result<(Tip, Vec<RowRef>), StoreError> {
+    let mut tx = connection.transaction()?;
+    let mut chain = Chain::new(key, tip.clone());
+    let rows = chain.write(&mut tx, batch)?;
     tx.commit()?;
     Ok((chain.tip, rows))
 }
 
-/// Appends events to the chain inside one transaction.
-struct Chain<'a> {
-    formula: Formula<'a>,
-    tip: Tip,
+/// Why a store could not take a batch (the message is what callers see).
+#[derive(Debug)]
+pub(super) struct StoreError(pub String);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
-impl<'a> Chain<'a> {
-    /// Writes a decision row as the next event of the chain.
-    pub fn insert(
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        StoreError(error.to_string())
+    }
+}
+
+/// Where a batch's events go: one open transaction of one backend. The
+/// chain (ids, numbering, hashes) is worked out once, in [`Chain`].
+pub(super) trait Sink {
+    /// Inserts decision row `id_seq.0` as event `id_seq.1`, linked to
+    /// `prev_hash.0` with hash `prev_hash.1`.
+    fn decision(
         &mut self,
-        tx: &rusqlite::Transaction<'_>,
+        id_seq: (i64, i64),
+        prev_hash: (&str, &str),
         r: &CallRecord,
-    ) -> rusqlite::Result<RowRef> {
-        let seq = self.tip.head.events + 1;
-        let id = self.tip.last_id + 1;
-        let hash = self.formula.decision(&self.tip.head.hash, seq, id, r);
-        tx.prepare_cached(
+    ) -> Result<(), StoreError>;
+    /// Fills in row `row`'s outcome as event `seq`; false if the row has
+    /// none to fill.
+    fn outcome(
+        &mut self,
+        row: RowRef,
+        seq: i64,
+        prev_hash: (&str, &str),
+        o: &Outcome,
+        codes: &str,
+    ) -> Result<bool, StoreError>;
+    /// Keeps row `id`'s snapshot.
+    fn snapshot(&mut self, id: i64, s: &Snapshot) -> Result<(), StoreError>;
+    /// Adds what a write answered and created to row `id`'s snapshot.
+    fn snapshot_outcome(
+        &mut self,
+        id: i64,
+        after: Option<&str>,
+        created: Option<&str>,
+    ) -> Result<(), StoreError>;
+}
+
+impl Sink for rusqlite::Transaction<'_> {
+    fn decision(
+        &mut self,
+        (id, seq): (i64, i64),
+        (prev, hash): (&str, &str),
+        r: &CallRecord,
+    ) -> Result<(), StoreError> {
+        self.prepare_cached(
             "INSERT INTO calls (id, ts, ts_unix_ms, agent, tool, method, path, target, args, decision, reason, rule, summary, lookup, sandbox, seq, prev_hash, hash)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
         )?
         .execute(params![
             id, r.ts, r.ts_unix_ms, r.agent, r.tool, r.method, r.path, r.target, r.args,
             r.decision.as_str(), r.reason, r.rule, r.summary, r.lookup, r.sandbox,
-            seq, self.tip.head.hash, hash
+            seq, prev, hash
         ])?;
+        Ok(())
+    }
+
+    fn outcome(
+        &mut self,
+        row: RowRef,
+        seq: i64,
+        (prev, hash): (&str, &str),
+        o: &Outcome,
+        codes: &str,
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .prepare_cached(
+                "UPDATE calls SET status = ?1, cf_codes = ?2, error = ?3, duration_ms = ?4, outcome = ?5,
+                                  outcome_seq = ?6, outcome_prev_hash = ?7, outcome_hash = ?8
+                 WHERE id = ?9 AND outcome_seq IS NULL",
+            )?
+            .execute(params![o.status, codes, o.error, o.duration_ms.map(|d| d as i64), o.text, seq, prev, hash, row.id])?;
+        Ok(changed == 1)
+    }
+
+    fn snapshot(&mut self, id: i64, s: &Snapshot) -> Result<(), StoreError> {
+        Ok(snapshot::insert(self, id, s)?)
+    }
+
+    fn snapshot_outcome(
+        &mut self,
+        id: i64,
+        after: Option<&str>,
+        created: Option<&str>,
+    ) -> Result<(), StoreError> {
+        Ok(snapshot::complete(self, id, after, created)?)
+    }
+}
+
+/// Appends events to the chain: chooses each row's id and each event's
+/// number and hash, whatever the backend.
+pub(super) struct Chain<'a> {
+    formula: Formula<'a>,
+    pub(super) tip: Tip,
+}
+
+impl<'a> Chain<'a> {
+    pub(super) fn new(key: &'a ChainKey, tip: Tip) -> Self {
+        Self {
+            formula: Formula::Keyed(key),
+            tip,
+        }
+    }
+
+    /// Writes every job of a batch; each job's row.
+    pub(super) fn write(
+        &mut self,
+        sink: &mut impl Sink,
+        batch: &[Write],
+    ) -> Result<Vec<RowRef>, StoreError> {
+        let mut rows = Vec::with_capacity(batch.len());
+        for job in batch {
+            let row = match job {
+                Write::Begin {
+                    record, snapshot, ..
+                } => {
+                    let row = self.insert(sink, record)?;
+                    if let Some(snapshot) = snapshot {
+                        sink.snapshot(row.id, snapshot)?;
+                    }
+                    row
+                }
+                Write::Complete { row, outcome, .. } => {
+                    self.complete(sink, *row, outcome)?;
+                    sink.snapshot_outcome(
+                        row.id,
+                        outcome.after.as_deref(),
+                        outcome.created.as_deref(),
+                    )?;
+                    *row
+                }
+                Write::Whole {
+                    record, outcome, ..
+                } => {
+                    let row = self.insert(sink, record)?;
+                    self.complete(sink, row, outcome)?;
+                    row
+                }
+            };
+            rows.push(row);
+        }
+        Ok(rows)
+    }
+
+    /// Writes a decision row as the next event of the chain.
+    fn insert(&mut self, sink: &mut impl Sink, r: &CallRecord) -> Result<RowRef, StoreError> {
+        let seq = self.tip.head.events + 1;
+        let id = self.tip.last_id + 1;
+        let hash = self.formula.decision(&self.tip.head.hash, seq, id, r);
+        sink.decision((id, seq), (&self.tip.head.hash, &hash), r)?;
         self.tip = Tip {
             head: Head { events: seq, hash },
             last_id: id,
@@ -487,12 +663,12 @@ impl<'a> Chain<'a> {
     }
 
     /// Fills in a decision row's outcome as the next event of the chain.
-    pub fn complete(
+    fn complete(
         &mut self,
-        tx: &rusqlite::Transaction<'_>,
+        sink: &mut impl Sink,
         row: RowRef,
         o: &Outcome,
-    ) -> rusqlite::Result<()> {
+    ) -> Result<(), StoreError> {
         let seq = self.tip.head.events + 1;
         let codes = o
             .cf_codes
@@ -503,15 +679,11 @@ impl<'a> Chain<'a> {
         let hash = self
             .formula
             .outcome(&self.tip.head.hash, (seq, row.id, row.seq), o, &codes);
-        let changed = tx
-            .prepare_cached(
-                "UPDATE calls SET status = ?1, cf_codes = ?2, error = ?3, duration_ms = ?4, outcome = ?5,
-                                  outcome_seq = ?6, outcome_prev_hash = ?7, outcome_hash = ?8
-                 WHERE id = ?9 AND outcome_seq IS NULL",
-            )?
-            .execute(params![o.status, codes, o.error, o.duration_ms.map(|d| d as i64), o.text, seq, self.tip.head.hash, hash, row.id])?;
-        if changed != 1 {
-            return Err(rusqlite::Error::QueryReturnedNoRows);
+        if !sink.outcome(row, seq, (&self.tip.head.hash, &hash), o, &codes)? {
+            return Err(StoreError(format!(
+                "row {} has no outcome to fill in",
+                row.id
+            )));
         }
         self.tip.head = Head { events: seq, hash };
         Ok(())
@@ -547,7 +719,7 @@ mod tests {
     fn writer(dir: &Path, wal: PathBuf) -> mpsc::Sender<Job> {
         let connection = schema::open(&dir.join("audit.db"), None).expect("opens");
         let log = Log {
-            connection,
+            store: Store::Sqlite(connection),
             times: Arc::default(),
             key: ChainKey::from_bytes([3; 32]),
             files: AuditFiles::beside(&dir.join("audit.db")),

@@ -117,7 +117,7 @@ pub fn run(args: &AuditArgs) -> Outcome {
     }
     print_entries(&entries, args.json)?;
     if entries.is_empty() && !args.json && !args.follow {
-        eprintln!("no matching calls in {}", config.audit_db.display());
+        eprintln!("no matching calls in {}", crate::audit::location(&config.audit_db));
     }
     if args.follow {
         // New rows as they come, oldest first, until interrupted.
@@ -260,7 +260,7 @@ fn verify(paths: &Paths, expect: Option<&Head>) -> Outcome {
             println!(
                 "all {rows} rows verify ({} chained events, with the audit key and the head checkpoint) in {}",
                 head.events,
-                files.db.display()
+                crate::audit::location(&files.db)
             );
             println!("head: {head}");
             Ok(ExitCode::SUCCESS)
@@ -284,7 +284,7 @@ fn show(paths: &Paths, row: i64) -> Outcome {
     let config = setup::config(paths)?;
     let (entry, stored) = audit::read_row(&config.audit_db, row)
         .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("there is no row {row} in {}", config.audit_db.display()))?;
+        .ok_or_else(|| format!("there is no row {row} in {}", crate::audit::location(&config.audit_db)))?;
     let line = |label: &str, value: &str| println!("{label:<10} {}", text::escape(value));
     line("row", &entry.id.to_string());
     line("time", &entry.ts);

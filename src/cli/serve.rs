@@ -71,7 +71,8 @@ pub async fn run(args: ServeArgs) -> Outcome {
     // First: a reload asked for during start-up must not end the process.
     let hangup = reload::hangups();
     let mut config = setup::config(&args.paths)?;
-    if args.sandbox && args.paths.audit_db.is_none() {
+    if args.sandbox && args.paths.audit_db.is_none() && !crate::audit::is_postgres(&config.audit_db)
+    {
         config.audit_db = config.audit_db.with_file_name(SANDBOX_AUDIT_DB);
         config.audit_key = None;
     }
@@ -125,7 +126,14 @@ pub async fn run(args: ServeArgs) -> Outcome {
     // Approvals share the audit database, keyed with its key.
     let files = config.audit_files();
     let key = crate::audit::ChainKey::load(&files.key).map_err(|e| e.to_string())?;
-    let approvals = Some((crate::approval::Approvals::new(&files.db), key));
+    // Approvals live in a SQLite log; with PostgreSQL, calls that need
+    // one are refused (fail closed) until they move there too.
+    let approvals = if crate::audit::is_postgres(&files.db) {
+        tracing::warn!("approvals are kept only in a SQLite audit log: with PostgreSQL, calls that need a person's approval are refused");
+        None
+    } else {
+        Some((crate::approval::Approvals::new(&files.db), key))
+    };
     let gateway = Gateway::new(
         catalog,
         engine,
@@ -296,7 +304,10 @@ fn announce(
     if let Some(admin) = admin {
         lines.push(format!("  admin:       {admin}  (/health /ready /metrics)"));
     }
-    lines.push(format!("  audit log:   {}", config.audit_db.display()));
+    lines.push(format!(
+        "  audit log:   {}",
+        crate::audit::location(&config.audit_db)
+    ));
     for key in keys {
         lines.push(format!("  key for {}: {}", key.agent, key.key));
     }

@@ -1,0 +1,107 @@
+//! An open log to read — `flaregate audit`, `verify`, `head`, `show`, undo
+//! — in either store: the same questions, each store's SQL.
+
+use std::path::Path;
+
+use super::chain::{self, Event, Head};
+use super::postgres::{self, Reader};
+use super::query::{self, Entry, Filter};
+use super::snapshot::{self, Stored};
+use super::{AuditError, key, schema};
+
+pub(super) enum Source {
+    Sqlite(rusqlite::Connection),
+    Postgres(Box<Reader>),
+}
+
+fn failed(error: impl std::fmt::Display) -> AuditError {
+    AuditError::Unavailable(error.to_string())
+}
+
+impl Source {
+    /// Opens the log at `path` (a file, or a PostgreSQL URL) to read it,
+    /// once it has the current schema.
+    pub(super) fn open(path: &Path) -> Result<Self, AuditError> {
+        if postgres::is_url(path) {
+            return Ok(Source::Postgres(Box::new(Reader::open(&path.to_string_lossy())?)));
+        }
+        let connection = query::open_read_only(path)?;
+        if !schema::is_current(&connection).map_err(failed)? {
+            return Err(AuditError::Unavailable(format!(
+                "{} was written by an older flaregate: start `flaregate serve` with it once to bring it up to date (its chain is verified and keyed then)",
+                key::absolute(path).display()
+            )));
+        }
+        Ok(Source::Sqlite(connection))
+    }
+
+    /// Whether its chain is keyed (a PostgreSQL log always is).
+    pub(super) fn is_keyed(&self) -> bool {
+        match self {
+            Source::Sqlite(c) => schema::is_keyed(c).unwrap_or(false),
+            Source::Postgres(_) => true,
+        }
+    }
+
+    pub(super) fn query(&mut self, filter: &Filter) -> Result<Vec<Entry>, AuditError> {
+        let now = super::now_unix_ms();
+        match self {
+            Source::Sqlite(c) => query::query(c, filter, now).map_err(failed),
+            Source::Postgres(r) => r.query(filter, now).map_err(failed),
+        }
+    }
+
+    /// Every event in chain order, and the number of rows.
+    pub(super) fn events(&mut self) -> Result<(u64, Vec<Event>), AuditError> {
+        match self {
+            Source::Sqlite(c) => chain::read_events(c).map_err(failed),
+            Source::Postgres(r) => r.events().map_err(failed),
+        }
+    }
+
+    pub(super) fn head(&mut self) -> Result<Head, AuditError> {
+        match self {
+            Source::Sqlite(c) => chain::stored_head(c).map_err(failed),
+            Source::Postgres(r) => r.head().map_err(failed),
+        }
+    }
+
+    pub(super) fn snapshot(&mut self, id: i64) -> Result<Option<Stored>, AuditError> {
+        match self {
+            Source::Sqlite(c) => snapshot::read(c, id).map_err(failed),
+            Source::Postgres(r) => r.snapshot(id).map_err(failed),
+        }
+    }
+
+    pub(super) fn first_mismatch(&mut self) -> Result<Option<(i64, String)>, AuditError> {
+        match self {
+            Source::Sqlite(c) => snapshot::first_mismatch(c).map_err(failed),
+            Source::Postgres(r) => r.first_mismatch().map_err(failed),
+        }
+    }
+
+    pub(super) fn later_writes(
+        &mut self,
+        after: i64,
+        paths: &[String],
+    ) -> Result<Vec<Entry>, AuditError> {
+        match self {
+            Source::Sqlite(c) => query::later_writes(c, after, paths).map_err(failed),
+            Source::Postgres(r) => r.later_writes(after, paths).map_err(failed),
+        }
+    }
+
+    pub(super) fn undos_of(&mut self, row: i64) -> Result<Vec<Entry>, AuditError> {
+        match self {
+            Source::Sqlite(c) => query::undos_of(c, row).map_err(failed),
+            Source::Postgres(r) => r.undos_of(row).map_err(failed),
+        }
+    }
+
+    pub(super) fn agents(&mut self) -> Result<Vec<String>, AuditError> {
+        match self {
+            Source::Sqlite(c) => query::agents(c).map_err(failed),
+            Source::Postgres(r) => r.agents().map_err(failed),
+        }
+    }
+}
