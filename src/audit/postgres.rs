@@ -130,7 +130,9 @@ impl Worker {
             .name("audit-postgres".into())
             .spawn(move || {
                 let mut pg = match Pg::open(&url).and_then(|mut pg| {
-                    let tip = pg.head().map_err(|e| AuditError::Unavailable(e.to_string()))?;
+                    let tip = pg
+                        .head()
+                        .map_err(|e| AuditError::Unavailable(e.to_string()))?;
                     Ok((pg, tip))
                 }) {
                     Ok((pg, tip)) => {
@@ -147,7 +149,9 @@ impl Worker {
                     let _ = job.reply.send((job.batch, result));
                 }
             })
-            .map_err(|e| AuditError::Unavailable(format!("cannot start the PostgreSQL thread: {e}")))?;
+            .map_err(|e| {
+                AuditError::Unavailable(format!("cannot start the PostgreSQL thread: {e}"))
+            })?;
         let tip = open
             .recv()
             .map_err(|_| AuditError::Unavailable("the PostgreSQL thread stopped".into()))??;
@@ -213,9 +217,10 @@ impl Pg {
 
     /// The chain's end as stored.
     pub fn head(&mut self) -> Result<Tip, StoreError> {
-        let row = self
-            .client
-            .query_one("SELECT events, hash, last_id FROM chain_head WHERE id = 1", &[])?;
+        let row = self.client.query_one(
+            "SELECT events, hash, last_id FROM chain_head WHERE id = 1",
+            &[],
+        )?;
         Ok(Tip {
             head: Head {
                 events: row.get(0),
@@ -280,7 +285,10 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
     }
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
         tx.batch_execute(migration)?;
-        tx.execute("UPDATE flaregate_schema SET version = $1", &[&(index as i32 + 1)])?;
+        tx.execute(
+            "UPDATE flaregate_schema SET version = $1",
+            &[&(index as i32 + 1)],
+        )?;
     }
     tx.commit()?;
     Ok(())
@@ -323,9 +331,24 @@ impl Sink for PgSink<'_, '_> {
         self.tx.execute(
             &self.statements.insert,
             &[
-                &id, &r.ts, &r.ts_unix_ms, &r.agent, &r.tool, &r.method, &r.path, &r.target,
-                &r.args, &r.decision.as_str(), &r.reason, &r.rule, &r.summary, &r.lookup,
-                &r.sandbox, &seq, &prev, &hash,
+                &id,
+                &r.ts,
+                &r.ts_unix_ms,
+                &r.agent,
+                &r.tool,
+                &r.method,
+                &r.path,
+                &r.target,
+                &r.args,
+                &r.decision.as_str(),
+                &r.reason,
+                &r.rule,
+                &r.summary,
+                &r.lookup,
+                &r.sandbox,
+                &seq,
+                &prev,
+                &hash,
             ],
         )?;
         Ok(())
@@ -343,7 +366,9 @@ impl Sink for PgSink<'_, '_> {
         let duration = o.duration_ms.map(|d| d as i64);
         let changed = self.tx.execute(
             &self.statements.outcome,
-            &[&status, &codes, &o.error, &duration, &o.text, &seq, &prev, &hash, &row.id],
+            &[
+                &status, &codes, &o.error, &duration, &o.text, &seq, &prev, &hash, &row.id,
+            ],
         )?;
         Ok(changed == 1)
     }
@@ -480,7 +505,10 @@ impl Reader {
 
     /// The rows that undo row `row`.
     pub fn undos_of(&mut self, row: i64) -> Result<Vec<Entry>, StoreError> {
-        let values = [super::query::Value::Int(row), super::query::Value::Text(super::undo_note(row))];
+        let values = [
+            super::query::Value::Int(row),
+            super::query::Value::Text(super::undo_note(row)),
+        ];
         self.entries(&numbered(super::query::UNDOS_OF), &values)
     }
 
@@ -501,13 +529,7 @@ impl Reader {
             &[&id],
         )?;
         Ok(row.map(|row| {
-            snapshot::stored(
-                row.get(0),
-                row.get(1),
-                row.get(2),
-                row.get(3),
-                row.get(4),
-            )
+            snapshot::stored(row.get(0), row.get(1), row.get(2), row.get(3), row.get(4))
         }))
     }
 
@@ -518,9 +540,9 @@ impl Reader {
              LEFT JOIN calls c ON c.id = s.call_id WHERE s.prior IS NOT NULL ORDER BY s.call_id",
             &[],
         )?;
-        Ok(rows.iter().find_map(|row| {
-            snapshot::mismatch(row.get(0), row.get(1), row.get(2), row.get(3))
-        }))
+        Ok(rows
+            .iter()
+            .find_map(|row| snapshot::mismatch(row.get(0), row.get(1), row.get(2), row.get(3))))
     }
 
     fn entries(

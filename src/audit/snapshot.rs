@@ -141,7 +141,15 @@ pub fn read(connection: &Connection, call_id: i64) -> rusqlite::Result<Option<St
         .query_row(
             "SELECT reader, kind, prior, after, created FROM snapshots WHERE call_id = ?1",
             [call_id],
-            |row| Ok(stored(row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
+            |row| {
+                Ok(stored(
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
+            },
         )
         .optional()
 }

@@ -23,7 +23,9 @@ impl Source {
     /// once it has the current schema.
     pub(super) fn open(path: &Path) -> Result<Self, AuditError> {
         if postgres::is_url(path) {
-            return Ok(Source::Postgres(Box::new(Reader::open(&path.to_string_lossy())?)));
+            return Ok(Source::Postgres(Box::new(Reader::open(
+                &path.to_string_lossy(),
+            )?)));
         }
         let connection = query::open_read_only(path)?;
         if !schema::is_current(&connection).map_err(failed)? {

@@ -214,7 +214,13 @@ pub fn start(
         }
         super::Durability::Normal => None,
     };
-    let log = Log::new(Store::Sqlite(connection), (key, files), syncer, times, &head);
+    let log = Log::new(
+        Store::Sqlite(connection),
+        (key, files),
+        syncer,
+        times,
+        &head,
+    );
     spawn(log, Tip { head, last_id }, capacity)
 }
 

@@ -117,7 +117,10 @@ pub fn run(args: &AuditArgs) -> Outcome {
     }
     print_entries(&entries, args.json)?;
     if entries.is_empty() && !args.json && !args.follow {
-        eprintln!("no matching calls in {}", crate::audit::location(&config.audit_db));
+        eprintln!(
+            "no matching calls in {}",
+            crate::audit::location(&config.audit_db)
+        );
     }
     if args.follow {
         // New rows as they come, oldest first, until interrupted.
@@ -284,7 +287,12 @@ fn show(paths: &Paths, row: i64) -> Outcome {
     let config = setup::config(paths)?;
     let (entry, stored) = audit::read_row(&config.audit_db, row)
         .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("there is no row {row} in {}", crate::audit::location(&config.audit_db)))?;
+        .ok_or_else(|| {
+            format!(
+                "there is no row {row} in {}",
+                crate::audit::location(&config.audit_db)
+            )
+        })?;
     let line = |label: &str, value: &str| println!("{label:<10} {}", text::escape(value));
     line("row", &entry.id.to_string());
     line("time", &entry.ts);

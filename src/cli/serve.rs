@@ -129,7 +129,9 @@ pub async fn run(args: ServeArgs) -> Outcome {
     // Approvals live in a SQLite log; with PostgreSQL, calls that need
     // one are refused (fail closed) until they move there too.
     let approvals = if crate::audit::is_postgres(&files.db) {
-        tracing::warn!("approvals are kept only in a SQLite audit log: with PostgreSQL, calls that need a person's approval are refused");
+        tracing::warn!(
+            "approvals are kept only in a SQLite audit log: with PostgreSQL, calls that need a person's approval are refused"
+        );
         None
     } else {
         Some((crate::approval::Approvals::new(&files.db), key))

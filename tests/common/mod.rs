@@ -12,6 +12,8 @@ use flaregate::cloudflare::{Client, ClientConfig, Credential, RateSpec, RetryPol
 use flaregate::sandbox::LoggedRequest;
 use serde_json::{Map, Value};
 
+pub mod postgres;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_flaregate");
 
 pub fn repo_path(relative: &str) -> PathBuf {

@@ -1,0 +1,246 @@
+//! Several instances, one truth: three `flaregate serve` processes on one
+//! PostgreSQL database and one sandbox write one hash chain (one row per
+//! call, verified); with the database down calls are refused, and served
+//! again when it is back; an instance killed mid-load loses no call it
+//! answered.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::postgres::Postgres;
+use common::{SandboxProcess, ServerProcess, try_call};
+use flaregate::audit::{self, AuditFiles, Filter, Verdict};
+use flaregate::sandbox::{ACCOUNT_ID, EXAMPLE_ORG};
+use serde_json::json;
+
+/// Three instances' shared setup: the database, the sandbox, one policy
+/// (an agent with a fixed key), one audit key file.
+struct Cluster {
+    pg: Postgres,
+    upstream: SandboxProcess,
+    dir: tempfile::TempDir,
+    key: String,
+}
+
+impl Cluster {
+    fn start(limits: &str) -> Option<Self> {
+        let pg = Postgres::start()?;
+        let upstream = SandboxProcess::start(&["--rate-limit", "off"]);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (key, hash) = flaregate::policy::new_key();
+        std::fs::write(
+            dir.path().join("policy.toml"),
+            format!(
+                "[[agent]]\nid = \"load\"\nkey_sha256 = [\"{hash}\"]\nzones = [\"example.com\"]\naccounts = [\"*\"]\ngrants = {{ workers = \"read\", cache = \"full\" }}\nlimits = {{ refusals_per_minute = 1000000{limits} }}\n"
+            ),
+        )
+        .expect("policy");
+        std::fs::write(
+            dir.path().join("flaregate.toml"),
+            format!(
+                "audit_db = \"{}\"\naudit_key = \"{}\"\n[cloudflare]\nrate_limit = \"off\"\n",
+                pg.url,
+                dir.path().join("audit.key").display()
+            ),
+        )
+        .expect("config");
+        Some(Self {
+            pg,
+            upstream,
+            dir,
+            key,
+        })
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// One more instance on the shared database.
+    fn instance(&self) -> ServerProcess {
+        let env = [
+            ("CLOUDFLARE_API_TOKEN", self.upstream.token.as_str()),
+            ("CLOUDFLARE_API_BASE_URL", self.upstream.base_url.as_str()),
+        ];
+        ServerProcess::start(
+            &[
+                "--policies",
+                self.path("policy.toml").to_str().expect("utf-8"),
+                "--config",
+                self.path("flaregate.toml").to_str().expect("utf-8"),
+                "--audit-db",
+                &self.pg.url,
+            ],
+            &env,
+        )
+    }
+
+    fn rows(&self) -> Vec<audit::Entry> {
+        let filter = Filter {
+            limit: 1_000_000,
+            ..Filter::default()
+        };
+        audit::read(Path::new(&self.pg.url), &filter).expect("the log reads")
+    }
+
+    fn verify(&self) -> Verdict {
+        let files = AuditFiles::with_key(Path::new(&self.pg.url), &self.path("audit.key"));
+        audit::verify(&files, None).expect("the log can be verified")
+    }
+}
+
+/// Calls `calls` times on `url`, alternating an allowed read and a refused
+/// purge; counts what was answered.
+async fn session(url: String, key: String, calls: usize, answered: Arc<AtomicUsize>) {
+    let client = common::connect_http(&url, Some(&key)).await;
+    for i in 0..calls {
+        let (tool, args) = if i % 2 == 0 {
+            ("list_worker_scripts", json!({"account_id": ACCOUNT_ID}))
+        } else {
+            (
+                "purge_cache",
+                json!({"zone_id": EXAMPLE_ORG, "purge_everything": true}),
+            )
+        };
+        // A call to an instance that was killed ends the session.
+        let call = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            try_call(&client, tool, args),
+        );
+        match call.await {
+            Ok(Ok(result)) => {
+                assert_eq!(result.is_error, Some(i % 2 == 1), "{tool}");
+                answered.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(Err(_)) | Err(_) => return,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_write_one_chain_with_one_row_per_call() {
+    let Some(cluster) = Cluster::start("") else {
+        return;
+    };
+    // The first instance makes the schema and the key; the others join.
+    let first = cluster.instance();
+    let instances = [first, cluster.instance(), cluster.instance()];
+    let answered = Arc::new(AtomicUsize::new(0));
+    let sessions: Vec<_> = (0..100)
+        .map(|i| {
+            let url = instances[i % 3].mcp_url.clone();
+            tokio::spawn(session(url, cluster.key.clone(), 100, answered.clone()))
+        })
+        .collect();
+    for session in sessions {
+        session.await.expect("session");
+    }
+    assert_eq!(answered.load(Ordering::SeqCst), 10_000);
+    let rows = cluster.rows();
+    assert_eq!(rows.len(), 10_000, "exactly one row per call");
+    let allowed = rows.iter().filter(|r| r.decision == "allow").count();
+    assert_eq!(allowed, 5_000);
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    assert_eq!(ids, (1..=10_000).collect::<Vec<_>>(), "one numbering");
+    let verdict = cluster.verify();
+    assert!(
+        matches!(verdict, Verdict::Valid { rows: 10_000, .. }),
+        "{verdict:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_database_down_calls_are_refused_then_served_again() {
+    let Some(cluster) = Cluster::start("") else {
+        return;
+    };
+    let server = cluster.instance();
+    let client = common::connect_http(&server.mcp_url, Some(&cluster.key)).await;
+    let list = || {
+        try_call(
+            &client,
+            "list_worker_scripts",
+            json!({"account_id": ACCOUNT_ID}),
+        )
+    };
+    assert_eq!(list().await.expect("answered").is_error, Some(false));
+    let reached = |requests: Vec<flaregate::sandbox::LoggedRequest>| {
+        requests
+            .iter()
+            .filter(|r| r.path.ends_with("/workers/scripts"))
+            .count()
+    };
+    let before = reached(cluster.upstream.requests().await);
+
+    cluster.pg.stop();
+    let refused = list().await;
+    let said = match &refused {
+        Ok(result) => common::text(result),
+        Err(error) => error.clone(),
+    };
+    assert!(said.contains("audit log"), "{said}");
+    assert_eq!(
+        reached(cluster.upstream.requests().await),
+        before,
+        "nothing unaudited reached Cloudflare"
+    );
+
+    cluster.pg.start_again();
+    let mut served = false;
+    for _ in 0..50 {
+        if list().await.is_ok_and(|r| r.is_error == Some(false)) {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(served, "served again once the database is back");
+    let verdict = cluster.verify();
+    assert!(matches!(verdict, Verdict::Valid { .. }), "{verdict:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_killed_mid_load_loses_no_answered_call() {
+    let Some(cluster) = Cluster::start("") else {
+        return;
+    };
+    let first = cluster.instance();
+    let mut victim = cluster.instance();
+    let answered = Arc::new(AtomicUsize::new(0));
+    let sessions: Vec<_> = (0..20)
+        .map(|i| {
+            let url = if i % 2 == 0 {
+                first.mcp_url.clone()
+            } else {
+                victim.mcp_url.clone()
+            };
+            tokio::spawn(session(url, cluster.key.clone(), 200, answered.clone()))
+        })
+        .collect();
+    while answered.load(Ordering::SeqCst) < 1_000 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    common::signal(victim.pid(), "KILL");
+    let _ = victim.terminate();
+    for session in sessions {
+        session.await.expect("session");
+    }
+    // Every answered call has its row with its outcome (a refusal's row is
+    // whole; an allowed call is answered only after its outcome is
+    // written); a call cut off by the kill may have a decision row alone.
+    let rows = cluster.rows();
+    let complete = rows
+        .iter()
+        .filter(|r| r.status.is_some() || r.decision == "deny")
+        .count();
+    let answered = answered.load(Ordering::SeqCst);
+    assert!(
+        complete >= answered,
+        "{complete} complete rows for {answered} answers"
+    );
+    let verdict = cluster.verify();
+    assert!(matches!(verdict, Verdict::Valid { .. }), "{verdict:?}");
+}
