@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use common::postgres::Postgres;
 use common::{SandboxProcess, ServerProcess, try_call};
 use flaregate::audit::{self, AuditFiles, Filter, Verdict};
-use flaregate::sandbox::{ACCOUNT_ID, EXAMPLE_ORG};
+use flaregate::sandbox::{ACCOUNT_ID, EXAMPLE_COM, EXAMPLE_ORG};
 use serde_json::json;
 
 /// Three instances' shared setup: the database, the sandbox, one policy
@@ -243,4 +243,45 @@ async fn an_instance_killed_mid_load_loses_no_answered_call() {
     );
     let verdict = cluster.verify();
     assert!(matches!(verdict, Verdict::Valid { .. }), "{verdict:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agents_limit_holds_across_instances() {
+    let Some(cluster) = Cluster::start(", writes_per_hour = 20") else {
+        return;
+    };
+    let first = cluster.instance();
+    let instances = [first, cluster.instance(), cluster.instance()];
+    let allowed = Arc::new(AtomicUsize::new(0));
+    let sessions: Vec<_> = (0..6)
+        .map(|i| {
+            let url = instances[i % 3].mcp_url.clone();
+            let (key, allowed) = (cluster.key.clone(), allowed.clone());
+            tokio::spawn(async move {
+                let client = common::connect_http(&url, Some(&key)).await;
+                for n in 0..10 {
+                    let purge = json!({"zone_id": EXAMPLE_COM, "files": [format!("https://example.com/{i}/{n}")]});
+                    let result = try_call(&client, "purge_cache", purge).await.expect("answered");
+                    if result.is_error != Some(true) {
+                        allowed.fetch_add(1, Ordering::SeqCst);
+                    } else {
+                        assert!(common::text(&result).contains("20 writes this hour"), "{}", common::text(&result));
+                    }
+                }
+            })
+        })
+        .collect();
+    for session in sessions {
+        session.await.expect("session");
+    }
+    // Sixty writes over three instances; the agent's twenty, not sixty.
+    assert_eq!(allowed.load(Ordering::SeqCst), 20);
+    let purges = cluster
+        .upstream
+        .requests()
+        .await
+        .iter()
+        .filter(|r| r.path.ends_with("/purge_cache"))
+        .count();
+    assert_eq!(purges, 20, "only the allowed writes reached Cloudflare");
 }

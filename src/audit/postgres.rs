@@ -92,6 +92,8 @@ const MIGRATIONS: &[&str] = &[
         last_id BIGINT NOT NULL
     );
     INSERT INTO chain_head VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000', 0);",
+    // 2: the limits instances share (see `budget/postgres.rs`).
+    crate::budget::SHARED_SCHEMA,
 ];
 
 /// The PostgreSQL client blocks on a runtime of its own, which tokio does

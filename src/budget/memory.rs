@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::{Budget, Budgets, Charge, DEFAULT_REFUSALS_PER_MINUTE, OverBudget, Suppressed};
+use super::{Budget, Budgets, Charge, DEFAULT_REFUSALS_PER_MINUTE, OverBudget, Spent, Suppressed};
 use crate::cloudflare::{Limiter, RateSpec};
 use crate::policy::Limits;
 
@@ -127,8 +127,14 @@ impl InProcess {
     }
 }
 
-impl Budgets for InProcess {
-    fn spend(&self, agent: &str, limits: &Limits, charge: Charge) -> Result<(), OverBudget> {
+impl InProcess {
+    /// Spends `charge` at once (see [`Budgets::spend`]).
+    pub fn try_spend(
+        &self,
+        agent: &str,
+        limits: &Limits,
+        charge: Charge,
+    ) -> Result<(), OverBudget> {
         self.with_agent(agent, Some(limits), |buckets| {
             let drawn = buckets.drawn(charge, limits);
             // Checked first, then taken: under the lock, all or nothing.
@@ -146,6 +152,12 @@ impl Budgets for InProcess {
             }
             Ok(())
         })
+    }
+}
+
+impl Budgets for InProcess {
+    fn spend<'a>(&'a self, agent: &'a str, limits: &'a Limits, charge: Charge) -> Spent<'a> {
+        Box::pin(std::future::ready(self.try_spend(agent, limits, charge)))
     }
 
     fn suppress(&self, agent: &str, at_ms: i64) {
@@ -219,9 +231,9 @@ mod tests {
     fn a_charge_is_spent_all_or_nothing() {
         let budgets = InProcess::new(RateSpec::Off);
         let l = limits(Some(3), Some(1), None);
-        assert_eq!(budgets.spend("a", &l, WRITE), Ok(()));
+        assert_eq!(budgets.try_spend("a", &l, WRITE), Ok(()));
         let over = budgets
-            .spend("a", &l, WRITE)
+            .try_spend("a", &l, WRITE)
             .expect_err("one write an hour");
         assert_eq!(over.budget, Budget::Writes);
         assert!(
@@ -230,26 +242,26 @@ mod tests {
             "{over}"
         );
         // The refused write took no call: two calls are left of three.
-        assert_eq!(budgets.spend("a", &l, CALL), Ok(()));
-        assert_eq!(budgets.spend("a", &l, CALL), Ok(()));
+        assert_eq!(budgets.try_spend("a", &l, CALL), Ok(()));
+        assert_eq!(budgets.try_spend("a", &l, CALL), Ok(()));
         assert_eq!(
-            budgets.spend("a", &l, CALL).map_err(|o| o.budget),
+            budgets.try_spend("a", &l, CALL).map_err(|o| o.budget),
             Err(Budget::Calls)
         );
         // Another agent's budgets are its own.
-        assert_eq!(budgets.spend("b", &l, CALL), Ok(()));
+        assert_eq!(budgets.try_spend("b", &l, CALL), Ok(()));
     }
 
     #[test]
     fn the_upstream_share_bounds_every_agent_alone() {
         let budgets = InProcess::new("2/60s".parse().expect("rate"));
         let l = Limits::default();
-        assert!(budgets.spend("a", &l, CALL).is_ok());
-        assert!(budgets.spend("a", &l, CALL).is_ok());
-        let over = budgets.spend("a", &l, CALL).expect_err("share spent");
+        assert!(budgets.try_spend("a", &l, CALL).is_ok());
+        assert!(budgets.try_spend("a", &l, CALL).is_ok());
+        let over = budgets.try_spend("a", &l, CALL).expect_err("share spent");
         assert_eq!(over.budget, Budget::Upstream);
         assert!(
-            budgets.spend("b", &l, CALL).is_ok(),
+            budgets.try_spend("b", &l, CALL).is_ok(),
             "b has a share of its own"
         );
     }
@@ -263,9 +275,9 @@ mod tests {
         };
         let l = Limits::default();
         for _ in 0..DEFAULT_REFUSALS_PER_MINUTE {
-            assert!(budgets.spend("a", &l, refusal).is_ok());
+            assert!(budgets.try_spend("a", &l, refusal).is_ok());
         }
-        assert!(budgets.spend("a", &l, refusal).is_err());
+        assert!(budgets.try_spend("a", &l, refusal).is_err());
         budgets.suppress("a", 10);
         budgets.suppress("a", 20);
         assert_eq!(
@@ -298,14 +310,14 @@ mod tests {
     fn budgets_survive_a_reload_that_keeps_the_limits() {
         let budgets = InProcess::new(RateSpec::Off);
         let l = limits(Some(1), None, None);
-        assert!(budgets.spend("a", &l, CALL).is_ok());
+        assert!(budgets.try_spend("a", &l, CALL).is_ok());
         assert!(
-            budgets.spend("a", &l, CALL).is_err(),
+            budgets.try_spend("a", &l, CALL).is_err(),
             "the same limits: still spent"
         );
         let raised = limits(Some(2), None, None);
         assert!(
-            budgets.spend("a", &raised, CALL).is_ok(),
+            budgets.try_spend("a", &raised, CALL).is_ok(),
             "new limits: new budgets"
         );
     }

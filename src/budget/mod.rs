@@ -15,10 +15,12 @@
 //!   However hard one agent pushes, the reserve stays for the others.
 
 mod memory;
+mod postgres;
 
 use std::time::Duration;
 
 pub use memory::InProcess;
+pub use postgres::{SCHEMA as SHARED_SCHEMA, Shared};
 
 use crate::cloudflare::RateSpec;
 use crate::policy::Limits;
@@ -45,6 +47,11 @@ pub enum Budget {
     Writes,
     Refusals,
     Upstream,
+    /// flaregate's whole Cloudflare budget, shared by every instance.
+    Cloudflare,
+    /// The shared limits could not be checked (their database is down):
+    /// nothing is spent, so nothing goes (fail closed).
+    Unavailable,
 }
 
 /// A budget is spent: which, its limit in words, and when to retry.
@@ -68,6 +75,16 @@ impl std::fmt::Display for OverBudget {
                 "you have used your share of flaregate's Cloudflare budget ({}); retry in {wait}s",
                 self.limit
             ),
+            Budget::Cloudflare => write!(
+                f,
+                "flaregate's Cloudflare budget ({}) is spent for now; retry in {wait}s",
+                self.limit
+            ),
+            Budget::Unavailable => write!(
+                f,
+                "flaregate cannot check its shared limits ({}); retry in {wait}s",
+                self.limit
+            ),
         }
     }
 }
@@ -82,11 +99,15 @@ pub struct Suppressed {
     pub last_ms: i64,
 }
 
+/// What spending answers, when it is done.
+pub type Spent<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), OverBudget>> + Send + 'a>>;
+
 /// Where budgets are kept and spent.
 pub trait Budgets: Send + Sync {
     /// Spends `charge` from `agent`'s budgets under `limits`: all of it, or
     /// nothing and the first budget that is spent.
-    fn spend(&self, agent: &str, limits: &Limits, charge: Charge) -> Result<(), OverBudget>;
+    fn spend<'a>(&'a self, agent: &'a str, limits: &'a Limits, charge: Charge) -> Spent<'a>;
 
     /// Counts a refused call of `agent` that gets no row of its own.
     fn suppress(&self, agent: &str, at_ms: i64);

@@ -122,7 +122,17 @@ pub async fn run(args: ServeArgs) -> Outcome {
         config.cloudflare.rate_limit,
         config.cloudflare.reserve_percent,
     );
-    let budgets = Arc::new(budget::InProcess::new(share));
+    // With a PostgreSQL log, limits are kept there too: shared by every
+    // instance on it.
+    let budgets: Arc<dyn budget::Budgets> = if crate::audit::is_postgres(&config.audit_db) {
+        Arc::new(budget::Shared::new(
+            &config.audit_db.to_string_lossy(),
+            share,
+            config.cloudflare.rate_limit,
+        ))
+    } else {
+        Arc::new(budget::InProcess::new(share))
+    };
     // Approvals share the audit database, keyed with its key.
     let files = config.audit_files();
     let key = crate::audit::ChainKey::load(&files.key).map_err(|e| e.to_string())?;

@@ -156,7 +156,7 @@ impl Gateway {
         let mut fetched = None;
         if verdict == Verdict::NeedsLookup {
             // The lookup is a request to Cloudflare: charged before it goes.
-            if let Err(over) = self.spend(agent, charge) {
+            if let Err(over) = self.spend(agent, charge).await {
                 return self.refusal(&call, over_limit(&over)).await.map(Into::into);
             }
             charge.call = false;
@@ -174,7 +174,7 @@ impl Gateway {
             // A preview is charged as a call (its reads reach Cloudflare),
             // never as a write.
             if charge.call
-                && let Err(over) = self.spend(agent, charge)
+                && let Err(over) = self.spend(agent, charge).await
             {
                 return self.refusal(&call, over_limit(&over)).await.map(Into::into);
             }
@@ -191,7 +191,7 @@ impl Gateway {
                     // Cloudflare), so asking cannot flood the upstream.
                     if approval_id.is_none()
                         && charge.call
-                        && let Err(over) = self.spend(agent, charge)
+                        && let Err(over) = self.spend(agent, charge).await
                     {
                         return self.refusal(&call, over_limit(&over)).await.map(Into::into);
                     }
@@ -211,7 +211,7 @@ impl Gateway {
                     (reason, rule)
                 };
                 charge.write = endpoint.access == Access::Write;
-                if let Err(over) = self.spend(agent, charge) {
+                if let Err(over) = self.spend(agent, charge).await {
                     return self.refusal(&call, over_limit(&over)).await.map(Into::into);
                 }
                 self.run(&mut call, endpoint, (&reason, &rule))
@@ -334,8 +334,8 @@ impl Gateway {
     }
 
     /// Spends `charge` from the agent's budgets.
-    fn spend(&self, agent: &Agent, charge: Charge) -> Result<(), OverBudget> {
-        self.budgets.spend(&agent.id, &agent.limits, charge)
+    async fn spend(&self, agent: &Agent, charge: Charge) -> Result<(), OverBudget> {
+        self.budgets.spend(&agent.id, &agent.limits, charge).await
     }
 
     /// Audits a refusal and gives the agent its answer.
@@ -368,7 +368,7 @@ impl Gateway {
             ..Charge::default()
         };
         let must_write = !call.lookup.is_empty() || denial.kind == DenyKind::ApprovalRequired;
-        if self.spend(agent, refusal).is_err() && !must_write {
+        if self.spend(agent, refusal).await.is_err() && !must_write {
             self.budgets.suppress(&agent.id, audit::now_unix_ms());
             tracing::debug!(agent = %agent.id, kind = denial.kind.as_str(), "refused call counted, not written: over the refusal budget");
             return Ok(());

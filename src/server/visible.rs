@@ -73,7 +73,7 @@ impl Gateway {
             ..Charge::default()
         };
         for _ in 1..all.pages {
-            let _ = self.budgets.spend(&agent.id, &agent.limits, page);
+            let _ = self.budgets.spend(&agent.id, &agent.limits, page).await;
         }
         let mut items = all.items;
         policy.retain_visible(agent, endpoint, &mut items, &directory);
