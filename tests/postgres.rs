@@ -59,7 +59,7 @@ impl Cluster {
         self.dir.path().join(name)
     }
 
-    /// One more instance on the shared database.
+    /// One more instance on the shared database, with its admin listener.
     fn instance(&self) -> ServerProcess {
         let env = [
             ("CLOUDFLARE_API_TOKEN", self.upstream.token.as_str()),
@@ -73,6 +73,8 @@ impl Cluster {
                 self.path("flaregate.toml").to_str().expect("utf-8"),
                 "--audit-db",
                 &self.pg.url,
+                "--admin",
+                "127.0.0.1:0",
             ],
             &env,
         )
@@ -150,6 +152,34 @@ async fn three_instances_write_one_chain_with_one_row_per_call() {
         matches!(verdict, Verdict::Valid { rows: 10_000, .. }),
         "{verdict:?}"
     );
+
+    // Each instance's /metrics counts its own calls; together, every call.
+    let mut counted = (0, 0);
+    for instance in &instances {
+        let admin = instance.admin_url.as_ref().expect("admin listener");
+        let metrics = reqwest::get(format!("{admin}/metrics"))
+            .await
+            .expect("scraped")
+            .text()
+            .await
+            .expect("text");
+        for line in metrics
+            .lines()
+            .filter(|l| l.starts_with("flaregate_calls_total{"))
+        {
+            let n: u64 = line
+                .rsplit(' ')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .expect("a count");
+            if line.contains("decision=\"allow\"") {
+                counted.0 += n;
+            } else if line.contains("kind=\"outside_scope\"") {
+                counted.1 += n;
+            }
+        }
+    }
+    assert_eq!(counted, (5_000, 5_000), "metrics agree with the calls made");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
