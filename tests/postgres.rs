@@ -205,7 +205,22 @@ async fn with_the_database_down_calls_are_refused_then_served_again() {
     };
     let before = reached(cluster.upstream.requests().await);
 
+    let admin = server.admin_url.clone().expect("admin listener");
+    let ready = || async {
+        reqwest::get(format!("{admin}/ready"))
+            .await
+            .expect("the admin listener answers")
+            .status()
+            .as_u16()
+    };
+    assert_eq!(ready().await, 200);
+
     cluster.pg.stop();
+    assert_eq!(
+        ready().await,
+        503,
+        "not ready: the audit store cannot take writes"
+    );
     let refused = list().await;
     let said = match &refused {
         Ok(result) => common::text(result),
@@ -228,6 +243,7 @@ async fn with_the_database_down_calls_are_refused_then_served_again() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(served, "served again once the database is back");
+    assert_eq!(ready().await, 200);
     let verdict = cluster.verify();
     assert!(matches!(verdict, Verdict::Valid { .. }), "{verdict:?}");
 }

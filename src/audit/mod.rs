@@ -181,6 +181,14 @@ impl AuditLog {
         Ok(row)
     }
 
+    /// Whether the log takes writes now (for `/ready`): a flush with
+    /// SQLite, a round trip to the database with PostgreSQL.
+    pub async fn probe(&self) -> Result<(), AuditError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Job::Probe(reply)).await?;
+        Flushed(answer).wait().await
+    }
+
     /// Returns once every row written so far is on disk (`Durability::Full`).
     pub async fn flush(&self) -> Result<(), AuditError> {
         let (reply, answer) = oneshot::channel();

@@ -116,10 +116,13 @@ pub struct Worker {
 
 type Committed = (Vec<Write>, Result<(Tip, Vec<RowRef>), StoreError>);
 
-struct Job {
-    key: ChainKey,
-    batch: Vec<Write>,
-    reply: std::sync::mpsc::SyncSender<Committed>,
+enum Job {
+    Commit {
+        key: ChainKey,
+        batch: Vec<Write>,
+        reply: std::sync::mpsc::SyncSender<Committed>,
+    },
+    Ping(std::sync::mpsc::SyncSender<Result<(), StoreError>>),
 }
 
 impl Worker {
@@ -147,8 +150,15 @@ impl Worker {
                     }
                 };
                 for job in inbox {
-                    let result = pg.commit(&job.key, &job.batch);
-                    let _ = job.reply.send((job.batch, result));
+                    match job {
+                        Job::Commit { key, batch, reply } => {
+                            let result = pg.commit(&key, &batch);
+                            let _ = reply.send((batch, result));
+                        }
+                        Job::Ping(reply) => {
+                            let _ = reply.send(pg.ping());
+                        }
+                    }
                 }
             })
             .map_err(|e| {
@@ -160,17 +170,25 @@ impl Worker {
         Ok((Self { jobs }, tip))
     }
 
+    /// Whether the database answers now.
+    pub fn ping(&self) -> Result<(), StoreError> {
+        let stopped = || StoreError("the PostgreSQL thread stopped".into());
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        self.jobs.send(Job::Ping(reply)).map_err(|_| stopped())?;
+        answer.recv().map_err(|_| stopped())?
+    }
+
     /// Commits `batch`; gives it back with the outcome.
     pub fn commit(&self, key: &ChainKey, batch: Vec<Write>) -> Committed {
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
-        let job = Job {
+        let job = Job::Commit {
             key: key.clone(),
             batch,
             reply,
         };
-        if let Err(std::sync::mpsc::SendError(job)) = self.jobs.send(job) {
+        if let Err(std::sync::mpsc::SendError(Job::Commit { batch, .. })) = self.jobs.send(job) {
             let stopped = StoreError("the PostgreSQL thread stopped".into());
-            return (job.batch, Err(stopped));
+            return (batch, Err(stopped));
         }
         answer.recv().unwrap_or_else(|_| {
             (
@@ -215,6 +233,15 @@ impl Pg {
             client,
             statements,
         })
+    }
+
+    /// A round trip (reconnecting first if the connection broke).
+    fn ping(&mut self) -> Result<(), StoreError> {
+        if self.client.is_closed() {
+            *self = Self::open(&self.url).map_err(|e| StoreError(e.to_string()))?;
+        }
+        self.client.simple_query("SELECT 1")?;
+        Ok(())
     }
 
     /// The chain's end as stored.

@@ -42,6 +42,9 @@ pub enum Job {
     },
     /// Make everything written so far durable.
     Flush(FlushReply),
+    /// Whether the store takes writes now: a flush for SQLite, a round
+    /// trip to the database for PostgreSQL (whose commits need no flush).
+    Probe(FlushReply),
     /// Make everything durable and write the head checkpoint (shutdown).
     Close(oneshot::Sender<Result<Head, AuditError>>),
 }
@@ -404,6 +407,12 @@ async fn serve(mut log: Log, mut tip: Tip, mut receiver: mpsc::Receiver<Job>) {
         while let Some(job) = next.take() {
             match job {
                 Job::Flush(reply) => flushes.push(reply),
+                Job::Probe(reply) => match &log.store {
+                    Store::Sqlite(_) => flushes.push(reply),
+                    Store::Postgres(worker) => {
+                        let _ = reply.send(worker.ping().map_err(|e| AuditError::Unavailable(e.0)));
+                    }
+                },
                 Job::Close(reply) => closing.push(reply),
                 Job::Write { write, flushed } => {
                     batch.push(write);

@@ -41,7 +41,7 @@ pub async fn serve(
 async fn ready(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
     let policy = !gateway.engine().policy().agents().is_empty();
     let audit = matches!(
-        tokio::time::timeout(AUDIT_WAIT, gateway.audit().flush()).await,
+        tokio::time::timeout(AUDIT_WAIT, gateway.audit().probe()).await,
         Ok(Ok(()))
     );
     let upstream = gateway.metrics().upstream_reachable();
