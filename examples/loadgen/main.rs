@@ -11,7 +11,7 @@
 //!
 //!     cargo build --release && cargo run --release --example loadgen -- [--calls 200] [--sessions 1,2,4,8,16,32,64,100]
 //!         [--protocol modern|legacy] [--audit-sync full|normal] [--upstream-latency-ms 0] [--think-ms 0]
-//!         [--catalog DIR] [--out docs/perf]
+//!         [--catalog DIR] [--audit-db postgres://…] [--out docs/perf]
 //!
 //! `--upstream-latency-ms` makes the sandbox wait that long before each
 //! answer, as a stand-in for Cloudflare's own latency. `--think-ms` makes
@@ -41,6 +41,8 @@ struct Options {
     sessions: Vec<usize>,
     out: PathBuf,
     audit_sync: String,
+    /// The audit log (a PostgreSQL URL); a fresh SQLite file by default.
+    audit_db: Option<String>,
     protocol: Protocol,
     upstream_latency_ms: u64,
     think: Duration,
@@ -65,6 +67,7 @@ fn options() -> Options {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("docs/perf")),
         audit_sync: value("--audit-sync").unwrap_or_else(|| "full".to_string()),
+        audit_db: value("--audit-db"),
         protocol: value("--protocol")
             .map(|p| Protocol::parse(&p).expect("--protocol is modern or legacy"))
             .unwrap_or(Protocol::Modern),
@@ -261,8 +264,9 @@ async fn main() {
     std::fs::write(
         &config,
         format!(
-            "audit_sync = \"{}\"\n[cloudflare]\nrate_limit = \"off\"\n",
-            options.audit_sync
+            "audit_sync = \"{}\"\naudit_key = \"{}\"\n[cloudflare]\nrate_limit = \"off\"\n",
+            options.audit_sync,
+            dir.path().join("audit.key").display()
         ),
     )
     .expect("config");
@@ -291,7 +295,9 @@ async fn main() {
             )
             .args([
                 "--audit-db",
-                dir.path().join("audit.db").to_str().expect("utf-8"),
+                &options.audit_db.clone().unwrap_or_else(|| {
+                    dir.path().join("audit.db").display().to_string()
+                }),
             ])
             .env("CLOUDFLARE_API_TOKEN", TOKEN)
             .env("CLOUDFLARE_API_BASE_URL", &api),
@@ -422,6 +428,7 @@ async fn main() {
     let report = json!({
         "calls_per_session": options.calls,
         "audit_sync": options.audit_sync,
+        "audit_store": if options.audit_db.is_some() { "postgres" } else { "sqlite" },
         "protocol": options.protocol,
         "upstream_latency_ms": options.upstream_latency_ms,
         "think_ms": options.think.as_millis() as u64,
