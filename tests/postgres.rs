@@ -27,6 +27,11 @@ struct Cluster {
 
 impl Cluster {
     fn start(limits: &str) -> Option<Self> {
+        Self::start_with(limits, "")
+    }
+
+    /// With more lines for the agent (`approve = [...]`).
+    fn start_with(limits: &str, more: &str) -> Option<Self> {
         let pg = Postgres::start()?;
         let upstream = SandboxProcess::start(&["--rate-limit", "off"]);
         let dir = tempfile::tempdir().expect("tempdir");
@@ -34,7 +39,7 @@ impl Cluster {
         std::fs::write(
             dir.path().join("policy.toml"),
             format!(
-                "[[agent]]\nid = \"load\"\nkey_sha256 = [\"{hash}\"]\nzones = [\"example.com\"]\naccounts = [\"*\"]\ngrants = {{ workers = \"read\", cache = \"full\" }}\nlimits = {{ refusals_per_minute = 1000000{limits} }}\n"
+                "[[agent]]\nid = \"load\"\nkey_sha256 = [\"{hash}\"]\nzones = [\"example.com\"]\naccounts = [\"*\"]\ngrants = {{ workers = \"read\", cache = \"full\" }}\nlimits = {{ refusals_per_minute = 1000000{limits} }}\n{more}"
             ),
         )
         .expect("policy");
@@ -330,4 +335,62 @@ async fn an_agents_limit_holds_across_instances() {
         .filter(|r| r.path.ends_with("/purge_cache"))
         .count();
     assert_eq!(purges, 20, "only the allowed writes reached Cloudflare");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_asked_on_one_instance_is_used_on_another() {
+    let Some(cluster) = Cluster::start_with("", "approve = [\"purge_cache\"]\n") else {
+        return;
+    };
+    let (a, b) = (cluster.instance(), cluster.instance());
+    let purge = |id: Option<&str>| {
+        let mut args = json!({"zone_id": EXAMPLE_COM, "files": ["https://example.com/x"]});
+        if let Some(id) = id {
+            args["approval_id"] = json!(id);
+        }
+        args
+    };
+    let on_a = common::connect_http(&a.mcp_url, Some(&cluster.key)).await;
+    let asked = try_call(&on_a, "purge_cache", purge(None))
+        .await
+        .expect("answered");
+    let text = common::text(&asked);
+    let start = text.find("approval ").expect("an approval id") + "approval ".len();
+    let id = text[start..start + 32].to_string();
+
+    let approve = std::process::Command::new(common::BIN)
+        .args(["approve", &id, "--by", "alice", "--config"])
+        .arg(cluster.path("flaregate.toml"))
+        .output()
+        .expect("runs");
+    assert!(
+        approve.status.success(),
+        "{}",
+        String::from_utf8_lossy(&approve.stderr)
+    );
+
+    let on_b = common::connect_http(&b.mcp_url, Some(&cluster.key)).await;
+    let done = try_call(&on_b, "purge_cache", purge(Some(&id)))
+        .await
+        .expect("answered");
+    assert_ne!(done.is_error, Some(true), "{}", common::text(&done));
+    let replay = try_call(&on_a, "purge_cache", purge(Some(&id)))
+        .await
+        .expect("answered");
+    assert!(
+        common::text(&replay).contains("used already"),
+        "{}",
+        common::text(&replay)
+    );
+
+    // Both instances look for decisions to record; the chain has it once.
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    let approved = cluster
+        .rows()
+        .iter()
+        .filter(|r| r.decision == "approved")
+        .count();
+    assert_eq!(approved, 1);
+    let verdict = cluster.verify();
+    assert!(matches!(verdict, Verdict::Valid { .. }), "{verdict:?}");
 }

@@ -295,9 +295,10 @@ async fn main() {
             )
             .args([
                 "--audit-db",
-                &options.audit_db.clone().unwrap_or_else(|| {
-                    dir.path().join("audit.db").display().to_string()
-                }),
+                &options
+                    .audit_db
+                    .clone()
+                    .unwrap_or_else(|| dir.path().join("audit.db").display().to_string()),
             ])
             .env("CLOUDFLARE_API_TOKEN", TOKEN)
             .env("CLOUDFLARE_API_BASE_URL", &api),

@@ -341,6 +341,8 @@ pub fn location(path: &Path) -> String {
     }
 }
 
+pub use postgres::{numbered, off_runtime, open_migrated as open_postgres};
+
 /// Whether `path` names a PostgreSQL log (`postgres://…`) rather than a
 /// SQLite file.
 pub fn is_postgres(path: &Path) -> bool {

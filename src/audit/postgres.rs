@@ -94,6 +94,22 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO chain_head VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000', 0);",
     // 2: the limits instances share (see `budget/postgres.rs`).
     crate::budget::SHARED_SCHEMA,
+    // 3: requests for a person's approval (see `approval/`).
+    "CREATE TABLE approvals (
+        id TEXT PRIMARY KEY,
+        agent TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        preview TEXT NOT NULL,
+        requested_ms BIGINT NOT NULL,
+        expires_ms BIGINT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected')),
+        decided_by TEXT,
+        decided_ms BIGINT,
+        used_ms BIGINT,
+        recorded BIGINT NOT NULL DEFAULT 0
+    );",
 ];
 
 /// The PostgreSQL client blocks on a runtime of its own, which tokio does
@@ -293,6 +309,14 @@ impl Pg {
         tx.commit()?;
         Ok((tip, rows))
     }
+}
+
+/// A connection to the database at `url`, its schema brought up to date
+/// (for the approvals, which the command line also reads and writes).
+pub fn open_migrated(url: &str) -> Result<Client, String> {
+    let mut client = connect(url).map_err(|e| e.to_string())?;
+    migrate(&mut client).map_err(|e| e.to_string())?;
+    Ok(client)
 }
 
 fn connect(url: &str) -> Result<Client, StoreError> {
@@ -613,7 +637,7 @@ impl Reader {
 
 /// `?` placeholders as PostgreSQL's `$1, $2, …` (the shared SQL is
 /// written for SQLite; no query text holds a literal `?`).
-fn numbered(sql: &str) -> String {
+pub fn numbered(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 8);
     let mut n = 0;
     for c in sql.chars() {

@@ -136,16 +136,9 @@ pub async fn run(args: ServeArgs) -> Outcome {
     // Approvals share the audit database, keyed with its key.
     let files = config.audit_files();
     let key = crate::audit::ChainKey::load(&files.key).map_err(|e| e.to_string())?;
-    // Approvals live in a SQLite log; with PostgreSQL, calls that need
-    // one are refused (fail closed) until they move there too.
-    let approvals = if crate::audit::is_postgres(&files.db) {
-        tracing::warn!(
-            "approvals are kept only in a SQLite audit log: with PostgreSQL, calls that need a person's approval are refused"
-        );
-        None
-    } else {
-        Some((crate::approval::Approvals::new(&files.db), key))
-    };
+    // Approvals live in the audit database (a file, or the PostgreSQL
+    // database every instance shares).
+    let approvals = Some((crate::approval::Approvals::new(&files.db), key));
     let gateway = Gateway::new(
         catalog,
         engine,

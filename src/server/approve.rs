@@ -204,10 +204,11 @@ impl Gateway {
         match redeemed {
             Ok(approval) => {
                 // The decision goes into the chain before the call it allows.
-                if !approval.recorded {
-                    self.record_decision(&approval)
-                        .await
-                        .map_err(super::call::audit_down)?;
+                if !approval.recorded
+                    && let Err(error) = self.record_decision(&approval).await
+                {
+                    let down = audit::AuditError::Unavailable(error);
+                    return Err(super::call::audit_down(down));
                 }
                 Ok(Gate::Through {
                     reason: approved(&approval),
@@ -345,28 +346,27 @@ impl Gateway {
         let Some((approvals, _)) = self.approvals.clone() else {
             return Ok(());
         };
-        let store = approvals.clone();
-        let decided = blocking(move || store.unrecorded())
-            .await
-            .map_err(|e| e.to_string())?;
+        let decided = blocking(move || approvals.unrecorded()).await?;
         for approval in decided {
-            self.record_decision(&approval)
-                .await
-                .map_err(|e| e.to_string())?;
+            self.record_decision(&approval).await?;
         }
         Ok(())
     }
 
-    /// Writes one decision made on the host into the chain, and marks it
-    /// written (should flaregate stop in between, it is written twice,
-    /// never lost).
-    async fn record_decision(&self, approval: &Approval) -> Result<(), audit::AuditError> {
+    /// Writes one decision made on the host into the chain, once: it is
+    /// claimed first (several instances may see it), and the claim given
+    /// back if the row cannot be written, for the next try.
+    async fn record_decision(&self, approval: &Approval) -> Result<(), String> {
         let (approvals, _) = self.approvals.clone().expect("only called with approvals");
+        let (store, id) = (approvals.clone(), approval.id.clone());
+        if !blocking(move || store.claim(&id)).await? {
+            return Ok(());
+        }
         let record = decision_record(approval, self.sandbox);
-        self.audit.record(record, audit::Outcome::default()).await?;
-        let id = approval.id.clone();
-        if let Err(error) = blocking(move || approvals.mark_recorded(&id)).await {
-            tracing::warn!(%error, "cannot mark an approval as recorded: it will be recorded again");
+        if let Err(error) = self.audit.record(record, audit::Outcome::default()).await {
+            let id = approval.id.clone();
+            let _ = blocking(move || approvals.unclaim(&id)).await;
+            return Err(error.to_string());
         }
         Ok(())
     }

@@ -8,10 +8,12 @@
 //! database, so the server and the command line share it; the server
 //! writes each decision made on the host into the chain.
 
-use std::path::{Path, PathBuf};
+mod store;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+
 use serde_json::{Map, Value};
+use store::{Db, Param, Store};
 
 use crate::audit::ChainKey;
 
@@ -94,24 +96,22 @@ pub enum Refused {
     Store(String),
 }
 
-/// The approvals kept in one audit database.
+/// The approvals kept in one audit database (a SQLite file, or the
+/// PostgreSQL database several instances share).
 #[derive(Debug, Clone)]
 pub struct Approvals {
-    db: PathBuf,
+    store: Store,
 }
+
+/// Every column, in the order `Db::approvals` reads by name.
+const FIND: &str = "SELECT * FROM approvals WHERE id = ?";
 
 impl Approvals {
     /// The approvals of the audit database at `db`.
     pub fn new(db: &Path) -> Self {
         Self {
-            db: db.to_path_buf(),
+            store: Store::new(db),
         }
-    }
-
-    /// The database, brought to the current schema (the command line may
-    /// run before a new server ever opened it).
-    fn connect(&self) -> rusqlite::Result<Connection> {
-        crate::audit::open_database(&self.db)
     }
 
     /// Records a request for approval of `agent` calling `tool` with
@@ -123,24 +123,31 @@ impl Approvals {
         (summary, preview): (&str, &str),
         now_ms: i64,
         ttl_ms: i64,
-    ) -> rusqlite::Result<String> {
+    ) -> Result<String, String> {
         let id = format!("{:032x}", u128::from_le_bytes(random_bytes()));
-        self.connect()?.execute(
-            "INSERT INTO approvals (id, agent, tool, digest, summary, preview, requested_ms, expires_ms, status)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending')",
-            params![id, agent, tool, digest(key, agent, tool, args), summary, preview, now_ms, now_ms + ttl_ms],
-        )?;
+        let digest = digest(key, agent, tool, args);
+        self.store.with(|db| {
+            db.execute(
+                "INSERT INTO approvals (id, agent, tool, digest, summary, preview, requested_ms, expires_ms, status)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+                &[
+                    Param::Text(&id), Param::Text(agent), Param::Text(tool), Param::Text(&digest),
+                    Param::Text(summary), Param::Text(preview), Param::Int(now_ms),
+                    Param::Int(now_ms + ttl_ms),
+                ],
+            )
+        })?;
         Ok(id)
     }
 
     /// Every approval still waiting, oldest first (expired ones left out).
-    pub fn pending(&self, now_ms: i64) -> rusqlite::Result<Vec<Approval>> {
-        let connection = self.connect()?;
-        let mut statement = connection.prepare(
-            "SELECT * FROM approvals WHERE status = 'pending' AND expires_ms > ?1 ORDER BY requested_ms",
-        )?;
-        let rows = statement.query_map([now_ms], approval)?;
-        rows.collect()
+    pub fn pending(&self, now_ms: i64) -> Result<Vec<Approval>, String> {
+        self.store.with(|db| {
+            db.approvals(
+                "SELECT * FROM approvals WHERE status = 'pending' AND expires_ms > ? ORDER BY requested_ms",
+                &[Param::Int(now_ms)],
+            )
+        })
     }
 
     /// Approves or rejects a pending, unexpired request.
@@ -151,16 +158,21 @@ impl Approvals {
         by: &str,
         now_ms: i64,
     ) -> Result<Approval, String> {
-        let connection = self.connect().map_err(|e| e.to_string())?;
         let status = if approve { "approved" } else { "rejected" };
-        let changed = connection
-            .execute(
-                "UPDATE approvals SET status = ?1, decided_by = ?2, decided_ms = ?3
-                 WHERE id = ?4 AND status = 'pending' AND expires_ms > ?3",
-                params![status, by, now_ms, id],
-            )
-            .map_err(|e| e.to_string())?;
-        let found = find(&connection, id).map_err(|e| e.to_string())?;
+        let (changed, found) = self.store.with(|db| {
+            let changed = db.execute(
+                "UPDATE approvals SET status = ?, decided_by = ?, decided_ms = ?
+                 WHERE id = ? AND status = 'pending' AND expires_ms > ?",
+                &[
+                    Param::Text(status),
+                    Param::Text(by),
+                    Param::Int(now_ms),
+                    Param::Text(id),
+                    Param::Int(now_ms),
+                ],
+            )?;
+            Ok((changed, find(db, id)?))
+        })?;
         match (changed, found) {
             (1, Some(approval)) => Ok(approval),
             (_, None) => Err(format!("there is no approval {id}")),
@@ -181,61 +193,84 @@ impl Approvals {
         approve: bool,
         (by, now_ms): (&str, i64),
     ) -> Result<Approval, Refused> {
-        let store = |e: rusqlite::Error| Refused::Store(e.to_string());
-        let connection = self.connect().map_err(store)?;
-        let approval = bound(&connection, key, id, binding)?;
-        match approval.status {
-            Status::Pending if approval.expires_ms <= now_ms => return Err(Refused::Expired),
-            Status::Pending => {}
-            Status::Approved => return Err(Refused::Used),
-            Status::Rejected => {
-                return Err(Refused::Rejected(
-                    approval.decided_by.clone().unwrap_or_default(),
-                ));
+        let answered = self.store.with(|db| {
+            let approval = match bound(db, key, id, binding)? {
+                Ok(approval) => approval,
+                Err(refused) => return Ok(Err(refused)),
+            };
+            match approval.status {
+                Status::Pending if approval.expires_ms <= now_ms => {
+                    return Ok(Err(Refused::Expired));
+                }
+                Status::Pending => {}
+                Status::Approved => return Ok(Err(Refused::Used)),
+                Status::Rejected => {
+                    let by = approval.decided_by.clone().unwrap_or_default();
+                    return Ok(Err(Refused::Rejected(by)));
+                }
             }
-        }
-        let (status, used) = if approve {
-            ("approved", Some(now_ms))
-        } else {
-            ("rejected", None)
-        };
-        let changed = connection
-            .execute(
-                "UPDATE approvals SET status = ?1, decided_by = ?2, decided_ms = ?3, used_ms = ?4, recorded = 1
-                 WHERE id = ?5 AND status = 'pending'",
-                params![status, by, now_ms, used, id],
-            )
-            .map_err(store)?;
-        if changed != 1 {
-            return Err(Refused::Used);
-        }
-        find(&connection, id)
-            .map_err(store)?
-            .ok_or(Refused::Unknown)
+            let (status, used) = if approve {
+                ("approved", Some(now_ms))
+            } else {
+                ("rejected", None)
+            };
+            let changed = db.execute(
+                "UPDATE approvals SET status = ?, decided_by = ?, decided_ms = ?, used_ms = ?, recorded = 1
+                 WHERE id = ? AND status = 'pending'",
+                &[
+                    Param::Text(status),
+                    Param::Text(by),
+                    Param::Int(now_ms),
+                    Param::MaybeInt(used),
+                    Param::Text(id),
+                ],
+            )?;
+            if changed != 1 {
+                return Ok(Err(Refused::Used));
+            }
+            Ok(find(db, id)?.ok_or(Refused::Unknown))
+        });
+        answered.map_err(Refused::Store)?
     }
 
     /// Decisions made on the host that the audit chain does not have yet,
     /// oldest first.
-    pub fn unrecorded(&self) -> rusqlite::Result<Vec<Approval>> {
-        let connection = self.connect()?;
-        let mut statement = connection.prepare(
-            "SELECT * FROM approvals WHERE recorded = 0 AND decided_ms IS NOT NULL
-             ORDER BY decided_ms LIMIT 100",
-        )?;
-        let rows = statement.query_map([], approval)?;
-        rows.collect()
+    pub fn unrecorded(&self) -> Result<Vec<Approval>, String> {
+        self.store.with(|db| {
+            db.approvals(
+                "SELECT * FROM approvals WHERE recorded = 0 AND decided_ms IS NOT NULL
+                 ORDER BY decided_ms LIMIT 100",
+                &[],
+            )
+        })
     }
 
-    /// Notes that the chain has request `id`'s decision.
-    pub fn mark_recorded(&self, id: &str) -> rusqlite::Result<()> {
-        self.connect()?
-            .execute("UPDATE approvals SET recorded = 1 WHERE id = ?1", [id])
+    /// Takes request `id`'s decision for the chain: false if another
+    /// instance took it first (several write one PostgreSQL log).
+    pub fn claim(&self, id: &str) -> Result<bool, String> {
+        self.store.with(|db| {
+            db.execute(
+                "UPDATE approvals SET recorded = 1 WHERE id = ? AND recorded = 0",
+                &[Param::Text(id)],
+            )
+            .map(|changed| changed == 1)
+        })
+    }
+
+    /// Gives back a claim whose row could not be written.
+    pub fn unclaim(&self, id: &str) -> Result<(), String> {
+        self.store.with(|db| {
+            db.execute(
+                "UPDATE approvals SET recorded = 0 WHERE id = ?",
+                &[Param::Text(id)],
+            )
             .map(|_| ())
+        })
     }
 
     /// The request `id`, whatever its state.
-    pub fn get(&self, id: &str) -> rusqlite::Result<Option<Approval>> {
-        find(&self.connect()?, id)
+    pub fn get(&self, id: &str) -> Result<Option<Approval>, String> {
+        self.store.with(|db| find(db, id))
     }
 
     /// Lets one call through on approval `id`, if it was approved for this
@@ -245,57 +280,61 @@ impl Approvals {
         &self,
         key: &ChainKey,
         id: &str,
-        (agent, tool, args): (&str, &str, &Map<String, Value>),
+        binding: (&str, &str, &Map<String, Value>),
         now_ms: i64,
     ) -> Result<Approval, Refused> {
-        let store = |e: rusqlite::Error| Refused::Store(e.to_string());
-        let connection = self.connect().map_err(store)?;
-        let approval = bound(&connection, key, id, (agent, tool, args))?;
-        match approval.status {
-            Status::Pending if approval.expires_ms <= now_ms => return Err(Refused::Expired),
-            Status::Pending => return Err(Refused::Pending),
-            Status::Rejected => {
-                return Err(Refused::Rejected(
+        let redeemed = self.store.with(|db| {
+            let approval = match bound(db, key, id, binding)? {
+                Ok(approval) => approval,
+                Err(refused) => return Ok(Err(refused)),
+            };
+            let refused = match approval.status {
+                Status::Pending if approval.expires_ms <= now_ms => Some(Refused::Expired),
+                Status::Pending => Some(Refused::Pending),
+                Status::Rejected => Some(Refused::Rejected(
                     approval.decided_by.clone().unwrap_or_default(),
-                ));
+                )),
+                Status::Approved if approval.used => Some(Refused::Used),
+                Status::Approved if approval.expires_ms <= now_ms => Some(Refused::Expired),
+                Status::Approved => None,
+            };
+            if let Some(refused) = refused {
+                return Ok(Err(refused));
             }
-            Status::Approved => {}
-        }
-        if approval.used {
-            return Err(Refused::Used);
-        }
-        if approval.expires_ms <= now_ms {
-            return Err(Refused::Expired);
-        }
-        let taken = connection
-            .execute(
-                "UPDATE approvals SET used_ms = ?1 WHERE id = ?2 AND used_ms IS NULL",
-                params![now_ms, id],
-            )
-            .map_err(store)?;
-        if taken != 1 {
-            return Err(Refused::Used);
-        }
-        Ok(approval)
+            let taken = db.execute(
+                "UPDATE approvals SET used_ms = ? WHERE id = ? AND used_ms IS NULL",
+                &[Param::Int(now_ms), Param::Text(id)],
+            )?;
+            Ok(if taken == 1 {
+                Ok(approval)
+            } else {
+                Err(Refused::Used)
+            })
+        });
+        redeemed.map_err(Refused::Store)?
     }
 }
 
 /// Request `id`, if it was made for this agent, tool and arguments.
 fn bound(
-    connection: &Connection,
+    db: &mut Db,
     key: &ChainKey,
     id: &str,
     (agent, tool, args): (&str, &str, &Map<String, Value>),
-) -> Result<Approval, Refused> {
-    let approval = find(connection, id)
-        .map_err(|e| Refused::Store(e.to_string()))?
-        .ok_or(Refused::Unknown)?;
+) -> Result<Result<Approval, Refused>, String> {
+    let Some(approval) = find(db, id)? else {
+        return Ok(Err(Refused::Unknown));
+    };
     let expected = digest(key, agent, tool, args);
     let same_call = approval.agent == agent && approval.tool == tool;
     if !same_call || !constant_time_eq(approval.digest.as_bytes(), expected.as_bytes()) {
-        return Err(Refused::Mismatch);
+        return Ok(Err(Refused::Mismatch));
     }
-    Ok(approval)
+    Ok(Ok(approval))
+}
+
+fn find(db: &mut Db, id: &str) -> Result<Option<Approval>, String> {
+    Ok(db.approvals(FIND, &[Param::Text(id)])?.into_iter().next())
 }
 
 /// The arguments' binding: HMAC of the agent, the tool and the arguments
@@ -321,28 +360,4 @@ fn random_bytes() -> [u8; 16] {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).expect("the OS has randomness");
     bytes
-}
-
-fn find(connection: &Connection, id: &str) -> rusqlite::Result<Option<Approval>> {
-    connection
-        .query_row("SELECT * FROM approvals WHERE id = ?1", [id], approval)
-        .optional()
-}
-
-fn approval(row: &rusqlite::Row<'_>) -> rusqlite::Result<Approval> {
-    Ok(Approval {
-        id: row.get("id")?,
-        agent: row.get("agent")?,
-        tool: row.get("tool")?,
-        digest: row.get("digest")?,
-        summary: row.get("summary")?,
-        preview: row.get("preview")?,
-        requested_ms: row.get("requested_ms")?,
-        expires_ms: row.get("expires_ms")?,
-        status: Status::parse(&row.get::<_, String>("status")?),
-        decided_by: row.get("decided_by")?,
-        decided_ms: row.get("decided_ms")?,
-        used: row.get::<_, Option<i64>>("used_ms")?.is_some(),
-        recorded: row.get::<_, i64>("recorded")? != 0,
-    })
 }
