@@ -28,6 +28,8 @@ pub struct Config {
     pub http: HttpSettings,
     /// Where `/health`, `/ready` and `/metrics` are served; none if unset.
     pub admin_listen: Option<SocketAddr>,
+    /// Where call spans go (OTLP/HTTP traces URL); none if unset.
+    pub otlp_endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +72,14 @@ struct RawConfig {
     http: RawHttp,
     #[serde(default)]
     admin: RawAdmin,
+    #[serde(default)]
+    telemetry: RawTelemetry,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTelemetry {
+    otlp_endpoint: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -185,6 +195,7 @@ impl Config {
                 max_body_bytes: raw.http.max_body_bytes.unwrap_or(16 * 1024 * 1024),
             },
             admin_listen: raw.admin.listen,
+            otlp_endpoint: raw.telemetry.otlp_endpoint,
         })
     }
 }

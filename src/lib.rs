@@ -15,4 +15,5 @@ pub mod net;
 pub mod policy;
 pub mod sandbox;
 pub mod server;
+pub mod telemetry;
 pub mod text;

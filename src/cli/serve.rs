@@ -41,6 +41,11 @@ pub struct ServeArgs {
     /// or a private network: it needs no key.
     #[arg(long, value_name = "ADDR")]
     admin: Option<SocketAddr>,
+    /// Send a trace span for every call to this OTLP/HTTP collector, e.g.
+    /// http://127.0.0.1:4318/v1/traces (default from flaregate.toml
+    /// `[telemetry] otlp_endpoint`; none if unset).
+    #[arg(long, value_name = "URL")]
+    otlp_endpoint: Option<String>,
     #[command(flatten)]
     paths: Paths,
 }
@@ -163,6 +168,14 @@ pub async fn run(args: ServeArgs) -> Outcome {
             }
         }
     });
+    if let Some(endpoint) = args.otlp_endpoint.clone().or(config.otlp_endpoint.clone()) {
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return Err(format!(
+                "the OTLP endpoint `{endpoint}` must be an http:// or https:// URL"
+            ));
+        }
+        gateway.trace_with(crate::telemetry::Tracer::start(endpoint));
+    }
     let shutdown = CancellationToken::new();
     if let Some(path) = source {
         reload::spawn(gateway.clone(), path, adjust, hangup, shutdown.clone());

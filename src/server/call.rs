@@ -21,6 +21,7 @@ use crate::budget::{Charge, OverBudget, Suppressed};
 use crate::catalog::{Access, Endpoint, Method};
 use crate::cloudflare;
 use crate::policy::{Agent, Denial, DenyKind, LookupError, Policy, Verdict, describe_target};
+use crate::telemetry::{self, CallTrace};
 use crate::text;
 
 /// One call as it goes through the pipeline.
@@ -39,6 +40,8 @@ pub(super) struct Call<'a> {
     /// The object the lookup fetched to decide, if one did (a snapshot
     /// read through the same tool uses it instead of reading again).
     pub(super) looked_up: Option<Result<JsonObject, LookupError>>,
+    /// The call's span, when traces are on: its steps are timed into it.
+    pub(super) trace: Option<&'a CallTrace>,
 }
 
 /// What a call brings besides its arguments.
@@ -48,26 +51,22 @@ pub(super) struct CallContext<'a> {
     pub(super) asker: Option<&'a Asker>,
     /// The logged write this call undoes (`undo_call`).
     pub(super) undoes: Option<i64>,
+    /// The client's W3C trace context (`_meta.traceparent`), if any.
+    pub(super) traceparent: Option<&'a str>,
+}
+
+impl Call<'_> {
+    /// Times a step that began at `start_ns` into the call's span, if traced.
+    fn step(&self, name: &'static str, start_ns: u64) {
+        if let Some(trace) = self.trace {
+            trace.step(name, start_ns);
+        }
+    }
 }
 
 impl Gateway {
-    /// Runs one tools/call for `agent_id`.
-    pub async fn call(
-        &self,
-        agent_id: &str,
-        tool: &str,
-        args: Option<JsonObject>,
-        asker: Option<&Asker>,
-    ) -> Result<CallToolResponse, ErrorData> {
-        let context = CallContext {
-            asker,
-            undoes: None,
-        };
-        self.call_in(agent_id, tool, args, context).await
-    }
-
-    /// Runs one call in `context`.
-    pub(super) async fn call_in(
+    /// Runs one tools/call for `agent_id` in `context`.
+    pub(super) async fn call(
         &self,
         agent_id: &str,
         tool: &str,
@@ -75,8 +74,33 @@ impl Gateway {
         context: CallContext<'_>,
     ) -> Result<CallToolResponse, ErrorData> {
         let started = Instant::now();
-        let answer = self.decide_and_run(agent_id, tool, args, context).await;
+        let tracer = self.tracer.get();
+        let trace = tracer.map(|t| t.begin(context.traceparent));
+        let answer = self
+            .decide_and_run(agent_id, tool, args, context, trace.as_ref())
+            .await;
         self.metrics.call_latency.observe(started.elapsed());
+        if let (Some(tracer), Some(trace)) = (tracer, trace) {
+            let (result, error) = match &answer {
+                Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => {
+                    ("refused or failed", true)
+                }
+                Ok(CallToolResponse::InputRequired(_)) => ("input required", false),
+                Ok(_) => ("ok", false),
+                Err(_) => ("protocol error", true),
+            };
+            let attributes = vec![
+                ("flaregate.agent", agent_id.to_string()),
+                ("flaregate.tool", text::clip(tool, 64)),
+                ("flaregate.result", result.to_string()),
+            ];
+            tracer.end(
+                trace,
+                format!("tools/call {}", text::clip(tool, 64)),
+                attributes,
+                error,
+            );
+        }
         answer
     }
 
@@ -86,6 +110,7 @@ impl Gateway {
         tool: &str,
         args: Option<JsonObject>,
         context: CallContext<'_>,
+        trace: Option<&CallTrace>,
     ) -> Result<CallToolResponse, ErrorData> {
         let asker = context.asker;
         let policy = self.engine.policy();
@@ -125,6 +150,7 @@ impl Gateway {
             lookup: String::new(),
             undoes: context.undoes,
             looked_up: None,
+            trace,
         };
         let Some(endpoint) = endpoint else {
             // Unknown and not-granted tools look the same to the agent.
@@ -160,7 +186,11 @@ impl Gateway {
                 return self.refusal(&call, over_limit(&over)).await.map(Into::into);
             }
             charge.call = false;
+            let step = telemetry::now_ns();
             let lookup = self.engine.look_up(&policy, tool, &args).await;
+            if let Some(trace) = trace {
+                trace.step("lookup", step);
+            }
             call.lookup = lookup.note;
             verdict = match &lookup.object {
                 Ok(current) => self
@@ -255,16 +285,19 @@ impl Gateway {
         let kept = snapshot.is_some();
         let call = &*call;
         let record = self.record(call, Some(&request), Decision::Allow, reason, rule);
+        let step = telemetry::now_ns();
         let (row, flushed) = self
             .audit
             .begin_with(record, snapshot)
             .await
             .map_err(audit_down)?;
+        call.step("audit.decision", step);
         self.metrics
             .call(&call.agent.id, &endpoint.tool, Decision::Allow, "none");
         // Send, then record the outcome: written before the agent hears it.
         let send_and_record = async {
             let started = Instant::now();
+            let step = telemetry::now_ns();
             let answer = if call.policy.filters_list(call.agent, endpoint) {
                 self.fetch_visible(call.policy, call.agent, endpoint, call.args)
                     .await
@@ -275,6 +308,7 @@ impl Gateway {
                     .map(Visible::Answer)
             };
             let took = started.elapsed();
+            call.step("cloudflare", step);
             let status = match &answer {
                 Ok(Visible::Answer(ok)) => Some(ok.status),
                 Ok(Visible::Withheld) => Some(200),
@@ -292,7 +326,10 @@ impl Gateway {
                     );
                 }
             }
-            if let Err(error) = self.audit.complete(row, outcome).await {
+            let step = telemetry::now_ns();
+            let completed = self.audit.complete(row, outcome).await;
+            call.step("audit.outcome", step);
+            if let Err(error) = completed {
                 // The call already happened; say so to the operator, answer the agent.
                 tracing::error!(%error, row = row.id, "cannot record a call's outcome");
             }
@@ -305,7 +342,9 @@ impl Gateway {
             flushed.map_err(audit_down)?;
             answer
         } else {
+            let step = telemetry::now_ns();
             flushed.wait().await.map_err(audit_down)?;
+            call.step("audit.flush", step);
             send_and_record.await
         };
         Ok(match answer {
@@ -387,11 +426,10 @@ impl Gateway {
             &denial.reason,
             &denial.rule,
         );
-        self.audit
-            .record(record, Outcome::default())
-            .await
-            .map(|_| ())
-            .map_err(audit_down)
+        let step = telemetry::now_ns();
+        let recorded = self.audit.record(record, Outcome::default()).await;
+        call.step("audit.refusal", step);
+        recorded.map(|_| ()).map_err(audit_down)
     }
 
     /// Writes one row for each agent's refused calls that were counted

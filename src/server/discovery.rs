@@ -173,12 +173,12 @@ fn schema(properties: Value, required: &[&str]) -> Arc<JsonObject> {
 
 impl Gateway {
     /// Runs one of the discovery tools for `agent_id`.
-    pub async fn discover(
+    pub(super) async fn discover(
         &self,
         agent_id: &str,
         tool: &str,
         args: Option<JsonObject>,
-        asker: Option<&super::approve::Asker>,
+        context: super::call::CallContext<'_>,
     ) -> Result<CallToolResponse, ErrorData> {
         let args = args.unwrap_or_default();
         let text = |key: &str| args.get(key).and_then(Value::as_str);
@@ -203,7 +203,7 @@ impl Gateway {
             // An endpoint it may not call is an answer here, not a
             // protocol error: call_api itself exists.
             return Ok(self
-                .call(agent_id, name, arguments, asker)
+                .call(agent_id, name, arguments, context)
                 .await
                 .unwrap_or_else(|error| render::refusal(error.message.to_string()).into()));
         }

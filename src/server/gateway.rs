@@ -31,6 +31,8 @@ pub struct Gateway {
     pub(super) approvals: Option<(Approvals, ChainKey)>,
     /// The audit database, read by undo (rows and their snapshots).
     pub(super) audit_db: std::path::PathBuf,
+    /// Where call spans go, when traces are on (`--otlp-endpoint`).
+    pub(super) tracer: std::sync::OnceLock<crate::telemetry::Tracer>,
 }
 
 impl Gateway {
@@ -59,7 +61,13 @@ impl Gateway {
             metrics: Metrics::default(),
             approvals,
             audit_db,
+            tracer: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sends a span for every call to `tracer` from now on.
+    pub fn trace_with(&self, tracer: crate::telemetry::Tracer) {
+        let _ = self.tracer.set(tracer);
     }
 
     pub fn engine(&self) -> &Engine {
@@ -109,7 +117,9 @@ impl Gateway {
     ) {
         let gateway = self.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
+            // The first round after `every`, not at once: nothing is waiting yet
+            // and start-up stays free of blocking work.
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             loop {
                 tokio::select! {
                     () = shutdown.cancelled() => return,

@@ -208,13 +208,18 @@ impl ServerHandler for Handler {
             return self.gateway.undo(&agent, request.arguments).await;
         }
         let asker = asker(&request, &context);
+        let call = super::call::CallContext {
+            asker: asker.as_ref(),
+            undoes: None,
+            traceparent: context.meta.get_traceparent(),
+        };
         if discovers {
             self.gateway
-                .discover(&agent, &request.name, request.arguments, asker.as_ref())
+                .discover(&agent, &request.name, request.arguments, call)
                 .await
         } else {
             self.gateway
-                .call(&agent, &request.name, request.arguments, asker.as_ref())
+                .call(&agent, &request.name, request.arguments, call)
                 .await
         }
     }

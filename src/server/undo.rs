@@ -72,6 +72,7 @@ impl Gateway {
             lookup: String::new(),
             undoes: None,
             looked_up: None,
+            trace: None,
         };
         let refuse = |why: String| Denial::new(DenyKind::UndoRefused, why, "undo");
         let request = match parse(&args) {
@@ -98,11 +99,11 @@ impl Gateway {
             restore_args.insert(crate::catalog::DRY_RUN.into(), json!(true));
         }
         let context = CallContext {
-            asker: None,
             undoes: Some(plan.entry.id),
+            ..CallContext::default()
         };
         let answer = self
-            .call_in(agent_id, &plan.restorer.tool, Some(restore_args), context)
+            .call(agent_id, &plan.restorer.tool, Some(restore_args), context)
             .await?;
         let mut heading = format!(
             "Undo of row {} ({}): {} with {}.",
