@@ -11,7 +11,10 @@
 //!
 //!     cargo build --release && cargo run --release --example loadgen -- [--calls 200] [--sessions 1,2,4,8,16,32,64,100]
 //!         [--protocol modern|legacy] [--audit-sync full|normal] [--upstream-latency-ms 0] [--think-ms 0]
-//!         [--catalog DIR] [--audit-db postgres://…] [--out docs/perf]
+//!         [--catalog DIR] [--audit-db postgres://…] [--instances N] [--out docs/perf]
+//!
+//! `--instances N` (with a PostgreSQL `--audit-db`) starts N servers on the
+//! one database and spreads the sessions over them; CPU is theirs summed.
 //!
 //! `--upstream-latency-ms` makes the sandbox wait that long before each
 //! answer, as a stand-in for Cloudflare's own latency. `--think-ms` makes
@@ -43,6 +46,8 @@ struct Options {
     audit_sync: String,
     /// The audit log (a PostgreSQL URL); a fresh SQLite file by default.
     audit_db: Option<String>,
+    /// Servers on that log, the sessions spread over them.
+    instances: usize,
     protocol: Protocol,
     upstream_latency_ms: u64,
     think: Duration,
@@ -68,6 +73,9 @@ fn options() -> Options {
             .unwrap_or_else(|| PathBuf::from("docs/perf")),
         audit_sync: value("--audit-sync").unwrap_or_else(|| "full".to_string()),
         audit_db: value("--audit-db"),
+        instances: value("--instances")
+            .map(|v| v.parse().expect("--instances is a number"))
+            .unwrap_or(1),
         protocol: value("--protocol")
             .map(|p| Protocol::parse(&p).expect("--protocol is modern or legacy"))
             .unwrap_or(Protocol::Modern),
@@ -123,7 +131,7 @@ fn stats(mut latencies: Vec<Duration>, wall: Duration) -> Stats {
 }
 
 async fn through_flaregate(
-    url: &str,
+    urls: &[String],
     key: &str,
     protocol: Protocol,
     sessions: usize,
@@ -131,7 +139,8 @@ async fn through_flaregate(
     think: Duration,
 ) -> Stats {
     let mut clients = Vec::new();
-    for _ in 0..sessions {
+    for session in 0..sessions {
+        let url = &urls[session % urls.len()];
         let mut client = Session::open(url, key, protocol).await.expect("open");
         for _ in 0..3 {
             call(&mut client).await; // warm-up
@@ -276,34 +285,43 @@ async fn main() {
         Command::new(std::env::current_exe().expect("own path")).args(["--passthrough", &api]),
         "PROXY:",
     );
-    let launched = Instant::now();
-    let (server, url, _server_out) = start(
-        Command::new(&bin)
-            .args(["serve", "--http", "127.0.0.1:0", "--log-level", "warn"])
-            .args([
-                "--config",
-                config.to_str().expect("utf-8"),
-                "--policies",
-                policy.to_str().expect("utf-8"),
-            ])
-            .arg("--catalog")
-            .arg(
-                options
-                    .catalog
-                    .clone()
-                    .unwrap_or_else(|| repo.join("catalog")),
-            )
-            .args([
-                "--audit-db",
-                &options
-                    .audit_db
-                    .clone()
-                    .unwrap_or_else(|| dir.path().join("audit.db").display().to_string()),
-            ])
-            .env("CLOUDFLARE_API_TOKEN", TOKEN)
-            .env("CLOUDFLARE_API_BASE_URL", &api),
-        "MCP:",
+    assert!(
+        options.instances == 1 || options.audit_db.is_some(),
+        "--instances needs a PostgreSQL --audit-db: instances share one log"
     );
+    let launched = Instant::now();
+    let mut servers = Vec::new();
+    for _ in 0..options.instances.max(1) {
+        servers.push(start(
+            Command::new(&bin)
+                .args(["serve", "--http", "127.0.0.1:0", "--log-level", "warn"])
+                .args([
+                    "--config",
+                    config.to_str().expect("utf-8"),
+                    "--policies",
+                    policy.to_str().expect("utf-8"),
+                ])
+                .arg("--catalog")
+                .arg(
+                    options
+                        .catalog
+                        .clone()
+                        .unwrap_or_else(|| repo.join("catalog")),
+                )
+                .args([
+                    "--audit-db",
+                    &options
+                        .audit_db
+                        .clone()
+                        .unwrap_or_else(|| dir.path().join("audit.db").display().to_string()),
+                ])
+                .env("CLOUDFLARE_API_TOKEN", TOKEN)
+                .env("CLOUDFLARE_API_BASE_URL", &api),
+            "MCP:",
+        ));
+    }
+    let urls: Vec<String> = servers.iter().map(|(_, url, _)| url.clone()).collect();
+    let url = urls[0].clone();
     let first_list = loop {
         if let Ok(mut client) = Session::open(&url, &key, options.protocol).await
             && client.list_tools().await.is_ok()
@@ -313,7 +331,8 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let pid = server.0.id();
+    let pid = servers[0].0.0.id();
+    let pids: Vec<u32> = servers.iter().map(|(server, ..)| server.0.id()).collect();
     let sandbox_pid = sandbox.0.id();
     let proxy_pid = proxy.0.id();
     let idle_kb = rss_kb(pid);
@@ -343,9 +362,9 @@ async fn main() {
             })
         };
         let calls = sessions * (options.calls + 3);
-        let meter = CpuMeter::start(pid, sandbox_pid);
+        let meter = CpuMeter::start(&pids, sandbox_pid);
         let through = through_flaregate(
-            &url,
+            &urls,
             &key,
             options.protocol,
             sessions,
@@ -355,10 +374,10 @@ async fn main() {
         .await;
         let flaregate_cpu = meter.per_call(calls);
         sampler.abort();
-        let meter = CpuMeter::start(proxy_pid, sandbox_pid);
+        let meter = CpuMeter::start(&[proxy_pid], sandbox_pid);
         let proxied = plain_gets(&proxy_url, sessions, options.calls, options.think).await;
         let passthrough_cpu = meter.per_call(calls);
-        let meter = CpuMeter::start(pid, sandbox_pid);
+        let meter = CpuMeter::start(&[], sandbox_pid);
         let straight = plain_gets(&api, sessions, options.calls, options.think).await;
         let direct_cpu = meter.per_call(calls);
         let row = Row {
@@ -430,6 +449,7 @@ async fn main() {
         "calls_per_session": options.calls,
         "audit_sync": options.audit_sync,
         "audit_store": if options.audit_db.is_some() { "postgres" } else { "sqlite" },
+        "instances": options.instances,
         "protocol": options.protocol,
         "upstream_latency_ms": options.upstream_latency_ms,
         "think_ms": options.think.as_millis() as u64,

@@ -98,30 +98,28 @@ pub struct CpuPerCall {
 
 /// Samples the three processes' CPU time around a phase of `calls` calls.
 pub struct CpuMeter {
-    pids: [u32; 3],
-    start: [u64; 3],
+    /// The client (this process), the gateways (summed), the sandbox.
+    client: (u32, u64),
+    gateways: Vec<(u32, u64)>,
+    sandbox: (u32, u64),
 }
 
 impl CpuMeter {
-    pub fn start(gateway: u32, sandbox: u32) -> Self {
-        let pids = [std::process::id(), gateway, sandbox];
+    pub fn start(gateways: &[u32], sandbox: u32) -> Self {
+        let now = |pid: u32| (pid, cpu_us(pid));
         Self {
-            pids,
-            start: pids.map(cpu_us),
+            client: now(std::process::id()),
+            gateways: gateways.iter().map(|&pid| now(pid)).collect(),
+            sandbox: now(sandbox),
         }
     }
 
     pub fn per_call(&self, calls: usize) -> CpuPerCall {
-        let used: Vec<f64> = self
-            .pids
-            .iter()
-            .zip(self.start)
-            .map(|(&pid, start)| (cpu_us(pid) - start) as f64 / calls.max(1) as f64)
-            .collect();
+        let used = |(pid, start): (u32, u64)| (cpu_us(pid) - start) as f64 / calls.max(1) as f64;
         CpuPerCall {
-            client_us: used[0],
-            gateway_us: used[1],
-            sandbox_us: used[2],
+            client_us: used(self.client),
+            gateway_us: self.gateways.iter().map(|&g| used(g)).sum(),
+            sandbox_us: used(self.sandbox),
         }
     }
 }
