@@ -3,6 +3,7 @@
 //! outside the database, with head checkpoints beside it, so edits,
 //! deletions and a cut-off end show. The only module that knows SQL.
 
+mod append;
 mod chain;
 mod checkpoint;
 mod key;

@@ -6,13 +6,15 @@
 //! (`synchronous_commit` on, PostgreSQL's default): there is no separate
 //! flush. The chain key stays outside the database, as with SQLite.
 
+mod reader;
+
 use postgres::{Client, NoTls, Statement, Transaction};
 
-use super::chain::{Event, Head};
-use super::query::{Entry, Filter};
-use super::record::{CallRecord, Decision, Outcome};
-use super::snapshot::{self, Snapshot, Stored};
-use super::writer::{Chain, RowRef, Sink, StoreError, Tip, Write};
+use super::append::{Chain, Sink, StoreError};
+use super::chain::Head;
+use super::record::{CallRecord, Outcome};
+use super::snapshot::{self, Snapshot};
+use super::writer::{RowRef, Tip, Write};
 use super::{AuditError, ChainKey};
 
 /// Whether the audit "path" is a PostgreSQL URL.
@@ -319,6 +321,8 @@ pub fn open_migrated(url: &str) -> Result<Client, String> {
     Ok(client)
 }
 
+pub use reader::{Reader, numbered};
+
 fn connect(url: &str) -> Result<Client, StoreError> {
     let mut config: postgres::Config = url.parse()?;
     config.connect_timeout(std::time::Duration::from_secs(5));
@@ -449,204 +453,4 @@ impl Sink for PgSink<'_, '_> {
             .execute(&self.statements.snapshot_outcome, &[&after, &created, &id])?;
         Ok(())
     }
-}
-
-/// A connection for reading (`flaregate audit`, verify, undo).
-pub struct Reader(Client);
-
-impl Reader {
-    pub fn open(url: &str) -> Result<Self, AuditError> {
-        let mut client = connect(url).map_err(|e| {
-            AuditError::Unavailable(format!("the audit database {}: {e}", shown(url)))
-        })?;
-        let exists: bool = client
-            .query_one("SELECT to_regclass('flaregate_schema') IS NOT NULL", &[])
-            .map_err(|e| AuditError::Unavailable(StoreError::from(e).0))?
-            .get(0);
-        if !exists {
-            return Err(AuditError::Unavailable(format!(
-                "the audit database {} holds no flaregate log yet: `flaregate serve` makes it",
-                shown(url)
-            )));
-        }
-        Ok(Self(client))
-    }
-
-    /// Every event of every row, in chain order, and the number of rows.
-    pub fn events(&mut self) -> Result<(u64, Vec<Event>), StoreError> {
-        let mut events = Vec::new();
-        let mut rows = 0;
-        for row in self.0.query(
-            "SELECT id, ts, ts_unix_ms, agent, tool, method, path, target, args, decision, reason, rule, summary,
-                    lookup, sandbox, seq, prev_hash, hash, status, cf_codes, error, duration_ms, outcome,
-                    outcome_seq, outcome_prev_hash, outcome_hash
-             FROM calls ORDER BY id",
-            &[],
-        )? {
-            rows += 1;
-            let id: i64 = row.get("id");
-            let seq: i64 = row.get("seq");
-            let record = CallRecord {
-                ts: row.get("ts"),
-                ts_unix_ms: row.get("ts_unix_ms"),
-                agent: row.get("agent"),
-                tool: row.get("tool"),
-                method: row.get("method"),
-                path: row.get("path"),
-                target: row.get("target"),
-                args: row.get("args"),
-                decision: Decision::parse(row.get("decision")),
-                reason: row.get("reason"),
-                rule: row.get("rule"),
-                summary: row.get("summary"),
-                lookup: row.get("lookup"),
-                sandbox: row.get("sandbox"),
-            };
-            events.push(Event::decision(seq, id, row.get("prev_hash"), row.get("hash"), record));
-            if let Some(outcome_seq) = row.get::<_, Option<i64>>("outcome_seq") {
-                let outcome = Outcome {
-                    status: row.get::<_, Option<i32>>("status").map(|s| s as u16),
-                    error: row.get("error"),
-                    duration_ms: row.get::<_, Option<i64>>("duration_ms").map(|d| d.max(0) as u64),
-                    text: row.get::<_, Option<String>>("outcome").unwrap_or_default(),
-                    ..Outcome::default()
-                };
-                events.push(Event::outcome(
-                    (outcome_seq, id, seq),
-                    row.get::<_, Option<String>>("outcome_prev_hash").unwrap_or_default(),
-                    row.get::<_, Option<String>>("outcome_hash").unwrap_or_default(),
-                    outcome,
-                    row.get::<_, Option<String>>("cf_codes").unwrap_or_default(),
-                ));
-            }
-        }
-        events.sort_by_key(Event::seq);
-        Ok((rows, events))
-    }
-
-    /// The end of the chain as stored.
-    pub fn head(&mut self) -> Result<Head, StoreError> {
-        let row = self
-            .0
-            .query_opt("SELECT events, hash FROM chain_head WHERE id = 1", &[])?;
-        Ok(row.map_or_else(Head::genesis, |row| Head {
-            events: row.get(0),
-            hash: row.get(1),
-        }))
-    }
-
-    /// The rows `filter` selects, oldest first.
-    pub fn query(&mut self, filter: &Filter, now_ms: i64) -> Result<Vec<Entry>, StoreError> {
-        let (sql, values) = super::query::select(filter, now_ms);
-        self.entries(&numbered(&sql), &values)
-    }
-
-    /// Allowed writes after row `after` on one of `paths` or below it.
-    pub fn later_writes(&mut self, after: i64, paths: &[String]) -> Result<Vec<Entry>, StoreError> {
-        let mut found: Vec<Entry> = Vec::new();
-        for path in paths {
-            let values = super::query::later_writes_values(after, path);
-            for entry in self.entries(&numbered(super::query::LATER_WRITES), &values)? {
-                if !found.iter().any(|e| e.id == entry.id) {
-                    found.push(entry);
-                }
-            }
-        }
-        found.sort_by_key(|e| e.id);
-        Ok(found)
-    }
-
-    /// The rows that undo row `row`.
-    pub fn undos_of(&mut self, row: i64) -> Result<Vec<Entry>, StoreError> {
-        let values = [
-            super::query::Value::Int(row),
-            super::query::Value::Text(super::undo_note(row)),
-        ];
-        self.entries(&numbered(super::query::UNDOS_OF), &values)
-    }
-
-    /// The agents with rows in the log.
-    pub fn agents(&mut self) -> Result<Vec<String>, StoreError> {
-        Ok(self
-            .0
-            .query("SELECT DISTINCT agent FROM calls ORDER BY agent", &[])?
-            .iter()
-            .map(|row| row.get(0))
-            .collect())
-    }
-
-    /// Row `id`'s snapshot, if it has one.
-    pub fn snapshot(&mut self, id: i64) -> Result<Option<Stored>, StoreError> {
-        let row = self.0.query_opt(
-            "SELECT reader, kind, prior, after, created FROM snapshots WHERE call_id = $1",
-            &[&id],
-        )?;
-        Ok(row.map(|row| {
-            snapshot::stored(row.get(0), row.get(1), row.get(2), row.get(3), row.get(4))
-        }))
-    }
-
-    /// The first snapshot that no longer matches the digest its row noted.
-    pub fn first_mismatch(&mut self) -> Result<Option<(i64, String)>, StoreError> {
-        let rows = self.0.query(
-            "SELECT s.call_id, s.prior, s.digest, c.lookup FROM snapshots s
-             LEFT JOIN calls c ON c.id = s.call_id WHERE s.prior IS NOT NULL ORDER BY s.call_id",
-            &[],
-        )?;
-        Ok(rows
-            .iter()
-            .find_map(|row| snapshot::mismatch(row.get(0), row.get(1), row.get(2), row.get(3))))
-    }
-
-    fn entries(
-        &mut self,
-        sql: &str,
-        values: &[super::query::Value],
-    ) -> Result<Vec<Entry>, StoreError> {
-        let params: Vec<&(dyn postgres::types::ToSql + Sync)> =
-            values.iter().map(super::query::Value::as_pg).collect();
-        Ok(self
-            .0
-            .query(sql, &params)?
-            .iter()
-            .map(|row| {
-                super::query::Entry::from_parts(super::query::Parts {
-                    id: row.get("id"),
-                    ts: row.get("ts"),
-                    agent: row.get("agent"),
-                    tool: row.get("tool"),
-                    method: row.get("method"),
-                    path: row.get("path"),
-                    decision: row.get("decision"),
-                    reason: row.get("reason"),
-                    rule: row.get("rule"),
-                    target: row.get("target"),
-                    args: row.get("args"),
-                    status: row.get::<_, Option<i32>>("status").map(|s| s as u16),
-                    cf_codes: row.get("cf_codes"),
-                    duration_ms: row.get("duration_ms"),
-                    summary: row.get("summary"),
-                    outcome: row.get("outcome"),
-                    lookup: row.get("lookup"),
-                    sandbox: row.get("sandbox"),
-                })
-            })
-            .collect())
-    }
-}
-
-/// `?` placeholders as PostgreSQL's `$1, $2, …` (the shared SQL is
-/// written for SQLite; no query text holds a literal `?`).
-pub fn numbered(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len() + 8);
-    let mut n = 0;
-    for c in sql.chars() {
-        if c == '?' {
-            n += 1;
-            out.push_str(&format!("${n}"));
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
