@@ -373,7 +373,7 @@ impl Gateway {
     }
 
     /// Spends `charge` from the agent's budgets.
-    async fn spend(&self, agent: &Agent, charge: Charge) -> Result<(), OverBudget> {
+    pub(super) async fn spend(&self, agent: &Agent, charge: Charge) -> Result<(), OverBudget> {
         self.budgets.spend(&agent.id, &agent.limits, charge).await
     }
 
@@ -519,7 +519,7 @@ fn deleted(endpoint: &Endpoint, args: &JsonObject) -> serde_json::Value {
 }
 
 /// The refusal of a call that is over one of its agent's budgets.
-fn over_limit(over: &OverBudget) -> Denial {
+pub(super) fn over_limit(over: &OverBudget) -> Denial {
     Denial::new(DenyKind::OverLimit, over.to_string(), "limits")
 }
 

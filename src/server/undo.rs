@@ -86,6 +86,17 @@ impl Gateway {
             Ok(plan) => plan,
             Err(why) => return self.refusal(&call, refuse(why)).await.map(Into::into),
         };
+        // Reading the object now is a request to Cloudflare: charged as a
+        // call before it goes (the restoring call is charged on its own).
+        let charge = crate::budget::Charge {
+            call: true,
+            upstream: true,
+            ..crate::budget::Charge::default()
+        };
+        if let Err(over) = self.spend(agent, charge).await {
+            let denial = super::call::over_limit(&over);
+            return self.refusal(&call, denial).await.map(Into::into);
+        }
         let changed = self.changed_since(&plan).await;
         if let (Some(changed), false) = (&changed, request.force) {
             let why = format!(
