@@ -256,7 +256,7 @@ impl Pg {
     /// A round trip (reconnecting first if the connection broke).
     fn ping(&mut self) -> Result<(), StoreError> {
         if self.client.is_closed() {
-            *self = Self::open(&self.url).map_err(|e| StoreError(e.to_string()))?;
+            *self = Self::open(&self.url).map_err(reopen_failed)?;
         }
         self.client.simple_query("SELECT 1")?;
         Ok(())
@@ -285,7 +285,7 @@ impl Pg {
         batch: &[Write],
     ) -> Result<(Tip, Vec<RowRef>), StoreError> {
         if self.client.is_closed() {
-            *self = Self::open(&self.url).map_err(|e| StoreError(e.to_string()))?;
+            *self = Self::open(&self.url).map_err(reopen_failed)?;
         }
         let statements = &self.statements;
         let mut tx = self.client.transaction()?;
@@ -322,6 +322,15 @@ pub fn open_migrated(url: &str) -> Result<Client, String> {
 }
 
 pub use reader::{Reader, numbered};
+
+/// A failed reconnection, said once (the writer adds "the audit log is
+/// unavailable").
+fn reopen_failed(error: AuditError) -> StoreError {
+    match error {
+        AuditError::Unavailable(message) => StoreError(message),
+        other => StoreError(other.to_string()),
+    }
+}
 
 fn connect(url: &str) -> Result<Client, StoreError> {
     let mut config: postgres::Config = url.parse()?;
