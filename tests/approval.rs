@@ -35,6 +35,26 @@ approve = ["delete_dns_record"]
 approval_ttl = "1s"
 "#;
 
+/// The server with the approval policy (written into `dir`).
+fn serve(dir: &tempfile::TempDir) -> ServerProcess {
+    let policy = dir.path().join("approve.toml");
+    std::fs::write(&policy, POLICY).expect("write");
+    ServerProcess::start(
+        &["--sandbox", "--policies", policy.to_str().expect("utf-8")],
+        &[],
+    )
+}
+
+/// The DELETE requests the sandbox received.
+async fn deletes(server: &ServerProcess) -> usize {
+    server
+        .sandbox_requests()
+        .await
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .count()
+}
+
 /// Runs `flaregate <args> --audit-db <db>`; returns (success, stdout + stderr).
 fn operator(server: &ServerProcess, args: &[&str]) -> (bool, String) {
     let output = Command::new(BIN)
@@ -68,22 +88,10 @@ fn delete(record: &str, id: Option<&str>) -> serde_json::Value {
 #[tokio::test]
 async fn only_the_approved_call_by_its_agent_goes_through_once() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let policy = dir.path().join("approve.toml");
-    std::fs::write(&policy, POLICY).expect("write");
-    let server = ServerProcess::start(
-        &["--sandbox", "--policies", policy.to_str().expect("utf-8")],
-        &[],
-    );
+    let server = serve(&dir);
     let ops = server.connect("ops").await;
     let other = server.connect("other").await;
-    let deletes = || async {
-        server
-            .sandbox_requests()
-            .await
-            .iter()
-            .filter(|r| r.method == "DELETE")
-            .count()
-    };
+    let deletes = || deletes(&server);
 
     // The tool says it needs approval and takes an approval id.
     let tools = ops.list_all_tools().await.expect("tools");
@@ -269,7 +277,7 @@ fn wait_for_rows(
     panic!("the rows never came: {:?}", server.audit_rows());
 }
 
-/// One stateless 2026-07-28 tools/call from a client that declares
+/// One stateless 2026-07-28 delete from a client that declares
 /// elicitation; `round` adds the retry's `inputResponses` / `requestState`.
 async fn modern_call(
     server: &ServerProcess,
@@ -277,38 +285,16 @@ async fn modern_call(
     args: serde_json::Value,
     round: serde_json::Value,
 ) -> serde_json::Value {
-    let mut params = json!({
-        "name": "delete_dns_record",
-        "arguments": args,
-        "_meta": {
-            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientCapabilities": {"elicitation": {"form": {}}},
-            "io.modelcontextprotocol/clientInfo": {"name": "approval-test", "version": "1"}
-        }
-    });
-    for (name, value) in round.as_object().into_iter().flatten() {
-        params[name] = value.clone();
-    }
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params});
-    let response = reqwest::Client::new()
-        .post(&server.mcp_url)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", "delete_dns_record")
-        .bearer_auth(server.key(agent))
-        .json(&body)
-        .send()
-        .await
-        .expect("server answers");
-    let text = response.text().await.expect("body");
-    let message = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .chain(std::iter::once(text.as_str()))
-        .find_map(|d| serde_json::from_str::<serde_json::Value>(d.trim()).ok())
-        .unwrap_or_else(|| panic!("a JSON-RPC answer: {text}"));
-    message["result"].clone()
+    let elicits =
+        json!({"io.modelcontextprotocol/clientCapabilities": {"elicitation": {"form": {}}}});
+    common::modern_call(
+        &server.mcp_url,
+        server.key(agent),
+        ("delete_dns_record", args),
+        elicits,
+        round,
+    )
+    .await
 }
 
 /// The user's answer as the client sends it back.
@@ -330,20 +316,8 @@ fn result_text(result: &serde_json::Value) -> String {
 #[tokio::test]
 async fn a_2026_07_28_client_is_asked_and_its_answer_is_bound_to_the_exact_call() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let policy = dir.path().join("approve.toml");
-    std::fs::write(&policy, POLICY).expect("write");
-    let server = ServerProcess::start(
-        &["--sandbox", "--policies", policy.to_str().expect("utf-8")],
-        &[],
-    );
-    let deletes = || async {
-        server
-            .sandbox_requests()
-            .await
-            .iter()
-            .filter(|r| r.method == "DELETE")
-            .count()
-    };
+    let server = serve(&dir);
+    let deletes = || deletes(&server);
 
     // The first leg asks: input_required, the question carrying the preview.
     let asked = modern_call(&server, "ops", delete(WWW, None), json!({})).await;

@@ -40,28 +40,16 @@ async fn collector() -> (String, Arc<Mutex<Vec<Value>>>) {
 
 /// A stateless tools/call carrying `traceparent` in its `_meta`.
 async fn traced_call(server: &ServerProcess, traceparent: &str) {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-        "name": "list_zones", "arguments": {},
-        "_meta": {
-            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientCapabilities": {},
-            "traceparent": traceparent
-        }
-    }});
-    let answer = reqwest::Client::new()
-        .post(&server.mcp_url)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", "list_zones")
-        .bearer_auth(server.key("auditor"))
-        .json(&body)
-        .send()
-        .await
-        .expect("answered");
-    assert!(answer.status().is_success());
-    let text = answer.text().await.expect("body");
-    assert!(text.contains("example.com"), "{text}");
+    let result = common::modern_call(
+        &server.mcp_url,
+        server.key("auditor"),
+        ("list_zones", json!({})),
+        json!({"traceparent": traceparent}),
+        json!({}),
+    )
+    .await;
+    assert_ne!(result["isError"], true, "{result}");
+    assert!(result.to_string().contains("example.com"), "{result}");
 }
 
 fn attribute<'a>(span: &'a Value, key: &str) -> Option<&'a str> {

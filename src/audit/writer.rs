@@ -194,6 +194,17 @@ pub fn start(
     times: Arc<AuditTimes>,
 ) -> Result<mpsc::Sender<Job>, AuditError> {
     if super::postgres::is_url(&files.db) {
+        // Both are about a file and its fsyncs: PostgreSQL has neither.
+        if max_bytes.is_some() {
+            tracing::warn!(
+                "audit_max_mb is for a SQLite log and is not applied to PostgreSQL: size the database there"
+            );
+        }
+        if durability == super::Durability::Normal {
+            tracing::warn!(
+                "audit_sync = \"normal\" has no effect on PostgreSQL: each commit is durable when it returns"
+            );
+        }
         return start_postgres(files, capacity, times);
     }
     let open_error = |e: rusqlite::Error| AuditError::open(&files.db, e);

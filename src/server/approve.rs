@@ -305,7 +305,7 @@ impl Gateway {
                         },
                         time_of(now)
                     ),
-                    Said::Nothing(why) | Said::Unclear(why) => why,
+                    Said::Nothing(why) => why,
                     Said::Yes => unreachable!("matched above"),
                 };
                 let denial = Denial::new(
@@ -377,9 +377,7 @@ enum Said {
     Yes,
     /// Declined or cancelled.
     No(ElicitationAction),
-    /// Accepted without saying yes to the question.
-    Unclear(String),
-    /// No answer came.
+    /// No yes came: no answer, or a form accepted without approving.
     Nothing(String),
 }
 
@@ -387,7 +385,7 @@ impl Said {
     fn of(action: ElicitationAction, approve: Option<bool>) -> Self {
         match (action, approve) {
             (ElicitationAction::Accept, Some(true)) => Said::Yes,
-            (ElicitationAction::Accept, _) => Said::Unclear(
+            (ElicitationAction::Accept, _) => Said::Nothing(
                 "the person at the client accepted the form without approving the call".into(),
             ),
             (action, _) => Said::No(action),

@@ -38,7 +38,6 @@ pub struct Gateway {
 impl Gateway {
     /// `engine` should resolve names with the same `client`; `audit_db`
     /// is the file `audit` writes.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         catalog: Arc<Catalog>,
         engine: Engine,

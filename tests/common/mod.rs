@@ -392,3 +392,52 @@ pub fn verify(db: &Path) -> flaregate::audit::Verdict {
     flaregate::audit::verify(&flaregate::audit::AuditFiles::beside(db), None)
         .expect("the log can be verified")
 }
+
+/// One stateless 2026-07-28 `tools/call` over plain HTTP, as a client
+/// without a session sends it: `meta` goes into `_meta` beside the
+/// protocol version, `extra` beside the name and arguments (a retry's
+/// `inputResponses` / `requestState`). Returns the JSON-RPC result.
+pub async fn modern_call(
+    url: &str,
+    key: &str,
+    (tool, arguments): (&str, Value),
+    meta: Value,
+    extra: Value,
+) -> Value {
+    let mut params = serde_json::json!({
+        "name": tool,
+        "arguments": arguments,
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "flaregate-test", "version": "1"}
+        }
+    });
+    for (name, value) in meta.as_object().into_iter().flatten() {
+        params["_meta"][name] = value.clone();
+    }
+    for (name, value) in extra.as_object().into_iter().flatten() {
+        params[name] = value.clone();
+    }
+    let body =
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params});
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", tool)
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .expect("server answers");
+    let text = response.text().await.expect("body");
+    let message = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .chain(std::iter::once(text.as_str()))
+        .find_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .unwrap_or_else(|| panic!("a JSON-RPC answer: {text}"));
+    message["result"].clone()
+}
