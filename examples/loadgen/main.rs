@@ -5,9 +5,11 @@
 //! RSS idle and under load, and the time from start to the first tools/list
 //! answer; writes docs/perf/results.json and docs/perf/latency.svg.
 //!
-//! A third path gives the floor: the same GETs through a bare pass-through
+//! Two more paths give the floors: the same GETs through a bare pass-through
 //! proxy (`passthrough.rs`, its own process), the least any gateway in front
-//! of the sandbox costs on these cores.
+//! of the sandbox costs on these cores; and the same MCP calls through a bare
+//! MCP proxy (`mcp_proxy.rs`: rmcp and one forwarding tool, no policy, no
+//! audit log), the least an MCP server built on rmcp costs.
 //!
 //!     cargo build --release && cargo run --release --example loadgen -- [--calls 200] [--sessions 1,2,4,8,16,32,64,100]
 //!         [--protocol modern|legacy] [--audit-sync full|normal] [--upstream-latency-ms 0] [--think-ms 0]
@@ -28,7 +30,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+mod audit_floor;
 mod mcp;
+mod mcp_proxy;
 mod passthrough;
 mod plot;
 mod processes;
@@ -232,21 +236,37 @@ pub struct Row {
     pub direct_cpu: CpuPerCall,
     /// Through the bare pass-through proxy: the floor.
     pub passthrough: Stats,
+    /// Through the bare MCP proxy (rmcp, no policy, no log): MCP's floor.
+    pub mcp_proxy: Stats,
+    pub mcp_proxy_cpu: CpuPerCall,
+    /// flaregate's durable audit log alone, in this process (SQLite runs
+    /// only): its latency and CPU µs per call.
+    pub audit_floor: Option<Stats>,
+    pub audit_floor_cpu_us: Option<f64>,
     pub passthrough_ratio: f64,
     pub passthrough_added_p50_ms: f64,
     pub passthrough_added_p99_ms: f64,
     pub passthrough_cpu: CpuPerCall,
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--mcp-proxy") {
+        let upstream = args.get(i + 1).expect("--mcp-proxy takes the upstream URL");
+        // Its own runtime: one worker, as flaregate runs.
+        return mcp_proxy::serve(upstream.clone(), TOKEN.to_string());
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
     if let Some(i) = args.iter().position(|a| a == "--passthrough") {
         let upstream = args
             .get(i + 1)
             .expect("--passthrough takes the upstream URL");
-        return passthrough::serve(upstream.clone()).await;
+        return runtime.block_on(passthrough::serve(upstream.clone()));
     }
+    runtime.block_on(run());
+}
+
+async fn run() {
     let options = options();
     let bin = binary();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -284,6 +304,10 @@ async fn main() {
     let (proxy, proxy_url, _proxy_out) = start(
         Command::new(std::env::current_exe().expect("own path")).args(["--passthrough", &api]),
         "PROXY:",
+    );
+    let (mcp_proxy, mcp_proxy_url, _mcp_proxy_out) = start(
+        Command::new(std::env::current_exe().expect("own path")).args(["--mcp-proxy", &api]),
+        "MCP-PROXY:",
     );
     assert!(
         options.instances == 1 || options.audit_db.is_some(),
@@ -335,6 +359,7 @@ async fn main() {
     let pids: Vec<u32> = servers.iter().map(|(server, ..)| server.0.id()).collect();
     let sandbox_pid = sandbox.0.id();
     let proxy_pid = proxy.0.id();
+    let mcp_proxy_pid = mcp_proxy.0.id();
     let idle_kb = rss_kb(pid);
     println!(
         "start-up to first tools/list answer: {:.1} ms",
@@ -374,18 +399,44 @@ async fn main() {
         .await;
         let flaregate_cpu = meter.per_call(calls);
         sampler.abort();
+        let meter = CpuMeter::start(&[mcp_proxy_pid], sandbox_pid);
+        let mcp_proxied = through_flaregate(
+            std::slice::from_ref(&mcp_proxy_url),
+            &key,
+            options.protocol,
+            sessions,
+            options.calls,
+            options.think,
+        )
+        .await;
+        let mcp_proxy_cpu = meter.per_call(calls);
         let meter = CpuMeter::start(&[proxy_pid], sandbox_pid);
         let proxied = plain_gets(&proxy_url, sessions, options.calls, options.think).await;
         let passthrough_cpu = meter.per_call(calls);
         let meter = CpuMeter::start(&[], sandbox_pid);
         let straight = plain_gets(&api, sessions, options.calls, options.think).await;
         let direct_cpu = meter.per_call(calls);
+        let (audit_floor, audit_floor_cpu_us) = match options.audit_db {
+            None => {
+                let calls = options.calls;
+                let (floor, cpu) =
+                    tokio::task::spawn_blocking(move || audit_floor::measure(sessions, calls))
+                        .await
+                        .expect("the audit floor phase ran");
+                (Some(floor), Some(cpu))
+            }
+            Some(_) => (None, None),
+        };
         let row = Row {
+            audit_floor,
+            audit_floor_cpu_us,
             passthrough_ratio: proxied.throughput / straight.throughput,
             passthrough_added_p50_ms: proxied.p50_ms - straight.p50_ms,
             passthrough_added_p99_ms: proxied.p99_ms - straight.p99_ms,
             passthrough_cpu,
             passthrough: proxied,
+            mcp_proxy: mcp_proxied,
+            mcp_proxy_cpu,
             sessions,
             throughput_ratio: through.throughput / straight.throughput,
             added_p50_ms: through.p50_ms - straight.p50_ms,
@@ -426,21 +477,43 @@ async fn main() {
         );
     }
     println!(
-        "\nCPU µs per call (client / gateway / sandbox):\n| sessions | through flaregate | through the bare proxy | direct |\n|---:|---:|---:|---:|"
+        "\nThe MCP floor: the same calls through a bare MCP proxy (rmcp, no policy, no log):\n| sessions | MCP proxy calls/s | MCP proxy p50 / p99 ms |\n|---:|---:|---:|"
     );
     for row in &rows {
-        let (f, p, d) = (row.flaregate_cpu, row.passthrough_cpu, row.direct_cpu);
         println!(
-            "| {} | {:.0} / {:.0} / {:.0} | {:.0} / {:.0} / {:.0} | {:.0} / – / {:.0} |",
+            "| {} | {:.0} | {:.3} / {:.3} |",
+            row.sessions, row.mcp_proxy.throughput, row.mcp_proxy.p50_ms, row.mcp_proxy.p99_ms
+        );
+    }
+    println!(
+        "\nCPU µs per call (client / gateway / sandbox), flaregate's gateway CPU over the bare proxy's, and the audit log alone (its CPU and p50):\n| sessions | through flaregate | through the bare MCP proxy | through the bare proxy | direct | flaregate ÷ bare proxy | audit log alone µs / p50 ms |\n|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for row in &rows {
+        let (f, m, p, d) = (
+            row.flaregate_cpu,
+            row.mcp_proxy_cpu,
+            row.passthrough_cpu,
+            row.direct_cpu,
+        );
+        println!(
+            "| {} | {:.0} / {:.0} / {:.0} | {:.0} / {:.0} / {:.0} | {:.0} / {:.0} / {:.0} | {:.0} / – / {:.0} | {:.1}× | {} |",
             row.sessions,
             f.client_us,
             f.gateway_us,
             f.sandbox_us,
+            m.client_us,
+            m.gateway_us,
+            m.sandbox_us,
             p.client_us,
             p.gateway_us,
             p.sandbox_us,
             d.client_us,
-            d.sandbox_us
+            d.sandbox_us,
+            f.gateway_us / p.gateway_us,
+            match (&row.audit_floor, row.audit_floor_cpu_us) {
+                (Some(floor), Some(cpu)) => format!("{cpu:.0} / {:.3}", floor.p50_ms),
+                _ => "–".to_string(),
+            }
         );
     }
 

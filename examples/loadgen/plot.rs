@@ -6,20 +6,29 @@ use crate::Row;
 type Series = (&'static str, &'static str, &'static str, fn(&Row) -> f64);
 
 /// p50 and p99 latency against sessions (log scale), through flaregate,
-/// through the bare proxy, and direct.
+/// through the bare MCP proxy, through the bare proxy, and direct.
 pub fn plot(rows: &[Row]) -> String {
     let (w, h, left, bottom, top, right) = (720.0, 420.0, 70.0, 60.0, 40.0, 170.0);
     let max_ms = rows
         .iter()
-        .map(|r| r.flaregate.p99_ms.max(r.direct.p99_ms))
+        .map(|r| {
+            r.flaregate
+                .p99_ms
+                .max(r.direct.p99_ms)
+                .max(r.mcp_proxy.p99_ms)
+        })
         .fold(0.1, f64::max)
         * 1.1;
     let max_s = rows.iter().map(|r| r.sessions).max().unwrap_or(1).max(2) as f64;
     let x = |s: usize| left + (s as f64).ln() / max_s.ln() * (w - left - right);
     let y = |ms: f64| h - bottom - ms / max_ms * (h - bottom - top);
-    let series: [Series; 6] = [
+    let series: [Series; 8] = [
         ("flaregate p50", "#d9480f", "", |r| r.flaregate.p50_ms),
         ("flaregate p99", "#d9480f", "6,4", |r| r.flaregate.p99_ms),
+        ("bare MCP proxy p50", "#7048e8", "", |r| r.mcp_proxy.p50_ms),
+        ("bare MCP proxy p99", "#7048e8", "6,4", |r| {
+            r.mcp_proxy.p99_ms
+        }),
         ("bare proxy p50", "#2b8a3e", "", |r| r.passthrough.p50_ms),
         ("bare proxy p99", "#2b8a3e", "6,4", |r| r.passthrough.p99_ms),
         ("direct p50", "#1c7ed6", "", |r| r.direct.p50_ms),

@@ -94,6 +94,11 @@ fn cpu_us(pid: u32) -> u64 {
     }
 }
 
+/// This process's CPU time so far, in µs.
+pub fn own_cpu_us() -> u64 {
+    cpu_us(std::process::id())
+}
+
 /// CPU time from /proc/PID/stat (user + system clock ticks), in µs.
 fn ticks_us(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
