@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 #[allow(deprecated)]
 use rmcp::model::{
-    CacheScope, CallToolRequestParams, CallToolResponse, DiscoverResult, ErrorData, Implementation,
+    CacheScope, CallToolRequestParams, CallToolResponse, ClientCapabilities, DiscoverResult, ErrorData, Implementation,
     InitializeRequestParams, InitializeResult, ListToolsResult, PaginatedRequestParams,
     ProtocolVersion, ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscriptionFilter,
 };
@@ -190,36 +190,45 @@ impl ServerHandler for Handler {
         let agent = self
             .agent(&context)
             .ok_or_else(|| ErrorData::invalid_request("no agent for this request", None))?;
-        let discovers = super::discovery::is_discovery_tool(&request.name)
-            && self
-                .gateway
-                .engine
-                .policy()
-                .agent(&agent)
-                .is_some_and(|a| a.discover);
-        let undoes = request.name == super::undo::UNDO
-            && self
-                .gateway
-                .engine
-                .policy()
-                .agent(&agent)
-                .is_some_and(|a| a.undo);
-        if undoes {
-            return self.gateway.undo(&agent, request.arguments).await;
-        }
         let asker = asker(&request, &context);
+        self.dispatch(&agent, request, asker, context.meta.get_traceparent())
+            .await
+    }
+}
+
+impl Handler {
+    /// Runs a tools/call for `agent`: an endpoint's tool, a discovery tool
+    /// or `undo_call`, whichever the agent may use. Shared by rmcp's path
+    /// and the direct one (`direct.rs`).
+    pub(super) async fn dispatch(
+        &self,
+        agent: &str,
+        request: CallToolRequestParams,
+        asker: Option<super::approve::Asker>,
+        traceparent: Option<&str>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let policy = self.gateway.engine.policy();
+        let may = |allowed: fn(&crate::policy::Agent) -> bool| {
+            policy.agent(agent).is_some_and(allowed)
+        };
+        let discovers = super::discovery::is_discovery_tool(&request.name) && may(|a| a.discover);
+        let undoes = request.name == super::undo::UNDO && may(|a| a.undo);
+        drop(policy);
+        if undoes {
+            return self.gateway.undo(agent, request.arguments).await;
+        }
         let call = super::call::CallContext {
             asker: asker.as_ref(),
             undoes: None,
-            traceparent: context.meta.get_traceparent(),
+            traceparent,
         };
         if discovers {
             self.gateway
-                .discover(&agent, &request.name, request.arguments, call)
+                .discover(agent, &request.name, request.arguments, call)
                 .await
         } else {
             self.gateway
-                .call(&agent, &request.name, request.arguments, call)
+                .call(agent, &request.name, request.arguments, call)
                 .await
         }
     }
@@ -233,21 +242,29 @@ fn asker(
     request: &CallToolRequestParams,
     context: &RequestContext<RoleServer>,
 ) -> Option<super::approve::Asker> {
-    use super::approve::Asker;
     let modern = context
         .protocol_version()
         .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
     if modern {
-        let elicitation = context.client_capabilities()?.elicitation?;
-        let form = elicitation.form.is_some() || elicitation.url.is_none();
-        return form.then(|| Asker::Retry {
-            responses: request.input_responses.clone(),
-            state: request.request_state.clone(),
-        });
+        return retry_asker(request, context.client_capabilities());
     }
     context
         .peer
         .supported_elicitation_modes()
         .contains(&ElicitationMode::Form)
-        .then(|| Asker::Session(context.peer.clone()))
+        .then(|| super::approve::Asker::Session(context.peer.clone()))
+}
+
+/// For a 2026-07-28 request: asking by `input_required`, if the client
+/// declared form elicitation in `capabilities`.
+pub(super) fn retry_asker(
+    request: &CallToolRequestParams,
+    capabilities: Option<ClientCapabilities>,
+) -> Option<super::approve::Asker> {
+    let elicitation = capabilities?.elicitation?;
+    let form = elicitation.form.is_some() || elicitation.url.is_none();
+    form.then(|| super::approve::Asker::Retry {
+        responses: request.input_responses.clone(),
+        state: request.request_state.clone(),
+    })
 }

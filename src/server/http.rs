@@ -17,6 +17,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::direct::{Direct, Routed};
 use super::gateway::Gateway;
 use super::handler::{Caller, Handler};
 use crate::config::HttpSettings;
@@ -32,6 +33,10 @@ struct Guard {
     /// rmcp's live sessions: owners of sessions it has closed (idle for
     /// five minutes, or gone) are forgotten when the next one opens.
     live: Arc<LocalSessionManager>,
+    /// Stateless tools/call requests answered without rmcp's per-request
+    /// service (`None` when the operator turned it off).
+    direct: Option<Direct>,
+    handler: Handler,
 }
 
 /// Refuses a policy that this listener cannot serve safely.
@@ -82,13 +87,16 @@ pub async fn serve(
     }
     let handler = Handler::new(gateway.clone(), None);
     let live = Arc::new(LocalSessionManager::default());
-    let service = StreamableHttpService::new(move || Ok(handler.clone()), live.clone(), config);
+    let direct = Direct::new(&config);
     let guard = Arc::new(Guard {
         gateway,
         loopback: addr.ip().is_loopback(),
         sessions: Mutex::new(HashMap::new()),
-        live,
+        live: live.clone(),
+        direct,
+        handler: handler.clone(),
     });
+    let service = StreamableHttpService::new(move || Ok(handler.clone()), live, config);
     let app = Router::new()
         .nest_service("/mcp", service)
         .layer(middleware::from_fn_with_state(guard, authenticate));
@@ -142,6 +150,14 @@ async fn authenticate(
     }
     let deleting = request.method() == Method::DELETE;
     request.extensions_mut().insert(Caller(agent.clone()));
+    if session.is_none()
+        && let Some(direct) = &guard.direct
+    {
+        request = match direct.route(&guard.handler, &agent, request).await {
+            Routed::Answered(response) => return response,
+            Routed::Onward(request) => request,
+        };
+    }
     let mut response = next.run(request).await;
     if deleting && response.status() == StatusCode::ACCEPTED {
         // rmcp answers a session DELETE with 202; clients (the Python SDK)

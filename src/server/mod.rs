@@ -6,6 +6,7 @@ pub mod admin;
 mod approve;
 mod briefing;
 mod call;
+mod direct;
 mod discovery;
 mod gateway;
 mod handler;

@@ -421,18 +421,7 @@ pub async fn modern_call(
     }
     let body =
         serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params});
-    let response = reqwest::Client::new()
-        .post(url)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", tool)
-        .bearer_auth(key)
-        .json(&body)
-        .send()
-        .await
-        .expect("server answers");
-    let text = response.text().await.expect("body");
+    let (_, _, text) = modern_post(url, key, &body, &[]).await;
     let message = text
         .lines()
         .filter_map(|l| l.strip_prefix("data:"))
@@ -440,4 +429,39 @@ pub async fn modern_call(
         .find_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
         .unwrap_or_else(|| panic!("a JSON-RPC answer: {text}"));
     message["result"].clone()
+}
+
+/// POSTs a 2026-07-28 JSON-RPC `tools/call` `body` with the headers such a
+/// client sends (`headers` replace or add to them); the answer's status,
+/// content type and text.
+pub async fn modern_post(
+    url: &str,
+    key: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> (u16, String, String) {
+    let tool = body["params"]["name"].as_str().unwrap_or_default();
+    let mut sent = vec![
+        ("accept", "application/json, text/event-stream"),
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", tool),
+    ];
+    for (name, value) in headers {
+        sent.retain(|(n, _)| n != name);
+        sent.push((name, value));
+    }
+    let mut request = reqwest::Client::new().post(url).bearer_auth(key).json(body);
+    for (name, value) in sent {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.expect("server answers");
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    (status, content_type, response.text().await.expect("body"))
 }
