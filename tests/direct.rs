@@ -24,13 +24,25 @@ fn calls() -> Vec<(&'static str, &'static str, Value)> {
     vec![
         ("auditor", "get_zone", json!({"zone_id": COM})),
         ("auditor", "list_dns_records", json!({"zone_id": COM})),
-        ("dns-editor", "list_dns_records", json!({"zone_id": "0".repeat(32)})),
+        (
+            "dns-editor",
+            "list_dns_records",
+            json!({"zone_id": "0".repeat(32)}),
+        ),
         ("auditor", "get_zone", json!({"zone_id": 5})),
-        ("auditor", "purge_cache", json!({"zone_id": COM, "purge_everything": true})),
-        ("dns-editor", "create_dns_record", json!({
-            "zone_id": COM, "type": "A", "name": "direct.example.com",
-            "content": "192.0.2.7", "dry_run": true
-        })),
+        (
+            "auditor",
+            "purge_cache",
+            json!({"zone_id": COM, "purge_everything": true}),
+        ),
+        (
+            "dns-editor",
+            "create_dns_record",
+            json!({
+                "zone_id": COM, "type": "A", "name": "direct.example.com",
+                "content": "192.0.2.7", "dry_run": true
+            }),
+        ),
     ]
 }
 
@@ -68,7 +80,11 @@ async fn the_direct_path_answers_exactly_as_rmcp_does() {
         assert_eq!(answered_directly(&log), before + 1, "{tool} went directly");
         let rmcp = common::modern_post(&server.mcp_url, key, &body, &through_rmcp).await;
         assert_eq!(answered_directly(&log), before + 1, "{tool} went to rmcp");
-        assert_eq!((direct.0, &direct.1), (rmcp.0, &rmcp.1), "{tool}: status, type");
+        assert_eq!(
+            (direct.0, &direct.1),
+            (rmcp.0, &rmcp.1),
+            "{tool}: status, type"
+        );
         let parse = |text: &str| serde_json::from_str::<Value>(text).expect("JSON answer");
         assert_eq!(parse(&direct.2), parse(&rmcp.2), "{tool}: the same answer");
     }

@@ -36,7 +36,9 @@ STAGES = [
     ("schema validation", r"jsonschema::|flaregate::catalog::.*validat"),
     ("decision (policy, budgets)", r"flaregate::policy::|flaregate::budget::"),
     ("tool lookup and call path", r"flaregate::server::(call|gateway|handler)::|flaregate::catalog::"),
-    ("rmcp: JSON-RPC parse / serialise", r"rmcp::model::.*(deserialize|serialize|Deserialize|Serialize)|serde_json::(de|ser)::.*rmcp"),
+    # flaregate's direct path (src/server/direct.rs) is parsing and
+    # serialising with rmcp's types, and little else.
+    ("JSON-RPC parse / serialise (rmcp's types)", r"rmcp::model::.*(deserialize|serialize|Deserialize|Serialize)|serde_json::(de|ser)::.*rmcp|flaregate::server::direct::"),
     ("rmcp: per-request service and dispatch", r"^rmcp::|<rmcp::"),
     ("HTTP server (hyper, axum, middleware)", r"hyper::proto::h1|hyper::server|axum::|flaregate::server::http::|tower::|hyper_util::server|hyper::body"),
     ("telemetry and metrics", r"flaregate::(metrics|telemetry)::|tracing_core|tracing::"),

@@ -74,7 +74,10 @@ impl Direct {
             Ok(bytes) => bytes,
             Err(_) => {
                 return Routed::Answered(
-                    (StatusCode::BAD_REQUEST, "Bad Request: the body could not be read")
+                    (
+                        StatusCode::BAD_REQUEST,
+                        "Bad Request: the body could not be read",
+                    )
                         .into_response(),
                 );
             }
@@ -100,8 +103,7 @@ impl Direct {
         method == Method::POST
             && !headers.contains_key("mcp-session-id")
             && !headers.contains_key(header::ORIGIN)
-            && only(headers, "mcp-protocol-version")
-                == Some(ProtocolVersion::V_2026_07_28.as_str())
+            && only(headers, "mcp-protocol-version") == Some(ProtocolVersion::V_2026_07_28.as_str())
             && only(headers, "mcp-method") == Some("tools/call")
             && !headers
                 .keys()
@@ -156,7 +158,11 @@ fn tools_call(headers: &HeaderMap, body: &Bytes) -> Option<Call> {
 fn only<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     let mut values = headers.get_all(name).iter();
     let value = values.next()?;
-    values.next().is_none().then(|| value.to_str().ok()).flatten()
+    values
+        .next()
+        .is_none()
+        .then(|| value.to_str().ok())
+        .flatten()
 }
 
 /// `Accept` names both JSON and event streams, with no weights to weigh.

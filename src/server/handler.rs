@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 #[allow(deprecated)]
 use rmcp::model::{
-    CacheScope, CallToolRequestParams, CallToolResponse, ClientCapabilities, DiscoverResult, ErrorData, Implementation,
-    InitializeRequestParams, InitializeResult, ListToolsResult, PaginatedRequestParams,
-    ProtocolVersion, ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscriptionFilter,
+    CacheScope, CallToolRequestParams, CallToolResponse, ClientCapabilities, DiscoverResult,
+    ErrorData, Implementation, InitializeRequestParams, InitializeResult, ListToolsResult,
+    PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig,
+    SetLevelRequestParams, SubscriptionFilter,
 };
 use rmcp::service::{ElicitationMode, NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{RoleServer, ServerHandler};
@@ -208,9 +209,8 @@ impl Handler {
         traceparent: Option<&str>,
     ) -> Result<CallToolResponse, ErrorData> {
         let policy = self.gateway.engine.policy();
-        let may = |allowed: fn(&crate::policy::Agent) -> bool| {
-            policy.agent(agent).is_some_and(allowed)
-        };
+        let may =
+            |allowed: fn(&crate::policy::Agent) -> bool| policy.agent(agent).is_some_and(allowed);
         let discovers = super::discovery::is_discovery_tool(&request.name) && may(|a| a.discover);
         let undoes = request.name == super::undo::UNDO && may(|a| a.undo);
         drop(policy);
