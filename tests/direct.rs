@@ -138,3 +138,48 @@ async fn the_operator_can_send_every_request_through_rmcp() {
     assert!(text.contains(COM), "{text}");
     assert_eq!(answered_directly(&log), 0);
 }
+
+#[tokio::test]
+async fn a_client_that_hangs_up_does_not_cut_a_call_short() {
+    // Cloudflare answers in 800 ms; the client gives up after 200.
+    let upstream = common::SandboxProcess::start(&["--latency-ms", "800"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (key, hash) = flaregate::policy::new_key();
+    let policy = dir.path().join("reader.toml");
+    std::fs::write(
+        &policy,
+        format!("[[agent]]\nid = \"reader\"\nkey_sha256 = [\"{hash}\"]\nzones = [\"*\"]\ngrants = {{ zones = \"read\" }}\n"),
+    )
+    .expect("policy");
+    let server = ServerProcess::start(
+        &["--policies", policy.to_str().expect("utf-8")],
+        &[
+            ("CLOUDFLARE_API_TOKEN", upstream.token.as_str()),
+            ("CLOUDFLARE_API_BASE_URL", upstream.base_url.as_str()),
+        ],
+    );
+    let body = request(1, "get_zone", &json!({"zone_id": COM}));
+    let gave_up = reqwest::Client::new()
+        .post(&server.mcp_url)
+        .bearer_auth(&key)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "get_zone")
+        .json(&body)
+        .timeout(std::time::Duration::from_millis(200))
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the client hung up before the answer");
+    // The call runs to its end: Cloudflare's answer is in its row.
+    let mut rows = server.audit_rows();
+    for _ in 0..50 {
+        if rows.first().is_some_and(|r| r.status.is_some()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        rows = server.audit_rows();
+    }
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].status, Some(200), "{rows:?}");
+}

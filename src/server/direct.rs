@@ -86,13 +86,29 @@ impl Direct {
             return Routed::Onward(Request::from_parts(parts, Body::from(bytes)));
         };
         tracing::debug!(agent, tool = %crate::text::clip(&call.params.name, 64), "a stateless tools/call, answered directly");
-        let asker = super::handler::retry_asker(&call.params, call.meta.client_capabilities());
-        let answer = handler
-            .dispatch(agent, call.params, asker, call.meta.get_traceparent())
-            .await;
-        let message = match answer {
-            Ok(response) => ServerJsonRpcMessage::response(ServerResult::from(response), call.id),
-            Err(error) => ServerJsonRpcMessage::error(error, Some(call.id)),
+        let Call { id, params, meta } = call;
+        let (handler, agent) = (handler.clone(), agent.to_string());
+        // A task of its own, as rmcp runs a handler: a client that hangs up
+        // does not cut a call short between Cloudflare and its audit row.
+        let running = tokio::spawn(async move {
+            let asker = super::handler::retry_asker(&params, meta.client_capabilities());
+            handler
+                .dispatch(&agent, params, asker, meta.get_traceparent())
+                .await
+        });
+        let message = match running.await {
+            Ok(Ok(response)) => ServerJsonRpcMessage::response(ServerResult::from(response), id),
+            Ok(Err(error)) => ServerJsonRpcMessage::error(error, Some(id)),
+            Err(failed) => {
+                tracing::error!(error = %failed, "a tools/call task failed");
+                ServerJsonRpcMessage::error(
+                    rmcp::model::ErrorData::internal_error(
+                        "the call failed inside flaregate",
+                        None,
+                    ),
+                    Some(id),
+                )
+            }
         };
         Routed::Answered(json_response(&message))
     }
