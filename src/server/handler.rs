@@ -1,6 +1,7 @@
-//! The rmcp `ServerHandler`: the only place that speaks MCP. It finds the
+//! The rmcp `ServerHandler`: where flaregate speaks MCP. It finds the
 //! caller's agent (from the HTTP request, or the one stdio agent) and hands
-//! the rest to the gateway.
+//! the rest to the gateway. Stateless tools/call requests that skip rmcp's
+//! service (`direct.rs`) come to the same [`Handler::dispatch`].
 
 use std::sync::Arc;
 
