@@ -138,6 +138,7 @@ async fn one_agent_hammering_denied_lookups_leaves_another_agents_calls_unaffect
     let alice = connect_http(&setup.server.mcp_url, Some(&setup.alice)).await;
     let delete_www = json!({"zone_id": EXAMPLE_COM, "dns_record_id": WWW});
     let mut over = 0;
+    let started = std::time::Instant::now();
     for _ in 0..100 {
         let refused = call(&mallory, "delete_dns_record", delete_www.clone()).await;
         assert_eq!(refused.is_error, Some(true));
@@ -149,9 +150,12 @@ async fn one_agent_hammering_denied_lookups_leaves_another_agents_calls_unaffect
         .upstream
         .requests_to(&format!("/dns_records/{WWW}"))
         .await;
+    // The share is a bucket of 45 that refills at 45 a minute: a slow
+    // machine running the loop for longer earns the refill, no more.
+    let refilled = (started.elapsed().as_secs_f64() * 45.0 / 60.0).ceil() as usize;
     assert!(
-        lookups <= 45,
-        "mallory's lookups stop at its share: {lookups}"
+        lookups <= 45 + refilled,
+        "mallory's lookups stop at its share: {lookups} (refilled {refilled})"
     );
     assert_eq!(
         over,
