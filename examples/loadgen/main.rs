@@ -9,7 +9,9 @@
 //! proxy (`passthrough.rs`, its own process), the least any gateway in front
 //! of the sandbox costs on these cores; and the same MCP calls through a bare
 //! MCP proxy (`mcp_proxy.rs`: rmcp and one forwarding tool, no policy, no
-//! audit log), the least an MCP server built on rmcp costs.
+//! audit log), the least an MCP server built on rmcp costs. Last, flaregate's
+//! durable audit log alone (`audit_floor.rs`, in this process): what the log
+//! costs a call with nothing else running.
 //!
 //!     cargo build --release && cargo run --release --example loadgen -- [--calls 200] [--sessions 1,2,4,8,16,32,64,100]
 //!         [--protocol modern|legacy] [--audit-sync full|normal] [--upstream-latency-ms 0] [--think-ms 0]
