@@ -159,17 +159,12 @@ async fn a_client_that_hangs_up_does_not_cut_a_call_short() {
         ],
     );
     let body = request(1, "get_zone", &json!({"zone_id": COM}));
-    let gave_up = reqwest::Client::new()
-        .post(&server.mcp_url)
-        .bearer_auth(&key)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", "get_zone")
-        .json(&body)
-        .timeout(std::time::Duration::from_millis(500))
-        .send()
-        .await;
+    let hang_up = std::time::Duration::from_millis(500);
+    let gave_up = tokio::time::timeout(
+        hang_up,
+        common::modern_post(&server.mcp_url, &key, &body, &[]),
+    )
+    .await;
     assert!(gave_up.is_err(), "the client hung up before the answer");
     // The call runs to its end: Cloudflare's answer is in its row.
     let mut rows = server.audit_rows();

@@ -183,14 +183,15 @@ fn only<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// `Accept` names both JSON and event streams, with no weights to weigh.
 fn accepts_json_and_events(headers: &HeaderMap) -> bool {
-    let ranges: Vec<&str> = headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .collect();
-    let named = |mime: &str| ranges.iter().any(|r| essence(r).eq_ignore_ascii_case(mime));
-    !ranges.iter().any(|r| r.contains(';')) && named(JSON) && named(EVENT_STREAM)
+    let ranges = || {
+        headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+    };
+    let named = |mime: &str| ranges().any(|r| essence(r).eq_ignore_ascii_case(mime));
+    !ranges().any(|r| r.contains(';')) && named(JSON) && named(EVENT_STREAM)
 }
 
 fn essence(media: &str) -> &str {
