@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use common::{SandboxProcess, args, catalog, endpoint};
-use flaregate::policy::{Engine, LookupError, Verdict, compile};
+use flaregate::policy::{Engine, Verdict, compile};
 use flaregate::sandbox::{ACCOUNT_ID, EXAMPLE_COM};
 use serde_json::json;
 
@@ -127,9 +127,12 @@ async fn records_named_by_id_are_fetched_and_checked() {
     let engine = Engine::new(policy, Some(sandbox.client())).await;
     let policy = engine.policy();
     let agent = policy.agent("editor").expect("agent");
-    // As the gateway does: decide, fetch the object when asked, decide again.
+    // As the pipeline does: decide, fetch the object when asked (through
+    // the endpoint's lookup tool), decide again.
+    let client = sandbox.client();
+    let catalog = policy.catalog().clone();
     let decide = |tool: &'static str, call: serde_json::Value| {
-        let (engine, policy) = (&engine, policy.clone());
+        let (engine, policy, client, catalog) = (&engine, policy.clone(), &client, &catalog);
         async move {
             let call = args(call);
             let verdict = engine.decide(&policy, agent, tool, &call).await;
@@ -139,21 +142,31 @@ async fn records_named_by_id_are_fetched_and_checked() {
                     reason: verdict.reason().to_string(),
                 };
             }
-            match engine.look_up(&policy, tool, &call).await.object {
-                Ok(current) => {
+            let lookup = catalog
+                .endpoint(tool)
+                .and_then(|e| e.lookup.as_ref())
+                .expect("a lookup");
+            let reader = catalog.endpoint(&lookup.tool).expect("its tool");
+            let path: serde_json::Map<String, serde_json::Value> = reader
+                .path
+                .params()
+                .filter_map(|p| call.get(p).map(|v| (p.to_string(), v.clone())))
+                .collect();
+            match client.call(reader, &path).await.map(|a| a.result) {
+                Ok(serde_json::Value::Object(current)) => {
                     let verdict = engine.decide_with(&policy, agent, tool, &call, &current);
                     Decided {
                         allowed: verdict.is_allowed(),
                         reason: verdict.reason().to_string(),
                     }
                 }
-                Err(LookupError::NotFound) => Decided {
+                Err(error) if error.status() == Some(404) => Decided {
                     allowed: false,
                     reason: "not found: 404".into(),
                 },
-                Err(LookupError::Failed(problem)) => Decided {
+                other => Decided {
                     allowed: false,
-                    reason: problem,
+                    reason: format!("{other:?}"),
                 },
             }
         }

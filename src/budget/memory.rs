@@ -54,19 +54,19 @@ impl AgentBuckets {
     }
 
     /// The buckets `charge` draws from, with their budgets and limits.
-    fn drawn(&self, charge: Charge, limits: &Limits) -> Vec<(&Limiter, Budget, String)> {
+    fn drawn(&self, charge: Charge, limits: &Limits) -> Vec<(&Limiter, u32, Budget, String)> {
         let mut drawn = Vec::with_capacity(4);
         if charge.call
             && let Some(calls) = &self.calls
         {
             let n = limits.calls_per_minute.unwrap_or_default();
-            drawn.push((calls, Budget::Calls, format!("{n} calls this minute")));
+            drawn.push((calls, 1, Budget::Calls, format!("{n} calls this minute")));
         }
         if charge.write
             && let Some(writes) = &self.writes
         {
             let n = limits.writes_per_hour.unwrap_or_default();
-            drawn.push((writes, Budget::Writes, format!("{n} writes this hour")));
+            drawn.push((writes, 1, Budget::Writes, format!("{n} writes this hour")));
         }
         if charge.refusal {
             let n = limits
@@ -74,13 +74,19 @@ impl AgentBuckets {
                 .unwrap_or(DEFAULT_REFUSALS_PER_MINUTE);
             drawn.push((
                 &self.refusals,
+                1,
                 Budget::Refusals,
                 format!("{n} calls this minute"),
             ));
         }
-        if charge.upstream {
+        if charge.upstream > 0 {
             let share = self.upstream.spec();
-            drawn.push((&self.upstream, Budget::Upstream, share.to_string()));
+            drawn.push((
+                &self.upstream,
+                charge.upstream,
+                Budget::Upstream,
+                share.to_string(),
+            ));
         }
         drawn
     }
@@ -138,8 +144,8 @@ impl InProcess {
         self.with_agent(agent, Some(limits), |buckets| {
             let drawn = buckets.drawn(charge, limits);
             // Checked first, then taken: under the lock, all or nothing.
-            for (limiter, budget, limit) in &drawn {
-                if let Err(retry_after) = limiter.ready() {
+            for (limiter, n, budget, limit) in &drawn {
+                if let Err(retry_after) = limiter.ready(*n) {
                     return Err(OverBudget {
                         budget: *budget,
                         limit: limit.clone(),
@@ -147,8 +153,8 @@ impl InProcess {
                     });
                 }
             }
-            for (limiter, ..) in &drawn {
-                let _ = limiter.try_acquire();
+            for (limiter, n, ..) in &drawn {
+                let _ = limiter.try_acquire_n(*n);
             }
             Ok(())
         })
@@ -218,13 +224,13 @@ mod tests {
         call: true,
         write: false,
         refusal: false,
-        upstream: true,
+        upstream: 1,
     };
     const WRITE: Charge = Charge {
         call: true,
         write: true,
         refusal: false,
-        upstream: true,
+        upstream: 1,
     };
 
     #[test]

@@ -20,7 +20,7 @@ mod postgres;
 use std::time::Duration;
 
 pub use memory::InProcess;
-pub use postgres::{SCHEMA as SHARED_SCHEMA, Shared};
+pub use postgres::{SCHEMA as SHARED_SCHEMA, SPEND_N as SHARED_SPEND_N, Shared};
 
 use crate::cloudflare::RateSpec;
 use crate::policy::Limits;
@@ -31,13 +31,14 @@ pub const DEFAULT_REFUSALS_PER_MINUTE: u32 = 30;
 
 /// What one step of a call spends. A call is charged once (`call`), plus
 /// a write when an allowed write goes upstream, a refusal when it is
-/// refused, and one upstream request for each request it sends.
+/// refused, and one upstream request for each request it sends (its
+/// lookup, a preview's or snapshot's read, the call itself).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Charge {
     pub call: bool,
     pub write: bool,
     pub refusal: bool,
-    pub upstream: bool,
+    pub upstream: u32,
 }
 
 /// The budget that said no.

@@ -56,6 +56,39 @@ pub const SCHEMA: &str = "CREATE TABLE budgets (
         RETURN QUERY SELECT 0, 0::BIGINT;
     END $$;";
 
+/// Spending several tokens of a bucket at once (a call's every request to
+/// Cloudflare is charged before the first goes): `p_counts[i]` from
+/// bucket `i`, all or nothing.
+pub const SPEND_N: &str = "CREATE FUNCTION flaregate_spend_n(p_agents TEXT[], p_budgets TEXT[], p_caps DOUBLE PRECISION[],
+                                    p_windows DOUBLE PRECISION[], p_counts DOUBLE PRECISION[], p_now BIGINT)
+    RETURNS TABLE (refused INTEGER, retry_ms BIGINT) LANGUAGE plpgsql AS $$
+    DECLARE
+        i INTEGER;
+        t DOUBLE PRECISION;
+        r BIGINT;
+        want DOUBLE PRECISION;
+        levels DOUBLE PRECISION[] := ARRAY[]::DOUBLE PRECISION[];
+    BEGIN
+        FOR i IN 1 .. coalesce(array_length(p_budgets, 1), 0) LOOP
+            INSERT INTO budgets VALUES (p_agents[i], p_budgets[i], p_caps[i], p_now)
+                ON CONFLICT DO NOTHING;
+            SELECT tokens, refreshed_ms INTO t, r FROM budgets
+                WHERE agent = p_agents[i] AND budget = p_budgets[i] FOR UPDATE;
+            t := least(p_caps[i], t + greatest(p_now - r, 0) * p_caps[i] / p_windows[i]);
+            want := least(p_counts[i], p_caps[i]);
+            IF t < want THEN
+                RETURN QUERY SELECT i, ceil((want - t) * p_windows[i] / p_caps[i])::BIGINT;
+                RETURN;
+            END IF;
+            levels := levels || (t - want);
+        END LOOP;
+        FOR i IN 1 .. coalesce(array_length(p_budgets, 1), 0) LOOP
+            UPDATE budgets SET tokens = levels[i], refreshed_ms = p_now
+                WHERE agent = p_agents[i] AND budget = p_budgets[i];
+        END LOOP;
+        RETURN QUERY SELECT 0, 0::BIGINT;
+    END $$;";
+
 /// The bucket that stands for flaregate's whole Cloudflare budget.
 const EVERYONE: &str = "*";
 
@@ -77,6 +110,8 @@ struct Draw {
     name: &'static str,
     cap: f64,
     window_ms: f64,
+    /// Tokens taken from the bucket.
+    count: f64,
     limit: String,
 }
 
@@ -114,22 +149,31 @@ impl Shared {
 
     fn draws(&self, agent: &str, limits: &Limits, charge: Charge) -> Vec<Draw> {
         let mut draws = Vec::with_capacity(5);
-        let mut draw = |who: &str, budget, name, spec: Option<(u32, u64)>, limit: String| {
-            if let Some((requests, window_ms)) = spec.filter(|(n, _)| *n > 0) {
-                draws.push(Draw {
-                    agent: who.to_string(),
-                    budget,
-                    name,
-                    cap: f64::from(requests),
-                    window_ms: window_ms as f64,
-                    limit,
-                });
-            }
-        };
+        let mut draw =
+            |who: &str, budget, name, spec: Option<(u32, u64)>, count: u32, limit: String| {
+                if let Some((requests, window_ms)) = spec.filter(|(n, _)| *n > 0) {
+                    draws.push(Draw {
+                        agent: who.to_string(),
+                        budget,
+                        name,
+                        cap: f64::from(requests),
+                        window_ms: window_ms as f64,
+                        count: f64::from(count),
+                        limit,
+                    });
+                }
+            };
         if charge.call {
             let n = limits.calls_per_minute;
             let limit = format!("{} calls this minute", n.unwrap_or_default());
-            draw(agent, Budget::Calls, "calls", n.map(|n| (n, 60_000)), limit);
+            draw(
+                agent,
+                Budget::Calls,
+                "calls",
+                n.map(|n| (n, 60_000)),
+                1,
+                limit,
+            );
         }
         if charge.write {
             let n = limits.writes_per_hour;
@@ -139,6 +183,7 @@ impl Shared {
                 Budget::Writes,
                 "writes",
                 n.map(|n| (n, 3_600_000)),
+                1,
                 limit,
             );
         }
@@ -152,10 +197,11 @@ impl Shared {
                 Budget::Refusals,
                 "refusals",
                 Some((n, 60_000)),
+                1,
                 limit,
             );
         }
-        if charge.upstream {
+        if charge.upstream > 0 {
             for (who, budget, name, spec) in [
                 (agent, Budget::Upstream, "upstream", self.share),
                 (EVERYONE, Budget::Cloudflare, "cloudflare", self.whole),
@@ -167,6 +213,7 @@ impl Shared {
                         budget,
                         name,
                         Some((requests, window)),
+                        charge.upstream,
                         spec.to_string(),
                     );
                 }
@@ -195,11 +242,12 @@ impl Shared {
         let names: Vec<&str> = draws.iter().map(|d| d.name).collect();
         let caps: Vec<f64> = draws.iter().map(|d| d.cap).collect();
         let windows: Vec<f64> = draws.iter().map(|d| d.window_ms).collect();
+        let counts: Vec<f64> = draws.iter().map(|d| d.count).collect();
         let now = crate::audit::now_unix_ms();
         let row = client
             .query_one(
-                "SELECT refused, retry_ms FROM flaregate_spend($1, $2, $3, $4, $5)",
-                &[&agents, &names, &caps, &windows, &now],
+                "SELECT refused, retry_ms FROM flaregate_spend_n($1, $2, $3, $4, $5, $6)",
+                &[&agents, &names, &caps, &windows, &counts, &now],
             )
             .await
             .map_err(|e| unavailable(e.to_string()))?;

@@ -10,7 +10,8 @@ use serde_json::{Map, Value};
 use super::{Outcome, Paths, setup};
 use crate::audit::summary;
 use crate::catalog::Catalog;
-use crate::policy::{AuthMode, Engine, LookupError, Policy, Verdict, describe_target};
+use crate::policy::{AuthMode, Engine, Policy, Verdict, describe_target};
+use crate::server::pipeline::{LookupError, fetch_object};
 
 #[derive(Args)]
 pub struct CheckArgs {
@@ -414,7 +415,7 @@ pub async fn explain(args: &ExplainArgs) -> Outcome {
         (None, None)
     };
     let offline = resolver.is_none();
-    let engine = Engine::new(policy, resolver).await;
+    let engine = Engine::new(policy, resolver.clone()).await;
     let policy = engine.policy();
     let agent = policy
         .agent(&args.agent)
@@ -439,8 +440,19 @@ pub async fn explain(args: &ExplainArgs) -> Outcome {
         println!("undecided: {} — {OFFLINE}", decision.reason());
         return Ok(ExitCode::FAILURE);
     }
-    if decision == Verdict::NeedsLookup {
-        let lookup = engine.look_up(&policy, &args.tool, &call).await;
+    if decision == Verdict::NeedsLookup
+        && let Some(client) = &resolver
+    {
+        // The operator's own question: the lookup the server would make.
+        let target = catalog
+            .endpoint(&args.tool)
+            .and_then(|e| e.lookup.as_ref())
+            .and_then(|lookup| catalog.endpoint(&lookup.tool));
+        let Some(target) = target else {
+            println!("undecided: the object this call acts on has no lookup to check it with");
+            return Ok(ExitCode::FAILURE);
+        };
+        let lookup = fetch_object(client, target, &call).await;
         if !lookup.note.is_empty() {
             println!("fetched: {}", lookup.note);
         }

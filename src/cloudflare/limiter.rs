@@ -109,16 +109,21 @@ impl Limiter {
 
     /// Takes one request from the budget, or says how long until one is free.
     pub fn try_acquire(&self) -> Result<(), Duration> {
-        self.refilled(true)
+        self.refilled(1, true)
     }
 
-    /// Whether one request is free now, without taking it (for budgets
+    /// Takes `n` requests from the budget, all or none.
+    pub fn try_acquire_n(&self, n: u32) -> Result<(), Duration> {
+        self.refilled(n, true)
+    }
+
+    /// Whether `n` requests are free now, without taking them (for budgets
     /// spent all or nothing under a lock of their own).
-    pub fn ready(&self) -> Result<(), Duration> {
-        self.refilled(false)
+    pub fn ready(&self, n: u32) -> Result<(), Duration> {
+        self.refilled(n, false)
     }
 
-    fn refilled(&self, take: bool) -> Result<(), Duration> {
+    fn refilled(&self, n: u32, take: bool) -> Result<(), Duration> {
         let RateSpec::Limit { requests, per } = self.spec else {
             return Ok(());
         };
@@ -132,13 +137,17 @@ impl Limiter {
         let elapsed = now.duration_since(bucket.refreshed).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * per_second).min(capacity);
         bucket.refreshed = now;
-        if bucket.tokens >= 1.0 {
+        // More than the bucket holds is never free: asked as its capacity.
+        let wanted = f64::from(n).min(capacity);
+        if bucket.tokens >= wanted {
             if take {
-                bucket.tokens -= 1.0;
+                bucket.tokens -= wanted;
             }
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / per_second))
+            Err(Duration::from_secs_f64(
+                (wanted - bucket.tokens) / per_second,
+            ))
         }
     }
 }

@@ -16,6 +16,6 @@ pub use credential::Credential;
 pub use envelope::ApiResponse;
 pub use error::{ApiMessage, CloudflareError};
 pub use limiter::{Limiter, RateSpec};
-pub use pagination::{AllPages, next_cursor};
+pub use pagination::{AllPages, PageWalk, next_cursor};
 pub use request::{Body, PreparedRequest, build};
 pub use retry::RetryPolicy;

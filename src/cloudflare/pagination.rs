@@ -39,6 +39,92 @@ fn page_items(endpoint: &Endpoint, result: Value) -> Vec<Value> {
     }
 }
 
+/// A walk over a list's pages, one request at a time, so the caller can
+/// charge each page before it is sent (see `server::pipeline::visible`).
+#[derive(Debug)]
+pub struct PageWalk<'e> {
+    endpoint: &'e Endpoint,
+    args: Map<String, Value>,
+    page: u64,
+    max_pages: u32,
+    all: AllPages,
+    done: bool,
+}
+
+impl<'e> PageWalk<'e> {
+    /// Starts at the page `args` names (or the first), for at most `max_pages`.
+    pub fn new(endpoint: &'e Endpoint, args: &Map<String, Value>, max_pages: u32) -> Self {
+        let page = args.get("page").and_then(Value::as_u64).unwrap_or(1);
+        let mut walk = Self {
+            endpoint,
+            args: args.clone(),
+            page,
+            max_pages,
+            all: AllPages {
+                items: Vec::new(),
+                pages: 0,
+                complete: false,
+            },
+            done: false,
+        };
+        walk.set_page();
+        walk
+    }
+
+    fn set_page(&mut self) {
+        if self.endpoint.pagination == Pagination::Page {
+            self.args.insert("page".into(), Value::from(self.page));
+        }
+    }
+
+    /// The arguments of the next page to fetch, or none when the walk is over.
+    pub fn next_args(&self) -> Option<&Map<String, Value>> {
+        (!self.done && self.all.pages < self.max_pages).then_some(&self.args)
+    }
+
+    /// Takes in the page just fetched.
+    pub fn absorb(&mut self, answer: super::ApiResponse) {
+        self.all.pages += 1;
+        let items = page_items(self.endpoint, answer.result);
+        let got = items.len();
+        self.all.items.extend(items);
+        let info = answer.result_info.as_ref();
+        let more = match self.endpoint.pagination {
+            Pagination::None => false,
+            Pagination::Page => {
+                let total_pages = info
+                    .and_then(|i| i.get("total_pages"))
+                    .and_then(Value::as_u64);
+                let per_page = info.and_then(|i| i.get("per_page")).and_then(Value::as_u64);
+                match (total_pages, per_page) {
+                    (Some(total), _) => self.page < total,
+                    (None, Some(per)) => got as u64 >= per && got > 0,
+                    (None, None) => false,
+                }
+            }
+            Pagination::Cursor => match next_cursor(info) {
+                Some(cursor) => {
+                    self.args.insert("cursor".into(), Value::from(cursor));
+                    true
+                }
+                None => false,
+            },
+        };
+        if more {
+            self.page += 1;
+            self.set_page();
+        } else {
+            self.all.complete = true;
+            self.done = true;
+        }
+    }
+
+    /// Every item gathered.
+    pub fn finish(self) -> AllPages {
+        self.all
+    }
+}
+
 impl Client {
     /// Calls a paginated list endpoint until the last page or `max_pages`.
     pub async fn fetch_all(
@@ -47,50 +133,11 @@ impl Client {
         args: &Map<String, Value>,
         max_pages: u32,
     ) -> Result<AllPages, CloudflareError> {
-        let mut args = args.clone();
-        let mut all = AllPages {
-            items: Vec::new(),
-            pages: 0,
-            complete: false,
-        };
-        let mut page = args.get("page").and_then(Value::as_u64).unwrap_or(1);
-        while all.pages < max_pages {
-            if endpoint.pagination == Pagination::Page {
-                args.insert("page".into(), Value::from(page));
-            }
-            let answer = self.call(endpoint, &args).await?;
-            all.pages += 1;
-            let items = page_items(endpoint, answer.result);
-            let got = items.len();
-            all.items.extend(items);
-            let info = answer.result_info.as_ref();
-            let more = match endpoint.pagination {
-                Pagination::None => false,
-                Pagination::Page => {
-                    let total_pages = info
-                        .and_then(|i| i.get("total_pages"))
-                        .and_then(Value::as_u64);
-                    let per_page = info.and_then(|i| i.get("per_page")).and_then(Value::as_u64);
-                    match (total_pages, per_page) {
-                        (Some(total), _) => page < total,
-                        (None, Some(per)) => got as u64 >= per && got > 0,
-                        (None, None) => false,
-                    }
-                }
-                Pagination::Cursor => match next_cursor(info) {
-                    Some(cursor) => {
-                        args.insert("cursor".into(), Value::from(cursor));
-                        true
-                    }
-                    None => false,
-                },
-            };
-            if !more {
-                all.complete = true;
-                break;
-            }
-            page += 1;
+        let mut walk = PageWalk::new(endpoint, args, max_pages);
+        while let Some(args) = walk.next_args() {
+            let answer = self.call(endpoint, args).await?;
+            walk.absorb(answer);
         }
-        Ok(all)
+        Ok(walk.finish())
     }
 }

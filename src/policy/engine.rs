@@ -1,37 +1,21 @@
 //! The policy as the server uses it: the current compiled policy and zone
 //! directory, swapped atomically on reload or refresh (readers never wait),
 //! names fetched once at start (decisions wait for them; listing tools does
-//! not) and again when a call misses one.
+//! not) and again when a call misses one. It reads nothing from Cloudflare
+//! for an agent: a call's lookup is the pipeline's (`server::pipeline`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use serde_json::{Map, Value};
+
 use tokio::sync::{Mutex, OnceCell};
 
 use super::decide::{DenyKind, Verdict};
 use super::model::{Agent, Policy};
 use super::scope::Directory;
-use crate::catalog::Endpoint;
 use crate::cloudflare::Client;
-
-/// The object a call acts on, as its lookup fetched it.
-#[derive(Debug)]
-pub struct Lookup {
-    pub object: Result<Map<String, Value>, LookupError>,
-    /// "GET /zones/…/dns_records/… → 200 in 4 ms" (empty if nothing was sent).
-    pub note: String,
-}
-
-/// Why the object a call acts on could not be fetched.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LookupError {
-    /// Cloudflare has no such object (404).
-    NotFound,
-    /// Anything else, in words.
-    Failed(String),
-}
 
 /// How often a miss may trigger a directory refresh.
 const REFRESH_COOLDOWN: Duration = Duration::from_secs(10);
@@ -93,8 +77,8 @@ impl Engine {
     /// name is not resolved, refreshes the directory (at most every few
     /// seconds) and decides again. A call that needs the object it acts on
     /// comes back as [`Verdict::NeedsLookup`]: the caller charges the
-    /// lookup, fetches it ([`Engine::look_up`]) and decides again
-    /// ([`Engine::decide_with`]). Spends nothing.
+    /// lookup, fetches it and decides again ([`Engine::decide_with`]).
+    /// Spends nothing, and sends nothing for the agent.
     pub async fn decide(
         &self,
         policy: &Policy,
@@ -123,74 +107,6 @@ impl Engine {
         current: &Map<String, Value>,
     ) -> Verdict {
         policy.decide(agent, tool, args, &self.directory.load(), Some(current))
-    }
-
-    /// Fetches the object a call acts on through the endpoint's lookup
-    /// tool; says what was sent and what came back, for the audit row.
-    pub async fn look_up(&self, policy: &Policy, tool: &str, args: &Map<String, Value>) -> Lookup {
-        let catalog = policy.catalog();
-        let target = catalog
-            .endpoint(tool)
-            .and_then(|e| e.lookup.as_ref())
-            .and_then(|lookup| catalog.endpoint(&lookup.tool));
-        match target {
-            Some(target) => self.fetch(target, args).await,
-            None => Lookup {
-                object: Err(LookupError::Failed(
-                    "there is no lookup to check it with".into(),
-                )),
-                note: String::new(),
-            },
-        }
-    }
-
-    /// Fetches the object the GET endpoint `target` names with the path
-    /// arguments of `args` (a lookup, or what a preview shows).
-    pub async fn fetch(&self, target: &Endpoint, args: &Map<String, Value>) -> Lookup {
-        let started = std::time::Instant::now();
-        let Some(client) = self.resolver.as_ref() else {
-            return Lookup {
-                object: Err(LookupError::Failed(
-                    "there is no Cloudflare client to fetch it with".into(),
-                )),
-                note: String::new(),
-            };
-        };
-        let path_args: Map<String, Value> = target
-            .path
-            .params()
-            .filter_map(|name| args.get(name).map(|v| (name.to_string(), v.clone())))
-            .collect();
-        let request = match crate::cloudflare::build(target, &path_args) {
-            Ok(request) => request,
-            Err(error) => {
-                return Lookup {
-                    object: Err(LookupError::Failed(error.to_string())),
-                    note: String::new(),
-                };
-            }
-        };
-        let answer = client.send(&request, target.response).await;
-        let took = started.elapsed().as_millis();
-        let status = match &answer {
-            Ok(ok) => ok.status.to_string(),
-            Err(error) => error
-                .status()
-                .map_or_else(|| "no answer".to_string(), |s| s.to_string()),
-        };
-        let note = format!(
-            "{} {} → {status} in {took} ms",
-            request.method, request.path
-        );
-        let object = match answer {
-            Ok(answer) => match answer.result {
-                Value::Object(current) => Ok(current),
-                _ => Err(LookupError::Failed("Cloudflare sent no object".to_string())),
-            },
-            Err(error) if error.status() == Some(404) => Err(LookupError::NotFound),
-            Err(error) => Err(LookupError::Failed(error.to_string())),
-        };
-        Lookup { object, note }
     }
 
     /// Refreshes unless a miss already did within the cool-down; misses

@@ -13,7 +13,7 @@ mod model;
 mod scope;
 
 pub use decide::{Denial, DenyKind, Verdict};
-pub use engine::{Engine, Lookup, LookupError};
+pub use engine::Engine;
 pub use file::{Approver, AuthMode, Level, Limits, Snapshots, ToolMode, ToolSetting, json_schema};
 pub use identity::{check_agent_id, new_key, sha256_hex};
 pub use load::{PolicyError, Problem, compile, policy_files};

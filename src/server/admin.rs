@@ -15,7 +15,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::gateway::Gateway;
+use crate::server::Gateway;
 
 /// How long `/ready` waits for the audit log to flush.
 const AUDIT_WAIT: Duration = Duration::from_secs(1);

@@ -1,7 +1,8 @@
-//! What every transport shares: the policy engine, the tools, the
-//! Cloudflare client, the audit log and the clients to notify.
+//! What every transport shares: the pipeline's services, and what only MCP
+//! needs beside them (the tool table, the discovery index, the clients to
+//! notify).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::approval::Approvals;
 use crate::audit::{AuditLog, ChainKey};
@@ -11,28 +12,15 @@ use crate::cloudflare::Client;
 use crate::metrics::Metrics;
 use crate::policy::Engine;
 
-use super::notify::Notifier;
-use super::tools::ToolTable;
+use super::mcp::{Notifier, SearchIndex, ToolTable};
+use super::pipeline::Services;
 
 /// The running gateway.
 pub struct Gateway {
-    pub(super) catalog: Arc<Catalog>,
-    pub(super) engine: Engine,
+    pub(super) services: Services,
     pub(super) tools: ToolTable,
-    pub(super) search: super::discovery::SearchIndex,
-    pub(super) client: Client,
-    pub(super) audit: AuditLog,
+    pub(super) search: SearchIndex,
     pub(super) notifier: Notifier,
-    /// Upstream is the built-in sandbox: rows are marked as sandbox rows.
-    pub(super) sandbox: bool,
-    pub(super) budgets: Arc<dyn Budgets>,
-    pub(super) metrics: Metrics,
-    /// Requests for approval and their decisions, keyed with the audit key.
-    pub(super) approvals: Option<(Approvals, ChainKey)>,
-    /// The audit database, read by undo (rows and their snapshots).
-    pub(super) audit_db: std::path::PathBuf,
-    /// Where call spans go, when traces are on (`--otlp-endpoint`).
-    pub(super) tracer: std::sync::OnceLock<crate::telemetry::Tracer>,
 }
 
 impl Gateway {
@@ -49,59 +37,61 @@ impl Gateway {
     ) -> Arc<Self> {
         Arc::new(Self {
             tools: ToolTable::new(&catalog),
-            search: super::discovery::SearchIndex::new(&catalog),
-            catalog,
-            engine,
-            client,
-            audit,
+            search: SearchIndex::new(&catalog),
             notifier: Notifier::default(),
-            sandbox,
-            budgets,
-            metrics: Metrics::default(),
-            approvals,
-            audit_db,
-            tracer: std::sync::OnceLock::new(),
+            services: Services {
+                catalog,
+                engine,
+                client,
+                audit,
+                audit_db,
+                budgets,
+                metrics: Metrics::default(),
+                approvals,
+                sandbox,
+                tracer: OnceLock::new(),
+            },
         })
     }
 
     /// Sends a span for every call to `tracer` from now on.
     pub fn trace_with(&self, tracer: crate::telemetry::Tracer) {
-        let _ = self.tracer.set(tracer);
+        let _ = self.services.tracer.set(tracer);
     }
 
     pub fn engine(&self) -> &Engine {
-        &self.engine
+        &self.services.engine
     }
 
     /// What `/metrics` reports.
     pub fn metrics(&self) -> &Metrics {
-        &self.metrics
+        &self.services.metrics
     }
 
     /// The audit log (for `/ready` and the queue depth).
     pub fn audit(&self) -> &AuditLog {
-        &self.audit
+        &self.services.audit
     }
 
     /// The Cloudflare client (shared budget and connection pool).
     pub fn client(&self) -> &Client {
-        &self.client
+        &self.services.client
     }
 
     pub fn catalog(&self) -> &Arc<Catalog> {
-        &self.catalog
+        &self.services.catalog
     }
 
     /// Makes every audit row durable and checkpoints the log's head; for
     /// a clean shutdown.
     pub async fn close(&self) {
-        if let Err(error) = self.record_suppressed().await {
+        if let Err(error) = self.services.record_suppressed().await {
             tracing::error!(%error, "cannot record the refused calls counted last");
         }
-        if let Err(error) = self.record_decisions().await {
+        if let Err(error) = self.services.record_decisions().await {
             tracing::error!(%error, "cannot record the operators' last approvals");
         }
-        match self.audit.close().await {
+        match self.services.audit.close().await {
             Ok(head) => tracing::info!(%head, "audit log closed"),
             Err(error) => tracing::error!(%error, "cannot close the audit log cleanly"),
         }
@@ -124,10 +114,10 @@ impl Gateway {
                     () = shutdown.cancelled() => return,
                     _ = tick.tick() => {}
                 }
-                if let Err(error) = gateway.record_suppressed().await {
+                if let Err(error) = gateway.services.record_suppressed().await {
                     tracing::error!(%error, "cannot record counted refusals");
                 }
-                if let Err(error) = gateway.record_decisions().await {
+                if let Err(error) = gateway.services.record_decisions().await {
                     tracing::error!(%error, "cannot record the operators' approvals");
                 }
             }

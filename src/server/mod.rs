@@ -1,26 +1,14 @@
-//! The MCP server: one typed tool per catalog endpoint, seen only by the
-//! agents granted it, over stdio and streamable HTTP. The only module that
-//! knows MCP; it asks `policy` for decisions and hands `audit` records.
+//! The server: two halves with arrows in one direction. `mcp` is all that
+//! knows MCP (rmcp's handler, the HTTP and stdio transports, the direct
+//! path, tailoring tools, asking the person at the client, rendering
+//! answers); `pipeline` runs each call through its stages and knows no
+//! rmcp type. `mcp` calls `pipeline`, never the reverse.
 
 pub mod admin;
-mod approve;
-mod briefing;
-mod call;
-mod direct;
-mod discovery;
 mod gateway;
-mod handler;
-pub mod http;
-mod notify;
-mod preview;
+pub mod mcp;
+pub(crate) mod pipeline;
 pub mod reload;
-mod render;
-mod snapshot;
-pub mod stdio;
-mod tools;
-mod undo;
-mod visible;
 
 pub use gateway::Gateway;
-pub use handler::{Caller, Handler};
-pub use tools::{PAGE_SIZE, ToolTable, tool_for};
+pub use mcp::{Caller, Handler, PAGE_SIZE, ToolTable, http, stdio, tool_for};

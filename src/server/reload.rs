@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-use super::gateway::Gateway;
 use crate::policy::{self, Policy};
+use crate::server::Gateway;
 
 /// Extra checks a new policy must pass (the HTTP listener's rules), and
 /// changes to apply to it (sandbox demo keys).

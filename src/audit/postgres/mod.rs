@@ -112,6 +112,8 @@ const MIGRATIONS: &[&str] = &[
         used_ms BIGINT,
         recorded BIGINT NOT NULL DEFAULT 0
     );",
+    // 4: several requests drawn from a bucket at once (see `budget/postgres.rs`).
+    crate::budget::SHARED_SPEND_N,
 ];
 
 /// The PostgreSQL client blocks on a runtime of its own, which tokio does

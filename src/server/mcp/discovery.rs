@@ -6,14 +6,18 @@
 
 use std::sync::Arc;
 
-use rmcp::model::{CallToolResponse, CallToolResult, ErrorData, JsonObject, Tool, ToolAnnotations};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ErrorData, JsonObject, Tool,
+    ToolAnnotations,
+};
 use serde_json::{Map, Value, json};
 
 use super::briefing::View;
-use super::gateway::Gateway;
 use super::render;
 use crate::catalog::Catalog;
 use crate::policy::Agent;
+use crate::server::Gateway;
+use crate::server::pipeline::{Asker, CallRequest, UNDO};
 
 pub const SEARCH: &str = "search_api";
 pub const DESCRIBE: &str = "describe_api";
@@ -171,104 +175,120 @@ fn schema(properties: Value, required: &[&str]) -> Arc<JsonObject> {
     Arc::new(map)
 }
 
-impl Gateway {
-    /// Runs one of the discovery tools for `agent_id`.
-    pub(super) async fn discover(
-        &self,
-        agent_id: &str,
-        tool: &str,
-        args: Option<JsonObject>,
-        context: super::call::CallContext<'_>,
-    ) -> Result<CallToolResponse, ErrorData> {
-        let args = args.unwrap_or_default();
-        let text = |key: &str| args.get(key).and_then(Value::as_str);
-        if tool == CALL {
-            let Some(name) = text("name") else {
-                return Ok(render::refusal(
-                    "call_api needs `name`: an endpoint's name from search_api.",
-                )
-                .into());
-            };
-            if is_discovery_tool(name) {
-                return Ok(render::refusal(format!(
-                    "{name} is not an API endpoint: call it directly."
-                ))
-                .into());
-            }
-            let arguments = match args.get("arguments") {
-                None => None,
-                Some(Value::Object(arguments)) => Some(arguments.clone()),
-                Some(_) => return Ok(render::refusal("`arguments` must be an object.").into()),
-            };
-            // An endpoint it may not call is an answer here, not a
-            // protocol error: call_api itself exists.
-            return Ok(self
-                .call(agent_id, name, arguments, context)
-                .await
-                .unwrap_or_else(|error| render::refusal(error.message.to_string()).into()));
-        }
-        self.explore(agent_id, tool, &args).map(Into::into)
+/// Answers one of the discovery tools for `agent`: `call_api` runs the
+/// endpoint through the pipeline, as a typed tool would.
+pub(super) async fn answer(
+    gateway: &Gateway,
+    agent: &str,
+    request: CallToolRequestParams,
+    asker: Option<Asker>,
+    traceparent: Option<&str>,
+) -> Result<CallToolResponse, ErrorData> {
+    let args = request.arguments.unwrap_or_default();
+    if request.name != CALL {
+        return explore(gateway, agent, &request.name, &args).map(Into::into);
     }
+    let Some(name) = args.get("name").and_then(Value::as_str) else {
+        return Ok(
+            render::refusal("call_api needs `name`: an endpoint's name from search_api.").into(),
+        );
+    };
+    if is_discovery_tool(name) {
+        return Ok(
+            render::refusal(format!("{name} is not an API endpoint: call it directly.")).into(),
+        );
+    }
+    let arguments = match args.get("arguments") {
+        None => Map::new(),
+        Some(Value::Object(arguments)) => arguments.clone(),
+        Some(_) => return Ok(render::refusal("`arguments` must be an object.").into()),
+    };
+    let call = CallRequest {
+        agent: agent.to_string(),
+        tool: name.to_string(),
+        args: arguments,
+        asker,
+        traceparent: traceparent.map(str::to_string),
+    };
+    // An endpoint it may not call is an answer here, not a protocol error:
+    // call_api itself exists.
+    Ok(render::response(gateway.services.run(call).await)
+        .unwrap_or_else(|error| render::refusal(error.message.to_string()).into()))
+}
 
-    /// search_api and describe_api.
-    fn explore(
-        &self,
-        agent_id: &str,
-        tool: &str,
-        args: &JsonObject,
-    ) -> Result<CallToolResult, ErrorData> {
-        let text = |key: &str| args.get(key).and_then(Value::as_str);
-        let policy = self.engine.policy();
-        let agent = policy.agent(agent_id).ok_or_else(|| {
-            ErrorData::invalid_request("this agent is no longer in the policy", None)
-        })?;
-        let catalog = policy.catalog();
-        match tool {
-            SEARCH => {
-                let Some(query) = text("query") else {
-                    return Ok(render::refusal(
-                        "search_api needs `query`: keywords for what you want to do.",
-                    ));
-                };
-                let limit = args
-                    .get("limit")
-                    .and_then(Value::as_u64)
-                    .map_or(DEFAULT_RESULTS, |n| (n as usize).clamp(1, MAX_RESULTS));
-                let found = self
-                    .search
-                    .search(catalog, agent, query, text("group"), limit);
-                let note = if found.is_empty() {
-                    "No endpoint you may call matches; try other words."
-                } else {
-                    "describe_api gives an endpoint's arguments; call_api calls it."
-                };
-                Ok(render::structured(
-                    json!({"endpoints": found, "note": note}),
-                ))
-            }
-            _ => {
-                let name = text("name").unwrap_or_default();
-                let Some(index) = catalog.index_of(name).filter(|&i| agent.may_use_index(i)) else {
-                    return Ok(render::refusal(format!(
-                        "there is no endpoint named {} that you may call; search_api finds them",
-                        crate::text::clip(name, 80)
-                    )));
-                };
-                let endpoint = &catalog.endpoints()[index];
-                let mut described = self.tools.tool(index).clone();
-                View::new(catalog, agent, &self.engine.directory())
-                    .tailor(&mut described, endpoint);
-                Ok(render::structured(json!({
-                    "name": endpoint.tool,
-                    "title": endpoint.title,
-                    "method": endpoint.method.as_str(),
-                    "path": endpoint.path.raw,
-                    "access": endpoint.access,
-                    "group": endpoint.group,
-                    "description": described.description,
-                    "input_schema": described.input_schema,
-                })))
-            }
+/// The undo tool, as an agent with `undo = true` sees it.
+pub fn undo_tool() -> Tool {
+    Tool::new(
+        UNDO,
+        "Put back what a logged write changed, from the state kept before it: re-create what it deleted, restore what it changed, remove what it created. The restoring call is checked against your rules and logged, linked to the row it undoes.",
+        schema(json!({
+            "row": {"type": "integer", "minimum": 1, "description": "The audit row of the write to undo (flaregate audit shows ids)."},
+            "dry_run": {"type": "boolean", "description": "Show what the undo would do (the restoring call's preview) and send nothing."},
+            "force": {"type": "boolean", "description": "Undo even though what the write changed was changed again since."}
+        }), &["row"]),
+    )
+    .with_title("Undo a logged write")
+    .with_annotations(ToolAnnotations::new().destructive(true).open_world(true))
+}
+
+/// search_api and describe_api.
+fn explore(
+    gateway: &Gateway,
+    agent_id: &str,
+    tool: &str,
+    args: &JsonObject,
+) -> Result<CallToolResult, ErrorData> {
+    let text = |key: &str| args.get(key).and_then(Value::as_str);
+    let policy = gateway.engine().policy();
+    let agent = policy
+        .agent(agent_id)
+        .ok_or_else(|| ErrorData::invalid_request("this agent is no longer in the policy", None))?;
+    let catalog = policy.catalog();
+    match tool {
+        SEARCH => {
+            let Some(query) = text("query") else {
+                return Ok(render::refusal(
+                    "search_api needs `query`: keywords for what you want to do.",
+                ));
+            };
+            let limit = args
+                .get("limit")
+                .and_then(Value::as_u64)
+                .map_or(DEFAULT_RESULTS, |n| (n as usize).clamp(1, MAX_RESULTS));
+            let found = gateway
+                .search
+                .search(catalog, agent, query, text("group"), limit);
+            let note = if found.is_empty() {
+                "No endpoint you may call matches; try other words."
+            } else {
+                "describe_api gives an endpoint's arguments; call_api calls it."
+            };
+            Ok(render::structured(
+                json!({"endpoints": found, "note": note}),
+            ))
+        }
+        _ => {
+            let name = text("name").unwrap_or_default();
+            let Some(index) = catalog.index_of(name).filter(|&i| agent.may_use_index(i)) else {
+                return Ok(render::refusal(format!(
+                    "there is no endpoint named {} that you may call; search_api finds them",
+                    crate::text::clip(name, 80)
+                )));
+            };
+            let endpoint = &catalog.endpoints()[index];
+            let mut described = gateway.tools.tool(index).clone();
+            View::new(catalog, agent, &gateway.engine().directory())
+                .tailor(&mut described, endpoint);
+            Ok(render::structured(json!({
+                "name": endpoint.tool,
+                "title": endpoint.title,
+                "method": endpoint.method.as_str(),
+                "path": endpoint.path.raw,
+                "access": endpoint.access,
+                "group": endpoint.group,
+                "description": described.description,
+                "input_schema": described.input_schema,
+            })))
         }
     }
 }

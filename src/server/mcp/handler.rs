@@ -1,22 +1,22 @@
 //! The rmcp `ServerHandler`: where flaregate speaks MCP. It finds the
 //! caller's agent (from the HTTP request, or the one stdio agent) and hands
-//! the rest to the gateway. Stateless tools/call requests that skip rmcp's
+//! the rest to the pipeline. Stateless tools/call requests that skip rmcp's
 //! service (`direct.rs`) come to the same [`Handler::dispatch`].
 
 use std::sync::Arc;
 
 #[allow(deprecated)]
 use rmcp::model::{
-    CacheScope, CallToolRequestParams, CallToolResponse, ClientCapabilities, DiscoverResult,
-    ErrorData, Implementation, InitializeRequestParams, InitializeResult, ListToolsResult,
-    PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig,
-    SetLevelRequestParams, SubscriptionFilter,
+    CacheScope, CallToolRequestParams, CallToolResponse, DiscoverResult, ErrorData, Implementation,
+    InitializeRequestParams, InitializeResult, ListToolsResult, PaginatedRequestParams,
+    ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscriptionFilter,
 };
-use rmcp::service::{ElicitationMode, NotificationContext, RequestContext, SubscriptionContext};
+use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{RoleServer, ServerHandler};
 
 use super::briefing;
-use super::gateway::Gateway;
+use crate::server::Gateway;
+use crate::server::pipeline::{Asker, CallRequest};
 
 /// The agent a request speaks for, set by the HTTP authentication layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,7 +147,7 @@ impl ServerHandler for Handler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let policy = self.gateway.engine.policy();
+        let policy = self.gateway.engine().policy();
         let cursor = request.as_ref().and_then(|r| r.cursor.as_deref());
         // A request without a known agent sees nothing.
         let Some(agent) = self.agent(&context).and_then(|id| policy.agent(&id)) else {
@@ -158,7 +158,7 @@ impl ServerHandler for Handler {
         if agent.discover {
             let mut tools = super::discovery::tools();
             if agent.undo {
-                tools.push(super::undo::tool());
+                tools.push(super::discovery::undo_tool());
             }
             return Ok(ListToolsResult::with_all_items(tools).with_cache_scope(CacheScope::Private));
         }
@@ -167,7 +167,7 @@ impl ServerHandler for Handler {
             .tools
             .page(agent, cursor)
             .ok_or_else(|| ErrorData::invalid_params("invalid cursor", None))?;
-        let directory = self.gateway.engine.directory();
+        let directory = self.gateway.engine().directory();
         let view = briefing::View::new(policy.catalog(), agent, &directory);
         for tool in &mut tools {
             if let Some(endpoint) = policy.catalog().endpoint(&tool.name) {
@@ -176,7 +176,7 @@ impl ServerHandler for Handler {
         }
         // Offered on the last page to the agents the policy lets undo.
         if next.is_none() && agent.undo {
-            tools.push(super::undo::tool());
+            tools.push(super::discovery::undo_tool());
         }
         let mut result =
             ListToolsResult::with_all_items(tools).with_cache_scope(CacheScope::Private);
@@ -192,7 +192,7 @@ impl ServerHandler for Handler {
         let agent = self
             .agent(&context)
             .ok_or_else(|| ErrorData::invalid_request("no agent for this request", None))?;
-        let asker = asker(&request, &context);
+        let asker = super::ask::asker(&request, &context);
         self.dispatch(&agent, request, asker, context.meta.get_traceparent())
             .await
     }
@@ -206,66 +206,27 @@ impl Handler {
         &self,
         agent: &str,
         request: CallToolRequestParams,
-        asker: Option<super::approve::Asker>,
+        asker: Option<Asker>,
         traceparent: Option<&str>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let policy = self.gateway.engine.policy();
-        let may =
-            |allowed: fn(&crate::policy::Agent) -> bool| policy.agent(agent).is_some_and(allowed);
-        let discovers = super::discovery::is_discovery_tool(&request.name) && may(|a| a.discover);
-        let undoes = request.name == super::undo::UNDO && may(|a| a.undo);
-        drop(policy);
-        if undoes {
-            return self.gateway.undo(agent, request.arguments).await;
-        }
-        let call = super::call::CallContext {
-            asker: asker.as_ref(),
-            undoes: None,
-            traceparent,
-        };
+        let discovers = super::discovery::is_discovery_tool(&request.name)
+            && self
+                .gateway
+                .engine()
+                .policy()
+                .agent(agent)
+                .is_some_and(|a| a.discover);
         if discovers {
-            self.gateway
-                .discover(agent, &request.name, request.arguments, call)
-                .await
-        } else {
-            self.gateway
-                .call(agent, &request.name, request.arguments, call)
-                .await
+            return super::discovery::answer(&self.gateway, agent, request, asker, traceparent)
+                .await;
         }
+        let call = CallRequest {
+            agent: agent.to_string(),
+            tool: request.name.into_owned(),
+            args: request.arguments.unwrap_or_default(),
+            asker,
+            traceparent: traceparent.map(str::to_string),
+        };
+        super::render::response(self.gateway.services.run(call).await)
     }
-}
-
-/// How the client can ask its user to approve a call, if it can: a
-/// 2026-07-28 request that declares elicitation gets an `input_required`
-/// result (and brings the answer on its retry); an initialized session
-/// whose client declared elicitation is sent `elicitation/create`.
-fn asker(
-    request: &CallToolRequestParams,
-    context: &RequestContext<RoleServer>,
-) -> Option<super::approve::Asker> {
-    let modern = context
-        .protocol_version()
-        .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
-    if modern {
-        return retry_asker(request, context.client_capabilities());
-    }
-    context
-        .peer
-        .supported_elicitation_modes()
-        .contains(&ElicitationMode::Form)
-        .then(|| super::approve::Asker::Session(context.peer.clone()))
-}
-
-/// For a 2026-07-28 request: asking by `input_required`, if the client
-/// declared form elicitation in `capabilities`.
-pub(super) fn retry_asker(
-    request: &CallToolRequestParams,
-    capabilities: Option<ClientCapabilities>,
-) -> Option<super::approve::Asker> {
-    let elicitation = capabilities?.elicitation?;
-    let form = elicitation.form.is_some() || elicitation.url.is_none();
-    form.then(|| super::approve::Asker::Retry {
-        responses: request.input_responses.clone(),
-        state: request.request_state.clone(),
-    })
 }

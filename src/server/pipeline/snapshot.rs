@@ -7,41 +7,58 @@
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::call::Call;
-use super::gateway::Gateway;
+use super::upstream::LookupError;
+use super::{Call, Services, Ticket};
 use crate::audit::{Prior, Snapshot, snapshot_note};
 use crate::catalog::{Access, Endpoint, Method, ResponseKind};
-use crate::policy::{Denial, DenyKind, LookupError, Snapshots};
+use crate::policy::{Denial, DenyKind, Snapshots};
 
-impl Gateway {
+/// Whether a write of `call` keeps a snapshot, and the read it takes for
+/// it (none when the decision's lookup read the same object).
+fn plan<'a>(call: &Call<'a>) -> Option<(Option<&'a Endpoint>, bool)> {
+    let endpoint = call.endpoint();
+    let kept = call.agent.snapshots != Snapshots::Off
+        && endpoint.access == Access::Write
+        && endpoint.undo.never.is_none();
+    if !kept {
+        return None;
+    }
+    match call.policy.catalog().reader_of(endpoint) {
+        Some(reader) => {
+            let same_read = endpoint
+                .lookup
+                .as_ref()
+                .is_some_and(|l| l.tool == reader.tool);
+            Some((Some(reader), !(same_read && call.looked_up.is_some())))
+        }
+        None if endpoint.method == Method::Post => Some((None, false)),
+        None => None,
+    }
+}
+
+impl Services {
+    /// The reads a snapshot of `call` takes (charged with the call).
+    pub(super) fn snapshot_reads(&self, call: &Call<'_>) -> u32 {
+        plan(call).map_or(0, |(_, reads)| u32::from(reads))
+    }
+
     /// Reads what `call` is about to change; notes the read and the kept
     /// state's digest in the call's lookup (hashed by the chain).
     pub(super) async fn snapshot(
         &self,
         call: &mut Call<'_>,
-        endpoint: &Endpoint,
+        ticket: &mut Ticket,
     ) -> Result<Option<Snapshot>, Denial> {
         let mode = call.agent.snapshots;
-        if mode == Snapshots::Off || endpoint.access != Access::Write {
+        let Some((reader, reads)) = plan(call) else {
             return Ok(None);
-        }
-        if endpoint.undo.never.is_some() {
-            return Ok(None);
-        }
-        let (reader, prior) = match self.catalog.reader_of(endpoint) {
+        };
+        let (reader, prior) = match reader {
             Some(reader) => {
-                // The lookup that decided the call read it already.
-                let same_read = endpoint
-                    .lookup
-                    .as_ref()
-                    .is_some_and(|l| l.tool == reader.tool);
-                let object = match call.looked_up.take().filter(|_| same_read) {
+                let object = match call.looked_up.take().filter(|_| !reads) {
                     Some(object) => object,
-                    None => {
-                        let fetched = self.engine.fetch(reader, call.args).await;
-                        add_note(call, &fetched.note);
-                        fetched.object
-                    }
+                    // The decision's lookup read it already.
+                    None => self.read_object(call, ticket, reader, None).await,
                 };
                 let prior = match object {
                     Ok(object) => Ok(prior_of(reader, object)),
@@ -50,8 +67,7 @@ impl Gateway {
                 };
                 (reader.tool.clone(), prior)
             }
-            None if endpoint.method == Method::Post => (String::new(), Ok(Prior::Nothing)),
-            None => return Ok(None),
+            None => (String::new(), Ok(Prior::Nothing)),
         };
         let prior = prior.and_then(|prior| {
             let size = prior.stored_size();
@@ -67,7 +83,7 @@ impl Gateway {
         });
         match prior {
             Ok(prior) => {
-                add_note(call, &snapshot_note(&prior));
+                call.note(&snapshot_note(&prior));
                 Ok(Some(Snapshot { reader, prior }))
             }
             Err(problem) if mode == Snapshots::Required => Err(Denial::new(
@@ -78,8 +94,8 @@ impl Gateway {
                 "snapshots = required",
             )),
             Err(problem) => {
-                tracing::warn!(agent = %call.agent.id, tool = %endpoint.tool, %problem, "a write goes on without a snapshot: it cannot be undone");
-                add_note(call, &format!("no snapshot: {problem}"));
+                tracing::warn!(agent = %call.agent.id, tool = %call.tool, %problem, "a write goes on without a snapshot: it cannot be undone");
+                call.note(&format!("no snapshot: {problem}"));
                 Ok(None)
             }
         }
@@ -119,14 +135,4 @@ fn prior_of(reader: &Endpoint, object: Map<String, Value>) -> Prior {
         (ResponseKind::Text, Some(Value::String(code))) => Prior::Text(code.clone()),
         _ => Prior::Object(Value::Object(object).to_string()),
     }
-}
-
-fn add_note(call: &mut Call<'_>, note: &str) {
-    if note.is_empty() {
-        return;
-    }
-    if !call.lookup.is_empty() {
-        call.lookup.push_str("; ");
-    }
-    call.lookup.push_str(note);
 }

@@ -6,11 +6,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::gateway::Gateway;
-use crate::budget::Charge;
+use super::{Call, Services, Ticket};
 use crate::catalog::{Endpoint, Pagination};
-use crate::cloudflare::{ApiResponse, CloudflareError};
-use crate::policy::{Agent, Policy};
+use crate::cloudflare::{ApiResponse, CloudflareError, PageWalk};
 
 /// Pages gathered for one cut list, at most (each is a Cloudflare request).
 const MAX_PAGES: u32 = 5;
@@ -25,18 +23,20 @@ pub enum Visible {
     Withheld,
 }
 
-impl Gateway {
-    /// Calls a read whose answer is cut for `agent`.
+impl Services {
+    /// Calls a read whose answer is cut for the call's agent: each page
+    /// after the first is charged before it is sent.
     pub(super) async fn fetch_visible(
         &self,
-        policy: &Policy,
-        agent: &Agent,
-        endpoint: &Endpoint,
-        args: &Map<String, Value>,
+        call: &Call<'_>,
+        ticket: &mut Ticket,
     ) -> Result<Visible, CloudflareError> {
+        let (policy, agent, endpoint, args) =
+            (call.policy, call.agent, call.endpoint(), &call.args);
         let directory = self.engine.directory();
         if endpoint.pagination == Pagination::None && endpoint.items_field.is_none() {
-            let answer = self.client.call(endpoint, args).await?;
+            let request = crate::cloudflare::build(endpoint, args)?;
+            let answer = self.send(ticket, &request, endpoint.response).await?;
             return Ok(match answer.result {
                 Value::Array(mut items) => {
                     policy.retain_visible(agent, endpoint, &mut items, &directory);
@@ -65,17 +65,19 @@ impl Gateway {
         if let Some(max) = per_page_param(endpoint, "maximum") {
             walk.insert("per_page".into(), json!(max));
         }
-        let all = self.client.fetch_all(endpoint, &walk, MAX_PAGES).await?;
-        // The first page was charged with the call; the others are charged
-        // now, so later calls meet the agent's share sooner.
-        let page = Charge {
-            upstream: true,
-            ..Charge::default()
-        };
-        for _ in 1..all.pages {
-            let _ = self.budgets.spend(&agent.id, &agent.limits, page).await;
+        let mut pages = PageWalk::new(endpoint, &walk, MAX_PAGES);
+        let mut first = true;
+        while let Some(page_args) = pages.next_args() {
+            // The first page was charged with the call; past the agent's
+            // share the list stops at the pages it could pay for.
+            if !std::mem::take(&mut first) && self.charge_page(agent, ticket).await.is_err() {
+                break;
+            }
+            let request = crate::cloudflare::build(endpoint, page_args)?;
+            let answer = self.send(ticket, &request, endpoint.response).await?;
+            pages.absorb(answer);
         }
-        let mut items = all.items;
+        let mut items = pages.finish().items;
         policy.retain_visible(agent, endpoint, &mut items, &directory);
         Ok(Visible::Answer(page_of(endpoint, args, items)))
     }

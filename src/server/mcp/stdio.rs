@@ -6,8 +6,8 @@ use std::sync::Arc;
 use rmcp::ServiceExt;
 use rmcp::transport::stdio;
 
-use super::gateway::Gateway;
 use super::handler::Handler;
+use crate::server::Gateway;
 
 /// Serves until the client closes stdin.
 pub async fn serve(gateway: Arc<Gateway>, agent: String) -> Result<(), String> {

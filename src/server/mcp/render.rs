@@ -2,11 +2,13 @@
 //! with a readable text rendering, and failures as isError results that say
 //! what happened and what to do.
 
-use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock, ErrorData};
 use serde_json::{Map, Value, json};
 
+use crate::server::pipeline::{Answer, Fault};
+
 use crate::catalog::{Endpoint, Pagination, ResponseKind};
-use crate::cloudflare::{ApiResponse, CloudflareError, next_cursor};
+use crate::cloudflare::{ApiResponse, next_cursor};
 
 /// A successful call: `{"result": …, "result_info"?: …, "next_page"?|"next_cursor"?: …}`.
 pub fn success(endpoint: &Endpoint, answer: ApiResponse) -> CallToolResult {
@@ -66,12 +68,47 @@ pub fn structured(value: Value) -> CallToolResult {
     result
 }
 
-/// Cloudflare (or the way to it) failed: status, codes, messages, advice.
-pub fn failure(error: &CloudflareError) -> CallToolResult {
-    CallToolResult::error(vec![ContentBlock::text(error.to_string())])
-}
-
 /// flaregate refused the call: the policy said no, or the arguments are wrong.
 pub fn refusal(text: impl Into<String>) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(text.into())])
+}
+
+/// The pipeline's answer (or why there is none) in MCP's terms.
+pub(super) fn response(answer: Result<Answer, Fault>) -> Result<CallToolResponse, ErrorData> {
+    answer.map(of).map_err(|fault| fault_of(&fault))
+}
+
+fn of(answer: Answer) -> CallToolResponse {
+    match answer {
+        Answer::Result { endpoint, response } => success(&endpoint, response).into(),
+        Answer::Made(value) => structured(value).into(),
+        Answer::Refused { text, shown } => {
+            let mut result = refusal(text);
+            if let Some(shown) = shown {
+                let json = serde_json::to_string(&shown).expect("JSON values always serialise");
+                result.content.push(ContentBlock::text(json));
+                result.structured_content = Some(shown);
+            }
+            result.into()
+        }
+        Answer::Failed(text) => CallToolResult::error(vec![ContentBlock::text(text)]).into(),
+        Answer::Ask { question, state } => super::ask::input_required(question, state).into(),
+        Answer::Undo { heading, answer } => match of(*answer) {
+            CallToolResponse::Complete(mut result) => {
+                result.content.insert(0, ContentBlock::text(heading));
+                result.into()
+            }
+            other => other,
+        },
+    }
+}
+
+/// A call flaregate could not answer, as a protocol error.
+pub(super) fn fault_of(fault: &Fault) -> ErrorData {
+    let message = fault.to_string();
+    match fault {
+        Fault::AgentGone => ErrorData::invalid_request(message, None),
+        Fault::UnknownTool(_) => ErrorData::invalid_params(message, None),
+        Fault::AuditDown(_) => ErrorData::internal_error(message, None),
+    }
 }

@@ -1,83 +1,88 @@
-//! Previews: a write called with `dry_run: true` goes through everything up
-//! to the upstream call — arguments, policy, budgets, the lookup — and
-//! answers, instead of sending, what would happen: the decision, the exact
-//! request (secrets masked, Worker code by size and SHA-256), the current
-//! state of what it changes, fetched through the catalog, and a
-//! field-by-field diff. Audited as a preview; nothing is sent.
+//! Stage 5a, preview: a write called with `dry_run: true` goes through
+//! every stage up to the upstream call — arguments, policy, budgets, the
+//! lookup — and answers, instead of sending, what would happen: the
+//! decision, the exact request (secrets masked, Worker code by size and
+//! SHA-256), the current state of what it changes, read through the
+//! catalog once the verdict allows it, and a field-by-field diff. Audited
+//! as a preview; nothing is sent. A preview the policy refuses is answered
+//! by `refuse.rs` with the decision alone.
 
-use rmcp::model::{CallToolResult, ErrorData};
 use serde_json::{Map, Value, json};
 
-use super::call::Call;
-use super::gateway::Gateway;
+use super::record::audit_down;
+use super::upstream::LookupError;
+use super::{Allowed, Answer, Call, Services, Stop, Ticket};
 use crate::audit::{self, Decision, Outcome};
 use crate::catalog::{Endpoint, Location, Method, Part, ResponseKind};
-use crate::cloudflare::{self, Body, PreparedRequest};
-use crate::policy::{LookupError, Verdict};
+use crate::cloudflare::{Body, PreparedRequest};
 
-pub use crate::catalog::DRY_RUN;
+impl Services {
+    /// Answers a preview of the allowed `call`.
+    pub(super) async fn preview(
+        &self,
+        call: &mut Call<'_>,
+        allowed: &Allowed,
+        ticket: &mut Ticket,
+    ) -> Result<Answer, Stop> {
+        let (value, words) = self.preview_of(call, allowed, ticket).await;
+        let mut record = self.record(call, Decision::Preview, &words, &allowed.rule);
+        record.summary = format!("previewed: {}", record.summary);
+        self.audit
+            .record(record, Outcome::default())
+            .await
+            .map_err(|e| Stop::Fault(audit_down(e)))?;
+        let tool = &call.endpoint().tool;
+        self.metrics
+            .call(&call.agent.id, tool, Decision::Preview, "none");
+        Ok(Answer::Made(value))
+    }
 
-impl Gateway {
-    /// What a preview shows (and the decision in words, and the request it
-    /// would send): the decision, the request, the current state and the
-    /// changes. Fetches the current state if `current` is not given (noted
-    /// in the call's lookup).
+    /// The reads a preview makes: the current state, unless the decision's
+    /// lookup read it already.
+    pub(super) fn preview_reads(&self, call: &Call<'_>) -> u32 {
+        let reader = call.policy.catalog().reader_of(call.endpoint());
+        u32::from(call.looked_up.is_none() && reader.is_some())
+    }
+
+    /// What a preview shows (the decision, the request, the current state
+    /// and the changes), and the decision in words.
     pub(super) async fn preview_of(
         &self,
         call: &mut Call<'_>,
-        endpoint: &Endpoint,
-        verdict: &Verdict,
-        current: Option<Result<Map<String, Value>, LookupError>>,
-    ) -> (Value, String, Option<PreparedRequest>) {
-        let request = cloudflare::build(endpoint, call.args);
-        let current = match current {
-            Some(current) => Some(current),
-            None => match self.catalog.reader_of(endpoint) {
-                Some(reader) => {
-                    let fetched = self.engine.fetch(reader, call.args).await;
-                    if !call.lookup.is_empty() {
-                        call.lookup.push_str("; ");
-                    }
-                    call.lookup.push_str(&fetched.note);
-                    Some(fetched.object)
-                }
-                None => None,
-            },
+        allowed: &Allowed,
+        ticket: &mut Ticket,
+    ) -> (Value, String) {
+        let endpoint = call.endpoint();
+        let reader = call.policy.catalog().reader_of(endpoint);
+        let current = match (call.looked_up.clone(), reader) {
+            (Some(current), _) => Some(current),
+            (None, Some(reader)) => Some(self.read_object(call, ticket, reader, None).await),
+            (None, None) => None,
         };
-        let (decision, decision_words) = match verdict {
-            Verdict::Allow { reason, rule } if call.agent.needs_approval(&endpoint.tool) => (
-                json!({"would_be": "allowed once a person approves it", "reason": &**reason, "rule": &**rule}),
+        let (reason, rule) = (&*allowed.reason, &*allowed.rule);
+        let (decision, decision_words) = if call.agent.needs_approval(&endpoint.tool) {
+            (
+                json!({"would_be": "allowed once a person approves it", "reason": reason, "rule": rule}),
                 format!("would be allowed once a person approves it: {reason}"),
-            ),
-            Verdict::Allow { reason, rule } => (
-                json!({"would_be": "allowed", "reason": &**reason, "rule": &**rule}),
+            )
+        } else {
+            (
+                json!({"would_be": "allowed", "reason": reason, "rule": rule}),
                 format!("would be allowed: {reason}"),
-            ),
-            Verdict::Deny(denial) => (
-                json!({"would_be": "denied", "kind": denial.kind.as_str(), "reason": &*denial.reason, "rule": &*denial.rule}),
-                format!("would be denied: {}", denial.reason),
-            ),
-            Verdict::NeedsLookup => (
-                json!({"would_be": "undecided", "reason": "the object it acts on could not be checked"}),
-                "undecided: the object it acts on could not be checked".to_string(),
-            ),
+            )
         };
         let mut answer = Map::new();
         answer.insert("preview".into(), json!(true));
         answer.insert("decision".into(), decision);
-        answer.insert(
-            "request".into(),
-            match &request {
-                Ok(request) => shown_request(endpoint, request, call.args),
-                Err(invalid) => json!({"invalid": invalid.to_string()}),
-            },
-        );
+        if let Some(request) = &call.request {
+            answer.insert(
+                "request".into(),
+                shown_request(endpoint, request, &call.args),
+            );
+        }
         // A reader that answers raw text fetches code (a Worker's).
-        let code = self
-            .catalog
-            .reader_of(endpoint)
-            .is_some_and(|r| r.response == ResponseKind::Text);
-        let (state, diff) = describe_current(endpoint, call.args, current, code);
+        let code = reader.is_some_and(|r| r.response == ResponseKind::Text);
+        let (state, diff) = describe_current(endpoint, &call.args, current, code);
         answer.insert("current".into(), state);
         if let Some(diff) = diff {
             answer.insert("changes".into(), diff);
@@ -86,35 +91,7 @@ impl Gateway {
             "note".into(),
             json!("A preview: nothing was sent to Cloudflare. Call again without dry_run to make the change."),
         );
-        (Value::Object(answer), decision_words, request.ok())
-    }
-
-    /// Answers a preview of `call`, whose verdict is `verdict`; `current`
-    /// is the object already fetched to decide, if it was.
-    pub(super) async fn preview(
-        &self,
-        call: &mut Call<'_>,
-        endpoint: &Endpoint,
-        verdict: &Verdict,
-        current: Option<Result<Map<String, Value>, LookupError>>,
-    ) -> Result<CallToolResult, ErrorData> {
-        let (value, decision_words, request) =
-            self.preview_of(call, endpoint, verdict, current).await;
-        let mut record = self.record(
-            call,
-            request.as_ref(),
-            Decision::Preview,
-            &decision_words,
-            verdict.rule(),
-        );
-        record.summary = format!("previewed: {}", record.summary);
-        self.audit
-            .record(record, Outcome::default())
-            .await
-            .map_err(super::call::audit_down)?;
-        self.metrics
-            .call(&call.agent.id, &endpoint.tool, Decision::Preview, "none");
-        Ok(super::render::structured(value))
+        (Value::Object(answer), decision_words)
     }
 }
 

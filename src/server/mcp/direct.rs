@@ -91,7 +91,7 @@ impl Direct {
         // A task of its own, as rmcp runs a handler: a client that hangs up
         // does not cut a call short between Cloudflare and its audit row.
         let running = tokio::spawn(async move {
-            let asker = super::handler::retry_asker(&params, meta.client_capabilities());
+            let asker = super::ask::retry_asker(&params, meta.client_capabilities());
             handler
                 .dispatch(&agent, params, asker, meta.get_traceparent())
                 .await

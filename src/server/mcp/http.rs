@@ -18,10 +18,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::direct::{Direct, Routed};
-use super::gateway::Gateway;
 use super::handler::{Caller, Handler};
 use crate::config::HttpSettings;
 use crate::policy::{AuthMode, Policy};
+use crate::server::Gateway;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 
@@ -64,7 +64,7 @@ pub fn check_listener(policy: &Policy, addr: SocketAddr) -> Result<(), String> {
 
 /// Serves the admin routes until `shutdown` is cancelled (errors logged).
 pub async fn admin(gateway: Arc<Gateway>, listener: TcpListener, shutdown: CancellationToken) {
-    if let Err(error) = super::admin::serve(gateway, listener, shutdown).await {
+    if let Err(error) = crate::server::admin::serve(gateway, listener, shutdown).await {
         tracing::error!(%error, "the admin listener stopped");
     }
 }
@@ -111,7 +111,7 @@ async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let policy = guard.gateway.engine.policy();
+    let policy = guard.gateway.engine().policy();
     let bearer = request
         .headers()
         .get(header::AUTHORIZATION)

@@ -153,7 +153,7 @@ impl<'a> View<'a> {
             }
             if self.agent.needs_approval(&endpoint.tool) {
                 properties.insert(
-                    super::approve::APPROVAL_ID.into(),
+                    crate::server::pipeline::APPROVAL_ID.into(),
                     json!({
                         "type": "string",
                         "pattern": "^[0-9a-f]{32}$",

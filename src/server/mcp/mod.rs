@@ -1,0 +1,19 @@
+//! Everything that knows MCP: rmcp's handler, the HTTP and stdio
+//! transports, the direct path, tools tailored per agent, discovery,
+//! asking the person at the client, and rendering the pipeline's answers.
+
+mod ask;
+mod briefing;
+mod direct;
+mod discovery;
+mod handler;
+pub mod http;
+mod notify;
+mod render;
+pub mod stdio;
+mod tools;
+
+pub(crate) use discovery::SearchIndex;
+pub use handler::{Caller, Handler};
+pub(crate) use notify::Notifier;
+pub use tools::{PAGE_SIZE, ToolTable, tool_for};

@@ -1,0 +1,44 @@
+//! Stage 1, admit: the tool is one the agent sees, its arguments fit the
+//! tool's schema, and they are in the form Cloudflare reads them (judged
+//! and sent that way). flaregate's own options come out here, once.
+
+use super::{Call, Services, Stop, UNDO};
+use crate::policy::{Denial, DenyKind};
+
+impl Services {
+    pub(super) async fn admit(&self, call: &mut Call<'_>) -> Result<(), Stop> {
+        if call.tool == UNDO && call.agent.undo {
+            // Becomes the restoring call, with the row it undoes.
+            self.admit_undo(call).await?;
+        }
+        let catalog = call.policy.catalog();
+        let Some(endpoint) = catalog
+            .endpoint(&call.tool)
+            .filter(|_| call.agent.may_see(catalog, &call.tool))
+        else {
+            return Err(Stop::Unknown);
+        };
+        call.endpoint = Some(endpoint);
+        call.options.take_from(&mut call.args, endpoint, call.agent);
+        if let Err(invalid) = catalog.validate_arguments(&call.tool, &call.args) {
+            let denial = Denial::new(DenyKind::InvalidArguments, invalid.to_string(), "arguments");
+            return Err(Stop::Refused(denial));
+        }
+        self.engine.resolve_names().await;
+        let directory = self.engine.directory();
+        call.policy
+            .canonicalise(call.agent, endpoint, &mut call.args, &directory)
+            .map_err(Stop::Refused)?;
+        // Built now, so a value Cloudflare must not see is refused before
+        // any lookup, and the row records the path that is sent.
+        match crate::cloudflare::build(endpoint, &call.args) {
+            Ok(request) => call.request = Some(request),
+            Err(invalid) => {
+                let denial =
+                    Denial::new(DenyKind::InvalidArguments, invalid.to_string(), "arguments");
+                return Err(Stop::Refused(denial));
+            }
+        }
+        Ok(())
+    }
+}
