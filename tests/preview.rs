@@ -134,17 +134,19 @@ async fn a_preview_shows_what_each_write_would_change_and_sends_nothing() {
         "{shown}"
     );
 
-    // A call that would be refused says so, and why.
-    let shown = preview(
-        &call(
-            &client,
-            "purge_cache",
-            json!({"zone_id": ORG, "purge_everything": true, "dry_run": true}),
-        )
-        .await,
-    );
+    // A call that would be refused says so, and why, as a refusal: the
+    // decision alone.
+    let refused = call(
+        &client,
+        "purge_cache",
+        json!({"zone_id": ORG, "purge_everything": true, "dry_run": true}),
+    )
+    .await;
+    assert_eq!(refused.is_error, Some(true), "{}", text(&refused));
+    let shown = refused.structured_content.expect("structured");
     assert_eq!(shown["decision"]["would_be"], "denied", "{shown}");
     assert_eq!(shown["decision"]["kind"], "outside_scope");
+    assert!(shown.get("request").is_none(), "{shown}");
 
     // A read takes no dry_run: an invalid argument, nothing sent.
     let refused = call(

@@ -71,11 +71,7 @@ pub fn time_of(ms: i64) -> humantime::Rfc3339Timestamp {
     )
 }
 
-/// The rule every audit row of approval `id`'s story carries (the request,
-/// the decision, the call), so `flaregate audit --approval ID` finds them.
-pub fn rule_of(id: &str) -> String {
-    format!("approval {id}")
-}
+pub use crate::audit::approval_rule as rule_of;
 
 /// Why an approval id does not let a call through.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -20,21 +20,20 @@ mod writer;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use tokio::sync::{mpsc, oneshot};
 
 pub use chain::{Head, Verdict};
 pub use key::{AuditFiles, ChainKey};
 pub use query::{Entry, Filter};
-pub use record::{CallRecord, Decision, MAX_ARGS_BYTES, Outcome, stored_args, undo_note};
+pub use record::{
+    CallRecord, Decision, MAX_ARGS_BYTES, Outcome, approval_rule, stored_args, undo_note,
+};
 pub use snapshot::{Prior, Snapshot, Stored, note as snapshot_note};
 pub use writer::RowRef;
 
 use source::Source;
 use writer::{Job, Write};
-
-use crate::metrics::AuditTimes;
 
 /// Why the log could not take or give a record. Calls fail closed on it.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -350,14 +349,12 @@ pub fn is_postgres(path: &Path) -> bool {
     postgres::is_url(path)
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+pub use crate::clock::{now_rfc3339, now_unix_ms};
 
-/// The time as stored: RFC 3339 UTC with milliseconds.
-pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+/// How long the audit log's commits and fsyncs take, kept by its writer
+/// and fsync threads.
+#[derive(Debug, Default)]
+pub struct AuditTimes {
+    pub commit: crate::histogram::Histogram,
+    pub fsync: crate::histogram::Histogram,
 }

@@ -76,6 +76,12 @@ pub fn undo_note(row: i64) -> String {
     format!("(undo of row {row})")
 }
 
+/// The rule every audit row of approval `id`'s story carries (the request,
+/// the decision, the call), so `flaregate audit --approval ID` finds them.
+pub fn approval_rule(id: &str) -> String {
+    format!("approval {id}")
+}
+
 /// The outcome half, written after the upstream call (or at once for a
 /// denial).
 #[derive(Debug, Clone, Default, PartialEq)]

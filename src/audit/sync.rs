@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::AuditError;
-use crate::metrics::AuditTimes;
+use super::AuditTimes;
 
 /// Told once what was written is on disk (or that it could not be).
 pub type FlushReply = oneshot::Sender<Result<(), AuditError>>;

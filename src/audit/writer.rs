@@ -16,6 +16,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+use super::AuditTimes;
 use super::append::{Chain, StoreError};
 use super::chain::{self, Head};
 use super::key::{AuditFiles, ChainKey, absolute};
@@ -23,7 +24,6 @@ use super::record::{CallRecord, Outcome};
 use super::snapshot::Snapshot;
 use super::sync::{FlushReply, Syncer, Wal};
 use super::{AuditError, checkpoint, legacy, schema};
-use crate::metrics::AuditTimes;
 
 /// A row's handle: the seq of its decision event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -243,7 +243,7 @@ impl Shared {
         let caps: Vec<f64> = draws.iter().map(|d| d.cap).collect();
         let windows: Vec<f64> = draws.iter().map(|d| d.window_ms).collect();
         let counts: Vec<f64> = draws.iter().map(|d| d.count).collect();
-        let now = crate::audit::now_unix_ms();
+        let now = crate::clock::now_unix_ms();
         let row = client
             .query_one(
                 "SELECT refused, retry_ms FROM flaregate_spend_n($1, $2, $3, $4, $5, $6)",
