@@ -92,8 +92,23 @@ impl Services {
                     said,
                 }),
             ) => self.answered_at_client(call, id, said).await,
-            (None, Some(Asker::Session(client))) => {
-                let (preview, id) = self.request_approval(call, &allowed, ticket).await?;
+            (None, asker) => self.ask(call, &allowed, ticket, asker).await,
+        }
+    }
+
+    /// Asks for approval of `call`: the person at the client (and waits, in
+    /// a session), or the operator; the call is refused until a yes comes.
+    async fn ask(
+        &self,
+        call: &mut Call<'_>,
+        allowed: &Allowed,
+        ticket: &mut Ticket,
+        asker: Option<Asker>,
+    ) -> Result<Allowed, Stop> {
+        let (preview, id) = self.request_approval(call, allowed, ticket).await?;
+        let rule = rule_of(&id);
+        match asker {
+            Some(Asker::Session(client)) => {
                 let said = tokio::time::timeout(ASK_TIMEOUT, client.ask(question(call, &preview)))
                     .await
                     .unwrap_or_else(|_| {
@@ -104,32 +119,23 @@ impl Services {
                     });
                 self.settle(call, id, said).await
             }
-            (None, Some(Asker::Retry { state: None, .. })) => {
-                let (preview, id) = self.request_approval(call, &allowed, ticket).await?;
-                let denial = Denial::new(
-                    DenyKind::ApprovalRequired,
-                    format!("the person at the client was asked to approve it (approval {id})"),
-                    rule_of(&id),
-                );
+            Some(Asker::Retry { .. }) => {
+                let why =
+                    format!("the person at the client was asked to approve it (approval {id})");
+                let denial = Denial::new(DenyKind::ApprovalRequired, why, rule);
                 let question = question(call, &preview);
-                Err(Stop::RefusedShowing(
-                    denial,
-                    Shown::Ask {
-                        question,
-                        state: id,
-                    },
-                ))
+                let shown = Shown::Ask {
+                    question,
+                    state: id,
+                };
+                Err(Stop::RefusedShowing(denial, shown))
             }
-            (None, None) => {
-                let (preview, id) = self.request_approval(call, &allowed, ticket).await?;
-                let denial = Denial::new(
-                    DenyKind::ApprovalRequired,
-                    format!(
-                        "a person must approve this call first: approval {id}, valid for {}. The operator runs `flaregate approve {id}` (or `reject`); then call again with the same arguments and approval_id = \"{id}\"",
-                        humantime::format_duration(call.agent.approval_ttl)
-                    ),
-                    rule_of(&id),
+            None => {
+                let why = format!(
+                    "a person must approve this call first: approval {id}, valid for {}. The operator runs `flaregate approve {id}` (or `reject`); then call again with the same arguments and approval_id = \"{id}\"",
+                    humantime::format_duration(call.agent.approval_ttl)
                 );
+                let denial = Denial::new(DenyKind::ApprovalRequired, why, rule);
                 Err(Stop::RefusedShowing(denial, Shown::Preview(preview)))
             }
         }

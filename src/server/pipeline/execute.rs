@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::record::{audit_down, deleted, outcome_of};
 use super::visible::Visible;
 use super::{Allowed, Answer, Call, Services, Stop, Ticket};
-use crate::audit::Decision;
+use crate::audit::{Decision, RowRef};
 use crate::catalog::Method;
 use crate::cloudflare::CloudflareError;
 use crate::telemetry;
@@ -39,38 +39,7 @@ impl Services {
         call.step("audit.decision", step);
         self.metrics
             .call(&call.agent.id, &endpoint.tool, Decision::Allow, "none");
-        let send_and_record = async {
-            let started = Instant::now();
-            let step = telemetry::now_ns();
-            let answer = self.send_call(call, &mut ticket).await;
-            let took = started.elapsed();
-            call.step("cloudflare", step);
-            let status = match &answer {
-                Ok(Visible::Answer(ok)) => Some(ok.status),
-                Ok(Visible::Withheld) => Some(200),
-                Err(error) => error.status(),
-            };
-            self.metrics.upstream(status, took);
-            let mut outcome = outcome_of(&answer, took.as_millis() as u64);
-            if let (true, Ok(Visible::Answer(ok))) = (kept, &answer) {
-                (outcome.after, outcome.created) =
-                    super::snapshot::after_of(endpoint, &call.args, &ok.result);
-                if let Some(created) = &outcome.created {
-                    outcome.text = format!(
-                        "{}; it created {created}",
-                        outcome.text.trim_end_matches('.')
-                    );
-                }
-            }
-            let step = telemetry::now_ns();
-            let completed = self.audit.complete(row, outcome).await;
-            call.step("audit.outcome", step);
-            if let Err(error) = completed {
-                // The call already happened; say so to the operator, answer the agent.
-                tracing::error!(%error, row = row.id, "cannot record a call's outcome");
-            }
-            answer
-        };
+        let send_and_record = self.send_and_record(call, &mut ticket, row, kept);
         let answer = if endpoint.method == Method::Get {
             // A read changes nothing upstream, so it runs while the decision
             // is flushed; the agent sees nothing until the flush is done.
@@ -87,6 +56,47 @@ impl Services {
             send_and_record.await
         };
         Ok(answer_of(call, answer))
+    }
+
+    /// Sends the call, then records its outcome (written before the agent
+    /// hears it); a write that kept a snapshot also records what it left.
+    async fn send_and_record(
+        &self,
+        call: &Call<'_>,
+        ticket: &mut Ticket,
+        row: RowRef,
+        kept: bool,
+    ) -> Result<Visible, CloudflareError> {
+        let started = Instant::now();
+        let step = telemetry::now_ns();
+        let answer = self.send_call(call, ticket).await;
+        let took = started.elapsed();
+        call.step("cloudflare", step);
+        let status = match &answer {
+            Ok(Visible::Answer(ok)) => Some(ok.status),
+            Ok(Visible::Withheld) => Some(200),
+            Err(error) => error.status(),
+        };
+        self.metrics.upstream(status, took);
+        let mut outcome = outcome_of(&answer, took.as_millis() as u64);
+        if let (true, Ok(Visible::Answer(ok))) = (kept, &answer) {
+            (outcome.after, outcome.created) =
+                super::snapshot::after_of(call.endpoint(), &call.args, &ok.result);
+            if let Some(created) = &outcome.created {
+                outcome.text = format!(
+                    "{}; it created {created}",
+                    outcome.text.trim_end_matches('.')
+                );
+            }
+        }
+        let step = telemetry::now_ns();
+        let completed = self.audit.complete(row, outcome).await;
+        call.step("audit.outcome", step);
+        if let Err(error) = completed {
+            // The call already happened; say so to the operator, answer the agent.
+            tracing::error!(%error, row = row.id, "cannot record a call's outcome");
+        }
+        answer
     }
 
     /// Sends the call: cut to what the agent may see, or as it is.

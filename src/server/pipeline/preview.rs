@@ -162,24 +162,8 @@ fn describe_current(
         Some(Ok(current)) => current,
     };
     // Worker code: compared by size and digest, never shown whole.
-    if let Some(code) = current
-        .get("content")
-        .and_then(Value::as_str)
-        .filter(|_| code)
-    {
-        let now = code_digest(code);
-        let after = endpoint
-            .params
-            .iter()
-            .find(|p| p.part == Some(Part::Module))
-            .and_then(|p| args.get(&p.name))
-            .and_then(Value::as_str)
-            .map(code_digest);
-        let changed = after.as_ref().map(|a| a["sha256"] != now["sha256"]);
-        return (
-            json!({"known": true, "exists": true, "code": now}),
-            after.map(|after| json!({"code": {"now": now, "after": after, "changed": changed}})),
-        );
+    if code && let Some(Value::String(now)) = current.get("content") {
+        return describe_code(endpoint, args, now);
     }
     let shown = Value::Object(current.clone());
     let diff = match endpoint.method {
@@ -207,6 +191,27 @@ fn describe_current(
     (
         json!({"known": true, "exists": true, "object": shown}),
         diff,
+    )
+}
+
+/// Code as it is and as the call would leave it, by size and digest.
+fn describe_code(
+    endpoint: &Endpoint,
+    args: &Map<String, Value>,
+    code: &str,
+) -> (Value, Option<Value>) {
+    let now = code_digest(code);
+    let after = endpoint
+        .params
+        .iter()
+        .find(|p| p.part == Some(Part::Module))
+        .and_then(|p| args.get(&p.name))
+        .and_then(Value::as_str)
+        .map(code_digest);
+    let changed = after.as_ref().map(|a| a["sha256"] != now["sha256"]);
+    (
+        json!({"known": true, "exists": true, "code": now}),
+        after.map(|after| json!({"code": {"now": now, "after": after, "changed": changed}})),
     )
 }
 
