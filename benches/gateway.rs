@@ -350,7 +350,7 @@ fn audit(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = AuditLog::open(&dir.path().join("bench.db")).expect("audit log");
     let unsynced = AuditLog::open_with(
-        &AuditFiles::beside(&dir.path().join("normal.db")),
+        &AuditFiles::beside(&dir.path().join("normal.db").into()),
         Durability::Normal,
         None,
     )

@@ -18,7 +18,7 @@ pub const DEFAULT_FILE: &str = "flaregate.toml";
 pub struct Config {
     pub catalog: PathBuf,
     pub policies: PathBuf,
-    pub audit_db: PathBuf,
+    pub audit_db: crate::audit::Database,
     /// The chain's HMAC key; beside the database unless set.
     pub audit_key: Option<PathBuf>,
     pub audit_sync: Durability,
@@ -169,9 +169,10 @@ impl Config {
             catalog: resolve(raw.catalog, "catalog"),
             policies: resolve(raw.policies, "policies"),
             // A PostgreSQL URL is kept as written; a file is found from here.
-            audit_db: match raw.audit_db {
-                Some(url) if crate::audit::is_postgres(&url) => url,
-                other => resolve(other, "flaregate-audit.db"),
+            audit_db: match raw.audit_db.map(crate::audit::Database::from) {
+                Some(url @ crate::audit::Database::Postgres(_)) => url,
+                Some(crate::audit::Database::Sqlite(file)) => resolve(Some(file), "").into(),
+                None => resolve(None, "flaregate-audit.db").into(),
             },
             audit_key: raw.audit_key.map(|p| resolve(Some(p), "")),
             audit_sync: raw.audit_sync,

@@ -256,7 +256,7 @@ async fn only_the_approved_call_by_its_agent_goes_through_once() {
 
     let verdict = common::verify(&server.audit_db);
     assert!(
-        matches!(verdict, flaregate::audit::Verdict::Valid { .. }),
+        matches!(verdict, flaregate::audit::ChainVerdict::Valid { .. }),
         "{verdict:?}"
     );
 }
@@ -405,7 +405,7 @@ async fn a_2026_07_28_client_is_asked_and_its_answer_is_bound_to_the_exact_call(
     );
     let verdict = common::verify(&server.audit_db);
     assert!(
-        matches!(verdict, flaregate::audit::Verdict::Valid { .. }),
+        matches!(verdict, flaregate::audit::ChainVerdict::Valid { .. }),
         "{verdict:?}"
     );
 }

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use flaregate::audit::{self, AuditLog, CallRecord, Outcome, Verdict};
+use flaregate::audit::{self, AuditLog, CallRecord, ChainVerdict, Outcome};
 use serde_json::Value;
 
 fn record(agent: &str, tool: &str, allowed: bool, n: usize) -> CallRecord {
@@ -407,7 +407,7 @@ async fn ten_thousand_decisions_from_fifty_tasks() {
     assert_eq!(distinct, 10_000, "every record is its own row");
     assert!(matches!(
         common::verify(&db),
-        Verdict::Valid { rows: 10_000, head } if head.events == 20_000
+        ChainVerdict::Valid { rows: 10_000, head } if head.events == 20_000
     ));
 }
 
@@ -474,7 +474,7 @@ fn a_writer_killed_mid_stream_leaves_a_valid_chain_with_every_acknowledged_row()
     child.kill().expect("SIGKILL"); // std's kill sends SIGKILL on Unix
     child.wait().expect("reaped");
 
-    let Verdict::Valid { rows, .. } = common::verify(&db) else {
+    let ChainVerdict::Valid { rows, .. } = common::verify(&db) else {
         panic!("chain broken after kill");
     };
     assert!(rows as usize >= begun.len());
@@ -500,7 +500,7 @@ fn a_writer_killed_mid_stream_leaves_a_valid_chain_with_every_acknowledged_row()
     // And the log takes new rows after the crash.
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(fill(&db, 3));
-    assert!(matches!(common::verify(&db), Verdict::Valid { .. }));
+    assert!(matches!(common::verify(&db), ChainVerdict::Valid { .. }));
 }
 
 #[tokio::test]

@@ -411,7 +411,7 @@ async fn a_large_grant_discovers_searches_describes_and_calls_through_the_same_p
     );
     let verdict = common::verify(&server.audit_db);
     assert!(
-        matches!(verdict, flaregate::audit::Verdict::Valid { .. }),
+        matches!(verdict, flaregate::audit::ChainVerdict::Valid { .. }),
         "{verdict:?}"
     );
 }

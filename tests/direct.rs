@@ -92,7 +92,7 @@ async fn the_direct_path_answers_exactly_as_rmcp_does() {
     assert_eq!(server.audit_rows().len(), 2 * calls().len());
     assert!(matches!(
         common::verify(&server.audit_db),
-        flaregate::audit::Verdict::Valid { .. }
+        flaregate::audit::ChainVerdict::Valid { .. }
     ));
 }
 

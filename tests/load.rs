@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{SandboxProcess, ServerProcess, try_call};
-use flaregate::audit::{self, Filter, Verdict};
+use flaregate::audit::{self, ChainVerdict, Filter};
 use flaregate::sandbox::{ACCOUNT_ID, EXAMPLE_COM, EXAMPLE_ORG};
 use serde_json::json;
 
@@ -60,7 +60,7 @@ fn serve(upstream: &SandboxProcess, policy: &Path, db: &Path) -> ServerProcess {
 
 fn rows(db: &Path) -> Vec<audit::Entry> {
     audit::read(
-        db,
+        &db.into(),
         &Filter {
             limit: 1_000_000,
             ..Filter::default()
@@ -126,7 +126,7 @@ async fn a_hundred_sessions_of_a_hundred_calls_each_get_one_row_per_call() {
     assert_eq!((allowed, denied), (5_000, 5_000));
     assert!(matches!(
         common::verify(&db),
-        Verdict::Valid { rows: 10_000, head } if head.events == 20_000
+        ChainVerdict::Valid { rows: 10_000, head } if head.events == 20_000
     ));
     assert_eq!(
         upstream.requests_to("/purge_cache").await,
@@ -177,7 +177,7 @@ async fn sigkill_mid_load_loses_no_answered_call_and_the_server_restarts_cleanly
     let answered = answered.load(Ordering::SeqCst);
     assert!(answered >= answered_before_kill);
 
-    let Verdict::Valid { rows: count, .. } = common::verify(&db) else {
+    let ChainVerdict::Valid { rows: count, .. } = common::verify(&db) else {
         panic!("chain broken by the kill")
     };
     let completed = rows(&db).iter().filter(|r| r.status == Some(200)).count();
@@ -197,7 +197,7 @@ async fn sigkill_mid_load_loses_no_answered_call_and_the_server_restarts_cleanly
     .await
     .expect("serves after restart");
     assert_eq!(result.is_error, Some(false));
-    let Verdict::Valid { rows: after, .. } = common::verify(&db) else {
+    let ChainVerdict::Valid { rows: after, .. } = common::verify(&db) else {
         panic!("chain broken after restart")
     };
     assert_eq!(after, count + 1);
@@ -263,7 +263,7 @@ async fn a_hundred_reloads_while_calls_flow() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(in_force, "the last policy (cache full) is in force");
-    let Verdict::Valid { rows: count, .. } = common::verify(&db) else {
+    let ChainVerdict::Valid { rows: count, .. } = common::verify(&db) else {
         panic!("chain broken")
     };
     assert_eq!(count as usize, calls);

@@ -312,7 +312,7 @@ async fn sigterm_stops_the_server_cleanly_with_the_log_intact() {
     assert!(status.success(), "{status:?}");
     assert!(matches!(
         common::verify(&server.audit_db),
-        flaregate::audit::Verdict::Valid { rows: 1, .. }
+        flaregate::audit::ChainVerdict::Valid { rows: 1, .. }
     ));
 }
 

@@ -6,13 +6,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::postgres::Postgres;
 use common::{SandboxProcess, ServerProcess, try_call};
-use flaregate::audit::{self, AuditFiles, Filter, Verdict};
+use flaregate::audit::{self, AuditFiles, ChainVerdict, Filter};
 use flaregate::sandbox::{ACCOUNT_ID, EXAMPLE_COM, EXAMPLE_ORG};
 use serde_json::json;
 
@@ -90,11 +90,15 @@ impl Cluster {
             limit: 1_000_000,
             ..Filter::default()
         };
-        audit::read(Path::new(&self.pg.url), &filter).expect("the log reads")
+        audit::read(&audit::Database::Postgres(self.pg.url.clone()), &filter)
+            .expect("the log reads")
     }
 
-    fn verify(&self) -> Verdict {
-        let files = AuditFiles::with_key(Path::new(&self.pg.url), &self.path("audit.key"));
+    fn verify(&self) -> ChainVerdict {
+        let files = AuditFiles::with_key(
+            &audit::Database::Postgres(self.pg.url.clone()),
+            &self.path("audit.key"),
+        );
         audit::verify(&files, None).expect("the log can be verified")
     }
 }
@@ -154,7 +158,7 @@ async fn three_instances_write_one_chain_with_one_row_per_call() {
     assert_eq!(ids, (1..=10_000).collect::<Vec<_>>(), "one numbering");
     let verdict = cluster.verify();
     assert!(
-        matches!(verdict, Verdict::Valid { rows: 10_000, .. }),
+        matches!(verdict, ChainVerdict::Valid { rows: 10_000, .. }),
         "{verdict:?}"
     );
 
@@ -292,7 +296,7 @@ async fn with_the_database_down_calls_are_refused_then_served_again() {
         "every served read has its row (the first one too)"
     );
     let verdict = cluster.verify();
-    assert!(matches!(verdict, Verdict::Valid { .. }), "{verdict:?}");
+    assert!(matches!(verdict, ChainVerdict::Valid { .. }), "{verdict:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -339,7 +343,7 @@ async fn an_instance_killed_mid_load_loses_no_answered_call() {
     let cut_off = rows.len() - complete;
     assert!(cut_off <= 10, "{cut_off} rows without an outcome");
     let verdict = cluster.verify();
-    assert!(matches!(verdict, Verdict::Valid { .. }), "{verdict:?}");
+    assert!(matches!(verdict, ChainVerdict::Valid { .. }), "{verdict:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -438,5 +442,5 @@ async fn an_approval_asked_on_one_instance_is_used_on_another() {
         .count();
     assert_eq!(approved, 1);
     let verdict = cluster.verify();
-    assert!(matches!(verdict, Verdict::Valid { .. }), "{verdict:?}");
+    assert!(matches!(verdict, ChainVerdict::Valid { .. }), "{verdict:?}");
 }

@@ -184,7 +184,7 @@ async fn a_preview_shows_what_each_write_would_change_and_sends_nothing() {
     );
     let verdict = common::verify(&server.audit_db);
     assert!(
-        matches!(verdict, flaregate::audit::Verdict::Valid { .. }),
+        matches!(verdict, flaregate::audit::ChainVerdict::Valid { .. }),
         "{verdict:?}"
     );
 }

@@ -301,7 +301,7 @@ async fn a_full_audit_log_refuses_calls_and_nothing_runs_unaudited() {
     );
     assert!(matches!(
         common::verify(&server.audit_db),
-        flaregate::audit::Verdict::Valid { .. }
+        flaregate::audit::ChainVerdict::Valid { .. }
     ));
 }
 
@@ -398,6 +398,6 @@ async fn a_read_only_audit_log_refuses_calls_then_recovers() {
     assert_eq!(zone_calls(server.sandbox_requests().await), 2);
     assert!(matches!(
         common::verify(&db),
-        flaregate::audit::Verdict::Valid { .. }
+        flaregate::audit::ChainVerdict::Valid { .. }
     ));
 }

@@ -198,7 +198,7 @@ async fn dns_writes_are_undone_exactly() {
     );
     let verdict = common::verify(&server.audit_db);
     assert!(
-        matches!(verdict, flaregate::audit::Verdict::Valid { .. }),
+        matches!(verdict, flaregate::audit::ChainVerdict::Valid { .. }),
         "{verdict:?}"
     );
 }
@@ -547,7 +547,7 @@ async fn an_edited_snapshot_breaks_the_chain() {
     server.terminate();
     let verdict = common::verify(&server.audit_db);
     assert!(
-        matches!(verdict, flaregate::audit::Verdict::Valid { .. }),
+        matches!(verdict, flaregate::audit::ChainVerdict::Valid { .. }),
         "{verdict:?}"
     );
     // Someone with write access to the database swaps the kept state.
@@ -566,7 +566,7 @@ async fn an_edited_snapshot_breaks_the_chain() {
         .expect("update");
     let verdict = common::verify(&server.audit_db);
     assert!(
-        matches!(&verdict, flaregate::audit::Verdict::Broken { problem, .. } if problem.contains("snapshot")),
+        matches!(&verdict, flaregate::audit::ChainVerdict::Broken { problem, .. } if problem.contains("snapshot")),
         "{verdict:?}"
     );
 }

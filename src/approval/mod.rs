@@ -10,10 +10,8 @@
 
 mod store;
 
-use std::path::Path;
-
 use serde_json::{Map, Value};
-use store::{Db, Param, Store};
+use store::{Db, Param, Table};
 
 use crate::audit::ChainKey;
 
@@ -96,7 +94,7 @@ pub enum Refused {
 /// PostgreSQL database several instances share).
 #[derive(Debug, Clone)]
 pub struct Approvals {
-    store: Store,
+    store: Table,
 }
 
 /// Every column, in the order `Db::approvals` reads by name.
@@ -104,9 +102,9 @@ const FIND: &str = "SELECT * FROM approvals WHERE id = ?";
 
 impl Approvals {
     /// The approvals of the audit database at `db`.
-    pub fn new(db: &Path) -> Self {
+    pub fn new(db: &crate::audit::Database) -> Self {
         Self {
-            store: Store::new(db),
+            store: Table::new(db),
         }
     }
 

@@ -2,7 +2,7 @@
 //! placeholders, each used once, numbered for PostgreSQL), run on the
 //! SQLite file or, off the async runtime, on the PostgreSQL database.
 
-use std::path::{Path, PathBuf};
+use crate::audit::Database;
 
 use super::{Approval, Status};
 
@@ -15,8 +15,8 @@ pub(super) enum Param<'a> {
 
 /// Where the approvals are.
 #[derive(Debug, Clone)]
-pub(super) struct Store {
-    db: PathBuf,
+pub(super) struct Table {
+    db: Database,
 }
 
 /// An open connection to one of the two stores.
@@ -25,11 +25,9 @@ pub(super) enum Db {
     Postgres(Box<postgres::Client>),
 }
 
-impl Store {
-    pub(super) fn new(db: &Path) -> Self {
-        Self {
-            db: db.to_path_buf(),
-        }
+impl Table {
+    pub(super) fn new(db: &Database) -> Self {
+        Self { db: db.clone() }
     }
 
     /// Runs `work` on an open connection, brought to the current schema
@@ -38,15 +36,15 @@ impl Store {
         &self,
         work: impl FnOnce(&mut Db) -> Result<T, String> + Send,
     ) -> Result<T, String> {
-        if crate::audit::is_postgres(&self.db) {
-            let url = self.db.to_string_lossy().to_string();
-            crate::audit::off_runtime(move || {
-                let client = crate::audit::open_postgres(&url)?;
+        match &self.db {
+            Database::Postgres(url) => crate::audit::off_runtime(move || {
+                let client = crate::audit::open_postgres(url)?;
                 work(&mut Db::Postgres(Box::new(client)))
-            })
-        } else {
-            let connection = crate::audit::open_database(&self.db).map_err(|e| e.to_string())?;
-            work(&mut Db::Sqlite(connection))
+            }),
+            Database::Sqlite(file) => {
+                let connection = crate::audit::open_database(file).map_err(|e| e.to_string())?;
+                work(&mut Db::Sqlite(connection))
+            }
         }
     }
 }

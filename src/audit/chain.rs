@@ -122,7 +122,7 @@ fn keyed(key: &ChainKey, prev: &str, content: &impl Serialize) -> String {
 
 /// What `audit verify` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub enum ChainVerdict {
     /// Every row's events are present, their hashes match, and every head
     /// the chain was checked against is in it.
     Valid { rows: u64, head: Head },
@@ -216,7 +216,7 @@ pub fn verify(
     connection: &Connection,
     formula: Formula<'_>,
     marks: &[Mark<'_>],
-) -> rusqlite::Result<Verdict> {
+) -> rusqlite::Result<ChainVerdict> {
     let (rows, events) = read_events(connection)?;
     Ok(verify_events(rows, &events, formula, marks))
 }
@@ -228,7 +228,7 @@ pub fn verify_events(
     events: &[Event],
     formula: Formula<'_>,
     marks: &[Mark<'_>],
-) -> Verdict {
+) -> ChainVerdict {
     let mut prev = GENESIS.to_string();
     for mark in marks.iter().filter(|m| m.head.events == 0) {
         if mark.head.hash != GENESIS {
@@ -289,11 +289,11 @@ pub fn verify_events(
             ),
         );
     }
-    Verdict::Valid { rows, head }
+    ChainVerdict::Valid { rows, head }
 }
 
-fn broken(row: Option<i64>, problem: String) -> Verdict {
-    Verdict::Broken { row, problem }
+fn broken(row: Option<i64>, problem: String) -> ChainVerdict {
+    ChainVerdict::Broken { row, problem }
 }
 
 /// Every event of every row, in chain order, and the number of rows.

@@ -16,7 +16,7 @@ use super::AuditError;
 /// so that cutting rows off the end shows).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditFiles {
-    pub db: PathBuf,
+    pub db: super::Database,
     pub key: PathBuf,
     pub head: PathBuf,
 }
@@ -26,17 +26,17 @@ impl AuditFiles {
     /// `audit.head`.
     /// A PostgreSQL log's key is `flaregate-audit.key` in the working
     /// folder unless the configuration names one (`audit_key`).
-    pub fn beside(db: &Path) -> Self {
-        if super::postgres::is_url(db) {
-            return Self::with_key(db, Path::new("flaregate-audit.key"));
+    pub fn beside(db: &super::Database) -> Self {
+        match db {
+            super::Database::Sqlite(file) => Self::with_key(db, &file.with_extension("key")),
+            super::Database::Postgres(_) => Self::with_key(db, Path::new("flaregate-audit.key")),
         }
-        Self::with_key(db, &db.with_extension("key"))
     }
 
     /// `db` with its key at `key`; the head checkpoint sits beside the key.
-    pub fn with_key(db: &Path, key: &Path) -> Self {
+    pub fn with_key(db: &super::Database, key: &Path) -> Self {
         Self {
-            db: db.to_path_buf(),
+            db: db.clone(),
             key: key.to_path_buf(),
             head: key.with_extension("head"),
         }

@@ -7,7 +7,7 @@ use rusqlite::{Connection, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::chain::{self, Formula, GENESIS, Verdict};
+use super::chain::{self, ChainVerdict, Formula, GENESIS};
 use super::key::ChainKey;
 use super::record::{CallRecord, Outcome};
 
@@ -67,13 +67,13 @@ pub fn outcome_hash(
 /// transaction. Returns how many rows were re-keyed.
 pub fn rekey(connection: &mut Connection, key: &ChainKey) -> Result<u64, String> {
     match chain::verify(connection, Formula::Legacy, &[]).map_err(|e| e.to_string())? {
-        Verdict::Valid { rows, .. } => {
+        ChainVerdict::Valid { rows, .. } => {
             let tx = connection.transaction().map_err(|e| e.to_string())?;
             rechain(&tx, key).map_err(|e| e.to_string())?;
             tx.commit().map_err(|e| e.to_string())?;
             Ok(rows)
         }
-        Verdict::Broken { problem, .. } => Err(format!(
+        ChainVerdict::Broken { problem, .. } => Err(format!(
             "it was written before flaregate keyed its chain, and its chain is broken ({problem}); \
              it is left as it is: keep it as evidence and start a new log under another name"
         )),

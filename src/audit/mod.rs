@@ -6,6 +6,7 @@
 mod append;
 mod chain;
 mod checkpoint;
+mod database;
 mod key;
 mod legacy;
 mod postgres;
@@ -23,7 +24,8 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-pub use chain::{Head, Verdict};
+pub use chain::{ChainVerdict, Head};
+pub use database::Database;
 pub use key::{AuditFiles, ChainKey};
 pub use query::{Entry, Filter};
 pub use record::{
@@ -86,7 +88,11 @@ impl AuditLog {
     /// Opens (creating and migrating as needed) the log at `path`, its key
     /// and head checkpoint beside it, with every commit flushed to disk.
     pub fn open(path: &Path) -> Result<Self, AuditError> {
-        Self::open_with(&AuditFiles::beside(path), Durability::Full, None)
+        Self::open_with(
+            &AuditFiles::beside(&Database::parse(path)),
+            Durability::Full,
+            None,
+        )
     }
 
     /// Opens the log with the given durability and, if set, a size cap:
@@ -222,7 +228,7 @@ fn gone() -> AuditError {
 
 /// Checks the chain of the log with its key, against its head checkpoint
 /// and, if given, a head the operator saved elsewhere (`expect`).
-pub fn verify(files: &AuditFiles, expect: Option<&Head>) -> Result<Verdict, AuditError> {
+pub fn verify(files: &AuditFiles, expect: Option<&Head>) -> Result<ChainVerdict, AuditError> {
     with_source(&files.db, |source| verify_in(source, files, expect))
 }
 
@@ -230,18 +236,18 @@ fn verify_in(
     source: &mut Source,
     files: &AuditFiles,
     expect: Option<&Head>,
-) -> Result<Verdict, AuditError> {
+) -> Result<ChainVerdict, AuditError> {
     if !source.is_keyed() {
         return Err(AuditError::Unavailable(format!(
             "{} was written before flaregate keyed its chain: start `flaregate serve` with it once to verify and key it",
-            key::absolute(&files.db).display()
+            files.db
         )));
     }
     let key = key::ChainKey::load(&files.key)?;
     let saved = match checkpoint::read(&files.head, &key) {
         Ok(Some(head)) => head,
         Ok(None) => {
-            return Ok(Verdict::Broken {
+            return Ok(ChainVerdict::Broken {
                 row: None,
                 problem: format!(
                     "there is no head checkpoint at {}: flaregate writes one at first start, so rows may have been cut off the end",
@@ -249,7 +255,7 @@ fn verify_in(
                 ),
             });
         }
-        Err(problem) => return Ok(Verdict::Broken { row: None, problem }),
+        Err(problem) => return Ok(ChainVerdict::Broken { row: None, problem }),
     };
     let mut marks = vec![chain::Mark {
         head: &saved,
@@ -263,10 +269,10 @@ fn verify_in(
     }
     let (rows, events) = source.events()?;
     let verdict = chain::verify_events(rows, &events, chain::Formula::Keyed(&key), &marks);
-    if let Verdict::Valid { .. } = verdict
+    if let ChainVerdict::Valid { .. } = verdict
         && let Some((row, problem)) = source.first_mismatch()?
     {
-        return Ok(Verdict::Broken {
+        return Ok(ChainVerdict::Broken {
             row: Some(row),
             problem,
         });
@@ -275,8 +281,8 @@ fn verify_in(
 }
 
 /// Row `id` of the log at `path` and its snapshot, if it has one.
-pub fn read_row(path: &Path, id: i64) -> Result<Option<(Entry, Option<Stored>)>, AuditError> {
-    with_source(path, |source| {
+pub fn read_row(db: &Database, id: i64) -> Result<Option<(Entry, Option<Stored>)>, AuditError> {
+    with_source(db, |source| {
         let filter = Filter {
             id: Some(id),
             limit: 1,
@@ -297,57 +303,41 @@ pub fn head(files: &AuditFiles) -> Result<Head, AuditError> {
 }
 
 /// Reads rows of the log at `path` (a file, or a PostgreSQL URL).
-pub fn read(path: &Path, filter: &Filter) -> Result<Vec<Entry>, AuditError> {
-    with_source(path, |source| source.query(filter))
+pub fn read(db: &Database, filter: &Filter) -> Result<Vec<Entry>, AuditError> {
+    with_source(db, |source| source.query(filter))
 }
 
 /// The allowed writes after row `after` on one of `paths` or below it
 /// that Cloudflare carried out.
-pub fn later_writes(path: &Path, after: i64, paths: &[String]) -> Result<Vec<Entry>, AuditError> {
-    with_source(path, |source| source.later_writes(after, paths))
+pub fn later_writes(db: &Database, after: i64, paths: &[String]) -> Result<Vec<Entry>, AuditError> {
+    with_source(db, |source| source.later_writes(after, paths))
 }
 
 /// The rows that undid (or previewed undoing) row `row`.
-pub fn undos_of(path: &Path, row: i64) -> Result<Vec<Entry>, AuditError> {
-    with_source(path, |source| source.undos_of(row))
+pub fn undos_of(db: &Database, row: i64) -> Result<Vec<Entry>, AuditError> {
+    with_source(db, |source| source.undos_of(row))
 }
 
 /// The agents that have rows in the log at `path`.
-pub fn agents(path: &Path) -> Result<Vec<String>, AuditError> {
-    with_source(path, Source::agents)
+pub fn agents(db: &Database) -> Result<Vec<String>, AuditError> {
+    with_source(db, Source::agents)
 }
 
 /// Runs `read` on the log at `path`; a PostgreSQL log is read off the
 /// async runtime (its client blocks on a runtime of its own).
 fn with_source<T: Send>(
-    path: &Path,
+    db: &Database,
     read: impl FnOnce(&mut Source) -> Result<T, AuditError> + Send,
 ) -> Result<T, AuditError> {
-    let run = || read(&mut Source::open(path)?);
-    if postgres::is_url(path) {
+    let run = || read(&mut Source::open(db)?);
+    if db.is_postgres() {
         postgres::off_runtime(run)
     } else {
         run()
     }
 }
 
-/// Where the log is, for messages: a file's path, or a PostgreSQL URL
-/// without its password.
-pub fn location(path: &Path) -> String {
-    if postgres::is_url(path) {
-        postgres::shown(&path.to_string_lossy())
-    } else {
-        path.display().to_string()
-    }
-}
-
 pub use postgres::{numbered, off_runtime, open_migrated as open_postgres};
-
-/// Whether `path` names a PostgreSQL log (`postgres://…`) rather than a
-/// SQLite file.
-pub fn is_postgres(path: &Path) -> bool {
-    postgres::is_url(path)
-}
 
 pub use crate::clock::{now_rfc3339, now_unix_ms};
 

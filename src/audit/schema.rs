@@ -248,7 +248,7 @@ mod tests {
     use rusqlite::params;
 
     use super::*;
-    use crate::audit::chain::{self, Formula, GENESIS, Verdict};
+    use crate::audit::chain::{self, ChainVerdict, Formula, GENESIS};
     use crate::audit::key::ChainKey;
     use crate::audit::legacy;
     use crate::audit::{CallRecord, Outcome};
@@ -319,7 +319,7 @@ mod tests {
 
         let key = ChainKey::from_bytes([5; 32]);
         assert_eq!(legacy::rekey(&mut connection, &key), Ok(2));
-        let Verdict::Valid { rows, head } =
+        let ChainVerdict::Valid { rows, head } =
             chain::verify(&connection, Formula::Keyed(&key), &[]).unwrap()
         else {
             panic!("the re-keyed chain verifies");
@@ -328,7 +328,7 @@ mod tests {
         assert!(
             matches!(
                 chain::verify(&connection, Formula::Legacy, &[]).unwrap(),
-                Verdict::Broken { .. }
+                ChainVerdict::Broken { .. }
             ),
             "the public formula no longer verifies it"
         );

@@ -1,10 +1,8 @@
 //! An open log to read — `flaregate audit`, `verify`, `head`, `show`, undo
 //! — in either store: the same questions, each store's SQL.
 
-use std::path::Path;
-
 use super::chain::{self, Event, Head};
-use super::postgres::{self, Reader};
+use super::postgres::Reader;
 use super::query::{self, Entry, Filter};
 use super::snapshot::{self, Stored};
 use super::{AuditError, key, schema};
@@ -21,12 +19,13 @@ fn failed(error: impl std::fmt::Display) -> AuditError {
 impl Source {
     /// Opens the log at `path` (a file, or a PostgreSQL URL) to read it,
     /// once it has the current schema.
-    pub(super) fn open(path: &Path) -> Result<Self, AuditError> {
-        if postgres::is_url(path) {
-            return Ok(Source::Postgres(Box::new(Reader::open(
-                &path.to_string_lossy(),
-            )?)));
-        }
+    pub(super) fn open(db: &super::Database) -> Result<Self, AuditError> {
+        let path = match db {
+            super::Database::Postgres(url) => {
+                return Ok(Source::Postgres(Box::new(Reader::open(url)?)));
+            }
+            super::Database::Sqlite(path) => path,
+        };
         let connection = query::open_read_only(path)?;
         if !schema::is_current(&connection).map_err(failed)? {
             return Err(AuditError::Unavailable(format!(

@@ -90,14 +90,14 @@ pub(super) struct Tip {
 }
 
 /// Where the log lives: one of two stores behind the one writer.
-enum Store {
+enum Backend {
     Sqlite(Connection),
     Postgres(super::postgres::Worker),
 }
 
 /// The database, and how its commits reach the disk.
 struct Log {
-    store: Store,
+    store: Backend,
     times: Arc<AuditTimes>,
     key: ChainKey,
     files: AuditFiles,
@@ -193,23 +193,16 @@ pub fn start(
     capacity: usize,
     times: Arc<AuditTimes>,
 ) -> Result<mpsc::Sender<Job>, AuditError> {
-    if super::postgres::is_url(&files.db) {
-        // Both are about a file and its fsyncs: PostgreSQL has neither.
-        if max_bytes.is_some() {
-            tracing::warn!(
-                "audit_max_mb is for a SQLite log and is not applied to PostgreSQL: size the database there"
-            );
+    let file = match &files.db {
+        super::Database::Sqlite(file) => file,
+        super::Database::Postgres(url) => {
+            warn_of_file_settings(durability, max_bytes);
+            return start_postgres(files, url, capacity, times);
         }
-        if durability == super::Durability::Normal {
-            tracing::warn!(
-                "audit_sync = \"normal\" has no effect on PostgreSQL: each commit is durable when it returns"
-            );
-        }
-        return start_postgres(files, capacity, times);
-    }
-    let open_error = |e: rusqlite::Error| AuditError::open(&files.db, e);
-    let mut connection = schema::open(&files.db, max_bytes).map_err(open_error)?;
-    let key = key_for(&mut connection, files)?;
+    };
+    let open_error = |e: rusqlite::Error| AuditError::open(file, e);
+    let mut connection = schema::open(file, max_bytes).map_err(open_error)?;
+    let key = key_for(&mut connection, files, file)?;
     let head = chain::stored_head(&connection).map_err(open_error)?;
     check_against_checkpoint(files, &key, &head)?;
     let last_id: i64 = connection
@@ -219,7 +212,7 @@ pub fn start(
         .map_err(open_error)?;
     let syncer = match durability {
         super::Durability::Full => {
-            let mut wal = files.db.as_os_str().to_owned();
+            let mut wal = file.as_os_str().to_owned();
             wal.push("-wal");
             Some(
                 Syncer::start(Wal::new(wal.into()), times.clone()).map_err(|e| {
@@ -230,7 +223,7 @@ pub fn start(
         super::Durability::Normal => None,
     };
     let log = Log::new(
-        Store::Sqlite(connection),
+        Backend::Sqlite(connection),
         (key, files),
         syncer,
         times,
@@ -239,16 +232,31 @@ pub fn start(
     spawn(log, Tip { head, last_id }, capacity)
 }
 
+/// `audit_max_mb` and `audit_sync` are about a file and its fsyncs:
+/// PostgreSQL has neither.
+fn warn_of_file_settings(durability: super::Durability, max_bytes: Option<u64>) {
+    if max_bytes.is_some() {
+        tracing::warn!(
+            "audit_max_mb is for a SQLite log and is not applied to PostgreSQL: size the database there"
+        );
+    }
+    if durability == super::Durability::Normal {
+        tracing::warn!(
+            "audit_sync = \"normal\" has no effect on PostgreSQL: each commit is durable when it returns"
+        );
+    }
+}
+
 /// As [`start`], for a PostgreSQL log. A commit is durable when it
 /// returns, so nothing is flushed; the chain's end is read from (and
 /// locked in) the database at each batch.
 fn start_postgres(
     files: &AuditFiles,
+    url: &str,
     capacity: usize,
     times: Arc<AuditTimes>,
 ) -> Result<mpsc::Sender<Job>, AuditError> {
-    let url = files.db.to_string_lossy();
-    let (worker, tip) = super::postgres::Worker::start(&url)?;
+    let (worker, tip) = super::postgres::Worker::start(url)?;
     let key = if files.key.exists() {
         ChainKey::load(&files.key)?
     } else if tip.head.events == 0 {
@@ -259,12 +267,12 @@ fn start_postgres(
         return Err(AuditError::Unavailable(format!(
             "the audit key {} is missing: the log in {} was chained with it; copy it from an instance that has it",
             absolute(&files.key).display(),
-            super::postgres::shown(&url)
+            super::postgres::shown(url)
         )));
     };
     check_against_checkpoint(files, &key, &tip.head)?;
     let log = Log::new(
-        Store::Postgres(worker),
+        Backend::Postgres(worker),
         (key, files),
         None,
         times,
@@ -275,7 +283,7 @@ fn start_postgres(
 
 impl Log {
     fn new(
-        store: Store,
+        store: Backend,
         (key, files): (ChainKey, &AuditFiles),
         syncer: Option<Syncer>,
         times: Arc<AuditTimes>,
@@ -316,9 +324,7 @@ fn check_against_checkpoint(
             return Err(AuditError::Unavailable(format!(
                 "the audit log {} ends at event {} but its head checkpoint has event {}: rows were removed. \
                  Run `flaregate audit verify`; keep the files as evidence and start a new log under another name",
-                super::location(&files.db),
-                head.events,
-                saved.events
+                files.db, head.events, saved.events
             )));
         }
         _ => {}
@@ -334,14 +340,18 @@ fn check_against_checkpoint(
 /// The chain key of the log: read from its file; for a log with no key
 /// yet (new, or written before keys) a new one is made, and older rows
 /// are verified and re-keyed with it.
-fn key_for(connection: &mut Connection, files: &AuditFiles) -> Result<ChainKey, AuditError> {
-    let keyed = schema::is_keyed(connection).map_err(|e| AuditError::open(&files.db, e))?;
+fn key_for(
+    connection: &mut Connection,
+    files: &AuditFiles,
+    file: &std::path::Path,
+) -> Result<ChainKey, AuditError> {
+    let keyed = schema::is_keyed(connection).map_err(|e| AuditError::open(file, e))?;
     if keyed || files.key.exists() {
         if !files.key.exists() {
             return Err(AuditError::Unavailable(format!(
                 "the audit key {} is missing: the log {} was chained with it and cannot be extended or verified without it; restore the key file",
                 absolute(&files.key).display(),
-                absolute(&files.db).display()
+                absolute(file).display()
             )));
         }
         let key = ChainKey::load(&files.key)?;
@@ -362,12 +372,11 @@ fn rekey(
     key: &ChainKey,
 ) -> Result<(), AuditError> {
     let rows = legacy::rekey(connection, key).map_err(|problem| {
-        AuditError::Unavailable(format!(
-            "cannot key the audit log {}: {problem}",
-            absolute(&files.db).display()
-        ))
+        AuditError::Unavailable(format!("cannot key the audit log {}: {problem}", files.db))
     })?;
-    schema::mark_keyed(connection).map_err(|e| AuditError::open(&files.db, e))?;
+    schema::mark_keyed(connection).map_err(|e| {
+        AuditError::Unavailable(format!("cannot key the audit log {}: {e}", files.db))
+    })?;
     if rows > 0 {
         tracing::info!(
             rows,
@@ -420,8 +429,8 @@ async fn serve(mut log: Log, mut tip: Tip, mut receiver: mpsc::Receiver<Job>) {
             match job {
                 Job::Flush(reply) => flushes.push(reply),
                 Job::Probe(reply) => match &log.store {
-                    Store::Sqlite(_) => flushes.push(reply),
-                    Store::Postgres(worker) => {
+                    Backend::Sqlite(_) => flushes.push(reply),
+                    Backend::Postgres(worker) => {
                         let _ = reply.send(worker.ping().map_err(|e| AuditError::Unavailable(e.0)));
                     }
                 },
@@ -467,8 +476,8 @@ async fn serve(mut log: Log, mut tip: Tip, mut receiver: mpsc::Receiver<Job>) {
 fn write(log: &mut Log, tip: &mut Tip, batch: &mut Vec<Write>) -> Result<(), AuditError> {
     let started = std::time::Instant::now();
     let committed = match &mut log.store {
-        Store::Sqlite(connection) => commit(connection, &log.key, tip, batch),
-        Store::Postgres(worker) => {
+        Backend::Sqlite(connection) => commit(connection, &log.key, tip, batch),
+        Backend::Postgres(worker) => {
             let (returned, committed) = worker.commit(&log.key, std::mem::take(batch));
             *batch = returned;
             committed
@@ -551,10 +560,10 @@ mod tests {
     fn writer(dir: &Path, wal: PathBuf) -> mpsc::Sender<Job> {
         let connection = schema::open(&dir.join("audit.db"), None).expect("opens");
         let log = Log {
-            store: Store::Sqlite(connection),
+            store: Backend::Sqlite(connection),
             times: Arc::default(),
             key: ChainKey::from_bytes([3; 32]),
-            files: AuditFiles::beside(&dir.join("audit.db")),
+            files: AuditFiles::beside(&dir.join("audit.db").into()),
             syncer: Some(Syncer::start(Wal::new(wal), Arc::default()).expect("fsync thread")),
             flush_due: None,
             checkpointed: Head::genesis(),

@@ -70,10 +70,10 @@ pub fn decide(args: &DecideArgs, approve: bool) -> Outcome {
 
 fn store(paths: &Paths) -> Result<Approvals, String> {
     let config = setup::config(paths)?;
-    if !crate::audit::is_postgres(&config.audit_db) && !config.audit_db.exists() {
+    if config.audit_db.file().is_some_and(|file| !file.exists()) {
         return Err(format!(
             "no audit database at {}: approvals live there (give --audit-db)",
-            crate::audit::location(&config.audit_db)
+            config.audit_db
         ));
     }
     Ok(Approvals::new(&config.audit_db))

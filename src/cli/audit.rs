@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::{Outcome, Paths, setup};
-use crate::audit::{self, Filter, Head, Verdict};
+use crate::audit::{self, ChainVerdict, Filter, Head};
 use crate::text;
 
 #[derive(Args)]
@@ -117,10 +117,7 @@ pub fn run(args: &AuditArgs) -> Outcome {
     }
     print_entries(&entries, args.json)?;
     if entries.is_empty() && !args.json && !args.follow {
-        eprintln!(
-            "no matching calls in {}",
-            crate::audit::location(&config.audit_db)
-        );
+        eprintln!("no matching calls in {}", config.audit_db);
     }
     if args.follow {
         // New rows as they come, oldest first, until interrupted.
@@ -168,18 +165,12 @@ fn print_entries(entries: &[audit::Entry], json: bool) -> Result<(), String> {
 
 /// One request for approval as a story: what was asked, who decided and
 /// when, and each row of the chain that belongs to it, with its reason.
-fn story(db: &std::path::Path, id: &str, entries: &[audit::Entry]) -> Outcome {
+fn story(db: &audit::Database, id: &str, entries: &[audit::Entry]) -> Outcome {
     use crate::approval::{Approvals, time_of};
     let approval = Approvals::new(db)
         .get(id)
         .map_err(|e| format!("cannot read the approvals: {e}"))?
-        .ok_or_else(|| {
-            format!(
-                "there is no approval {} in {}",
-                text::clip(id, 40),
-                db.display()
-            )
-        })?;
+        .ok_or_else(|| format!("there is no approval {} in {}", text::clip(id, 40), db))?;
     println!(
         "Approval {}: agent {} asked to run {}.",
         approval.id,
@@ -259,23 +250,22 @@ fn verify(paths: &Paths, expect: Option<&Head>) -> Outcome {
     let config = setup::config(paths)?;
     let files = config.audit_files();
     match audit::verify(&files, expect).map_err(|e| e.to_string())? {
-        Verdict::Valid { rows, head } => {
+        ChainVerdict::Valid { rows, head } => {
             println!(
                 "all {rows} rows verify ({} chained events, with the audit key and the head checkpoint) in {}",
-                head.events,
-                crate::audit::location(&files.db)
+                head.events, files.db
             );
             println!("head: {head}");
             Ok(ExitCode::SUCCESS)
         }
-        Verdict::Broken {
+        ChainVerdict::Broken {
             row: Some(row),
             problem,
         } => {
             println!("the chain is broken at row {row}: {problem}");
             Ok(ExitCode::FAILURE)
         }
-        Verdict::Broken { row: None, problem } => {
+        ChainVerdict::Broken { row: None, problem } => {
             println!("the log does not verify: {problem}");
             Ok(ExitCode::FAILURE)
         }
@@ -287,12 +277,7 @@ fn show(paths: &Paths, row: i64) -> Outcome {
     let config = setup::config(paths)?;
     let (entry, stored) = audit::read_row(&config.audit_db, row)
         .map_err(|e| e.to_string())?
-        .ok_or_else(|| {
-            format!(
-                "there is no row {row} in {}",
-                crate::audit::location(&config.audit_db)
-            )
-        })?;
+        .ok_or_else(|| format!("there is no row {row} in {}", config.audit_db))?;
     let line = |label: &str, value: &str| println!("{label:<10} {}", text::escape(value));
     line("row", &entry.id.to_string());
     line("time", &entry.ts);

@@ -11,7 +11,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::{Outcome, Paths, setup};
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, Database};
 use crate::budget;
 use crate::catalog::Catalog;
 use crate::cloudflare::Client;
@@ -76,9 +76,10 @@ pub async fn run(args: ServeArgs) -> Outcome {
     // First: a reload asked for during start-up must not end the process.
     let hangup = reload::hangups();
     let mut config = setup::config(&args.paths)?;
-    if args.sandbox && args.paths.audit_db.is_none() && !crate::audit::is_postgres(&config.audit_db)
+    if let (true, None, Database::Sqlite(file)) =
+        (args.sandbox, &args.paths.audit_db, &config.audit_db)
     {
-        config.audit_db = config.audit_db.with_file_name(SANDBOX_AUDIT_DB);
+        config.audit_db = Database::Sqlite(file.with_file_name(SANDBOX_AUDIT_DB));
         config.audit_key = None;
     }
     let catalog = setup::catalog(&config, &args.paths)?;
@@ -129,14 +130,13 @@ pub async fn run(args: ServeArgs) -> Outcome {
     );
     // With a PostgreSQL log, limits are kept there too: shared by every
     // instance on it.
-    let budgets: Arc<dyn budget::Budgets> = if crate::audit::is_postgres(&config.audit_db) {
-        Arc::new(budget::Shared::new(
-            &config.audit_db.to_string_lossy(),
+    let budgets: Arc<dyn budget::Budgets> = match &config.audit_db {
+        Database::Postgres(url) => Arc::new(budget::Shared::new(
+            url,
             share,
             config.cloudflare.rate_limit,
-        ))
-    } else {
-        Arc::new(budget::InProcess::new(share))
+        )),
+        Database::Sqlite(_) => Arc::new(budget::InProcess::new(share)),
     };
     // Approvals share the audit database, keyed with its key.
     let files = config.audit_files();
@@ -322,10 +322,7 @@ fn announce(
     if let Some(admin) = admin {
         lines.push(format!("  admin:       {admin}  (/health /ready /metrics)"));
     }
-    lines.push(format!(
-        "  audit log:   {}",
-        crate::audit::location(&config.audit_db)
-    ));
+    lines.push(format!("  audit log:   {}", config.audit_db));
     for key in keys {
         lines.push(format!("  key for {}: {}", key.agent, key.key));
     }

@@ -21,7 +21,7 @@ pub fn config(paths: &Paths) -> Result<Config, String> {
         config.policies = p.clone();
     }
     if let Some(p) = &paths.audit_db {
-        config.audit_db = p.clone();
+        config.audit_db = crate::audit::Database::parse(p);
     }
     Ok(config)
 }

@@ -17,7 +17,7 @@ pub struct RateWindow {
 }
 
 /// The verdict for one request, with the values for the rate headers.
-pub struct Verdict {
+pub struct RateVerdict {
     pub allowed: bool,
     pub remaining: u32,
     pub reset: Duration,
@@ -34,7 +34,7 @@ impl RateWindow {
     }
 
     /// Counts one request of `token`.
-    pub fn check(&self, token: &str) -> Option<Verdict> {
+    pub fn check(&self, token: &str) -> Option<RateVerdict> {
         let RateSpec::Limit { requests, per } = self.spec else {
             return None;
         };
@@ -49,7 +49,7 @@ impl RateWindow {
             *count = 0;
         }
         *count = count.saturating_add(1);
-        Some(Verdict {
+        Some(RateVerdict {
             allowed: *count <= requests,
             remaining: requests.saturating_sub(*count),
             reset: per.saturating_sub(now.duration_since(*start)),
@@ -59,7 +59,7 @@ impl RateWindow {
     }
 }
 
-impl Verdict {
+impl RateVerdict {
     /// `Ratelimit` and `Ratelimit-Policy`, as Cloudflare sends since 2025.
     pub fn write_headers(&self, headers: &mut HeaderMap) {
         let reset = self.reset.as_secs().max(1);

@@ -38,7 +38,7 @@ use faults::Faults;
 use limits::RateWindow;
 use log::RequestLog;
 use reply::ApiError;
-use store::Store;
+use store::SandboxState;
 
 /// The path prefix of the API, as on api.cloudflare.com.
 pub const API_PREFIX: &str = "/client/v4";
@@ -77,7 +77,7 @@ impl Default for SandboxConfig {
 
 /// Shared state of a running sandbox.
 struct Sandbox {
-    store: RwLock<Store>,
+    store: RwLock<SandboxState>,
     catalog: Option<Arc<crate::catalog::Catalog>>,
     resources: RwLock<generic::Resources>,
     tokens: Tokens,

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::store::{AccountData, Script, Store, ZoneData};
+use super::store::{AccountData, SandboxState, Script, ZoneData};
 
 pub const ACCOUNT_ID: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
 pub const ACCOUNT_NAME: &str = "Example Corp";
@@ -16,8 +16,8 @@ pub const CUSTOM_RULESET: &str = "2f2feab2026849078ba485f918791bdc";
 const CREATED: &str = "2024-01-15T10:00:00.000000Z";
 
 /// The store as it is when the sandbox starts.
-pub fn demo() -> Store {
-    let mut store = Store {
+pub fn demo() -> SandboxState {
+    let mut store = SandboxState {
         accounts: vec![json!({
             "id": ACCOUNT_ID, "name": ACCOUNT_NAME, "type": "standard", "created_on": CREATED,
             "settings": {"enforce_twofactor": false, "abuse_contact_email": null}
@@ -26,7 +26,7 @@ pub fn demo() -> Store {
             zone(EXAMPLE_COM, "example.com", "pro"),
             zone(EXAMPLE_ORG, "example.org", "free"),
         ],
-        ..Store::default()
+        ..SandboxState::default()
     };
     store.zone_data.insert(EXAMPLE_COM.into(), example_com());
     store.zone_data.insert(EXAMPLE_ORG.into(), example_org());

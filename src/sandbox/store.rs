@@ -8,7 +8,7 @@ use serde_json::Value;
 
 /// Everything the simulated API knows.
 #[derive(Debug, Default)]
-pub struct Store {
+pub struct SandboxState {
     pub accounts: Vec<Value>,
     pub zones: Vec<Value>,
     pub zone_data: HashMap<String, ZoneData>,
@@ -40,7 +40,7 @@ pub struct Script {
     pub content: String,
 }
 
-impl Store {
+impl SandboxState {
     pub fn zone(&self, id: &str) -> Option<&Value> {
         self.zones.iter().find(|z| z["id"] == id)
     }

@@ -30,7 +30,7 @@ impl Gateway {
         catalog: Arc<Catalog>,
         engine: Engine,
         client: Client,
-        (audit, audit_db): (AuditLog, std::path::PathBuf),
+        (audit, audit_db): (AuditLog, crate::audit::Database),
         sandbox: bool,
         budgets: Arc<dyn Budgets>,
         approvals: Option<(Approvals, ChainKey)>,

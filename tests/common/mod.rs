@@ -297,7 +297,7 @@ impl ServerProcess {
             limit: 100_000,
             ..Default::default()
         };
-        flaregate::audit::read(&self.audit_db, &filter).expect("audit log readable")
+        flaregate::audit::read(&self.audit_db.clone().into(), &filter).expect("audit log readable")
     }
 
     pub fn pid(&self) -> u32 {
@@ -388,8 +388,8 @@ pub fn text(result: &rmcp::model::CallToolResult) -> String {
 }
 
 /// `audit verify` of the log at `db` (key and head checkpoint beside it).
-pub fn verify(db: &Path) -> flaregate::audit::Verdict {
-    flaregate::audit::verify(&flaregate::audit::AuditFiles::beside(db), None)
+pub fn verify(db: &Path) -> flaregate::audit::ChainVerdict {
+    flaregate::audit::verify(&flaregate::audit::AuditFiles::beside(&db.into()), None)
         .expect("the log can be verified")
 }
 

@@ -17,12 +17,6 @@ use super::snapshot::{self, Snapshot};
 use super::writer::{RowRef, Tip, Write};
 use super::{AuditError, ChainKey};
 
-/// Whether the audit "path" is a PostgreSQL URL.
-pub fn is_url(db: &std::path::Path) -> bool {
-    db.to_str()
-        .is_some_and(|s| s.starts_with("postgres://") || s.starts_with("postgresql://"))
-}
-
 /// The URL without its password, for messages.
 pub fn shown(url: &str) -> String {
     match url.split_once("://").and_then(|(scheme, rest)| {

@@ -1,10 +1,9 @@
 //! What the stages use: plain fields, so a test can build one.
 
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use crate::approval::Approvals;
-use crate::audit::{AuditLog, ChainKey};
+use crate::audit::{AuditLog, ChainKey, Database};
 use crate::budget::Budgets;
 use crate::catalog::Catalog;
 use crate::cloudflare::Client;
@@ -21,7 +20,7 @@ pub(crate) struct Services {
     pub client: Client,
     pub audit: AuditLog,
     /// The audit database, read by undo (rows and their snapshots).
-    pub audit_db: PathBuf,
+    pub audit_db: Database,
     pub budgets: Arc<dyn Budgets>,
     pub metrics: Metrics,
     /// Requests for approval and their decisions, keyed with the audit key.
