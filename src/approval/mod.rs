@@ -86,9 +86,16 @@ pub enum Refused {
     Expired,
     #[error("it was used already: an approval lets one call through")]
     Used,
+    #[error("it is {0} already")]
+    Decided(&'static str),
     #[error("the approvals cannot be read: {0}")]
-    Store(String),
+    Store(StoreFailed),
 }
+
+/// The approvals' database could not be read or written: what it said.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreFailed(pub String);
 
 /// The approvals kept in one audit database (a SQLite file, or the
 /// PostgreSQL database several instances share).
@@ -117,7 +124,7 @@ impl Approvals {
         (summary, preview): (&str, &str),
         now_ms: i64,
         ttl_ms: i64,
-    ) -> Result<String, String> {
+    ) -> Result<String, StoreFailed> {
         let id = format!("{:032x}", u128::from_le_bytes(random_bytes()));
         let digest = digest(key, agent, tool, args);
         self.store.with(|db| {
@@ -135,7 +142,7 @@ impl Approvals {
     }
 
     /// Every approval still waiting, oldest first (expired ones left out).
-    pub fn pending(&self, now_ms: i64) -> Result<Vec<Approval>, String> {
+    pub fn pending(&self, now_ms: i64) -> Result<Vec<Approval>, StoreFailed> {
         self.store.with(|db| {
             db.approvals(
                 "SELECT * FROM approvals WHERE status = 'pending' AND expires_ms > ? ORDER BY requested_ms",
@@ -151,27 +158,30 @@ impl Approvals {
         approve: bool,
         by: &str,
         now_ms: i64,
-    ) -> Result<Approval, String> {
+    ) -> Result<Approval, Refused> {
         let status = if approve { "approved" } else { "rejected" };
-        let (changed, found) = self.store.with(|db| {
-            let changed = db.execute(
-                "UPDATE approvals SET status = ?, decided_by = ?, decided_ms = ?
+        let (changed, found) = self
+            .store
+            .with(|db| {
+                let changed = db.execute(
+                    "UPDATE approvals SET status = ?, decided_by = ?, decided_ms = ?
                  WHERE id = ? AND status = 'pending' AND expires_ms > ?",
-                &[
-                    Param::Text(status),
-                    Param::Text(by),
-                    Param::Int(now_ms),
-                    Param::Text(id),
-                    Param::Int(now_ms),
-                ],
-            )?;
-            Ok((changed, find(db, id)?))
-        })?;
+                    &[
+                        Param::Text(status),
+                        Param::Text(by),
+                        Param::Int(now_ms),
+                        Param::Text(id),
+                        Param::Int(now_ms),
+                    ],
+                )?;
+                Ok((changed, find(db, id)?))
+            })
+            .map_err(Refused::Store)?;
         match (changed, found) {
             (1, Some(approval)) => Ok(approval),
-            (_, None) => Err(format!("there is no approval {id}")),
-            (_, Some(a)) if a.expires_ms <= now_ms => Err(format!("approval {id} expired")),
-            (_, Some(a)) => Err(format!("approval {id} is {} already", a.status.as_str())),
+            (_, None) => Err(Refused::Unknown),
+            (_, Some(a)) if a.expires_ms <= now_ms => Err(Refused::Expired),
+            (_, Some(a)) => Err(Refused::Decided(a.status.as_str())),
         }
     }
 
@@ -229,7 +239,7 @@ impl Approvals {
 
     /// Decisions made on the host that the audit chain does not have yet,
     /// oldest first.
-    pub fn unrecorded(&self) -> Result<Vec<Approval>, String> {
+    pub fn unrecorded(&self) -> Result<Vec<Approval>, StoreFailed> {
         self.store.with(|db| {
             db.approvals(
                 "SELECT * FROM approvals WHERE recorded = 0 AND decided_ms IS NOT NULL
@@ -241,7 +251,7 @@ impl Approvals {
 
     /// Takes request `id`'s decision for the chain: false if another
     /// instance took it first (several write one PostgreSQL log).
-    pub fn claim(&self, id: &str) -> Result<bool, String> {
+    pub fn claim(&self, id: &str) -> Result<bool, StoreFailed> {
         self.store.with(|db| {
             db.execute(
                 "UPDATE approvals SET recorded = 1 WHERE id = ? AND recorded = 0",
@@ -252,7 +262,7 @@ impl Approvals {
     }
 
     /// Gives back a claim whose row could not be written.
-    pub fn unclaim(&self, id: &str) -> Result<(), String> {
+    pub fn unclaim(&self, id: &str) -> Result<(), StoreFailed> {
         self.store.with(|db| {
             db.execute(
                 "UPDATE approvals SET recorded = 0 WHERE id = ?",
@@ -263,7 +273,7 @@ impl Approvals {
     }
 
     /// The request `id`, whatever its state.
-    pub fn get(&self, id: &str) -> Result<Option<Approval>, String> {
+    pub fn get(&self, id: &str) -> Result<Option<Approval>, StoreFailed> {
         self.store.with(|db| find(db, id))
     }
 

@@ -35,17 +35,17 @@ impl Table {
     pub(super) fn with<T: Send>(
         &self,
         work: impl FnOnce(&mut Db) -> Result<T, String> + Send,
-    ) -> Result<T, String> {
-        match &self.db {
+    ) -> Result<T, super::StoreFailed> {
+        let done = match &self.db {
             Database::Postgres(url) => crate::audit::off_runtime(move || {
                 let client = crate::audit::open_postgres(url)?;
                 work(&mut Db::Postgres(Box::new(client)))
             }),
-            Database::Sqlite(file) => {
-                let connection = crate::audit::open_database(file).map_err(|e| e.to_string())?;
-                work(&mut Db::Sqlite(connection))
-            }
-        }
+            Database::Sqlite(file) => crate::audit::open_database(file)
+                .map_err(|e| e.to_string())
+                .and_then(|connection| work(&mut Db::Sqlite(connection))),
+        };
+        done.map_err(super::StoreFailed)
     }
 }
 

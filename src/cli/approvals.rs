@@ -51,7 +51,9 @@ pub fn decide(args: &DecideArgs, approve: bool) -> Outcome {
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "the operator".into());
     let by = crate::text::clip(&by, 64);
-    let approval = approvals.decide(&args.id, approve, &by, crate::audit::now_unix_ms())?;
+    let approval = approvals
+        .decide(&args.id, approve, &by, crate::audit::now_unix_ms())
+        .map_err(|refused| format!("approval {}: {refused}", crate::text::clip(&args.id, 40)))?;
     println!(
         "{} {} for agent {}: {}",
         if approve { "approved" } else { "rejected" },

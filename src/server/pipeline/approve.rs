@@ -196,7 +196,7 @@ impl Services {
                 if !approval.recorded
                     && let Err(error) = self.record_decision(&approval).await
                 {
-                    return Err(Stop::Fault(super::Fault::AuditDown(error)));
+                    return Err(Stop::Fault(super::Fault::AuditDown(error.to_string())));
                 }
                 Ok(approved(&approval, &id))
             }

@@ -8,6 +8,16 @@ use crate::approval::{Approval, rule_of, time_of};
 use crate::audit::{self, CallRecord, Decision, Outcome};
 use crate::budget::Suppressed;
 
+/// Why an operator's decision could not be written into the chain (it is
+/// tried again at the next round).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HousekeepingError {
+    #[error(transparent)]
+    Approvals(#[from] crate::approval::StoreFailed),
+    #[error(transparent)]
+    Audit(#[from] audit::AuditError),
+}
+
 impl Services {
     /// Writes one row for each agent's refused calls that were counted
     /// rather than written.
@@ -33,7 +43,7 @@ impl Services {
 
     /// Writes into the chain the decisions operators made on the host
     /// since the last time (their calls, if made, have rows of their own).
-    pub(crate) async fn record_decisions(&self) -> Result<(), String> {
+    pub(crate) async fn record_decisions(&self) -> Result<(), HousekeepingError> {
         let Some((approvals, _)) = self.approvals.clone() else {
             return Ok(());
         };
@@ -47,7 +57,10 @@ impl Services {
     /// Writes one decision made on the host into the chain, once: it is
     /// claimed first (several instances may see it), and the claim given
     /// back if the row cannot be written, for the next try.
-    pub(super) async fn record_decision(&self, approval: &Approval) -> Result<(), String> {
+    pub(super) async fn record_decision(
+        &self,
+        approval: &Approval,
+    ) -> Result<(), HousekeepingError> {
         let (approvals, _) = self.approvals.clone().expect("only called with approvals");
         let (store, id) = (approvals.clone(), approval.id.clone());
         if !blocking(move || store.claim(&id)).await? {
@@ -57,7 +70,7 @@ impl Services {
         if let Err(error) = self.audit.record(record, Outcome::default()).await {
             let id = approval.id.clone();
             let _ = blocking(move || approvals.unclaim(&id)).await;
-            return Err(error.to_string());
+            return Err(error.into());
         }
         Ok(())
     }
