@@ -9,6 +9,7 @@ mod checkpoint;
 mod database;
 mod key;
 mod legacy;
+mod opening;
 mod postgres;
 mod query;
 mod record;
@@ -104,7 +105,7 @@ impl AuditLog {
     ) -> Result<Self, AuditError> {
         let times = Arc::new(AuditTimes::default());
         Ok(Self {
-            jobs: writer::start(files, durability, max_bytes, 4096, times.clone())?,
+            jobs: opening::start(files, durability, max_bytes, 4096, times.clone())?,
             times,
         })
     }

@@ -18,12 +18,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::AuditTimes;
 use super::append::{Chain, StoreError};
-use super::chain::{self, Head};
+use super::chain::Head;
 use super::key::{AuditFiles, ChainKey, absolute};
 use super::record::{CallRecord, Outcome};
 use super::snapshot::Snapshot;
-use super::sync::{FlushReply, Syncer, Wal};
-use super::{AuditError, checkpoint, legacy, schema};
+use super::sync::{FlushReply, Syncer};
+use super::{AuditError, checkpoint};
 
 /// A row's handle: the seq of its decision event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,13 +90,13 @@ pub(super) struct Tip {
 }
 
 /// Where the log lives: one of two stores behind the one writer.
-enum Backend {
+pub(super) enum Backend {
     Sqlite(Connection),
     Postgres(super::postgres::Worker),
 }
 
 /// The database, and how its commits reach the disk.
-struct Log {
+pub(super) struct Log {
     store: Backend,
     times: Arc<AuditTimes>,
     key: ChainKey,
@@ -183,106 +183,8 @@ impl Log {
     }
 }
 
-/// Opens the database and starts the writer thread: loads (or, for a new
-/// log, creates) the audit key, re-keys a log written before keys, refuses
-/// a log shorter than its last head checkpoint, and checkpoints the head.
-pub fn start(
-    files: &AuditFiles,
-    durability: super::Durability,
-    max_bytes: Option<u64>,
-    capacity: usize,
-    times: Arc<AuditTimes>,
-) -> Result<mpsc::Sender<Job>, AuditError> {
-    let file = match &files.db {
-        super::Database::Sqlite(file) => file,
-        super::Database::Postgres(url) => {
-            warn_of_file_settings(durability, max_bytes);
-            return start_postgres(files, url, capacity, times);
-        }
-    };
-    let open_error = |e: rusqlite::Error| AuditError::open(file, e);
-    let mut connection = schema::open(file, max_bytes).map_err(open_error)?;
-    let key = key_for(&mut connection, files, file)?;
-    let head = chain::stored_head(&connection).map_err(open_error)?;
-    check_against_checkpoint(files, &key, &head)?;
-    let last_id: i64 = connection
-        .query_row("SELECT COALESCE(MAX(id), 0) FROM calls", [], |row| {
-            row.get(0)
-        })
-        .map_err(open_error)?;
-    let syncer = match durability {
-        super::Durability::Full => {
-            let mut wal = file.as_os_str().to_owned();
-            wal.push("-wal");
-            Some(
-                Syncer::start(Wal::new(wal.into()), times.clone()).map_err(|e| {
-                    AuditError::Unavailable(format!("cannot start the audit fsync thread: {e}"))
-                })?,
-            )
-        }
-        super::Durability::Normal => None,
-    };
-    let log = Log::new(
-        Backend::Sqlite(connection),
-        (key, files),
-        syncer,
-        times,
-        &head,
-    );
-    spawn(log, Tip { head, last_id }, capacity)
-}
-
-/// `audit_max_mb` and `audit_sync` are about a file and its fsyncs:
-/// PostgreSQL has neither.
-fn warn_of_file_settings(durability: super::Durability, max_bytes: Option<u64>) {
-    if max_bytes.is_some() {
-        tracing::warn!(
-            "audit_max_mb is for a SQLite log and is not applied to PostgreSQL: size the database there"
-        );
-    }
-    if durability == super::Durability::Normal {
-        tracing::warn!(
-            "audit_sync = \"normal\" has no effect on PostgreSQL: each commit is durable when it returns"
-        );
-    }
-}
-
-/// As [`start`], for a PostgreSQL log. A commit is durable when it
-/// returns, so nothing is flushed; the chain's end is read from (and
-/// locked in) the database at each batch.
-fn start_postgres(
-    files: &AuditFiles,
-    url: &str,
-    capacity: usize,
-    times: Arc<AuditTimes>,
-) -> Result<mpsc::Sender<Job>, AuditError> {
-    let (worker, tip) = super::postgres::Worker::start(url)?;
-    let key = if files.key.exists() {
-        ChainKey::load(&files.key)?
-    } else if tip.head.events == 0 {
-        let key = ChainKey::create(&files.key)?;
-        tracing::info!(path = %absolute(&files.key).display(), "created the audit key; every instance writing this log needs a copy");
-        key
-    } else {
-        return Err(AuditError::Unavailable(format!(
-            "the audit key {} is missing: the log in {} was chained with it; copy it from an instance that has it",
-            absolute(&files.key).display(),
-            super::postgres::shown(url)
-        )));
-    };
-    check_against_checkpoint(files, &key, &tip.head)?;
-    let log = Log::new(
-        Backend::Postgres(worker),
-        (key, files),
-        None,
-        times,
-        &tip.head,
-    );
-    spawn(log, tip, capacity)
-}
-
 impl Log {
-    fn new(
+    pub(super) fn new(
         store: Backend,
         (key, files): (ChainKey, &AuditFiles),
         syncer: Option<Syncer>,
@@ -303,87 +205,13 @@ impl Log {
     }
 }
 
-fn spawn(log: Log, tip: Tip, capacity: usize) -> Result<mpsc::Sender<Job>, AuditError> {
+pub(super) fn spawn(log: Log, tip: Tip, capacity: usize) -> Result<mpsc::Sender<Job>, AuditError> {
     let (sender, receiver) = mpsc::channel(capacity);
     thread::Builder::new()
         .name("audit-writer".into())
         .spawn(move || run(log, tip, receiver))
         .map_err(|e| AuditError::Unavailable(format!("cannot start the audit writer: {e}")))?;
     Ok(sender)
-}
-
-/// Refuses a log shorter than this host's head checkpoint (rows cut off
-/// its end), then checkpoints its head.
-fn check_against_checkpoint(
-    files: &AuditFiles,
-    key: &ChainKey,
-    head: &Head,
-) -> Result<(), AuditError> {
-    match checkpoint::read(&files.head, key).map_err(AuditError::Unavailable)? {
-        Some(saved) if saved.events > head.events => {
-            return Err(AuditError::Unavailable(format!(
-                "the audit log {} ends at event {} but its head checkpoint has event {}: rows were removed. \
-                 Run `flaregate audit verify`; keep the files as evidence and start a new log under another name",
-                files.db, head.events, saved.events
-            )));
-        }
-        _ => {}
-    }
-    checkpoint::write(&files.head, key, head).map_err(|e| {
-        AuditError::Unavailable(format!(
-            "cannot write the audit head checkpoint {}: {e}",
-            absolute(&files.head).display()
-        ))
-    })
-}
-
-/// The chain key of the log: read from its file; for a log with no key
-/// yet (new, or written before keys) a new one is made, and older rows
-/// are verified and re-keyed with it.
-fn key_for(
-    connection: &mut Connection,
-    files: &AuditFiles,
-    file: &std::path::Path,
-) -> Result<ChainKey, AuditError> {
-    let keyed = schema::is_keyed(connection).map_err(|e| AuditError::open(file, e))?;
-    if keyed || files.key.exists() {
-        if !files.key.exists() {
-            return Err(AuditError::Unavailable(format!(
-                "the audit key {} is missing: the log {} was chained with it and cannot be extended or verified without it; restore the key file",
-                absolute(&files.key).display(),
-                absolute(file).display()
-            )));
-        }
-        let key = ChainKey::load(&files.key)?;
-        if !keyed {
-            rekey(connection, files, &key)?;
-        }
-        return Ok(key);
-    }
-    let key = ChainKey::create(&files.key)?;
-    tracing::info!(path = %absolute(&files.key).display(), "created the audit key; keep it safe and apart from the log");
-    rekey(connection, files, &key)?;
-    Ok(key)
-}
-
-fn rekey(
-    connection: &mut Connection,
-    files: &AuditFiles,
-    key: &ChainKey,
-) -> Result<(), AuditError> {
-    let rows = legacy::rekey(connection, key).map_err(|problem| {
-        AuditError::Unavailable(format!("cannot key the audit log {}: {problem}", files.db))
-    })?;
-    schema::mark_keyed(connection).map_err(|e| {
-        AuditError::Unavailable(format!("cannot key the audit log {}: {e}", files.db))
-    })?;
-    if rows > 0 {
-        tracing::info!(
-            rows,
-            "verified the audit log written before keys and chained it with the key"
-        );
-    }
-    Ok(())
 }
 
 fn run(log: Log, tip: Tip, receiver: mpsc::Receiver<Job>) {
@@ -536,6 +364,8 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     use super::*;
+    use crate::audit::schema;
+    use crate::audit::sync::Wal;
 
     fn record() -> CallRecord {
         CallRecord {

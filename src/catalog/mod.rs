@@ -7,6 +7,7 @@ mod forms;
 pub mod import;
 mod loader;
 mod model;
+mod params;
 mod schema;
 mod undo;
 

@@ -7,13 +7,13 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use toml::Spanned;
 
-use super::file::{AgentSpec, AuthMode, ConstraintSpec, Level, PolicyFile, ToolMode, ToolSetting};
-use super::model::{Agent, Constraint, NameSource, Policy, ToolRule};
+use super::file::{AgentSpec, AuthMode, Level, PolicyFile, ToolMode};
+use super::grants::{GroupGrant, tool_rule};
+use super::model::{Agent, NameSource, Policy, ToolRule};
 use super::scope::{Scope, ScopeRef};
-use crate::catalog::{Access, Catalog};
+use crate::catalog::Catalog;
 
 /// One thing wrong in a policy file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,25 +165,25 @@ fn parse_hash(text: &str) -> Option<[u8; 32]> {
     (text.len() == 64 && hex::decode_to_slice(text, &mut hash).is_ok()).then_some(hash)
 }
 
-struct Context<'a> {
-    file: &'a Path,
-    text: &'a str,
-    catalog: &'a Catalog,
-    problems: &'a mut Vec<Problem>,
-    warnings: &'a mut Vec<String>,
-    names: &'a mut Vec<NameSource>,
+pub(super) struct Context<'a> {
+    pub(super) file: &'a Path,
+    pub(super) text: &'a str,
+    pub(super) catalog: &'a Catalog,
+    pub(super) problems: &'a mut Vec<Problem>,
+    pub(super) warnings: &'a mut Vec<String>,
+    pub(super) names: &'a mut Vec<NameSource>,
 }
 
 impl Context<'_> {
-    fn line<T>(&self, at: &Spanned<T>) -> usize {
+    pub(super) fn line<T>(&self, at: &Spanned<T>) -> usize {
         crate::text::line_of(self.text, at.span().start)
     }
 
-    fn location<T>(&self, at: &Spanned<T>) -> String {
+    pub(super) fn location<T>(&self, at: &Spanned<T>) -> String {
         format!("{}:{}", self.file.display(), self.line(at))
     }
 
-    fn problem<T>(&mut self, at: &Spanned<T>, message: String) {
+    pub(super) fn problem<T>(&mut self, at: &Spanned<T>, message: String) {
         let line = self.line(at);
         self.problems.push(Problem {
             file: self.file.to_path_buf(),
@@ -192,7 +192,7 @@ impl Context<'_> {
         });
     }
 
-    fn warn<T>(&mut self, at: &Spanned<T>, message: String) {
+    pub(super) fn warn<T>(&mut self, at: &Spanned<T>, message: String) {
         let location = self.location(at);
         self.warnings.push(format!("{location}: {message}"));
     }
@@ -475,215 +475,6 @@ impl Context<'_> {
         }
         Scope::Listed(refs)
     }
-
-    /// Compiles one constraint and finds the tools it applies to: the
-    /// tool named, every tool a glob matches, or every tool of a group, that
-    /// has the argument (a parameter or a field its lookup fetches).
-    fn constraint<'s>(
-        &mut self,
-        spec: &'s ConstraintSpec,
-    ) -> Option<(&'s Spanned<String>, Vec<usize>, Constraint)> {
-        let arg = spec.arg.get_ref();
-        let (at, candidates) = match (&spec.tool, &spec.group) {
-            (Some(tool), None) => (tool, self.tools_named(tool)?),
-            (None, Some(group)) => {
-                if self.catalog.group(group.get_ref()).is_none() {
-                    self.problem(
-                        group,
-                        format!("constraint on unknown group `{}`", group.get_ref()),
-                    );
-                    return None;
-                }
-                let members = self
-                    .catalog
-                    .endpoints()
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, e)| &e.group == group.get_ref())
-                    .map(|(i, _)| i)
-                    .collect();
-                (group, members)
-            }
-            _ => {
-                self.problem(
-                    &spec.arg,
-                    "a constraint names a tool (or a tool glob) or a group, not both".into(),
-                );
-                return None;
-            }
-        };
-        let has_arg = |index: &usize| {
-            let endpoint = &self.catalog.endpoints()[*index];
-            endpoint.param(arg).is_some()
-                || endpoint
-                    .lookup
-                    .as_ref()
-                    .is_some_and(|l| l.fields.contains(arg))
-        };
-        let targets: Vec<usize> = candidates.iter().copied().filter(has_arg).collect();
-        if targets.is_empty() {
-            let message = match candidates.as_slice() {
-                [one] => {
-                    let endpoint = &self.catalog.endpoints()[*one];
-                    let mut names: Vec<&str> =
-                        endpoint.params.iter().map(|p| p.name.as_str()).collect();
-                    if let Some(lookup) = &endpoint.lookup {
-                        names.extend(lookup.fields.iter().map(String::as_str));
-                    }
-                    format!(
-                        "{} has no argument `{arg}`; its arguments are {}",
-                        endpoint.tool,
-                        names.join(", ")
-                    )
-                }
-                _ => format!(
-                    "no tool that `{}` names has an argument `{arg}`",
-                    at.get_ref()
-                ),
-            };
-            self.problem(&spec.arg, message);
-            return None;
-        }
-        if spec.allow.is_empty() && spec.deny.is_empty() {
-            self.problem(
-                at,
-                format!(
-                    "the constraint on {}.{arg} has neither allow nor deny",
-                    at.get_ref()
-                ),
-            );
-            return None;
-        }
-        let allow = self.globs(&spec.allow, false)?;
-        let deny = self.globs(&spec.deny, true)?;
-        let text = |globs: &[Spanned<String>]| {
-            globs
-                .iter()
-                .map(|g| g.get_ref().as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let constraint = Constraint {
-            arg: arg.clone(),
-            allow,
-            deny,
-            allow_text: text(&spec.allow),
-            deny_text: text(&spec.deny),
-            source: self.location(at),
-        };
-        Some((at, targets, constraint))
-    }
-
-    /// The catalog indexes of the tool `name` names (a glob may name many).
-    fn tools_named(&mut self, name: &Spanned<String>) -> Option<Vec<usize>> {
-        let pattern = name.get_ref();
-        if !pattern.contains(['*', '?', '[']) {
-            return match self.catalog.index_of(pattern) {
-                Some(index) => Some(vec![index]),
-                None => {
-                    self.problem(name, format!("constraint on unknown tool `{pattern}`"));
-                    None
-                }
-            };
-        }
-        let glob = match globset::Glob::new(pattern) {
-            Ok(glob) => glob.compile_matcher(),
-            Err(e) => {
-                self.problem(name, format!("`{pattern}` is not a valid tool glob: {e}"));
-                return None;
-            }
-        };
-        let matched: Vec<usize> = self
-            .catalog
-            .endpoints()
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| glob.is_match(&e.tool))
-            .map(|(i, _)| i)
-            .collect();
-        if matched.is_empty() {
-            self.problem(name, format!("the tool glob `{pattern}` matches no tool"));
-            return None;
-        }
-        Some(matched)
-    }
-
-    /// Warns when some write tools of a group are constrained on an
-    /// argument and others that have it are not (a `put_worker_script`
-    /// constraint leaves `delete_worker_script` open).
-    fn warn_partly_constrained(&mut self, at: &Spanned<String>, id: &str, tools: &[ToolRule]) {
-        let endpoints = self.catalog.endpoints();
-        let mut open: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-        for (endpoint, rule) in endpoints.iter().zip(tools) {
-            if endpoint.access != Access::Write {
-                continue;
-            }
-            for constraint in &rule.constraints {
-                let group_writes = endpoints.iter().zip(tools).filter(|(other, other_rule)| {
-                    other.group == endpoint.group
-                        && other.access == Access::Write
-                        && other_rule.allowed
-                        && (other.param(&constraint.arg).is_some()
-                            || other
-                                .lookup
-                                .as_ref()
-                                .is_some_and(|l| l.fields.contains(&constraint.arg)))
-                        && !other_rule
-                            .constraints
-                            .iter()
-                            .any(|c| c.arg == constraint.arg)
-                });
-                for (other, _) in group_writes {
-                    let left = open
-                        .entry((endpoint.group.clone(), constraint.arg.clone()))
-                        .or_default();
-                    if !left.contains(&other.tool) {
-                        left.push(other.tool.clone());
-                    }
-                }
-            }
-        }
-        for ((group, arg), left) in open {
-            self.warn(
-                at,
-                format!(
-                    "agent `{id}` has {group} tools constrained on `{arg}` but not {}: constrain them too (`group = \"{group}\"` does all), or turn them off",
-                    left.join(", ")
-                ),
-            );
-        }
-    }
-
-    /// Compiles globs; `None` (with a problem filed) if one is invalid.
-    fn globs(&mut self, globs: &[Spanned<String>], ignore_case: bool) -> Option<Option<GlobSet>> {
-        if globs.is_empty() {
-            return Some(None);
-        }
-        let mut set = GlobSetBuilder::new();
-        let mut ok = true;
-        for glob in globs {
-            match GlobBuilder::new(glob.get_ref())
-                .case_insensitive(ignore_case)
-                .literal_separator(false)
-                .build()
-            {
-                Ok(compiled) => {
-                    set.add(compiled);
-                }
-                Err(e) => {
-                    self.problem(
-                        glob,
-                        format!("invalid glob `{}`: {}", glob.get_ref(), e.kind()),
-                    );
-                    ok = false;
-                }
-            }
-        }
-        if !ok {
-            return None;
-        }
-        set.build().ok().map(Some)
-    }
 }
 
 /// The largest snapshot kept unless `snapshot_max_kb` says (a Worker of
@@ -695,75 +486,3 @@ const DEFAULT_APPROVAL_TTL: std::time::Duration = std::time::Duration::from_secs
 
 /// The grant `grants.*` names: every group not named on its own.
 const WILDCARD: &str = "*";
-
-/// What an agent's grants say of one tool's group.
-enum GroupGrant {
-    /// Nothing: deny by default.
-    None,
-    Group(Level),
-    /// `grants."*"`, for a group the agent's grants do not name.
-    Wildcard(Level),
-    /// A user-level or global endpoint, or a group whose permission is not
-    /// known: no group grant reaches it.
-    ByNameOnly(crate::catalog::Reach),
-}
-
-/// The rule for one tool from the agent's group grant and tool override.
-fn tool_rule(
-    tool: &str,
-    access: Access,
-    group: &str,
-    group_title: &str,
-    grant: GroupGrant,
-    over: Option<&(ToolSetting, String)>,
-) -> ToolRule {
-    let by_level = |level: Level| match access {
-        Access::Read => level >= Level::Read,
-        Access::Write => level == Level::Full,
-    };
-    let (allowed, reason, rule) = match (over, grant) {
-        (Some((ToolSetting::On, at)), _) => (
-            true,
-            format!("your tools.{tool} override is on"),
-            format!("tools.{tool} = on ({at})"),
-        ),
-        (Some((ToolSetting::Off, at)), _) => (
-            false,
-            format!("your tools.{tool} override is off"),
-            format!("tools.{tool} = off ({at})"),
-        ),
-        (None, GroupGrant::None) => (
-            false,
-            format!("it has no {group_title} grant (deny by default)"),
-            format!("grants.{group} absent"),
-        ),
-        (None, GroupGrant::ByNameOnly(reach)) => {
-            let what = match reach {
-                crate::catalog::Reach::User => "it acts on the token's user, not a zone or account",
-                crate::catalog::Reach::Global => "it acts on no zone or account",
-                _ => "its Cloudflare permission is not known",
-            };
-            (
-                false,
-                format!("{tool} is granted only by name ({what}): no tools.{tool} = on"),
-                format!("tools.{tool} absent"),
-            )
-        }
-        (None, GroupGrant::Group(level)) => (
-            by_level(level),
-            format!("your {group_title} grant is {}", level.as_str()),
-            format!("grants.{group} = {}", level.as_str()),
-        ),
-        (None, GroupGrant::Wildcard(level)) => (
-            by_level(level),
-            format!("your grant of every group is {}", level.as_str()),
-            format!("grants.\"*\" = {}", level.as_str()),
-        ),
-    };
-    ToolRule {
-        allowed,
-        reason: reason.into(),
-        rule: rule.into(),
-        constraints: Vec::new(),
-    }
-}

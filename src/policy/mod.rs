@@ -3,9 +3,11 @@
 //! looks inside.
 
 mod canonical;
+mod constraints;
 mod decide;
 mod engine;
 mod file;
+mod grants;
 mod identity;
 mod lists;
 mod load;

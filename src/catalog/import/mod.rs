@@ -6,6 +6,7 @@
 
 mod names;
 mod operation;
+mod params;
 mod rules;
 mod schema;
 
