@@ -18,6 +18,13 @@ pub(super) struct Ticket {
 }
 
 impl Ticket {
+    /// A ticket for nothing (what a test holds to show that an uncharged
+    /// request does not go).
+    #[cfg(test)]
+    pub(super) fn empty() -> Self {
+        Ticket { left: 0 }
+    }
+
     /// Takes one request from the ticket; false when none is left.
     pub(super) fn take(&mut self) -> bool {
         let had = self.left > 0;

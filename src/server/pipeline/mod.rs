@@ -26,6 +26,8 @@ mod request;
 mod run;
 mod services;
 mod snapshot;
+#[cfg(test)]
+mod tests;
 mod undo;
 mod upstream;
 mod visible;
