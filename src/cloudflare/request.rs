@@ -87,6 +87,7 @@ pub fn build(
             }
         }
     }
+    check_sent_as_built(&path)?;
 
     let mut query = Vec::new();
     let mut json = Map::new();
@@ -166,6 +167,20 @@ pub fn build(
     })
 }
 
+/// The path must reach Cloudflare as it was built (and logged): a URL
+/// parser that would rewrite it (a dot segment, say) would send another.
+fn check_sent_as_built(path: &str) -> Result<(), CloudflareError> {
+    let parsed = url::Url::parse(&format!("http://cloudflare.invalid{path}"))
+        .map_err(|e| invalid("path", format!("does not read as a URL path: {e}")))?;
+    if parsed.path() != path {
+        return Err(invalid(
+            "path",
+            format!("would be sent as {} rather than as built", parsed.path()),
+        ));
+    }
+    Ok(())
+}
+
 /// A path value must be a string that cannot step out of its segment, and
 /// must match the parameter's pattern.
 fn check_path_value<'a>(param: &Param, value: &'a Value) -> Result<&'a str, CloudflareError> {
@@ -189,6 +204,11 @@ fn check_path_value<'a>(param: &Param, value: &'a Value) -> Result<&'a str, Clou
     }
     if text.contains("..") {
         return Err(invalid(name, "must not contain .."));
+    }
+    if text == "." {
+        // A URL parser drops a `.` segment: the request would name the
+        // parent path.
+        return Err(invalid(name, "must not be ."));
     }
     if let Some(pattern) = &param.pattern
         && !pattern.is_match(text)
@@ -226,5 +246,77 @@ fn insert_dotted(object: &mut Map<String, Value>, key: &str, value: Value) {
                 insert_dotted(child, rest, value);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use serde_json::json;
+
+    use super::*;
+
+    /// A delete whose path value may hold dots (a hostname, say).
+    const CATALOG: &str = r#"
+[group]
+id = "hosts"
+title = "Hosts"
+description = "Hostnames."
+
+[[endpoint]]
+tool = "delete_host"
+title = "Delete a host"
+method = "DELETE"
+path = "/zones/{zone_id}/hosts/{hostname}"
+access = "write"
+permission = "SSL and Certificates Write"
+scope = "zone"
+result = "object"
+description = "Delete a host. A write here removes it."
+annotations = { read_only = false, destructive = true, idempotent = true }
+
+[[endpoint.param]]
+name = "zone_id"
+in = "path"
+type = "string"
+required = true
+pattern = "^[0-9a-f]{32}$"
+description = "The zone."
+
+[[endpoint.param]]
+name = "hostname"
+in = "path"
+type = "string"
+required = true
+pattern = "^[a-z0-9.-]{1,253}$"
+description = "The host."
+"#;
+
+    #[test]
+    fn a_path_value_a_url_parser_would_rewrite_is_refused() {
+        let catalog =
+            crate::catalog::load_sources(&[(PathBuf::from("hosts.toml"), CATALOG.into())])
+                .expect("loads");
+        let endpoint = catalog.endpoint("delete_host").expect("tool");
+        let zone = "023e105f4ecef8ad9ca31a8372d0c353";
+        let args = |host: &str| {
+            json!({"zone_id": zone, "hostname": host})
+                .as_object()
+                .cloned()
+                .expect("object")
+        };
+        let sent = build(endpoint, &args("app.example.com")).expect("a hostname");
+        assert_eq!(sent.path, format!("/zones/{zone}/hosts/app.example.com"));
+        // `.` would send DELETE /zones/{zone}/hosts/ — the collection.
+        for rewritten in [".", ".."] {
+            let refused = build(endpoint, &args(rewritten)).expect_err(rewritten);
+            assert!(
+                refused.to_string().contains("hostname"),
+                "{rewritten}: {refused}"
+            );
+        }
+        assert!(check_sent_as_built("/zones/a/hosts/./x").is_err());
+        assert!(check_sent_as_built("/zones/a/hosts/x").is_ok());
     }
 }
