@@ -20,12 +20,14 @@ id = "ops"
 zones = ["example.com"]
 grants = { dns = "full" }
 approve = ["delete_*"]
+approver = "client"
 
 [[agent]]
 id = "other"
 zones = ["example.com"]
 grants = { dns = "full" }
 approve = ["delete_*"]
+approver = "client"
 
 [[agent]]
 id = "quick"

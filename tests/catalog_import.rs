@@ -5,48 +5,15 @@ mod common;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
-use common::{BIN, repo_path};
+use common::{catalog_copy, import};
 use flaregate::catalog::Catalog;
 use flaregate::policy::{Directory, Policy, compile};
 use serde_json::{Value, json};
 
-const SCHEMA: &str = "openapi/cloudflare-openapi-2024-08-06.json";
 const COM: &str = "023e105f4ecef8ad9ca31a8372d0c353";
 const ORG: &str = "5a7805061c76ada191ed06f989cc3dac";
-
-/// A copy of the shipped catalog in a fresh folder, to import beside.
-fn catalog_copy() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for entry in std::fs::read_dir(repo_path("catalog")).expect("catalog") {
-        let path = entry.expect("entry").path();
-        std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
-    }
-    dir
-}
-
-/// Runs the import into `catalog/imported`; returns its report.
-fn import(catalog: &Path, filters: &[&str]) -> String {
-    let output = Command::new(BIN)
-        .args(["catalog", "import", "--openapi"])
-        .arg(repo_path(SCHEMA))
-        .arg("--catalog")
-        .arg(catalog)
-        .arg("--out")
-        .arg(catalog.join("imported"))
-        .args(filters)
-        .output()
-        .expect("run flaregate");
-    let report = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{report}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    report
-}
 
 fn policy(catalog: Catalog, text: &str) -> Policy {
     compile(

@@ -5,6 +5,7 @@
 mod approvals;
 mod audit;
 mod catalog;
+mod explain;
 mod inspect;
 mod keys;
 mod sandbox;
@@ -63,7 +64,7 @@ enum Command {
     /// List the tools an agent would see.
     Tools(inspect::ToolsArgs),
     /// Show the decision for a call, without calling Cloudflare.
-    Explain(inspect::ExplainArgs),
+    Explain(explain::ExplainArgs),
     /// Read the audit log, or verify its hash chain.
     Audit(audit::AuditArgs),
     /// Make a new agent key; prints it once with the line for the policy.
@@ -109,7 +110,7 @@ async fn execute(command: Command) -> Outcome {
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::Check(args) => inspect::check(&args).await,
         Command::Tools(args) => inspect::tools(&args),
-        Command::Explain(args) => inspect::explain(&args).await,
+        Command::Explain(args) => explain::explain(&args).await,
         Command::Audit(args) => audit::run(&args),
         Command::Keygen(args) => keys::keygen(&args),
         Command::Schema(args) => keys::schema(&args),

@@ -67,15 +67,17 @@ pub struct AgentSpec {
     /// `auto`: typed up to 60 tools, discover above.
     #[serde(default)]
     pub tool_mode: ToolMode,
-    /// Tools (names or globs, e.g. "delete_*") whose calls a person must
-    /// approve first: the person at the client when the client can ask
-    /// its user, else the operator (`flaregate approve ID` on the host).
+    /// What a person must approve first: tool names or globs
+    /// ("purge_cache"), `access:write` (every write), `method:DELETE`
+    /// (every DELETE), `group:NAME` (every tool of a group). Who approves
+    /// is `approver`.
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub approve: Vec<Spanned<String>>,
-    /// Who approves: `client` (default: the person at the client when the
-    /// client can ask, else the operator) or `operator` (always the
-    /// operator, for clients whose user is not trusted to decide).
+    /// Who approves: `operator` (default: on the host, `flaregate approve
+    /// ID`; a hostile client cannot approve its own calls) or `client`
+    /// (the person at the client when the client can ask its user — whoever
+    /// answers the client's prompt — else the operator).
     #[serde(default)]
     pub approver: Approver,
     /// Whether the state before each allowed write is kept for undo:
@@ -114,10 +116,11 @@ pub enum Snapshots {
 #[serde(rename_all = "lowercase")]
 pub enum Approver {
     /// The person at the client, when the client can ask its user
-    /// (elicitation); otherwise the operator.
-    #[default]
+    /// (elicitation); otherwise the operator. The client is trusted to
+    /// show the question to a person.
     Client,
-    /// Always the operator, on the host.
+    /// Always the operator, on the host (the default).
+    #[default]
     Operator,
 }
 

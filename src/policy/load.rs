@@ -328,7 +328,7 @@ impl Context<'_> {
                 );
             }
         }
-        let approve = self.globs(&spec.approve, false).flatten();
+        let approve = self.approvals(&spec.approve);
         let approval_ttl = match &spec.approval_ttl {
             None => DEFAULT_APPROVAL_TTL,
             Some(text) => match humantime::parse_duration(text.get_ref()) {

@@ -2,6 +2,7 @@
 //! decision for every call. The server asks [`Policy::decide`] and never
 //! looks inside.
 
+mod approvals;
 mod canonical;
 mod constraints;
 mod decide;

@@ -48,8 +48,9 @@ pub struct Agent {
     /// Whether its tools are offered through search_api / describe_api /
     /// call_api instead of one typed tool each (`tool_mode`).
     pub discover: bool,
-    /// The tools whose calls a person must approve (`approve`).
-    pub approve: Option<GlobSet>,
+    /// Per catalog endpoint (by index): must a person approve its calls
+    /// first (`approve`).
+    pub(super) approve: Vec<bool>,
     /// How long a request for approval stays valid.
     pub approval_ttl: std::time::Duration,
     /// Who decides its requests for approval.
@@ -187,8 +188,10 @@ impl Agent {
     }
 
     /// Whether a call of `tool` needs a person's approval first.
-    pub fn needs_approval(&self, tool: &str) -> bool {
-        self.approve.as_ref().is_some_and(|set| set.is_match(tool))
+    pub fn needs_approval(&self, catalog: &Catalog, tool: &str) -> bool {
+        catalog
+            .index_of(tool)
+            .is_some_and(|i| self.approve.get(i).copied().unwrap_or(false))
     }
 
     /// Whether the agent has any bearer key.

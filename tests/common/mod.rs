@@ -465,3 +465,37 @@ pub async fn modern_post(
         .to_string();
     (status, content_type, response.text().await.expect("body"))
 }
+
+/// Cloudflare's OpenAPI schema, as the README's import reads it.
+pub const SCHEMA: &str = "openapi/cloudflare-openapi-2024-08-06.json";
+
+/// A copy of the shipped catalog in a fresh folder, to import beside.
+pub fn catalog_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for entry in std::fs::read_dir(repo_path("catalog")).expect("catalog") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
+    }
+    dir
+}
+
+/// Runs the import into `catalog/imported`; returns its report.
+pub fn import(catalog: &Path, filters: &[&str]) -> String {
+    let output = Command::new(BIN)
+        .args(["catalog", "import", "--openapi"])
+        .arg(repo_path(SCHEMA))
+        .arg("--catalog")
+        .arg(catalog)
+        .arg("--out")
+        .arg(catalog.join("imported"))
+        .args(filters)
+        .output()
+        .expect("run flaregate");
+    let report = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    report
+}

@@ -64,7 +64,7 @@ pub fn instructions(policy: &Policy, agent: &Agent, directory: &Directory) -> St
     }
     let approved: Vec<&str> = agent
         .visible_tools(catalog)
-        .filter(|tool| agent.needs_approval(tool))
+        .filter(|tool| agent.needs_approval(catalog, tool))
         .collect();
     if !approved.is_empty() {
         let how = match agent.approver {
@@ -105,6 +105,7 @@ pub fn instructions(policy: &Policy, agent: &Agent, directory: &Directory) -> St
 
 /// What an agent's tools are tailored to.
 pub struct View<'a> {
+    catalog: &'a Catalog,
     agent: &'a Agent,
     zones: Option<Vec<(String, String)>>,
     accounts: Option<Vec<(String, String)>>,
@@ -114,6 +115,7 @@ pub struct View<'a> {
 impl<'a> View<'a> {
     pub fn new(catalog: &'a Catalog, agent: &'a Agent, directory: &Directory) -> Self {
         Self {
+            catalog,
             agent,
             zones: held(&agent.zones, &directory.zone_ids, &directory.zone_names),
             accounts: held(
@@ -151,7 +153,7 @@ impl<'a> View<'a> {
                 );
                 changed = true;
             }
-            if self.agent.needs_approval(&endpoint.tool) {
+            if self.agent.needs_approval(self.catalog, &endpoint.tool) {
                 properties.insert(
                     crate::server::pipeline::APPROVAL_ID.into(),
                     json!({

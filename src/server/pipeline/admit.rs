@@ -19,7 +19,8 @@ impl Services {
             return Err(Stop::Unknown);
         };
         call.endpoint = Some(endpoint);
-        call.options.take_from(&mut call.args, endpoint, call.agent);
+        call.options
+            .take_from(&mut call.args, endpoint, (catalog, call.agent));
         if let Err(invalid) = catalog.validate_arguments(&call.tool, &call.args) {
             let denial = Denial::new(DenyKind::InvalidArguments, invalid.to_string(), "arguments");
             return Err(Stop::Refused(denial));

@@ -42,7 +42,10 @@ pub(super) enum Route {
 
 /// The gate's route for `call`.
 pub(super) fn route(services: &Services, call: &Call<'_>) -> Route {
-    if !call.agent.needs_approval(&call.endpoint().tool) {
+    if !call
+        .agent
+        .needs_approval(call.policy.catalog(), &call.endpoint().tool)
+    {
         return Route::Through;
     }
     if services.approvals.is_none() {

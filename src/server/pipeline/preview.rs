@@ -60,7 +60,10 @@ impl Services {
             (None, None) => None,
         };
         let (reason, rule) = (&*allowed.reason, &*allowed.rule);
-        let (decision, decision_words) = if call.agent.needs_approval(&endpoint.tool) {
+        let gated = call
+            .agent
+            .needs_approval(call.policy.catalog(), &endpoint.tool);
+        let (decision, decision_words) = if gated {
             (
                 json!({"would_be": "allowed once a person approves it", "reason": reason, "rule": rule}),
                 format!("would be allowed once a person approves it: {reason}"),

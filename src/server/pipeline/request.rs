@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::catalog::{Access, DRY_RUN, Endpoint};
+use crate::catalog::{Access, Catalog, DRY_RUN, Endpoint};
 use crate::policy::Agent;
 
 /// One call as a client (or one of flaregate's own tools) asks it.
@@ -51,9 +51,9 @@ impl Options {
         &mut self,
         args: &mut Map<String, Value>,
         endpoint: &Endpoint,
-        agent: &Agent,
+        (catalog, agent): (&Catalog, &Agent),
     ) {
-        if agent.needs_approval(&endpoint.tool) {
+        if agent.needs_approval(catalog, &endpoint.tool) {
             self.approval_id = match args.remove(APPROVAL_ID) {
                 Some(Value::String(id)) => Some(id),
                 // Anything else names no approval: refused like an unknown id.

@@ -1,0 +1,220 @@
+//! Rules that hold over the whole API (issue 26), with Cloudflare's 2024
+//! schema imported as the README says: what needs approval is said by
+//! method, access or group so no imported delete slips past a name
+//! pattern; the person who approves is the operator unless the policy
+//! trusts the client; `explain` and `tools` say which calls wait for a
+//! person.
+
+mod common;
+
+use std::process::Command;
+
+use common::{BIN, ServerProcess, catalog_copy, import, text};
+use serde_json::json;
+
+const COM: &str = "023e105f4ecef8ad9ca31a8372d0c353";
+
+/// Every DELETE a person approves; zone settings (imported) in full.
+const BY_METHOD: &str = r#"
+[[agent]]
+id = "settings"
+auth = "none"
+zones = ["example.com"]
+grants = { zone_settings = "full", dns = "full" }
+approve = ["method:DELETE"]
+"#;
+
+/// A catalog with the zone settings imported, and `policy` in a folder
+/// of its own (kept as long as the catalog's).
+struct Imported {
+    catalog: tempfile::TempDir,
+    _policies: tempfile::TempDir,
+    policy: std::path::PathBuf,
+}
+
+fn imported(policy: &str) -> Imported {
+    let catalog = catalog_copy();
+    import(catalog.path(), &["--include", "zone_settings"]);
+    let policies = tempfile::tempdir().expect("tempdir");
+    let file = policies.path().join("policy.toml");
+    std::fs::write(&file, policy).expect("policy");
+    Imported {
+        catalog,
+        _policies: policies,
+        policy: file,
+    }
+}
+
+#[tokio::test]
+async fn approval_by_method_covers_every_imported_delete() {
+    let setup = imported(BY_METHOD);
+    let (catalog, policy) = (&setup.catalog, &setup.policy);
+    let server = ServerProcess::start(
+        &[
+            "--sandbox",
+            "--catalog",
+            catalog.path().to_str().expect("utf-8"),
+            "--policies",
+            policy.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    let client = common::connect_http(&server.mcp_url, None).await;
+    // An imported DELETE whose name a `delete_*` pattern would miss.
+    let before = server.sandbox_requests().await.len();
+    let asked = common::call(
+        &client,
+        "dnssec_delete_dnssec_records",
+        json!({"zone_id": COM, "body": {}}),
+    )
+    .await;
+    assert_eq!(asked.is_error, Some(true), "{}", text(&asked));
+    assert!(
+        text(&asked).contains("a person must approve this call first"),
+        "{}",
+        text(&asked)
+    );
+    let deletes = server.sandbox_requests().await[before..]
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .count();
+    assert_eq!(deletes, 0, "nothing was deleted");
+    // A curated delete too; a write of another method is not asked.
+    let curated = common::call(
+        &client,
+        "delete_dns_record",
+        json!({"zone_id": COM, "dns_record_id": "8ce0e8a8a7b7b3c1d0e9f8a7b6c5d4e3"}),
+    )
+    .await;
+    assert!(
+        text(&curated).contains("a person must approve"),
+        "{}",
+        text(&curated)
+    );
+
+    // `tools` and `explain` say which calls wait for a person.
+    let paths = [
+        "--catalog",
+        catalog.path().to_str().expect("utf-8"),
+        "--policies",
+        policy.to_str().expect("utf-8"),
+    ];
+    let tools = Command::new(BIN)
+        .args(["tools", "--agent", "settings"])
+        .args(paths)
+        .output()
+        .expect("runs");
+    let listed = String::from_utf8_lossy(&tools.stdout);
+    let line = |tool: &str| {
+        listed
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{tool} ")))
+            .unwrap_or_else(|| panic!("{tool} listed: {listed}"))
+            .to_string()
+    };
+    assert!(
+        line("dnssec_delete_dnssec_records").contains("needs approval"),
+        "{listed}"
+    );
+    assert!(
+        !line("create_dns_record").contains("needs approval"),
+        "{listed}"
+    );
+    let explain = Command::new(BIN)
+        .args([
+            "explain",
+            "--agent",
+            "settings",
+            "--tool",
+            "delete_dns_record",
+        ])
+        .args([
+            "--args",
+            &json!({"zone_id": COM, "dns_record_id": "8ce0e8a8a7b7b3c1d0e9f8a7b6c5d4e3"})
+                .to_string(),
+        ])
+        .args(["--sandbox"])
+        .args(paths)
+        .output()
+        .expect("runs");
+    let said = String::from_utf8_lossy(&explain.stdout);
+    assert!(
+        said.contains("allowed once a person approves it"),
+        "{said}{}",
+        String::from_utf8_lossy(&explain.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_policy_naming_nothing_real_for_approval_is_refused_with_its_line() {
+    let setup = imported(
+        "[[agent]]\nid = \"a\"\nauth = \"none\"\nzones = [\"example.com\"]\ngrants = { dns = \"full\" }\napprove = [\"method:DROP\", \"group:nope\", \"verb:delete\"]\n",
+    );
+    let (catalog, policy) = (&setup.catalog, &setup.policy);
+    let check = Command::new(BIN)
+        .args([
+            "check",
+            "--catalog",
+            catalog.path().to_str().expect("utf-8"),
+        ])
+        .args(["--policies", policy.to_str().expect("utf-8")])
+        .output()
+        .expect("runs");
+    let said = String::from_utf8_lossy(&check.stderr);
+    assert!(!check.status.success());
+    for problem in ["`method:DROP`", "`group:nope`", "`verb:delete`"] {
+        assert!(said.contains(problem), "{problem}: {said}");
+    }
+    assert!(said.contains("policy.toml:6"), "{said}");
+}
+
+/// A delete a person must approve, by an agent whose policy does not name
+/// who approves.
+const UNNAMED_APPROVER: &str = r#"
+[[agent]]
+id = "ops"
+zones = ["example.com"]
+grants = { dns = "full" }
+approve = ["method:DELETE"]
+"#;
+
+#[tokio::test]
+async fn a_client_that_can_ask_does_not_approve_its_own_calls_by_default() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("ops.toml");
+    std::fs::write(&policy, UNNAMED_APPROVER).expect("policy");
+    let server = ServerProcess::start(
+        &["--sandbox", "--policies", policy.to_str().expect("utf-8")],
+        &[],
+    );
+    // A 2026-07-28 client that declares elicitation: it could answer yes
+    // itself, so by default it is not asked; the operator is.
+    let elicits =
+        json!({"io.modelcontextprotocol/clientCapabilities": {"elicitation": {"form": {}}}});
+    let answer = common::modern_call(
+        &server.mcp_url,
+        server.key("ops"),
+        (
+            "delete_dns_record",
+            json!({"zone_id": COM, "dns_record_id": "8ce0e8a8a7b7b3c1d0e9f8a7b6c5d4e3"}),
+        ),
+        elicits,
+        json!({}),
+    )
+    .await;
+    assert_ne!(answer["resultType"], "input_required", "{answer}");
+    assert_eq!(answer["isError"], true, "{answer}");
+    let said = answer["content"][0]["text"].as_str().unwrap_or_default();
+    assert!(said.contains("flaregate approve"), "{answer}");
+    // `check` states who approves, and what trusting the client means.
+    let check = Command::new(BIN)
+        .args(["check", "--policies", policy.to_str().expect("utf-8")])
+        .args([
+            "--catalog",
+            common::repo_path("catalog").to_str().expect("utf-8"),
+        ])
+        .output()
+        .expect("runs");
+    let out = String::from_utf8_lossy(&check.stdout);
+    assert!(out.contains("ops: approvals by the operator"), "{out}");
+}
