@@ -218,3 +218,102 @@ async fn a_client_that_can_ask_does_not_approve_its_own_calls_by_default() {
     let out = String::from_utf8_lossy(&check.stdout);
     assert!(out.contains("ops: approvals by the operator"), "{out}");
 }
+
+/// An editor of staging names over the whole imported DNS group.
+const STAGING: &str = r#"
+[[agent]]
+id = "staging"
+auth = "none"
+zones = ["example.com"]
+grants = { dns = "full" }
+
+[[agent.constraint]]
+group = "dns"
+arg = "name"
+allow = ["*.staging.example.com"]
+"#;
+
+#[tokio::test]
+async fn a_constraint_takes_away_the_tools_it_cannot_be_checked_on() {
+    let catalog = catalog_copy();
+    import(catalog.path(), &[]);
+    let catalog_arg = catalog.path().to_str().expect("utf-8").to_string();
+
+    // The shipped demo policy with the whole API imported: check names
+    // the zone-file upload among what dns-editor's constraints took away.
+    let check = Command::new(BIN)
+        .args(["check", "--catalog", &catalog_arg])
+        .args(["--policies", common::repo_path("policies").to_str().expect("utf-8")])
+        .output()
+        .expect("runs");
+    let out = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{out}{}", String::from_utf8_lossy(&check.stderr));
+    let line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("dns-editor: its constraints took away"))
+        .unwrap_or_else(|| panic!("check lists what constraints took away: {out}"));
+    assert!(line.contains("dns_records_for_a_zone_import_dns_records"), "{line}");
+
+    // Through the server: the upload is not offered and is refused; the
+    // curated tools the constraint covers are still there.
+    let policies = tempfile::tempdir().expect("tempdir");
+    let policy = policies.path().join("staging.toml");
+    std::fs::write(&policy, STAGING).expect("policy");
+    let server = ServerProcess::start(
+        &["--sandbox", "--catalog", &catalog_arg, "--policies", policy.to_str().expect("utf-8")],
+        &[],
+    );
+    let client = common::connect_http(&server.mcp_url, None).await;
+    let tools = client.list_all_tools().await.expect("tools");
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    for gone in [
+        "dns_records_for_a_zone_import_dns_records",
+        "dns_records_for_a_zone_export_dns_records",
+        "dns_records_for_a_zone_scan_dns_records",
+    ] {
+        assert!(!names.contains(&gone), "{gone} offered");
+    }
+    for kept in ["create_dns_record", "list_dns_records", "get_dns_record"] {
+        assert!(names.contains(&kept), "{kept} missing");
+    }
+    let before = server.sandbox_requests().await.len();
+    let zone_file = "www.example.com. 300 IN A 192.0.2.66\n";
+    let refused = common::try_call(
+        &client,
+        "dns_records_for_a_zone_import_dns_records",
+        json!({"zone_id": COM, "file": zone_file}),
+    )
+    .await;
+    assert!(refused.is_err_and(|e| e.contains("Unknown tool")));
+    assert_eq!(server.sandbox_requests().await.len(), before, "nothing sent");
+    // The row says why.
+    let rows = server.audit_rows();
+    let row = rows.last().expect("the refusal's row");
+    assert_eq!(row.tool, "dns_records_for_a_zone_import_dns_records");
+    assert!(row.reason.contains("whole zone"), "{row:#?}");
+
+    // `tools` says which were taken away and why; naming one grants it.
+    let tools = Command::new(BIN)
+        .args(["tools", "--agent", "staging", "--catalog", &catalog_arg])
+        .args(["--policies", policy.to_str().expect("utf-8")])
+        .output()
+        .expect("runs");
+    let listed = String::from_utf8_lossy(&tools.stdout);
+    assert!(listed.contains("taken away by constraints"), "{listed}");
+    assert!(listed.contains("dns_records_for_a_zone_export_dns_records"), "{listed}");
+    let named = format!(
+        "{STAGING}\n[agent.tools]\ndns_records_for_a_zone_export_dns_records = \"on\"\n"
+    );
+    std::fs::write(&policy, named).expect("policy");
+    let tools = Command::new(BIN)
+        .args(["tools", "--agent", "staging", "--catalog", &catalog_arg])
+        .args(["--policies", policy.to_str().expect("utf-8")])
+        .output()
+        .expect("runs");
+    let listed = String::from_utf8_lossy(&tools.stdout);
+    let granted = listed
+        .lines()
+        .take_while(|l| !l.starts_with("taken away"))
+        .any(|l| l.trim_start().starts_with("dns_records_for_a_zone_export_dns_records "));
+    assert!(granted, "{listed}");
+}

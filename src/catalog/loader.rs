@@ -65,6 +65,8 @@ pub(super) struct RawEndpoint {
     pub(super) exactly_one_of: Vec<String>,
     pub(super) description: String,
     pub(super) deprecation: Option<String>,
+    #[serde(default)]
+    pub(super) bulk: bool,
     pub(super) lookup: Option<Lookup>,
     /// The GET that fetches what this call changes, when neither the
     /// lookup nor a GET of the same path does (for previews).
@@ -456,6 +458,7 @@ impl FileContext<'_> {
             items_field: raw.items_field,
             exactly_one_of: raw.exactly_one_of,
             deprecation: raw.deprecation,
+            bulk: raw.bulk,
             lookup: raw.lookup,
             current: raw.current,
             summary: raw.summary,

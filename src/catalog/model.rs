@@ -356,6 +356,10 @@ pub struct Endpoint {
     /// Body arguments of which exactly one must be given (purge_cache).
     pub exactly_one_of: Vec<String>,
     pub deprecation: Option<String>,
+    /// It acts on a whole zone's (or account's) worth of objects at once —
+    /// an import, export, scan or batch — so no constraint on one object's
+    /// argument can be checked on it (`bulk = true`).
+    pub bulk: bool,
     /// How to fetch the object this call acts on, so policies can check it.
     pub lookup: Option<Lookup>,
     /// The argument naming the call's zone or account (see [`Endpoint::scope_param`]).

@@ -90,6 +90,20 @@ pub async fn check(args: &CheckArgs) -> Outcome {
         if let Some(approvals) = approvals_line(&catalog, agent) {
             println!("  {}: {approvals}", agent.id);
         }
+        if !agent.removed.is_empty() {
+            let names: Vec<&str> = agent.removed.iter().map(|(tool, _)| tool.as_str()).collect();
+            let shown = if names.len() > 8 {
+                format!("{} and {} more", names[..8].join(", "), names.len() - 8)
+            } else {
+                names.join(", ")
+            };
+            println!(
+                "  {}: its constraints took away {} tools they cannot be checked on: {shown} (`flaregate tools --agent {}` says why)",
+                agent.id,
+                names.len(),
+                agent.id
+            );
+        }
     }
     print!("{}", token_permissions(&catalog, &policy));
     for warning in &policy.warnings {
@@ -362,6 +376,12 @@ pub fn tools(args: &ToolsArgs) -> Outcome {
         );
         for constraint in agent.constraints(&catalog, tool) {
             println!("      {}", constraint.describe_rule());
+        }
+    }
+    if !agent.removed.is_empty() {
+        println!("taken away by constraints (grant one by name in `tools` to have it anyway):");
+        for (tool, why) in &agent.removed {
+            println!("  {tool:<32} {why}");
         }
     }
     println!("in zones:    {}", agent.zones.describe());

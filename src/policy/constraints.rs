@@ -1,17 +1,71 @@
 //! Constraints as a policy file writes them (`[[agent.constraint]]`),
 //! compiled: the tools each one reaches and its value globs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use toml::Spanned;
 
-use super::file::ConstraintSpec;
+use super::file::{ConstraintSpec, ToolSetting};
 use super::load::Context;
 use super::model::{Constraint, ToolRule};
-use crate::catalog::Access;
+use crate::catalog::{Access, Endpoint};
+
+/// Whether a call of `endpoint` names `arg`: as a parameter, or as a field
+/// its lookup fetches.
+fn carries(endpoint: &Endpoint, arg: &str) -> bool {
+    endpoint.param(arg).is_some()
+        || endpoint
+            .lookup
+            .as_ref()
+            .is_some_and(|l| l.fields.iter().any(|f| f == arg))
+}
 
 impl Context<'_> {
+    /// Takes away the tools of a constrained group that a constraint cannot
+    /// be checked on — they do not carry its argument, or act on a whole
+    /// zone's worth of objects at once (`bulk`) — unless the policy names
+    /// them in `tools`: an operator who constrained a group meant it for
+    /// every tool of it, imported ones included. Returns each with why.
+    pub(super) fn fail_closed(
+        &self,
+        constrained: &[(Constraint, BTreeSet<String>)],
+        tools: &mut [ToolRule],
+        overrides: &HashMap<String, (ToolSetting, String)>,
+    ) -> Vec<(String, String)> {
+        let mut removed = Vec::new();
+        for (index, endpoint) in self.catalog.endpoints().iter().enumerate() {
+            let named = matches!(overrides.get(&endpoint.tool), Some((ToolSetting::On, _)));
+            if !tools[index].allowed || named {
+                continue;
+            }
+            let unchecked = constrained.iter().find(|(constraint, groups)| {
+                groups.contains(&endpoint.group)
+                    && (endpoint.bulk || !carries(endpoint, &constraint.arg))
+            });
+            let Some((constraint, _)) = unchecked else {
+                continue;
+            };
+            let why = if endpoint.bulk {
+                format!(
+                    "it acts on a whole zone's worth of objects at once, so the constraint on `{}` ({}) cannot be checked on it",
+                    constraint.arg, constraint.source
+                )
+            } else {
+                format!(
+                    "it has no `{}`, so the constraint on it ({}) cannot be checked",
+                    constraint.arg, constraint.source
+                )
+            };
+            let rule = &mut tools[index];
+            rule.allowed = false;
+            rule.reason = format!("{why}; the policy may grant it by name in `tools`").into();
+            rule.rule = format!("constraint at {}", constraint.source).into();
+            removed.push((endpoint.tool.clone(), why));
+        }
+        removed
+    }
+
     /// Compiles one constraint and finds the tools it applies to: the
     /// tool named, every tool a glob matches, or every tool of a group, that
     /// has the argument (a parameter or a field its lookup fetches).
@@ -48,14 +102,7 @@ impl Context<'_> {
                 return None;
             }
         };
-        let has_arg = |index: &usize| {
-            let endpoint = &self.catalog.endpoints()[*index];
-            endpoint.param(arg).is_some()
-                || endpoint
-                    .lookup
-                    .as_ref()
-                    .is_some_and(|l| l.fields.contains(arg))
-        };
+        let has_arg = |index: &usize| carries(&self.catalog.endpoints()[*index], arg);
         let targets: Vec<usize> = candidates.iter().copied().filter(has_arg).collect();
         if targets.is_empty() {
             let message = match candidates.as_slice() {

@@ -283,6 +283,7 @@ impl Context<'_> {
                 )
             })
             .collect();
+        let mut constrained = Vec::new();
         for spec_constraint in &spec.constraints {
             let Some((at, targets, constraint)) = self.constraint(spec_constraint) else {
                 continue;
@@ -294,10 +295,16 @@ impl Context<'_> {
                     format!("agent `{id}` cannot use {what}, so this constraint has no effect"),
                 );
             }
+            let groups: std::collections::BTreeSet<String> = targets
+                .iter()
+                .map(|&index| self.catalog.endpoints()[index].group.clone())
+                .collect();
             for index in targets {
                 tools[index].constraints.push(constraint.clone());
             }
+            constrained.push((constraint, groups));
         }
+        let removed = self.fail_closed(&constrained, &mut tools, &overrides);
         self.warn_partly_constrained(&spec.id, &id, &tools);
         if !tools.iter().any(|t| t.allowed) {
             self.warn(
@@ -369,6 +376,7 @@ impl Context<'_> {
             grants,
             limits: spec.limits,
             tools,
+            removed,
         }
     }
 

@@ -63,6 +63,9 @@ pub struct Agent {
     pub undo: bool,
     /// Per catalog endpoint (by index): may the agent call it, and why.
     pub(super) tools: Vec<ToolRule>,
+    /// The tools its grants give but a constraint took away, because the
+    /// constraint cannot be checked on them: each with why.
+    pub removed: Vec<(String, String)>,
 }
 
 /// Whether an agent may call one tool, and the rule that says so.

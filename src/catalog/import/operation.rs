@@ -31,6 +31,8 @@ pub struct OutEndpoint {
     description: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     deprecation: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    bulk: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     required: Vec<String>,
     annotations: Annotations,
@@ -211,6 +213,7 @@ pub fn plan(
     };
     let deprecation = (operation.get("deprecated") == Some(&Value::Bool(true)))
         .then(|| "Cloudflare marks this operation deprecated.".to_string());
+    let bulk = is_bulk(&path);
     Ok(Planned {
         endpoint: OutEndpoint {
             tool: names::tool_name(id),
@@ -224,6 +227,7 @@ pub fn plan(
             result: result_kind(converter, operation),
             description,
             deprecation,
+            bulk,
             required: params
                 .iter()
                 .filter(|p| p.required)
@@ -280,6 +284,14 @@ fn rename_placeholders(path: &str) -> Result<(String, Vec<(String, String)>), St
     }
     out.push_str(rest);
     Ok((out, renamed))
+}
+
+/// Whether an operation acts on a whole zone's (or account's) worth of
+/// objects at once: its path ends in `import`, `export`, `scan` or `batch`
+/// (the DNS zone-file upload and download, the record scan, the batch).
+fn is_bulk(path: &str) -> bool {
+    let last = path.rsplit('/').next().unwrap_or_default();
+    matches!(last, "import" | "export" | "scan" | "batch")
 }
 
 /// The permission: the schema's `x-api-token-group`, else its
