@@ -125,6 +125,18 @@ fn an_agent_granted_one_imported_group_sees_exactly_it_scoped_and_constrained() 
         .map(|e| e.tool.clone())
         .collect();
     assert!(group.len() > 5, "{group:?}");
+    // The constraint holds for the whole group: the tools without a
+    // `setting_id` are taken away, unless named (the custom pages list).
+    let named = "custom_pages_for_a_zone_list_custom_pages";
+    let expected: Vec<String> = catalog
+        .group_endpoints("zone_settings")
+        .filter(|e| e.param("setting_id").is_some() || e.tool == named)
+        .map(|e| e.tool.clone())
+        .collect();
+    assert!(
+        expected.len() >= 3 && expected.len() < group.len(),
+        "{expected:?}"
+    );
     let policy = policy(
         catalog,
         r#"
@@ -133,6 +145,9 @@ id = "settings"
 auth = "none"
 zones = ["example.com"]
 grants = { zone_settings = "full" }
+
+[agent.tools]
+custom_pages_for_a_zone_list_custom_pages = "on"
 
 [[agent.constraint]]
 group = "zone_settings"
@@ -145,7 +160,16 @@ allow = ["always_use_https", "min_tls_version"]
         .visible_tools(policy.catalog())
         .map(str::to_string)
         .collect();
-    assert_eq!(visible, group);
+    assert_eq!(visible, expected);
+    assert_eq!(agent.removed.len(), group.len() - expected.len());
+    assert!(
+        agent
+            .removed
+            .iter()
+            .all(|(_, why)| why.contains("setting_id") && why.contains("cannot be checked")),
+        "{:?}",
+        agent.removed
+    );
 
     // The schema names the zone `zone_identifier` here and `zone_id`
     // there: either way the call is scoped to the agent's zones.

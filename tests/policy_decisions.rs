@@ -46,6 +46,7 @@ id = "deployer"
 accounts = ["Example Corp"]
 zones = ["example.com"]
 grants = { workers = "full", cache = "full" }
+tools = { list_worker_scripts = "on" }
 limits = { calls_per_minute = 5, writes_per_hour = 2 }
 
 [[agent.constraint]]
@@ -188,7 +189,7 @@ fn the_decision_table() {
             "list_worker_scripts",
             json!({"account_id": ACCOUNT}),
             true,
-            "Workers grant is full",
+            "tools.list_worker_scripts override is on",
         ),
         (
             "deployer",

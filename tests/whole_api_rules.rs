@@ -243,16 +243,29 @@ async fn a_constraint_takes_away_the_tools_it_cannot_be_checked_on() {
     // the zone-file upload among what dns-editor's constraints took away.
     let check = Command::new(BIN)
         .args(["check", "--catalog", &catalog_arg])
-        .args(["--policies", common::repo_path("policies").to_str().expect("utf-8")])
+        .args([
+            "--policies",
+            common::repo_path("policies").to_str().expect("utf-8"),
+        ])
         .output()
         .expect("runs");
     let out = String::from_utf8_lossy(&check.stdout);
-    assert!(check.status.success(), "{out}{}", String::from_utf8_lossy(&check.stderr));
+    assert!(
+        check.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     let line = out
         .lines()
-        .find(|l| l.trim_start().starts_with("dns-editor: its constraints took away"))
+        .find(|l| {
+            l.trim_start()
+                .starts_with("dns-editor: its constraints took away")
+        })
         .unwrap_or_else(|| panic!("check lists what constraints took away: {out}"));
-    assert!(line.contains("dns_records_for_a_zone_import_dns_records"), "{line}");
+    assert!(
+        line.contains("dns_records_for_a_zone_import_dns_records"),
+        "{line}"
+    );
 
     // Through the server: the upload is not offered and is refused; the
     // curated tools the constraint covers are still there.
@@ -260,7 +273,13 @@ async fn a_constraint_takes_away_the_tools_it_cannot_be_checked_on() {
     let policy = policies.path().join("staging.toml");
     std::fs::write(&policy, STAGING).expect("policy");
     let server = ServerProcess::start(
-        &["--sandbox", "--catalog", &catalog_arg, "--policies", policy.to_str().expect("utf-8")],
+        &[
+            "--sandbox",
+            "--catalog",
+            &catalog_arg,
+            "--policies",
+            policy.to_str().expect("utf-8"),
+        ],
         &[],
     );
     let client = common::connect_http(&server.mcp_url, None).await;
@@ -285,7 +304,11 @@ async fn a_constraint_takes_away_the_tools_it_cannot_be_checked_on() {
     )
     .await;
     assert!(refused.is_err_and(|e| e.contains("Unknown tool")));
-    assert_eq!(server.sandbox_requests().await.len(), before, "nothing sent");
+    assert_eq!(
+        server.sandbox_requests().await.len(),
+        before,
+        "nothing sent"
+    );
     // The row says why.
     let rows = server.audit_rows();
     let row = rows.last().expect("the refusal's row");
@@ -300,10 +323,12 @@ async fn a_constraint_takes_away_the_tools_it_cannot_be_checked_on() {
         .expect("runs");
     let listed = String::from_utf8_lossy(&tools.stdout);
     assert!(listed.contains("taken away by constraints"), "{listed}");
-    assert!(listed.contains("dns_records_for_a_zone_export_dns_records"), "{listed}");
-    let named = format!(
-        "{STAGING}\n[agent.tools]\ndns_records_for_a_zone_export_dns_records = \"on\"\n"
+    assert!(
+        listed.contains("dns_records_for_a_zone_export_dns_records"),
+        "{listed}"
     );
+    let named =
+        format!("{STAGING}\n[agent.tools]\ndns_records_for_a_zone_export_dns_records = \"on\"\n");
     std::fs::write(&policy, named).expect("policy");
     let tools = Command::new(BIN)
         .args(["tools", "--agent", "staging", "--catalog", &catalog_arg])
@@ -314,6 +339,89 @@ async fn a_constraint_takes_away_the_tools_it_cannot_be_checked_on() {
     let granted = listed
         .lines()
         .take_while(|l| !l.starts_with("taken away"))
-        .any(|l| l.trim_start().starts_with("dns_records_for_a_zone_export_dns_records "));
+        .any(|l| {
+            l.trim_start()
+                .starts_with("dns_records_for_a_zone_export_dns_records ")
+        });
     assert!(granted, "{listed}");
+}
+
+/// Everything on one zone, and no account, through discovery.
+const FINDER: &str = r#"
+[[agent]]
+id = "finder"
+auth = "none"
+zones = ["example.com"]
+grants = { "*" = "full" }
+tool_mode = "discover"
+"#;
+
+#[tokio::test]
+async fn search_finds_the_readmes_examples_and_only_what_the_agent_may_call() {
+    let catalog = catalog_copy();
+    import(catalog.path(), &[]);
+    let policies = tempfile::tempdir().expect("tempdir");
+    let policy = policies.path().join("finder.toml");
+    std::fs::write(&policy, FINDER).expect("policy");
+    let server = ServerProcess::start(
+        &[
+            "--sandbox",
+            "--catalog",
+            catalog.path().to_str().expect("utf-8"),
+            "--policies",
+            policy.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    let client = common::connect_http(&server.mcp_url, None).await;
+    let search = |query: &'static str| {
+        let client = &client;
+        async move {
+            let found =
+                common::call(client, "search_api", json!({"query": query, "limit": 50})).await;
+            let value = found.structured_content.expect("structured");
+            value["endpoints"]
+                .as_array()
+                .expect("a list")
+                .iter()
+                .map(|e| e["name"].as_str().expect("name").to_string())
+                .collect::<Vec<String>>()
+        }
+    };
+    let https = search("always use https").await;
+    // The endpoints that edit a zone setting come first (the one setting,
+    // or all of them), before anything that merely mentions HTTPS.
+    assert!(
+        https[..2]
+            .iter()
+            .all(|n| n.starts_with("zone_settings_edit")),
+        "{https:?}"
+    );
+    assert!(
+        https[..2].contains(&"zone_settings_edit_single_setting".to_string()),
+        "{https:?}"
+    );
+    let create = search("dns record create").await;
+    assert_eq!(
+        create.first().map(String::as_str),
+        Some("create_dns_record"),
+        "{create:?}"
+    );
+    // Nothing on an account: this agent holds none, so it can call none.
+    let catalog = flaregate::catalog::Catalog::load(catalog.path()).expect("loads");
+    for query in [
+        "account members",
+        "workers script",
+        "dns firewall",
+        "always use https",
+    ] {
+        for name in search(query).await {
+            let endpoint = catalog.endpoint(&name).expect("a catalog tool");
+            assert_ne!(
+                endpoint.scope(),
+                Some(flaregate::catalog::Scope::Account),
+                "{query}: {name}"
+            );
+        }
+    }
 }

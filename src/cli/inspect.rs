@@ -91,7 +91,11 @@ pub async fn check(args: &CheckArgs) -> Outcome {
             println!("  {}: {approvals}", agent.id);
         }
         if !agent.removed.is_empty() {
-            let names: Vec<&str> = agent.removed.iter().map(|(tool, _)| tool.as_str()).collect();
+            let names: Vec<&str> = agent
+                .removed
+                .iter()
+                .map(|(tool, _)| tool.as_str())
+                .collect();
             let shown = if names.len() > 8 {
                 format!("{} and {} more", names[..8].join(", "), names.len() - 8)
             } else {

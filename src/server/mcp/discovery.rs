@@ -14,8 +14,6 @@ use serde_json::{Map, Value, json};
 
 use super::briefing::View;
 use super::render;
-use crate::catalog::Catalog;
-use crate::policy::Agent;
 use crate::server::Gateway;
 use crate::server::pipeline::{Asker, CallRequest, UNDO};
 
@@ -26,103 +24,10 @@ pub const CALL: &str = "call_api";
 /// Results a search returns unless asked for fewer or more (at most 50).
 const DEFAULT_RESULTS: usize = 15;
 const MAX_RESULTS: usize = 50;
-/// The longest query read, and the most words of it searched for.
-const MAX_QUERY: usize = 200;
-const MAX_WORDS: usize = 16;
-/// How much of an endpoint's description a search result carries.
-const SUMMARY: usize = 160;
 
 /// Whether `name` is one of the three discovery tools.
 pub fn is_discovery_tool(name: &str) -> bool {
     matches!(name, SEARCH | DESCRIBE | CALL)
-}
-
-/// Each endpoint's words, lowercased once per catalog.
-#[derive(Debug)]
-pub struct SearchIndex {
-    entries: Vec<Entry>,
-}
-
-#[derive(Debug)]
-struct Entry {
-    name: String,
-    title: String,
-    rest: String,
-    summary: String,
-}
-
-impl SearchIndex {
-    pub fn new(catalog: &Catalog) -> Self {
-        let entries = catalog
-            .endpoints()
-            .iter()
-            .map(|e| Entry {
-                name: e.tool.replace('_', " "),
-                title: e.title.to_lowercase(),
-                rest: format!("{} {} {}", e.group, e.path.raw, e.description).to_lowercase(),
-                summary: crate::text::clip(
-                    e.description.lines().next().unwrap_or_default(),
-                    SUMMARY,
-                ),
-            })
-            .collect();
-        Self { entries }
-    }
-
-    /// The endpoints `agent` may call that match `query`, best first: a
-    /// word in the name counts most, then the title, then the rest.
-    fn search(
-        &self,
-        catalog: &Catalog,
-        agent: &Agent,
-        query: &str,
-        group: Option<&str>,
-        limit: usize,
-    ) -> Vec<Value> {
-        // Bounded whatever the caller sends: the schema's limits are not
-        // enforced on these three tools' arguments.
-        let query = crate::text::clip(query, MAX_QUERY);
-        let words: Vec<String> = query
-            .to_lowercase()
-            .split(|c: char| !c.is_alphanumeric())
-            .filter(|w| w.len() > 1)
-            .take(MAX_WORDS)
-            .map(str::to_string)
-            .collect();
-        let mut scored: Vec<(usize, usize)> = catalog
-            .endpoints()
-            .iter()
-            .enumerate()
-            .filter(|(i, e)| agent.may_use_index(*i) && group.is_none_or(|g| e.group == g))
-            .filter_map(|(i, _)| {
-                let entry = &self.entries[i];
-                let score: usize = words
-                    .iter()
-                    .map(|w| {
-                        3 * usize::from(entry.name.contains(w.as_str()))
-                            + 2 * usize::from(entry.title.contains(w.as_str()))
-                            + usize::from(entry.rest.contains(w.as_str()))
-                    })
-                    .sum();
-                (score > 0 || words.is_empty()).then_some((score, i))
-            })
-            .collect();
-        scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        scored
-            .into_iter()
-            .take(limit)
-            .map(|(_, i)| {
-                let endpoint = &catalog.endpoints()[i];
-                json!({
-                    "name": endpoint.tool,
-                    "description": self.entries[i].summary,
-                    "method": endpoint.method.as_str(),
-                    "access": endpoint.access,
-                    "group": endpoint.group,
-                })
-            })
-            .collect()
-    }
 }
 
 /// The three tools a discovering agent sees.

@@ -10,10 +10,11 @@ mod handler;
 pub mod http;
 mod notify;
 mod render;
+mod search;
 pub mod stdio;
 mod tools;
 
-pub(crate) use discovery::SearchIndex;
 pub use handler::{Caller, Handler};
 pub(crate) use notify::Notifier;
+pub(crate) use search::SearchIndex;
 pub use tools::{PAGE_SIZE, ToolTable, tool_for};
