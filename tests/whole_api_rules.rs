@@ -425,3 +425,70 @@ async fn search_finds_the_readmes_examples_and_only_what_the_agent_may_call() {
         }
     }
 }
+
+/// Zone settings in full, typed.
+const SETTINGS: &str = r#"
+[[agent]]
+id = "settings"
+auth = "none"
+zones = ["example.com"]
+grants = { zone_settings = "full" }
+tool_mode = "typed"
+"#;
+
+#[tokio::test]
+async fn a_zone_setting_answers_with_its_default_before_anything_wrote_it() {
+    let setup = imported(SETTINGS);
+    let server = ServerProcess::start(
+        &[
+            "--sandbox",
+            "--catalog",
+            setup.catalog.path().to_str().expect("utf-8"),
+            "--policies",
+            setup.policy.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    let client = common::connect_http(&server.mcp_url, None).await;
+    let get = |setting: &'static str| {
+        let client = &client;
+        async move {
+            common::call(
+                client,
+                "zone_settings_get_single_setting",
+                json!({"zone_id": COM, "setting_id": setting}),
+            )
+            .await
+        }
+    };
+    let now = get("always_use_https").await;
+    assert_ne!(now.is_error, Some(true), "{}", text(&now));
+    let result = &now.structured_content.expect("structured")["result"];
+    assert_eq!(result["value"], "off", "{result}");
+    // A write reads it first (its snapshot), changes it, and reads back.
+    let edit = common::call(
+        &client,
+        "zone_settings_edit_single_setting",
+        json!({"zone_id": COM, "setting_id": "always_use_https", "body": {"id": "always_use_https", "value": "on"}}),
+    )
+    .await;
+    assert_ne!(edit.is_error, Some(true), "{}", text(&edit));
+    let after = get("always_use_https").await;
+    assert_eq!(
+        after.structured_content.expect("structured")["result"]["value"],
+        "on"
+    );
+    let rows = server.audit_rows();
+    let write = rows
+        .iter()
+        .find(|r| r.tool == "zone_settings_edit_single_setting")
+        .expect("the write's row");
+    assert!(
+        write.lookup.contains("GET") && !write.lookup.contains("no snapshot"),
+        "{write:#?}"
+    );
+    // A setting no schema knows is Cloudflare's 404.
+    let unknown = get("no_such_setting").await;
+    assert_eq!(unknown.is_error, Some(true), "{}", text(&unknown));
+    assert!(text(&unknown).contains("404"), "{}", text(&unknown));
+}

@@ -108,7 +108,9 @@ fn respond(
     match endpoint.method {
         Method::Get => match resources.get(path) {
             Some(object) => Ok(reply::ok(object.clone())),
-            None if ends_in_placeholder(endpoint) => Err(not_found(path)),
+            None if ends_in_placeholder(endpoint) => seeded(sandbox, endpoint, path)
+                .map(reply::ok)
+                .ok_or_else(|| not_found(path)),
             None => {
                 let items = children(&resources, path);
                 let (result, info) = page::by_page(items, query, 20, (1, 1000))?;
@@ -128,7 +130,10 @@ fn respond(
         Method::Put | Method::Patch => {
             let given = body?;
             let id = path.rsplit('/').next().unwrap_or_default();
-            let mut object = match (endpoint.method, resources.remove(path)) {
+            let existing = resources
+                .remove(path)
+                .or_else(|| seeded(sandbox, endpoint, path));
+            let mut object = match (endpoint.method, existing) {
                 (Method::Patch, Some(Value::Object(existing))) => existing,
                 _ => Map::new(),
             };
@@ -161,6 +166,12 @@ fn children(resources: &Resources, path: &str) -> Vec<Value> {
         .filter(|(key, _)| !key[prefix.len()..].contains('/'))
         .map(|(_, object)| object.clone())
         .collect()
+}
+
+/// A singleton nobody wrote yet, as Cloudflare starts it.
+fn seeded(sandbox: &Shared, endpoint: &Endpoint, path: &str) -> Option<Value> {
+    let catalog = sandbox.catalog.as_ref()?;
+    super::singletons::seeded(catalog, endpoint, path)
 }
 
 fn ends_in_placeholder(endpoint: &Endpoint) -> bool {

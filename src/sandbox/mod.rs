@@ -13,6 +13,7 @@ mod page;
 mod reply;
 mod routes;
 mod seed;
+mod singletons;
 mod store;
 mod tokens;
 
