@@ -492,3 +492,48 @@ async fn a_zone_setting_answers_with_its_default_before_anything_wrote_it() {
     assert_eq!(unknown.is_error, Some(true), "{}", text(&unknown));
     assert!(text(&unknown).contains("404"), "{}", text(&unknown));
 }
+
+/// Purges a person must approve.
+const PURGER: &str = r#"
+[[agent]]
+id = "purger"
+zones = ["example.com"]
+grants = { cache = "full" }
+approve = ["purge_cache"]
+"#;
+
+#[tokio::test]
+async fn the_person_approving_sees_the_exact_call_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("purger.toml");
+    std::fs::write(&policy, PURGER).expect("policy");
+    let server = ServerProcess::start(
+        &["--sandbox", "--policies", policy.to_str().expect("utf-8")],
+        &[],
+    );
+    let client = server.connect("purger").await;
+    // Forty files: the audit form of a list stops at 32.
+    let files: Vec<String> = (0..40)
+        .map(|n| format!("https://example.com/assets/{n}.css"))
+        .collect();
+    let asked = common::call(
+        &client,
+        "purge_cache",
+        json!({"zone_id": COM, "files": files}),
+    )
+    .await;
+    assert_eq!(asked.is_error, Some(true));
+    let preview = asked.structured_content.expect("the preview");
+    assert_eq!(preview["arguments"]["files"], json!(files), "{preview}");
+    // The operator's listing shows the last file too.
+    let listed = Command::new(BIN)
+        .args([
+            "approvals",
+            "--audit-db",
+            server.audit_db.to_str().expect("utf-8"),
+        ])
+        .output()
+        .expect("runs");
+    let out = String::from_utf8_lossy(&listed.stdout);
+    assert!(out.contains("https://example.com/assets/39.css"), "{out}");
+}

@@ -153,8 +153,11 @@ impl Services {
     ) -> Result<(Value, String), Stop> {
         let (approvals, key) = self.approvals.clone().expect("checked by the gate");
         let (mut preview, _) = self.preview_of(call, allowed, ticket).await;
+        // The person decides on the call itself, not the log's form of it
+        // (which cuts long lists and strings).
+        preview["arguments"] = exact(&call.args);
         preview["note"] = serde_json::json!(
-            "Nothing was sent to Cloudflare: a person must approve this exact call first."
+            "Nothing was sent to Cloudflare: a person must approve this exact call first. `arguments` is the call whole (a value over 64 KB by its size and SHA-256)."
         );
         let shown = serde_json::to_string(&preview).expect("JSON values always serialise");
         let endpoint = call.endpoint();
@@ -280,6 +283,29 @@ fn question(call: &Call<'_>, preview: &Value) -> String {
         call.endpoint().tool,
         serde_json::to_string_pretty(preview).expect("JSON values always serialise")
     )
+}
+
+/// The longest argument value an approval shows whole.
+const WHOLE_UP_TO: usize = 64 * 1024;
+
+/// The arguments as the call sends them, every value whole except one
+/// over `WHOLE_UP_TO` bytes (Worker code, say): by size and SHA-256, which
+/// the person can check against their own copy.
+fn exact(args: &serde_json::Map<String, Value>) -> Value {
+    fn shown(value: &Value) -> Value {
+        match value {
+            Value::String(text) if text.len() > WHOLE_UP_TO => serde_json::json!({
+                "bytes": text.len(),
+                "sha256": crate::policy::sha256_hex(text),
+            }),
+            Value::Array(items) => Value::Array(items.iter().map(shown).collect()),
+            Value::Object(map) => {
+                Value::Object(map.iter().map(|(k, v)| (k.clone(), shown(v))).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    shown(&Value::Object(args.clone()))
 }
 
 /// What an approval is bound to: the agent, the tool and the arguments.
