@@ -537,3 +537,170 @@ async fn the_person_approving_sees_the_exact_call_whole() {
     let out = String::from_utf8_lossy(&listed.stdout);
     assert!(out.contains("https://example.com/assets/39.css"), "{out}");
 }
+
+/// Writes DNS with snapshots; deletes need the operator's approval.
+const KEEPER: &str = r#"
+[[agent]]
+id = "keeper"
+zones = ["example.com"]
+grants = { dns = "full" }
+approve = ["method:DELETE"]
+"#;
+
+/// A copy of the log at `db` (with its key and head) in `into`.
+fn copy_log(db: &std::path::Path, into: &std::path::Path) -> std::path::PathBuf {
+    for suffix in ["db", "db-wal", "db-shm", "key", "head"] {
+        let from = db.with_extension(suffix);
+        if from.exists() {
+            std::fs::copy(&from, into.join(format!("audit.{suffix}"))).expect("copy");
+        }
+    }
+    into.join("audit.db")
+}
+
+fn deflated(text: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder =
+        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(text.as_bytes()).expect("deflate");
+    encoder.finish().expect("deflate")
+}
+
+#[tokio::test]
+async fn what_undo_and_approval_rely_on_is_in_the_chain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("keeper.toml");
+    std::fs::write(&policy, KEEPER).expect("policy");
+    let mut server = ServerProcess::start(
+        &["--sandbox", "--policies", policy.to_str().expect("utf-8")],
+        &[],
+    );
+    let keeper = server.connect("keeper").await;
+    let created = common::call(
+        &keeper,
+        "create_dns_record",
+        json!({"zone_id": COM, "type": "A", "name": "kept.example.com", "content": "192.0.2.8", "ttl": 1}),
+    )
+    .await;
+    assert_ne!(created.is_error, Some(true), "{}", text(&created));
+    let patched = common::call(
+        &keeper,
+        "patch_dns_record",
+        json!({"zone_id": COM, "dns_record_id": "8ce0e8a8a7b7b3c1d0e9f8a7b6c5d4e3", "content": "kept.example.net"}),
+    )
+    .await;
+    assert_ne!(patched.is_error, Some(true), "{}", text(&patched));
+    // A delete under an approval, used once.
+    let delete = json!({"zone_id": COM, "dns_record_id": "3d2c1b0a99887766554433221100ffee"});
+    let asked = common::call(&keeper, "delete_dns_record", delete.clone()).await;
+    let id = asked.structured_content.as_ref().and_then(|p| {
+        let text = text(&asked);
+        let at = text.find("approval ")? + "approval ".len();
+        Some(text[at..at + 32].to_string()).filter(|_| p.is_object())
+    });
+    let id = id.expect("an approval id");
+    let approved = Command::new(BIN)
+        .args([
+            "approve",
+            &id,
+            "--audit-db",
+            server.audit_db.to_str().expect("utf-8"),
+        ])
+        .output()
+        .expect("runs");
+    assert!(
+        approved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&approved.stderr)
+    );
+    let mut with_id = delete.clone();
+    with_id["approval_id"] = json!(id);
+    let used = common::call(&keeper, "delete_dns_record", with_id.clone()).await;
+    assert_ne!(used.is_error, Some(true), "{}", text(&used));
+    server.terminate();
+    let db = server.audit_db.clone();
+    assert!(matches!(
+        common::verify(&db),
+        flaregate::audit::ChainVerdict::Valid { .. }
+    ));
+
+    let rows = server.audit_rows();
+    let row_of = |tool: &str| {
+        rows.iter()
+            .find(|r| r.tool == tool && r.decision == "allow")
+            .expect("row")
+            .id
+    };
+    let (create_row, patch_row) = (row_of("create_dns_record"), row_of("patch_dns_record"));
+    let forgeries: Vec<(&str, String, Vec<rusqlite::types::Value>)> = vec![
+        (
+            "which object an undo deletes",
+            "UPDATE snapshots SET created = 'ffffffffffffffffffffffffffffffff' WHERE call_id = ?1"
+                .into(),
+            vec![create_row.into()],
+        ),
+        (
+            "what the write left",
+            "UPDATE snapshots SET after = ?2 WHERE call_id = ?1".into(),
+            vec![patch_row.into(), deflated("{}").into()],
+        ),
+        (
+            "the snapshot's kind",
+            "UPDATE snapshots SET kind = 'missing', prior = NULL, digest = NULL WHERE call_id = ?1"
+                .into(),
+            vec![patch_row.into()],
+        ),
+        (
+            "the snapshot's reader",
+            "UPDATE snapshots SET reader = 'list_dns_records' WHERE call_id = ?1".into(),
+            vec![patch_row.into()],
+        ),
+        (
+            "a deleted snapshot",
+            "DELETE FROM snapshots WHERE call_id = ?1".into(),
+            vec![patch_row.into()],
+        ),
+    ];
+    for (what, sql, params) in forgeries {
+        let copy = tempfile::tempdir().expect("tempdir");
+        let forged = copy_log(&db, copy.path());
+        let connection = rusqlite::Connection::open(&forged).expect("open");
+        connection
+            .execute(&sql, rusqlite::params_from_iter(params))
+            .expect(what);
+        drop(connection);
+        let verdict = common::verify(&forged);
+        assert!(
+            matches!(verdict, flaregate::audit::ChainVerdict::Broken { .. }),
+            "{what}: {verdict:?}"
+        );
+    }
+
+    // A used approval re-armed lets a second call through; verify says so.
+    let connection = rusqlite::Connection::open(&db).expect("open");
+    connection
+        .execute("UPDATE approvals SET used_ms = NULL", [])
+        .expect("re-arm");
+    drop(connection);
+    let again = ServerProcess::start(
+        &[
+            "--sandbox",
+            "--policies",
+            policy.to_str().expect("utf-8"),
+            "--audit-db",
+            db.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    let keeper = again.connect("keeper").await;
+    let mut other = with_id.clone();
+    other["dns_record_id"] = json!("3d2c1b0a99887766554433221100ffee");
+    let second = common::call(&keeper, "delete_dns_record", other).await;
+    drop(again);
+    let _ = second;
+    let verdict = common::verify(&db);
+    assert!(
+        matches!(&verdict, flaregate::audit::ChainVerdict::Broken { problem, .. } if problem.contains("re-armed")),
+        "{verdict:?}"
+    );
+}

@@ -7,6 +7,7 @@ mod append;
 mod chain;
 mod checkpoint;
 mod database;
+mod integrity;
 mod key;
 mod legacy;
 mod opening;
@@ -27,6 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use chain::{ChainVerdict, Head};
 pub use database::Database;
+pub use integrity::after_note as snapshot_after_note;
 pub use key::{AuditFiles, ChainKey};
 pub use query::{Entry, Filter};
 pub use record::{
@@ -271,7 +273,7 @@ fn verify_in(
     let (rows, events) = source.events()?;
     let verdict = chain::verify_events(rows, &events, chain::Formula::Keyed(&key), &marks);
     if let ChainVerdict::Valid { .. } = verdict
-        && let Some((row, problem)) = source.first_mismatch()?
+        && let Some((row, problem)) = source.first_problem()?
     {
         return Ok(ChainVerdict::Broken {
             row: Some(row),

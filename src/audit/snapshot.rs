@@ -69,11 +69,16 @@ pub struct Stored {
     pub created: Option<String>,
 }
 
-/// The note the row's `lookup` text gets: the digest, hashed by the chain.
-pub fn note(prior: &Prior) -> String {
-    match prior.digest() {
-        Some(digest) => format!("prior state kept, sha256:{digest}"),
-        None if *prior == Prior::Missing => "prior state kept: it did not exist".into(),
+/// The note the row's `lookup` text gets, hashed by the chain: the kind,
+/// the reader and the digest of what was kept (`integrity.rs` checks the
+/// snapshot against it).
+pub fn note(snapshot: &Snapshot) -> String {
+    let (kind, reader) = (snapshot.prior.kind(), &snapshot.reader);
+    match snapshot.prior.digest() {
+        Some(digest) => format!("prior state kept ({kind} read with {reader}), sha256:{digest}"),
+        None if snapshot.prior == Prior::Missing => {
+            format!("prior state kept ({kind} read with {reader}): it did not exist")
+        }
         None => "what it creates is noted for undo".into(),
     }
 }
@@ -154,41 +159,7 @@ pub fn read(connection: &Connection, call_id: i64) -> rusqlite::Result<Option<St
         .optional()
 }
 
-/// The first snapshot whose content no longer matches the digest its row's
-/// hashed `lookup` recorded: (row, problem).
-pub fn first_mismatch(connection: &Connection) -> rusqlite::Result<Option<(i64, String)>> {
-    let mut statement = connection.prepare(
-        "SELECT s.call_id, s.prior, s.digest, c.lookup FROM snapshots s
-         LEFT JOIN calls c ON c.id = s.call_id WHERE s.prior IS NOT NULL ORDER BY s.call_id",
-    )?;
-    let mut rows = statement.query([])?;
-    while let Some(row) = rows.next()? {
-        if let Some(found) = mismatch(row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?) {
-            return Ok(Some(found));
-        }
-    }
-    Ok(None)
-}
-
-/// Whether one stored snapshot no longer matches its digests: the one it
-/// stores, and the one its row's hashed `lookup` noted.
-pub(super) fn mismatch(
-    id: i64,
-    prior: Vec<u8>,
-    digest: Option<String>,
-    lookup: Option<String>,
-) -> Option<(i64, String)> {
-    let actual = sha256_hex(&inflate(&prior));
-    let noted = lookup.is_some_and(|l| l.contains(&format!("sha256:{actual}")));
-    (!noted || digest.as_deref() != Some(actual.as_str())).then(|| {
-        (
-            id,
-            "its snapshot (the state before the write) was changed after it was written".into(),
-        )
-    })
-}
-
-fn sha256_hex(text: &str) -> String {
+pub(super) fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
@@ -203,7 +174,7 @@ pub(super) fn deflate(bytes: &[u8]) -> Vec<u8> {
 
 /// Inflates a stored blob; a blob that does not inflate reads as empty
 /// (and then fails `first_mismatch`).
-fn inflate(bytes: &[u8]) -> String {
+pub(super) fn inflate(bytes: &[u8]) -> String {
     let mut text = String::new();
     let mut decoder = flate2::read::DeflateDecoder::new(bytes);
     if decoder.read_to_string(&mut text).is_err() {

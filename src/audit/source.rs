@@ -2,6 +2,7 @@
 //! — in either store: the same questions, each store's SQL.
 
 use super::chain::{self, Event, Head};
+use super::integrity;
 use super::postgres::Reader;
 use super::query::{self, Entry, Filter};
 use super::snapshot::{self, Stored};
@@ -74,11 +75,24 @@ impl Source {
         }
     }
 
-    pub(super) fn first_mismatch(&mut self) -> Result<Option<(i64, String)>, AuditError> {
-        match self {
-            Source::Sqlite(c) => snapshot::first_mismatch(c).map_err(failed),
-            Source::Postgres(r) => r.first_mismatch().map_err(failed),
+    /// The first row whose snapshot, or whose approval, does not hold
+    /// against what the chain hashed (`integrity.rs`).
+    pub(super) fn first_problem(&mut self) -> Result<Option<(i64, String)>, AuditError> {
+        let kept = match self {
+            Source::Sqlite(c) => kept_in(c).map_err(failed)?,
+            Source::Postgres(r) => r.kept().map_err(failed)?,
+        };
+        if let Some(found) = kept
+            .iter()
+            .find_map(|row| integrity::problem(row).map(|problem| (row.id, problem)))
+        {
+            return Ok(Some(found));
         }
+        let approved = match self {
+            Source::Sqlite(c) => approved_in(c).map_err(failed)?,
+            Source::Postgres(r) => r.approved().map_err(failed)?,
+        };
+        Ok(integrity::second_use(approved))
     }
 
     pub(super) fn later_writes(
@@ -105,4 +119,36 @@ impl Source {
             Source::Postgres(r) => r.agents().map_err(failed),
         }
     }
+}
+
+fn kept_in(c: &rusqlite::Connection) -> rusqlite::Result<Vec<integrity::Kept>> {
+    let mut statement = c.prepare(integrity::KEPT)?;
+    let rows = statement.query_map([], |row| {
+        let snapshot = row
+            .get::<_, Option<i64>>(3)?
+            .map(|_| -> rusqlite::Result<integrity::KeptSnapshot> {
+                Ok(integrity::KeptSnapshot {
+                    reader: row.get(4)?,
+                    kind: row.get(5)?,
+                    prior: row.get(6)?,
+                    digest: row.get(7)?,
+                    after: row.get(8)?,
+                    created: row.get(9)?,
+                })
+            })
+            .transpose()?;
+        Ok(integrity::Kept {
+            id: row.get(0)?,
+            lookup: row.get(1)?,
+            outcome: row.get(2)?,
+            snapshot,
+        })
+    })?;
+    rows.collect()
+}
+
+fn approved_in(c: &rusqlite::Connection) -> rusqlite::Result<Vec<(i64, String)>> {
+    let mut statement = c.prepare(integrity::APPROVED)?;
+    let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    rows.collect()
 }

@@ -6,6 +6,7 @@ use postgres::Client;
 use super::super::AuditError;
 use super::super::append::StoreError;
 use super::super::chain::{Event, Head};
+use super::super::integrity;
 use super::super::query::{self, Entry, Filter};
 use super::super::record::{CallRecord, Decision, Outcome};
 use super::super::snapshot::{self, Stored};
@@ -146,16 +147,33 @@ impl Reader {
         }))
     }
 
-    /// The first snapshot that no longer matches the digest its row noted.
-    pub fn first_mismatch(&mut self) -> Result<Option<(i64, String)>, StoreError> {
-        let rows = self.0.query(
-            "SELECT s.call_id, s.prior, s.digest, c.lookup FROM snapshots s
-             LEFT JOIN calls c ON c.id = s.call_id WHERE s.prior IS NOT NULL ORDER BY s.call_id",
-            &[],
-        )?;
+    /// The rows that kept (or say they kept) a snapshot, with it.
+    pub fn kept(&mut self) -> Result<Vec<integrity::Kept>, StoreError> {
+        let rows = self.0.query(integrity::KEPT, &[])?;
         Ok(rows
             .iter()
-            .find_map(|row| snapshot::mismatch(row.get(0), row.get(1), row.get(2), row.get(3))))
+            .map(|row| integrity::Kept {
+                id: row.get(0),
+                lookup: row.get(1),
+                outcome: row.get(2),
+                snapshot: row
+                    .get::<_, Option<i64>>(3)
+                    .map(|_| integrity::KeptSnapshot {
+                        reader: row.get(4),
+                        kind: row.get(5),
+                        prior: row.get(6),
+                        digest: row.get(7),
+                        after: row.get(8),
+                        created: row.get(9),
+                    }),
+            })
+            .collect())
+    }
+
+    /// The allowed rows under an approval, oldest first.
+    pub fn approved(&mut self) -> Result<Vec<(i64, String)>, StoreError> {
+        let rows = self.0.query(integrity::APPROVED, &[])?;
+        Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
     }
 
     fn entries(&mut self, sql: &str, values: &[query::Value]) -> Result<Vec<Entry>, StoreError> {

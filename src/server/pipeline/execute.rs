@@ -89,6 +89,11 @@ impl Services {
                 );
             }
         }
+        if kept {
+            // What undo will compare against, tied to the hashed outcome.
+            let left = crate::audit::snapshot_after_note(outcome.after.as_deref());
+            outcome.text = format!("{} {left}", outcome.text);
+        }
         let step = telemetry::now_ns();
         let completed = self.audit.complete(row, outcome).await;
         call.step("audit.outcome", step);

@@ -83,8 +83,9 @@ impl Services {
         });
         match prior {
             Ok(prior) => {
-                call.note(&snapshot_note(&prior));
-                Ok(Some(Snapshot { reader, prior }))
+                let snapshot = Snapshot { reader, prior };
+                call.note(&snapshot_note(&snapshot));
+                Ok(Some(snapshot))
             }
             Err(problem) if mode == Snapshots::Required => Err(Denial::new(
                 DenyKind::SnapshotFailed,
