@@ -704,3 +704,89 @@ async fn what_undo_and_approval_rely_on_is_in_the_chain() {
         "{verdict:?}"
     );
 }
+
+const ORG: &str = "5a7805061c76ada191ed06f989cc3dac";
+const ACCOUNT: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
+
+/// One zone and its account, Workers platform and legacy firewall in full.
+const ONE_ZONE: &str = r#"
+[[agent]]
+id = "one-zone"
+auth = "none"
+zones = ["example.com"]
+accounts = ["Example Corp"]
+grants = { workers_platform = "full", firewall_legacy = "full" }
+"#;
+
+#[tokio::test]
+async fn an_account_endpoint_that_names_a_zone_is_judged_on_that_zone() {
+    let catalog = catalog_copy();
+    import(catalog.path(), &[]);
+    let catalog_arg = catalog.path().to_str().expect("utf-8").to_string();
+    let policies = tempfile::tempdir().expect("tempdir");
+    let policy = policies.path().join("one-zone.toml");
+    std::fs::write(&policy, ONE_ZONE).expect("policy");
+    let server = ServerProcess::start(
+        &[
+            "--sandbox",
+            "--catalog",
+            &catalog_arg,
+            "--policies",
+            policy.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    let client = common::connect_http(&server.mcp_url, None).await;
+    let attach = |hostname: &str, zone: &str| {
+        json!({"account_id": ACCOUNT, "environment": "production", "hostname": hostname,
+               "service": "site-blog", "zone_id": zone})
+    };
+    let before = server.sandbox_requests().await.len();
+    for (hostname, zone) in [
+        ("app.example.org", COM),
+        ("app.example.com", ORG),
+        ("app.elsewhere.test", COM),
+    ] {
+        let refused = common::call(
+            &client,
+            "worker_domain_attach_to_domain",
+            attach(hostname, zone),
+        )
+        .await;
+        assert_eq!(
+            refused.is_error,
+            Some(true),
+            "{hostname} {zone}: {}",
+            text(&refused)
+        );
+        assert!(text(&refused).contains("zone"), "{}", text(&refused));
+    }
+    assert_eq!(
+        server.sandbox_requests().await.len(),
+        before,
+        "nothing sent"
+    );
+    let allowed = common::call(
+        &client,
+        "worker_domain_attach_to_domain",
+        attach("app.example.com", COM),
+    )
+    .await;
+    assert_ne!(allowed.is_error, Some(true), "{}", text(&allowed));
+
+    // An account endpoint whose body may name zones where flaregate cannot
+    // read them is not granted to a zone-limited agent by its group grant.
+    let tools = client.list_all_tools().await.expect("tools");
+    assert!(!tools.iter().any(|t| t.name == "lists_create_list_items"));
+    let listed = Command::new(BIN)
+        .args(["tools", "--agent", "one-zone", "--catalog", &catalog_arg])
+        .args(["--policies", policy.to_str().expect("utf-8")])
+        .output()
+        .expect("runs");
+    let out = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        out.lines()
+            .any(|l| l.contains("lists_create_list_items") && l.contains("cannot check")),
+        "{out}"
+    );
+}

@@ -67,6 +67,8 @@ pub(super) struct RawEndpoint {
     pub(super) deprecation: Option<String>,
     #[serde(default)]
     pub(super) bulk: bool,
+    #[serde(default)]
+    pub(super) opaque_scope: bool,
     pub(super) lookup: Option<Lookup>,
     /// The GET that fetches what this call changes, when neither the
     /// lookup nor a GET of the same path does (for previews).
@@ -459,6 +461,7 @@ impl FileContext<'_> {
             exactly_one_of: raw.exactly_one_of,
             deprecation: raw.deprecation,
             bulk: raw.bulk,
+            opaque_scope: raw.opaque_scope,
             lookup: raw.lookup,
             current: raw.current,
             summary: raw.summary,

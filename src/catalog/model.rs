@@ -204,6 +204,23 @@ pub struct Param {
     /// record's name instead of `name` (SRV `data`): refused for an agent
     /// whose names are constrained.
     pub name_fields: Vec<String>,
+    /// The zone or account this argument names, if it names one (`names`):
+    /// judged against the agent's scope like the path's.
+    pub names: Option<Names>,
+}
+
+/// How an argument names a zone or account (`names = "…"` in the catalog).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Names {
+    /// A zone by its 32-hex id.
+    ZoneId,
+    /// A zone by its name (`example.com`).
+    ZoneName,
+    /// A hostname in a zone (`app.example.com` is in example.com).
+    Hostname,
+    /// An account by its 32-hex id.
+    AccountId,
 }
 
 /// A path template such as `/zones/{zone_id}/dns_records`.
@@ -356,6 +373,11 @@ pub struct Endpoint {
     /// Body arguments of which exactly one must be given (purge_cache).
     pub exactly_one_of: Vec<String>,
     pub deprecation: Option<String>,
+    /// Its body or query may name zones or accounts in a way flaregate
+    /// cannot read (nested, or in a free-form body): a group grant does not
+    /// give it to an agent whose zones or accounts are limited
+    /// (`opaque_scope = true`).
+    pub opaque_scope: bool,
     /// It acts on a whole zone's (or account's) worth of objects at once —
     /// an import, export, scan or batch — so no constraint on one object's
     /// argument can be checked on it (`bulk = true`).

@@ -55,6 +55,7 @@ const PARAM_KEYS: &[&str] = &[
     "part",
     "form",
     "name_fields",
+    "names",
 ];
 
 /// Patterns compiled during one load: a large catalog repeats a few (a
@@ -150,6 +151,11 @@ pub(super) fn parse_param(
         "form",
         "record_name, hostname, url or url_prefix",
     )?;
+    let names: Option<Names> = take_enum(
+        &mut table,
+        "names",
+        "zone_id, zone_name, hostname or account_id",
+    )?;
     let name_fields = match table.remove("name_fields") {
         None => Vec::new(),
         Some(Value::Array(items)) => items
@@ -221,6 +227,7 @@ pub(super) fn parse_param(
         pattern,
         form,
         name_fields,
+        names,
     })
 }
 

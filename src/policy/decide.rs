@@ -165,6 +165,10 @@ impl Policy {
         {
             return denied;
         }
+        // Zones and accounts its arguments name, judged like the path's.
+        if let Some(denied) = super::named::outside(agent, endpoint, args, directory) {
+            return denied;
+        }
         // What the call gives is judged before anything is fetched: a value
         // outside its constraint costs no lookup, and a refusal after one
         // can then only be about the object as it is.
@@ -224,7 +228,7 @@ impl Policy {
 
 /// The refusal of a call on a zone or account outside the agent's scope:
 /// it names the zone (name and id) and the ones the agent may use instead.
-fn check_scope(
+pub(super) fn check_scope(
     agent: &Agent,
     kind: EndpointScope,
     id: &str,

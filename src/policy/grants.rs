@@ -2,6 +2,7 @@
 
 use super::file::{Level, ToolSetting};
 use super::model::ToolRule;
+use super::scope::Scope;
 use crate::catalog::Access;
 
 /// What an agent's grants say of one tool's group.
@@ -74,4 +75,32 @@ pub(super) fn tool_rule(
         rule: rule.into(),
         constraints: Vec::new(),
     }
+}
+
+/// Takes away, from an agent whose zones or accounts are limited, the
+/// tools whose arguments may name zones or accounts in a way flaregate
+/// cannot check (`opaque_scope`), unless the policy names them in `tools`:
+/// a scope the operator drew holds for every tool the agent can reach.
+pub(super) fn opaque_taken(
+    catalog: &crate::catalog::Catalog,
+    (zones, accounts): (&Scope, &Scope),
+    tools: &mut [ToolRule],
+    named_on: impl Fn(&str) -> bool,
+) -> Vec<(String, String)> {
+    let limited = |scope: &Scope| matches!(scope, Scope::Listed(_));
+    if !limited(zones) && !limited(accounts) {
+        return Vec::new();
+    }
+    let mut taken = Vec::new();
+    for (index, endpoint) in catalog.endpoints().iter().enumerate() {
+        if !endpoint.opaque_scope || !tools[index].allowed || named_on(&endpoint.tool) {
+            continue;
+        }
+        let why = "its arguments may name zones or accounts in a way flaregate cannot check against your scope".to_string();
+        tools[index].allowed = false;
+        tools[index].reason = format!("{why}; the policy may grant it by name in `tools`").into();
+        tools[index].rule = "zones / accounts: scope cannot be told".into();
+        taken.push((endpoint.tool.clone(), why));
+    }
+    taken
 }

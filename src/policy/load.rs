@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use toml::Spanned;
 
-use super::file::{AgentSpec, AuthMode, Level, PolicyFile, ToolMode};
+use super::file::{AgentSpec, AuthMode, Level, PolicyFile, ToolMode, ToolSetting};
 use super::grants::{GroupGrant, tool_rule};
 use super::model::{Agent, NameSource, Policy, ToolRule};
 use super::scope::{Scope, ScopeRef};
@@ -304,7 +304,14 @@ impl Context<'_> {
             }
             constrained.push((constraint, groups));
         }
-        let removed = self.fail_closed(&constrained, &mut tools, &overrides);
+        let mut removed = self.fail_closed(&constrained, &mut tools, &overrides);
+        let named_on = |tool: &str| matches!(overrides.get(tool), Some((ToolSetting::On, _)));
+        removed.extend(super::grants::opaque_taken(
+            self.catalog,
+            (&zones, &accounts),
+            &mut tools,
+            named_on,
+        ));
         self.warn_partly_constrained(&spec.id, &id, &tools);
         if !tools.iter().any(|t| t.allowed) {
             self.warn(

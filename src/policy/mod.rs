@@ -13,6 +13,7 @@ mod identity;
 mod lists;
 mod load;
 mod model;
+mod named;
 mod scope;
 
 pub use decide::{Denial, DenyKind, Verdict};

@@ -5,7 +5,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::names;
-use super::params::{body_params, flatten_all_of, parameter, path_schema};
+use super::params::{
+    body_params, flatten_all_of, hides_scope, names_scope, parameter, path_schema,
+};
 use super::rules::{Rules, with_access};
 use super::schema::Converter;
 use crate::catalog::{
@@ -33,6 +35,8 @@ pub struct OutEndpoint {
     deprecation: Option<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     bulk: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    opaque_scope: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     required: Vec<String>,
     annotations: Annotations,
@@ -48,6 +52,8 @@ pub(super) struct OutParam {
     pub(super) key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) part: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) names: Option<&'static str>,
     /// Written as the endpoint's `required` list: a param's own
     /// `required` key is JSON Schema's list of an object's fields.
     #[serde(skip)]
@@ -141,6 +147,7 @@ pub fn plan(
                 location: "path",
                 key: None,
                 part: None,
+                names: None,
                 required: true,
                 schema: path_schema(schema),
             });
@@ -167,6 +174,25 @@ pub fn plan(
     }
     if let Some(body) = operation.get("requestBody") {
         body_params(converter, body, method, &mut params)?;
+    }
+    // Arguments that name a zone or account are judged against the
+    // agent's scope; one that hides such a name deeper cannot be.
+    // The path's own zone or account (`/zones/{…}/`) is its scope already;
+    // an endpoint bound to one zone by its path cannot reach another.
+    let scoped_by = path
+        .split('/')
+        .nth(2)
+        .map(|p| p.trim_matches(['{', '}']).to_string());
+    let zone_bound = path.starts_with("/zones/");
+    let mut opaque_scope = false;
+    for param in &mut params {
+        let own_scope =
+            param.location == "path" && scoped_by.as_deref() == Some(param.name.as_str());
+        if zone_bound || own_scope {
+            continue;
+        }
+        param.names = names_scope(param.key.as_deref().unwrap_or(&param.name));
+        opaque_scope |= param.location != "path" && hides_scope(&param.schema);
     }
     let placement = rules.place(&tag);
     let permission = permission(operation, rules, placement.permission, access);
@@ -228,6 +254,7 @@ pub fn plan(
             description,
             deprecation,
             bulk,
+            opaque_scope,
             required: params
                 .iter()
                 .filter(|p| p.required)

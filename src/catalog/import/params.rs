@@ -52,6 +52,7 @@ pub(super) fn parameter(
                 location: "path",
                 key: None,
                 part: None,
+                names: None,
                 required: true,
                 schema: path_schema(schema),
             }))
@@ -83,6 +84,7 @@ pub(super) fn parameter(
                 name,
                 location: "query",
                 part: None,
+                names: None,
                 required,
                 schema: with_type(schema),
             }))
@@ -241,6 +243,7 @@ pub(super) fn body_params(
                     name,
                     location,
                     part,
+                    names: None,
                     required: required && listed.contains(&field.as_str()),
                     schema: with_type(field_schema),
                 });
@@ -260,6 +263,7 @@ pub(super) fn body_params(
                 location: "payload",
                 key: None,
                 part: None,
+                names: None,
                 required,
                 schema: with_type(schema),
             });
@@ -312,4 +316,36 @@ pub(super) fn flatten_all_of(mut schema: Map<String, Value>) -> Map<String, Valu
         schema.insert("required".into(), Value::Array(required));
     }
     schema
+}
+
+/// What a field's wire name says it names, in the catalog's words
+/// (`names = "…"`): a zone by id or name, a hostname, an account by id.
+pub(super) fn names_scope(wire: &str) -> Option<&'static str> {
+    let field = wire.rsplit('.').next().unwrap_or(wire);
+    match field.to_ascii_lowercase().replace('-', "_").as_str() {
+        "zone_id" | "zone_tag" | "zone_identifier" | "zoneid" | "zonetag" => Some("zone_id"),
+        "zone_name" | "zonename" => Some("zone_name"),
+        "hostname" | "hostnames" | "host_name" => Some("hostname"),
+        "account_id" | "account_tag" | "account_identifier" | "accountid" => Some("account_id"),
+        _ => None,
+    }
+}
+
+/// Whether a field's schema holds, below its top, a property that names a
+/// zone or account (so no top-level argument shows it).
+pub(super) fn hides_scope(schema: &Map<String, Value>) -> bool {
+    fn below(value: &Value) -> bool {
+        match value {
+            Value::Object(map) => map.iter().any(|(key, value)| {
+                let named = key == "properties"
+                    && value
+                        .as_object()
+                        .is_some_and(|p| p.keys().any(|k| names_scope(k).is_some()));
+                named || below(value)
+            }),
+            Value::Array(items) => items.iter().any(below),
+            _ => false,
+        }
+    }
+    schema.values().any(below)
 }
