@@ -790,3 +790,68 @@ async fn an_account_endpoint_that_names_a_zone_is_judged_on_that_zone() {
         "{out}"
     );
 }
+
+#[test]
+fn check_live_probes_each_granted_write_permission_without_changing_anything() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        "[[token]]\nvalue = \"dns-read-only\"\npermissions = [\"Zone Read\", \"DNS Read\", \"Account Settings Read\"]\n",
+    )
+    .expect("tokens");
+    let sandbox =
+        common::SandboxProcess::start(&["--tokens-file", tokens.to_str().expect("utf-8")]);
+    let policy = dir.path().join("p.toml");
+    std::fs::write(
+        &policy,
+        "[[agent]]\nid = \"editor\"\nzones = [\"example.com\"]\ngrants = { dns = \"full\" }\n",
+    )
+    .expect("policy");
+    let check = |token: &str| {
+        Command::new(BIN)
+            .args([
+                "check",
+                "--live",
+                "--policies",
+                policy.to_str().expect("utf-8"),
+            ])
+            .args([
+                "--catalog",
+                common::repo_path("catalog").to_str().expect("utf-8"),
+            ])
+            .env("CLOUDFLARE_API_BASE_URL", &sandbox.base_url)
+            .env("CLOUDFLARE_API_TOKEN", token)
+            .output()
+            .expect("runs")
+    };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let before = rt.block_on(sandbox.requests()).len();
+    let short = check("dns-read-only");
+    let said = String::from_utf8_lossy(&short.stderr);
+    assert!(!short.status.success(), "{said}");
+    assert!(
+        said.contains("cannot write dns on zone example.com")
+            && said.contains("it lacks DNS Write"),
+        "{said}"
+    );
+    let full = check(&sandbox.token);
+    assert!(
+        full.status.success(),
+        "{}",
+        String::from_utf8_lossy(&full.stderr)
+    );
+    // The probe deleted nothing: every record is still there.
+    let sent = rt.block_on(sandbox.requests());
+    let deletes: Vec<_> = sent[before..]
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .collect();
+    assert!(!deletes.is_empty(), "the write was probed");
+    assert!(
+        deletes
+            .iter()
+            .all(|r| r.path.ends_with("/00000000000000000000000000000000")),
+        "{deletes:?}"
+    );
+}

@@ -69,6 +69,8 @@ pub(super) struct RawEndpoint {
     pub(super) bulk: bool,
     #[serde(default)]
     pub(super) opaque_scope: bool,
+    #[serde(default)]
+    pub(super) probe: bool,
     pub(super) lookup: Option<Lookup>,
     /// The GET that fetches what this call changes, when neither the
     /// lookup nor a GET of the same path does (for previews).
@@ -462,6 +464,7 @@ impl FileContext<'_> {
             deprecation: raw.deprecation,
             bulk: raw.bulk,
             opaque_scope: raw.opaque_scope,
+            probe: raw.probe,
             lookup: raw.lookup,
             current: raw.current,
             summary: raw.summary,

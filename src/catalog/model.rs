@@ -373,6 +373,10 @@ pub struct Endpoint {
     /// Body arguments of which exactly one must be given (purge_cache).
     pub exactly_one_of: Vec<String>,
     pub deprecation: Option<String>,
+    /// The write `check --live` sends to learn whether the token holds its
+    /// permission without changing anything: a DELETE of an object that
+    /// cannot exist (`probe = true`; 404 = held, 403 = lacking).
+    pub probe: bool,
     /// Its body or query may name zones or accounts in a way flaregate
     /// cannot read (nested, or in a free-form body): a group grant does not
     /// give it to an agent whose zones or accounts are limited

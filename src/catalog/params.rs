@@ -425,6 +425,16 @@ pub(super) fn check_consistency(
     if raw.access == Access::Read && raw.method != Method::Get {
         return Err(("access", "a read endpoint must use GET".into()));
     }
+    // A probe must change nothing: a DELETE of an object named by a path
+    // argument besides its zone or account, which `check` fills with a
+    // value no object has.
+    let placeholders = raw.path.matches('{').count();
+    if raw.probe && (raw.method != Method::Delete || placeholders < 2) {
+        return Err((
+            "probe",
+            "a probe is a DELETE whose path names an object besides its zone or account".into(),
+        ));
+    }
     if raw.annotations.read_only != (raw.access == Access::Read) {
         return Err((
             "annotations",

@@ -1,7 +1,10 @@
 //! Whether the Cloudflare token can serve what the policies grant: one
-//! cheap read per granted group and zone or account, each refusal named
-//! with the permission the token lacks. Reads only: a write permission is
-//! found missing when the first write is refused (and said so then).
+//! cheap read per granted group and zone or account, and for each granted
+//! write permission its catalog probe (`probe = true`: a DELETE of an id
+//! that cannot exist — Cloudflare answers 404 when the permission is held,
+//! 403 when it is not), each refusal named with the permission the token
+//! lacks. Nothing is changed. A write permission without a probe is found
+//! missing when the first write is refused (and said so then).
 
 use std::collections::BTreeSet;
 
@@ -32,7 +35,7 @@ pub async fn gaps(client: &Client, policy: &Policy, directory: &Directory) -> Ve
             }
         }
     }
-    let mut found = Vec::new();
+    let mut found = write_gaps(client, policy, directory).await;
     for (group, id) in probes {
         let probe = probe_of(catalog, &group).expect("probes are made for groups that have one");
         let mut args = Map::new();
@@ -92,4 +95,87 @@ fn ids_of(scope: &Scope, kind: EndpointScope, directory: &Directory) -> Vec<Stri
             })
             .collect(),
     }
+}
+
+/// Each granted write permission, with the probe that checks it, on each
+/// zone or account it is granted on, that the token lacks.
+async fn write_gaps(client: &Client, policy: &Policy, directory: &Directory) -> Vec<String> {
+    let catalog = policy.catalog();
+    let mut probes: BTreeSet<(String, String)> = BTreeSet::new();
+    for agent in policy.agents() {
+        for tool in agent.visible_tools(catalog) {
+            let Some(endpoint) = catalog.endpoint(tool).filter(|e| e.access == Access::Write)
+            else {
+                continue;
+            };
+            let Some(probe) = write_probe_of(catalog, endpoint) else {
+                continue;
+            };
+            let Some(kind) = probe.scope() else {
+                continue;
+            };
+            for id in ids_of(agent.scope(kind), kind, directory) {
+                probes.insert((probe.tool.clone(), id));
+            }
+        }
+    }
+    let mut found = Vec::new();
+    for (tool, id) in probes {
+        let probe = catalog
+            .endpoint(&tool)
+            .expect("probes come from the catalog");
+        let mut args = Map::new();
+        for name in probe.path.params() {
+            let is_scope = probe.scope_param().is_some_and(|p| p.name == name);
+            let value = if is_scope {
+                id.clone()
+            } else {
+                no_such(probe, name)
+            };
+            args.insert(name.to_string(), Value::String(value));
+        }
+        let label = match probe.scope() {
+            Some(EndpointScope::Zone) => format!("zone {}", directory.zone_label(&id)),
+            _ => format!("account {}", directory.account_label(&id)),
+        };
+        match client.call(probe, &args).await {
+            Err(error) if error.status() == Some(404) => {}
+            Err(error) if error.status() == Some(403) => found.push(format!(
+                "the Cloudflare token cannot write {} on {label}: it lacks {} ({} of an object that cannot exist was refused: {error})",
+                probe.group, probe.permission, probe.tool
+            )),
+            Err(error) => found.push(format!(
+                "could not check {} on {label} with {}: {error}",
+                probe.permission, probe.tool
+            )),
+            Ok(_) => found.push(format!(
+                "{} on {label} answered success for an object that cannot exist: check the catalog's probe",
+                probe.tool
+            )),
+        }
+    }
+    found
+}
+
+/// The catalog's probe of `endpoint`'s write permission, if it has one.
+fn write_probe_of<'a>(catalog: &'a Catalog, endpoint: &Endpoint) -> Option<&'a Endpoint> {
+    catalog
+        .endpoints()
+        .iter()
+        .map(|e| &**e)
+        .find(|e| e.probe && e.permission == endpoint.permission && e.reach == endpoint.reach)
+}
+
+/// A value for `name` that its pattern accepts and no object has.
+fn no_such(endpoint: &Endpoint, name: &str) -> String {
+    let pattern = endpoint.param(name).and_then(|p| p.pattern.as_ref());
+    [
+        "00000000000000000000000000000000",
+        "flaregate-probe-no-such-object",
+        "0",
+    ]
+    .into_iter()
+    .find(|value| pattern.is_none_or(|p| p.is_match(value)))
+    .unwrap_or("0")
+    .to_string()
 }
