@@ -25,7 +25,7 @@ pub struct SearchIndex {
 }
 
 /// One endpoint's text, as space-separated lowercase words (` a b `, so a
-/// phrase is found whole).
+/// word or phrase is found from the start of a word).
 #[derive(Debug)]
 struct Entry {
     name: String,
@@ -97,7 +97,8 @@ impl Entry {
         }
     }
 
-    /// How well the entry matches `words` (each ` word `) and `phrase`.
+    /// How well the entry matches `words` (each ` word`, found at the start
+    /// of a word) and `phrase`.
     fn score(&self, words: &[String], phrase: &str) -> usize {
         let fields = [
             (&self.name, 4),
@@ -151,12 +152,14 @@ impl SearchIndex {
         // Bounded whatever the caller sends: the schema's limits are not
         // enforced on these three tools' arguments.
         let query = crate::text::clip(query, MAX_QUERY);
-        let phrase = words_of(&query);
-        let words: Vec<String> = phrase
+        // A word matches the start of a word (`setting` finds `settings`).
+        let spaced = words_of(&query);
+        let phrase = spaced.trim_end();
+        let words: Vec<String> = spaced
             .split(' ')
             .filter(|w| w.len() > 1)
             .take(MAX_WORDS)
-            .map(|w| format!(" {w} "))
+            .map(|w| format!(" {w}"))
             .collect();
         let mut scored: Vec<(usize, usize)> = catalog
             .endpoints()
@@ -166,7 +169,7 @@ impl SearchIndex {
                 agent.may_use_index(*i) && reachable(agent, e) && group.is_none_or(|g| e.group == g)
             })
             .filter_map(|(i, _)| {
-                let score = self.entries[i].score(&words, &phrase);
+                let score = self.entries[i].score(&words, phrase);
                 (score > 0 || words.is_empty()).then_some((score, i))
             })
             .collect();
