@@ -24,41 +24,74 @@ grants = { zone_settings = "full", dns = "full" }
 approve = ["method:DELETE"]
 "#;
 
-/// A catalog with the zone settings imported, and `policy` in a folder
-/// of its own (kept as long as the catalog's).
-struct Imported {
-    catalog: tempfile::TempDir,
+/// A policy in a folder of its own, over the shipped catalog or a copy of
+/// it with part of the API imported (kept as long as the value).
+struct Setup {
+    catalog: Option<tempfile::TempDir>,
     _policies: tempfile::TempDir,
     policy: std::path::PathBuf,
 }
 
-fn imported(policy: &str) -> Imported {
-    let catalog = catalog_copy();
-    import(catalog.path(), &["--include", "zone_settings"]);
-    let policies = tempfile::tempdir().expect("tempdir");
-    let file = policies.path().join("policy.toml");
-    std::fs::write(&file, policy).expect("policy");
-    Imported {
-        catalog,
-        _policies: policies,
-        policy: file,
+impl Setup {
+    fn curated(policy: &str) -> Self {
+        Self::with(None, policy)
+    }
+
+    /// `filters` as the import takes them (`--include GROUP`); none: all.
+    fn imported(filters: &[&str], policy: &str) -> Self {
+        let catalog = catalog_copy();
+        import(catalog.path(), filters);
+        Self::with(Some(catalog), policy)
+    }
+
+    fn with(catalog: Option<tempfile::TempDir>, policy: &str) -> Self {
+        let policies = tempfile::tempdir().expect("tempdir");
+        let file = policies.path().join("policy.toml");
+        std::fs::write(&file, policy).expect("policy");
+        Setup {
+            catalog,
+            _policies: policies,
+            policy: file,
+        }
+    }
+
+    /// `--catalog` (the shipped one, or the copy) and `--policies`.
+    fn paths(&self) -> Vec<String> {
+        let catalog = match &self.catalog {
+            Some(copy) => copy.path().to_path_buf(),
+            None => common::repo_path("catalog"),
+        };
+        vec![
+            "--catalog".into(),
+            catalog.display().to_string(),
+            "--policies".into(),
+            self.policy.display().to_string(),
+        ]
+    }
+
+    /// `serve --sandbox` with this catalog and policy.
+    fn serve(&self, extra: &[&str]) -> ServerProcess {
+        let paths = self.paths();
+        let mut args: Vec<&str> = vec!["--sandbox"];
+        args.extend(paths.iter().map(String::as_str));
+        args.extend_from_slice(extra);
+        ServerProcess::start(&args, &[])
+    }
+
+    /// A `flaregate` command with this catalog and policy.
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new(BIN)
+            .args(args)
+            .args(self.paths())
+            .output()
+            .expect("runs")
     }
 }
 
 #[tokio::test]
 async fn approval_by_method_covers_every_imported_delete() {
-    let setup = imported(BY_METHOD);
-    let (catalog, policy) = (&setup.catalog, &setup.policy);
-    let server = ServerProcess::start(
-        &[
-            "--sandbox",
-            "--catalog",
-            catalog.path().to_str().expect("utf-8"),
-            "--policies",
-            policy.to_str().expect("utf-8"),
-        ],
-        &[],
-    );
+    let setup = Setup::imported(&["--include", "zone_settings"], BY_METHOD);
+    let server = setup.serve(&[]);
     let client = common::connect_http(&server.mcp_url, None).await;
     // An imported DELETE whose name a `delete_*` pattern would miss.
     let before = server.sandbox_requests().await.len();
@@ -93,17 +126,7 @@ async fn approval_by_method_covers_every_imported_delete() {
     );
 
     // `tools` and `explain` say which calls wait for a person.
-    let paths = [
-        "--catalog",
-        catalog.path().to_str().expect("utf-8"),
-        "--policies",
-        policy.to_str().expect("utf-8"),
-    ];
-    let tools = Command::new(BIN)
-        .args(["tools", "--agent", "settings"])
-        .args(paths)
-        .output()
-        .expect("runs");
+    let tools = setup.run(&["tools", "--agent", "settings"]);
     let listed = String::from_utf8_lossy(&tools.stdout);
     let line = |tool: &str| {
         listed
@@ -120,23 +143,17 @@ async fn approval_by_method_covers_every_imported_delete() {
         !line("create_dns_record").contains("needs approval"),
         "{listed}"
     );
-    let explain = Command::new(BIN)
-        .args([
-            "explain",
-            "--agent",
-            "settings",
-            "--tool",
-            "delete_dns_record",
-        ])
-        .args([
-            "--args",
-            &json!({"zone_id": COM, "dns_record_id": "8ce0e8a8a7b7b3c1d0e9f8a7b6c5d4e3"})
-                .to_string(),
-        ])
-        .args(["--sandbox"])
-        .args(paths)
-        .output()
-        .expect("runs");
+    let call = json!({"zone_id": COM, "dns_record_id": "8ce0e8a8a7b7b3c1d0e9f8a7b6c5d4e3"});
+    let explain = setup.run(&[
+        "explain",
+        "--sandbox",
+        "--agent",
+        "settings",
+        "--tool",
+        "delete_dns_record",
+        "--args",
+        &call.to_string(),
+    ]);
     let said = String::from_utf8_lossy(&explain.stdout);
     assert!(
         said.contains("allowed once a person approves it"),
@@ -147,19 +164,10 @@ async fn approval_by_method_covers_every_imported_delete() {
 
 #[tokio::test]
 async fn a_policy_naming_nothing_real_for_approval_is_refused_with_its_line() {
-    let setup = imported(
+    let setup = Setup::curated(
         "[[agent]]\nid = \"a\"\nauth = \"none\"\nzones = [\"example.com\"]\ngrants = { dns = \"full\" }\napprove = [\"method:DROP\", \"group:nope\", \"verb:delete\"]\n",
     );
-    let (catalog, policy) = (&setup.catalog, &setup.policy);
-    let check = Command::new(BIN)
-        .args([
-            "check",
-            "--catalog",
-            catalog.path().to_str().expect("utf-8"),
-        ])
-        .args(["--policies", policy.to_str().expect("utf-8")])
-        .output()
-        .expect("runs");
+    let check = setup.run(&["check"]);
     let said = String::from_utf8_lossy(&check.stderr);
     assert!(!check.status.success());
     for problem in ["`method:DROP`", "`group:nope`", "`verb:delete`"] {
@@ -180,13 +188,8 @@ approve = ["method:DELETE"]
 
 #[tokio::test]
 async fn a_client_that_can_ask_does_not_approve_its_own_calls_by_default() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let policy = dir.path().join("ops.toml");
-    std::fs::write(&policy, UNNAMED_APPROVER).expect("policy");
-    let server = ServerProcess::start(
-        &["--sandbox", "--policies", policy.to_str().expect("utf-8")],
-        &[],
-    );
+    let setup = Setup::curated(UNNAMED_APPROVER);
+    let server = setup.serve(&[]);
     // A 2026-07-28 client that declares elicitation: it could answer yes
     // itself, so by default it is not asked; the operator is.
     let elicits =
@@ -207,14 +210,7 @@ async fn a_client_that_can_ask_does_not_approve_its_own_calls_by_default() {
     let said = answer["content"][0]["text"].as_str().unwrap_or_default();
     assert!(said.contains("flaregate approve"), "{answer}");
     // `check` states who approves, and what trusting the client means.
-    let check = Command::new(BIN)
-        .args(["check", "--policies", policy.to_str().expect("utf-8")])
-        .args([
-            "--catalog",
-            common::repo_path("catalog").to_str().expect("utf-8"),
-        ])
-        .output()
-        .expect("runs");
+    let check = setup.run(&["check"]);
     let out = String::from_utf8_lossy(&check.stdout);
     assert!(out.contains("ops: approvals by the operator"), "{out}");
 }
@@ -235,18 +231,15 @@ allow = ["*.staging.example.com"]
 
 #[tokio::test]
 async fn a_constraint_takes_away_the_tools_it_cannot_be_checked_on() {
-    let catalog = catalog_copy();
-    import(catalog.path(), &[]);
-    let catalog_arg = catalog.path().to_str().expect("utf-8").to_string();
+    let setup = Setup::imported(&[], STAGING);
+    let catalog_arg = setup.paths()[1].clone();
 
     // The shipped demo policy with the whole API imported: check names
     // the zone-file upload among what dns-editor's constraints took away.
+    let demo = common::repo_path("policies");
     let check = Command::new(BIN)
-        .args(["check", "--catalog", &catalog_arg])
-        .args([
-            "--policies",
-            common::repo_path("policies").to_str().expect("utf-8"),
-        ])
+        .args(["check", "--catalog", &catalog_arg, "--policies"])
+        .arg(&demo)
         .output()
         .expect("runs");
     let out = String::from_utf8_lossy(&check.stdout);
@@ -269,19 +262,7 @@ async fn a_constraint_takes_away_the_tools_it_cannot_be_checked_on() {
 
     // Through the server: the upload is not offered and is refused; the
     // curated tools the constraint covers are still there.
-    let policies = tempfile::tempdir().expect("tempdir");
-    let policy = policies.path().join("staging.toml");
-    std::fs::write(&policy, STAGING).expect("policy");
-    let server = ServerProcess::start(
-        &[
-            "--sandbox",
-            "--catalog",
-            &catalog_arg,
-            "--policies",
-            policy.to_str().expect("utf-8"),
-        ],
-        &[],
-    );
+    let server = setup.serve(&[]);
     let client = common::connect_http(&server.mcp_url, None).await;
     let tools = client.list_all_tools().await.expect("tools");
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
@@ -316,11 +297,7 @@ async fn a_constraint_takes_away_the_tools_it_cannot_be_checked_on() {
     assert!(row.reason.contains("whole zone"), "{row:#?}");
 
     // `tools` says which were taken away and why; naming one grants it.
-    let tools = Command::new(BIN)
-        .args(["tools", "--agent", "staging", "--catalog", &catalog_arg])
-        .args(["--policies", policy.to_str().expect("utf-8")])
-        .output()
-        .expect("runs");
+    let tools = setup.run(&["tools", "--agent", "staging"]);
     let listed = String::from_utf8_lossy(&tools.stdout);
     assert!(listed.contains("taken away by constraints"), "{listed}");
     assert!(
@@ -329,12 +306,8 @@ async fn a_constraint_takes_away_the_tools_it_cannot_be_checked_on() {
     );
     let named =
         format!("{STAGING}\n[agent.tools]\ndns_records_for_a_zone_export_dns_records = \"on\"\n");
-    std::fs::write(&policy, named).expect("policy");
-    let tools = Command::new(BIN)
-        .args(["tools", "--agent", "staging", "--catalog", &catalog_arg])
-        .args(["--policies", policy.to_str().expect("utf-8")])
-        .output()
-        .expect("runs");
+    std::fs::write(&setup.policy, named).expect("policy");
+    let tools = setup.run(&["tools", "--agent", "staging"]);
     let listed = String::from_utf8_lossy(&tools.stdout);
     let granted = listed
         .lines()
@@ -358,21 +331,8 @@ tool_mode = "discover"
 
 #[tokio::test]
 async fn search_finds_the_readmes_examples_and_only_what_the_agent_may_call() {
-    let catalog = catalog_copy();
-    import(catalog.path(), &[]);
-    let policies = tempfile::tempdir().expect("tempdir");
-    let policy = policies.path().join("finder.toml");
-    std::fs::write(&policy, FINDER).expect("policy");
-    let server = ServerProcess::start(
-        &[
-            "--sandbox",
-            "--catalog",
-            catalog.path().to_str().expect("utf-8"),
-            "--policies",
-            policy.to_str().expect("utf-8"),
-        ],
-        &[],
-    );
+    let setup = Setup::imported(&[], FINDER);
+    let server = setup.serve(&[]);
     let client = common::connect_http(&server.mcp_url, None).await;
     let search = |query: &'static str| {
         let client = &client;
@@ -408,7 +368,8 @@ async fn search_finds_the_readmes_examples_and_only_what_the_agent_may_call() {
         "{create:?}"
     );
     // Nothing on an account: this agent holds none, so it can call none.
-    let catalog = flaregate::catalog::Catalog::load(catalog.path()).expect("loads");
+    let catalog =
+        flaregate::catalog::Catalog::load(std::path::Path::new(&setup.paths()[1])).expect("loads");
     for query in [
         "account members",
         "workers script",
@@ -438,17 +399,8 @@ tool_mode = "typed"
 
 #[tokio::test]
 async fn a_zone_setting_answers_with_its_default_before_anything_wrote_it() {
-    let setup = imported(SETTINGS);
-    let server = ServerProcess::start(
-        &[
-            "--sandbox",
-            "--catalog",
-            setup.catalog.path().to_str().expect("utf-8"),
-            "--policies",
-            setup.policy.to_str().expect("utf-8"),
-        ],
-        &[],
-    );
+    let setup = Setup::imported(&["--include", "zone_settings"], SETTINGS);
+    let server = setup.serve(&[]);
     let client = common::connect_http(&server.mcp_url, None).await;
     let get = |setting: &'static str| {
         let client = &client;
@@ -504,13 +456,8 @@ approve = ["purge_cache"]
 
 #[tokio::test]
 async fn the_person_approving_sees_the_exact_call_whole() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let policy = dir.path().join("purger.toml");
-    std::fs::write(&policy, PURGER).expect("policy");
-    let server = ServerProcess::start(
-        &["--sandbox", "--policies", policy.to_str().expect("utf-8")],
-        &[],
-    );
+    let setup = Setup::curated(PURGER);
+    let server = setup.serve(&[]);
     let client = server.connect("purger").await;
     // Forty files: the audit form of a list stops at 32.
     let files: Vec<String> = (0..40)
@@ -568,13 +515,8 @@ fn deflated(text: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn what_undo_and_approval_rely_on_is_in_the_chain() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let policy = dir.path().join("keeper.toml");
-    std::fs::write(&policy, KEEPER).expect("policy");
-    let mut server = ServerProcess::start(
-        &["--sandbox", "--policies", policy.to_str().expect("utf-8")],
-        &[],
-    );
+    let setup = Setup::curated(KEEPER);
+    let mut server = setup.serve(&[]);
     let keeper = server.connect("keeper").await;
     let created = common::call(
         &keeper,
@@ -682,16 +624,7 @@ async fn what_undo_and_approval_rely_on_is_in_the_chain() {
         .execute("UPDATE approvals SET used_ms = NULL", [])
         .expect("re-arm");
     drop(connection);
-    let again = ServerProcess::start(
-        &[
-            "--sandbox",
-            "--policies",
-            policy.to_str().expect("utf-8"),
-            "--audit-db",
-            db.to_str().expect("utf-8"),
-        ],
-        &[],
-    );
+    let again = setup.serve(&["--audit-db", db.to_str().expect("utf-8")]);
     let keeper = again.connect("keeper").await;
     let mut other = with_id.clone();
     other["dns_record_id"] = json!("3d2c1b0a99887766554433221100ffee");
@@ -720,22 +653,8 @@ grants = { workers_platform = "full", firewall_legacy = "full" }
 
 #[tokio::test]
 async fn an_account_endpoint_that_names_a_zone_is_judged_on_that_zone() {
-    let catalog = catalog_copy();
-    import(catalog.path(), &[]);
-    let catalog_arg = catalog.path().to_str().expect("utf-8").to_string();
-    let policies = tempfile::tempdir().expect("tempdir");
-    let policy = policies.path().join("one-zone.toml");
-    std::fs::write(&policy, ONE_ZONE).expect("policy");
-    let server = ServerProcess::start(
-        &[
-            "--sandbox",
-            "--catalog",
-            &catalog_arg,
-            "--policies",
-            policy.to_str().expect("utf-8"),
-        ],
-        &[],
-    );
+    let setup = Setup::imported(&[], ONE_ZONE);
+    let server = setup.serve(&[]);
     let client = common::connect_http(&server.mcp_url, None).await;
     let attach = |hostname: &str, zone: &str| {
         json!({"account_id": ACCOUNT, "environment": "production", "hostname": hostname,
@@ -778,11 +697,7 @@ async fn an_account_endpoint_that_names_a_zone_is_judged_on_that_zone() {
     // read them is not granted to a zone-limited agent by its group grant.
     let tools = client.list_all_tools().await.expect("tools");
     assert!(!tools.iter().any(|t| t.name == "lists_create_list_items"));
-    let listed = Command::new(BIN)
-        .args(["tools", "--agent", "one-zone", "--catalog", &catalog_arg])
-        .args(["--policies", policy.to_str().expect("utf-8")])
-        .output()
-        .expect("runs");
+    let listed = setup.run(&["tools", "--agent", "one-zone"]);
     let out = String::from_utf8_lossy(&listed.stdout);
     assert!(
         out.lines()
@@ -802,24 +717,13 @@ fn check_live_probes_each_granted_write_permission_without_changing_anything() {
     .expect("tokens");
     let sandbox =
         common::SandboxProcess::start(&["--tokens-file", tokens.to_str().expect("utf-8")]);
-    let policy = dir.path().join("p.toml");
-    std::fs::write(
-        &policy,
+    let setup = Setup::curated(
         "[[agent]]\nid = \"editor\"\nzones = [\"example.com\"]\ngrants = { dns = \"full\" }\n",
-    )
-    .expect("policy");
+    );
     let check = |token: &str| {
         Command::new(BIN)
-            .args([
-                "check",
-                "--live",
-                "--policies",
-                policy.to_str().expect("utf-8"),
-            ])
-            .args([
-                "--catalog",
-                common::repo_path("catalog").to_str().expect("utf-8"),
-            ])
+            .args(["check", "--live"])
+            .args(setup.paths())
             .env("CLOUDFLARE_API_BASE_URL", &sandbox.base_url)
             .env("CLOUDFLARE_API_TOKEN", token)
             .output()
