@@ -24,27 +24,19 @@ grants = { zone_settings = "full", dns = "full" }
 approve = ["method:DELETE"]
 "#;
 
-/// A policy in a folder of its own, over the shipped catalog or a copy of
-/// it with part of the API imported (kept as long as the value).
+/// A policy in a folder of its own, over a copy of the shipped catalog
+/// with the API imported as the README says (kept as long as the value).
 struct Setup {
-    catalog: Option<tempfile::TempDir>,
+    catalog: tempfile::TempDir,
     _policies: tempfile::TempDir,
     policy: std::path::PathBuf,
 }
 
 impl Setup {
-    fn curated(policy: &str) -> Self {
-        Self::with(None, policy)
-    }
-
     /// `filters` as the import takes them (`--include GROUP`); none: all.
     fn imported(filters: &[&str], policy: &str) -> Self {
         let catalog = catalog_copy();
         import(catalog.path(), filters);
-        Self::with(Some(catalog), policy)
-    }
-
-    fn with(catalog: Option<tempfile::TempDir>, policy: &str) -> Self {
         let policies = tempfile::tempdir().expect("tempdir");
         let file = policies.path().join("policy.toml");
         std::fs::write(&file, policy).expect("policy");
@@ -55,15 +47,11 @@ impl Setup {
         }
     }
 
-    /// `--catalog` (the shipped one, or the copy) and `--policies`.
+    /// `--catalog` and `--policies`.
     fn paths(&self) -> Vec<String> {
-        let catalog = match &self.catalog {
-            Some(copy) => copy.path().to_path_buf(),
-            None => common::repo_path("catalog"),
-        };
         vec![
             "--catalog".into(),
-            catalog.display().to_string(),
+            self.catalog.path().display().to_string(),
             "--policies".into(),
             self.policy.display().to_string(),
         ]
@@ -164,7 +152,8 @@ async fn approval_by_method_covers_every_imported_delete() {
 
 #[tokio::test]
 async fn a_policy_naming_nothing_real_for_approval_is_refused_with_its_line() {
-    let setup = Setup::curated(
+    let setup = Setup::imported(
+        &[],
         "[[agent]]\nid = \"a\"\nauth = \"none\"\nzones = [\"example.com\"]\ngrants = { dns = \"full\" }\napprove = [\"method:DROP\", \"group:nope\", \"verb:delete\"]\n",
     );
     let check = setup.run(&["check"]);
@@ -188,7 +177,7 @@ approve = ["method:DELETE"]
 
 #[tokio::test]
 async fn a_client_that_can_ask_does_not_approve_its_own_calls_by_default() {
-    let setup = Setup::curated(UNNAMED_APPROVER);
+    let setup = Setup::imported(&[], UNNAMED_APPROVER);
     let server = setup.serve(&[]);
     // A 2026-07-28 client that declares elicitation: it could answer yes
     // itself, so by default it is not asked; the operator is.
@@ -456,7 +445,7 @@ approve = ["purge_cache"]
 
 #[tokio::test]
 async fn the_person_approving_sees_the_exact_call_whole() {
-    let setup = Setup::curated(PURGER);
+    let setup = Setup::imported(&[], PURGER);
     let server = setup.serve(&[]);
     let client = server.connect("purger").await;
     // Forty files: the audit form of a list stops at 32.
@@ -515,7 +504,7 @@ fn deflated(text: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn what_undo_and_approval_rely_on_is_in_the_chain() {
-    let setup = Setup::curated(KEEPER);
+    let setup = Setup::imported(&[], KEEPER);
     let mut server = setup.serve(&[]);
     let keeper = server.connect("keeper").await;
     let created = common::call(
@@ -717,7 +706,8 @@ fn check_live_probes_each_granted_write_permission_without_changing_anything() {
     .expect("tokens");
     let sandbox =
         common::SandboxProcess::start(&["--tokens-file", tokens.to_str().expect("utf-8")]);
-    let setup = Setup::curated(
+    let setup = Setup::imported(
+        &[],
         "[[agent]]\nid = \"editor\"\nzones = [\"example.com\"]\ngrants = { dns = \"full\" }\n",
     );
     let check = |token: &str| {
@@ -758,4 +748,47 @@ fn check_live_probes_each_granted_write_permission_without_changing_anything() {
             .all(|r| r.path.ends_with("/00000000000000000000000000000000")),
         "{deletes:?}"
     );
+}
+
+/// Workers for Platforms on the one account.
+const PLATFORM: &str = r#"
+[[agent]]
+id = "platform"
+auth = "none"
+accounts = ["Example Corp"]
+grants = { workers_platform = "full" }
+"#;
+
+#[tokio::test]
+async fn a_path_value_a_url_parser_would_rewrite_is_refused_before_the_decision() {
+    let setup = Setup::imported(&[], PLATFORM);
+    let server = setup.serve(&[]);
+    let client = common::connect_http(&server.mcp_url, None).await;
+    let before = server.sandbox_requests().await.len();
+    // The schema lets a namespace be any text: `.` would send DELETE
+    // …/dispatch/namespaces/ — every namespace's collection.
+    let refused = common::call(
+        &client,
+        "namespace_worker_delete_namespace",
+        json!({"account_id": ACCOUNT, "dispatch_namespace": "."}),
+    )
+    .await;
+    assert_eq!(refused.is_error, Some(true), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("dispatch_namespace"),
+        "{}",
+        text(&refused)
+    );
+    assert_eq!(
+        server.sandbox_requests().await.len(),
+        before,
+        "nothing sent"
+    );
+    let rows = server.audit_rows();
+    let row = rows.last().expect("the refusal's row");
+    assert_eq!(
+        (row.decision.as_str(), row.tool.as_str()),
+        ("deny", "namespace_worker_delete_namespace")
+    );
+    assert!(row.reason.contains("must not be ."), "{row:#?}");
 }
