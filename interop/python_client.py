@@ -50,6 +50,18 @@ async def as_deployer(read, write):
             "account_id": "a1b2c3d4e5f60718293a4b5c6d7e8f90", "script_name": "site-docs",
             "script": "export default { fetch() { return new Response('docs'); } };"})
         check(not deployed.is_error, "a site-* script deploys")
+        # Previews answer in the tool's declared output schema, which the
+        # SDK validates: an allowed one, and one the policy would refuse.
+        previewed = await session.call_tool("put_worker_script", {
+            "account_id": "a1b2c3d4e5f60718293a4b5c6d7e8f90", "script_name": "site-docs",
+            "script": "export default {}", "dry_run": True})
+        check(not previewed.is_error and previewed.structured_content["preview"] is True,
+              "a dry_run preview validates against the tool's output schema")
+        refused = await session.call_tool("put_worker_script", {
+            "account_id": "a1b2c3d4e5f60718293a4b5c6d7e8f90", "script_name": "api-gateway",
+            "script": "export default {}", "dry_run": True})
+        check(refused.is_error and refused.structured_content["decision"]["would_be"] == "denied",
+              "a preview the policy refuses is an error with the decision alone")
 
 
 def http_client(key):

@@ -100,15 +100,19 @@ pub fn tool_for(endpoint: &Endpoint) -> Tool {
     }
 }
 
-/// structuredContent is `{"result": …}` (plus paging when listed); for
-/// object results that shape is published.
+/// structuredContent is `{"result": …}` (plus paging when listed), or for
+/// a write called with `dry_run` (or one that waits for a person's
+/// approval) the preview; for object results both shapes are published,
+/// so a strict client accepts every answer.
 fn output_schema() -> Arc<JsonObject> {
     object(json!({
         "type": "object",
         "properties": {
             "result": {"type": "object", "description": "Cloudflare's result object"},
-            "result_info": {"type": "object", "description": "Paging information, when Cloudflare sent it"}
+            "result_info": {"type": "object", "description": "Paging information, when Cloudflare sent it"},
+            "preview": {"type": "boolean", "description": "true: a preview (dry_run, or a call waiting for approval); nothing was sent"},
+            "decision": {"type": "object", "description": "A preview's decision: would_be allowed or denied, with its reason and rule"}
         },
-        "required": ["result"]
+        "anyOf": [{"required": ["result"]}, {"required": ["preview"]}]
     }))
 }
