@@ -331,8 +331,9 @@ pub(super) fn names_scope(wire: &str) -> Option<&'static str> {
     }
 }
 
-/// Whether a field's schema holds, below its top, a property that names a
-/// zone or account (so no top-level argument shows it).
+/// Whether an argument's schema holds a property that names a zone or
+/// account (an object field, or a whole body sent as one argument): no
+/// argument of its own shows it, so flaregate cannot judge it.
 pub(super) fn hides_scope(schema: &Map<String, Value>) -> bool {
     fn below(value: &Value) -> bool {
         match value {
@@ -347,5 +348,5 @@ pub(super) fn hides_scope(schema: &Map<String, Value>) -> bool {
             _ => false,
         }
     }
-    schema.values().any(below)
+    below(&Value::Object(schema.clone()))
 }
