@@ -350,3 +350,31 @@ pub(super) fn hides_scope(schema: &Map<String, Value>) -> bool {
     }
     below(&Value::Object(schema.clone()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().expect("an object")
+    }
+
+    #[test]
+    fn an_argument_hiding_a_zone_or_account_is_told() {
+        assert_eq!(names_scope("zone_tag"), Some("zone_id"));
+        assert_eq!(names_scope("account.id"), None);
+        assert_eq!(names_scope("settings.hostname"), Some("hostname"));
+        assert_eq!(names_scope("name"), None);
+        // A whole body naming a zone, and an object field holding one.
+        let body = schema(json!({"type": "object", "properties": {"zone_id": {"type": "string"}}}));
+        assert!(hides_scope(&body));
+        let nested = schema(json!({"type": "array", "items": {"type": "object",
+            "properties": {"rule": {"type": "object", "properties": {"hostname": {"type": "string"}}}}}}));
+        assert!(hides_scope(&nested));
+        // A plain value, or an object of other things, hides nothing.
+        assert!(!hides_scope(&schema(json!({"type": "string"}))));
+        let other =
+            schema(json!({"type": "object", "properties": {"service": {"type": "string"}}}));
+        assert!(!hides_scope(&other));
+    }
+}
