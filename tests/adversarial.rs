@@ -104,8 +104,8 @@ fn two_agents(rate_limit: &str) -> TwoAgents {
     std::fs::write(
         &config,
         // The start-up check of the token's grants is flaregate's own and
-        // would spend from the same whole budget: off, so the shares are
-        // all that is measured.
+        // spends from the same whole budget: off, so the shares are all
+        // that is measured.
         format!(
             "[cloudflare]\nrate_limit = \"{rate_limit}\"\nreserve_percent = 25\ncheck_grants_at_start = false\n"
         ),

@@ -524,12 +524,10 @@ async fn what_undo_and_approval_rely_on_is_in_the_chain() {
     // A delete under an approval, used once.
     let delete = json!({"zone_id": COM, "dns_record_id": "3d2c1b0a99887766554433221100ffee"});
     let asked = common::call(&keeper, "delete_dns_record", delete.clone()).await;
-    let id = asked.structured_content.as_ref().and_then(|p| {
-        let text = text(&asked);
-        let at = text.find("approval ")? + "approval ".len();
-        Some(text[at..at + 32].to_string()).filter(|_| p.is_object())
-    });
-    let id = id.expect("an approval id");
+    assert!(asked.structured_content.is_some(), "the preview to approve");
+    let said = text(&asked);
+    let at = said.find("approval ").expect("an approval id") + "approval ".len();
+    let id = said[at..at + 32].to_string();
     let approved = Command::new(BIN)
         .args([
             "approve",
@@ -619,7 +617,12 @@ async fn what_undo_and_approval_rely_on_is_in_the_chain() {
     other["dns_record_id"] = json!("3d2c1b0a99887766554433221100ffee");
     let second = common::call(&keeper, "delete_dns_record", other).await;
     drop(again);
-    let _ = second;
+    assert_ne!(
+        second.is_error,
+        Some(true),
+        "re-armed, it let a second call through: {}",
+        text(&second)
+    );
     let verdict = common::verify(&db);
     assert!(
         matches!(&verdict, flaregate::audit::ChainVerdict::Broken { problem, .. } if problem.contains("re-armed")),

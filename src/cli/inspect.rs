@@ -285,7 +285,7 @@ async fn unresolved_names(
             )
         })?;
     let gaps = if live {
-        super::token_check::gaps(&client, policy, &directory).await
+        super::token_check::gaps(&client, policy, &directory, true).await
     } else {
         Vec::new()
     };

@@ -162,7 +162,9 @@ pub async fn run(args: ServeArgs) -> Outcome {
                 // Starts anyway; the operator hears what the token lacks.
                 let policy = gateway.engine().policy();
                 let directory = gateway.engine().directory();
-                for gap in super::token_check::gaps(gateway.client(), &policy, &directory).await {
+                for gap in
+                    super::token_check::gaps(gateway.client(), &policy, &directory, false).await
+                {
                     tracing::error!("{gap}");
                 }
             }

@@ -3,8 +3,10 @@
 //! write permission its catalog probe (`probe = true`: a DELETE of an id
 //! that cannot exist — Cloudflare answers 404 when the permission is held,
 //! 403 when it is not), each refusal named with the permission the token
-//! lacks. Nothing is changed. A write permission without a probe is found
-//! missing when the first write is refused (and said so then).
+//! lacks. Nothing is changed. The write probes run for `check --live`
+//! only, not at every `serve` start (where DELETEs, even of nothing, would
+//! crowd the account's own audit log). A write permission without a probe
+//! is found missing when the first write is refused (and said so then).
 
 use std::collections::BTreeSet;
 
@@ -14,8 +16,14 @@ use crate::catalog::{Access, Catalog, Endpoint, Scope as EndpointScope};
 use crate::cloudflare::Client;
 use crate::policy::{Directory, Policy, Scope, ScopeRef};
 
-/// Each group and scope the token cannot serve, in words.
-pub async fn gaps(client: &Client, policy: &Policy, directory: &Directory) -> Vec<String> {
+/// Each group and scope the token cannot serve, in words; with `writes`,
+/// each granted write permission it lacks too (its probe).
+pub async fn gaps(
+    client: &Client,
+    policy: &Policy,
+    directory: &Directory,
+    writes: bool,
+) -> Vec<String> {
     let catalog = policy.catalog();
     let mut probes: BTreeSet<(String, Option<String>)> = BTreeSet::new();
     for agent in policy.agents() {
@@ -35,7 +43,11 @@ pub async fn gaps(client: &Client, policy: &Policy, directory: &Directory) -> Ve
             }
         }
     }
-    let mut found = write_gaps(client, policy, directory).await;
+    let mut found = if writes {
+        write_gaps(client, policy, directory).await
+    } else {
+        Vec::new()
+    };
     for (group, id) in probes {
         let probe = probe_of(catalog, &group).expect("probes are made for groups that have one");
         let mut args = Map::new();

@@ -1,5 +1,7 @@
 //! One call's state as it goes through the stages.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
 use super::request::{Asker, Options};
@@ -21,8 +23,8 @@ pub(super) struct Call<'a> {
     pub args: Map<String, Value>,
     pub options: Options,
     pub asker: Option<Asker>,
-    /// The catalog entry, once admitted.
-    pub endpoint: Option<&'a Endpoint>,
+    /// The catalog entry, once admitted (shared: the answer carries it).
+    pub endpoint: Option<&'a Arc<Endpoint>>,
     /// The request it sends, built once admitted (what is logged is what
     /// is sent).
     pub request: Option<PreparedRequest>,
@@ -84,5 +86,10 @@ impl<'a> Call<'a> {
     /// The admitted endpoint (every stage after `admit`).
     pub(super) fn endpoint(&self) -> &'a Endpoint {
         self.endpoint.expect("stages after admit have an endpoint")
+    }
+
+    /// The admitted entry, shared (for an answer that outlives the call).
+    pub(super) fn shared_endpoint(&self) -> Arc<Endpoint> {
+        Arc::clone(self.endpoint.expect("stages after admit have an endpoint"))
     }
 }

@@ -129,13 +129,10 @@ fn answer_of(call: &Call<'_>, answer: Result<Visible, CloudflareError>) -> Answe
             if endpoint.method == Method::Delete && response.result.is_null() {
                 response.result = deleted(call);
             }
-            let endpoint = call
-                .policy
-                .catalog()
-                .endpoint(&endpoint.tool)
-                .expect("admitted from this catalog")
-                .clone();
-            Answer::Result { endpoint, response }
+            Answer::Result {
+                endpoint: call.shared_endpoint(),
+                response,
+            }
         }
         Ok(Visible::Withheld) => Answer::refused(
             "Denied by flaregate policy: what this call names is outside your allowed values; nothing of it is shown.",

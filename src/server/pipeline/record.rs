@@ -20,7 +20,7 @@ impl Services {
         rule: &str,
     ) -> CallRecord {
         let directory = self.engine.directory();
-        let endpoint = call.endpoint;
+        let endpoint = call.endpoint.map(|e| &**e);
         let target = endpoint.and_then(|e| describe_target(e, &call.args, &directory));
         let (method, path) = match (endpoint, &call.request) {
             (Some(e), Some(r)) => (e.method.to_string(), r.path.clone()),
