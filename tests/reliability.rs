@@ -261,7 +261,12 @@ async fn a_full_audit_log_refuses_calls_and_nothing_runs_unaudited() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("flaregate.toml");
     std::fs::write(&config, "audit_max_mb = 0.1\n").expect("config");
-    let server = ServerProcess::sandbox(&["--config", config.to_str().expect("utf-8")]);
+    let server = ServerProcess::sandbox(&[
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--admin",
+        "127.0.0.1:0",
+    ]);
     let client = server.connect("auditor").await;
     let mut refused = None;
     for i in 0..5000 {
@@ -298,6 +303,15 @@ async fn a_full_audit_log_refuses_calls_and_nothing_runs_unaudited() {
     assert_eq!(
         client.list_all_tools().await.expect("still serving").len(),
         17
+    );
+    let admin = server.admin_url.as_deref().expect("admin listener");
+    let ready = reqwest::get(format!("{admin}/ready"))
+        .await
+        .expect("answers");
+    assert_eq!(
+        ready.status(),
+        reqwest::StatusCode::SERVICE_UNAVAILABLE,
+        "a full log takes no rows: not ready"
     );
     assert!(matches!(
         common::verify(&server.audit_db),

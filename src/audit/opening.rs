@@ -8,10 +8,10 @@ use rusqlite::Connection;
 use tokio::sync::mpsc;
 
 use super::AuditTimes;
-use super::chain::{self, Head};
+use super::chain::Head;
 use super::key::{AuditFiles, ChainKey, absolute};
 use super::sync::{Syncer, Wal};
-use super::writer::{Backend, Job, Log, Tip, spawn};
+use super::writer::{Backend, Job, Log, SqliteLog, spawn, stored_tip};
 use super::{AuditError, checkpoint, legacy, schema};
 
 /// Opens the database and starts the writer thread: loads (or, for a new
@@ -34,13 +34,12 @@ pub fn start(
     let open_error = |e: rusqlite::Error| AuditError::open(file, e);
     let mut connection = schema::open(file, max_bytes).map_err(open_error)?;
     let key = key_for(&mut connection, files, file)?;
-    let head = chain::stored_head(&connection).map_err(open_error)?;
-    check_against_checkpoint(files, &key, &head)?;
-    let last_id: i64 = connection
-        .query_row("SELECT COALESCE(MAX(id), 0) FROM calls", [], |row| {
-            row.get(0)
-        })
-        .map_err(open_error)?;
+    let tip = stored_tip(&connection).map_err(open_error)?;
+    check_against_checkpoint(files, &key, &tip.head)?;
+    let max_pages = match max_bytes {
+        Some(_) => Some(schema::max_pages(&connection).map_err(open_error)?),
+        None => None,
+    };
     let syncer = match durability {
         super::Durability::Full => {
             let mut wal = file.as_os_str().to_owned();
@@ -54,13 +53,13 @@ pub fn start(
         super::Durability::Normal => None,
     };
     let log = Log::new(
-        Backend::Sqlite(connection),
+        Backend::Sqlite(SqliteLog::new(connection, max_pages)),
         (key, files),
         syncer,
         times,
-        &head,
+        &tip.head,
     );
-    spawn(log, Tip { head, last_id }, capacity)
+    spawn(log, tip, capacity)
 }
 
 /// `audit_max_mb` and `audit_sync` are about a file and its fsyncs:

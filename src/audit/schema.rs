@@ -243,6 +243,11 @@ pub fn open(path: &std::path::Path, max_bytes: Option<u64>) -> rusqlite::Result<
     Ok(connection)
 }
 
+/// The size cap `open` set (`max_bytes`), in pages.
+pub fn max_pages(connection: &Connection) -> rusqlite::Result<i64> {
+    connection.query_row("PRAGMA max_page_count", [], |row| row.get(0))
+}
+
 #[cfg(test)]
 mod tests {
     use rusqlite::params;

@@ -1,0 +1,79 @@
+//! One SQLite log, several processes: the README's stdio server beside an
+//! HTTP server on the same `flaregate.toml` both append to one chain, and
+//! `/ready` says 503 whenever the writer cannot write.
+
+mod common;
+
+use common::{ServerProcess, call, text};
+use flaregate::sandbox::EXAMPLE_COM;
+use serde_json::json;
+
+async fn ready(admin: &str) -> reqwest::StatusCode {
+    reqwest::get(format!("{admin}/ready"))
+        .await
+        .expect("admin answers")
+        .status()
+}
+
+#[tokio::test]
+async fn two_processes_append_to_one_sqlite_log_in_turn() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("shared.db");
+    let db_arg = db.to_str().expect("utf-8");
+    let first = ServerProcess::sandbox(&["--audit-db", db_arg, "--admin", "127.0.0.1:0"]);
+    let second = ServerProcess::sandbox(&["--audit-db", db_arg]);
+    let (a, b) = (
+        first.connect("auditor").await,
+        second.connect("auditor").await,
+    );
+    for round in 0..3 {
+        for (name, client) in [("first", &a), ("second", &b)] {
+            let result = call(client, "get_zone", json!({"zone_id": EXAMPLE_COM})).await;
+            assert_eq!(
+                result.is_error,
+                Some(false),
+                "{name}, round {round}: {}",
+                text(&result)
+            );
+        }
+    }
+    let admin = first.admin_url.as_deref().expect("admin listener");
+    assert_eq!(ready(admin).await, reqwest::StatusCode::OK);
+    let rows = first.audit_rows();
+    assert_eq!(rows.len(), 6, "every call of both processes has its row");
+    assert!(
+        matches!(
+            common::verify(&db),
+            flaregate::audit::ChainVerdict::Valid { rows: 6, ref head } if head.events == 12
+        ),
+        "one chain: {:?}",
+        common::verify(&db)
+    );
+}
+
+#[tokio::test]
+async fn ready_is_503_while_another_process_holds_the_log_and_200_after() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("audit.db");
+    let server = ServerProcess::sandbox(&[
+        "--audit-db",
+        db.to_str().expect("utf-8"),
+        "--admin",
+        "127.0.0.1:0",
+    ]);
+    let admin = server.admin_url.clone().expect("admin listener");
+    assert_eq!(ready(&admin).await, reqwest::StatusCode::OK);
+
+    // Another process takes SQLite's write lock and keeps it.
+    let mut holder = rusqlite::Connection::open(&db).expect("opens");
+    let lock = holder
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .expect("takes the write lock");
+    assert_eq!(
+        ready(&admin).await,
+        reqwest::StatusCode::SERVICE_UNAVAILABLE,
+        "the writer cannot write: not ready"
+    );
+    drop(lock);
+    assert_eq!(ready(&admin).await, reqwest::StatusCode::OK);
+}
