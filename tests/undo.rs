@@ -167,6 +167,15 @@ async fn dns_writes_are_undone_exactly() {
         back.iter().any(|r| record_fields(r) == record_fields(&mx)),
         "{back:?} / {mx}"
     );
+    // Undoing it again would re-create it twice: refused, nothing sent.
+    let again = undo(&operator, row, json!({"force": true})).await;
+    assert_eq!(again.is_error, Some(true));
+    assert!(
+        text(&again).contains(&format!("row {row} was already undone by row")),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(records_named(&operator, name).await.len(), back.len());
 
     // A create: removed again.
     let row = write(
@@ -193,8 +202,9 @@ async fn dns_writes_are_undone_exactly() {
     assert_eq!(
         rows.iter()
             .filter(|r| r.agent == "operator" && r.reason.contains("(undo of row "))
-            .count(),
-        3
+            .map(|r| r.decision.as_str())
+            .collect::<Vec<_>>(),
+        ["allow", "allow", "deny", "allow"]
     );
     let verdict = common::verify(&server.audit_db);
     assert!(
@@ -488,7 +498,32 @@ async fn undo_is_denied_by_default_and_checked_like_any_call() {
         String::from_utf8_lossy(&with_editor.stderr)
     );
     assert_eq!(writes().await, sent);
-    let done = cli(Some(server.key("operator")), &[]);
+    // Nobody to ask (stdin is not a terminal) and no --yes: the preview,
+    // then nothing.
+    let unasked = cli(Some(server.key("operator")), &[]);
+    assert!(!unasked.status.success());
+    assert!(
+        String::from_utf8_lossy(&unasked.stderr).contains("give --yes"),
+        "{}",
+        String::from_utf8_lossy(&unasked.stderr)
+    );
+    assert_eq!(writes().await, sent);
+    // A URL that is not flaregate's MCP endpoint is named in the error.
+    let sandbox_api = server.sandbox_url.clone().expect("sandbox");
+    let wrong = Command::new(BIN)
+        .args(["undo", &row.to_string(), "--yes", "--url", &sandbox_api])
+        .env("FLAREGATE_KEY", server.key("operator"))
+        .output()
+        .expect("runs");
+    assert!(!wrong.status.success());
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains(&sandbox_api),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
+    // (That POST reached the sandbox's API root, which counts it.)
+    let sent = writes().await;
+    let done = cli(Some(server.key("operator")), &["--yes"]);
     let said = String::from_utf8_lossy(&done.stdout);
     assert!(
         done.status.success(),

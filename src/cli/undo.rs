@@ -25,6 +25,9 @@ pub struct UndoArgs {
     /// The server's MCP URL (default: http://LISTEN/mcp from the config).
     #[arg(long)]
     url: Option<String>,
+    /// Undo without asking (needed when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    yes: bool,
     #[command(flatten)]
     paths: Paths,
 }
@@ -37,13 +40,35 @@ pub async fn run(args: &UndoArgs) -> Outcome {
         .url
         .clone()
         .unwrap_or_else(|| format!("http://{}/mcp", config.http.listen));
-    println!("Preview (nothing sent):");
+    println!("Preview from {url} (nothing sent):");
     let previewed = ask(&url, args.row, true, args.force).await?;
     if previewed != ExitCode::SUCCESS || args.dry_run {
         return Ok(previewed);
     }
+    if !args.yes && !confirmed(args.row)? {
+        println!("Not undone.");
+        return Ok(ExitCode::FAILURE);
+    }
     println!("\nUndo:");
     ask(&url, args.row, false, args.force).await
+}
+
+/// Asks the person at the terminal; refuses to guess when there is none.
+fn confirmed(row: i64) -> Result<bool, String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Err(format!(
+            "not undoing row {row}: stdin is not a terminal to ask on; give --yes to undo without asking"
+        ));
+    }
+    print!("\nUndo row {row} as shown? [y/N] ");
+    std::io::stdout().flush().map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| e.to_string())?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
 }
 
 /// One `undo_call` to the server; prints its answer.
@@ -76,16 +101,24 @@ async fn ask(url: &str, row: i64, dry_run: bool, force: bool) -> Outcome {
         format!("cannot reach flaregate at {url} ({e}): undo runs in the server; start `flaregate serve` or give --url")
     })?;
     let status = response.status();
-    let text = response.text().await.map_err(|e| e.to_string())?;
+    let text = response
+        .text()
+        .await
+        .map_err(|e| format!("{url} did not finish its answer: {e}"))?;
     if status == reqwest::StatusCode::UNAUTHORIZED {
-        return Err("the server refused the key: set FLAREGATE_KEY to the key of an agent the policy lets undo (`undo = true`)".into());
+        return Err(format!(
+            "flaregate at {url} refused the key: set FLAREGATE_KEY to the key of an agent the policy lets undo (`undo = true`)"
+        ));
     }
     let message = text
         .lines()
         .filter_map(|l| l.strip_prefix("data:"))
         .chain(std::iter::once(text.as_str()))
         .find_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-        .ok_or_else(|| format!("the server answered {status} with no JSON-RPC message"))?;
+        .filter(|m| m.get("jsonrpc").is_some())
+        .ok_or_else(|| {
+            format!("{url} answered {status} with no JSON-RPC message: is it flaregate's MCP URL? (give --url)")
+        })?;
     if let Some(error) = message.get("error") {
         let said = error["message"].as_str().unwrap_or("an error");
         return Err(if said.contains("undo_call") {

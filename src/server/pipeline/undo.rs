@@ -64,6 +64,12 @@ impl Services {
             return Err(refuse(format!("there is no row {row} in the audit log")));
         };
         self.within_reach(call, &entry)?;
+        if let Some(done) = self.undone_by(row).await.map_err(refuse)? {
+            return Err(refuse(format!(
+                "row {row} was already undone by row {} at {}; to put it back, undo row {}",
+                done.id, done.ts, done.id
+            )));
+        }
         let plan = plan(call.policy.catalog(), entry, stored).map_err(refuse)?;
         call.tool = plan.restorer.tool.clone();
         call.args = plan.args.clone();
@@ -96,6 +102,19 @@ impl Services {
             // own decision does that.
             _ => Ok(()),
         }
+    }
+
+    /// The row that already undid `row`: an allowed undo Cloudflare
+    /// answered with success (previews and refusals do not count).
+    async fn undone_by(&self, row: i64) -> Result<Option<Entry>, String> {
+        let db = self.audit_db.clone();
+        let undos = tokio::task::spawn_blocking(move || crate::audit::undos_of(&db, row))
+            .await
+            .expect("reading rows does not panic")
+            .map_err(|e| e.to_string())?;
+        Ok(undos
+            .into_iter()
+            .find(|u| u.decision == "allow" && u.status.is_some_and(|s| (200..300).contains(&s))))
     }
 
     /// Whether what the write changed was changed again since: by a later
