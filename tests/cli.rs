@@ -356,6 +356,42 @@ async fn sandbox_calls_go_to_a_log_of_their_own_and_are_marked() {
         "{}",
         stdout(&view)
     );
+
+    // From the folder the server runs in, as the README's transcript:
+    // `--sandbox` finds that log; without it the error names the file
+    // tried and the sandbox's log.
+    let in_dir = |args: &[&str]| {
+        Command::new(common::BIN)
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("runs")
+    };
+    let missing = in_dir(&["approvals"]);
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("no audit log at")
+            && stderr(&missing).contains("flaregate-audit.db")
+            && stderr(&missing).contains("add --sandbox"),
+        "{}",
+        stderr(&missing)
+    );
+    for args in [
+        &["approvals", "--sandbox"][..],
+        &["audit", "--sandbox"],
+        &["audit", "verify", "--sandbox"],
+        &["audit", "head", "--sandbox"],
+    ] {
+        let output = in_dir(args);
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+    }
+    assert!(stdout(&in_dir(&["audit", "--sandbox"])).contains("auditor was allowed to list zones"));
+    let rejected = in_dir(&["reject", "--sandbox", "0123"]);
+    assert!(
+        stderr(&rejected).contains("approval 0123"),
+        "the sandbox's log was opened: {}",
+        stderr(&rejected)
+    );
 }
 
 /// The README's `explain` example, pasted from a folder of the user's.

@@ -7,19 +7,19 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::{Outcome, Paths, setup};
+use super::{LogPaths, Outcome, setup};
 use crate::approval::{Approval, Approvals};
 
 #[derive(Args)]
 pub struct ListArgs {
     #[command(flatten)]
-    paths: Paths,
+    paths: LogPaths,
 }
 
 #[derive(Args)]
 pub struct DecideArgs {
     #[command(flatten)]
-    paths: Paths,
+    paths: LogPaths,
     /// The approval id the agent was given.
     id: String,
     /// Who decides, as the audit log will say (default: $USER).
@@ -70,14 +70,8 @@ pub fn decide(args: &DecideArgs, approve: bool) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-fn store(paths: &Paths) -> Result<Approvals, String> {
-    let config = setup::config(paths)?;
-    if config.audit_db.file().is_some_and(|file| !file.exists()) {
-        return Err(format!(
-            "no audit database at {}: approvals live there (give --audit-db)",
-            config.audit_db
-        ));
-    }
+fn store(paths: &LogPaths) -> Result<Approvals, String> {
+    let config = setup::log_config(paths)?;
     Ok(Approvals::new(&config.audit_db))
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::{Outcome, Paths, setup};
+use super::{LogPaths, Outcome, setup};
 use crate::audit::{self, ChainVerdict, Filter, Head};
 use crate::text;
 
@@ -42,7 +42,7 @@ pub struct AuditArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    paths: Paths,
+    paths: LogPaths,
 }
 
 #[derive(Subcommand)]
@@ -56,7 +56,7 @@ enum AuditAction {
         #[arg(long, value_name = "EVENTS:HASH")]
         expect_head: Option<Head>,
         #[command(flatten)]
-        paths: Paths,
+        paths: LogPaths,
     },
     /// One row in full: the call, the decision, the state before it (kept
     /// for undo), the request and Cloudflare's answer.
@@ -64,13 +64,13 @@ enum AuditAction {
         /// The row id (`flaregate audit` prints it first on each line).
         row: i64,
         #[command(flatten)]
-        paths: Paths,
+        paths: LogPaths,
     },
     /// Print the end of the chain as EVENTS:HASH, to keep somewhere safe
     /// and pass to `audit verify --expect-head` later.
     Head {
         #[command(flatten)]
-        paths: Paths,
+        paths: LogPaths,
     },
 }
 
@@ -92,7 +92,7 @@ pub fn run(args: &AuditArgs) -> Outcome {
         Some(AuditAction::Show { row, paths }) => return show(paths, *row),
         None => {}
     }
-    let config = setup::config(&args.paths)?;
+    let config = setup::log_config(&args.paths)?;
     check_names(args, &config)?;
     let mut filter = Filter {
         agent: args.agent.clone(),
@@ -220,7 +220,7 @@ fn story(db: &audit::Database, id: &str, entries: &[audit::Entry]) -> Outcome {
 /// "no matching calls": say so, with what there is.
 fn check_names(args: &AuditArgs, config: &crate::config::Config) -> Result<(), String> {
     if let Some(tool) = &args.tool {
-        let catalog = setup::catalog(config, &args.paths)?;
+        let catalog = setup::catalog(config, &args.paths.paths)?;
         if catalog.endpoint(tool).is_none() {
             return Err(format!(
                 "there is no tool `{tool}` (flaregate tools --agent ID lists them)"
@@ -229,7 +229,7 @@ fn check_names(args: &AuditArgs, config: &crate::config::Config) -> Result<(), S
     }
     if let Some(agent) = &args.agent {
         let known = audit::agents(&config.audit_db).map_err(|e| e.to_string())?;
-        let in_policy = setup::catalog(config, &args.paths)
+        let in_policy = setup::catalog(config, &args.paths.paths)
             .and_then(|catalog| setup::policy(config, catalog))
             .is_ok_and(|policy| policy.agent(agent).is_some());
         if !in_policy && !known.contains(agent) {
@@ -246,8 +246,8 @@ fn check_names(args: &AuditArgs, config: &crate::config::Config) -> Result<(), S
     Ok(())
 }
 
-fn verify(paths: &Paths, expect: Option<&Head>) -> Outcome {
-    let config = setup::config(paths)?;
+fn verify(paths: &LogPaths, expect: Option<&Head>) -> Outcome {
+    let config = setup::log_config(paths)?;
     let files = config.audit_files();
     match audit::verify(&files, expect).map_err(|e| e.to_string())? {
         ChainVerdict::Valid { rows, head } => {
@@ -272,9 +272,9 @@ fn verify(paths: &Paths, expect: Option<&Head>) -> Outcome {
     }
 }
 
-fn show(paths: &Paths, row: i64) -> Outcome {
+fn show(paths: &LogPaths, row: i64) -> Outcome {
     use crate::audit::Prior;
-    let config = setup::config(paths)?;
+    let config = setup::log_config(paths)?;
     let (entry, stored) = audit::read_row(&config.audit_db, row)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("there is no row {row} in {}", config.audit_db))?;
@@ -328,8 +328,8 @@ fn show(paths: &Paths, row: i64) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-fn head(paths: &Paths) -> Outcome {
-    let config = setup::config(paths)?;
+fn head(paths: &LogPaths) -> Outcome {
+    let config = setup::log_config(paths)?;
     let head = audit::head(&config.audit_files()).map_err(|e| e.to_string())?;
     println!("{head}");
     Ok(ExitCode::SUCCESS)

@@ -53,6 +53,18 @@ pub struct Paths {
     audit_db: Option<PathBuf>,
 }
 
+/// Where the audit log is, for the commands that read it or decide
+/// approvals in it: the configured log, or `--sandbox`'s.
+#[derive(Args, Clone, Debug, Default)]
+pub struct LogPaths {
+    #[command(flatten)]
+    paths: Paths,
+    /// The log `serve --sandbox` writes (flaregate-sandbox-audit.db beside
+    /// the configured one) instead of the configured log.
+    #[arg(long)]
+    sandbox: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the MCP server (try it: serve --sandbox).

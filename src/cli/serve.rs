@@ -76,11 +76,8 @@ pub async fn run(args: ServeArgs) -> Outcome {
     // First: a reload asked for during start-up must not end the process.
     let hangup = reload::hangups();
     let mut config = setup::config(&args.paths)?;
-    if let (true, None, Database::Sqlite(file)) =
-        (args.sandbox, &args.paths.audit_db, &config.audit_db)
-    {
-        config.audit_db = Database::Sqlite(file.with_file_name(SANDBOX_AUDIT_DB));
-        config.audit_key = None;
+    if args.sandbox {
+        setup::use_sandbox_log(&mut config, &args.paths);
     }
     let catalog = setup::catalog(&config, &args.paths)?;
     let (client, sandbox) = upstream(&config, args.sandbox.then(|| catalog.clone())).await?;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Paths;
+use super::{LogPaths, Paths};
 use crate::catalog::Catalog;
 use crate::cloudflare::{Client, ClientConfig, Credential};
 use crate::config::Config;
@@ -24,6 +24,49 @@ pub fn config(paths: &Paths) -> Result<Config, String> {
         config.audit_db = crate::audit::Database::parse(p);
     }
     Ok(config)
+}
+
+/// The configuration for a command on the audit log: `--sandbox` picks
+/// the sandbox's log as `serve --sandbox` does. A SQLite log that is not
+/// there is an error naming the file tried (and the sandbox's log, when
+/// that is the one there).
+pub fn log_config(log: &LogPaths) -> Result<Config, String> {
+    let mut config = config(&log.paths)?;
+    if log.sandbox {
+        use_sandbox_log(&mut config, &log.paths);
+    }
+    let Some(file) = config.audit_db.file() else {
+        return Ok(config);
+    };
+    if file.exists() {
+        return Ok(config);
+    }
+    let sandbox = file.with_file_name(super::serve::SANDBOX_AUDIT_DB);
+    let hint = if !log.sandbox && sandbox.exists() {
+        format!(
+            "; the sandbox's log is {}: add --sandbox",
+            std::path::absolute(&sandbox).unwrap_or(sandbox).display()
+        )
+    } else {
+        " (give --audit-db, --config, or --sandbox for the sandbox's log)".into()
+    };
+    Err(format!(
+        "no audit log at {}{hint}",
+        std::path::absolute(file)
+            .unwrap_or_else(|_| file.to_path_buf())
+            .display()
+    ))
+}
+
+/// The sandbox's own log (`SANDBOX_AUDIT_DB` beside the configured SQLite
+/// log, with its own key) unless `--audit-db` names one: demo calls never
+/// land in a production log.
+pub fn use_sandbox_log(config: &mut Config, paths: &Paths) {
+    if let (None, crate::audit::Database::Sqlite(file)) = (&paths.audit_db, &config.audit_db) {
+        config.audit_db =
+            crate::audit::Database::Sqlite(file.with_file_name(super::serve::SANDBOX_AUDIT_DB));
+        config.audit_key = None;
+    }
 }
 
 /// The configured catalog, or the built-in one when no catalog folder is
