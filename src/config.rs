@@ -30,6 +30,10 @@ pub struct Config {
     pub admin_listen: Option<SocketAddr>,
     /// Where call spans go (OTLP/HTTP traces URL); none if unset.
     pub otlp_endpoint: Option<String>,
+    /// The configuration file's folder: relative paths in it, and files
+    /// flaregate makes by default, are taken from here, never from the
+    /// process's working folder (Claude Desktop starts servers in `/`).
+    pub folder: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -197,17 +201,23 @@ impl Config {
             },
             admin_listen: raw.admin.listen,
             otlp_endpoint: raw.telemetry.otlp_endpoint,
+            folder: base,
         })
     }
 }
 
 impl Config {
-    /// The audit database, its key (`audit_key`, else beside the database)
+    /// The audit database, its key (`audit_key`, else beside the database;
+    /// for PostgreSQL, `flaregate-audit.key` in the configuration's folder)
     /// and its head checkpoint (beside the key).
     pub fn audit_files(&self) -> AuditFiles {
-        match &self.audit_key {
-            Some(key) => AuditFiles::with_key(&self.audit_db, key),
-            None => AuditFiles::beside(&self.audit_db),
+        match (&self.audit_key, &self.audit_db) {
+            (Some(key), _) => AuditFiles::with_key(&self.audit_db, key),
+            (None, crate::audit::Database::Postgres(_)) => AuditFiles::with_key(
+                &self.audit_db,
+                &self.folder.join(crate::audit::POSTGRES_KEY_FILE),
+            ),
+            (None, crate::audit::Database::Sqlite(_)) => AuditFiles::beside(&self.audit_db),
         }
     }
 }
@@ -226,4 +236,29 @@ fn read(path: &Path) -> Result<RawConfig, ConfigError> {
         line: e.span().map_or(1, |s| crate::text::line_of(&text, s.start)),
         message: e.message().trim().to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> (tempfile::TempDir, Config) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("flaregate.toml");
+        std::fs::write(&path, text).expect("write");
+        let config = Config::load(Some(&path)).expect("loads");
+        (dir, config)
+    }
+
+    #[test]
+    fn relative_paths_and_default_files_are_taken_from_the_files_folder() {
+        let (dir, config) = load("catalog = \"cat\"\naudit_db = \"logs/a.db\"\n");
+        assert_eq!(config.catalog, dir.path().join("cat"));
+        assert_eq!(config.policies, dir.path().join("policies"));
+        assert_eq!(config.audit_files().key, dir.path().join("logs/a.key"));
+        let (dir, config) = load("audit_db = \"postgres://u@127.0.0.1/db\"\n");
+        let files = config.audit_files();
+        assert_eq!(files.key, dir.path().join("flaregate-audit.key"));
+        assert_eq!(files.head, dir.path().join("flaregate-audit.head"));
+    }
 }

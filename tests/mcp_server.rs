@@ -336,6 +336,59 @@ async fn stdio_serves_one_agent_with_only_protocol_on_stdout() {
     client.cancel().await.expect("closes");
 }
 
+/// The README's Claude Desktop line, started as Claude Desktop does: from
+/// another working folder (`/` on macOS). Everything relative in the
+/// configuration is found from the file's folder, and nothing is written
+/// where the process runs.
+#[tokio::test]
+async fn the_stdio_line_works_from_another_working_folder() {
+    use rmcp::ServiceExt;
+    use rmcp::transport::TokioChildProcess;
+    let home = tempfile::tempdir().expect("tempdir");
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        home.path().join("flaregate.toml"),
+        "policies = \"mine\"\naudit_db = \"logs/audit.db\"\n",
+    )
+    .expect("config");
+    std::fs::create_dir(home.path().join("logs")).expect("logs");
+    std::fs::create_dir(home.path().join("mine")).expect("policies");
+    std::fs::copy(
+        repo_path("policies/demo.toml"),
+        home.path().join("mine/demo.toml"),
+    )
+    .expect("policy");
+    let config = home.path().join("flaregate.toml");
+    let mut command = tokio::process::Command::new(common::BIN);
+    command
+        .args(["serve", "--stdio", "--sandbox", "--agent", "auditor"])
+        .args(["--log-level", "warn", "--config"])
+        .arg(&config)
+        .current_dir(elsewhere.path());
+    let client =
+        ().serve(TokioChildProcess::new(command).expect("spawn"))
+            .await
+            .expect("stdio handshake");
+    let zones = call(&client, "list_zones", json!({})).await;
+    assert_eq!(zones.is_error, Some(false), "{}", text(&zones));
+    client.cancel().await.expect("closes");
+    assert!(
+        home.path()
+            .join("logs/flaregate-sandbox-audit.db")
+            .is_file()
+            && home
+                .path()
+                .join("logs/flaregate-sandbox-audit.key")
+                .is_file(),
+        "the log and its key are beside the configured log"
+    );
+    let stray: Vec<_> = std::fs::read_dir(elsewhere.path())
+        .expect("list")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert!(stray.is_empty(), "nothing in the working folder: {stray:?}");
+}
+
 #[tokio::test]
 async fn zone_and_account_lists_show_only_what_the_agent_holds() {
     let server = ServerProcess::sandbox(&[]);

@@ -11,6 +11,10 @@ use sha2::Sha256;
 
 use super::AuditError;
 
+/// The key of a PostgreSQL log, unless `audit_key` names one (in the
+/// configuration's folder: the database is elsewhere).
+pub const POSTGRES_KEY_FILE: &str = "flaregate-audit.key";
+
 /// Where the log's three files are: the database, the key, and the head
 /// checkpoint (the last known end of the chain, kept outside the database
 /// so that cutting rows off the end shows).
@@ -29,7 +33,7 @@ impl AuditFiles {
     pub fn beside(db: &super::Database) -> Self {
         match db {
             super::Database::Sqlite(file) => Self::with_key(db, &file.with_extension("key")),
-            super::Database::Postgres(_) => Self::with_key(db, Path::new("flaregate-audit.key")),
+            super::Database::Postgres(_) => Self::with_key(db, Path::new(POSTGRES_KEY_FILE)),
         }
     }
 

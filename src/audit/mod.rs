@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use chain::{ChainVerdict, Head};
 pub use database::Database;
 pub use integrity::after_note as snapshot_after_note;
-pub use key::{AuditFiles, ChainKey};
+pub use key::{AuditFiles, ChainKey, POSTGRES_KEY_FILE};
 pub use query::{Entry, Filter};
 pub use record::{
     CallRecord, Decision, MAX_ARGS_BYTES, Outcome, approval_rule, stored_args, undo_note,

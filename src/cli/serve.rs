@@ -117,7 +117,18 @@ pub async fn run(args: ServeArgs) -> Outcome {
         config.audit_sync,
         config.audit_max_mb.map(|mb| (mb * 1024.0 * 1024.0) as u64),
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| {
+        // Without a configuration file, files land in the working folder,
+        // which a client may have set to `/`.
+        if config.folder.as_os_str().is_empty() && args.paths.audit_db.is_none() {
+            format!(
+                "{e}. With no --config, the log is made in the working folder: give --config FILE \
+                 (its paths are taken from its folder) or --audit-db PATH"
+            )
+        } else {
+            e.to_string()
+        }
+    })?;
     // Serve while names resolve: tools/list does not wait for Cloudflare;
     // a call's decision waits for the names.
     let engine = Engine::unresolved(policy, Some(client.clone()));
