@@ -1,14 +1,15 @@
 //! The shipped catalog and the loader's checks.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use flaregate::catalog::{Access, Catalog, CatalogError, Location, load_sources};
 use serde_json::{Value, json};
 
+/// The catalog built into the binary: the project's `catalog/*.toml`,
+/// never a user's `catalog/imported` beside them.
 fn shipped() -> Catalog {
-    Catalog::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog"))
-        .expect("shipped catalog loads")
+    flaregate::catalog::builtin()
 }
 
 #[test]

@@ -6,13 +6,13 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{SandboxProcess, ServerProcess, repo_path};
+use common::{SandboxProcess, ServerProcess, shipped};
 use flaregate::sandbox::{EXAMPLE_COM, EXAMPLE_ORG};
 use serde_json::Value;
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(common::BIN);
-    command.args(args).current_dir(repo_path(""));
+    command.args(args).current_dir(shipped(""));
     for key in [
         "CLOUDFLARE_API_TOKEN",
         "CLOUDFLARE_API_KEY",
@@ -236,7 +236,7 @@ fn the_policy_schema_accepts_the_demo_policy_and_rejects_typos() {
         serde_json::from_str(&stdout(&run(&["schema", "policy"], &[]))).expect("JSON schema");
     let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
     let demo: Value = toml::from_str(
-        &std::fs::read_to_string(Path::new(&repo_path("policies/demo.toml"))).expect("demo"),
+        &std::fs::read_to_string(Path::new(&shipped("policies/demo.toml"))).expect("demo"),
     )
     .expect("TOML");
     assert!(
@@ -441,7 +441,7 @@ fn explain_sends_nothing_unless_asked_and_decides_against_the_demo_data_with_san
 #[test]
 fn the_commands_work_from_a_folder_without_a_catalog() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let policies = repo_path("policies");
+    let policies = shipped("policies");
     let policies = policies.to_str().expect("utf-8");
     for args in [
         vec!["check", "--policies", policies],

@@ -153,3 +153,45 @@ fn the_layer_reader_sees_both_forms_of_use() {
         vec!["audit", "telemetry", "text"]
     );
 }
+
+/// The suite runs against what the project ships, whatever a user put in
+/// the checkout: the README has them import the whole API into
+/// `catalog/imported` and write policies into `policies/`. No test reads
+/// those folders; they read [`common::shipped`], which holds exactly the
+/// built-in catalog and the demo policy.
+#[test]
+fn tests_read_the_shipped_files_not_the_checkouts_folders() {
+    let mut offenders = Vec::new();
+    for file in sources(&common::repo_path("tests"))
+        .into_iter()
+        .chain(sources(&common::repo_path("src")))
+        .filter(|file| !file.ends_with("layering.rs"))
+    {
+        let text = std::fs::read_to_string(&file).expect("readable");
+        for needle in [
+            "repo_path(\"catalog",
+            "repo_path(\"policies",
+            "join(\"catalog\")",
+            "current_dir(repo_path(",
+        ] {
+            if text.contains(needle) {
+                offenders.push(format!("{}: {needle}", file.display()));
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "{offenders:#?}");
+    let shipped: BTreeSet<_> = std::fs::read_dir(common::shipped("catalog"))
+        .expect("the shipped catalog")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    let builtin: BTreeSet<_> = flaregate::catalog::builtin_sources()
+        .into_iter()
+        .map(|(name, _)| {
+            name.file_name()
+                .expect("a name")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(shipped, builtin);
+}

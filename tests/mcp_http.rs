@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{BIN, ServerProcess, call, repo_path};
+use common::{BIN, ServerProcess, call, shipped};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -255,7 +255,7 @@ async fn an_agent_without_auth_works_on_loopback_only() {
             "--policies",
             policies,
         ])
-        .args(["--catalog", repo_path("catalog").to_str().expect("utf-8")])
+        .args(["--catalog", shipped("catalog").to_str().expect("utf-8")])
         .args([
             "--audit-db",
             dir.path().join("a.db").to_str().expect("utf-8"),

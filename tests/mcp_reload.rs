@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{SandboxProcess, ServerProcess, call, repo_path, text};
+use common::{SandboxProcess, ServerProcess, call, shipped, text};
 use flaregate::sandbox::EXAMPLE_COM;
 use rmcp::service::NotificationContext;
 use rmcp::{RoleClient, ServiceExt};
@@ -27,7 +27,7 @@ impl rmcp::ClientHandler for Watcher {
 }
 
 fn demo_with(extra_grant: &str) -> String {
-    let demo = std::fs::read_to_string(repo_path("policies/demo.toml")).expect("demo policy");
+    let demo = std::fs::read_to_string(shipped("policies/demo.toml")).expect("demo policy");
     demo.replacen(
         "workers = \"full\"\ncache = \"full\"",
         &format!("workers = \"full\"\ncache = \"full\"\n{extra_grant}"),
@@ -48,7 +48,7 @@ async fn an_edited_policy_reaches_connected_clients_and_a_broken_one_is_refused(
     let mut command = tokio::process::Command::new(common::BIN);
     command
         .args(["serve", "--sandbox", "--stdio", "--agent", "site-deployer"])
-        .args(["--catalog", repo_path("catalog").to_str().expect("utf-8")])
+        .args(["--catalog", shipped("catalog").to_str().expect("utf-8")])
         .args(["--policies", policy.to_str().expect("utf-8")])
         .args([
             "--audit-db",

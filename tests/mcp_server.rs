@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{ServerProcess, call, repo_path, text, try_call};
+use common::{ServerProcess, call, shipped, text, try_call};
 use flaregate::sandbox::{EXAMPLE_COM, EXAMPLE_ORG};
 use serde_json::{Value, json};
 
@@ -316,9 +316,9 @@ async fn stdio_serves_one_agent_with_only_protocol_on_stdout() {
         ])
         .args([
             "--catalog",
-            repo_path("catalog").to_str().expect("utf-8"),
+            shipped("catalog").to_str().expect("utf-8"),
             "--policies",
-            repo_path("policies").to_str().expect("utf-8"),
+            shipped("policies").to_str().expect("utf-8"),
         ])
         .args([
             "--audit-db",
@@ -354,7 +354,7 @@ async fn the_stdio_line_works_from_another_working_folder() {
     std::fs::create_dir(home.path().join("logs")).expect("logs");
     std::fs::create_dir(home.path().join("mine")).expect("policies");
     std::fs::copy(
-        repo_path("policies/demo.toml"),
+        shipped("policies/demo.toml"),
         home.path().join("mine/demo.toml"),
     )
     .expect("policy");

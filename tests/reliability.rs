@@ -7,7 +7,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::{SandboxProcess, ServerProcess, call, repo_path, text, try_call};
+use common::{SandboxProcess, ServerProcess, call, shipped, text, try_call};
 use flaregate::sandbox::{ACCOUNT_ID, EXAMPLE_COM};
 use serde_json::{Value, json};
 
@@ -158,7 +158,7 @@ async fn no_secret_appears_anywhere_after_a_run_at_trace_level() {
         .args(["serve", "--http", "127.0.0.1:0", "--log-level", "trace"])
         .args([
             "--catalog",
-            repo_path("catalog").to_str().expect("utf-8"),
+            shipped("catalog").to_str().expect("utf-8"),
             "--policies",
             policy.to_str().expect("utf-8"),
         ])
@@ -394,8 +394,8 @@ async fn a_read_only_audit_log_refuses_calls_then_recovers() {
             "--audit-db",
             db_arg,
         ])
-        .args(["--catalog", repo_path("catalog").to_str().expect("utf-8")])
-        .args(["--policies", repo_path("policies").to_str().expect("utf-8")])
+        .args(["--catalog", shipped("catalog").to_str().expect("utf-8")])
+        .args(["--policies", shipped("policies").to_str().expect("utf-8")])
         .stdout(Stdio::null())
         .output()
         .expect("runs");

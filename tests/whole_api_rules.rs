@@ -225,7 +225,7 @@ async fn a_constraint_takes_away_the_tools_it_cannot_be_checked_on() {
 
     // The shipped demo policy with the whole API imported: check names
     // the zone-file upload among what dns-editor's constraints took away.
-    let demo = common::repo_path("policies");
+    let demo = common::shipped("policies");
     let check = Command::new(BIN)
         .args(["check", "--catalog", &catalog_arg, "--policies"])
         .arg(&demo)

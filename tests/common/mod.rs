@@ -20,8 +20,46 @@ pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
 
+/// `relative` in a copy of what the project ships — `flaregate.toml`,
+/// the built-in catalog, the demo policy — made once per build under
+/// Cargo's target folder. Tests read this, never the checkout's own
+/// `catalog/` and `policies/`, which a user's import or edits change.
+pub fn shipped(relative: &str) -> PathBuf {
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("shipped");
+        let config = std::fs::read_to_string(repo_path("flaregate.toml")).expect("flaregate.toml");
+        let mut files = vec![(PathBuf::from("flaregate.toml"), config)];
+        for (name, text) in flaregate::catalog::builtin_sources() {
+            let name = name.file_name().expect("a file name").to_owned();
+            files.push((Path::new("catalog").join(name), text));
+        }
+        files.push((
+            PathBuf::from("policies/demo.toml"),
+            flaregate::policy::DEMO.to_string(),
+        ));
+        for (path, text) in files {
+            write_if_changed(&root.join(path), &text);
+        }
+        root
+    })
+    .join(relative)
+}
+
+/// Writes `text` to `path` unless it holds it already; by rename, so a
+/// test process reading it meanwhile sees the old file or the new one.
+fn write_if_changed(path: &Path, text: &str) {
+    if std::fs::read_to_string(path).is_ok_and(|held| held == text) {
+        return;
+    }
+    std::fs::create_dir_all(path.parent().expect("a folder")).expect("make the folder");
+    let staged = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&staged, text).expect("write");
+    std::fs::rename(&staged, path).expect("rename");
+}
+
 pub fn catalog() -> Catalog {
-    Catalog::load(&repo_path("catalog")).expect("shipped catalog loads")
+    flaregate::catalog::builtin()
 }
 
 /// A `flaregate sandbox` process on a free port.
@@ -196,7 +234,7 @@ impl ServerProcess {
         command.args(["serve", "--http", "127.0.0.1:0", "--log-level", "warn"]);
         // A test's own --catalog wins over the shipped one.
         if !extra.contains(&"--catalog") {
-            command.args(["--catalog", repo_path("catalog").to_str().expect("utf-8")]);
+            command.args(["--catalog", shipped("catalog").to_str().expect("utf-8")]);
         }
         command
             .args(extra)
@@ -207,7 +245,7 @@ impl ServerProcess {
             command.args(["--audit-db", audit_db.to_str().expect("utf-8")]);
         }
         if !extra.contains(&"--policies") {
-            command.args(["--policies", repo_path("policies").to_str().expect("utf-8")]);
+            command.args(["--policies", shipped("policies").to_str().expect("utf-8")]);
         }
         for key in [
             "CLOUDFLARE_API_TOKEN",
@@ -472,7 +510,7 @@ pub const SCHEMA: &str = "openapi/cloudflare-openapi-2024-08-06.json";
 /// A copy of the shipped catalog in a fresh folder, to import beside.
 pub fn catalog_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
-    for entry in std::fs::read_dir(repo_path("catalog")).expect("catalog") {
+    for entry in std::fs::read_dir(shipped("catalog")).expect("catalog") {
         let path = entry.expect("entry").path();
         std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
     }

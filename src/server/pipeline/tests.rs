@@ -2,7 +2,7 @@
 //! process as Cloudflare, a SQLite log in a temporary folder, budgets in
 //! memory. What reaches the sandbox is read from its request log.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use serde_json::{Value, json};
@@ -33,8 +33,7 @@ struct Fixture {
 /// The services over the shipped catalog, `POLICY`, and each agent's share
 /// of the Cloudflare budget `share`.
 async fn fixture(share: RateSpec) -> Fixture {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let catalog = Arc::new(crate::catalog::Catalog::load(&root.join("catalog")).expect("catalog"));
+    let catalog = Arc::new(crate::catalog::builtin());
     let policy = crate::policy::compile(
         &[(PathBuf::from("policy.toml"), POLICY.to_string())],
         catalog.clone(),
