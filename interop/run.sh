@@ -15,11 +15,17 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+# The shipped catalog only: a user's import in catalog/imported stays out.
+mkdir -p "$WORK/shipped" "$WORK/catalog"
+cp catalog/*.toml "$WORK/shipped/"
+cp catalog/*.toml "$WORK/catalog/"
 
 # Starts `flaregate serve` in the background; waits for its banner.
 start_server() {
     local out=$1; shift
-    "$BIN" serve --http 127.0.0.1:0 --log-level warn --audit-db "$WORK/audit-$RANDOM.db" "$@" >"$out" 2>"$out.err" &
+    local catalog=(--catalog "$WORK/shipped")
+    case " $* " in *" --catalog "*) catalog=() ;; esac
+    "$BIN" serve --http 127.0.0.1:0 --log-level warn --audit-db "$WORK/audit-$RANDOM.db" "${catalog[@]}" "$@" >"$out" 2>"$out.err" &
     PIDS+=($!)
     for _ in $(seq 100); do
         grep -q '^Ready\.' "$out" 2>/dev/null && return 0
@@ -33,13 +39,13 @@ echo "== Python SDK (mcp 2.3.0)"
 VENV=.venv-interop
 if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV"; fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check mcp==2.3.0
-start_server "$WORK/demo.out" --sandbox --policies policies
+start_server "$WORK/demo.out" --sandbox --policies policies/demo.toml
 URL=$(field "MCP:" "$WORK/demo.out")
 AUDITOR=$(field "key for auditor:" "$WORK/demo.out")
 DEPLOYER=$(field "key for site-deployer:" "$WORK/demo.out")
 timeout 120 "$VENV/bin/python" interop/python_client.py http "$URL" "$AUDITOR" "$DEPLOYER"
 timeout 120 "$VENV/bin/python" interop/python_client.py stdio "$BIN" serve --sandbox --stdio --agent auditor \
-    --policies policies --audit-db "$WORK/stdio.db" --log-level warn
+    --catalog "$WORK/shipped" --policies policies/demo.toml --audit-db "$WORK/stdio.db" --log-level warn
 
 echo "== Python SDK, approval at the client (2025-11-25 elicitation, 2026-07-28 input_required) and by the operator"
 start_server "$WORK/approval.out" --sandbox --policies interop/approval-policy.toml
@@ -49,7 +55,6 @@ timeout 120 "$VENV/bin/python" interop/python_approval.py "$(field "MCP:" "$WORK
     "$(field "sandbox API:" "$WORK/operator.out")"
 
 echo "== Python SDK, discover mode, the whole imported API"
-cp -r catalog "$WORK/catalog"
 "$BIN" catalog import --openapi openapi/cloudflare-openapi-2024-08-06.json \
     --catalog "$WORK/catalog" --out "$WORK/catalog/imported" >"$WORK/import.log"
 head -1 "$WORK/import.log"
