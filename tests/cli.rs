@@ -712,3 +712,49 @@ async fn check_live_and_serve_name_the_permission_the_token_lacks() {
         common::text(&refused)
     );
 }
+
+#[tokio::test]
+async fn demo_keys_stay_the_same_across_restarts_and_the_files_are_ignored_by_git() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("flaregate-sandbox-audit.db");
+    let db_arg = db.to_str().expect("utf-8");
+    let mut first = ServerProcess::sandbox(&["--audit-db", db_arg]);
+    let keys = first.keys.clone();
+    assert!(keys.contains_key("auditor"), "{keys:?}");
+    assert!(first.terminate().success());
+    let second = ServerProcess::sandbox(&["--audit-db", db_arg]);
+    assert_eq!(second.keys, keys, "the same keys, printed again");
+    let auditor = common::connect_http(&second.mcp_url, Some(&keys["auditor"])).await;
+    let zones = common::call(&auditor, "list_zones", serde_json::json!({})).await;
+    assert_eq!(zones.is_error, Some(false));
+
+    // Every file flaregate wrote beside its log is one git ignores.
+    let written: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        written.iter().any(|f| f.ends_with(".demo-keys")),
+        "{written:?}"
+    );
+    if !repo_root_is_git() {
+        eprintln!("SKIPPED the .gitignore half: no git checkout here");
+        return;
+    }
+    for file in &written {
+        let ignored = Command::new("git")
+            .args(["check-ignore", "--no-index", "-q", file])
+            .current_dir(common::repo_path(""))
+            .status()
+            .expect("git runs");
+        assert!(ignored.success(), "{file} is not ignored by .gitignore");
+    }
+}
+
+fn repo_root_is_git() -> bool {
+    common::repo_path(".git").exists()
+        && Command::new("git")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+}

@@ -5,6 +5,7 @@
 mod approvals;
 mod audit;
 mod catalog;
+mod demo_keys;
 mod explain;
 mod inspect;
 mod keys;

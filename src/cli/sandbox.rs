@@ -14,7 +14,7 @@ use crate::sandbox::{self, Fault, SandboxConfig, Tokens};
 #[derive(Args)]
 pub struct SandboxArgs {
     /// Address to listen on; port 0 picks a free one.
-    #[arg(long, default_value = "127.0.0.1:8788")]
+    #[arg(long, default_value = "127.0.0.1:8790")]
     listen: SocketAddr,
     /// The full-access token to accept (random when not given).
     #[arg(long, env = "FLAREGATE_SANDBOX_TOKEN", hide_env_values = true)]

@@ -10,13 +10,14 @@ use std::time::Duration;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
+use super::demo_keys::{self, DemoKey};
 use super::{Outcome, Paths, setup};
 use crate::audit::{AuditLog, Database};
 use crate::budget;
 use crate::catalog::Catalog;
 use crate::cloudflare::Client;
 use crate::config::Config;
-use crate::policy::{self, AuthMode, Engine, Policy};
+use crate::policy::{self, Engine, Policy};
 use crate::sandbox::RunningSandbox;
 use crate::server::{Gateway, http, reload, stdio};
 
@@ -50,13 +51,6 @@ pub struct ServeArgs {
     paths: Paths,
 }
 
-/// A demo key made for an agent at start (sandbox mode).
-struct DemoKey {
-    agent: String,
-    key: String,
-    hash: [u8; 32],
-}
-
 /// Async worker threads for `serve` unless `TOKIO_WORKER_THREADS` asks for
 /// more. Cloudflare takes 1,200 requests per 5 minutes from a user, and one
 /// worker answers thousands of calls a second; with no second worker to
@@ -86,7 +80,7 @@ pub async fn run(args: ServeArgs) -> Outcome {
 
     // Keys are for HTTP clients; a stdio process already knows its agent.
     let demo_keys = if args.sandbox && !args.stdio {
-        make_demo_keys(&policy)
+        demo_keys::load_or_make(&policy, &demo_keys::file_beside(&config.audit_files().key))?
     } else {
         Vec::new()
     };
@@ -290,25 +284,6 @@ async fn upstream(
             client.base_url()
         )),
     }
-}
-
-/// A fresh key for each demo agent that has none.
-fn make_demo_keys(policy: &Policy) -> Vec<DemoKey> {
-    policy
-        .agents()
-        .iter()
-        .filter(|a| a.auth == AuthMode::Key && !a.has_keys())
-        .map(|agent| {
-            let (key, hash) = policy::new_key();
-            let mut bytes = [0u8; 32];
-            hex::decode_to_slice(&hash, &mut bytes).expect("new_key gives 64 hex characters");
-            DemoKey {
-                agent: agent.id.clone(),
-                key,
-                hash: bytes,
-            }
-        })
-        .collect()
 }
 
 /// The start-up banner: where to connect, and plainly whether this is a sandbox.
