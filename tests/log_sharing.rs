@@ -77,3 +77,80 @@ async fn ready_is_503_while_another_process_holds_the_log_and_200_after() {
     drop(lock);
     assert_eq!(ready(&admin).await, reqwest::StatusCode::OK);
 }
+
+fn flaregate(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(common::BIN)
+        .args(args)
+        .args([
+            "--catalog",
+            common::shipped("catalog").to_str().expect("utf-8"),
+        ])
+        .args([
+            "--policies",
+            common::shipped("policies").to_str().expect("utf-8"),
+        ])
+        .output()
+        .expect("runs")
+}
+
+#[tokio::test]
+async fn a_log_keeps_the_key_it_started_with_and_refuses_another() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (db, other) = (dir.path().join("a.db"), dir.path().join("b.db"));
+    let (db_arg, other_arg) = (db.to_str().expect("utf-8"), other.to_str().expect("utf-8"));
+
+    // The key is made first, once; a second init-key does not replace it.
+    let made = flaregate(&["audit", "init-key", "--audit-db", db_arg]);
+    let said = String::from_utf8_lossy(&made.stdout);
+    assert!(
+        made.status.success() && said.contains("fingerprint"),
+        "{said}"
+    );
+    let again = flaregate(&["audit", "init-key", "--audit-db", db_arg]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("there already"));
+
+    // The server writes the log with that key.
+    let key_before = std::fs::read_to_string(dir.path().join("a.key")).expect("key");
+    let mut server = ServerProcess::sandbox(&["--audit-db", db_arg]);
+    let client = server.connect("auditor").await;
+    call(&client, "get_zone", json!({"zone_id": EXAMPLE_COM})).await;
+    assert!(server.terminate().success());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("a.key")).expect("key"),
+        key_before
+    );
+
+    // Another key in its place: refused at start, naming both fingerprints.
+    assert!(
+        flaregate(&["audit", "init-key", "--audit-db", other_arg])
+            .status
+            .success()
+    );
+    std::fs::copy(dir.path().join("b.key"), dir.path().join("a.key")).expect("swap");
+    let refused = std::process::Command::new(common::BIN)
+        .args([
+            "serve",
+            "--sandbox",
+            "--http",
+            "127.0.0.1:0",
+            "--audit-db",
+            db_arg,
+        ])
+        .args([
+            "--catalog",
+            common::shipped("catalog").to_str().expect("utf-8"),
+        ])
+        .args([
+            "--policies",
+            common::shipped("policies").to_str().expect("utf-8"),
+        ])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("is not the key the log") && stderr.contains("audit init-key"),
+        "{stderr}"
+    );
+}

@@ -138,6 +138,29 @@ async fn three_instances_write_one_chain_with_one_row_per_call() {
     };
     // The first instance makes the schema and the key; the others join.
     let first = cluster.instance();
+    // One with a key of its own is refused, though the log is still empty:
+    // rows chained with two keys would verify with neither.
+    std::fs::write(
+        cluster.path("rogue.toml"),
+        format!(
+            "audit_db = \"{}\"\naudit_key = \"{}\"\n",
+            cluster.pg.url,
+            cluster.path("rogue.key").display()
+        ),
+    )
+    .expect("config");
+    let rogue = std::process::Command::new(common::BIN)
+        .args(["serve", "--http", "127.0.0.1:0", "--config"])
+        .arg(cluster.path("rogue.toml"))
+        .arg("--policies")
+        .arg(cluster.path("policy.toml"))
+        .env("CLOUDFLARE_API_TOKEN", &cluster.upstream.token)
+        .env("CLOUDFLARE_API_BASE_URL", &cluster.upstream.base_url)
+        .output()
+        .expect("runs");
+    let said = String::from_utf8_lossy(&rogue.stderr);
+    assert!(!rogue.status.success(), "{said}");
+    assert!(said.contains("is not the key the log"), "{said}");
     let instances = [first, cluster.instance(), cluster.instance()];
     let answered = Arc::new(AtomicUsize::new(0));
     let sessions: Vec<_> = (0..100)

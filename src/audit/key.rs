@@ -101,6 +101,14 @@ impl ChainKey {
         Self(key)
     }
 
+    /// What the log stores to know its key by: 16 hex characters of an
+    /// HMAC under the key, which tell keys apart and reveal nothing of it.
+    pub fn fingerprint(&self) -> String {
+        let mut mac = self.mac(&[b"flaregate audit key fingerprint"]);
+        mac.truncate(16);
+        mac
+    }
+
     /// HMAC-SHA256 over the parts, in order, as lowercase hex.
     pub fn mac(&self, parts: &[&[u8]]) -> String {
         let mut mac = self.hasher();

@@ -34,6 +34,8 @@ pub fn start(
     let open_error = |e: rusqlite::Error| AuditError::open(file, e);
     let mut connection = schema::open(file, max_bytes).map_err(open_error)?;
     let key = key_for(&mut connection, files, file)?;
+    let recorded = schema::claim_key(&connection, &key.fingerprint()).map_err(open_error)?;
+    same_key(files, &key, &recorded)?;
     let tip = stored_tip(&connection).map_err(open_error)?;
     check_against_checkpoint(files, &key, &tip.head)?;
     let max_pages = match max_bytes {
@@ -100,6 +102,13 @@ fn start_postgres(
             super::postgres::shown(url)
         )));
     };
+    let recorded = worker.claim_key(&key.fingerprint()).map_err(|e| {
+        AuditError::Unavailable(format!(
+            "the audit database {}: {e}",
+            super::postgres::shown(url)
+        ))
+    })?;
+    same_key(files, &key, &recorded)?;
     check_against_checkpoint(files, &key, &tip.head)?;
     let log = Log::new(
         Backend::Postgres(worker),
@@ -109,6 +118,22 @@ fn start_postgres(
         &tip.head,
     );
     spawn(log, tip, capacity)
+}
+
+/// Refuses a key other than the one the log was started with: rows
+/// chained with two keys would not verify with either.
+fn same_key(files: &AuditFiles, key: &ChainKey, recorded: &str) -> Result<(), AuditError> {
+    let ours = key.fingerprint();
+    if ours == recorded {
+        return Ok(());
+    }
+    Err(AuditError::Unavailable(format!(
+        "the audit key {} (fingerprint {ours}) is not the key the log {} was started with (fingerprint {recorded}): \
+         copy that key file here from an instance that has it. Make the key once with `flaregate audit init-key` \
+         and copy it to every instance before the first start",
+        absolute(&files.key).display(),
+        files.db
+    )))
 }
 
 /// Refuses a log shorter than this host's head checkpoint (rows cut off

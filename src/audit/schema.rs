@@ -243,6 +243,20 @@ pub fn open(path: &std::path::Path, max_bytes: Option<u64>) -> rusqlite::Result<
     Ok(connection)
 }
 
+/// Records `fingerprint` as the log's key unless one is recorded already;
+/// the one recorded. The first writer of a log claims it for its key.
+pub fn claim_key(connection: &Connection, fingerprint: &str) -> rusqlite::Result<String> {
+    connection.execute(
+        "INSERT OR IGNORE INTO chain_meta (name, value) VALUES ('key', ?1)",
+        [fingerprint],
+    )?;
+    connection.query_row(
+        "SELECT value FROM chain_meta WHERE name = 'key'",
+        [],
+        |row| row.get(0),
+    )
+}
+
 /// The size cap `open` set (`max_bytes`), in pages.
 pub fn max_pages(connection: &Connection) -> rusqlite::Result<i64> {
     connection.query_row("PRAGMA max_page_count", [], |row| row.get(0))

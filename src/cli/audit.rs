@@ -72,6 +72,14 @@ enum AuditAction {
         #[command(flatten)]
         paths: LogPaths,
     },
+    /// Make the audit key before the first start (where `audit_key` says,
+    /// else beside the log), to copy to every instance of one log. The log
+    /// records the key's fingerprint at its first row; an instance with
+    /// another key refuses to start.
+    InitKey {
+        #[command(flatten)]
+        paths: super::Paths,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -89,6 +97,7 @@ pub fn run(args: &AuditArgs) -> Outcome {
             return verify(paths, expect_head.as_ref());
         }
         Some(AuditAction::Head { paths }) => return head(paths),
+        Some(AuditAction::InitKey { paths }) => return init_key(paths),
         Some(AuditAction::Show { row, paths }) => return show(paths, *row),
         None => {}
     }
@@ -332,5 +341,30 @@ fn head(paths: &LogPaths) -> Outcome {
     let config = setup::log_config(paths)?;
     let head = audit::head(&config.audit_files()).map_err(|e| e.to_string())?;
     println!("{head}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_key(paths: &super::Paths) -> Outcome {
+    let config = setup::config(paths)?;
+    let path = config.audit_files().key;
+    let shown = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+    if path.exists() {
+        let key = audit::ChainKey::load(&path).map_err(|e| e.to_string())?;
+        return Err(format!(
+            "the audit key {} is there already (fingerprint {}); it is not replaced",
+            shown.display(),
+            key.fingerprint()
+        ));
+    }
+    let key = audit::ChainKey::create(&path).map_err(|e| e.to_string())?;
+    println!(
+        "made the audit key {} (fingerprint {})",
+        shown.display(),
+        key.fingerprint()
+    );
+    println!(
+        "Copy it (mode 0600) to every instance that writes {}, before their first start.",
+        config.audit_db
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -108,6 +108,8 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 4: several requests drawn from a bucket at once (see `budget/postgres.rs`).
     crate::budget::SHARED_SPEND_N,
+    // 5: facts about the chain: the fingerprint of the key it is made with.
+    "CREATE TABLE chain_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);",
 ];
 
 /// The PostgreSQL client blocks on a runtime of its own, which tokio does
@@ -137,6 +139,10 @@ enum Job {
         reply: std::sync::mpsc::SyncSender<Committed>,
     },
     Ping(std::sync::mpsc::SyncSender<Result<(), StoreError>>),
+    ClaimKey(
+        String,
+        std::sync::mpsc::SyncSender<Result<String, StoreError>>,
+    ),
 }
 
 impl Worker {
@@ -172,6 +178,9 @@ impl Worker {
                         Job::Ping(reply) => {
                             let _ = reply.send(pg.ping());
                         }
+                        Job::ClaimKey(fingerprint, reply) => {
+                            let _ = reply.send(pg.claim_key(&fingerprint));
+                        }
                     }
                 }
             })
@@ -189,6 +198,17 @@ impl Worker {
         let stopped = || StoreError("the PostgreSQL thread stopped".into());
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
         self.jobs.send(Job::Ping(reply)).map_err(|_| stopped())?;
+        answer.recv().map_err(|_| stopped())?
+    }
+
+    /// Records `fingerprint` as the log's key unless one is; the one
+    /// recorded (see `schema::claim_key`).
+    pub fn claim_key(&self, fingerprint: &str) -> Result<String, StoreError> {
+        let stopped = || StoreError("the PostgreSQL thread stopped".into());
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        self.jobs
+            .send(Job::ClaimKey(fingerprint.to_string(), reply))
+            .map_err(|_| stopped())?;
         answer.recv().map_err(|_| stopped())?
     }
 
@@ -256,6 +276,17 @@ impl Pg {
         }
         self.client.simple_query("SELECT 1")?;
         Ok(())
+    }
+
+    fn claim_key(&mut self, fingerprint: &str) -> Result<String, StoreError> {
+        self.client.execute(
+            "INSERT INTO chain_meta (name, value) VALUES ('key', $1) ON CONFLICT (name) DO NOTHING",
+            &[&fingerprint],
+        )?;
+        let row = self
+            .client
+            .query_one("SELECT value FROM chain_meta WHERE name = 'key'", &[])?;
+        Ok(row.get(0))
     }
 
     /// The chain's end as stored.
