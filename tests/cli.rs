@@ -758,3 +758,69 @@ fn repo_root_is_git() -> bool {
             .output()
             .is_ok_and(|o| o.status.success())
 }
+
+#[tokio::test]
+async fn an_account_owned_token_is_verified_at_its_account_and_a_404_is_not_a_missing_permission() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        format!(
+            "[[token]]\nvalue = \"account-owned\"\naccount = \"{}\"\n",
+            flaregate::sandbox::ACCOUNT_ID
+        ),
+    )
+    .expect("tokens");
+    let sandbox = SandboxProcess::start(&[
+        "--tokens-file",
+        tokens.to_str().expect("utf-8"),
+        "--fault",
+        "GET:/accounts/*/workers/scripts:404",
+    ]);
+    let policy = dir.path().join("p.toml");
+    let (key, hash) = flaregate::policy::new_key();
+    std::fs::write(
+        &policy,
+        format!("[[agent]]\nid = \"ops\"\nkey_sha256 = [\"{hash}\"]\nzones = [\"example.com\"]\naccounts = [\"Example Corp\"]\ngrants = {{ dns = \"read\", workers = \"read\" }}\n"),
+    )
+    .expect("policy");
+    let env = [
+        ("CLOUDFLARE_API_BASE_URL", sandbox.base_url.as_str()),
+        ("CLOUDFLARE_API_TOKEN", "account-owned"),
+    ];
+    let checked = run(
+        &[
+            "check",
+            "--live",
+            "--policies",
+            policy.to_str().expect("utf-8"),
+        ],
+        &env,
+    );
+    assert!(
+        stdout(&checked).contains(&format!(
+            "the token is active (owned by account {})",
+            flaregate::sandbox::ACCOUNT_ID
+        )),
+        "{}{}",
+        stdout(&checked),
+        stderr(&checked)
+    );
+    let message = stderr(&checked);
+    assert!(
+        message.contains("workers on account Example Corp is not there for this token: not on the plan, or not found (404")
+            && !message.contains("lacks"),
+        "{message}"
+    );
+
+    // serve starts with it, and calls go through.
+    let server = ServerProcess::start(&["--policies", policy.to_str().expect("utf-8")], &env);
+    let client = common::connect_http(&server.mcp_url, Some(&key)).await;
+    let zone = common::call(
+        &client,
+        "list_dns_records",
+        serde_json::json!({"zone_id": EXAMPLE_COM}),
+    )
+    .await;
+    assert_eq!(zone.is_error, Some(false), "{}", common::text(&zone));
+}

@@ -441,6 +441,9 @@ async fn token_verification() {
     let h = Harness::new();
     assert_eq!(
         h.client.verify_token().await.expect("valid token"),
-        "active"
+        (
+            "active".to_string(),
+            flaregate::cloudflare::TokenOwner::User
+        )
     );
 }

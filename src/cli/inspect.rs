@@ -285,7 +285,13 @@ async fn unresolved_names(
             )
         })?;
     let gaps = if live {
-        super::token_check::gaps(&client, policy, &directory, true).await
+        let mut gaps = super::token_check::verified(&client)
+            .await
+            .err()
+            .into_iter()
+            .collect::<Vec<_>>();
+        gaps.extend(super::token_check::gaps(&client, policy, &directory, true).await);
+        gaps
     } else {
         Vec::new()
     };

@@ -15,7 +15,7 @@ use super::{Outcome, Paths, setup};
 use crate::audit::{AuditLog, Database};
 use crate::budget;
 use crate::catalog::Catalog;
-use crate::cloudflare::Client;
+use crate::cloudflare::{Client, TokenOwner};
 use crate::config::Config;
 use crate::policy::{self, Engine, Policy};
 use crate::sandbox::RunningSandbox;
@@ -274,11 +274,19 @@ async fn upstream(
         "no Cloudflare credential: set CLOUDFLARE_API_TOKEN (or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY), or try flaregate with --sandbox",
     )?;
     match client.verify_token().await {
-        Ok(status) if status == "active" => {
-            tracing::info!(api = %client.base_url(), "Cloudflare token verified");
+        Ok((status, owner)) if status == "active" => {
+            match owner {
+                TokenOwner::User => {
+                    tracing::info!(api = %client.base_url(), "Cloudflare token verified");
+                }
+                TokenOwner::Account(account) => tracing::info!(
+                    api = %client.base_url(), %account,
+                    "Cloudflare token verified (owned by the account)"
+                ),
+            }
             Ok((client, None))
         }
-        Ok(status) => Err(format!("the Cloudflare token is {status}, not active")),
+        Ok((status, _)) => Err(format!("the Cloudflare token is {status}, not active")),
         Err(error) => Err(format!(
             "cannot verify the Cloudflare token with {}: {error}",
             client.base_url()

@@ -66,6 +66,10 @@ pub async fn gaps(
                 "the Cloudflare token cannot serve {group}{label}: it lacks {} ({} refused: {error})",
                 probe.permission, probe.tool
             )),
+            Err(error) if error.status() == Some(404) => found.push(format!(
+                "{group}{label} is not there for this token: not on the plan, or not found (404 from {}, not a missing permission: {error})",
+                probe.tool
+            )),
             Err(error) => found.push(format!(
                 "could not check {group}{label} with {}: {error}",
                 probe.tool
@@ -73,6 +77,26 @@ pub async fn gaps(
         }
     }
     found
+}
+
+/// Whether the token is active, a user's or an account's (an
+/// account-owned token is verified at its account); says which on stdout.
+pub async fn verified(client: &Client) -> Result<(), String> {
+    match client.verify_token().await {
+        Ok((status, owner)) if status == "active" => {
+            match owner {
+                crate::cloudflare::TokenOwner::User => {
+                    println!("the token is active (a user's token)")
+                }
+                crate::cloudflare::TokenOwner::Account(id) => {
+                    println!("the token is active (owned by account {id})");
+                }
+            }
+            Ok(())
+        }
+        Ok((status, _)) => Err(format!("the Cloudflare token is {status}, not active")),
+        Err(error) => Err(format!("cannot verify the Cloudflare token: {error}")),
+    }
 }
 
 /// The group's cheapest read: one whose only path argument is its zone or

@@ -44,6 +44,14 @@ impl ClientConfig {
     }
 }
 
+/// Who owns an API token: a user (verified at `/user/tokens/verify`) or
+/// an account (at `/accounts/{id}/tokens/verify`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenOwner {
+    User,
+    Account(String),
+}
+
 /// A Cloudflare API client. Cheap to clone; clones share the connection
 /// pool and the rate limiter.
 #[derive(Debug, Clone)]
@@ -89,12 +97,34 @@ impl Client {
         self.send(&request, endpoint.response).await
     }
 
-    /// Checks the credential (`GET /user/tokens/verify`); returns the
-    /// token's status, e.g. "active".
-    pub async fn verify_token(&self) -> Result<String, CloudflareError> {
+    /// Checks the credential: a user's token at `/user/tokens/verify`;
+    /// where that refuses it, an account-owned token at
+    /// `/accounts/{id}/tokens/verify` of each account it can list. Returns
+    /// the token's status ("active") and who owns it.
+    pub async fn verify_token(&self) -> Result<(String, TokenOwner), CloudflareError> {
+        let user_error = match self.verify_at("/user/tokens/verify".into()).await {
+            Ok(status) => return Ok((status, TokenOwner::User)),
+            Err(error) if matches!(error.status(), Some(400 | 401 | 403)) => error,
+            Err(error) => return Err(error),
+        };
+        let Ok(accounts) = self.account_ids().await else {
+            return Err(user_error);
+        };
+        for id in accounts {
+            if let Ok(status) = self
+                .verify_at(format!("/accounts/{id}/tokens/verify"))
+                .await
+            {
+                return Ok((status, TokenOwner::Account(id)));
+            }
+        }
+        Err(user_error)
+    }
+
+    async fn verify_at(&self, path: String) -> Result<String, CloudflareError> {
         let request = PreparedRequest {
             method: Method::Get,
-            path: "/user/tokens/verify".into(),
+            path,
             query: Vec::new(),
             body: Body::None,
         };
@@ -103,6 +133,27 @@ impl Client {
             .as_str()
             .unwrap_or("unknown")
             .to_string())
+    }
+
+    /// The ids of the accounts the token can list (first page), those
+    /// that read as ids only: they go into a path.
+    async fn account_ids(&self) -> Result<Vec<String>, CloudflareError> {
+        let request = PreparedRequest {
+            method: Method::Get,
+            path: "/accounts".into(),
+            query: vec![("per_page".into(), "50".into())],
+            body: Body::None,
+        };
+        let answer = self.send(&request, ResponseKind::Json).await?;
+        Ok(answer
+            .result
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a["id"].as_str())
+            .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(str::to_string)
+            .collect())
     }
 
     /// Sends with retries as the policy allows.

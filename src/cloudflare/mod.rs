@@ -11,7 +11,7 @@ mod pagination;
 mod request;
 mod retry;
 
-pub use client::{Client, ClientConfig, DEFAULT_BASE_URL};
+pub use client::{Client, ClientConfig, DEFAULT_BASE_URL, TokenOwner};
 pub use credential::Credential;
 pub use envelope::ApiResponse;
 pub use error::{ApiMessage, CloudflareError};

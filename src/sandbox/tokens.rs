@@ -16,6 +16,9 @@ pub struct Grant {
     pub permissions: Option<Vec<String>>,
     /// Zone names or ids; `None` means every zone.
     pub zones: Option<Vec<String>>,
+    /// The account that owns the token (an account-owned token): it is
+    /// verified at `/accounts/{id}/tokens/verify`, not `/user/tokens/verify`.
+    pub account: Option<String>,
 }
 
 impl Grant {
@@ -64,6 +67,7 @@ struct TokenEntry {
     value: String,
     permissions: Option<Vec<String>>,
     zones: Option<Vec<String>>,
+    account: Option<String>,
 }
 
 impl Tokens {
@@ -89,6 +93,7 @@ impl Tokens {
                 Grant {
                     permissions: entry.permissions,
                     zones: entry.zones,
+                    account: entry.account,
                 },
             );
         }

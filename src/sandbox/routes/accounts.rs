@@ -27,6 +27,13 @@ async fn list(
         .accounts
         .iter()
         .filter(|a| q.get("name").is_none_or(|n| a["name"].as_str() == Some(n)))
+        // An account-owned token sees its own account.
+        .filter(|a| {
+            grant
+                .account
+                .as_deref()
+                .is_none_or(|id| a["id"].as_str() == Some(id))
+        })
         .cloned()
         .collect();
     if q.get("direction").map(String::as_str) == Some("desc") {

@@ -26,6 +26,10 @@ use super::tokens::Grant;
 pub fn api() -> Router<Shared> {
     Router::new()
         .route("/user/tokens/verify", get(verify_token))
+        .route(
+            "/accounts/{account_id}/tokens/verify",
+            get(verify_account_token),
+        )
         .merge(zones::routes())
         .merge(dns::routes())
         .merge(firewall::routes())
@@ -39,14 +43,35 @@ pub fn api() -> Router<Shared> {
         .method_not_allowed_fallback(method_not_allowed)
 }
 
-/// `GET /user/tokens/verify`: any valid token may ask about itself.
-async fn verify_token(State(_): State<Shared>, Extension(_grant): Extension<Grant>) -> Reply {
-    Ok(reply::ok(json!({
+/// `GET /user/tokens/verify`: a user's token may ask about itself; an
+/// account-owned one is not a user's token, as Cloudflare answers.
+async fn verify_token(State(_): State<Shared>, Extension(grant): Extension<Grant>) -> Reply {
+    if grant.account.is_some() {
+        return Err(reply::ApiError::new(401, 1000, "Invalid API Token"));
+    }
+    Ok(token_status())
+}
+
+/// `GET /accounts/{id}/tokens/verify`: a token owned by that account.
+async fn verify_account_token(
+    State(_): State<Shared>,
+    Extension(grant): Extension<Grant>,
+    axum::extract::Path(account_id): axum::extract::Path<String>,
+) -> Reply {
+    if grant.account.as_deref() != Some(account_id.as_str()) {
+        return Err(reply::ApiError::new(401, 1000, "Invalid API Token"));
+    }
+    Ok(token_status())
+}
+
+/// A verified token's answer.
+fn token_status() -> Response {
+    reply::ok(json!({
         "id": "ed17574386854bf78a67040be0a770b0",
         "status": "active",
         "not_before": null,
         "expires_on": null
-    })))
+    }))
 }
 
 /// A curated path with another method: the generic store may know it
