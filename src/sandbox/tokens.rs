@@ -130,6 +130,7 @@ mod tests {
         let grant = Grant {
             permissions: Some(vec!["DNS Write".into()]),
             zones: None,
+            account: None,
         };
         assert!(grant.allows("DNS Read"));
         assert!(grant.allows("DNS Write"));
