@@ -30,6 +30,9 @@ pub struct Config {
     pub admin_listen: Option<SocketAddr>,
     /// Where call spans go (OTLP/HTTP traces URL); none if unset.
     pub otlp_endpoint: Option<String>,
+    /// While a policy reload has failed: keep the older policy in force
+    /// (`keep`) or refuse calls until one loads (`refuse`).
+    pub on_reload_error: crate::policy::OnReloadError,
     /// The configuration file's folder: relative paths in it, and files
     /// flaregate makes by default, are taken from here, never from the
     /// process's working folder (Claude Desktop starts servers in `/`).
@@ -78,6 +81,15 @@ struct RawConfig {
     admin: RawAdmin,
     #[serde(default)]
     telemetry: RawTelemetry,
+    #[serde(default)]
+    policy: RawPolicySettings,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicySettings {
+    #[serde(default)]
+    on_reload_error: crate::policy::OnReloadError,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -201,6 +213,7 @@ impl Config {
             },
             admin_listen: raw.admin.listen,
             otlp_endpoint: raw.telemetry.otlp_endpoint,
+            on_reload_error: raw.policy.on_reload_error,
             folder: base,
         })
     }

@@ -18,10 +18,33 @@ use crate::histogram::Histogram;
 /// catalog, or "unknown"), the decision, and the refusal kind.
 type CallLabels = (String, String, &'static str, &'static str);
 
+/// flaregate's own tools, beside the catalog's: counted under their own
+/// names (the call an undo or `call_api` makes is counted as well, under
+/// its endpoint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum OwnTool {
+    SearchApi,
+    DescribeApi,
+    CallApi,
+    UndoCall,
+}
+
+impl OwnTool {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OwnTool::SearchApi => "search_api",
+            OwnTool::DescribeApi => "describe_api",
+            OwnTool::CallApi => "call_api",
+            OwnTool::UndoCall => "undo_call",
+        }
+    }
+}
+
 /// Everything `/metrics` reports.
 #[derive(Debug, Default)]
 pub struct Metrics {
     calls: Mutex<BTreeMap<CallLabels, u64>>,
+    own_tools: Mutex<BTreeMap<(String, OwnTool), u64>>,
     upstream: Mutex<BTreeMap<&'static str, u64>>,
     pub call_latency: Histogram,
     pub upstream_latency: Histogram,
@@ -44,6 +67,17 @@ impl Metrics {
         let mut calls = self.calls.lock().expect("metrics lock: no panics inside");
         *calls
             .entry((agent.to_string(), tool.to_string(), decision.as_str(), kind))
+            .or_default() += 1;
+    }
+
+    /// Counts a call of one of flaregate's own tools by `agent` (from the
+    /// policy).
+    pub fn own_tool(&self, agent: &str, tool: OwnTool) {
+        *self
+            .own_tools
+            .lock()
+            .expect("metrics lock: no panics inside")
+            .entry((agent.to_string(), tool))
             .or_default() += 1;
     }
 
@@ -83,9 +117,9 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The Prometheus text exposition; `audit_queue` is the audit writer's
-    /// queue depth now, `audit` its commit and fsync times.
-    pub fn render(&self, audit_queue: usize, audit: &AuditTimes) -> String {
+    /// The Prometheus text exposition, with what is read at scrape time.
+    pub fn render(&self, now: &Scrape<'_>) -> String {
+        let (audit_queue, audit) = (now.audit_queue, now.audit_times);
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -102,6 +136,23 @@ impl Metrics {
                 "flaregate_calls_total{{agent=\"{}\",tool=\"{}\",decision=\"{decision}\",kind=\"{kind}\"}} {n}",
                 label(agent),
                 label(tool)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP flaregate_own_tool_calls_total Calls of flaregate's own tools (discovery, undo) by agent and tool.\n# TYPE flaregate_own_tool_calls_total counter"
+        );
+        for ((agent, tool), n) in self
+            .own_tools
+            .lock()
+            .expect("metrics lock: no panics inside")
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "flaregate_own_tool_calls_total{{agent=\"{}\",tool=\"{}\"}} {n}",
+                label(agent),
+                tool.as_str()
             );
         }
         let _ = writeln!(
@@ -149,7 +200,83 @@ impl Metrics {
             self.reloads.load(Ordering::Relaxed),
             self.reload_failures.load(Ordering::Relaxed)
         );
+        now.render(&mut out);
         out
+    }
+}
+
+/// What `/metrics` reads when it is scraped, beside the counters: the
+/// gauges an operator alerts on.
+pub struct Scrape<'a> {
+    /// Records waiting for the audit writer.
+    pub audit_queue: usize,
+    pub audit_times: &'a AuditTimes,
+    /// A SQLite log's size and cap.
+    pub audit_size: Option<crate::audit::LogSize>,
+    /// Requests waiting for a person (`None`: they could not be counted).
+    pub approvals_pending: Option<usize>,
+    /// The failed reload the policy in force is older than.
+    pub policy_stale: Option<crate::policy::ReloadFailure>,
+    /// When the policy in force was loaded.
+    pub policy_loaded_at: std::time::SystemTime,
+}
+
+impl Scrape<'_> {
+    fn render(&self, out: &mut String) {
+        if let Some(size) = self.audit_size {
+            let _ = writeln!(
+                out,
+                "# HELP flaregate_audit_bytes The SQLite audit log's size (file and WAL).
+# TYPE flaregate_audit_bytes gauge
+flaregate_audit_bytes {}",
+                size.bytes
+            );
+            if let Some(max) = size.max_bytes {
+                let _ = writeln!(
+                    out,
+                    "# HELP flaregate_audit_max_bytes audit_max_mb: past it every call is refused.
+# TYPE flaregate_audit_max_bytes gauge
+flaregate_audit_max_bytes {max}"
+                );
+            }
+        }
+        if let Some(pending) = self.approvals_pending {
+            let _ = writeln!(
+                out,
+                "# HELP flaregate_approvals_pending Calls waiting for a person's approval.
+# TYPE flaregate_approvals_pending gauge
+flaregate_approvals_pending {pending}"
+            );
+        }
+        let since = self
+            .policy_loaded_at
+            .elapsed()
+            .unwrap_or_default()
+            .as_secs_f64();
+        let _ = writeln!(
+            out,
+            "# HELP flaregate_policy_seconds_since_load Seconds since the policy in force was loaded.
+# TYPE flaregate_policy_seconds_since_load gauge
+flaregate_policy_seconds_since_load {since:.0}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP flaregate_policy_stale 1 while the last reload failed and an older policy is in force (file and line of the first problem).
+# TYPE flaregate_policy_stale gauge"
+        );
+        match &self.policy_stale {
+            Some(failure) => {
+                let _ = writeln!(
+                    out,
+                    "flaregate_policy_stale{{file=\"{}\",line=\"{}\"}} 1",
+                    label(&failure.file),
+                    failure.line
+                );
+            }
+            None => {
+                let _ = writeln!(out, "flaregate_policy_stale 0");
+            }
+        }
     }
 }
 
@@ -171,7 +298,15 @@ mod tests {
         metrics.call_latency.observe(Duration::from_micros(300));
         metrics.call_latency.observe(Duration::from_millis(30));
         metrics.call("a\"b", "list_zones", crate::audit::Decision::Allow, "none");
-        let text = metrics.render(0, &AuditTimes::default());
+        let times = AuditTimes::default();
+        let text = metrics.render(&Scrape {
+            audit_queue: 0,
+            audit_times: &times,
+            audit_size: None,
+            approvals_pending: None,
+            policy_stale: None,
+            policy_loaded_at: std::time::SystemTime::now(),
+        });
         assert!(
             text.contains("flaregate_call_duration_seconds_bucket{le=\"0.0005\"} 1"),
             "{text}"

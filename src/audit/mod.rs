@@ -85,6 +85,17 @@ pub fn open_database(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
 pub struct AuditLog {
     jobs: mpsc::Sender<Job>,
     times: Arc<AuditTimes>,
+    /// A SQLite log's file and size cap (for `/metrics`).
+    file: Option<(std::path::PathBuf, Option<u64>)>,
+}
+
+/// How much a SQLite log holds against its cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogSize {
+    /// The database file and its WAL, in bytes.
+    pub bytes: u64,
+    /// `audit_max_mb`, in bytes, if set.
+    pub max_bytes: Option<u64>,
 }
 
 impl AuditLog {
@@ -109,6 +120,20 @@ impl AuditLog {
         Ok(Self {
             jobs: opening::start(files, durability, max_bytes, 4096, times.clone())?,
             times,
+            file: files.db.file().map(|file| (file.to_path_buf(), max_bytes)),
+        })
+    }
+
+    /// The size of a SQLite log (its file and WAL) and its cap; `None` for
+    /// PostgreSQL, whose size its operator watches.
+    pub fn size(&self) -> Option<LogSize> {
+        let (file, max_bytes) = self.file.as_ref()?;
+        let len = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
+        let mut wal = file.as_os_str().to_owned();
+        wal.push("-wal");
+        Some(LogSize {
+            bytes: len(file) + len(Path::new(&wal)),
+            max_bytes: *max_bytes,
         })
     }
 

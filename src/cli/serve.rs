@@ -125,7 +125,8 @@ pub async fn run(args: ServeArgs) -> Outcome {
     })?;
     // Serve while names resolve: tools/list does not wait for Cloudflare;
     // a call's decision waits for the names.
-    let engine = Engine::unresolved(policy, Some(client.clone()));
+    let engine =
+        Engine::unresolved(policy, Some(client.clone())).on_reload_error(config.on_reload_error);
     let share = budget::agent_share(
         config.cloudflare.rate_limit,
         config.cloudflare.reserve_percent,

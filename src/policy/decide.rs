@@ -66,6 +66,9 @@ pub enum DenyKind {
     /// An undo that cannot run: the row has nothing to undo, or what it
     /// changed was changed again since (without `force`).
     UndoRefused,
+    /// The last policy reload failed and the operator chose to refuse
+    /// calls until one loads (`on_reload_error = "refuse"`).
+    PolicyStale,
 }
 
 impl DenyKind {
@@ -85,6 +88,7 @@ impl DenyKind {
             DenyKind::ApprovalRefused => "approval_refused",
             DenyKind::SnapshotFailed => "snapshot_failed",
             DenyKind::UndoRefused => "undo_refused",
+            DenyKind::PolicyStale => "policy_stale",
         }
     }
 }

@@ -29,6 +29,8 @@ pub struct Engine {
     /// Set once names were first fetched (or the fetch failed): until
     /// then every decision waits for them.
     first_names: OnceCell<()>,
+    /// Whether the policy in force is the one on disk.
+    freshness: super::Freshness,
 }
 
 impl Engine {
@@ -50,7 +52,19 @@ impl Engine {
             resolver,
             last_refresh: Mutex::new(None),
             first_names: OnceCell::new(),
+            freshness: super::Freshness::new(super::OnReloadError::default()),
         }
+    }
+
+    /// What to do while a reload has failed (`[policy] on_reload_error`).
+    pub fn on_reload_error(mut self, on_error: super::OnReloadError) -> Self {
+        self.freshness = super::Freshness::new(on_error);
+        self
+    }
+
+    /// Whether the policy in force is the one on disk.
+    pub fn freshness(&self) -> &super::Freshness {
+        &self.freshness
     }
 
     /// Fetches zone and account names the first time it is called; later
@@ -154,6 +168,7 @@ impl Engine {
     /// often as misses may) and reports any that do not resolve.
     pub async fn install(&self, policy: Policy) {
         self.replace_policy(policy);
+        self.freshness.loaded();
         if self.resolver.is_some()
             && !self
                 .policy

@@ -15,6 +15,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::Scrape;
 use crate::server::Gateway;
 
 /// How long `/ready` waits for the audit log to flush.
@@ -39,7 +40,11 @@ pub async fn serve(
 /// Up, and able to serve: a policy in force, an audit log that takes rows
 /// (a flush succeeds), and Cloudflare answering.
 async fn ready(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
-    let policy = !gateway.engine().policy().agents().is_empty();
+    let freshness = gateway.engine().freshness();
+    let stale = freshness.stale();
+    // A stale policy is shown; it makes the server unready only where the
+    // operator chose to refuse calls until a policy loads.
+    let policy = !gateway.engine().policy().agents().is_empty() && freshness.refusing().is_none();
     let audit = matches!(
         tokio::time::timeout(AUDIT_WAIT, gateway.audit().probe()).await,
         Ok(Ok(()))
@@ -57,13 +62,33 @@ async fn ready(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
             "policy": policy,
             "audit": audit,
             "upstream": upstream,
+            "policy_stale": stale.map(|f| f.to_string()),
         })),
     )
 }
 
 async fn metrics(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
     let audit = gateway.audit();
-    let text = gateway.metrics().render(audit.queue_depth(), audit.times());
+    let pending = match gateway.approvals() {
+        Some(approvals) => {
+            let approvals = approvals.clone();
+            tokio::task::spawn_blocking(move || approvals.pending(crate::audit::now_unix_ms()))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .map(|waiting| waiting.len())
+        }
+        None => None,
+    };
+    let freshness = gateway.engine().freshness();
+    let text = gateway.metrics().render(&Scrape {
+        audit_queue: audit.queue_depth(),
+        audit_times: audit.times(),
+        audit_size: audit.size(),
+        approvals_pending: pending,
+        policy_stale: freshness.stale(),
+        policy_loaded_at: freshness.loaded_at(),
+    });
     (
         [(
             header::CONTENT_TYPE,

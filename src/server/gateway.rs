@@ -68,6 +68,14 @@ impl Gateway {
         &self.services.metrics
     }
 
+    /// The approvals waiting for people (for `/metrics`).
+    pub fn approvals(&self) -> Option<&Approvals> {
+        self.services
+            .approvals
+            .as_ref()
+            .map(|(approvals, _)| approvals)
+    }
+
     /// The audit log (for `/ready` and the queue depth).
     pub fn audit(&self) -> &AuditLog {
         &self.services.audit

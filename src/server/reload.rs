@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-use crate::policy::{self, Policy};
+use crate::policy::{self, Policy, ReloadFailure};
 use crate::server::Gateway;
 
 /// Extra checks a new policy must pass (the HTTP listener's rules), and
@@ -65,7 +65,7 @@ const SETTLE: Duration = Duration::from_millis(50);
 /// Reads the policy files until two reads `SETTLE` apart agree. An editor
 /// that truncates a file and then writes it must not get half a policy
 /// installed: cut before its `deny` line, an agent would gain rights.
-async fn settled_files(path: &Path) -> Result<Vec<(PathBuf, String)>, String> {
+async fn settled_files(path: &Path) -> Result<Vec<(PathBuf, String)>, ReloadFailure> {
     let mut last = read_files(path).await?;
     for _ in 0..20 {
         tokio::time::sleep(SETTLE).await;
@@ -76,31 +76,38 @@ async fn settled_files(path: &Path) -> Result<Vec<(PathBuf, String)>, String> {
         }
         last = again;
     }
-    Err("the policy files kept changing for a second; try again once they are saved".into())
+    Err(ReloadFailure::other(
+        "the policy files kept changing for a second; try again once they are saved".into(),
+        SystemTime::now(),
+    ))
 }
 
 /// The policy files, read off the async worker (file reads block).
-async fn read_files(path: &Path) -> Result<Vec<(PathBuf, String)>, String> {
+async fn read_files(path: &Path) -> Result<Vec<(PathBuf, String)>, ReloadFailure> {
     let path = path.to_path_buf();
-    off_worker(move || policy::policy_files(&path).map_err(|e| e.to_string())).await
+    off_worker(move || {
+        policy::policy_files(&path).map_err(|e| ReloadFailure::from_error(&e, SystemTime::now()))
+    })
+    .await
 }
 
 /// Runs `work` on a thread of its own and waits for it without blocking
 /// the async worker. Reloads are rare: a thread each is cheap, and keeps
 /// the runtime's own threads to the one worker `serve` runs.
 async fn off_worker<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, String> + Send + 'static,
-) -> Result<T, String> {
+    work: impl FnOnce() -> Result<T, ReloadFailure> + Send + 'static,
+) -> Result<T, ReloadFailure> {
+    let failed = |message: String| ReloadFailure::other(message, SystemTime::now());
     let (done, result) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("policy-reload".into())
         .spawn(move || {
             let _ = done.send(work());
         })
-        .map_err(|e| format!("cannot start a thread to reload the policy: {e}"))?;
+        .map_err(|e| failed(format!("cannot start a thread to reload the policy: {e}")))?;
     result
         .await
-        .unwrap_or_else(|_| Err("reloading the policy failed".into()))
+        .unwrap_or_else(|_| Err(failed("reloading the policy failed".into())))
 }
 
 /// Loads the policy again; whether the new one was installed. Reading and
@@ -112,8 +119,9 @@ pub async fn reload(gateway: &Gateway, path: &Path, adjust: &Adjust) -> bool {
     let loaded = match settled_files(path).await {
         Ok(sources) => {
             off_worker(move || {
-                let mut policy = policy::compile(&sources, catalog).map_err(|e| e.to_string())?;
-                adjust_new(&mut policy)?;
+                let mut policy = policy::compile(&sources, catalog)
+                    .map_err(|e| ReloadFailure::from_error(&e, SystemTime::now()))?;
+                adjust_new(&mut policy).map_err(|e| ReloadFailure::other(e, SystemTime::now()))?;
                 Ok(policy)
             })
             .await
@@ -128,8 +136,15 @@ pub async fn reload(gateway: &Gateway, path: &Path, adjust: &Adjust) -> bool {
             gateway.tools_changed().await;
             true
         }
-        Err(problems) => {
-            tracing::error!(path = %path.display(), %problems, "policy not reloaded; the previous policy stays in force");
+        Err(failure) => {
+            let freshness = gateway.engine().freshness();
+            freshness.failed(failure.clone());
+            let then = if freshness.refusing().is_some() {
+                "calls are refused until a policy loads (on_reload_error = \"refuse\")"
+            } else {
+                "the previous policy stays in force"
+            };
+            tracing::error!(path = %path.display(), problem = %failure, "policy not reloaded; {then}");
             gateway.metrics().reloaded(false);
             false
         }

@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 
 use super::briefing::View;
 use super::render;
+use crate::metrics::OwnTool;
 use crate::server::Gateway;
 use crate::server::pipeline::{Asker, CallRequest, UNDO};
 
@@ -89,6 +90,12 @@ pub(super) async fn answer(
     asker: Option<Asker>,
     traceparent: Option<&str>,
 ) -> Result<CallToolResponse, ErrorData> {
+    let own = match request.name.as_ref() {
+        SEARCH => OwnTool::SearchApi,
+        DESCRIBE => OwnTool::DescribeApi,
+        _ => OwnTool::CallApi,
+    };
+    gateway.metrics().own_tool(agent, own);
     let args = request.arguments.unwrap_or_default();
     if request.name != CALL {
         return explore(gateway, agent, &request.name, &args).map(Into::into);

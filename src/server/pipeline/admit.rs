@@ -7,7 +7,19 @@ use crate::policy::{Denial, DenyKind};
 
 impl Services {
     pub(super) async fn admit(&self, call: &mut Call<'_>) -> Result<(), Stop> {
+        if let Some(failure) = self.engine.freshness().refusing() {
+            let why = format!(
+                "flaregate's policy did not reload ({failure}) and the operator chose to refuse calls until it does; try again later"
+            );
+            return Err(Stop::Refused(Denial::new(
+                DenyKind::PolicyStale,
+                why,
+                "policy.on_reload_error",
+            )));
+        }
         if call.tool == UNDO && call.agent.undo {
+            self.metrics
+                .own_tool(&call.agent.id, crate::metrics::OwnTool::UndoCall);
             // Becomes the restoring call, with the row it undoes.
             self.admit_undo(call).await?;
         }
