@@ -121,11 +121,27 @@ async fn only_the_approved_call_by_its_agent_goes_through_once() {
         preview["decision"]["would_be"],
         "allowed once a person approves it"
     );
+    // Asked again while it waits: the same request, not a second one.
+    let again = call(&ops, "delete_dns_record", delete(WWW, None)).await;
+    assert_eq!(approval_id(&text(&again)), id, "{}", text(&again));
     let (ok, listed) = operator(&server, &["approvals"]);
     assert!(
         ok && listed.contains(&id) && listed.contains("agent ops"),
         "{listed}"
     );
+    assert_eq!(listed.matches("agent ops").count(), 1, "{listed}");
+    // Readable: the request, the arguments as a table, the changes.
+    assert!(
+        listed.contains("request:   DELETE /zones/")
+            && listed.contains(&format!("dns_record_id  {WWW}"))
+            && listed.contains("changes:"),
+        "{listed}"
+    );
+    let (ok, as_json) = operator(&server, &["approvals", "--json"]);
+    let first: serde_json::Value =
+        serde_json::from_str(as_json.lines().next().expect("a line")).expect("JSON");
+    assert!(ok && first["id"] == id.as_str(), "{as_json}");
+    assert_eq!(first["preview"]["arguments"]["dns_record_id"], WWW);
     assert!(
         listed.contains("www.example.com"),
         "the operator sees the preview: {listed}"

@@ -116,7 +116,8 @@ impl Approvals {
     }
 
     /// Records a request for approval of `agent` calling `tool` with
-    /// `args`; returns its id.
+    /// `args`; returns its id. The same call asked again while its request
+    /// waits gets that request's id: a retry does not make another.
     pub fn request(
         &self,
         key: &ChainKey,
@@ -125,9 +126,22 @@ impl Approvals {
         now_ms: i64,
         ttl_ms: i64,
     ) -> Result<String, StoreFailed> {
-        let id = format!("{:032x}", u128::from_le_bytes(random_bytes()));
         let digest = digest(key, agent, tool, args);
         self.store.with(|db| {
+            let waiting = db.approvals(
+                "SELECT * FROM approvals WHERE agent = ? AND tool = ? AND digest = ?
+                 AND status = 'pending' AND expires_ms > ? ORDER BY requested_ms LIMIT 1",
+                &[
+                    Param::Text(agent),
+                    Param::Text(tool),
+                    Param::Text(&digest),
+                    Param::Int(now_ms),
+                ],
+            )?;
+            if let Some(approval) = waiting.into_iter().next() {
+                return Ok(approval.id);
+            }
+            let id = format!("{:032x}", u128::from_le_bytes(random_bytes()));
             db.execute(
                 "INSERT INTO approvals (id, agent, tool, digest, summary, preview, requested_ms, expires_ms, status)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
@@ -136,9 +150,9 @@ impl Approvals {
                     Param::Text(summary), Param::Text(preview), Param::Int(now_ms),
                     Param::Int(now_ms + ttl_ms),
                 ],
-            )
-        })?;
-        Ok(id)
+            )?;
+            Ok(id)
+        })
     }
 
     /// Every approval still waiting, oldest first (expired ones left out).

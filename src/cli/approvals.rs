@@ -8,12 +8,18 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::{LogPaths, Outcome, setup};
+use serde_json::{Value, json};
+
 use crate::approval::{Approval, Approvals};
+use crate::text;
 
 #[derive(Args)]
 pub struct ListArgs {
     #[command(flatten)]
     paths: LogPaths,
+    /// One JSON object per request, the preview whole.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -33,6 +39,12 @@ pub fn list(args: &ListArgs) -> Outcome {
     let pending = approvals
         .pending(crate::audit::now_unix_ms())
         .map_err(|e| format!("cannot read the approvals: {e}"))?;
+    if args.json {
+        for approval in pending {
+            println!("{}", as_json(&approval));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     if pending.is_empty() {
         println!("no approvals waiting");
     }
@@ -75,15 +87,64 @@ fn store(paths: &LogPaths) -> Result<Approvals, String> {
     Ok(Approvals::new(&config.audit_db))
 }
 
+/// A request as a person reads it: who asked and when, the call, its
+/// arguments as a table, and what it would change.
 fn print_one(approval: &Approval) {
     let at = crate::approval::time_of;
     println!(
-        "{}  agent {}  asked {}  expires {}\n    {}\n    preview: {}",
+        "{}  agent {}  asked {}  expires {}",
         approval.id,
         approval.agent,
         at(approval.requested_ms),
-        at(approval.expires_ms),
-        crate::text::escape(&approval.summary),
-        crate::text::escape(&approval.preview)
+        at(approval.expires_ms)
     );
+    println!("    {}", text::escape(&approval.summary));
+    let Ok(preview) = serde_json::from_str::<Value>(&approval.preview) else {
+        println!("    preview: {}", text::escape(&approval.preview));
+        return;
+    };
+    let request = &preview["request"];
+    if let (Some(method), Some(path)) = (request["method"].as_str(), request["path"].as_str()) {
+        println!("    request:   {method} {}", text::escape(path));
+    }
+    if let Some(arguments) = preview["arguments"].as_object() {
+        println!("    arguments:");
+        let width = arguments.keys().map(String::len).max().unwrap_or(0);
+        for (name, value) in arguments {
+            let shown = match value {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            println!(
+                "      {name:<width$}  {}",
+                text::escape(&text::clip(&shown, 120))
+            );
+        }
+    }
+    let (label, what) = match preview.get("changes") {
+        Some(changes) => ("changes", changes),
+        None => ("now", &preview["current"]),
+    };
+    if !what.is_null() {
+        println!("    {label}:");
+        let pretty = serde_json::to_string_pretty(what).unwrap_or_default();
+        for line in pretty.lines().take(40) {
+            println!("      {}", text::escape(line));
+        }
+    }
+}
+
+/// A request as one JSON object (`approvals --json`).
+fn as_json(approval: &Approval) -> Value {
+    let at = |ms| crate::approval::time_of(ms).to_string();
+    json!({
+        "id": approval.id,
+        "agent": approval.agent,
+        "tool": approval.tool,
+        "summary": approval.summary,
+        "requested": at(approval.requested_ms),
+        "expires": at(approval.expires_ms),
+        "preview": serde_json::from_str::<Value>(&approval.preview)
+            .unwrap_or_else(|_| Value::String(approval.preview.clone())),
+    })
 }
