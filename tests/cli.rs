@@ -161,7 +161,19 @@ fn explain_resolves_zone_names_through_the_configured_api() {
     );
 
     let denied = explain(EXAMPLE_ORG);
-    assert!(!denied.status.success());
+    assert_eq!(denied.status.code(), Some(1), "denied: exit 1");
+    let invalid = explain("not a zone id");
+    assert_eq!(
+        invalid.status.code(),
+        Some(2),
+        "invalid: exit 2: {}",
+        stdout(&invalid)
+    );
+    assert!(
+        stdout(&invalid).starts_with("invalid:"),
+        "{}",
+        stdout(&invalid)
+    );
     assert!(
         stdout(&denied).contains("denied: zone example.org (5a7805061c76ada191ed06f989cc3dac) is outside your zones; your zones are example.com (023e105f4ecef8ad9ca31a8372d0c353)"),
         "{}",
@@ -414,7 +426,7 @@ fn explain_sends_nothing_unless_asked_and_decides_against_the_demo_data_with_san
     ];
     // A token in the environment is not a request to use it.
     let offline = run(README_EXAMPLE, &env);
-    assert!(!offline.status.success());
+    assert_eq!(offline.status.code(), Some(3), "undecided: exit 3");
     assert!(
         stdout(&offline).contains("undecided") && stdout(&offline).contains("--live"),
         "{}",

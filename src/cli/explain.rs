@@ -37,7 +37,14 @@ pub struct ExplainArgs {
     paths: Paths,
 }
 
-/// `flaregate explain`: exit 0 when the call would be allowed, 1 when not.
+/// Exit codes a script can tell apart: 0 allowed (perhaps once a person
+/// approves), these otherwise.
+const DENIED: u8 = 1;
+const INVALID: u8 = 2;
+const UNDECIDED: u8 = 3;
+
+/// `flaregate explain`: exit 0 when the call would be allowed; 1 denied,
+/// 2 invalid arguments, 3 undecided (it needs the API: `--live`).
 pub async fn explain(args: &ExplainArgs) -> Outcome {
     let config = setup::config(&args.paths)?;
     let catalog = setup::catalog(&config, &args.paths)?;
@@ -54,7 +61,7 @@ pub async fn explain(args: &ExplainArgs) -> Outcome {
         && let Err(invalid) = catalog.validate_arguments(&args.tool, &call)
     {
         println!("invalid: {invalid}");
-        return Ok(ExitCode::FAILURE);
+        return Ok(ExitCode::from(INVALID));
     }
     // Kept running while the decision is made (the sandbox serves from it).
     let (resolver, _sandbox) = if args.sandbox {
@@ -80,11 +87,11 @@ pub async fn explain(args: &ExplainArgs) -> Outcome {
     {
         if offline && denial.kind == crate::policy::DenyKind::Unresolved {
             println!("undecided: {} — {OFFLINE}", denial.reason);
-            return Ok(ExitCode::FAILURE);
+            return Ok(ExitCode::from(UNDECIDED));
         }
         println!("denied: {}", denial.reason);
         println!("rule:    {}", denial.rule);
-        return Ok(ExitCode::FAILURE);
+        return Ok(ExitCode::from(DENIED));
     }
     let mut decision = engine.decide(&policy, agent, &args.tool, &call).await;
     if offline
@@ -92,7 +99,7 @@ pub async fn explain(args: &ExplainArgs) -> Outcome {
             || decision.deny_kind() == Some(crate::policy::DenyKind::Unresolved))
     {
         println!("undecided: {} — {OFFLINE}", decision.reason());
-        return Ok(ExitCode::FAILURE);
+        return Ok(ExitCode::from(UNDECIDED));
     }
     if decision == Verdict::NeedsLookup
         && let Some(client) = &resolver
@@ -104,7 +111,7 @@ pub async fn explain(args: &ExplainArgs) -> Outcome {
             .and_then(|lookup| catalog.endpoint(&lookup.tool));
         let Some(target) = target else {
             println!("undecided: the object this call acts on has no lookup to check it with");
-            return Ok(ExitCode::FAILURE);
+            return Ok(ExitCode::from(UNDECIDED));
         };
         let lookup = fetch_object(client, target, &call).await;
         if !lookup.note.is_empty() {
@@ -114,13 +121,13 @@ pub async fn explain(args: &ExplainArgs) -> Outcome {
             Ok(current) => engine.decide_with(&policy, agent, &args.tool, &call, &current),
             Err(LookupError::NotFound) => {
                 println!("undecided: the object this call names does not exist");
-                return Ok(ExitCode::FAILURE);
+                return Ok(ExitCode::from(UNDECIDED));
             }
             Err(LookupError::Failed(problem)) => {
                 println!(
                     "undecided: the object this call acts on must be fetched first: {problem}"
                 );
-                return Ok(ExitCode::FAILURE);
+                return Ok(ExitCode::from(UNDECIDED));
             }
         };
     }
@@ -162,6 +169,6 @@ pub async fn explain(args: &ExplainArgs) -> Outcome {
     Ok(if decision.is_allowed() {
         ExitCode::SUCCESS
     } else {
-        ExitCode::FAILURE
+        ExitCode::from(DENIED)
     })
 }

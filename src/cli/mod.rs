@@ -31,8 +31,10 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value = "text")]
     log_format: LogFormat,
     /// Log level (error, warn, info, debug, trace); RUST_LOG overrides.
-    #[arg(long, global = true, default_value = "info")]
-    log_level: String,
+    /// Default: info for `serve` and `sandbox`, warn for the commands that
+    /// print an answer (their output is the answer, not log lines).
+    #[arg(long, global = true)]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -106,7 +108,14 @@ struct PathsOnly {
 /// Parses the command line and runs the command on a runtime sized for it.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.log_format, &cli.log_level);
+    let level = cli.log_level.clone().unwrap_or_else(|| {
+        match cli.command {
+            Command::Serve(_) | Command::Sandbox(_) => "info",
+            _ => "warn",
+        }
+        .to_string()
+    });
+    logging::init(cli.log_format, &level);
     let outcome = runtime(&cli.command).and_then(|runtime| runtime.block_on(execute(cli.command)));
     match outcome {
         Ok(code) => code,
