@@ -78,6 +78,19 @@ async fn agents_see_only_their_tools() {
 }
 
 #[tokio::test]
+async fn a_dns_record_is_created_without_a_ttl() {
+    let server = ServerProcess::sandbox(&[]);
+    let editor = server.connect("dns-editor").await;
+    // ttl may be left out: Cloudflare takes 1 (automatic).
+    let no_ttl = call(&editor, "create_dns_record", json!({"zone_id": EXAMPLE_COM, "type": "A", "name": "nottl.staging.example.com", "content": "192.0.2.78"})).await;
+    assert_eq!(no_ttl.is_error, Some(false), "{}", text(&no_ttl));
+    assert_eq!(
+        no_ttl.structured_content.as_ref().expect("structured")["result"]["ttl"],
+        1
+    );
+}
+
+#[tokio::test]
 async fn allowed_calls_reach_the_sandbox_and_are_audited() {
     let server = ServerProcess::sandbox(&[]);
     let editor = server.connect("dns-editor").await;
