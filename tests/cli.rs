@@ -836,3 +836,62 @@ async fn an_account_owned_token_is_verified_at_its_account_and_a_404_is_not_a_mi
     .await;
     assert_eq!(zone.is_error, Some(false), "{}", common::text(&zone));
 }
+
+#[tokio::test]
+async fn init_writes_a_setup_that_checks_and_serves_with_the_key_it_printed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("fg");
+    let home_arg = home.to_str().expect("utf-8");
+    let made = run(&["init", home_arg], &[]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    let said = stdout(&made);
+    let key = said
+        .split_whitespace()
+        .find(|w| w.starts_with("fgk_"))
+        .expect("the key is printed")
+        .to_string();
+    let policy = std::fs::read_to_string(home.join("policies/my-agent.toml")).expect("policy");
+    assert!(
+        policy.contains(&flaregate::policy::sha256_hex(&key)) && !policy.contains(&key),
+        "only the key's SHA-256 is written"
+    );
+    for next in [
+        "flaregate check --config",
+        "flaregate serve --config",
+        "claude mcp add",
+    ] {
+        assert!(said.contains(next), "{said}");
+    }
+    let ignore = std::fs::read_to_string(home.join(".gitignore")).expect(".gitignore");
+    assert!(ignore.contains("*.key") && ignore.contains("*.db"));
+
+    let config = home.join("flaregate.toml");
+    let checked = run(&["check", "--config", config.to_str().expect("utf-8")], &[]);
+    assert!(checked.status.success(), "{}", stderr(&checked));
+    let again = run(&["init", home_arg], &[]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("there already"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(
+        std::fs::read_to_string(home.join("policies/my-agent.toml")).expect("policy"),
+        policy,
+        "nothing overwritten"
+    );
+
+    // The printed key opens a session on a server started from it.
+    let server = ServerProcess::sandbox(&[
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--policies",
+        home.join("policies").to_str().expect("utf-8"),
+    ]);
+    let client = common::connect_http(&server.mcp_url, Some(&key)).await;
+    let tools = client.list_all_tools().await.expect("tools");
+    assert!(
+        tools.iter().any(|t| t.name == "list_dns_records"),
+        "{tools:?}"
+    );
+}

@@ -7,6 +7,7 @@ mod audit;
 mod catalog;
 mod demo_keys;
 mod explain;
+mod init;
 mod inspect;
 mod keys;
 mod sandbox;
@@ -72,6 +73,9 @@ pub struct LogPaths {
 enum Command {
     /// Run the MCP server (try it: serve --sandbox).
     Serve(serve::ServeArgs),
+    /// Set up a folder to start from: flaregate.toml, a starter policy
+    /// with one agent and its key, a .gitignore; prints what to run next.
+    Init(init::InitArgs),
     /// Run the simulated Cloudflare API (for demos, tests and benchmarks).
     Sandbox(sandbox::SandboxArgs),
     /// Validate the configuration, catalog and policies; print who may do what.
@@ -129,6 +133,7 @@ pub fn run() -> ExitCode {
 async fn execute(command: Command) -> Outcome {
     match command {
         Command::Serve(args) => serve::run(args).await,
+        Command::Init(args) => init::init(&args),
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::Check(args) => inspect::check(&args).await,
         Command::Tools(args) => inspect::tools(&args),
