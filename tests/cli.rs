@@ -895,3 +895,50 @@ async fn init_writes_a_setup_that_checks_and_serves_with_the_key_it_printed() {
         "{tools:?}"
     );
 }
+
+#[tokio::test]
+async fn auto_tool_mode_switches_to_discovery_by_the_size_of_tools_list() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("p.toml");
+    std::fs::write(
+        &policy,
+        "[[agent]]\nid = \"wide\"\nauth = \"none\"\nzones = [\"*\"]\naccounts = [\"*\"]\n\
+         grants = { zones = \"full\", dns = \"full\", firewall = \"full\", page_rules = \"full\", cache = \"full\", workers = \"full\", r2 = \"full\", ssl = \"full\", load_balancers = \"full\", accounts = \"full\" }\n\
+         [[agent]]\nid = \"narrow\"\nzones = [\"*\"]\ngrants = { dns = \"read\" }\n",
+    )
+    .expect("policy");
+    let checked = run(
+        &["check", "--policies", policy.to_str().expect("utf-8")],
+        &[],
+    );
+    let said = stdout(&checked);
+    let wide = said
+        .lines()
+        .find(|l| l.trim_start().starts_with("wide:") && l.contains("KB"))
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(
+        wide.contains("found through search_api") && !wide.contains(" 60 "),
+        "fewer than 60 tools, but past the size: {wide}"
+    );
+    let narrow = said
+        .lines()
+        .find(|l| l.trim_start().starts_with("narrow:") && l.contains("KB"))
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(narrow.contains("typed tools"), "{narrow}");
+
+    // The server offers the wide agent the three discovery tools.
+    let server = ServerProcess::sandbox(&["--policies", policy.to_str().expect("utf-8")]);
+    let client = common::connect_http(&server.mcp_url, None).await;
+    let names: Vec<String> = client
+        .list_all_tools()
+        .await
+        .expect("tools")
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    assert!(names.contains(&"search_api".to_string()), "{names:?}");
+    assert!(
+        !names.contains(&"list_dns_records".to_string()),
+        "{names:?}"
+    );
+}

@@ -472,6 +472,7 @@ impl FileContext<'_> {
             undo: raw.undo,
             scope_param,
             input_schema: Arc::default(),
+            listing_bytes: 0,
         };
         // Each parameter's schema passed the meta-schema (parse_param); the
         // object around them is flaregate's own, valid by construction.
@@ -498,7 +499,27 @@ impl FileContext<'_> {
         let Value::Object(schema) = schema else {
             unreachable!("input_schema builds an object");
         };
+        endpoint.listing_bytes = listing_bytes(&endpoint, &schema);
         endpoint.input_schema = Arc::new(schema);
         Ok(endpoint)
     }
+}
+
+/// What a tool's entry in `tools/list` weighs, about: its texts and input
+/// schema as written, and the annotations and output schema every tool of
+/// its kind carries.
+fn listing_bytes(endpoint: &Endpoint, schema: &serde_json::Map<String, Value>) -> usize {
+    const ANNOTATIONS: usize = 120;
+    const OUTPUT_SCHEMA: usize = 560;
+    let output = match endpoint.result {
+        super::ResultKind::Object => OUTPUT_SCHEMA,
+        _ => 0,
+    };
+    endpoint.tool.len()
+        + endpoint.title.len()
+        + endpoint.description.len()
+        + endpoint.deprecation.as_ref().map_or(0, String::len)
+        + serde_json::to_string(schema).map_or(0, |s| s.len())
+        + ANNOTATIONS
+        + output
 }

@@ -403,6 +403,10 @@ pub struct Endpoint {
     /// The JSON Schema of the tool's arguments (the MCP inputSchema),
     /// shared with the tool table.
     pub input_schema: std::sync::Arc<Map<String, Value>>,
+    /// About what the tool takes in a `tools/list` answer (name, title,
+    /// description, schemas), in bytes: what a typed tool costs a model's
+    /// context, so `tool_mode = "auto"` can switch to discovery by size.
+    pub listing_bytes: usize,
 }
 
 impl Endpoint {

@@ -110,15 +110,22 @@ fn print_one(approval: &Approval) {
     if let Some(arguments) = preview["arguments"].as_object() {
         println!("    arguments:");
         let width = arguments.keys().map(String::len).max().unwrap_or(0);
+        // Whole: the person approves the exact call. A list shows an item
+        // a line.
+        let shown = |value: &Value| match value {
+            Value::String(s) => text::escape(s).into_owned(),
+            other => text::escape(&other.to_string()).into_owned(),
+        };
         for (name, value) in arguments {
-            let shown = match value {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            println!(
-                "      {name:<width$}  {}",
-                text::escape(&text::clip(&shown, 120))
-            );
+            match value {
+                Value::Array(items) if !items.is_empty() => {
+                    for (i, item) in items.iter().enumerate() {
+                        let label = if i == 0 { name.as_str() } else { "" };
+                        println!("      {label:<width$}  {}", shown(item));
+                    }
+                }
+                value => println!("      {name:<width$}  {}", shown(value)),
+            }
         }
     }
     let (label, what) = match preview.get("changes") {

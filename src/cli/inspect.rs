@@ -90,6 +90,7 @@ pub async fn check(args: &CheckArgs) -> Outcome {
         if let Some(approvals) = approvals_line(&catalog, agent) {
             println!("  {}: {approvals}", agent.id);
         }
+        println!("  {}: {}", agent.id, tool_mode_line(&catalog, agent));
         if !agent.removed.is_empty() {
             let names: Vec<&str> = agent
                 .removed
@@ -409,4 +410,22 @@ pub(super) fn unknown_agent(policy: &Policy, id: &str) -> String {
         "no agent `{id}` in the policies; the agents are {}",
         known.join(", ")
     )
+}
+
+/// How an agent is offered its tools, and why: typed tools while their
+/// `tools/list` stays under [`crate::policy::TYPED_LISTING_MAX_BYTES`] (in
+/// `tool_mode = "auto"`), else the three discovery tools.
+fn tool_mode_line(catalog: &crate::catalog::Catalog, agent: &crate::policy::Agent) -> String {
+    let tools = agent.visible_tools(catalog).count();
+    let kb = agent.listing_bytes.div_ceil(1024);
+    let limit = crate::policy::TYPED_LISTING_MAX_BYTES / 1024;
+    if agent.discover {
+        format!(
+            "{tools} tools (about {kb} KB typed) are found through search_api, describe_api and call_api (typed up to {limit} KB; tool_mode = \"typed\" to list them all)"
+        )
+    } else {
+        format!(
+            "{tools} typed tools, about {kb} KB of tools/list (auto switches to discovery past {limit} KB)"
+        )
+    }
 }

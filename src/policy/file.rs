@@ -64,7 +64,7 @@ pub struct AgentSpec {
     pub limits: Limits,
     /// How the agent's tools are offered: one typed tool each, or three
     /// tools to search, describe and call them (for large grants). Default
-    /// `auto`: typed up to 60 tools, discover above.
+    /// `auto`: typed while its tools/list stays under about 24 KB, discover above.
     #[serde(default)]
     pub tool_mode: ToolMode,
     /// What a person must approve first: tool names or globs
@@ -133,7 +133,7 @@ pub enum ToolMode {
     /// search_api, describe_api and call_api: a schema costs context only
     /// when the agent asks for it.
     Discover,
-    /// Typed up to 60 tools, discover above.
+    /// Typed while the tools/list stays under about 24 KB, discover above.
     #[default]
     Auto,
 }

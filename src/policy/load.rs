@@ -192,6 +192,17 @@ impl Context<'_> {
         });
     }
 
+    /// About how many bytes the typed `tools/list` these rules give takes.
+    fn listing_bytes(&self, tools: &[ToolRule]) -> usize {
+        self.catalog
+            .endpoints()
+            .iter()
+            .zip(tools)
+            .filter(|(_, rule)| rule.allowed)
+            .map(|(endpoint, _)| endpoint.listing_bytes)
+            .sum()
+    }
+
     pub(super) fn warn<T>(&mut self, at: &Spanned<T>, message: String) {
         let location = self.location(at);
         self.warnings.push(format!("{location}: {message}"));
@@ -359,16 +370,17 @@ impl Context<'_> {
                 }
             },
         };
-        let granted = tools.iter().filter(|t| t.allowed).count();
+        let listing_bytes = self.listing_bytes(&tools);
         let discover = match spec.tool_mode {
             ToolMode::Typed => false,
             ToolMode::Discover => true,
-            ToolMode::Auto => granted > super::model::TYPED_TOOLS_MAX,
+            ToolMode::Auto => listing_bytes > super::model::TYPED_LISTING_MAX_BYTES,
         };
         Agent {
             id,
             description: spec.description,
             discover,
+            listing_bytes,
             approve,
             approval_ttl,
             approver: spec.approver,

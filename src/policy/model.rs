@@ -48,6 +48,9 @@ pub struct Agent {
     /// Whether its tools are offered through search_api / describe_api /
     /// call_api instead of one typed tool each (`tool_mode`).
     pub discover: bool,
+    /// About how many bytes its typed `tools/list` takes (what `auto`
+    /// decides `discover` by).
+    pub listing_bytes: usize,
     /// Per catalog endpoint (by index): must a person approve its calls
     /// first (`approve`).
     pub(super) approve: Vec<bool>,
@@ -148,9 +151,10 @@ impl Policy {
     }
 }
 
-/// Past this many tools an agent in `tool_mode = "auto"` discovers them:
-/// at ~1 KB a schema, more would crowd a model's context.
-pub const TYPED_TOOLS_MAX: usize = 60;
+/// Past this size of its `tools/list` (bytes, about 6k tokens) an agent in
+/// `tool_mode = "auto"` discovers its tools instead: more would crowd a
+/// model's context before any work is done.
+pub const TYPED_LISTING_MAX_BYTES: usize = 24 * 1024;
 
 impl Agent {
     /// The tools this agent may see and call, in catalog order.
