@@ -99,3 +99,28 @@ mod tests {
         assert_eq!(line_of("a\nb\nc", 99), 3);
     }
 }
+
+/// The known name `word` most likely misspells, as " (did you mean `x`?)",
+/// or nothing when none is close.
+pub fn did_you_mean<'a>(word: &str, known: impl IntoIterator<Item = &'a str>) -> String {
+    known
+        .into_iter()
+        .map(|name| (strsim::jaro_winkler(word, name), name))
+        .filter(|(score, _)| *score > 0.85)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, name)| format!(" (did you mean `{name}`?)"))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod did_you_mean_tests {
+    #[test]
+    fn a_near_name_is_suggested_and_a_far_one_is_not() {
+        let known = ["list_dns_records", "create_dns_record", "purge_cache"];
+        assert_eq!(
+            super::did_you_mean("list_dns_record", known),
+            " (did you mean `list_dns_records`?)"
+        );
+        assert_eq!(super::did_you_mean("zzz", known), "");
+    }
+}

@@ -374,7 +374,15 @@ fn validation_names_file_and_line() {
     let cases = [
         (
             "[[agent]]\nid = \"a\"\ngrants = { dnss = \"read\" }\n",
-            "p.toml:3: unknown capability group `dnss`",
+            "p.toml:3: unknown capability group `dnss` (did you mean `dns`?)",
+        ),
+        (
+            "[[agent]]\nid = \"a\"\n\n[agent.tools]\nlist_dns_record = \"on\"\n",
+            "p.toml:5: unknown tool `list_dns_record` (did you mean `list_dns_records`?)",
+        ),
+        (
+            "[[agent]]\nid = \"a\"\n[[agent.constraint]]\ngroup = \"worker\"\narg = \"script_name\"\nallow = [\"x\"]\n",
+            "p.toml:4: constraint on unknown group `worker` (did you mean `workers`?)",
         ),
         (
             "[[agent]]\nid = \"a\"\n\n[agent.tools]\ndrop_zone = \"off\"\n",

@@ -78,9 +78,13 @@ impl Context<'_> {
             (Some(tool), None) => (tool, self.tools_named(tool)?),
             (None, Some(group)) => {
                 if self.catalog.group(group.get_ref()).is_none() {
+                    let hint = crate::text::did_you_mean(
+                        group.get_ref(),
+                        self.catalog.groups().iter().map(|g| g.id.as_str()),
+                    );
                     self.problem(
                         group,
-                        format!("constraint on unknown group `{}`", group.get_ref()),
+                        format!("constraint on unknown group `{}`{hint}", group.get_ref()),
                     );
                     return None;
                 }
@@ -164,7 +168,14 @@ impl Context<'_> {
             return match self.catalog.index_of(pattern) {
                 Some(index) => Some(vec![index]),
                 None => {
-                    self.problem(name, format!("constraint on unknown tool `{pattern}`"));
+                    let hint = crate::text::did_you_mean(
+                        pattern,
+                        self.catalog.endpoints().iter().map(|e| e.tool.as_str()),
+                    );
+                    self.problem(
+                        name,
+                        format!("constraint on unknown tool `{pattern}`{hint}"),
+                    );
                     None
                 }
             };

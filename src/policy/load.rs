@@ -249,10 +249,11 @@ impl Context<'_> {
                     .iter()
                     .map(|g| g.id.as_str())
                     .collect();
+                let hint = crate::text::did_you_mean(group.get_ref(), known.iter().copied());
                 self.problem(
                     group,
                     format!(
-                        "unknown capability group `{}`; the groups are {}",
+                        "unknown capability group `{}`{hint}; the groups are {}",
                         group.get_ref(),
                         known.join(", ")
                     ),
@@ -263,7 +264,11 @@ impl Context<'_> {
         let mut overrides = HashMap::new();
         for (tool, setting) in &spec.tools {
             if self.catalog.endpoint(tool.get_ref()).is_none() {
-                self.problem(tool, format!("unknown tool `{}`", tool.get_ref()));
+                let hint = crate::text::did_you_mean(
+                    tool.get_ref(),
+                    self.catalog.endpoints().iter().map(|e| e.tool.as_str()),
+                );
+                self.problem(tool, format!("unknown tool `{}`{hint}", tool.get_ref()));
             }
             overrides.insert(tool.get_ref().clone(), (*setting, self.location(tool)));
         }
