@@ -402,7 +402,11 @@ fn validation_names_file_and_line() {
         ),
         (
             "[[agent]]\nid = \"a\"\ngrants = { dns = \"write\" }\n",
-            "p.toml:3: unknown variant `write`",
+            "p.toml:3: `write` is not a level (write access is `full`): a grant is off, read or full",
+        ),
+        (
+            "[[agent]]\nid = \"a\"\n[agent.constraint]\ntool = \"create_dns_record\"\narg = \"name\"\nallow = [\"x\"]\n",
+            "p.toml:3: `[agent.constraint]` is a list: write `[[agent.constraint]]` (two brackets) for each entry",
         ),
         (
             "[[agent]]\nid = \"a\"\nzones = [\"not a zone\"]\n",

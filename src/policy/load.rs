@@ -100,10 +100,11 @@ pub fn compile(
             Ok(parsed) => parsed,
             Err(e) => {
                 let line = e.span().map_or(1, |s| crate::text::line_of(text, s.start));
+                let at = text.lines().nth(line.saturating_sub(1)).unwrap_or_default();
                 problems.push(Problem {
                     file: file.clone(),
                     line,
-                    message: e.message().trim().to_string(),
+                    message: plain(e.message().trim(), at),
                 });
                 continue;
             }
@@ -518,3 +519,25 @@ const DEFAULT_APPROVAL_TTL: std::time::Duration = std::time::Duration::from_secs
 
 /// The grant `grants.*` names: every group not named on its own.
 const WILDCARD: &str = "*";
+
+/// The TOML reader's words for the two slips people make most, said the
+/// way the other problems are: a list entry written as one table
+/// (`[agent.constraint]`), and a level that is not one.
+fn plain(message: &str, line: &str) -> String {
+    let table = line.trim().trim_start_matches('[').trim_end_matches(']');
+    if message.starts_with("invalid type: map, expected a sequence") && line.trim().starts_with('[')
+    {
+        return format!("`[{table}]` is a list: write `[[{table}]]` (two brackets) for each entry");
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant `")
+        && message.contains("expected one of `off`, `read`, `full`")
+    {
+        let word = rest.split('`').next().unwrap_or_default();
+        let hint = match word {
+            "write" | "rw" | "admin" | "edit" => " (write access is `full`)".to_string(),
+            _ => crate::text::did_you_mean(word, ["off", "read", "full"]),
+        };
+        return format!("`{word}` is not a level{hint}: a grant is off, read or full");
+    }
+    message.to_string()
+}
