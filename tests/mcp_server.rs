@@ -522,3 +522,39 @@ async fn errors_read_once_and_fit_and_a_delete_says_what_it_removed() {
     assert_eq!(result["deleted"], true, "{result}");
     assert_eq!(result["script_name"], "site-gone", "{result}");
 }
+
+/// Several clients drop the server instructions: each tool states the
+/// agent's rules on its arguments itself.
+#[tokio::test]
+async fn a_tool_states_the_agents_rules_on_its_arguments() {
+    let server = ServerProcess::sandbox(&[]);
+    let editor = server.connect("dns-editor").await;
+    let tools = editor.list_all_tools().await.expect("tools");
+    let create = tools
+        .iter()
+        .find(|t| t.name == "create_dns_record")
+        .expect("visible");
+    let description = create.description.as_deref().unwrap_or_default();
+    assert!(
+        description.contains("Your rules: name allowed: *.staging.example.com."),
+        "{description}"
+    );
+    let name = create.input_schema["properties"]["name"]["description"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        name.ends_with("Your rule: allowed: *.staging.example.com."),
+        "{name}"
+    );
+    // Another agent's tool carries no rule it does not have.
+    let auditor = server.connect("auditor").await;
+    let listed = auditor.list_all_tools().await.expect("tools");
+    assert!(
+        listed.iter().all(|t| !t
+            .description
+            .as_deref()
+            .unwrap_or_default()
+            .contains("Your rules")),
+        "the auditor has no constraints"
+    );
+}

@@ -164,6 +164,19 @@ impl<'a> View<'a> {
                 );
                 changed = true;
             }
+            // The agent's rules on an argument, beside it: several clients
+            // drop the server instructions that also state them.
+            for constraint in self.agent.constraints(self.catalog, &endpoint.tool) {
+                if let Some(Value::Object(property)) = properties.get_mut(&constraint.arg) {
+                    let rule = format!("Your rule: {}.", constraint.describe());
+                    let text = match property.get("description").and_then(Value::as_str) {
+                        Some(said) => format!("{said} {rule}"),
+                        None => rule,
+                    };
+                    property.insert("description".into(), json!(text));
+                    changed = true;
+                }
+            }
             for property in properties.values_mut() {
                 if let Some(Value::String(text)) = property.get_mut("description")
                     && let Some(cleaned) = self.unpointed(text)
@@ -180,6 +193,16 @@ impl<'a> View<'a> {
             && let Some(cleaned) = self.unpointed(description)
         {
             tool.description = Some(cleaned.into());
+        }
+        let rules: Vec<String> = self
+            .agent
+            .constraints(self.catalog, &endpoint.tool)
+            .iter()
+            .map(|c| format!("{} {}", c.arg, c.describe()))
+            .collect();
+        if !rules.is_empty() {
+            let said = tool.description.as_deref().unwrap_or_default();
+            tool.description = Some(format!("{said}\n\nYour rules: {}.", rules.join("; ")).into());
         }
     }
 
