@@ -558,3 +558,47 @@ async fn a_tool_states_the_agents_rules_on_its_arguments() {
         "the auditor has no constraints"
     );
 }
+
+/// A write whose constrained argument must be given (there is no current
+/// value to judge instead) requires it in its schema, and the other ways
+/// to call it, which would be refused, are not offered.
+#[tokio::test]
+async fn a_constraint_narrows_the_schema_it_rules() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("p.toml");
+    std::fs::write(
+        &policy,
+        "[[agent]]\nid = \"purger\"\nauth = \"none\"\nzones = [\"example.com\"]\ngrants = { cache = \"full\" }\n\
+         [[agent.constraint]]\ntool = \"purge_cache\"\narg = \"files\"\nallow = [\"https://example.com/static/*\"]\n",
+    )
+    .expect("policy");
+    let server = ServerProcess::sandbox(&["--policies", policy.to_str().expect("utf-8")]);
+    let client = common::connect_http(&server.mcp_url, None).await;
+    let tools = client.list_all_tools().await.expect("tools");
+    let purge = tools
+        .iter()
+        .find(|t| t.name == "purge_cache")
+        .expect("visible");
+    let properties = purge.input_schema["properties"]
+        .as_object()
+        .expect("properties");
+    assert!(properties.contains_key("files"));
+    for other in ["purge_everything", "tags", "hosts", "prefixes"] {
+        assert!(!properties.contains_key(other), "{other} is not offered");
+    }
+    assert!(
+        purge.input_schema["required"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|n| n == "files")),
+        "{:?}",
+        purge.input_schema
+    );
+    // The schema is advice; the rule still holds for a call that ignores it.
+    let everything = call(
+        &client,
+        "purge_cache",
+        json!({"zone_id": EXAMPLE_COM, "purge_everything": true}),
+    )
+    .await;
+    assert_eq!(everything.is_error, Some(true));
+}

@@ -177,6 +177,32 @@ impl<'a> View<'a> {
                     changed = true;
                 }
             }
+            if let Some(required) = self.required_by_rules(endpoint) {
+                // The other ways to call it are refused: not offered.
+                if endpoint
+                    .exactly_one_of
+                    .iter()
+                    .any(|a| required.contains(&a.as_str()))
+                {
+                    for other in &endpoint.exactly_one_of {
+                        if !required.contains(&other.as_str()) {
+                            properties.remove(other);
+                        }
+                    }
+                }
+                let mut names: Vec<Value> = schema_required(&schema);
+                for arg in required {
+                    if !names.iter().any(|n| n == arg) {
+                        names.push(json!(arg));
+                    }
+                }
+                schema.insert("required".into(), Value::Array(names));
+                changed = true;
+            }
+            let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut)
+            else {
+                unreachable!("properties were there above");
+            };
             for property in properties.values_mut() {
                 if let Some(Value::String(text)) = property.get_mut("description")
                     && let Some(cleaned) = self.unpointed(text)
@@ -204,6 +230,23 @@ impl<'a> View<'a> {
             let said = tool.description.as_deref().unwrap_or_default();
             tool.description = Some(format!("{said}\n\nYour rules: {}.", rules.join("; ")).into());
         }
+    }
+
+    /// The constrained arguments a call of `endpoint` must give: a write
+    /// with no lookup has no current value to judge instead, so a call
+    /// without them is refused. `None` when there are none.
+    fn required_by_rules(&self, endpoint: &Endpoint) -> Option<Vec<&'a str>> {
+        if endpoint.access != crate::catalog::Access::Write || endpoint.lookup.is_some() {
+            return None;
+        }
+        let args: Vec<&str> = self
+            .agent
+            .constraints(self.catalog, &endpoint.tool)
+            .iter()
+            .map(|c| c.arg.as_str())
+            .filter(|arg| endpoint.param(arg).is_some())
+            .collect();
+        (!args.is_empty()).then_some(args)
     }
 
     /// `text` without its pointers to tools this agent cannot see; `None`
@@ -249,4 +292,13 @@ fn held(
             )),
         })
         .collect()
+}
+
+/// The names a schema requires now.
+fn schema_required(schema: &serde_json::Map<String, Value>) -> Vec<Value> {
+    schema
+        .get("required")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
 }
