@@ -134,7 +134,7 @@ impl SqliteLog {
                 .map_err(unavailable)?;
             if pages >= max_pages {
                 return Err(AuditError::Unavailable(
-                    "the audit log is full (audit_max_mb): archive or export old rows, or raise the cap".into(),
+                    "the audit log is full (audit_max_mb): raise the cap, or start a new log and keep this one with its key and head".into(),
                 ));
             }
         }
