@@ -226,26 +226,20 @@ impl Scrape<'_> {
         if let Some(size) = self.audit_size {
             let _ = writeln!(
                 out,
-                "# HELP flaregate_audit_bytes The SQLite audit log's size (file and WAL).
-# TYPE flaregate_audit_bytes gauge
-flaregate_audit_bytes {}",
+                "# HELP flaregate_audit_bytes The SQLite audit log's size (file and WAL).\n# TYPE flaregate_audit_bytes gauge\nflaregate_audit_bytes {}",
                 size.bytes
             );
             if let Some(max) = size.max_bytes {
                 let _ = writeln!(
                     out,
-                    "# HELP flaregate_audit_max_bytes audit_max_mb: past it every call is refused.
-# TYPE flaregate_audit_max_bytes gauge
-flaregate_audit_max_bytes {max}"
+                    "# HELP flaregate_audit_max_bytes audit_max_mb: past it every call is refused.\n# TYPE flaregate_audit_max_bytes gauge\nflaregate_audit_max_bytes {max}"
                 );
             }
         }
         if let Some(pending) = self.approvals_pending {
             let _ = writeln!(
                 out,
-                "# HELP flaregate_approvals_pending Calls waiting for a person's approval.
-# TYPE flaregate_approvals_pending gauge
-flaregate_approvals_pending {pending}"
+                "# HELP flaregate_approvals_pending Calls waiting for a person's approval.\n# TYPE flaregate_approvals_pending gauge\nflaregate_approvals_pending {pending}"
             );
         }
         let since = self
@@ -255,14 +249,11 @@ flaregate_approvals_pending {pending}"
             .as_secs_f64();
         let _ = writeln!(
             out,
-            "# HELP flaregate_policy_seconds_since_load Seconds since the policy in force was loaded.
-# TYPE flaregate_policy_seconds_since_load gauge
-flaregate_policy_seconds_since_load {since:.0}"
+            "# HELP flaregate_policy_seconds_since_load Seconds since the policy in force was loaded.\n# TYPE flaregate_policy_seconds_since_load gauge\nflaregate_policy_seconds_since_load {since:.0}"
         );
         let _ = writeln!(
             out,
-            "# HELP flaregate_policy_stale 1 while the last reload failed and an older policy is in force (file and line of the first problem).
-# TYPE flaregate_policy_stale gauge"
+            "# HELP flaregate_policy_stale 1 while the last reload failed and an older policy is in force (file and line of the first problem).\n# TYPE flaregate_policy_stale gauge"
         );
         match &self.policy_stale {
             Some(failure) => {
