@@ -78,11 +78,11 @@ fn the_systemd_unit_verifies_and_writes_only_its_data_folder() {
         .arg(&copy)
         .output()
         .expect("runs");
+    // Problems in the unit are reported by its name (an unknown key too,
+    // which still exits 0); lines about the host are not the unit's.
     let said = String::from_utf8_lossy(&verified.stderr);
-    assert!(
-        verified.status.success() && said.trim().is_empty(),
-        "{said}"
-    );
+    let about_unit = said.lines().any(|l| l.contains("flaregate.service"));
+    assert!(verified.status.success() && !about_unit, "{said}");
 }
 
 #[test]

@@ -128,25 +128,14 @@ async fn a_log_keeps_the_key_it_started_with_and_refuses_another() {
             .success()
     );
     std::fs::copy(dir.path().join("b.key"), dir.path().join("a.key")).expect("swap");
-    let refused = std::process::Command::new(common::BIN)
-        .args([
-            "serve",
-            "--sandbox",
-            "--http",
-            "127.0.0.1:0",
-            "--audit-db",
-            db_arg,
-        ])
-        .args([
-            "--catalog",
-            common::shipped("catalog").to_str().expect("utf-8"),
-        ])
-        .args([
-            "--policies",
-            common::shipped("policies").to_str().expect("utf-8"),
-        ])
-        .output()
-        .expect("runs");
+    let refused = flaregate(&[
+        "serve",
+        "--sandbox",
+        "--http",
+        "127.0.0.1:0",
+        "--audit-db",
+        db_arg,
+    ]);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success());
     assert!(
