@@ -166,10 +166,7 @@ impl Config {
                 "cloudflare.reserve_percent = {reserve_percent}: at most 90, so each agent keeps a share"
             )));
         }
-        let env_base = std::env::var("CLOUDFLARE_API_BASE_URL")
-            .ok()
-            .filter(|v| !v.trim().is_empty());
-        let base_url = env_base
+        let base_url = env_value("CLOUDFLARE_API_BASE_URL")
             .or(raw.cloudflare.base_url)
             .unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
         if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
@@ -185,7 +182,12 @@ impl Config {
             catalog: resolve(raw.catalog, "catalog"),
             policies: resolve(raw.policies, "policies"),
             // A PostgreSQL URL is kept as written; a file is found from here.
-            audit_db: match raw.audit_db.map(crate::audit::Database::from) {
+            // FLAREGATE_AUDIT_DB keeps a URL with a password out of the file.
+            audit_db: match env_value(AUDIT_DB_VARIABLE)
+                .map(PathBuf::from)
+                .or(raw.audit_db)
+                .map(crate::audit::Database::from)
+            {
                 Some(url @ crate::audit::Database::Postgres(_)) => url,
                 Some(crate::audit::Database::Sqlite(file)) => resolve(Some(file), "").into(),
                 None => resolve(None, "flaregate-audit.db").into(),
@@ -233,6 +235,14 @@ impl Config {
             (None, crate::audit::Database::Sqlite(_)) => AuditFiles::beside(&self.audit_db),
         }
     }
+}
+
+/// The environment variable that, when set, replaces `audit_db`.
+pub const AUDIT_DB_VARIABLE: &str = "FLAREGATE_AUDIT_DB";
+
+/// A variable's value, unless unset or blank.
+fn env_value(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 fn parent(path: &Path) -> PathBuf {

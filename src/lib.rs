@@ -15,6 +15,7 @@ pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod policy;
+pub mod postgres_target;
 pub mod sandbox;
 pub mod server;
 pub mod telemetry;

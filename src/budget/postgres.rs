@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Mutex;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use super::{
     Budget, Budgets, Charge, DEFAULT_REFUSALS_PER_MINUTE, InProcess, OverBudget, Spent, Suppressed,
@@ -134,14 +134,10 @@ impl Shared {
         if let Some(client) = held.as_ref().filter(|c| !c.is_closed()) {
             return Ok(client.clone());
         }
-        let (client, connection) = tokio_postgres::connect(&self.url, NoTls)
+        let client = crate::postgres_target::PostgresTarget::parse(&self.url)?
+            .connect()
             .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::warn!(%error, "the shared limits' database connection ended");
-            }
-        });
+            .map_err(|e| crate::postgres_target::explain(&e))?;
         let client = Arc::new(client);
         *held = Some(client.clone());
         Ok(client)

@@ -52,7 +52,8 @@ pub struct Paths {
     /// A policy file or folder of them.
     #[arg(long)]
     policies: Option<PathBuf>,
-    /// The audit database.
+    /// The audit database: a SQLite file or a postgres:// URL (default:
+    /// $FLAREGATE_AUDIT_DB, else the configuration's `audit_db`).
     #[arg(long)]
     audit_db: Option<PathBuf>,
 }

@@ -12,6 +12,7 @@ use flaregate::cloudflare::{Client, ClientConfig, Credential, RateSpec, RetryPol
 use flaregate::sandbox::LoggedRequest;
 use serde_json::{Map, Value};
 
+pub mod certs;
 pub mod postgres;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_flaregate");
@@ -241,7 +242,8 @@ impl ServerProcess {
             .current_dir(dir.path())
             .stdout(Stdio::piped())
             .stderr(stderr);
-        if given_db.is_none() && !default_audit_db {
+        let env_db = env.iter().any(|(name, _)| *name == "FLAREGATE_AUDIT_DB");
+        if given_db.is_none() && !default_audit_db && !env_db {
             command.args(["--audit-db", audit_db.to_str().expect("utf-8")]);
         }
         if !extra.contains(&"--policies") {
@@ -252,6 +254,7 @@ impl ServerProcess {
             "CLOUDFLARE_API_KEY",
             "CLOUDFLARE_EMAIL",
             "CLOUDFLARE_API_BASE_URL",
+            "FLAREGATE_AUDIT_DB",
             "RUST_LOG",
             "TOKIO_WORKER_THREADS",
         ] {

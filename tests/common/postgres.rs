@@ -10,6 +10,8 @@ pub struct Postgres {
     dir: tempfile::TempDir,
     bin: PathBuf,
     port: u16,
+    /// Server options beyond the port and socket (`-c ssl=on`).
+    options: String,
     /// `postgres://postgres@127.0.0.1:PORT/postgres`
     pub url: String,
 }
@@ -18,6 +20,16 @@ impl Postgres {
     /// A fresh server, or `None` (with a message) when the PostgreSQL tests
     /// are switched off.
     pub fn start() -> Option<Self> {
+        Self::start_with(None)
+    }
+
+    /// A server that takes TCP connections only over TLS (with `certs`)
+    /// and only with `password` (SCRAM) for the user `postgres`.
+    pub fn start_tls(certs: &super::certs::Certs, password: &str) -> Option<Self> {
+        Self::start_with(Some((certs, password)))
+    }
+
+    fn start_with(tls: Option<(&super::certs::Certs, &str)>) -> Option<Self> {
         if std::env::var("FLAREGATE_TEST_PG").as_deref() == Ok("off") {
             eprintln!("!!! SKIPPED: FLAREGATE_TEST_PG=off, the PostgreSQL tests did not run !!!");
             return None;
@@ -37,16 +49,46 @@ impl Postgres {
             .port();
         let server = Self {
             url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            options: if tls.is_some() {
+                " -c ssl=on".into()
+            } else {
+                String::new()
+            },
             dir,
             bin,
             port,
         };
+        let password_file = server.dir.path().join("password");
+        if let Some((_, password)) = tls {
+            std::fs::write(&password_file, password).expect("write the password");
+        }
         server.own_folder();
         server.run(&format!(
-            "{} -D {} -A trust -U postgres --no-sync",
+            "{} -D {} -A trust -U postgres --no-sync{}",
             server.tool("initdb"),
-            server.data()
+            server.data(),
+            match tls {
+                Some(_) => format!(" --pwfile {}", password_file.display()),
+                None => String::new(),
+            }
         ));
+        if let Some((certs, _)) = tls {
+            let data = std::path::Path::new(&server.data()).to_path_buf();
+            std::fs::copy(&certs.cert, data.join("server.crt")).expect("certificate");
+            std::fs::copy(&certs.key, data.join("server.key")).expect("key");
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                data.join("server.key"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .expect("chmod the key");
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\nhost all all 127.0.0.1/32 reject\nhost all all ::1/128 reject\n",
+            )
+            .expect("pg_hba.conf");
+            server.own_folder();
+        }
         server.start_again();
         Some(server)
     }
@@ -63,11 +105,12 @@ impl Postgres {
     /// Starts the (stopped) server again on the same port and data.
     pub fn start_again(&self) {
         self.run(&format!(
-            "{} -D {} -o '-p {} -k {} -c fsync=off -c max_connections=200' -l {}/log start -w",
+            "{} -D {} -o '-p {} -k {} -c fsync=off -c max_connections=200{}' -l {}/log start -w",
             self.tool("pg_ctl"),
             self.data(),
             self.port,
             self.dir.path().display(),
+            self.options,
             self.dir.path().display()
         ));
     }

@@ -8,7 +8,7 @@
 
 mod reader;
 
-use postgres::{Client, NoTls, Statement, Transaction};
+use postgres::{Client, Statement, Transaction};
 
 use super::append::{Chain, Sink, StoreError};
 use super::chain::Head;
@@ -17,24 +17,14 @@ use super::snapshot::{self, Snapshot};
 use super::writer::{RowRef, Tip, Write};
 use super::{AuditError, ChainKey};
 
-/// The URL without its password, for messages.
-pub fn shown(url: &str) -> String {
-    match url.split_once("://").and_then(|(scheme, rest)| {
-        let (credentials, host) = rest.split_once('@')?;
-        let user = credentials.split(':').next().unwrap_or_default();
-        Some(format!("{scheme}://{user}@{host}"))
-    }) {
-        Some(shown) => shown,
-        None => url.to_string(),
-    }
-}
+pub use crate::postgres_target::shown;
 
 impl From<postgres::Error> for StoreError {
     fn from(error: postgres::Error) -> Self {
-        StoreError(match error.as_db_error() {
-            Some(db) => format!("PostgreSQL: {}", db.message()),
-            None => format!("PostgreSQL: {error}"),
-        })
+        StoreError(format!(
+            "PostgreSQL: {}",
+            crate::postgres_target::explain(&error)
+        ))
     }
 }
 
@@ -360,10 +350,8 @@ fn reopen_failed(error: AuditError) -> StoreError {
 }
 
 fn connect(url: &str) -> Result<Client, StoreError> {
-    let mut config: postgres::Config = url.parse()?;
-    config.connect_timeout(std::time::Duration::from_secs(5));
-    config.application_name("flaregate");
-    Ok(config.connect(NoTls)?)
+    let target = crate::postgres_target::PostgresTarget::parse(url).map_err(StoreError)?;
+    Ok(target.connect_blocking()?)
 }
 
 fn migrate(client: &mut Client) -> Result<(), StoreError> {
