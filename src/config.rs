@@ -61,6 +61,9 @@ pub struct HttpSettings {
     /// Host header values accepted (DNS-rebinding protection); empty = loopback names only.
     pub allowed_hosts: Vec<String>,
     pub max_body_bytes: usize,
+    /// TLS for the MCP and admin listeners (`tls_cert`, `tls_key`); plain
+    /// HTTP when unset.
+    pub tls: Option<crate::server::tls::TlsFiles>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -121,6 +124,8 @@ struct RawHttp {
     allowed_origins: Option<Vec<String>>,
     allowed_hosts: Option<Vec<String>>,
     max_body_bytes: Option<usize>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 /// Why the configuration is unusable.
@@ -178,6 +183,19 @@ impl Config {
             let p = p.unwrap_or_else(|| PathBuf::from(default));
             if p.is_absolute() { p } else { base.join(p) }
         };
+        let tls = match (raw.http.tls_cert, raw.http.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::server::tls::TlsFiles {
+                cert: resolve(Some(cert), ""),
+                key: resolve(Some(key), ""),
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(invalid(
+                    "http.tls_cert and http.tls_key go together: give both, or neither for plain HTTP"
+                        .into(),
+                ));
+            }
+        };
         Ok(Config {
             catalog: resolve(raw.catalog, "catalog"),
             policies: resolve(raw.policies, "policies"),
@@ -212,6 +230,7 @@ impl Config {
                 }),
                 allowed_hosts: raw.http.allowed_hosts.unwrap_or_default(),
                 max_body_bytes: raw.http.max_body_bytes.unwrap_or(16 * 1024 * 1024),
+                tls,
             },
             admin_listen: raw.admin.listen,
             otlp_endpoint: raw.telemetry.otlp_endpoint,

@@ -33,6 +33,8 @@ audit_sync = "full"               # each decision on disk before its call change
 
 [http]
 listen = "127.0.0.1:8787"         # MCP at http://127.0.0.1:8787/mcp
+# tls_cert = "tls/fullchain.pem"  # off loopback, serve HTTPS (both files, PEM;
+# tls_key = "tls/privkey.pem"     # re-read when they change)
 
 [admin]
 # listen = "127.0.0.1:8788"       # /health, /ready, /metrics (no key: keep it private)

@@ -19,6 +19,7 @@ use crate::cloudflare::{Client, TokenOwner};
 use crate::config::Config;
 use crate::policy::{self, Engine, Policy};
 use crate::sandbox::RunningSandbox;
+use crate::server::listen::Listening;
 use crate::server::{Gateway, http, reload, stdio};
 
 #[derive(Args)]
@@ -189,13 +190,14 @@ pub async fn run(args: ServeArgs) -> Outcome {
     gateway.record_suppressed_every(SUPPRESSED_EVERY, shutdown.clone());
     let admin = match args.admin.or(config.admin_listen) {
         Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| format!("cannot listen on {addr} for the admin routes: {e}"))?;
-            let url = format!(
-                "http://{}",
-                listener.local_addr().map_err(|e| e.to_string())?
-            );
+            let listener = Listening::bind(
+                addr,
+                config.http.tls.as_ref(),
+                "the admin routes",
+                &shutdown,
+            )
+            .await?;
+            let url = listener.url("");
             tokio::spawn(http::admin(gateway.clone(), listener, shutdown.clone()));
             Some(url)
         }
@@ -217,13 +219,14 @@ pub async fn run(args: ServeArgs) -> Outcome {
         served?;
         return Ok(ExitCode::SUCCESS);
     }
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let url = format!(
-        "http://{}/mcp",
-        listener.local_addr().map_err(|e| e.to_string())?
-    );
+    let listener = Listening::bind(listen, config.http.tls.as_ref(), "MCP", &shutdown).await?;
+    let url = listener.url("/mcp");
+    if !listener.local_addr().ip().is_loopback() && config.http.tls.is_none() {
+        tracing::warn!(
+            "MCP is served on {} without TLS: agent keys cross the network in clear unless TLS ends in front of flaregate ([http] tls_cert and tls_key serve it here)",
+            listener.local_addr()
+        );
+    }
     announce(
         &mut std::io::stdout(),
         sandbox.as_ref(),

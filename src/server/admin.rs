@@ -12,7 +12,6 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use serde_json::json;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Scrape;
@@ -24,7 +23,7 @@ const AUDIT_WAIT: Duration = Duration::from_secs(1);
 /// Serves the admin routes until `shutdown` is cancelled.
 pub async fn serve(
     gateway: Arc<Gateway>,
-    listener: TcpListener,
+    listener: crate::server::listen::Listening,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let app = Router::new()
@@ -32,9 +31,7 @@ pub async fn serve(
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .with_state(gateway);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    listener.serve(app, shutdown).await
 }
 
 /// Up, and able to serve: a policy in force, an audit log that takes rows

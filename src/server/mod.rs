@@ -6,9 +6,11 @@
 
 pub mod admin;
 mod gateway;
+pub mod listen;
 pub mod mcp;
 pub(crate) mod pipeline;
 pub mod reload;
+pub mod tls;
 
 pub use gateway::Gateway;
 pub use mcp::{Caller, Handler, PAGE_SIZE, ToolTable, http, stdio, tool_for};

@@ -6,15 +6,14 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use crate::server::listen::Listening;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::serve::ListenerExt;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::direct::{Direct, Routed};
@@ -63,7 +62,7 @@ pub fn check_listener(policy: &Policy, addr: SocketAddr) -> Result<(), String> {
 }
 
 /// Serves the admin routes until `shutdown` is cancelled (errors logged).
-pub async fn admin(gateway: Arc<Gateway>, listener: TcpListener, shutdown: CancellationToken) {
+pub async fn admin(gateway: Arc<Gateway>, listener: Listening, shutdown: CancellationToken) {
     if let Err(error) = crate::server::admin::serve(gateway, listener, shutdown).await {
         tracing::error!(%error, "the admin listener stopped");
     }
@@ -72,11 +71,11 @@ pub async fn admin(gateway: Arc<Gateway>, listener: TcpListener, shutdown: Cance
 /// Serves MCP over HTTP until `shutdown` is cancelled.
 pub async fn serve(
     gateway: Arc<Gateway>,
-    listener: TcpListener,
+    listener: Listening,
     settings: &HttpSettings,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let addr = listener.local_addr()?;
+    let addr = listener.local_addr();
     let mut config = StreamableHttpServerConfig::default()
         .with_allowed_origins(settings.allowed_origins.clone())
         .with_max_request_body_bytes(settings.max_body_bytes)
@@ -100,9 +99,7 @@ pub async fn serve(
     let app = Router::new()
         .nest_service("/mcp", service)
         .layer(middleware::from_fn_with_state(guard, authenticate));
-    axum::serve(listener.tap_io(crate::net::no_delay), app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    listener.serve(app, shutdown).await
 }
 
 /// Finds the agent for the request and checks its session is its own.
