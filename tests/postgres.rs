@@ -467,3 +467,54 @@ async fn an_approval_asked_on_one_instance_is_used_on_another() {
     let verdict = cluster.verify();
     assert!(matches!(verdict, ChainVerdict::Valid { .. }), "{verdict:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archive_moves_old_rows_out_while_instances_keep_writing() {
+    let Some(cluster) = Cluster::start("") else {
+        return;
+    };
+    let server = cluster.instance();
+    let client = common::connect_http(&server.mcp_url, Some(&cluster.key)).await;
+    let list = || {
+        try_call(
+            &client,
+            "list_worker_scripts",
+            json!({"account_id": ACCOUNT_ID}),
+        )
+    };
+    for _ in 0..10 {
+        assert_eq!(list().await.expect("answered").is_error, Some(false));
+    }
+    let out = cluster.path("archive.jsonl");
+    let archived = std::process::Command::new(common::BIN)
+        .args(["audit", "archive", "--before", "0s", "--out"])
+        .arg(&out)
+        .arg("--config")
+        .arg(cluster.path("flaregate.toml"))
+        .output()
+        .expect("runs");
+    let said = String::from_utf8_lossy(&archived.stdout).to_string()
+        + &String::from_utf8_lossy(&archived.stderr);
+    assert!(archived.status.success(), "{said}");
+    assert!(said.contains("archived rows 1–9 "), "{said}");
+    for _ in 0..3 {
+        assert_eq!(list().await.expect("answered").is_error, Some(false));
+    }
+    assert_eq!(
+        cluster.rows().len(),
+        4,
+        "the newest row stayed; three more came"
+    );
+    let verdict = cluster.verify();
+    assert!(
+        matches!(verdict, ChainVerdict::Valid { rows: 4, .. }),
+        "{verdict:?}"
+    );
+    let key = flaregate::audit::ChainKey::load(&cluster.path("audit.key")).expect("key");
+    let (span, verdict) = flaregate::audit::verify_file(&out, &key).expect("reads");
+    assert!(
+        matches!(verdict, ChainVerdict::Valid { rows: 9, .. }),
+        "{verdict:?}"
+    );
+    assert_eq!(span.first_event, 1);
+}

@@ -140,14 +140,14 @@ pub struct Mark<'a> {
 
 /// One event as stored: a decision or an outcome of row `row`.
 pub(super) struct Event {
-    seq: i64,
+    pub(super) seq: i64,
     pub row: i64,
-    prev: String,
-    stored: String,
-    content: Content,
+    pub(super) prev: String,
+    pub(super) stored: String,
+    pub(super) content: Content,
 }
 
-enum Content {
+pub(super) enum Content {
     Decision(Box<CallRecord>),
     Outcome {
         decision_seq: i64,
@@ -218,27 +218,35 @@ pub fn verify(
     marks: &[Mark<'_>],
 ) -> rusqlite::Result<ChainVerdict> {
     let (rows, events) = read_events(connection)?;
-    Ok(verify_events(rows, &events, formula, marks))
+    Ok(verify_events(
+        rows,
+        &events,
+        formula,
+        marks,
+        &Head::genesis(),
+    ))
 }
 
 /// Checks `events` (every event of `rows` rows, in chain order, from
-/// either store) and that they hold every mark.
+/// either store) from `start` — the genesis, or the end of what was
+/// archived — and that they hold every mark past it.
 pub fn verify_events(
     rows: u64,
     events: &[Event],
     formula: Formula<'_>,
     marks: &[Mark<'_>],
+    start: &Head,
 ) -> ChainVerdict {
-    let mut prev = GENESIS.to_string();
-    for mark in marks.iter().filter(|m| m.head.events == 0) {
-        if mark.head.hash != GENESIS {
+    let mut prev = start.hash.clone();
+    for mark in marks.iter().filter(|m| m.head.events == start.events) {
+        if mark.head.hash != start.hash {
             return broken(
                 None,
                 format!("{} does not match the start of the chain", mark.from),
             );
         }
     }
-    for (expected, event) in (1_i64..).zip(events) {
+    for (expected, event) in (start.events + 1..).zip(events) {
         if event.seq != expected {
             return broken(
                 Some(event.row),
@@ -277,7 +285,7 @@ pub fn verify_events(
         }
     }
     let head = Head {
-        events: events.len() as i64,
+        events: start.events + events.len() as i64,
         hash: prev,
     };
     if let Some(mark) = marks.iter().find(|m| m.head.events > head.events) {

@@ -4,6 +4,7 @@
 //! deletions and a cut-off end show. The only module that knows SQL.
 
 mod append;
+mod archive;
 mod chain;
 mod checkpoint;
 mod database;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
+pub use archive::{Span, Written, archive, export, verify_file};
 pub use chain::{ChainVerdict, Head};
 pub use database::Database;
 pub use integrity::after_note as snapshot_after_note;
@@ -295,8 +297,12 @@ fn verify_in(
             from: "the head you gave",
         });
     }
+    let start = match archive::start(source, &key)? {
+        Ok(start) => start,
+        Err(problem) => return Ok(ChainVerdict::Broken { row: None, problem }),
+    };
     let (rows, events) = source.events()?;
-    let verdict = chain::verify_events(rows, &events, chain::Formula::Keyed(&key), &marks);
+    let verdict = chain::verify_events(rows, &events, chain::Formula::Keyed(&key), &marks, &start);
     if let ChainVerdict::Valid { .. } = verdict
         && let Some((row, problem)) = source.first_problem()?
     {

@@ -23,7 +23,7 @@ pub enum Prior {
 }
 
 impl Prior {
-    fn kind(&self) -> &'static str {
+    pub(super) fn kind(&self) -> &'static str {
         match self {
             Prior::Object(_) => "object",
             Prior::Text(_) => "text",
@@ -32,7 +32,7 @@ impl Prior {
         }
     }
 
-    fn content(&self) -> Option<&str> {
+    pub(super) fn content(&self) -> Option<&str> {
         match self {
             Prior::Object(text) | Prior::Text(text) => Some(text),
             Prior::Missing | Prior::Nothing => None,
@@ -141,6 +141,9 @@ pub(super) fn stored(
 }
 
 /// The snapshot of row `call_id`, if it has one.
+/// The snapshots of rows up to `$1`, in row order (for an archive).
+pub(super) const THROUGH: &str = "SELECT call_id, reader, kind, prior, after, created FROM snapshots WHERE call_id <= $1 ORDER BY call_id";
+
 pub fn read(connection: &Connection, call_id: i64) -> rusqlite::Result<Option<Stored>> {
     connection
         .query_row(

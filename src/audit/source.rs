@@ -95,6 +95,44 @@ impl Source {
         Ok(integrity::second_use(approved))
     }
 
+    /// The archive mark as stored, if rows were ever archived.
+    pub(super) fn archive_mark(&mut self) -> Result<Option<String>, AuditError> {
+        match self {
+            Source::Sqlite(c) => {
+                use rusqlite::OptionalExtension;
+                c.query_row(
+                    "SELECT value FROM chain_meta WHERE name = 'archived'",
+                    [],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(failed)
+            }
+            Source::Postgres(r) => r.archive_mark().map_err(failed),
+        }
+    }
+
+    /// The snapshots of rows up to `row`.
+    pub(super) fn snapshots_through(&mut self, row: i64) -> Result<Vec<(i64, Stored)>, AuditError> {
+        match self {
+            Source::Sqlite(c) => {
+                let mut statement = c
+                    .prepare(&snapshot::THROUGH.replace("$1", "?1"))
+                    .map_err(failed)?;
+                let rows = statement
+                    .query_map([row], |r| {
+                        Ok((
+                            r.get(0)?,
+                            snapshot::stored(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?),
+                        ))
+                    })
+                    .map_err(failed)?;
+                rows.collect::<rusqlite::Result<_>>().map_err(failed)
+            }
+            Source::Postgres(r) => r.snapshots_through(row).map_err(failed),
+        }
+    }
+
     pub(super) fn later_writes(
         &mut self,
         after: i64,

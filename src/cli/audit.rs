@@ -1,11 +1,12 @@
 //! `flaregate audit` (read the log) and `flaregate audit verify`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::{LogPaths, Outcome, setup};
+use super::{LogPaths, Outcome, retention, setup};
 use crate::audit::{self, ChainVerdict, Filter, Head};
 use crate::text;
 
@@ -55,6 +56,40 @@ enum AuditAction {
         /// and kept where flaregate cannot write: the log must still hold it.
         #[arg(long, value_name = "EVENTS:HASH")]
         expect_head: Option<Head>,
+        /// Check an export or archive file instead of the log, with the
+        /// same audit key.
+        #[arg(long, value_name = "FILE", conflicts_with = "expect_head")]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        paths: LogPaths,
+    },
+    /// Write the rows decided in a stretch of time as JSON lines that
+    /// verify on their own with the audit key (`audit verify --file`); the
+    /// first line says which chain events they span.
+    Export {
+        /// From this time: 2026-11-01, 2026-11-01T12:00:00Z, or 30d (ago).
+        #[arg(long, value_parser = retention::moment)]
+        since: Option<i64>,
+        /// Up to (not including) this time.
+        #[arg(long, value_parser = retention::moment)]
+        until: Option<i64>,
+        /// A new file to write (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        paths: LogPaths,
+    },
+    /// Move the rows decided before a time out of the log into a new file
+    /// (as `export` writes, with their snapshots). The chain is verified
+    /// first; the log then starts where the archive ends and still
+    /// verifies. Frees room under `audit_max_mb`.
+    Archive {
+        /// Rows decided before this time: 2026-11-01, or 90d (ago).
+        #[arg(long, value_parser = retention::moment)]
+        before: i64,
+        /// The archive file to create.
+        #[arg(long)]
+        out: PathBuf,
         #[command(flatten)]
         paths: LogPaths,
     },
@@ -93,8 +128,24 @@ enum DecisionFilter {
 
 pub fn run(args: &AuditArgs) -> Outcome {
     match &args.action {
-        Some(AuditAction::Verify { paths, expect_head }) => {
+        Some(AuditAction::Verify {
+            paths,
+            file: Some(file),
+            ..
+        }) => return retention::verify_file(paths, file),
+        Some(AuditAction::Verify {
+            paths, expect_head, ..
+        }) => {
             return verify(paths, expect_head.as_ref());
+        }
+        Some(AuditAction::Export {
+            since,
+            until,
+            out,
+            paths,
+        }) => return retention::export(paths, *since, *until, out.as_deref()),
+        Some(AuditAction::Archive { before, out, paths }) => {
+            return retention::archive(paths, *before, out);
         }
         Some(AuditAction::Head { paths }) => return head(paths),
         Some(AuditAction::InitKey { paths }) => return init_key(paths),

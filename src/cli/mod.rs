@@ -10,6 +10,7 @@ mod explain;
 mod init;
 mod inspect;
 mod keys;
+mod retention;
 mod sandbox;
 mod serve;
 mod setup;

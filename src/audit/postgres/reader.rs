@@ -147,6 +147,60 @@ impl Reader {
         }))
     }
 
+    /// The archive mark as stored, if rows were ever archived.
+    pub fn archive_mark(&mut self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .0
+            .query_opt("SELECT value FROM chain_meta WHERE name = 'archived'", &[])?
+            .map(|row| row.get(0)))
+    }
+
+    /// The snapshots of rows up to `row`.
+    pub fn snapshots_through(&mut self, row: i64) -> Result<Vec<(i64, Stored)>, StoreError> {
+        Ok(self
+            .0
+            .query(snapshot::THROUGH, &[&row])?
+            .iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    snapshot::stored(r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)),
+                )
+            })
+            .collect())
+    }
+
+    /// Deletes rows up to `through_row` and their snapshots and sets the
+    /// archive mark, if the mark is still `old` (no other archive ran).
+    pub fn cut(
+        &mut self,
+        old: Option<&str>,
+        sealed: &str,
+        through_row: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.0.transaction()?;
+        let now: Option<String> = tx
+            .query_opt(
+                "SELECT value FROM chain_meta WHERE name = 'archived' FOR UPDATE",
+                &[],
+            )?
+            .map(|row| row.get(0));
+        if now.as_deref() != old {
+            return Err(StoreError(
+                "another archive ran meanwhile: nothing was archived; run it again".into(),
+            ));
+        }
+        tx.execute("DELETE FROM snapshots WHERE call_id <= $1", &[&through_row])?;
+        tx.execute("DELETE FROM calls WHERE id <= $1", &[&through_row])?;
+        tx.execute(
+            "INSERT INTO chain_meta (name, value) VALUES ('archived', $1)
+             ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+            &[&sealed],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// The rows that kept (or say they kept) a snapshot, with it.
     pub fn kept(&mut self) -> Result<Vec<integrity::Kept>, StoreError> {
         let rows = self.0.query(integrity::KEPT, &[])?;
