@@ -23,7 +23,7 @@ pub use file::{Approver, AuthMode, Level, Limits, Snapshots, ToolMode, ToolSetti
 pub use freshness::{Freshness, OnReloadError, ReloadFailure};
 pub use identity::{check_agent_id, new_key, sha256_hex};
 pub use load::{PolicyError, Problem, compile, policy_files};
-pub use model::{Agent, Policy, TYPED_LISTING_MAX_BYTES};
+pub use model::{Agent, Constraint, Policy, TYPED_LISTING_MAX_BYTES};
 pub use scope::{Directory, Scope, ScopeRef, describe_target};
 
 /// The demo policy (policies/demo.toml at build time), used by

@@ -170,7 +170,7 @@ impl<'a> View<'a> {
                 if let Some(Value::Object(property)) = properties.get_mut(&constraint.arg) {
                     let rule = format!("Your rule: {}.", constraint.describe());
                     let text = match property.get("description").and_then(Value::as_str) {
-                        Some(said) => format!("{said} {rule}"),
+                        Some(said) => format!("{} {rule}", admitted_examples(said, constraint)),
                         None => rule,
                     };
                     property.insert("description".into(), json!(text));
@@ -292,6 +292,24 @@ fn held(
             )),
         })
         .collect()
+}
+
+/// "e.g. VALUE" in a description: the example and what leads to it.
+static EXAMPLE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r",?\s*\be\.g\.\s+(\S*[^\s.,;:)])").expect("a valid pattern"));
+
+/// `text` without the examples `constraint` would refuse: an agent is not
+/// shown a value its own rule denies.
+fn admitted_examples(text: &str, constraint: &crate::policy::Constraint) -> String {
+    EXAMPLE
+        .replace_all(text, |c: &regex::Captures<'_>| {
+            if constraint.admits(Some(&json!(&c[1]))) {
+                c[0].to_string()
+            } else {
+                String::new()
+            }
+        })
+        .into_owned()
 }
 
 /// The names a schema requires now.
