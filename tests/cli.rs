@@ -942,3 +942,121 @@ async fn auto_tool_mode_switches_to_discovery_by_the_size_of_tools_list() {
         "{names:?}"
     );
 }
+
+/// `check`, `tools` and `explain` answer scripts in JSON with what the
+/// text says; `explain`'s exit code is the same either way.
+#[test]
+fn check_tools_and_explain_answer_in_json() {
+    let policies = shipped("policies");
+    let policies = policies.to_str().expect("utf-8");
+    let json_of = |output: &std::process::Output| -> serde_json::Value {
+        serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(output), stderr(output)))
+    };
+    let checked = run(&["check", "--json", "--policies", policies], &[]);
+    assert!(checked.status.success(), "{}", stderr(&checked));
+    let report = json_of(&checked);
+    assert_eq!(report["ok"], true);
+    let deployer = report["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .find(|a| a["id"] == "site-deployer")
+        .expect("site-deployer");
+    assert_eq!(deployer["grants"]["cache"], "full", "{deployer}");
+    assert!(
+        deployer["grants"].get("dns").is_none(),
+        "off is not listed: {deployer}"
+    );
+    assert!(
+        report["token_permissions"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty())
+    );
+
+    let tools = run(
+        &[
+            "tools",
+            "--json",
+            "--agent",
+            "site-deployer",
+            "--policies",
+            policies,
+        ],
+        &[],
+    );
+    assert!(tools.status.success(), "{}", stderr(&tools));
+    let listing = json_of(&tools);
+    assert_eq!(listing["agent"], "site-deployer");
+    assert!(
+        listing["tools"]
+            .as_array()
+            .expect("tools")
+            .iter()
+            .any(|t| t["tool"] == "purge_cache" && t["access"] == "write"),
+        "{listing}"
+    );
+
+    let explained = run(
+        &[
+            "explain",
+            "--json",
+            "--agent",
+            "site-deployer",
+            "--tool",
+            "purge_cache",
+            "--args",
+            &format!(
+                "{{\"zone_id\":\"{}\",\"purge_everything\":true}}",
+                flaregate::sandbox::EXAMPLE_ORG
+            ),
+            "--sandbox",
+            "--policies",
+            policies,
+        ],
+        &[],
+    );
+    assert_eq!(explained.status.code(), Some(1), "denied: exit 1");
+    let answer = json_of(&explained);
+    assert_eq!(answer["answer"], "denied", "{answer}");
+    assert!(
+        answer["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("outside your zones")),
+        "{answer}"
+    );
+}
+
+/// Each subcommand lists only the flags it uses.
+#[test]
+fn subcommands_offer_only_the_flags_they_use() {
+    let help = |args: &[&str]| stdout(&run(args, &[]));
+    for command in ["check", "tools", "explain"] {
+        let said = help(&[command, "--help"]);
+        assert!(said.contains("--policies"), "{command}: {said}");
+        assert!(
+            !said.contains("--audit-db"),
+            "{command} reads no log: {said}"
+        );
+    }
+    for command in [
+        &["approvals"][..],
+        &["approve"],
+        &["audit", "verify"],
+        &["audit", "archive"],
+    ] {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let said = help(&args);
+        assert!(said.contains("--audit-db"), "{command:?}: {said}");
+        assert!(
+            !said.contains("--policies") && !said.contains("--catalog"),
+            "{command:?}: {said}"
+        );
+    }
+    let said = help(&["undo", "--help"]);
+    assert!(
+        !said.contains("--audit-db") && !said.contains("--policies"),
+        "{said}"
+    );
+}

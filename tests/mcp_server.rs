@@ -583,7 +583,9 @@ async fn a_constraint_narrows_the_schema_it_rules() {
         .as_object()
         .expect("properties");
     assert!(properties.contains_key("files"));
-    let files = properties["files"]["description"].as_str().expect("described");
+    let files = properties["files"]["description"]
+        .as_str()
+        .expect("described");
     assert!(
         !files.contains("www.example.com/app.css") && files.contains("example.com/static/*"),
         "no example outside the rule: {files}"

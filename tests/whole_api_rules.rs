@@ -237,6 +237,17 @@ async fn a_constraint_takes_away_the_tools_it_cannot_be_checked_on() {
         "{out}{}",
         String::from_utf8_lossy(&check.stderr)
     );
+    // 55 groups: each agent's grants are listed, not a table 500 wide
+    // (notes under an agent are indented; warnings are sentences).
+    let widest = out
+        .lines()
+        .filter(|l| !l.starts_with("warning:") && !l.starts_with("  "))
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(0);
+    assert!(widest <= 200, "a line of {widest} characters: {out}");
+    assert!(out.contains("    full  "), "{out}");
+    assert!(out.contains("off   the other"), "{out}");
     let line = out
         .lines()
         .find(|l| {

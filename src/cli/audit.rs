@@ -113,7 +113,7 @@ enum AuditAction {
     /// another key refuses to start.
     InitKey {
         #[command(flatten)]
-        paths: super::Paths,
+        paths: super::DbPaths,
     },
 }
 
@@ -280,7 +280,7 @@ fn story(db: &audit::Database, id: &str, entries: &[audit::Entry]) -> Outcome {
 /// "no matching calls": say so, with what there is.
 fn check_names(args: &AuditArgs, config: &crate::config::Config) -> Result<(), String> {
     if let Some(tool) = &args.tool {
-        let catalog = setup::catalog(config, &args.paths.paths)?;
+        let catalog = setup::catalog(config, &args.paths.paths())?;
         if catalog.endpoint(tool).is_none() {
             return Err(format!(
                 "there is no tool `{tool}` (flaregate tools --agent ID lists them)"
@@ -289,7 +289,7 @@ fn check_names(args: &AuditArgs, config: &crate::config::Config) -> Result<(), S
     }
     if let Some(agent) = &args.agent {
         let known = audit::agents(&config.audit_db).map_err(|e| e.to_string())?;
-        let in_policy = setup::catalog(config, &args.paths.paths)
+        let in_policy = setup::catalog(config, &args.paths.paths())
             .and_then(|catalog| setup::policy(config, catalog))
             .is_ok_and(|policy| policy.agent(agent).is_some());
         if !in_policy && !known.contains(agent) {
@@ -395,8 +395,8 @@ fn head(paths: &LogPaths) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-fn init_key(paths: &super::Paths) -> Outcome {
-    let config = setup::config(paths)?;
+fn init_key(paths: &super::DbPaths) -> Outcome {
+    let config = setup::config(&paths.paths())?;
     let path = config.audit_files().key;
     let shown = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
     if path.exists() {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use super::{Outcome, Paths, setup};
+use super::{ConfigPath, Outcome, Paths, setup};
 use crate::catalog::import::{self, Filter, GENERATED_MARK, Rules};
 use crate::catalog::{self, Catalog};
 
@@ -25,7 +25,10 @@ enum CatalogCommand {
 #[derive(Args)]
 struct ImportArgs {
     #[command(flatten)]
-    paths: Paths,
+    config: ConfigPath,
+    /// The catalog folder (to keep curated tools' names).
+    #[arg(long)]
+    catalog: Option<PathBuf>,
     /// Cloudflare's OpenAPI schema (JSON), e.g.
     /// openapi/cloudflare-openapi-2024-08-06.json.
     #[arg(long, value_name = "FILE")]
@@ -55,7 +58,11 @@ pub fn run(args: &CatalogArgs) -> Outcome {
 }
 
 fn import(args: &ImportArgs) -> Outcome {
-    let config = setup::config(&args.paths)?;
+    let paths = Paths {
+        catalog: args.catalog.clone(),
+        ..args.config.paths()
+    };
+    let config = setup::config(&paths)?;
     let read = |path: &Path| {
         std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
     };
@@ -66,7 +73,7 @@ fn import(args: &ImportArgs) -> Outcome {
         None => Rules::parse(import::BUILTIN_RULES).expect("the shipped table is tested"),
     };
     let filter = Filter::new(&args.include, &args.exclude)?;
-    let curated_sources = curated(&config.catalog, args.paths.catalog.is_some())?;
+    let curated_sources = curated(&config.catalog, args.catalog.is_some())?;
     let curated = catalog::load_sources(&curated_sources).map_err(|e| e.to_string())?;
     let source = args.openapi.file_name().map_or_else(
         || args.openapi.display().to_string(),

@@ -4,10 +4,11 @@
 use std::process::ExitCode;
 
 use clap::Args;
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::inspect::unknown_agent;
-use super::{Outcome, Paths, setup};
+use super::{Outcome, PolicyPaths, setup};
 use crate::audit::summary;
 use crate::policy::{Engine, Verdict, describe_target};
 use crate::server::pipeline::{LookupError, fetch_object};
@@ -33,21 +34,103 @@ pub struct ExplainArgs {
     /// Decide against the built-in sandbox's demo data.
     #[arg(long)]
     sandbox: bool,
+    /// One JSON object: {"answer", "reason", "rule", "fetched", "summary"}.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
-    paths: Paths,
+    paths: PolicyPaths,
 }
 
-/// Exit codes a script can tell apart: 0 allowed (perhaps once a person
-/// approves), these otherwise.
-const DENIED: u8 = 1;
-const INVALID: u8 = 2;
-const UNDECIDED: u8 = 3;
-
-/// `flaregate explain`: exit 0 when the call would be allowed; 1 denied,
+/// What `explain` answers; each has its exit code, so a script can tell
+/// them apart: 0 allowed (perhaps once a person approves), 1 denied,
 /// 2 invalid arguments, 3 undecided (it needs the API: `--live`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Answer {
+    Allowed,
+    AllowedOnceApproved,
+    Denied,
+    Invalid,
+    Undecided,
+}
+
+impl Answer {
+    fn exit_code(self) -> ExitCode {
+        match self {
+            Answer::Allowed | Answer::AllowedOnceApproved => ExitCode::SUCCESS,
+            Answer::Denied => ExitCode::from(1),
+            Answer::Invalid => ExitCode::from(2),
+            Answer::Undecided => ExitCode::from(3),
+        }
+    }
+}
+
+/// The answer with what explains it.
+#[derive(Debug, Serialize)]
+struct Explained {
+    answer: Answer,
+    reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<String>,
+    /// What was fetched from Cloudflare (or the sandbox) to decide.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fetched: Option<String>,
+    /// The sentence the audit log would record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary: Option<String>,
+}
+
+impl Explained {
+    fn new(answer: Answer, reason: impl Into<String>) -> Self {
+        Self {
+            answer,
+            reason: reason.into(),
+            rule: None,
+            fetched: None,
+            summary: None,
+        }
+    }
+
+    fn print(&self) {
+        if let Some(fetched) = &self.fetched {
+            println!("fetched: {fetched}");
+        }
+        let said = match self.answer {
+            Answer::Allowed => "allowed",
+            Answer::AllowedOnceApproved => "allowed once a person approves it",
+            Answer::Denied => "denied",
+            Answer::Invalid => "invalid",
+            Answer::Undecided => "undecided",
+        };
+        println!("{said}: {}", self.reason);
+        if let Some(rule) = &self.rule {
+            println!("rule:    {rule}");
+        }
+        if let Some(summary) = &self.summary {
+            println!("{summary}");
+        }
+    }
+}
+
+/// `flaregate explain`: the decision the server would make, printed (or
+/// as JSON) with its exit code.
 pub async fn explain(args: &ExplainArgs) -> Outcome {
-    let config = setup::config(&args.paths)?;
-    let catalog = setup::catalog(&config, &args.paths)?;
+    let explained = decide(args).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&explained).map_err(|e| e.to_string())?
+        );
+    } else {
+        explained.print();
+    }
+    Ok(explained.answer.exit_code())
+}
+
+async fn decide(args: &ExplainArgs) -> Result<Explained, String> {
+    let paths = args.paths.paths();
+    let config = setup::config(&paths)?;
+    let catalog = setup::catalog(&config, &paths)?;
     let policy = setup::policy(&config, catalog.clone())?;
     if policy.agent(&args.agent).is_none() {
         return Err(unknown_agent(&policy, &args.agent));
@@ -60,8 +143,7 @@ pub async fn explain(args: &ExplainArgs) -> Outcome {
     if catalog.endpoint(&args.tool).is_some()
         && let Err(invalid) = catalog.validate_arguments(&args.tool, &call)
     {
-        println!("invalid: {invalid}");
-        return Ok(ExitCode::from(INVALID));
+        return Ok(Explained::new(Answer::Invalid, invalid.to_string()));
     }
     // Kept running while the decision is made (the sandbox serves from it).
     let (resolver, _sandbox) = if args.sandbox {
@@ -76,6 +158,8 @@ pub async fn explain(args: &ExplainArgs) -> Outcome {
         (None, None)
     };
     let offline = resolver.is_none();
+    let undecided =
+        |reason: &str| Explained::new(Answer::Undecided, format!("{reason} — {OFFLINE}"));
     let engine = Engine::new(policy, resolver.clone()).await;
     let policy = engine.policy();
     let agent = policy
@@ -86,21 +170,21 @@ pub async fn explain(args: &ExplainArgs) -> Outcome {
         && let Err(denial) = policy.canonicalise(agent, endpoint, &mut call, &engine.directory())
     {
         if offline && denial.kind == crate::policy::DenyKind::Unresolved {
-            println!("undecided: {} — {OFFLINE}", denial.reason);
-            return Ok(ExitCode::from(UNDECIDED));
+            return Ok(undecided(&denial.reason));
         }
-        println!("denied: {}", denial.reason);
-        println!("rule:    {}", denial.rule);
-        return Ok(ExitCode::from(DENIED));
+        return Ok(Explained {
+            rule: Some(denial.rule.to_string()),
+            ..Explained::new(Answer::Denied, denial.reason.to_string())
+        });
     }
     let mut decision = engine.decide(&policy, agent, &args.tool, &call).await;
     if offline
         && (decision == Verdict::NeedsLookup
             || decision.deny_kind() == Some(crate::policy::DenyKind::Unresolved))
     {
-        println!("undecided: {} — {OFFLINE}", decision.reason());
-        return Ok(ExitCode::from(UNDECIDED));
+        return Ok(undecided(decision.reason()));
     }
+    let mut fetched = None;
     if decision == Verdict::NeedsLookup
         && let Some(client) = &resolver
     {
@@ -110,65 +194,66 @@ pub async fn explain(args: &ExplainArgs) -> Outcome {
             .and_then(|e| e.lookup.as_ref())
             .and_then(|lookup| catalog.endpoint(&lookup.tool));
         let Some(target) = target else {
-            println!("undecided: the object this call acts on has no lookup to check it with");
-            return Ok(ExitCode::from(UNDECIDED));
+            return Ok(Explained::new(
+                Answer::Undecided,
+                "the object this call acts on has no lookup to check it with",
+            ));
         };
         let lookup = fetch_object(client, target, &call).await;
-        if !lookup.note.is_empty() {
-            println!("fetched: {}", lookup.note);
-        }
+        fetched = (!lookup.note.is_empty()).then(|| lookup.note.clone());
+        let failed = |reason: String| Explained {
+            fetched: fetched.clone(),
+            ..Explained::new(Answer::Undecided, reason)
+        };
         decision = match lookup.object {
             Ok(current) => engine.decide_with(&policy, agent, &args.tool, &call, &current),
             Err(LookupError::NotFound) => {
-                println!("undecided: the object this call names does not exist");
-                return Ok(ExitCode::from(UNDECIDED));
+                return Ok(failed("the object this call names does not exist".into()));
             }
             Err(LookupError::Failed(problem)) => {
-                println!(
-                    "undecided: the object this call acts on must be fetched first: {problem}"
-                );
-                return Ok(ExitCode::from(UNDECIDED));
+                return Ok(failed(format!(
+                    "the object this call acts on must be fetched first: {problem}"
+                )));
             }
         };
     }
     let endpoint = catalog.endpoint(&args.tool);
     let target = endpoint.and_then(|e| describe_target(e, &call, &engine.directory()));
-    let verdict = match (
+    let answer = match (
         decision.is_allowed(),
         agent.needs_approval(&catalog, &args.tool),
     ) {
-        (true, true) => match agent.approver {
-            crate::policy::Approver::Operator => {
-                "allowed once a person approves it (the operator: `flaregate approve`)"
-            }
-            crate::policy::Approver::Client => {
-                "allowed once a person approves it (the person at the client, else the operator)"
-            }
-        },
-        (true, false) => "allowed",
-        (false, _) => "denied",
+        (true, true) => Answer::AllowedOnceApproved,
+        (true, false) => Answer::Allowed,
+        (false, _) => Answer::Denied,
     };
-    println!("{verdict}: {}", decision.reason());
-    println!("rule:    {}", decision.rule());
-    println!(
-        "{}",
-        summary::decision(
-            &agent.id,
-            endpoint.map(|e| &**e),
-            &args.tool,
-            target.as_deref(),
-            &call,
-            if decision.is_allowed() {
-                crate::audit::Decision::Allow
-            } else {
-                crate::audit::Decision::Deny
-            },
-            decision.reason()
-        )
+    let approver = match (answer, agent.approver) {
+        (Answer::AllowedOnceApproved, crate::policy::Approver::Operator) => {
+            " (approved by the operator: `flaregate approve`)"
+        }
+        (Answer::AllowedOnceApproved, crate::policy::Approver::Client) => {
+            " (approved by the person at the client, else the operator)"
+        }
+        _ => "",
+    };
+    let summary = summary::decision(
+        &agent.id,
+        endpoint.map(|e| &**e),
+        &args.tool,
+        target.as_deref(),
+        &call,
+        if decision.is_allowed() {
+            crate::audit::Decision::Allow
+        } else {
+            crate::audit::Decision::Deny
+        },
+        decision.reason(),
     );
-    Ok(if decision.is_allowed() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(DENIED)
+    Ok(Explained {
+        answer,
+        reason: format!("{}{approver}", decision.reason()),
+        rule: Some(decision.rule().to_string()),
+        fetched,
+        summary: Some(summary),
     })
 }

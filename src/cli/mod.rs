@@ -5,6 +5,7 @@
 mod approvals;
 mod audit;
 mod catalog;
+mod check;
 mod demo_keys;
 mod explain;
 mod init;
@@ -59,16 +60,83 @@ pub struct Paths {
     audit_db: Option<PathBuf>,
 }
 
+/// `--config` alone, for the commands that need nothing else from it.
+#[derive(Args, Clone, Debug, Default)]
+pub struct ConfigPath {
+    /// flaregate.toml (default: ./flaregate.toml if present).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+impl ConfigPath {
+    pub fn paths(&self) -> Paths {
+        Paths {
+            config: self.config.clone(),
+            ..Paths::default()
+        }
+    }
+}
+
+/// The configuration, catalog and policies: for the commands that read
+/// the policy (`check`, `tools`, `explain`).
+#[derive(Args, Clone, Debug, Default)]
+pub struct PolicyPaths {
+    #[command(flatten)]
+    config: ConfigPath,
+    /// The catalog folder.
+    #[arg(long)]
+    catalog: Option<PathBuf>,
+    /// A policy file or folder of them.
+    #[arg(long)]
+    policies: Option<PathBuf>,
+}
+
+impl PolicyPaths {
+    pub fn paths(&self) -> Paths {
+        Paths {
+            catalog: self.catalog.clone(),
+            policies: self.policies.clone(),
+            ..self.config.paths()
+        }
+    }
+}
+
+/// The configuration and the audit database.
+#[derive(Args, Clone, Debug, Default)]
+pub struct DbPaths {
+    #[command(flatten)]
+    config: ConfigPath,
+    /// The audit database: a SQLite file or a postgres:// URL (default:
+    /// $FLAREGATE_AUDIT_DB, else the configuration's `audit_db`).
+    #[arg(long)]
+    audit_db: Option<PathBuf>,
+}
+
+impl DbPaths {
+    pub fn paths(&self) -> Paths {
+        Paths {
+            audit_db: self.audit_db.clone(),
+            ..self.config.paths()
+        }
+    }
+}
+
 /// Where the audit log is, for the commands that read it or decide
 /// approvals in it: the configured log, or `--sandbox`'s.
 #[derive(Args, Clone, Debug, Default)]
 pub struct LogPaths {
     #[command(flatten)]
-    paths: Paths,
+    db: DbPaths,
     /// The log `serve --sandbox` writes (flaregate-sandbox-audit.db beside
     /// the configured one) instead of the configured log.
     #[arg(long)]
     sandbox: bool,
+}
+
+impl LogPaths {
+    pub fn paths(&self) -> Paths {
+        self.db.paths()
+    }
 }
 
 #[derive(Subcommand)]
@@ -81,7 +149,7 @@ enum Command {
     /// Run the simulated Cloudflare API (for demos, tests and benchmarks).
     Sandbox(sandbox::SandboxArgs),
     /// Validate the configuration, catalog and policies; print who may do what.
-    Check(inspect::CheckArgs),
+    Check(check::CheckArgs),
     /// List the tools an agent would see.
     Tools(inspect::ToolsArgs),
     /// Show the decision for a call, without calling Cloudflare.
@@ -103,12 +171,6 @@ enum Command {
     /// Undo a logged write through the running server, as the agent whose
     /// key is in FLAREGATE_KEY (the policy must say `undo = true` for it).
     Undo(undo::UndoArgs),
-}
-
-#[derive(Args)]
-struct PathsOnly {
-    #[command(flatten)]
-    paths: Paths,
 }
 
 /// Parses the command line and runs the command on a runtime sized for it.
@@ -137,7 +199,7 @@ async fn execute(command: Command) -> Outcome {
         Command::Serve(args) => serve::run(args).await,
         Command::Init(args) => init::init(&args),
         Command::Sandbox(args) => sandbox::run(args).await,
-        Command::Check(args) => inspect::check(&args).await,
+        Command::Check(args) => check::check(&args).await,
         Command::Tools(args) => inspect::tools(&args),
         Command::Explain(args) => explain::explain(&args).await,
         Command::Audit(args) => audit::run(&args),

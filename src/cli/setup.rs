@@ -31,9 +31,10 @@ pub fn config(paths: &Paths) -> Result<Config, String> {
 /// there is an error naming the file tried (and the sandbox's log, when
 /// that is the one there).
 pub fn log_config(log: &LogPaths) -> Result<Config, String> {
-    let mut config = config(&log.paths)?;
+    let paths = log.paths();
+    let mut config = config(&paths)?;
     if log.sandbox {
-        use_sandbox_log(&mut config, &log.paths);
+        use_sandbox_log(&mut config, &paths);
     }
     let Some(file) = config.audit_db.file() else {
         return Ok(config);

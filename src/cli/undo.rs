@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::Args;
 use serde_json::{Value, json};
 
-use super::{Outcome, Paths, setup};
+use super::{ConfigPath, Outcome, setup};
 
 #[derive(Args)]
 pub struct UndoArgs {
@@ -22,24 +22,28 @@ pub struct UndoArgs {
     /// Undo even though what the write changed was changed again since.
     #[arg(long)]
     force: bool,
-    /// The server's MCP URL (default: http://LISTEN/mcp from the config).
+    /// The server's MCP URL (default: http(s)://LISTEN/mcp from the config).
     #[arg(long)]
     url: Option<String>,
     /// Undo without asking (needed when stdin is not a terminal).
     #[arg(long, short = 'y')]
     yes: bool,
     #[command(flatten)]
-    paths: Paths,
+    paths: ConfigPath,
 }
 
 /// Shows the undo's preview (and what changed since), then, unless
 /// `--dry-run`, undoes.
 pub async fn run(args: &UndoArgs) -> Outcome {
-    let config = setup::config(&args.paths)?;
-    let url = args
-        .url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}/mcp", config.http.listen));
+    let config = setup::config(&args.paths.paths())?;
+    let url = args.url.clone().unwrap_or_else(|| {
+        let scheme = if config.http.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}/mcp", config.http.listen)
+    });
     println!("Preview from {url} (nothing sent):");
     let previewed = ask(&url, args.row, true, args.force).await?;
     if previewed != ExitCode::SUCCESS || args.dry_run {
