@@ -50,8 +50,13 @@ async fn archiving_frees_a_full_log_and_the_chain_verifies_across_the_cut() {
     let client = server.connect("auditor").await;
     let get_zone = || try_call(&client, "get_zone", json!({"zone_id": EXAMPLE_COM}));
     let mut made = 0;
+    let mut early_head = String::new();
     while get_zone().await.is_ok() {
         made += 1;
+        if made == 1 {
+            let head = flaregate(&["audit", "head", "--audit-db", &db_arg]);
+            early_head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+        }
         assert!(made < 5000, "the log never filled");
     }
     let admin = server.admin_url.clone().expect("admin listener");

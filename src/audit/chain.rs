@@ -229,7 +229,8 @@ pub fn verify(
 
 /// Checks `events` (every event of `rows` rows, in chain order, from
 /// either store) from `start` — the genesis, or the end of what was
-/// archived — and that they hold every mark past it.
+/// archived — and that they hold every mark past it (a mark before
+/// `start` cannot be checked here).
 pub fn verify_events(
     rows: u64,
     events: &[Event],

@@ -287,20 +287,31 @@ fn verify_in(
         }
         Err(problem) => return Ok(ChainVerdict::Broken { row: None, problem }),
     };
+    let start = match archive::start(source, &key)? {
+        Ok(start) => start,
+        Err(problem) => return Ok(ChainVerdict::Broken { row: None, problem }),
+    };
+    // A host's checkpoint from before an archive's cut is simply older
+    // than the log's start; a head the operator asks about must be checked.
     let mut marks = vec![chain::Mark {
         head: &saved,
         from: "the head checkpoint",
     }];
     if let Some(expect) = expect {
+        if expect.events < start.events {
+            return Ok(ChainVerdict::Broken {
+                row: None,
+                problem: format!(
+                    "the head you gave (event {}) is in the archived part of the log, which now starts after event {}: check it in the archive file with `audit verify --file`",
+                    expect.events, start.events
+                ),
+            });
+        }
         marks.push(chain::Mark {
             head: expect,
             from: "the head you gave",
         });
     }
-    let start = match archive::start(source, &key)? {
-        Ok(start) => start,
-        Err(problem) => return Ok(ChainVerdict::Broken { row: None, problem }),
-    };
     let (rows, events) = source.events()?;
     let verdict = chain::verify_events(rows, &events, chain::Formula::Keyed(&key), &marks, &start);
     if let ChainVerdict::Valid { .. } = verdict
