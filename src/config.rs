@@ -63,7 +63,15 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     /// TLS for the MCP and admin listeners (`tls_cert`, `tls_key`); plain
     /// HTTP when unset.
-    pub tls: Option<crate::server::tls::TlsFiles>,
+    pub tls: Option<TlsFiles>,
+}
+
+/// The certificate chain and private key files (PEM) the listeners serve
+/// TLS with (`server::tls` reads them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -184,7 +192,7 @@ impl Config {
             if p.is_absolute() { p } else { base.join(p) }
         };
         let tls = match (raw.http.tls_cert, raw.http.tls_key) {
-            (Some(cert), Some(key)) => Some(crate::server::tls::TlsFiles {
+            (Some(cert), Some(key)) => Some(TlsFiles {
                 cert: resolve(Some(cert), ""),
                 key: resolve(Some(key), ""),
             }),

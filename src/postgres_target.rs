@@ -48,6 +48,16 @@ impl TlsMode {
         })
     }
 
+    fn as_str(self) -> &'static str {
+        match self {
+            TlsMode::Disable => "disable",
+            TlsMode::Prefer => "prefer",
+            TlsMode::Require => "require",
+            TlsMode::VerifyCa => "verify-ca",
+            TlsMode::VerifyFull => "verify-full",
+        }
+    }
+
     fn verifies(self) -> bool {
         matches!(self, TlsMode::VerifyCa | TlsMode::VerifyFull)
     }
@@ -108,9 +118,14 @@ impl PostgresTarget {
                 config.password(password);
             }
         }
+        // As libpq: `require` with a CA file checks the chain (verify-ca).
+        if root.is_some() && mode == TlsMode::Require {
+            mode = TlsMode::VerifyCa;
+        }
         if root.is_some() && !mode.verifies() {
             return Err(format!(
-                "sslrootcert is given but sslmode is {mode:?}: the certificate is checked only with sslmode=verify-ca or verify-full"
+                "sslrootcert is given but sslmode is {}: the certificate is checked only with sslmode=verify-full, verify-ca or require",
+                mode.as_str()
             ));
         }
         config.ssl_mode(match mode {
@@ -473,7 +488,7 @@ mod tests {
             PostgresTarget::parse("postgres://u@h/db?sslmode=verify-full&sslrootcert=/nope")
                 .expect_err("no CA file");
         assert!(error.contains("sslrootcert /nope"), "{error}");
-        let error = PostgresTarget::parse("postgres://u@h/db?sslmode=require&sslrootcert=/x")
+        let error = PostgresTarget::parse("postgres://u@h/db?sslmode=prefer&sslrootcert=/x")
             .expect_err("a CA without verification");
         assert!(error.contains("verify-full"), "{error}");
         let plain = PostgresTarget::parse("postgres://u:pw@h/db").expect("parses");

@@ -19,6 +19,7 @@ const LAYERS: &[&[&str]] = &[
         "histogram",
         "logging",
         "telemetry",
+        "postgres_target",
     ],
     &["catalog"],
     &["cloudflare"],

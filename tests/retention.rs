@@ -167,6 +167,17 @@ async fn archiving_frees_a_full_log_and_the_chain_verifies_across_the_cut() {
         "{}",
         said(&verified)
     );
+    // A head saved before the cut is sent to the archive, not passed over.
+    let early = flaregate(&[
+        "audit",
+        "verify",
+        "--audit-db",
+        &db_arg,
+        "--expect-head",
+        &early_head,
+    ]);
+    assert!(!early.status.success(), "{}", said(&early));
+    assert!(said(&early).contains("archived part"), "{}", said(&early));
     let checked = flaregate(&[
         "audit",
         "verify",
