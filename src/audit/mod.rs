@@ -8,6 +8,7 @@ mod archive;
 mod chain;
 mod checkpoint;
 mod database;
+mod export;
 mod integrity;
 mod key;
 mod legacy;
@@ -27,9 +28,10 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-pub use archive::{Span, Written, archive, export, verify_file};
+pub use archive::archive;
 pub use chain::{ChainVerdict, Head};
 pub use database::Database;
+pub use export::{Span, Written, export, verify_file};
 pub use integrity::after_note as snapshot_after_note;
 pub use key::{AuditFiles, ChainKey, POSTGRES_KEY_FILE};
 pub use query::{Entry, Filter};

@@ -11,6 +11,7 @@ mod explain;
 mod init;
 mod inspect;
 mod keys;
+mod permissions;
 mod retention;
 mod sandbox;
 mod serve;
