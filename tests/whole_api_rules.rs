@@ -600,6 +600,16 @@ async fn what_undo_and_approval_rely_on_is_in_the_chain() {
             "DELETE FROM snapshots WHERE call_id = ?1".into(),
             vec![patch_row.into()],
         ),
+        (
+            "a call moved to another approval",
+            "UPDATE calls SET approval = 'ffffffffffffffffffffffffffffffff' WHERE approval IS NOT NULL AND decision = 'allow'".into(),
+            vec![],
+        ),
+        (
+            "a call taken out of its approval",
+            "UPDATE calls SET approval = NULL WHERE approval IS NOT NULL".into(),
+            vec![],
+        ),
     ];
     for (what, sql, params) in forgeries {
         let copy = tempfile::tempdir().expect("tempdir");

@@ -66,13 +66,13 @@ impl Sink for rusqlite::Transaction<'_> {
         r: &CallRecord,
     ) -> Result<(), StoreError> {
         self.prepare_cached(
-            "INSERT INTO calls (id, ts, ts_unix_ms, agent, tool, method, path, target, args, decision, reason, rule, summary, lookup, sandbox, seq, prev_hash, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+            "INSERT INTO calls (id, ts, ts_unix_ms, agent, tool, method, path, target, args, decision, reason, rule, summary, lookup, sandbox, seq, prev_hash, hash, approval)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
         )?
         .execute(params![
             id, r.ts, r.ts_unix_ms, r.agent, r.tool, r.method, r.path, r.target, r.args,
             r.decision.as_str(), r.reason, r.rule, r.summary, r.lookup, r.sandbox,
-            seq, prev, hash
+            seq, prev, hash, r.approval()
         ])?;
         Ok(())
     }

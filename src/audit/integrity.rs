@@ -34,7 +34,13 @@ pub(super) const KEPT: &str = "SELECT c.id, c.lookup, c.outcome, s.call_id, s.re
 
 /// The allowed rows under an approval, oldest first.
 pub(super) const APPROVED: &str =
-    "SELECT id, rule FROM calls WHERE decision = 'allow' AND rule LIKE 'approval %' ORDER BY id";
+    "SELECT id, approval FROM calls WHERE decision = 'allow' AND approval IS NOT NULL ORDER BY id";
+
+/// The first row whose approval column does not say what its hashed rule
+/// says (`approval ID`, or no approval).
+pub(super) const MISMATCHED: &str = "SELECT MIN(id) FROM calls
+     WHERE CASE WHEN rule LIKE 'approval %' THEN approval IS NULL OR 'approval ' || approval <> rule
+                ELSE approval IS NOT NULL END";
 
 /// What is wrong with one kept row, if anything.
 pub(super) fn problem(row: &Kept) -> Option<String> {
@@ -97,16 +103,26 @@ pub fn after_note(after: Option<&str>) -> String {
 /// The first allowed row under an approval that already let one through.
 pub(super) fn second_use(rows: impl IntoIterator<Item = (i64, String)>) -> Option<(i64, String)> {
     let mut seen = std::collections::HashSet::new();
-    rows.into_iter().find_map(|(id, rule)| {
-        (!seen.insert(rule.clone())).then(|| {
+    rows.into_iter().find_map(|(id, approval)| {
+        (!seen.insert(approval.clone())).then(|| {
             (
                 id,
                 format!(
-                    "{rule} let a second call through: an approval lets one, so it was re-armed"
+                    "approval {approval} let a second call through: an approval lets one, so it was re-armed"
                 ),
             )
         })
     })
+}
+
+/// What a row whose approval column disagrees with its rule says.
+pub(super) fn mismatched(row: i64) -> (i64, String) {
+    (
+        row,
+        format!(
+            "row {row}'s approval column does not match its hashed rule: it was edited (approvals are looked up by it)"
+        ),
+    )
 }
 
 /// The text of `haystack` between `start` and the next `end`.
@@ -163,12 +179,7 @@ mod tests {
         };
         assert!(problem(&deleted).is_some());
         assert_eq!(
-            second_use([
-                (1, "approval a".into()),
-                (2, "approval b".into()),
-                (3, "approval a".into())
-            ])
-            .map(|(id, _)| id),
+            second_use([(1, "a".into()), (2, "b".into()), (3, "a".into())]).map(|(id, _)| id),
             Some(3)
         );
     }

@@ -122,7 +122,7 @@ pub(super) fn select(filter: &Filter, now_unix_ms: i64) -> (String, Vec<Value>) 
         text("decision = ?", decision.as_str().into(), &mut values);
     }
     if let Some(approval) = &filter.approval {
-        text("rule = ?", super::approval_rule(approval), &mut values);
+        text("approval = ?", approval.clone(), &mut values);
     }
     if let Some(zone) = &filter.zone {
         let zone = zone.to_ascii_lowercase();

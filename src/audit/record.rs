@@ -79,7 +79,18 @@ pub fn undo_note(row: i64) -> String {
 /// The rule every audit row of approval `id`'s story carries (the request,
 /// the decision, the call), so `flaregate audit --approval ID` finds them.
 pub fn approval_rule(id: &str) -> String {
-    format!("approval {id}")
+    format!("{APPROVAL_RULE}{id}")
+}
+
+/// How an approval's rule starts.
+const APPROVAL_RULE: &str = "approval ";
+
+impl CallRecord {
+    /// The approval this row belongs to (stored in its own column, which
+    /// `verify` checks against this hashed rule).
+    pub fn approval(&self) -> Option<&str> {
+        self.rule.strip_prefix(APPROVAL_RULE)
+    }
 }
 
 /// The outcome half, written after the upstream call (or at once for a

@@ -178,6 +178,12 @@ const MIGRATIONS: &[&str] = &[
         after BLOB,
         created TEXT
     );",
+    // 7: the approval a row belongs to, in a column of its own (for
+    // `audit --approval` and verify's one-call-per-approval check); it
+    // repeats the hashed rule, `approval ID`, and verify checks the two agree.
+    "ALTER TABLE calls ADD COLUMN approval TEXT;
+    UPDATE calls SET approval = substr(rule, 10) WHERE rule LIKE 'approval %';
+    CREATE INDEX calls_by_approval ON calls (approval) WHERE approval IS NOT NULL;",
 ];
 
 /// Brings the database to the current schema version.

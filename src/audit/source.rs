@@ -88,6 +88,15 @@ impl Source {
         {
             return Ok(Some(found));
         }
+        let mismatched = match self {
+            Source::Sqlite(c) => c
+                .query_row(integrity::MISMATCHED, [], |row| row.get(0))
+                .map_err(failed)?,
+            Source::Postgres(r) => r.mismatched().map_err(failed)?,
+        };
+        if let Some(row) = mismatched {
+            return Ok(Some(integrity::mismatched(row)));
+        }
         let approved = match self {
             Source::Sqlite(c) => approved_in(c).map_err(failed)?,
             Source::Postgres(r) => r.approved().map_err(failed)?,

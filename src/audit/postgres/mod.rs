@@ -100,6 +100,11 @@ const MIGRATIONS: &[&str] = &[
     crate::budget::SHARED_SPEND_N,
     // 5: facts about the chain: the fingerprint of the key it is made with.
     "CREATE TABLE chain_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    // 6: the approval a row belongs to, in a column of its own (as the
+    // SQLite schema's 7).
+    "ALTER TABLE calls ADD COLUMN approval TEXT;
+    UPDATE calls SET approval = substr(rule, 10) WHERE rule LIKE 'approval %';
+    CREATE INDEX calls_by_approval ON calls (approval) WHERE approval IS NOT NULL;",
 ];
 
 /// The PostgreSQL client blocks on a runtime of its own, which tokio does
@@ -380,8 +385,8 @@ fn prepare(client: &mut Client) -> Result<Statements, StoreError> {
         lock_head: client.prepare("SELECT events, hash, last_id FROM chain_head WHERE id = 1 FOR UPDATE")?,
         set_head: client.prepare("UPDATE chain_head SET events = $1, hash = $2, last_id = $3 WHERE id = 1")?,
         insert: client.prepare(
-            "INSERT INTO calls (id, ts, ts_unix_ms, agent, tool, method, path, target, args, decision, reason, rule, summary, lookup, sandbox, seq, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+            "INSERT INTO calls (id, ts, ts_unix_ms, agent, tool, method, path, target, args, decision, reason, rule, summary, lookup, sandbox, seq, prev_hash, hash, approval)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
         )?,
         outcome: client.prepare(
             "UPDATE calls SET status = $1, cf_codes = $2, error = $3, duration_ms = $4, outcome = $5,
@@ -430,6 +435,7 @@ impl Sink for PgSink<'_, '_> {
                 &seq,
                 &prev,
                 &hash,
+                &r.approval(),
             ],
         )?;
         Ok(())

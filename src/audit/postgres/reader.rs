@@ -201,6 +201,11 @@ impl Reader {
         Ok(())
     }
 
+    /// The first row whose approval column disagrees with its rule.
+    pub fn mismatched(&mut self) -> Result<Option<i64>, StoreError> {
+        Ok(self.0.query_one(integrity::MISMATCHED, &[])?.get(0))
+    }
+
     /// The rows that kept (or say they kept) a snapshot, with it.
     pub fn kept(&mut self) -> Result<Vec<integrity::Kept>, StoreError> {
         let rows = self.0.query(integrity::KEPT, &[])?;
