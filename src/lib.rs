@@ -1,5 +1,7 @@
 //! flaregate: an MCP server that lets AI agents use the Cloudflare API inside
 //! the lines an operator draws, with every decision logged.
+// What is not part of the library's API is `pub(crate)` (or less).
+#![warn(unreachable_pub)]
 
 pub mod approval;
 pub mod audit;

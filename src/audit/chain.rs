@@ -16,7 +16,7 @@ use super::legacy;
 use super::record::{CallRecord, Outcome};
 
 /// The `prev_hash` of the first event.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub(super) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// The end of the chain after `events` events: what a checkpoint records
 /// and `flaregate audit head` prints as `EVENTS:HASH`.
@@ -61,14 +61,14 @@ impl std::str::FromStr for Head {
 /// How event hashes are computed: keyed (every log now), or the plain
 /// SHA-256 of logs written before the key existed (read once, to re-key).
 #[derive(Clone, Copy)]
-pub enum Formula<'a> {
+pub(super) enum Formula<'a> {
     Keyed(&'a ChainKey),
     Legacy,
 }
 
 impl Formula<'_> {
     /// The hash of a decision event.
-    pub fn decision(&self, prev: &str, seq: i64, id: i64, r: &CallRecord) -> String {
+    pub(super) fn decision(&self, prev: &str, seq: i64, id: i64, r: &CallRecord) -> String {
         let key = match self {
             Formula::Keyed(key) => key,
             Formula::Legacy => return legacy::decision_hash(prev, seq, r),
@@ -83,7 +83,7 @@ impl Formula<'_> {
     }
 
     /// The hash of an outcome event, bound to its decision by `decision_seq`.
-    pub fn outcome(
+    pub(super) fn outcome(
         &self,
         prev: &str,
         (seq, id, decision_seq): (i64, i64, i64),
@@ -133,7 +133,7 @@ pub enum ChainVerdict {
 
 /// A head the chain must contain, and where it came from (for messages:
 /// "the head checkpoint", "the head you gave").
-pub struct Mark<'a> {
+pub(super) struct Mark<'a> {
     pub head: &'a Head,
     pub from: &'a str,
 }
@@ -158,7 +158,13 @@ pub(super) enum Content {
 
 impl Event {
     /// Row `row`'s decision, event `seq`.
-    pub fn decision(seq: i64, row: i64, prev: String, stored: String, record: CallRecord) -> Self {
+    pub(super) fn decision(
+        seq: i64,
+        row: i64,
+        prev: String,
+        stored: String,
+        record: CallRecord,
+    ) -> Self {
         Self {
             seq,
             row,
@@ -169,7 +175,7 @@ impl Event {
     }
 
     /// Row `row`'s outcome, event `seq`, bound to its decision event.
-    pub fn outcome(
+    pub(super) fn outcome(
         (seq, row, decision_seq): (i64, i64, i64),
         prev: String,
         stored: String,
@@ -190,16 +196,16 @@ impl Event {
     }
 
     /// Its number in the chain.
-    pub fn seq(&self) -> i64 {
+    pub(super) fn seq(&self) -> i64 {
         self.seq
     }
 
-    pub fn is_decision(&self) -> bool {
+    pub(super) fn is_decision(&self) -> bool {
         matches!(self.content, Content::Decision(_))
     }
 
     /// The event's hash under `formula`, following `prev`.
-    pub fn compute(&self, formula: Formula<'_>, prev: &str) -> String {
+    pub(super) fn compute(&self, formula: Formula<'_>, prev: &str) -> String {
         match &self.content {
             Content::Decision(record) => formula.decision(prev, self.seq, self.row, record),
             Content::Outcome {
@@ -212,7 +218,7 @@ impl Event {
 }
 
 /// Checks the whole chain, in event order, and that it holds every mark.
-pub fn verify(
+pub(super) fn verify(
     connection: &Connection,
     formula: Formula<'_>,
     marks: &[Mark<'_>],
@@ -231,7 +237,7 @@ pub fn verify(
 /// either store) from `start` — the genesis, or the end of what was
 /// archived — and that they hold every mark past it (a mark before
 /// `start` cannot be checked here).
-pub fn verify_events(
+pub(super) fn verify_events(
     rows: u64,
     events: &[Event],
     formula: Formula<'_>,
@@ -384,7 +390,7 @@ fn row_events(row: &Row<'_>, events: &mut Vec<Event>) -> rusqlite::Result<()> {
 }
 
 /// The last event of the chain as stored (not verified).
-pub fn stored_head(connection: &Connection) -> rusqlite::Result<Head> {
+pub(super) fn stored_head(connection: &Connection) -> rusqlite::Result<Head> {
     use rusqlite::OptionalExtension;
     let last = connection
         .query_row(

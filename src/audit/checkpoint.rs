@@ -13,7 +13,7 @@ use super::key::{ChainKey, absolute};
 const MAGIC: &str = "flaregate audit head v1";
 
 /// Writes `head` to `path` atomically (a temporary file renamed over it).
-pub fn write(path: &Path, key: &ChainKey, head: &Head) -> std::io::Result<()> {
+pub(super) fn write(path: &Path, key: &ChainKey, head: &Head) -> std::io::Result<()> {
     let body = format!("{MAGIC}\n{head}\n");
     let mac = key.mac(&[body.as_bytes()]);
     // Unique, so two processes on one log never share a temporary file.
@@ -27,7 +27,7 @@ pub fn write(path: &Path, key: &ChainKey, head: &Head) -> std::io::Result<()> {
 /// The checkpoint at `path`: `Ok(None)` when there is none, an error when
 /// it cannot be read or its MAC does not match (it was not written by
 /// flaregate with this key).
-pub fn read(path: &Path, key: &ChainKey) -> Result<Option<Head>, String> {
+pub(super) fn read(path: &Path, key: &ChainKey) -> Result<Option<Head>, String> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),

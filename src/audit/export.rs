@@ -15,7 +15,7 @@ use super::record::{CallRecord, Decision, Outcome};
 use super::snapshot::Stored;
 
 /// The first line of every export and archive file.
-pub const FORMAT: &str = "flaregate audit export v1";
+pub(super) const FORMAT: &str = "flaregate audit export v1";
 /// What an export file spans: events `first_event..=last_event`, the hash
 /// before the first (`prev`) and after the last (`head`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

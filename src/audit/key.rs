@@ -137,6 +137,6 @@ fn owner_only(path: &Path) -> std::io::Result<std::fs::File> {
 }
 
 /// `path` made absolute for messages, so an operator knows which file.
-pub fn absolute(path: &Path) -> PathBuf {
+pub(super) fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }

@@ -21,7 +21,7 @@ fn hash(prev: &str, content: &impl Serialize) -> String {
 }
 
 /// The unkeyed hash of a decision event (logs of schema version 1 and 2).
-pub fn decision_hash(prev: &str, seq: i64, r: &CallRecord) -> String {
+pub(super) fn decision_hash(prev: &str, seq: i64, r: &CallRecord) -> String {
     let decision = r.decision.as_str();
     let content = (
         "decision",
@@ -43,7 +43,7 @@ pub fn decision_hash(prev: &str, seq: i64, r: &CallRecord) -> String {
 }
 
 /// The unkeyed hash of an outcome event.
-pub fn outcome_hash(
+pub(super) fn outcome_hash(
     prev: &str,
     seq: i64,
     decision_seq: i64,
@@ -65,7 +65,7 @@ pub fn outcome_hash(
 
 /// Verifies an unkeyed log and re-chains every event with `key`, in one
 /// transaction. Returns how many rows were re-keyed.
-pub fn rekey(connection: &mut Connection, key: &ChainKey) -> Result<u64, String> {
+pub(super) fn rekey(connection: &mut Connection, key: &ChainKey) -> Result<u64, String> {
     match chain::verify(connection, Formula::Legacy, &[]).map_err(|e| e.to_string())? {
         ChainVerdict::Valid { rows, .. } => {
             let tx = connection.transaction().map_err(|e| e.to_string())?;

@@ -384,7 +384,8 @@ fn with_source<T: Send>(
     }
 }
 
-pub use postgres::{numbered, off_runtime, open_migrated as open_postgres};
+pub(crate) use postgres::numbered;
+pub use postgres::{off_runtime, open_migrated as open_postgres};
 
 pub use crate::clock::{now_rfc3339, now_unix_ms};
 

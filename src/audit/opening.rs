@@ -17,7 +17,7 @@ use super::{AuditError, checkpoint, legacy, schema};
 /// Opens the database and starts the writer thread: loads (or, for a new
 /// log, creates) the audit key, re-keys a log written before keys, refuses
 /// a log shorter than its last head checkpoint, and checkpoints the head.
-pub fn start(
+pub(super) fn start(
     files: &AuditFiles,
     durability: super::Durability,
     max_bytes: Option<u64>,

@@ -56,7 +56,7 @@ pub struct Entry {
 
 /// The distinct agents that have rows in the log (to tell a typo in a
 /// filter from an agent that made no calls).
-pub fn agents(connection: &Connection) -> rusqlite::Result<Vec<String>> {
+pub(super) fn agents(connection: &Connection) -> rusqlite::Result<Vec<String>> {
     connection
         .prepare("SELECT DISTINCT agent FROM calls ORDER BY agent")?
         .query_map([], |row| row.get(0))?
@@ -64,7 +64,7 @@ pub fn agents(connection: &Connection) -> rusqlite::Result<Vec<String>> {
 }
 
 /// Opens the log read-only (queries never write).
-pub fn open_read_only(path: &Path) -> Result<Connection, AuditError> {
+pub(super) fn open_read_only(path: &Path) -> Result<Connection, AuditError> {
     if !path.exists() {
         return Err(AuditError::Unavailable(format!(
             "no audit log at {}",
@@ -80,7 +80,7 @@ pub fn open_read_only(path: &Path) -> Result<Connection, AuditError> {
 
 /// A value bound to a query, for either backend.
 #[derive(Debug, Clone)]
-pub enum Value {
+pub(super) enum Value {
     Int(i64),
     Text(String),
 }
@@ -160,7 +160,7 @@ pub(super) fn select(filter: &Filter, now_unix_ms: i64) -> (String, Vec<Value>) 
 }
 
 /// The rows matching `filter`, oldest first.
-pub fn query(
+pub(super) fn query(
     connection: &Connection,
     filter: &Filter,
     now_unix_ms: i64,
@@ -271,7 +271,7 @@ pub(super) fn later_writes_values(after: i64, path: &str) -> [Value; 4] {
 /// The allowed writes after row `after` that Cloudflare carried out
 /// (2xx) on one of `paths` or below it, oldest first: what changed an
 /// object again since a write.
-pub fn later_writes(
+pub(super) fn later_writes(
     connection: &Connection,
     after: i64,
     paths: &[String],
@@ -292,7 +292,7 @@ pub fn later_writes(
 }
 
 /// The rows whose reason says they undo row `row` (see `server/undo.rs`).
-pub fn undos_of(connection: &Connection, row: i64) -> rusqlite::Result<Vec<Entry>> {
+pub(super) fn undos_of(connection: &Connection, row: i64) -> rusqlite::Result<Vec<Entry>> {
     let values = [Value::Int(row), Value::Text(super::undo_note(row))];
     let mut statement = connection.prepare(UNDOS_OF)?;
     let rows = statement.query_map(rusqlite::params_from_iter(values.iter()), entry)?;

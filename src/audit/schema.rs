@@ -187,7 +187,7 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// Brings the database to the current schema version.
-pub fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
+pub(super) fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
     let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
         let tx = connection.transaction()?;
@@ -199,14 +199,14 @@ pub fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
 }
 
 /// Whether the database has every migration (and so every column).
-pub fn is_current(connection: &Connection) -> rusqlite::Result<bool> {
+pub(super) fn is_current(connection: &Connection) -> rusqlite::Result<bool> {
     let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     Ok(version >= MIGRATIONS.len() as i64)
 }
 
 /// Whether the chain is keyed (HMAC with the audit key); logs written
 /// before keys are not, until the writer re-keys them.
-pub fn is_keyed(connection: &Connection) -> rusqlite::Result<bool> {
+pub(super) fn is_keyed(connection: &Connection) -> rusqlite::Result<bool> {
     connection.query_row(
         "SELECT EXISTS (SELECT 1 FROM chain_meta WHERE name = 'mac' AND value = 'hmac-sha256')",
         [],
@@ -215,7 +215,7 @@ pub fn is_keyed(connection: &Connection) -> rusqlite::Result<bool> {
 }
 
 /// Records that every event is now keyed.
-pub fn mark_keyed(connection: &Connection) -> rusqlite::Result<()> {
+pub(super) fn mark_keyed(connection: &Connection) -> rusqlite::Result<()> {
     connection
         .execute(
             "INSERT OR REPLACE INTO chain_meta (name, value) VALUES ('mac', 'hmac-sha256')",
@@ -227,7 +227,7 @@ pub fn mark_keyed(connection: &Connection) -> rusqlite::Result<()> {
 /// Opens (or creates) the database in WAL mode. Commits are not fsynced
 /// (`synchronous = NORMAL`): the writer flushes the WAL itself, once for
 /// many commits.
-pub fn open(path: &std::path::Path, max_bytes: Option<u64>) -> rusqlite::Result<Connection> {
+pub(super) fn open(path: &std::path::Path, max_bytes: Option<u64>) -> rusqlite::Result<Connection> {
     let mut connection = Connection::open(path)?;
     // SQLite falls back to read-only when it cannot open the file for
     // writing; a log that cannot take rows must stop flaregate at start.
@@ -251,7 +251,7 @@ pub fn open(path: &std::path::Path, max_bytes: Option<u64>) -> rusqlite::Result<
 
 /// Records `fingerprint` as the log's key unless one is recorded already;
 /// the one recorded. The first writer of a log claims it for its key.
-pub fn claim_key(connection: &Connection, fingerprint: &str) -> rusqlite::Result<String> {
+pub(super) fn claim_key(connection: &Connection, fingerprint: &str) -> rusqlite::Result<String> {
     connection.execute(
         "INSERT OR IGNORE INTO chain_meta (name, value) VALUES ('key', ?1)",
         [fingerprint],
@@ -264,7 +264,7 @@ pub fn claim_key(connection: &Connection, fingerprint: &str) -> rusqlite::Result
 }
 
 /// The size cap `open` set (`max_bytes`), in pages.
-pub fn max_pages(connection: &Connection) -> rusqlite::Result<i64> {
+pub(super) fn max_pages(connection: &Connection) -> rusqlite::Result<i64> {
     connection.query_row("PRAGMA max_page_count", [], |row| row.get(0))
 }
 

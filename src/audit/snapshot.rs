@@ -144,7 +144,7 @@ pub(super) fn stored(
 /// The snapshots of rows up to `$1`, in row order (for an archive).
 pub(super) const THROUGH: &str = "SELECT call_id, reader, kind, prior, after, created FROM snapshots WHERE call_id <= $1 ORDER BY call_id";
 
-pub fn read(connection: &Connection, call_id: i64) -> rusqlite::Result<Option<Stored>> {
+pub(super) fn read(connection: &Connection, call_id: i64) -> rusqlite::Result<Option<Stored>> {
     connection
         .query_row(
             "SELECT reader, kind, prior, after, created FROM snapshots WHERE call_id = ?1",

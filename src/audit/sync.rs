@@ -20,25 +20,25 @@ use super::AuditError;
 use super::AuditTimes;
 
 /// Told once what was written is on disk (or that it could not be).
-pub type FlushReply = oneshot::Sender<Result<(), AuditError>>;
+pub(super) type FlushReply = oneshot::Sender<Result<(), AuditError>>;
 
 /// After a failed fsync, how long before trying again unasked.
 const RETRY_AFTER: Duration = Duration::from_millis(10);
 
 /// The WAL file, opened at the first flush and kept: SQLite keeps the same
 /// file while a connection is open.
-pub struct Wal {
+pub(super) struct Wal {
     path: PathBuf,
     file: Option<File>,
 }
 
 /// What the fsync thread makes durable: the WAL, or a stand-in in tests.
-pub trait Durable: Send + 'static {
+pub(super) trait Durable: Send + 'static {
     fn sync(&mut self) -> std::io::Result<()>;
 }
 
 impl Wal {
-    pub fn new(path: PathBuf) -> Self {
+    pub(super) fn new(path: PathBuf) -> Self {
         Self { path, file: None }
     }
 }
@@ -58,13 +58,13 @@ impl Durable for Wal {
 
 /// The writer's end: hands over flushes. Dropping it lets the thread finish
 /// the flushes already handed over, then stop.
-pub struct Syncer {
+pub(super) struct Syncer {
     requests: Option<mpsc::Sender<Vec<FlushReply>>>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
 impl Syncer {
-    pub fn start(target: impl Durable, times: Arc<AuditTimes>) -> std::io::Result<Self> {
+    pub(super) fn start(target: impl Durable, times: Arc<AuditTimes>) -> std::io::Result<Self> {
         let (requests, receiver) = mpsc::channel();
         let thread = thread::Builder::new()
             .name("audit-fsync".into())
@@ -76,7 +76,7 @@ impl Syncer {
     }
 
     /// Makes everything committed so far durable, then answers `waiting`.
-    pub fn flush(&self, waiting: Vec<FlushReply>) {
+    pub(super) fn flush(&self, waiting: Vec<FlushReply>) {
         let sent = match &self.requests {
             Some(requests) => requests.send(waiting).map_err(|mpsc::SendError(w)| w),
             None => Err(waiting),

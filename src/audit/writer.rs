@@ -35,7 +35,7 @@ pub struct RowRef {
 // Jobs move once, into the channel; boxing the large variant would cost an
 // allocation per record.
 #[allow(clippy::large_enum_variant)]
-pub enum Job {
+pub(super) enum Job {
     /// A record to commit; `flushed`, if given, hears once it is on disk.
     Write {
         write: Write,
@@ -51,7 +51,7 @@ pub enum Job {
 }
 
 /// A record to commit.
-pub enum Write {
+pub(super) enum Write {
     Begin {
         record: CallRecord,
         /// What the write changes, kept for undo.

@@ -26,7 +26,7 @@ impl ArgumentError {
 
 /// Validates `args` for `endpoint`: the JSON Schema, then the rules a schema
 /// cannot say without confusing MCP clients (exactly one of several fields).
-pub fn validate(
+pub(super) fn validate(
     endpoint: &Endpoint,
     validator: &jsonschema::Validator,
     args: &Map<String, Value>,

@@ -90,7 +90,7 @@ pub(super) struct RawEndpoint {
 
 /// Loads every `*.toml` file of `dir` and of its folders one level down
 /// (where `catalog import` writes), in name order.
-pub fn load_dir(dir: &Path) -> Result<Catalog, CatalogError> {
+pub(super) fn load_dir(dir: &Path) -> Result<Catalog, CatalogError> {
     load_sources(&read_dir(dir)?)
 }
 

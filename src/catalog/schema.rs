@@ -15,7 +15,7 @@ pub const DRY_RUN: &str = "dry_run";
 ///
 /// The parameters' own schemas move into it (kept once, read through
 /// [`Endpoint::param_schema`]).
-pub fn input_schema(endpoint: &mut Endpoint) -> Map<String, Value> {
+pub(super) fn input_schema(endpoint: &mut Endpoint) -> Map<String, Value> {
     let properties: Map<String, Value> = endpoint
         .params
         .iter_mut()

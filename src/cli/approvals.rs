@@ -14,7 +14,7 @@ use crate::approval::{Approval, Approvals};
 use crate::text;
 
 #[derive(Args)]
-pub struct ListArgs {
+pub(super) struct ListArgs {
     #[command(flatten)]
     paths: LogPaths,
     /// One JSON object per request, the preview whole.
@@ -23,7 +23,7 @@ pub struct ListArgs {
 }
 
 #[derive(Args)]
-pub struct DecideArgs {
+pub(super) struct DecideArgs {
     #[command(flatten)]
     paths: LogPaths,
     /// The approval id the agent was given.
@@ -34,7 +34,7 @@ pub struct DecideArgs {
 }
 
 /// Lists the requests waiting for a decision.
-pub fn list(args: &ListArgs) -> Outcome {
+pub(super) fn list(args: &ListArgs) -> Outcome {
     let approvals = store(&args.paths)?;
     let pending = approvals
         .pending(crate::audit::now_unix_ms())
@@ -55,7 +55,7 @@ pub fn list(args: &ListArgs) -> Outcome {
 }
 
 /// Approves (`approve`) or rejects a waiting request.
-pub fn decide(args: &DecideArgs, approve: bool) -> Outcome {
+pub(super) fn decide(args: &DecideArgs, approve: bool) -> Outcome {
     let approvals = store(&args.paths)?;
     let by = args
         .by

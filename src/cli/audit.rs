@@ -11,7 +11,7 @@ use crate::audit::{self, ChainVerdict, Filter, Head};
 use crate::text;
 
 #[derive(Args)]
-pub struct AuditArgs {
+pub(super) struct AuditArgs {
     #[command(subcommand)]
     action: Option<AuditAction>,
     /// Only this agent's calls.
@@ -126,7 +126,7 @@ enum DecisionFilter {
     Rejected,
 }
 
-pub fn run(args: &AuditArgs) -> Outcome {
+pub(super) fn run(args: &AuditArgs) -> Outcome {
     match &args.action {
         Some(AuditAction::Verify {
             paths,

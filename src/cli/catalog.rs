@@ -11,7 +11,7 @@ use crate::catalog::import::{self, Filter, GENERATED_MARK, Rules};
 use crate::catalog::{self, Catalog};
 
 #[derive(Args)]
-pub struct CatalogArgs {
+pub(super) struct CatalogArgs {
     #[command(subcommand)]
     command: CatalogCommand,
 }
@@ -51,7 +51,7 @@ struct ImportArgs {
     groups: Option<PathBuf>,
 }
 
-pub fn run(args: &CatalogArgs) -> Outcome {
+pub(super) fn run(args: &CatalogArgs) -> Outcome {
     match &args.command {
         CatalogCommand::Import(args) => import(args),
     }

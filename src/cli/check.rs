@@ -20,7 +20,7 @@ use crate::policy::{Agent, AuthMode, Level, Policy};
 const TABLE_MAX_GROUPS: usize = 16;
 
 #[derive(Args)]
-pub struct CheckArgs {
+pub(super) struct CheckArgs {
     /// Check zone and account names against the built-in sandbox's demo
     /// data (with CLOUDFLARE_API_TOKEN set and no --sandbox, against the API).
     #[arg(long)]
@@ -82,7 +82,7 @@ struct AgentReport {
 
 /// `flaregate check`: exit 0 when everything is valid and (where checked)
 /// every name resolves and the token serves every grant.
-pub async fn check(args: &CheckArgs) -> Outcome {
+pub(super) async fn check(args: &CheckArgs) -> Outcome {
     let paths = &args.paths.paths();
     let config = setup::config(paths)?;
     let catalog = setup::catalog(&config, paths)?;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::policy::{self, AuthMode, Policy};
 
 /// A demo agent's key, and its SHA-256 for the policy.
-pub struct DemoKey {
+pub(super) struct DemoKey {
     pub agent: String,
     pub key: String,
     pub hash: [u8; 32],
@@ -17,13 +17,13 @@ pub struct DemoKey {
 
 /// Where the keys live: beside the audit key (`flaregate-sandbox-audit.key`
 /// → `flaregate-sandbox-audit.demo-keys`).
-pub fn file_beside(audit_key: &Path) -> PathBuf {
+pub(super) fn file_beside(audit_key: &Path) -> PathBuf {
     audit_key.with_extension("demo-keys")
 }
 
 /// A key for each agent of `policy` that takes a key and has none: the
 /// one kept in `file` if there is one, else a new one, which is kept.
-pub fn load_or_make(policy: &Policy, file: &Path) -> Result<Vec<DemoKey>, String> {
+pub(super) fn load_or_make(policy: &Policy, file: &Path) -> Result<Vec<DemoKey>, String> {
     let mut kept = read(file)?;
     let mut changed = false;
     let keys = policy

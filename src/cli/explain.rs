@@ -17,7 +17,7 @@ use crate::server::pipeline::{LookupError, fetch_object};
 const OFFLINE: &str = "nothing was sent to Cloudflare; run with --live to ask the API, or --sandbox for the demo data";
 
 #[derive(Args)]
-pub struct ExplainArgs {
+pub(super) struct ExplainArgs {
     /// The agent's id.
     #[arg(long)]
     agent: String,
@@ -114,7 +114,7 @@ impl Explained {
 
 /// `flaregate explain`: the decision the server would make, printed (or
 /// as JSON) with its exit code.
-pub async fn explain(args: &ExplainArgs) -> Outcome {
+pub(super) async fn explain(args: &ExplainArgs) -> Outcome {
     let explained = decide(args).await?;
     if args.json {
         println!(

@@ -12,7 +12,7 @@ use super::Outcome;
 use crate::policy;
 
 #[derive(Args)]
-pub struct InitArgs {
+pub(super) struct InitArgs {
     /// The folder to set up (made if missing; default: the current one).
     #[arg(default_value = ".")]
     dir: PathBuf,
@@ -80,7 +80,7 @@ writes_per_hour = 30
 
 /// Writes the starter files into `args.dir`; prints the agent's key once
 /// and what to run next.
-pub fn init(args: &InitArgs) -> Outcome {
+pub(super) fn init(args: &InitArgs) -> Outcome {
     policy::check_agent_id(&args.agent)?;
     let dir = &args.dir;
     let files = [

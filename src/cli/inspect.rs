@@ -10,7 +10,7 @@ use super::{Outcome, PolicyPaths, setup};
 use crate::policy::Policy;
 
 #[derive(Args)]
-pub struct ToolsArgs {
+pub(super) struct ToolsArgs {
     /// The agent's id.
     #[arg(long)]
     agent: String,
@@ -23,7 +23,7 @@ pub struct ToolsArgs {
 
 /// `flaregate tools --agent ID`: the tools, each with its constraints,
 /// and the agent's limits.
-pub fn tools(args: &ToolsArgs) -> Outcome {
+pub(super) fn tools(args: &ToolsArgs) -> Outcome {
     let paths = args.paths.paths();
     let config = setup::config(&paths)?;
     let catalog = setup::catalog(&config, &paths)?;

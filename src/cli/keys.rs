@@ -8,14 +8,14 @@ use super::Outcome;
 use crate::policy;
 
 #[derive(Args)]
-pub struct KeygenArgs {
+pub(super) struct KeygenArgs {
     /// The agent the key is for (printed in the instructions).
     #[arg(long)]
     agent: String,
 }
 
 /// Prints a new key once, and the line to paste into the agent's policy.
-pub fn keygen(args: &KeygenArgs) -> Outcome {
+pub(super) fn keygen(args: &KeygenArgs) -> Outcome {
     policy::check_agent_id(&args.agent)?;
     let (key, hash) = policy::new_key();
     println!(
@@ -32,17 +32,17 @@ pub fn keygen(args: &KeygenArgs) -> Outcome {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-pub enum SchemaKind {
+pub(super) enum SchemaKind {
     /// Policy files (policies/*.toml).
     Policy,
 }
 
 #[derive(Args)]
-pub struct SchemaArgs {
+pub(super) struct SchemaArgs {
     kind: SchemaKind,
 }
 
-pub fn schema(args: &SchemaArgs) -> Outcome {
+pub(super) fn schema(args: &SchemaArgs) -> Outcome {
     match args.kind {
         SchemaKind::Policy => {
             let text =

@@ -9,7 +9,7 @@ use crate::policy::Policy;
 
 /// A Cloudflare token permission the policies need.
 #[derive(Serialize)]
-pub struct Permission {
+pub(super) struct Permission {
     /// As the dashboard's token form lists it: "Zone · DNS · Edit".
     label: String,
     /// The API's name: "DNS Write".
@@ -20,7 +20,7 @@ pub struct Permission {
 
 /// The Cloudflare token permissions the policies need, with the zones or
 /// accounts each is needed on: create the token with exactly these.
-pub fn token_permissions(catalog: &Catalog, policy: &Policy) -> Vec<Permission> {
+pub(super) fn token_permissions(catalog: &Catalog, policy: &Policy) -> Vec<Permission> {
     use crate::policy::{Scope, ScopeRef};
     use std::collections::{BTreeMap, BTreeSet};
     // Per permission: on which kind, and the entries (None: all of them).
@@ -102,7 +102,7 @@ fn dashboard_label(permission: &str, kind: &str) -> String {
     format!("{on} · {resource} · {level}")
 }
 
-pub fn permissions_text(permissions: &[Permission]) -> String {
+pub(super) fn permissions_text(permissions: &[Permission]) -> String {
     if permissions.is_empty() {
         return String::new();
     }

@@ -9,7 +9,7 @@ use crate::audit::{self, ChainVerdict, Written};
 
 /// A moment on the command line: `2026-11-01`, `2026-11-01T12:00:00Z`, or
 /// a stretch back from now (`90d`, `12h`), as milliseconds since the epoch.
-pub fn moment(text: &str) -> Result<i64, String> {
+pub(super) fn moment(text: &str) -> Result<i64, String> {
     let ms = |time: std::time::SystemTime| {
         time.duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64)
@@ -29,7 +29,7 @@ pub fn moment(text: &str) -> Result<i64, String> {
 }
 
 /// Writes the rows decided in `[since, until)` to `out` (or stdout).
-pub fn export(
+pub(super) fn export(
     paths: &LogPaths,
     since: Option<i64>,
     until: Option<i64>,
@@ -61,7 +61,7 @@ pub fn export(
 }
 
 /// Moves the rows decided before `before` into a new file at `out`.
-pub fn archive(paths: &LogPaths, before: i64, out: &Path) -> Outcome {
+pub(super) fn archive(paths: &LogPaths, before: i64, out: &Path) -> Outcome {
     let config = setup::log_config(paths)?;
     let files = config.audit_files();
     if out.exists() {
@@ -106,7 +106,7 @@ fn said(what: &str, written: &Written, out: Option<&Path>) -> String {
 }
 
 /// Checks an export or archive file with the configured audit key.
-pub fn verify_file(paths: &LogPaths, file: &Path) -> Outcome {
+pub(super) fn verify_file(paths: &LogPaths, file: &Path) -> Outcome {
     let config = setup::log_config(paths)?;
     let files = config.audit_files();
     let key = audit::ChainKey::load(&files.key).map_err(|e| e.to_string())?;

@@ -12,7 +12,7 @@ use crate::cloudflare::RateSpec;
 use crate::sandbox::{self, Fault, SandboxConfig, Tokens};
 
 #[derive(Args)]
-pub struct SandboxArgs {
+pub(super) struct SandboxArgs {
     /// Address to listen on; port 0 picks a free one.
     #[arg(long, default_value = "127.0.0.1:8790")]
     listen: SocketAddr,
@@ -37,7 +37,7 @@ pub struct SandboxArgs {
     catalog: Option<std::path::PathBuf>,
 }
 
-pub async fn run(args: SandboxArgs) -> Outcome {
+pub(super) async fn run(args: SandboxArgs) -> Outcome {
     let mut config = SandboxConfig::new();
     if let Some(token) = args.token {
         config.tokens = Tokens::new(token);

@@ -23,7 +23,7 @@ use crate::server::listen::Listening;
 use crate::server::{Gateway, http, reload, stdio};
 
 #[derive(Args)]
-pub struct ServeArgs {
+pub(super) struct ServeArgs {
     /// Use the built-in sandbox (a simulated Cloudflare API) instead of
     /// Cloudflare, with the demo policy unless policies are configured.
     #[arg(long)]
@@ -57,7 +57,7 @@ pub struct ServeArgs {
 /// worker answers thousands of calls a second; with no second worker to
 /// wake and hand tasks to, each call costs less CPU and time
 /// (docs/performance.md, "One async worker").
-pub const WORKERS: usize = 1;
+pub(super) const WORKERS: usize = 1;
 
 /// How often refused calls counted past an agent's refusal budget are
 /// written to the log (one row per agent).
@@ -65,9 +65,9 @@ const SUPPRESSED_EVERY: Duration = Duration::from_secs(5);
 
 /// The audit database `serve --sandbox` writes unless `--audit-db` names
 /// one: demo calls never land in a production log.
-pub const SANDBOX_AUDIT_DB: &str = "flaregate-sandbox-audit.db";
+pub(super) const SANDBOX_AUDIT_DB: &str = "flaregate-sandbox-audit.db";
 
-pub async fn run(args: ServeArgs) -> Outcome {
+pub(super) async fn run(args: ServeArgs) -> Outcome {
     // First: a reload asked for during start-up must not end the process.
     let hangup = reload::hangups();
     let mut config = setup::config(&args.paths)?;

@@ -12,7 +12,7 @@ use crate::policy::{self, Policy};
 use crate::sandbox::{self, RunningSandbox, SandboxConfig};
 
 /// The configuration with the command line's path overrides applied.
-pub fn config(paths: &Paths) -> Result<Config, String> {
+pub(super) fn config(paths: &Paths) -> Result<Config, String> {
     let mut config = Config::load(paths.config.as_deref()).map_err(|e| e.to_string())?;
     if let Some(p) = &paths.catalog {
         config.catalog = p.clone();
@@ -30,7 +30,7 @@ pub fn config(paths: &Paths) -> Result<Config, String> {
 /// the sandbox's log as `serve --sandbox` does. A SQLite log that is not
 /// there is an error naming the file tried (and the sandbox's log, when
 /// that is the one there).
-pub fn log_config(log: &LogPaths) -> Result<Config, String> {
+pub(super) fn log_config(log: &LogPaths) -> Result<Config, String> {
     let paths = log.paths();
     let mut config = config(&paths)?;
     if log.sandbox {
@@ -62,7 +62,7 @@ pub fn log_config(log: &LogPaths) -> Result<Config, String> {
 /// The sandbox's own log (`SANDBOX_AUDIT_DB` beside the configured SQLite
 /// log, with its own key) unless `--audit-db` names one: demo calls never
 /// land in a production log.
-pub fn use_sandbox_log(config: &mut Config, paths: &Paths) {
+pub(super) fn use_sandbox_log(config: &mut Config, paths: &Paths) {
     if let (None, crate::audit::Database::Sqlite(file)) = (&paths.audit_db, &config.audit_db) {
         config.audit_db =
             crate::audit::Database::Sqlite(file.with_file_name(super::serve::SANDBOX_AUDIT_DB));
@@ -72,7 +72,7 @@ pub fn use_sandbox_log(config: &mut Config, paths: &Paths) {
 
 /// The configured catalog, or the built-in one when no catalog folder is
 /// there and none was asked for: every command works from any folder.
-pub fn catalog(config: &Config, paths: &Paths) -> Result<Arc<Catalog>, String> {
+pub(super) fn catalog(config: &Config, paths: &Paths) -> Result<Arc<Catalog>, String> {
     if config.catalog.is_dir() || paths.catalog.is_some() {
         return Catalog::load(&config.catalog)
             .map(Arc::new)
@@ -82,7 +82,7 @@ pub fn catalog(config: &Config, paths: &Paths) -> Result<Arc<Catalog>, String> {
     Ok(Arc::new(crate::catalog::builtin()))
 }
 
-pub fn policy(config: &Config, catalog: Arc<Catalog>) -> Result<Policy, String> {
+pub(super) fn policy(config: &Config, catalog: Arc<Catalog>) -> Result<Policy, String> {
     let sources = policy::policy_files(&config.policies).map_err(|e| e.to_string())?;
     policy::compile(&sources, catalog).map_err(|e| e.to_string())
 }
@@ -90,7 +90,7 @@ pub fn policy(config: &Config, catalog: Arc<Catalog>) -> Result<Policy, String> 
 /// The built-in sandbox, started in this process, and a client for it;
 /// `catalog`'s endpoints without a curated route answer from its generic
 /// store.
-pub async fn sandbox(
+pub(super) async fn sandbox(
     config: &Config,
     catalog: Option<Arc<Catalog>>,
 ) -> Result<(Client, RunningSandbox), String> {
@@ -109,7 +109,7 @@ pub async fn sandbox(
 }
 
 /// A client for the configured API, if a credential is in the environment.
-pub fn client(config: &Config) -> Result<Option<Client>, String> {
+pub(super) fn client(config: &Config) -> Result<Option<Client>, String> {
     let Some(credential) = Credential::from_env() else {
         return Ok(None);
     };

@@ -18,7 +18,7 @@ use crate::policy::{Directory, Policy, Scope, ScopeRef};
 
 /// Each group and scope the token cannot serve, in words; with `writes`,
 /// each granted write permission it lacks too (its probe).
-pub async fn gaps(
+pub(super) async fn gaps(
     client: &Client,
     policy: &Policy,
     directory: &Directory,
@@ -81,7 +81,7 @@ pub async fn gaps(
 
 /// Whether the token is active, a user's or an account's (an
 /// account-owned token is verified at its account); says which on stdout.
-pub async fn verified(client: &Client) -> Result<(), String> {
+pub(super) async fn verified(client: &Client) -> Result<(), String> {
     match client.verify_token().await {
         Ok((status, owner)) if status == "active" => {
             match owner {

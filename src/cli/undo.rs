@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::{ConfigPath, Outcome, setup};
 
 #[derive(Args)]
-pub struct UndoArgs {
+pub(super) struct UndoArgs {
     /// The audit row of the write to undo (`flaregate audit` shows ids).
     row: i64,
     /// Show what the undo would do (its preview) and send nothing.
@@ -34,7 +34,7 @@ pub struct UndoArgs {
 
 /// Shows the undo's preview (and what changed since), then, unless
 /// `--dry-run`, undoes.
-pub async fn run(args: &UndoArgs) -> Outcome {
+pub(super) async fn run(args: &UndoArgs) -> Outcome {
     let config = setup::config(&args.paths.paths())?;
     let url = args.url.clone().unwrap_or_else(|| {
         let scheme = if config.http.tls.is_some() {

@@ -59,7 +59,7 @@ impl From<Item> for ApiMessage {
 const QUOTE: usize = 200;
 
 /// Unwraps a JSON answer.
-pub fn unwrap_json(
+pub(super) fn unwrap_json(
     status: u16,
     retry_after: Option<Duration>,
     body: &[u8],
@@ -88,7 +88,7 @@ pub fn unwrap_json(
 }
 
 /// Unwraps a raw-text answer (a Worker's code); errors still come as JSON.
-pub fn unwrap_text(
+pub(super) fn unwrap_text(
     status: u16,
     retry_after: Option<Duration>,
     content_type: Option<&str>,
@@ -123,7 +123,7 @@ fn quote(body: &[u8]) -> String {
 }
 
 /// Reads `Retry-After` as delay-seconds (Cloudflare never sends a date).
-pub fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
+pub(super) fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
     value?.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 

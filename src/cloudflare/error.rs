@@ -109,7 +109,7 @@ impl CloudflareError {
 
 /// What to do about an error: for the codes that say more than their
 /// status, what fits them; else by status, from Cloudflare's reference guide.
-pub fn advice(status: u16, errors: &[ApiMessage]) -> &'static str {
+pub(super) fn advice(status: u16, errors: &[ApiMessage]) -> &'static str {
     for error in errors {
         match error.code {
             81057 | 81058 => {

@@ -12,7 +12,7 @@ use toml::Spanned;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "flaregate policy file")]
-pub struct PolicyFile {
+pub(super) struct PolicyFile {
     /// The agents this file defines.
     #[serde(default, rename = "agent")]
     pub agents: Vec<AgentSpec>,
@@ -22,7 +22,7 @@ pub struct PolicyFile {
 /// denied.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AgentSpec {
+pub(super) struct AgentSpec {
     /// A unique id, used in logs and `--agent`, e.g. "site-deployer".
     #[schemars(with = "String", regex(pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$"))]
     pub id: Spanned<String>,
@@ -184,7 +184,7 @@ pub enum ToolSetting {
 /// glob names, or every tool of a group that has the argument.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ConstraintSpec {
+pub(super) struct ConstraintSpec {
     /// The tool, e.g. "put_worker_script", or a glob: "*_worker_script".
     #[serde(default)]
     #[schemars(with = "Option<String>")]

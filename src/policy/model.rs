@@ -26,7 +26,7 @@ pub struct Policy {
 
 /// A zone or account name as a policy file writes it.
 #[derive(Debug, Clone)]
-pub struct NameSource {
+pub(super) struct NameSource {
     pub kind: crate::catalog::Scope,
     pub name: String,
     /// "policies/demo.toml:29".
@@ -73,7 +73,7 @@ pub struct Agent {
 
 /// Whether an agent may call one tool, and the rule that says so.
 #[derive(Debug, Clone)]
-pub struct ToolRule {
+pub(super) struct ToolRule {
     pub allowed: bool,
     /// In plain words, e.g. "your DNS grant is read".
     pub reason: Arc<str>,

@@ -182,7 +182,7 @@ async fn list_all(
 }
 
 /// The id a call targets, from its scope argument (`zone_id`, `account_id`).
-pub fn target_id<'a>(args: &'a Map<String, Value>, param: &str) -> Option<&'a str> {
+pub(super) fn target_id<'a>(args: &'a Map<String, Value>, param: &str) -> Option<&'a str> {
     args.get(param).and_then(Value::as_str)
 }
 

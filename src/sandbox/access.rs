@@ -16,7 +16,7 @@ fn forbidden() -> ApiError {
 impl Sandbox {
     /// Checks that `grant` may use `permission` on zone `zone_id`; returns
     /// the zone's name.
-    pub fn check_zone(
+    pub(super) fn check_zone(
         &self,
         grant: &Grant,
         zone_id: &str,
@@ -41,7 +41,7 @@ impl Sandbox {
     }
 
     /// Checks that `grant` may use `permission` on account `account_id`.
-    pub fn check_account(
+    pub(super) fn check_account(
         &self,
         grant: &Grant,
         account_id: &str,
@@ -67,7 +67,7 @@ impl Sandbox {
     }
 
     /// Checks a permission that is not tied to one object (list_zones).
-    pub fn check_permission(&self, grant: &Grant, permission: &str) -> Result<(), ApiError> {
+    pub(super) fn check_permission(&self, grant: &Grant, permission: &str) -> Result<(), ApiError> {
         if grant.allows(permission) {
             Ok(())
         } else {
@@ -77,7 +77,7 @@ impl Sandbox {
 }
 
 /// Checks a sub-object id in a path (record, ruleset, page rule …).
-pub fn check_id(id: &str, path: &str) -> Result<(), ApiError> {
+pub(super) fn check_id(id: &str, path: &str) -> Result<(), ApiError> {
     if is_id(id) {
         Ok(())
     } else {
@@ -86,7 +86,7 @@ pub fn check_id(id: &str, path: &str) -> Result<(), ApiError> {
 }
 
 /// Parses a JSON request body, or answers as Cloudflare does.
-pub fn json_body(bytes: &[u8]) -> Result<serde_json::Map<String, Value>, ApiError> {
+pub(super) fn json_body(bytes: &[u8]) -> Result<serde_json::Map<String, Value>, ApiError> {
     match serde_json::from_slice(bytes) {
         Ok(Value::Object(map)) => Ok(map),
         _ => Err(ApiError::bad_request(

@@ -109,11 +109,11 @@ impl Fault {
 
 /// The configured faults, tried in order.
 #[derive(Debug, Default)]
-pub struct Faults(pub Vec<Fault>);
+pub(super) struct Faults(pub Vec<Fault>);
 
 impl Faults {
     /// The injected answer for this request, if a fault matches.
-    pub async fn answer(&self, method: &str, path: &str) -> Option<Response> {
+    pub(super) async fn answer(&self, method: &str, path: &str) -> Option<Response> {
         let kind = self.0.iter().find(|f| f.take(method, path))?.kind;
         Some(match kind {
             Kind::Status(status) => status_answer(status),

@@ -20,14 +20,14 @@ use super::{API_PREFIX, Shared};
 use crate::catalog::{Endpoint, Method, Reach, Segment};
 
 /// Objects by resource path (`/zones/…/settings/always_use_https`).
-pub type Resources = BTreeMap<String, Value>;
+pub(super) type Resources = BTreeMap<String, Value>;
 
 /// The largest request body the generic store keeps.
 const MAX_BODY: usize = 1 << 20;
 
 /// Answers a request no curated route took, if a catalog endpoint has its
 /// method and path; `None` otherwise.
-pub async fn answer(sandbox: &Shared, request: Request) -> Option<Response> {
+pub(super) async fn answer(sandbox: &Shared, request: Request) -> Option<Response> {
     let catalog = sandbox.catalog.as_ref()?;
     let method = Method::from_name(request.method().as_str())?;
     let path = request.uri().path();
@@ -234,7 +234,7 @@ fn not_found(path: &str) -> ApiError {
 
 /// The fallback of every unrouted request: the generic store, else
 /// Cloudflare's "no route".
-pub async fn fallback(State(sandbox): State<Shared>, request: Request) -> Response {
+pub(super) async fn fallback(State(sandbox): State<Shared>, request: Request) -> Response {
     let path = request.uri().path().to_string();
     match answer(&sandbox, request).await {
         Some(response) => response,

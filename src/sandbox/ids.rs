@@ -3,12 +3,12 @@
 use std::time::SystemTime;
 
 /// A fresh 32-character lowercase hex id.
-pub fn new_id() -> String {
+pub(super) fn new_id() -> String {
     format!("{:032x}", fastrand::u128(..))
 }
 
 /// Whether `text` is a 32-character lowercase hex id.
-pub fn is_id(text: &str) -> bool {
+pub(super) fn is_id(text: &str) -> bool {
     text.len() == 32
         && text
             .bytes()
@@ -16,6 +16,6 @@ pub fn is_id(text: &str) -> bool {
 }
 
 /// The current time as RFC 3339 (`2026-11-28T04:55:40.123456Z`).
-pub fn now() -> String {
+pub(super) fn now() -> String {
     humantime::format_rfc3339_micros(SystemTime::now()).to_string()
 }

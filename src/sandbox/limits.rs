@@ -11,13 +11,13 @@ use crate::cloudflare::RateSpec;
 
 /// The sandbox's per-token request counter.
 #[derive(Debug)]
-pub struct RateWindow {
+pub(super) struct RateWindow {
     spec: RateSpec,
     windows: Mutex<HashMap<String, (Instant, u32)>>,
 }
 
 /// The verdict for one request, with the values for the rate headers.
-pub struct RateVerdict {
+pub(super) struct RateVerdict {
     pub allowed: bool,
     pub remaining: u32,
     pub reset: Duration,
@@ -26,7 +26,7 @@ pub struct RateVerdict {
 }
 
 impl RateWindow {
-    pub fn new(spec: RateSpec) -> Self {
+    pub(super) fn new(spec: RateSpec) -> Self {
         Self {
             spec,
             windows: Mutex::new(HashMap::new()),
@@ -34,7 +34,7 @@ impl RateWindow {
     }
 
     /// Counts one request of `token`.
-    pub fn check(&self, token: &str) -> Option<RateVerdict> {
+    pub(super) fn check(&self, token: &str) -> Option<RateVerdict> {
         let RateSpec::Limit { requests, per } = self.spec else {
             return None;
         };
@@ -61,7 +61,7 @@ impl RateWindow {
 
 impl RateVerdict {
     /// `Ratelimit` and `Ratelimit-Policy`, as Cloudflare sends since 2025.
-    pub fn write_headers(&self, headers: &mut HeaderMap) {
+    pub(super) fn write_headers(&self, headers: &mut HeaderMap) {
         let reset = self.reset.as_secs().max(1);
         let pairs = [
             (

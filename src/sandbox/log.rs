@@ -28,12 +28,12 @@ pub struct LoggedRequest {
 }
 
 #[derive(Debug, Default)]
-pub struct RequestLog {
+pub(super) struct RequestLog {
     entries: Mutex<(u64, VecDeque<LoggedRequest>)>,
 }
 
 impl RequestLog {
-    pub fn record(&self, request: &Request, path: &str) {
+    pub(super) fn record(&self, request: &Request, path: &str) {
         let content_type = request
             .headers()
             .get(axum::http::header::CONTENT_TYPE)
@@ -68,7 +68,7 @@ impl RequestLog {
 
 /// `GET /__sandbox/requests`: the log, oldest first. Not a Cloudflare
 /// route, so it needs no token.
-pub fn routes() -> Router<Shared> {
+pub(super) fn routes() -> Router<Shared> {
     Router::new().route("/__sandbox/requests", get(list))
 }
 

@@ -8,10 +8,15 @@ use serde_json::{Value, json};
 use super::reply::ApiError;
 
 /// Query parameters, as given.
-pub type Query = HashMap<String, String>;
+pub(super) type Query = HashMap<String, String>;
 
 /// Reads an integer query parameter within a range, or Cloudflare's 400.
-pub fn number(query: &Query, name: &str, default: u64, range: (u64, u64)) -> Result<u64, ApiError> {
+pub(super) fn number(
+    query: &Query,
+    name: &str,
+    default: u64,
+    range: (u64, u64),
+) -> Result<u64, ApiError> {
     let Some(text) = query.get(name) else {
         return Ok(default);
     };
@@ -30,7 +35,7 @@ pub fn number(query: &Query, name: &str, default: u64, range: (u64, u64)) -> Res
 }
 
 /// One page of `items` and its `result_info`.
-pub fn by_page(
+pub(super) fn by_page(
     items: Vec<Value>,
     query: &Query,
     default_per_page: u64,
@@ -54,7 +59,7 @@ pub fn by_page(
 
 /// One page of `items` after the cursor, and the next cursor (`""` at the
 /// end). Cursors are the offset in hex, opaque to clients.
-pub fn by_cursor(
+pub(super) fn by_cursor(
     items: Vec<Value>,
     query: &Query,
     default_per_page: u64,

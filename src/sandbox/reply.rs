@@ -48,7 +48,7 @@ impl IntoResponse for ApiError {
 }
 
 /// `{"success": false, "errors": [...]}` with the given status.
-pub fn failure(status: StatusCode, errors: &[(i64, &str)]) -> Response {
+pub(super) fn failure(status: StatusCode, errors: &[(i64, &str)]) -> Response {
     let errors: Vec<Value> = errors
         .iter()
         .map(|(code, message)| json!({"code": code, "message": message}))
@@ -58,18 +58,18 @@ pub fn failure(status: StatusCode, errors: &[(i64, &str)]) -> Response {
 }
 
 /// `{"success": true, "result": …}`.
-pub fn ok(result: Value) -> Response {
+pub(super) fn ok(result: Value) -> Response {
     Json(json!({"success": true, "errors": [], "messages": [], "result": result})).into_response()
 }
 
 /// `{"success": true, "result": …, "result_info": …}`.
-pub fn ok_paged(result: Value, result_info: Value) -> Response {
+pub(super) fn ok_paged(result: Value, result_info: Value) -> Response {
     Json(json!({"success": true, "errors": [], "messages": [], "result": result, "result_info": result_info}))
         .into_response()
 }
 
 /// A Worker's code, as Cloudflare sends it: raw JavaScript, no envelope.
-pub fn javascript(content: String) -> Response {
+pub(super) fn javascript(content: String) -> Response {
     let mut response = content.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -79,4 +79,4 @@ pub fn javascript(content: String) -> Response {
 }
 
 /// The outcome of a sandbox handler.
-pub type Reply = Result<Response, ApiError>;
+pub(super) type Reply = Result<Response, ApiError>;

@@ -9,14 +9,14 @@ pub const ACCOUNT_ID: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
 pub const ACCOUNT_NAME: &str = "Example Corp";
 pub const EXAMPLE_COM: &str = "023e105f4ecef8ad9ca31a8372d0c353";
 pub const EXAMPLE_ORG: &str = "5a7805061c76ada191ed06f989cc3dac";
-pub const POOL_PRIMARY: &str = "17b5962d775c646f3f9725cbc7a53df4";
-pub const POOL_FALLBACK: &str = "9290f38c5d07c2e2f4df57b1f61d4196";
-pub const CUSTOM_RULESET: &str = "2f2feab2026849078ba485f918791bdc";
+pub(super) const POOL_PRIMARY: &str = "17b5962d775c646f3f9725cbc7a53df4";
+pub(super) const POOL_FALLBACK: &str = "9290f38c5d07c2e2f4df57b1f61d4196";
+pub(super) const CUSTOM_RULESET: &str = "2f2feab2026849078ba485f918791bdc";
 
 const CREATED: &str = "2024-01-15T10:00:00.000000Z";
 
 /// The store as it is when the sandbox starts.
-pub fn demo() -> SandboxState {
+pub(super) fn demo() -> SandboxState {
     let mut store = SandboxState {
         accounts: vec![json!({
             "id": ACCOUNT_ID, "name": ACCOUNT_NAME, "type": "standard", "created_on": CREATED,
@@ -35,7 +35,7 @@ pub fn demo() -> SandboxState {
 }
 
 /// A zone object as Cloudflare lists it.
-pub fn zone(id: &str, name: &str, plan: &str) -> Value {
+pub(super) fn zone(id: &str, name: &str, plan: &str) -> Value {
     json!({
         "id": id, "name": name, "status": "active", "paused": false, "type": "full",
         "development_mode": 0,
@@ -57,7 +57,7 @@ fn capitalised(word: &str) -> String {
 }
 
 /// A DNS record object as Cloudflare returns it.
-pub fn dns_record(
+pub(super) fn dns_record(
     id: &str,
     zone: (&str, &str),
     kind: &str,
@@ -210,7 +210,7 @@ fn example_org() -> ZoneData {
 }
 
 /// A Worker script's listed metadata.
-pub fn script_meta(name: &str, compatibility_date: &str, modified: &str) -> Value {
+pub(super) fn script_meta(name: &str, compatibility_date: &str, modified: &str) -> Value {
     json!({
         "id": name, "etag": format!("{:032x}", fastrand::u128(..)), "handlers": ["fetch"],
         "compatibility_date": compatibility_date, "compatibility_flags": [],

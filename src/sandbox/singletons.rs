@@ -11,7 +11,7 @@ use crate::catalog::{Catalog, Endpoint, Method, Segment};
 
 /// The state of the singleton at `path` (the object `endpoint` reads or
 /// changes) before anything wrote it, if it is one and the catalog knows it.
-pub fn seeded(catalog: &Catalog, endpoint: &Endpoint, path: &str) -> Option<Value> {
+pub(super) fn seeded(catalog: &Catalog, endpoint: &Endpoint, path: &str) -> Option<Value> {
     if !is_singleton(catalog, endpoint) {
         return None;
     }

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 /// Everything the simulated API knows.
 #[derive(Debug, Default)]
-pub struct SandboxState {
+pub(super) struct SandboxState {
     pub accounts: Vec<Value>,
     pub zones: Vec<Value>,
     pub zone_data: HashMap<String, ZoneData>,
@@ -17,7 +17,7 @@ pub struct SandboxState {
 
 /// What hangs off one zone.
 #[derive(Debug, Default)]
-pub struct ZoneData {
+pub(super) struct ZoneData {
     pub dns: Vec<Value>,
     pub rulesets: Vec<Value>,
     pub page_rules: Vec<Value>,
@@ -28,29 +28,29 @@ pub struct ZoneData {
 
 /// What hangs off one account.
 #[derive(Debug, Default)]
-pub struct AccountData {
+pub(super) struct AccountData {
     pub scripts: Vec<Script>,
     pub buckets: Vec<Value>,
 }
 
 /// A Worker script: its metadata as listed, and its code.
 #[derive(Debug, Clone)]
-pub struct Script {
+pub(super) struct Script {
     pub meta: Value,
     pub content: String,
 }
 
 impl SandboxState {
-    pub fn zone(&self, id: &str) -> Option<&Value> {
+    pub(super) fn zone(&self, id: &str) -> Option<&Value> {
         self.zones.iter().find(|z| z["id"] == id)
     }
 
-    pub fn account(&self, id: &str) -> Option<&Value> {
+    pub(super) fn account(&self, id: &str) -> Option<&Value> {
         self.accounts.iter().find(|a| a["id"] == id)
     }
 
     /// One list of a zone's data, picked by `pick`; empty for an unknown zone.
-    pub fn in_zone<'a>(
+    pub(super) fn in_zone<'a>(
         &'a self,
         zone_id: &str,
         pick: impl FnOnce(&'a ZoneData) -> &'a [Value],
@@ -59,22 +59,22 @@ impl SandboxState {
     }
 
     /// The zone's data, for changing it; the caller checked the zone exists.
-    pub fn zone_data(&mut self, id: &str) -> &mut ZoneData {
+    pub(super) fn zone_data(&mut self, id: &str) -> &mut ZoneData {
         self.zone_data.entry(id.to_string()).or_default()
     }
 
-    pub fn account_data(&mut self, id: &str) -> &mut AccountData {
+    pub(super) fn account_data(&mut self, id: &str) -> &mut AccountData {
         self.account_data.entry(id.to_string()).or_default()
     }
 }
 
 /// Finds the object with this `id` in a list.
-pub fn by_id<'a>(list: &'a [Value], id: &str) -> Option<&'a Value> {
+pub(super) fn by_id<'a>(list: &'a [Value], id: &str) -> Option<&'a Value> {
     list.iter().find(|v| v["id"] == id)
 }
 
 /// Removes the object with this `id`; whether it was there.
-pub fn remove_by_id(list: &mut Vec<Value>, id: &str) -> bool {
+pub(super) fn remove_by_id(list: &mut Vec<Value>, id: &str) -> bool {
     let before = list.len();
     list.retain(|v| v["id"] != id);
     list.len() != before

@@ -17,7 +17,7 @@ use super::snapshot::{self, Snapshot};
 use super::writer::{RowRef, Tip, Write};
 use super::{AuditError, ChainKey};
 
-pub use crate::postgres_target::shown;
+pub(super) use crate::postgres_target::shown;
 
 impl From<postgres::Error> for StoreError {
     fn from(error: postgres::Error) -> Self {
@@ -121,7 +121,7 @@ pub fn off_runtime<T: Send>(work: impl FnOnce() -> T + Send) -> T {
 
 /// The writer's store on a thread of its own: batches go there and come
 /// back with their rows.
-pub struct Worker {
+pub(super) struct Worker {
     jobs: std::sync::mpsc::Sender<Job>,
 }
 
@@ -142,7 +142,7 @@ enum Job {
 
 impl Worker {
     /// Connects (and migrates) on the worker's thread; the chain's end.
-    pub fn start(url: &str) -> Result<(Self, Tip), AuditError> {
+    pub(super) fn start(url: &str) -> Result<(Self, Tip), AuditError> {
         let (jobs, inbox) = std::sync::mpsc::channel::<Job>();
         let (opened, open) = std::sync::mpsc::sync_channel(1);
         let url = url.to_string();
@@ -189,7 +189,7 @@ impl Worker {
     }
 
     /// Whether the database answers now.
-    pub fn ping(&self) -> Result<(), StoreError> {
+    pub(super) fn ping(&self) -> Result<(), StoreError> {
         let stopped = || StoreError("the PostgreSQL thread stopped".into());
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
         self.jobs.send(Job::Ping(reply)).map_err(|_| stopped())?;
@@ -198,7 +198,7 @@ impl Worker {
 
     /// Records `fingerprint` as the log's key unless one is; the one
     /// recorded (see `schema::claim_key`).
-    pub fn claim_key(&self, fingerprint: &str) -> Result<String, StoreError> {
+    pub(super) fn claim_key(&self, fingerprint: &str) -> Result<String, StoreError> {
         let stopped = || StoreError("the PostgreSQL thread stopped".into());
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
         self.jobs
@@ -208,7 +208,7 @@ impl Worker {
     }
 
     /// Commits `batch`; gives it back with the outcome.
-    pub fn commit(&self, key: &ChainKey, batch: Vec<Write>) -> Committed {
+    pub(super) fn commit(&self, key: &ChainKey, batch: Vec<Write>) -> Committed {
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
         let job = Job::Commit {
             key: key.clone(),
@@ -233,7 +233,7 @@ impl Worker {
 const MIGRATION_LOCK: i64 = 0x666c_6172_6567_6174;
 
 /// An open connection with the statements the writer runs.
-pub struct Pg {
+pub(super) struct Pg {
     url: String,
     client: Client,
     statements: Statements,
@@ -250,7 +250,7 @@ struct Statements {
 
 impl Pg {
     /// Connects, brings the schema up to date, prepares the statements.
-    pub fn open(url: &str) -> Result<Self, AuditError> {
+    pub(super) fn open(url: &str) -> Result<Self, AuditError> {
         let unavailable = |e: StoreError| {
             AuditError::Unavailable(format!("the audit database {}: {e}", shown(url)))
         };
@@ -285,7 +285,7 @@ impl Pg {
     }
 
     /// The chain's end as stored.
-    pub fn head(&mut self) -> Result<Tip, StoreError> {
+    pub(super) fn head(&mut self) -> Result<Tip, StoreError> {
         let row = self.client.query_one(
             "SELECT events, hash, last_id FROM chain_head WHERE id = 1",
             &[],
@@ -301,7 +301,7 @@ impl Pg {
 
     /// Writes a batch in one transaction at the end of the chain, whoever
     /// else writes it: the head row is locked until the commit.
-    pub fn commit(
+    pub(super) fn commit(
         &mut self,
         key: &ChainKey,
         batch: &[Write],
@@ -343,7 +343,7 @@ pub fn open_migrated(url: &str) -> Result<Client, String> {
     Ok(client)
 }
 
-pub use reader::{Reader, numbered};
+pub(crate) use reader::{Reader, numbered};
 
 /// A failed reconnection, said once (the writer adds "the audit log is
 /// unavailable").

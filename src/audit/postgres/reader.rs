@@ -13,10 +13,10 @@ use super::super::snapshot::{self, Stored};
 use super::{connect, shown};
 
 /// A connection for reading (`flaregate audit`, verify, undo).
-pub struct Reader(Client);
+pub(crate) struct Reader(Client);
 
 impl Reader {
-    pub fn open(url: &str) -> Result<Self, AuditError> {
+    pub(crate) fn open(url: &str) -> Result<Self, AuditError> {
         let mut client = connect(url).map_err(|e| {
             AuditError::Unavailable(format!("the audit database {}: {e}", shown(url)))
         })?;
@@ -34,7 +34,7 @@ impl Reader {
     }
 
     /// Every event of every row, in chain order, and the number of rows.
-    pub fn events(&mut self) -> Result<(u64, Vec<Event>), StoreError> {
+    pub(crate) fn events(&mut self) -> Result<(u64, Vec<Event>), StoreError> {
         let mut events = Vec::new();
         let mut rows = 0;
         for row in self.0.query(
@@ -86,7 +86,7 @@ impl Reader {
     }
 
     /// The end of the chain as stored.
-    pub fn head(&mut self) -> Result<Head, StoreError> {
+    pub(crate) fn head(&mut self) -> Result<Head, StoreError> {
         let row = self
             .0
             .query_opt("SELECT events, hash FROM chain_head WHERE id = 1", &[])?;
@@ -97,13 +97,17 @@ impl Reader {
     }
 
     /// The rows `filter` selects, oldest first.
-    pub fn query(&mut self, filter: &Filter, now_ms: i64) -> Result<Vec<Entry>, StoreError> {
+    pub(crate) fn query(&mut self, filter: &Filter, now_ms: i64) -> Result<Vec<Entry>, StoreError> {
         let (sql, values) = query::select(filter, now_ms);
         self.entries(&numbered(&sql), &values)
     }
 
     /// Allowed writes after row `after` on one of `paths` or below it.
-    pub fn later_writes(&mut self, after: i64, paths: &[String]) -> Result<Vec<Entry>, StoreError> {
+    pub(crate) fn later_writes(
+        &mut self,
+        after: i64,
+        paths: &[String],
+    ) -> Result<Vec<Entry>, StoreError> {
         let mut found: Vec<Entry> = Vec::new();
         for path in paths {
             let values = query::later_writes_values(after, path);
@@ -118,7 +122,7 @@ impl Reader {
     }
 
     /// The rows that undo row `row`.
-    pub fn undos_of(&mut self, row: i64) -> Result<Vec<Entry>, StoreError> {
+    pub(crate) fn undos_of(&mut self, row: i64) -> Result<Vec<Entry>, StoreError> {
         let values = [
             query::Value::Int(row),
             query::Value::Text(super::super::undo_note(row)),
@@ -127,7 +131,7 @@ impl Reader {
     }
 
     /// The agents with rows in the log.
-    pub fn agents(&mut self) -> Result<Vec<String>, StoreError> {
+    pub(crate) fn agents(&mut self) -> Result<Vec<String>, StoreError> {
         Ok(self
             .0
             .query("SELECT DISTINCT agent FROM calls ORDER BY agent", &[])?
@@ -137,7 +141,7 @@ impl Reader {
     }
 
     /// Row `id`'s snapshot, if it has one.
-    pub fn snapshot(&mut self, id: i64) -> Result<Option<Stored>, StoreError> {
+    pub(crate) fn snapshot(&mut self, id: i64) -> Result<Option<Stored>, StoreError> {
         let row = self.0.query_opt(
             "SELECT reader, kind, prior, after, created FROM snapshots WHERE call_id = $1",
             &[&id],
@@ -148,7 +152,7 @@ impl Reader {
     }
 
     /// The archive mark as stored, if rows were ever archived.
-    pub fn archive_mark(&mut self) -> Result<Option<String>, StoreError> {
+    pub(crate) fn archive_mark(&mut self) -> Result<Option<String>, StoreError> {
         Ok(self
             .0
             .query_opt("SELECT value FROM chain_meta WHERE name = 'archived'", &[])?
@@ -156,7 +160,7 @@ impl Reader {
     }
 
     /// The snapshots of rows up to `row`.
-    pub fn snapshots_through(&mut self, row: i64) -> Result<Vec<(i64, Stored)>, StoreError> {
+    pub(crate) fn snapshots_through(&mut self, row: i64) -> Result<Vec<(i64, Stored)>, StoreError> {
         Ok(self
             .0
             .query(snapshot::THROUGH, &[&row])?
@@ -172,7 +176,7 @@ impl Reader {
 
     /// Deletes rows up to `through_row` and their snapshots and sets the
     /// archive mark, if the mark is still `old` (no other archive ran).
-    pub fn cut(
+    pub(crate) fn cut(
         &mut self,
         old: Option<&str>,
         sealed: &str,
@@ -202,12 +206,12 @@ impl Reader {
     }
 
     /// The first row whose approval column disagrees with its rule.
-    pub fn mismatched(&mut self) -> Result<Option<i64>, StoreError> {
+    pub(crate) fn mismatched(&mut self) -> Result<Option<i64>, StoreError> {
         Ok(self.0.query_one(integrity::MISMATCHED, &[])?.get(0))
     }
 
     /// The rows that kept (or say they kept) a snapshot, with it.
-    pub fn kept(&mut self) -> Result<Vec<integrity::Kept>, StoreError> {
+    pub(crate) fn kept(&mut self) -> Result<Vec<integrity::Kept>, StoreError> {
         let rows = self.0.query(integrity::KEPT, &[])?;
         Ok(rows
             .iter()
@@ -230,7 +234,7 @@ impl Reader {
     }
 
     /// The allowed rows under an approval, oldest first.
-    pub fn approved(&mut self) -> Result<Vec<(i64, String)>, StoreError> {
+    pub(crate) fn approved(&mut self) -> Result<Vec<(i64, String)>, StoreError> {
         let rows = self.0.query(integrity::APPROVED, &[])?;
         Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
     }
@@ -270,7 +274,7 @@ impl Reader {
 
 /// `?` placeholders as PostgreSQL's `$1, $2, …` (the shared SQL is
 /// written for SQLite; no query text holds a literal `?`).
-pub fn numbered(sql: &str) -> String {
+pub(crate) fn numbered(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 8);
     let mut n = 0;
     for c in sql.chars() {

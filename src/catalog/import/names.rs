@@ -9,7 +9,7 @@ const MAX_TOOL: usize = 64;
 
 /// `zone-settings-get-single-setting`, `getAccountsAccountIdRules` →
 /// `zone_settings_get_single_setting`, `get_accounts_account_id_rules`.
-pub fn snake(text: &str) -> String {
+pub(super) fn snake(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
     let mut previous: Option<char> = None;
     for c in text.chars() {
@@ -34,7 +34,7 @@ pub fn snake(text: &str) -> String {
 /// The tool name of an operation: its operationId in snake case, starting
 /// with a letter, at most 64 characters (a long one keeps its start and
 /// ends in a hash of the whole id, so it stays the same at every import).
-pub fn tool_name(operation_id: &str) -> String {
+pub(super) fn tool_name(operation_id: &str) -> String {
     let mut name = snake(operation_id);
     if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
         name.insert_str(0, "op_");
@@ -54,7 +54,7 @@ pub fn tool_name(operation_id: &str) -> String {
 /// An argument name: lowercase letters, digits and underscores, starting
 /// with a letter (`accountId` → `account_id`, `name.contains` →
 /// `name_contains`).
-pub fn argument(name: &str) -> String {
+pub(super) fn argument(name: &str) -> String {
     let snake = snake(name);
     if snake == crate::catalog::DRY_RUN {
         // flaregate's own preview argument; the wire name stays the key.

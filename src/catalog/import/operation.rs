@@ -19,7 +19,7 @@ const DESCRIPTION: usize = 1_000;
 
 /// A catalog entry as the import writes it (field order is file order).
 #[derive(Debug, Clone, Serialize)]
-pub struct OutEndpoint {
+pub(super) struct OutEndpoint {
     pub tool: String,
     title: String,
     method: Method,
@@ -67,7 +67,7 @@ fn is_none_pagination(p: &Pagination) -> bool {
 }
 
 /// An operation ready to write, and where it goes.
-pub struct Planned {
+pub(super) struct Planned {
     pub endpoint: OutEndpoint,
     pub group: String,
     pub group_title: String,
@@ -76,7 +76,7 @@ pub struct Planned {
 }
 
 /// Plans the entry for one operation, or says why it cannot be one.
-pub fn plan(
+pub(super) fn plan(
     converter: &mut Converter,
     rules: &Rules,
     path: &str,

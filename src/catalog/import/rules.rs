@@ -120,7 +120,7 @@ impl Rules {
 }
 
 /// "DNS" + read → "DNS Read".
-pub fn with_access(name: &str, access: Access) -> String {
+pub(super) fn with_access(name: &str, access: Access) -> String {
     match access {
         Access::Read => format!("{name} Read"),
         Access::Write => format!("{name} Write"),

@@ -13,14 +13,14 @@ const MAX_DEPTH: usize = 12;
 const NESTED_DESCRIPTION: usize = 240;
 
 /// Resolves references against one OpenAPI document.
-pub struct Converter<'a> {
+pub(super) struct Converter<'a> {
     root: &'a Value,
     /// Patterns dropped because Rust's regex engine cannot compile them.
     pub dropped_patterns: usize,
 }
 
 impl<'a> Converter<'a> {
-    pub fn new(root: &'a Value) -> Self {
+    pub(super) fn new(root: &'a Value) -> Self {
         Self {
             root,
             dropped_patterns: 0,
@@ -28,13 +28,13 @@ impl<'a> Converter<'a> {
     }
 
     /// The object a local `$ref` ("#/components/…") points to.
-    pub fn resolve(&self, reference: &str) -> Option<&'a Value> {
+    pub(super) fn resolve(&self, reference: &str) -> Option<&'a Value> {
         let pointer = reference.strip_prefix('#')?;
         self.root.pointer(pointer)
     }
 
     /// Follows `$ref`s of a non-schema object (a parameter, a request body).
-    pub fn follow(&self, value: &'a Value) -> Option<&'a Value> {
+    pub(super) fn follow(&self, value: &'a Value) -> Option<&'a Value> {
         let mut value = value;
         for _ in 0..MAX_DEPTH {
             match value.get("$ref").and_then(Value::as_str) {
@@ -46,7 +46,7 @@ impl<'a> Converter<'a> {
     }
 
     /// The JSON Schema for an OpenAPI schema, in values TOML can hold.
-    pub fn convert(&mut self, schema: &Value) -> Map<String, Value> {
+    pub(super) fn convert(&mut self, schema: &Value) -> Map<String, Value> {
         let mut converted = Value::Object(self.convert_at(schema, 0, &mut Vec::new()));
         tomlable(&mut converted);
         match converted {

@@ -10,7 +10,7 @@ use crate::sandbox::page::{self, Query as Params};
 use crate::sandbox::reply::{self, Reply};
 use crate::sandbox::tokens::Grant;
 
-pub fn routes() -> Router<Shared> {
+pub(super) fn routes() -> Router<Shared> {
     Router::new()
         .route("/accounts", get(list))
         .route("/accounts/{account_id}", get(get_one))

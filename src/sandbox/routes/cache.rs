@@ -14,7 +14,7 @@ use crate::sandbox::tokens::Grant;
 
 const KINDS: &[&str] = &["files", "tags", "hosts", "prefixes", "purge_everything"];
 
-pub fn routes() -> Router<Shared> {
+pub(super) fn routes() -> Router<Shared> {
     Router::new().route("/zones/{zone_id}/purge_cache", post(purge))
 }
 

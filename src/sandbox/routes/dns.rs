@@ -22,7 +22,7 @@ const FIELDS: &[&str] = &[
     "name", "type", "content", "ttl", "proxied", "priority", "comment", "tags", "data",
 ];
 
-pub fn routes() -> Router<Shared> {
+pub(super) fn routes() -> Router<Shared> {
     Router::new()
         .route("/zones/{zone_id}/dns_records", get(list).post(create))
         .route(

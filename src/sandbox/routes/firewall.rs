@@ -31,7 +31,7 @@ const ACTIONS: &[&str] = &[
     "serve_error",
 ];
 
-pub fn routes() -> Router<Shared> {
+pub(super) fn routes() -> Router<Shared> {
     Router::new()
         .route("/zones/{zone_id}/rulesets", get(list))
         .route(

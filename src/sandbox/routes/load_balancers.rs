@@ -16,7 +16,7 @@ use crate::sandbox::tokens::Grant;
 
 const POOLS: &[&str] = &[POOL_PRIMARY, POOL_FALLBACK];
 
-pub fn routes() -> Router<Shared> {
+pub(super) fn routes() -> Router<Shared> {
     Router::new()
         .route("/zones/{zone_id}/load_balancers", get(list).post(create))
         .route(

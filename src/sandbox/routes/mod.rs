@@ -23,7 +23,7 @@ use super::reply::{self, Reply};
 use super::tokens::Grant;
 
 /// Every route below /client/v4.
-pub fn api() -> Router<Shared> {
+pub(super) fn api() -> Router<Shared> {
     Router::new()
         .route("/user/tokens/verify", get(verify_token))
         .route(

@@ -17,7 +17,7 @@ use crate::sandbox::tokens::Grant;
 /// Active page rules a zone may hold (the Free plan's quota).
 const QUOTA: usize = 3;
 
-pub fn routes() -> Router<Shared> {
+pub(super) fn routes() -> Router<Shared> {
     Router::new()
         .route("/zones/{zone_id}/pagerules", get(list).post(create))
         .route(

@@ -16,7 +16,7 @@ use crate::sandbox::tokens::Grant;
 
 const LOCATIONS: &[&str] = &["apac", "eeur", "enam", "weur", "wnam", "oc"];
 
-pub fn routes() -> Router<Shared> {
+pub(super) fn routes() -> Router<Shared> {
     Router::new()
         .route("/accounts/{account_id}/r2/buckets", get(list).post(create))
         .route(

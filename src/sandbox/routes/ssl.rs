@@ -12,7 +12,7 @@ use crate::sandbox::page::{self, Query as Params};
 use crate::sandbox::reply::{self, ApiError, Reply};
 use crate::sandbox::tokens::Grant;
 
-pub fn routes() -> Router<Shared> {
+pub(super) fn routes() -> Router<Shared> {
     Router::new()
         .route(
             "/zones/{zone_id}/custom_certificates",

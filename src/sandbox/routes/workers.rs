@@ -14,7 +14,7 @@ use crate::sandbox::seed::script_meta;
 use crate::sandbox::store::Script;
 use crate::sandbox::tokens::Grant;
 
-pub fn routes() -> Router<Shared> {
+pub(super) fn routes() -> Router<Shared> {
     Router::new()
         .route("/accounts/{account_id}/workers/scripts", get(list))
         .route(

@@ -15,7 +15,7 @@ use crate::sandbox::seed;
 use crate::sandbox::store::ZoneData;
 use crate::sandbox::tokens::Grant;
 
-pub fn routes() -> Router<Shared> {
+pub(super) fn routes() -> Router<Shared> {
     Router::new()
         .route("/zones", get(list).post(create))
         .route("/zones/{zone_id}", get(get_one).delete(delete))

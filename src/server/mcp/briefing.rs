@@ -26,7 +26,7 @@ static POINTER: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r" ?\(see ([a-z0-9_]+)\)").expect("a valid pattern"));
 
 /// The server instructions for `agent`.
-pub fn instructions(policy: &Policy, agent: &Agent, directory: &Directory) -> String {
+pub(super) fn instructions(policy: &Policy, agent: &Agent, directory: &Directory) -> String {
     let catalog = policy.catalog();
     let mut lines = vec![format!(
         "flaregate gives you, agent \"{}\", Cloudflare API tools within the lines an operator drew. You see only the tools you may use. A call outside your zones, accounts or allowed values is refused with the reason; every call is logged.",
@@ -104,7 +104,7 @@ pub fn instructions(policy: &Policy, agent: &Agent, directory: &Directory) -> St
 }
 
 /// What an agent's tools are tailored to.
-pub struct View<'a> {
+pub(super) struct View<'a> {
     catalog: &'a Catalog,
     agent: &'a Agent,
     zones: Option<Vec<(String, String)>>,
@@ -113,7 +113,7 @@ pub struct View<'a> {
 }
 
 impl<'a> View<'a> {
-    pub fn new(catalog: &'a Catalog, agent: &'a Agent, directory: &Directory) -> Self {
+    pub(super) fn new(catalog: &'a Catalog, agent: &'a Agent, directory: &Directory) -> Self {
         Self {
             catalog,
             agent,
@@ -128,7 +128,7 @@ impl<'a> View<'a> {
     }
 
     /// `tool` (the tool of `endpoint`) as this agent sees it.
-    pub fn tailor(&self, tool: &mut Tool, endpoint: &Endpoint) {
+    pub(super) fn tailor(&self, tool: &mut Tool, endpoint: &Endpoint) {
         let mut schema = (*tool.input_schema).clone();
         let mut changed = false;
         if let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) {

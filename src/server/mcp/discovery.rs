@@ -18,21 +18,21 @@ use crate::metrics::OwnTool;
 use crate::server::Gateway;
 use crate::server::pipeline::{Asker, CallRequest, UNDO};
 
-pub const SEARCH: &str = "search_api";
-pub const DESCRIBE: &str = "describe_api";
-pub const CALL: &str = "call_api";
+pub(super) const SEARCH: &str = "search_api";
+pub(super) const DESCRIBE: &str = "describe_api";
+pub(super) const CALL: &str = "call_api";
 
 /// Results a search returns unless asked for fewer or more (at most 50).
 const DEFAULT_RESULTS: usize = 15;
 const MAX_RESULTS: usize = 50;
 
 /// Whether `name` is one of the three discovery tools.
-pub fn is_discovery_tool(name: &str) -> bool {
+pub(super) fn is_discovery_tool(name: &str) -> bool {
     matches!(name, SEARCH | DESCRIBE | CALL)
 }
 
 /// The three tools a discovering agent sees.
-pub fn tools() -> Vec<Tool> {
+pub(super) fn tools() -> Vec<Tool> {
     let read = ToolAnnotations::new()
         .read_only(true)
         .destructive(false)
@@ -129,7 +129,7 @@ pub(super) async fn answer(
 }
 
 /// The undo tool, as an agent with `undo = true` sees it.
-pub fn undo_tool() -> Tool {
+pub(super) fn undo_tool() -> Tool {
     Tool::new(
         UNDO,
         "Put back what a logged write changed, from the state kept before it: re-create what it deleted, restore what it changed, remove what it created. The restoring call is checked against your rules and logged, linked to the row it undoes.",

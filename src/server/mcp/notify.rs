@@ -8,7 +8,7 @@ use rmcp::{Peer, RoleServer};
 use tokio::sync::broadcast;
 
 #[derive(Debug)]
-pub struct Notifier {
+pub(crate) struct Notifier {
     peers: Mutex<Vec<Peer<RoleServer>>>,
     changed: broadcast::Sender<()>,
 }
@@ -23,18 +23,18 @@ impl Default for Notifier {
 }
 
 impl Notifier {
-    pub fn register(&self, peer: Peer<RoleServer>) {
+    pub(crate) fn register(&self, peer: Peer<RoleServer>) {
         let mut peers = self.peers.lock().expect("peer list lock is never poisoned");
         peers.retain(|p| !p.is_transport_closed());
         peers.push(peer);
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<()> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<()> {
         self.changed.subscribe()
     }
 
     /// Sends tools/list_changed to every live client.
-    pub async fn tools_changed(&self) {
+    pub(crate) async fn tools_changed(&self) {
         let peers: Vec<Peer<RoleServer>> = {
             let mut peers = self.peers.lock().expect("peer list lock is never poisoned");
             peers.retain(|p| !p.is_transport_closed());

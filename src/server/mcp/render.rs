@@ -11,7 +11,7 @@ use crate::catalog::{Endpoint, Pagination, ResponseKind};
 use crate::cloudflare::{ApiResponse, next_cursor};
 
 /// A successful call: `{"result": …, "result_info"?: …, "next_page"?|"next_cursor"?: …}`.
-pub fn success(endpoint: &Endpoint, answer: ApiResponse) -> CallToolResult {
+pub(super) fn success(endpoint: &Endpoint, answer: ApiResponse) -> CallToolResult {
     let mut structured = Map::new();
     let mut hint = None;
     if let Some(info) = &answer.result_info {
@@ -61,7 +61,7 @@ pub fn success(endpoint: &Endpoint, answer: ApiResponse) -> CallToolResult {
 
 /// An answer flaregate makes itself (a preview, a search): the value as
 /// structuredContent and as its compact JSON text.
-pub fn structured(value: Value) -> CallToolResult {
+pub(super) fn structured(value: Value) -> CallToolResult {
     let text = serde_json::to_string(&value).expect("a JSON value always serialises");
     let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
     result.structured_content = Some(value);
@@ -69,7 +69,7 @@ pub fn structured(value: Value) -> CallToolResult {
 }
 
 /// flaregate refused the call: the policy said no, or the arguments are wrong.
-pub fn refusal(text: impl Into<String>) -> CallToolResult {
+pub(super) fn refusal(text: impl Into<String>) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(text.into())])
 }
 

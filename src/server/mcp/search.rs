@@ -20,7 +20,7 @@ const MAX_VALUES: usize = 2_000;
 
 /// Each endpoint's words, lowercased once per catalog.
 #[derive(Debug)]
-pub struct SearchIndex {
+pub(crate) struct SearchIndex {
     entries: Vec<Entry>,
 }
 
@@ -131,7 +131,7 @@ fn reachable(agent: &Agent, endpoint: &Endpoint) -> bool {
 }
 
 impl SearchIndex {
-    pub fn new(catalog: &Catalog) -> Self {
+    pub(crate) fn new(catalog: &Catalog) -> Self {
         let entries = catalog
             .endpoints()
             .iter()

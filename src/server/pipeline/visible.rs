@@ -17,7 +17,7 @@ const MAX_PAGES: u32 = 5;
 const DEFAULT_PER_PAGE: u64 = 20;
 
 /// What the agent gets of an answer it may only partly see.
-pub enum Visible {
+pub(super) enum Visible {
     Answer(ApiResponse),
     /// The object is outside the agent's constraints: nothing is shown.
     Withheld,
