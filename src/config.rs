@@ -64,7 +64,39 @@ pub struct HttpSettings {
     /// TLS for the MCP and admin listeners (`tls_cert`, `tls_key`); plain
     /// HTTP when unset.
     pub tls: Option<TlsFiles>,
+    /// Agents reached by OAuth access tokens from these issuers
+    /// (`[auth.oauth]`); keys only when unset.
+    pub oauth: Option<OAuthSettings>,
 }
+
+/// flaregate as an OAuth resource server: whose tokens it takes, for which
+/// resource, and how it reads them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OAuthSettings {
+    /// Issuer URLs, compared exactly with a token's `iss`; their keys are
+    /// found through RFC 8414 (else OpenID) discovery.
+    pub issuers: Vec<String>,
+    /// The MCP endpoint's canonical URL (RFC 9728 `resource`).
+    pub resource: String,
+    /// A token's `aud` must be one of these (canonical form).
+    pub audiences: Vec<String>,
+    pub scopes_supported: Vec<String>,
+    /// Signature algorithms accepted (asymmetric only).
+    pub algorithms: Vec<String>,
+    /// The claim groups are read from.
+    pub group_claim: String,
+    /// Clock skew allowed on `exp`, `nbf` and `iat`.
+    pub leeway_secs: u64,
+    /// A key id not seen yet fetches the issuer's keys again at most this
+    /// often (a rotation is picked up; a flood of made-up ids is not).
+    pub key_refresh_secs: u64,
+}
+
+/// The asymmetric algorithms a token may be signed with; never `none`, never
+/// HMAC (a public key must not become a shared secret).
+pub const OAUTH_ALGORITHMS: &[&str] = &[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+];
 
 /// The certificate chain and private key files (PEM) the listeners serve
 /// TLS with (`server::tls` reads them).
@@ -94,6 +126,27 @@ struct RawConfig {
     telemetry: RawTelemetry,
     #[serde(default)]
     policy: RawPolicySettings,
+    #[serde(default)]
+    auth: RawAuth,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    oauth: Option<RawOAuth>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOAuth {
+    issuers: Vec<String>,
+    resource: String,
+    audiences: Option<Vec<String>>,
+    scopes_supported: Option<Vec<String>>,
+    algorithms: Option<Vec<String>>,
+    group_claim: Option<String>,
+    leeway_secs: Option<u64>,
+    key_refresh_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -191,6 +244,12 @@ impl Config {
             let p = p.unwrap_or_else(|| PathBuf::from(default));
             if p.is_absolute() { p } else { base.join(p) }
         };
+        let oauth = raw
+            .auth
+            .oauth
+            .map(oauth_settings)
+            .transpose()
+            .map_err(invalid)?;
         let tls = match (raw.http.tls_cert, raw.http.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles {
                 cert: resolve(Some(cert), ""),
@@ -239,6 +298,7 @@ impl Config {
                 allowed_hosts: raw.http.allowed_hosts.unwrap_or_default(),
                 max_body_bytes: raw.http.max_body_bytes.unwrap_or(16 * 1024 * 1024),
                 tls,
+                oauth,
             },
             admin_listen: raw.admin.listen,
             otlp_endpoint: raw.telemetry.otlp_endpoint,
@@ -261,6 +321,74 @@ impl Config {
             ),
             (None, crate::audit::Database::Sqlite(_)) => AuditFiles::beside(&self.audit_db),
         }
+    }
+}
+
+/// `[auth.oauth]` checked: issuers and resource are URLs (https, or http
+/// on loopback for testing), algorithms asymmetric.
+fn oauth_settings(raw: RawOAuth) -> Result<OAuthSettings, String> {
+    let url_ok = |text: &str| {
+        url::Url::parse(text).is_ok_and(|u| {
+            u.scheme() == "https"
+                || (u.scheme() == "http"
+                    && matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]")))
+        })
+    };
+    if raw.issuers.is_empty() {
+        return Err(
+            "auth.oauth.issuers is empty: name the issuer whose tokens are accepted".into(),
+        );
+    }
+    for issuer in raw.issuers.iter().chain([&raw.resource]) {
+        if !url_ok(issuer) {
+            return Err(format!(
+                "auth.oauth: `{issuer}` is not an https:// URL (http:// only on loopback)"
+            ));
+        }
+    }
+    let algorithms = raw.algorithms.unwrap_or_else(|| {
+        vec![
+            "RS256".into(),
+            "PS256".into(),
+            "ES256".into(),
+            "EdDSA".into(),
+        ]
+    });
+    if let Some(bad) = algorithms
+        .iter()
+        .find(|a| !OAUTH_ALGORITHMS.contains(&a.as_str()))
+    {
+        return Err(format!(
+            "auth.oauth.algorithms: `{bad}` is not accepted; one of {} (never none or HMAC)",
+            OAUTH_ALGORITHMS.join(", ")
+        ));
+    }
+    let audiences = raw
+        .audiences
+        .unwrap_or_else(|| vec![raw.resource.clone()])
+        .iter()
+        .map(|a| canonical_url(a))
+        .collect();
+    Ok(OAuthSettings {
+        resource: canonical_url(&raw.resource),
+        issuers: raw.issuers,
+        audiences,
+        scopes_supported: raw
+            .scopes_supported
+            .unwrap_or_else(|| vec!["flaregate:read".into(), "flaregate:write".into()]),
+        algorithms,
+        group_claim: raw.group_claim.unwrap_or_else(|| "groups".into()),
+        leeway_secs: raw.leeway_secs.unwrap_or(60),
+        key_refresh_secs: raw.key_refresh_secs.unwrap_or(30).max(1),
+    })
+}
+
+/// A URL as resource indicators compare it: lowercase scheme and host, no
+/// trailing slash.
+pub fn canonical_url(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(url) => url.to_string().trim_end_matches('/').to_string(),
+        Err(_) => text.trim_end_matches('/').to_string(),
     }
 }
 
@@ -310,5 +438,25 @@ mod tests {
         let files = config.audit_files();
         assert_eq!(files.key, dir.path().join("flaregate-audit.key"));
         assert_eq!(files.head, dir.path().join("flaregate-audit.head"));
+    }
+
+    #[test]
+    fn oauth_takes_asymmetric_algorithms_and_https_issuers_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("flaregate.toml");
+        let load = |text: &str| {
+            std::fs::write(&path, text).expect("write");
+            Config::load(Some(&path))
+        };
+        let base = "[auth.oauth]\nissuers = [\"https://login.example.com\"]\nresource = \"https://Flaregate.Example.com/mcp/\"\n";
+        let config = load(base).expect("loads");
+        let oauth = config.http.oauth.expect("on");
+        assert_eq!(oauth.resource, "https://flaregate.example.com/mcp");
+        assert_eq!(oauth.audiences, vec![oauth.resource.clone()]);
+        let hmac = load(&format!("{base}algorithms = [\"HS256\"]\n")).expect_err("HMAC refused");
+        assert!(hmac.to_string().contains("never none or HMAC"), "{hmac}");
+        let plain = load("[auth.oauth]\nissuers = [\"http://login.example.com\"]\nresource = \"https://f.example.com/mcp\"\n")
+            .expect_err("plain http refused");
+        assert!(plain.to_string().contains("https://"), "{plain}");
     }
 }

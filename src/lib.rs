@@ -16,6 +16,7 @@ pub mod histogram;
 pub mod logging;
 pub mod metrics;
 pub mod net;
+pub mod oauth;
 pub mod policy;
 pub mod postgres_target;
 pub mod sandbox;

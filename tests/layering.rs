@@ -28,6 +28,7 @@ const LAYERS: &[&[&str]] = &[
     &["audit"],
     &["approval", "metrics"],
     &["config"],
+    &["oauth"],
     &["sandbox"],
     &["server"],
     &["cli"],

@@ -101,6 +101,14 @@ pub(super) async fn run(args: ServeArgs) -> Outcome {
         }
     });
     adjust(&mut policy)?;
+    if config.http.oauth.is_none() {
+        for agent in policy.agents().iter().filter(|a| a.oauth.is_some()) {
+            tracing::warn!(
+                agent = %agent.id,
+                "the agent is reached by OAuth tokens, but flaregate.toml has no [auth.oauth]: nobody can sign in as it"
+            );
+        }
+    }
     if let Some(agent) = &args.agent
         && policy.agent(agent).is_none()
     {

@@ -34,6 +34,10 @@ pub(super) struct AgentSpec {
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub key_sha256: Vec<Spanned<String>>,
+    /// The organisation's login: the OAuth access tokens this agent stands
+    /// for, by their claims (needs `[auth.oauth]` in flaregate.toml).
+    #[serde(default)]
+    pub oauth: Option<super::ClaimMatch>,
     /// `"none"`: no key needed; only accepted on a loopback listener.
     #[serde(default)]
     pub auth: Option<AuthMode>,

@@ -336,7 +336,13 @@ impl Context<'_> {
                 format!("agent `{id}` is granted nothing: it will see no tools"),
             );
         }
-        if auth == AuthMode::Key && key_hashes.is_empty() {
+        if spec.oauth.as_ref().is_some_and(super::ClaimMatch::is_empty) {
+            self.problem(
+                &spec.id,
+                format!("agent `{id}`'s [agent.oauth] names no claim, so every token would be it: name a sub, client_id, groups or email_domain"),
+            );
+        }
+        if auth == AuthMode::Key && key_hashes.is_empty() && spec.oauth.is_none() {
             self.warn(
                 &spec.id,
                 format!(
@@ -396,6 +402,7 @@ impl Context<'_> {
             undo: spec.undo,
             auth,
             key_hashes,
+            oauth: spec.oauth.clone(),
             zones,
             accounts,
             grants,

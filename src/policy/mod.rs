@@ -4,6 +4,7 @@
 
 mod approvals;
 mod canonical;
+mod claims;
 mod constraints;
 mod decide;
 mod engine;
@@ -17,6 +18,7 @@ mod model;
 mod named;
 mod scope;
 
+pub use claims::ClaimMatch;
 pub use decide::{Denial, DenyKind, Verdict};
 pub use engine::Engine;
 pub use file::{Approver, AuthMode, Level, Limits, Snapshots, ToolMode, ToolSetting, json_schema};

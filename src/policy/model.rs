@@ -40,6 +40,8 @@ pub struct Agent {
     pub description: String,
     pub auth: AuthMode,
     pub(super) key_hashes: Vec<[u8; 32]>,
+    /// The OAuth tokens it stands for, by their claims.
+    pub oauth: Option<super::ClaimMatch>,
     pub zones: Scope,
     pub accounts: Scope,
     /// The group grants as written (groups left out are off).

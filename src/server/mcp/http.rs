@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use crate::server::listen::Listening;
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -18,7 +18,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::direct::{Direct, Routed};
 use super::handler::{Caller, Handler};
+use super::sign_in;
 use crate::config::HttpSettings;
+use crate::oauth::Validator;
 use crate::policy::{AuthMode, Policy};
 use crate::server::Gateway;
 
@@ -36,6 +38,8 @@ struct Guard {
     /// service (`None` when the operator turned it off).
     direct: Option<Direct>,
     handler: Handler,
+    /// Access tokens from the organisation's login (`[auth.oauth]`).
+    oauth: Option<Arc<Validator>>,
 }
 
 /// Refuses a policy that this listener cannot serve safely.
@@ -87,7 +91,9 @@ pub async fn serve(
     let handler = Handler::new(gateway.clone(), None);
     let live = Arc::new(LocalSessionManager::default());
     let direct = Direct::new(&config);
+    let oauth = settings.oauth.clone().map(|s| Arc::new(Validator::new(s)));
     let guard = Arc::new(Guard {
+        oauth: oauth.clone(),
         gateway,
         loopback: addr.ip().is_loopback(),
         sessions: Mutex::new(HashMap::new()),
@@ -96,9 +102,12 @@ pub async fn serve(
         handler: handler.clone(),
     });
     let service = StreamableHttpService::new(move || Ok(handler.clone()), live, config);
-    let app = Router::new()
+    let mut app = Router::new()
         .nest_service("/mcp", service)
         .layer(middleware::from_fn_with_state(guard, authenticate));
+    if let Some(validator) = oauth {
+        app = app.merge(sign_in::metadata_routes(validator));
+    }
     listener.serve(app, shutdown).await
 }
 
@@ -118,15 +127,27 @@ async fn authenticate(
                 .or_else(|| v.strip_prefix("bearer "))
                 .unwrap_or("")
         });
-    let agent = match bearer {
-        Some(key) => policy.agent_for_key(key.trim()),
-        None if guard.loopback => policy.agents().iter().find(|a| a.auth == AuthMode::None),
+    let agent = match bearer.map(str::trim) {
+        Some(key) => match (policy.agent_for_key(key), &guard.oauth) {
+            (Some(agent), _) => Some(agent.id.clone()),
+            (None, Some(validator)) if Validator::looks_like_jwt(key) => {
+                match sign_in::agent_for_token(validator, &policy, key).await {
+                    Ok(agent) => Some(agent),
+                    Err(refused) => return refused,
+                }
+            }
+            (None, _) => None,
+        },
+        None if guard.loopback => policy
+            .agents()
+            .iter()
+            .find(|a| a.auth == AuthMode::None)
+            .map(|a| a.id.clone()),
         None => None,
     };
     let Some(agent) = agent else {
-        return unauthorized();
+        return sign_in::unauthorized(guard.oauth.as_deref());
     };
-    let agent = agent.id.clone();
     let session = request
         .headers()
         .get(SESSION_HEADER)
@@ -181,18 +202,5 @@ async fn authenticate(
             .expect("session map lock is never poisoned")
             .remove(&closed);
     }
-    response
-}
-
-fn unauthorized() -> Response {
-    let mut response = (
-        StatusCode::UNAUTHORIZED,
-        "A valid bearer key is required (Authorization: Bearer <key>)",
-    )
-        .into_response();
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer realm=\"flaregate\""),
-    );
     response
 }

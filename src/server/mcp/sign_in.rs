@@ -1,0 +1,120 @@
+//! Signing in with the organisation's login on the HTTP listener: the
+//! protected resource metadata that tells an MCP client where to get a
+//! token (RFC 9728), the `401` challenge that sends it there, and the
+//! agent a valid token stands for — exactly one, or a clear refusal.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::oauth::{TokenError, Validator};
+use crate::policy::Policy;
+
+/// `/.well-known/oauth-protected-resource` (and under the resource's
+/// path, as clients ask for it): served without a token.
+pub(crate) fn metadata_routes(validator: Arc<Validator>) -> Router {
+    let metadata = validator.metadata();
+    let path = validator
+        .metadata_url()
+        .split_once("/.well-known/")
+        .map(|(_, rest)| format!("/.well-known/{rest}"))
+        .unwrap_or_else(|| "/.well-known/oauth-protected-resource".into());
+    let answer = move || {
+        let metadata = metadata.clone();
+        async move { axum::Json(metadata) }
+    };
+    let mut router =
+        Router::new().route("/.well-known/oauth-protected-resource", get(answer.clone()));
+    if path != "/.well-known/oauth-protected-resource" {
+        router = router.route(&path, get(answer));
+    }
+    router
+}
+
+/// The agent `token` stands for, or the answer refusing it.
+pub(crate) async fn agent_for_token(
+    validator: &Validator,
+    policy: &Policy,
+    token: &str,
+) -> Result<String, Response> {
+    let identity = match validator.validate(token).await {
+        Ok(identity) => identity,
+        Err(error) => {
+            tracing::info!(%error, "refused an access token");
+            return Err(refused(validator, &error));
+        }
+    };
+    let who = identity.describe();
+    let matched = policy.agents_for_claims(&identity.claims, &validator.settings().group_claim);
+    match matched.as_slice() {
+        [agent] => {
+            tracing::debug!(agent = %agent.id, %who, "signed in");
+            Ok(agent.id.clone())
+        }
+        [] => Err(forbidden(format!(
+            "the token is valid, but no agent in flaregate's policies stands for {who}: ask the operator for an [agent.oauth] entry that matches it"
+        ))),
+        several => Err(forbidden(format!(
+            "the token of {who} matches several agents ({}): the policies must make exactly one match",
+            several
+                .iter()
+                .map(|a| a.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// No key or token: `401`, with the way to sign in when OAuth is on.
+pub(crate) fn unauthorized(validator: Option<&Validator>) -> Response {
+    let (said, challenge) = match validator {
+        Some(validator) => (
+            "Sign in: an OAuth access token for this server, or a flaregate key (Authorization: Bearer …)",
+            validator.challenge(None),
+        ),
+        None => (
+            "A valid bearer key is required (Authorization: Bearer <key>)",
+            "Bearer realm=\"flaregate\"".to_string(),
+        ),
+    };
+    with_challenge(StatusCode::UNAUTHORIZED, said.to_string(), &challenge)
+}
+
+fn refused(validator: &Validator, error: &TokenError) -> Response {
+    match error {
+        TokenError::Malformed(_) => with_challenge(
+            StatusCode::BAD_REQUEST,
+            error.to_string(),
+            &validator.challenge(Some(error)),
+        ),
+        TokenError::Invalid(_) => with_challenge(
+            StatusCode::UNAUTHORIZED,
+            error.to_string(),
+            &validator.challenge(Some(error)),
+        ),
+        TokenError::Unavailable(_) => {
+            let mut response = (StatusCode::SERVICE_UNAVAILABLE, error.to_string()).into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+            response
+        }
+    }
+}
+
+fn forbidden(said: String) -> Response {
+    (StatusCode::FORBIDDEN, said).into_response()
+}
+
+fn with_challenge(status: StatusCode, said: String, challenge: &str) -> Response {
+    let mut response = (status, said).into_response();
+    if let Ok(value) = HeaderValue::from_str(challenge) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}

@@ -1,0 +1,305 @@
+//! flaregate as an OAuth resource server, against an issuer the test runs
+//! (discovery document and key set over HTTP, ES256 keys it makes): a
+//! client without a token is sent to sign in (401 and the metadata); a
+//! valid token reaches the one agent whose `[agent.oauth]` it matches;
+//! each bad token — another audience, another issuer, expired, not yet
+//! valid, `alg: none`, HS256 signed with the public key, an unknown key —
+//! is refused; a rotated key is fetched; an issuer that cannot be reached
+//! is a refusal (503), and keys fetched before keep working; flaregate
+//! keys work beside tokens.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::ServerProcess;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+
+const RESOURCE: &str = "https://flaregate.test/mcp";
+
+/// An ES256 signing key and its public JWK.
+struct SigningKey {
+    kid: String,
+    encoding: EncodingKey,
+    jwk: Value,
+    public_pem: String,
+}
+
+impl SigningKey {
+    fn new(kid: &str) -> Self {
+        let pair = rcgen::KeyPair::generate().expect("a P-256 key");
+        let point = pair.public_key_raw();
+        assert_eq!(point.len(), 65, "an uncompressed P-256 point");
+        Self {
+            kid: kid.into(),
+            encoding: EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).expect("PEM"),
+            jwk: json!({
+                "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid,
+                "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+                "y": URL_SAFE_NO_PAD.encode(&point[33..]),
+            }),
+            public_pem: pair.public_key_pem(),
+        }
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding).expect("signs")
+    }
+}
+
+/// The issuer: discovery and keys, which the test can rotate or take down.
+struct Issuer {
+    url: String,
+    keys: Arc<Mutex<Vec<Value>>>,
+    up: Arc<Mutex<bool>>,
+}
+
+impl Issuer {
+    async fn start(keys: Vec<Value>) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let keys = Arc::new(Mutex::new(keys));
+        let up = Arc::new(Mutex::new(true));
+        let (k, u, base) = (keys.clone(), up.clone(), url.clone());
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/oauth-authorization-server",
+                axum::routing::get({
+                    let (u, base) = (u.clone(), base.clone());
+                    move || async move {
+                        if !*u.lock().expect("lock") {
+                            return Err(axum::http::StatusCode::SERVICE_UNAVAILABLE);
+                        }
+                        Ok(axum::Json(
+                            json!({"issuer": base, "jwks_uri": format!("{base}/jwks")}),
+                        ))
+                    }
+                }),
+            )
+            .route(
+                "/jwks",
+                axum::routing::get(move || async move {
+                    if !*u.lock().expect("lock") {
+                        return Err(axum::http::StatusCode::SERVICE_UNAVAILABLE);
+                    }
+                    Ok(axum::Json(json!({"keys": k.lock().expect("lock").clone()})))
+                }),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("serves") });
+        Self { url, keys, up }
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
+async fn post(url: &str, token: Option<&str>) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"oauth-test","version":"1"}}}"#);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.expect("answers")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_from_the_issuer_reach_the_agent_they_match_and_bad_ones_are_refused() {
+    let first = SigningKey::new("k1");
+    let issuer = Issuer::start(vec![first.jwk.clone()]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (key, hash) = flaregate::policy::new_key();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "[[agent]]\nid = \"sre\"\nzones = [\"example.com\"]\ngrants = {{ dns = \"read\" }}\n[agent.oauth]\ngroups = [\"sre\"]\n\n\
+             [[agent]]\nid = \"service\"\nkey_sha256 = [\"{hash}\"]\nzones = [\"example.com\"]\ngrants = {{ zones = \"read\" }}\n"
+        ),
+    )
+    .expect("policy");
+    let config = dir.path().join("flaregate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[auth.oauth]\nissuers = [\"{}\"]\nresource = \"{RESOURCE}\"\nkey_refresh_secs = 1\n",
+            issuer.url
+        ),
+    )
+    .expect("config");
+    let server = ServerProcess::sandbox(&[
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--policies",
+        policy.to_str().expect("utf-8"),
+    ]);
+    let mcp = server.mcp_url.clone();
+    let claims = |extra: Value| {
+        let mut claims = json!({
+            "iss": issuer.url, "aud": RESOURCE, "sub": "alice", "email": "alice@example.com",
+            "groups": ["sre"], "iat": now(), "exp": now() + 300,
+        });
+        for (name, value) in extra.as_object().expect("object") {
+            claims[name] = value.clone();
+        }
+        claims
+    };
+
+    // No token: sent to sign in, with where the metadata is.
+    let anonymous = post(&mcp, None).await;
+    assert_eq!(anonymous.status(), 401);
+    let challenge = anonymous.headers()["www-authenticate"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(
+        challenge.contains(
+            "resource_metadata=\"https://flaregate.test/.well-known/oauth-protected-resource/mcp\""
+        ),
+        "{challenge}"
+    );
+    let base = mcp.trim_end_matches("/mcp");
+    for path in [
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-protected-resource",
+    ] {
+        let metadata: Value = reqwest::get(format!("{base}{path}"))
+            .await
+            .expect("answers")
+            .json()
+            .await
+            .expect("JSON");
+        assert_eq!(metadata["resource"], RESOURCE, "{path}");
+        assert_eq!(
+            metadata["authorization_servers"],
+            json!([issuer.url]),
+            "{path}"
+        );
+    }
+
+    // A valid token is the agent whose claims it matches, through a real
+    // MCP client; the key-holding agent still gets in with its key.
+    let token = first.sign(&claims(json!({})));
+    let client = common::connect_http(&mcp, Some(&token)).await;
+    let tools = client.list_all_tools().await.expect("tools");
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    assert!(names.contains(&"list_dns_records"), "{names:?}");
+    assert!(
+        !names.contains(&"list_zones"),
+        "the sre agent's tools only: {names:?}"
+    );
+    drop(client);
+    assert_eq!(
+        post(&mcp, Some(&key)).await.status(),
+        200,
+        "keys keep working"
+    );
+
+    // Each bad token is refused, and says why.
+    let hs256_with_public_key = {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some("k1".into());
+        jsonwebtoken::encode(
+            &header,
+            &claims(json!({})),
+            &EncodingKey::from_secret(first.public_pem.as_bytes()),
+        )
+        .expect("signs")
+    };
+    let alg_none = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"none","kid":"k1"}"#),
+        URL_SAFE_NO_PAD.encode(claims(json!({})).to_string())
+    );
+    let stranger = SigningKey::new("k1");
+    let bad = [
+        (
+            "another audience",
+            first.sign(&claims(json!({"aud": "https://other.test/mcp"}))),
+        ),
+        (
+            "another issuer",
+            first.sign(&claims(json!({"iss": "https://evil.test"}))),
+        ),
+        ("expired", first.sign(&claims(json!({"exp": now() - 600})))),
+        (
+            "not yet valid",
+            first.sign(&claims(json!({"nbf": now() + 600}))),
+        ),
+        ("alg none", alg_none),
+        ("HS256 with the public key", hs256_with_public_key),
+        (
+            "signed by another key of the same id",
+            stranger.sign(&claims(json!({}))),
+        ),
+    ];
+    for (what, token) in bad {
+        let refused = post(&mcp, Some(&token)).await;
+        assert_eq!(refused.status(), 401, "{what}");
+        let challenge = refused.headers()["www-authenticate"]
+            .to_str()
+            .expect("ascii")
+            .to_string();
+        assert!(
+            challenge.contains("error=\"invalid_token\""),
+            "{what}: {challenge}"
+        );
+    }
+
+    // A token matching no agent is told so.
+    let outsider = post(&mcp, Some(&first.sign(&claims(json!({"groups": ["dev"]}))))).await;
+    assert_eq!(outsider.status(), 403);
+    assert!(outsider.text().await.expect("body").contains("no agent"));
+
+    // A rotated key: a token with a key id not seen yet fetches the set
+    // (once the refresh interval since the last fetch has passed).
+    let second = SigningKey::new("k2");
+    issuer.keys.lock().expect("lock").push(second.jwk.clone());
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    assert_eq!(
+        post(&mcp, Some(&second.sign(&claims(json!({})))))
+            .await
+            .status(),
+        200
+    );
+
+    // The issuer goes away: keys fetched before still check tokens...
+    *issuer.up.lock().expect("lock") = false;
+    assert_eq!(
+        post(&mcp, Some(&first.sign(&claims(json!({})))))
+            .await
+            .status(),
+        200
+    );
+
+    // ...and a server that never reached it refuses, without letting anyone in.
+    let cold = ServerProcess::sandbox(&[
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--policies",
+        policy.to_str().expect("utf-8"),
+    ]);
+    let unreachable = post(&cold.mcp_url, Some(&first.sign(&claims(json!({}))))).await;
+    assert_eq!(unreachable.status(), 503);
+    assert!(
+        unreachable
+            .text()
+            .await
+            .expect("body")
+            .contains("cannot be reached")
+    );
+}
