@@ -6,7 +6,7 @@
 //! valid, `alg: none`, HS256 signed with the public key, an unknown key —
 //! is refused; a rotated key is fetched; an issuer that cannot be reached
 //! is a refusal (503), and keys fetched before keep working; flaregate
-//! keys work beside tokens.
+//! keys work beside tokens; the audit row names the person and client.
 
 mod common;
 
@@ -151,7 +151,7 @@ async fn tokens_from_the_issuer_reach_the_agent_they_match_and_bad_ones_are_refu
     let claims = |extra: Value| {
         let mut claims = json!({
             "iss": issuer.url, "aud": RESOURCE, "sub": "alice", "email": "alice@example.com",
-            "groups": ["sre"], "iat": now(), "exp": now() + 300,
+            "groups": ["sre"], "client_id": "claude-test", "iat": now(), "exp": now() + 300,
         });
         for (name, value) in extra.as_object().expect("object") {
             claims[name] = value.clone();
@@ -201,6 +201,23 @@ async fn tokens_from_the_issuer_reach_the_agent_they_match_and_bad_ones_are_refu
     assert!(
         !names.contains(&"list_zones"),
         "the sre agent's tools only: {names:?}"
+    );
+    // The row names the agent and the person and client the token named.
+    let listed = common::call(
+        &client,
+        "list_dns_records",
+        json!({"zone_id": flaregate::sandbox::EXAMPLE_COM}),
+    )
+    .await;
+    assert_eq!(listed.is_error, Some(false), "{}", common::text(&listed));
+    let rows = server.audit_rows();
+    let row = rows.last().expect("a row");
+    assert_eq!(row.agent, "sre");
+    assert!(
+        row.summary
+            .starts_with("alice@example.com via client claude-test as sre was allowed"),
+        "{}",
+        row.summary
     );
     drop(client);
     assert_eq!(

@@ -38,10 +38,12 @@ impl Identity {
     /// "alice@example.com via client claude-ai" for logs and rows.
     pub fn describe(&self) -> String {
         let text = |name: &str| self.claims.get(name).and_then(Value::as_str);
-        let who = text("email").or_else(|| text("sub")).unwrap_or("someone");
+        // The issuer's text, so kept short; rows are escaped when shown.
+        let clip = |s: &str| crate::text::clip(s, 96);
+        let who = clip(text("email").or_else(|| text("sub")).unwrap_or("someone"));
         match text("client_id").or_else(|| text("azp")) {
-            Some(client) => format!("{who} via client {client}"),
-            None => who.to_string(),
+            Some(client) => format!("{who} via client {}", clip(client)),
+            None => who,
         }
     }
 }

@@ -24,7 +24,7 @@ use rmcp::model::{
 };
 use rmcp::transport::streamable_http_server::StreamableHttpServerConfig;
 
-use super::handler::Handler;
+use super::handler::{Caller, Handler};
 
 const JSON: &str = "application/json";
 const EVENT_STREAM: &str = "text/event-stream";
@@ -65,7 +65,13 @@ impl Direct {
     }
 
     /// Answers `request` for `agent` if it is a stateless `tools/call`.
-    pub(super) async fn route(&self, handler: &Handler, agent: &str, request: Request) -> Routed {
+    pub(super) async fn route(
+        &self,
+        handler: &Handler,
+        caller: &Caller,
+        request: Request,
+    ) -> Routed {
+        let agent = caller.agent.as_str();
         if !self.headers_qualify(request.method(), request.headers()) {
             return Routed::Onward(request);
         }
@@ -87,13 +93,13 @@ impl Direct {
         };
         tracing::debug!(agent, tool = %crate::text::clip(&call.params.name, 64), "a stateless tools/call, answered directly");
         let Call { id, params, meta } = call;
-        let (handler, agent) = (handler.clone(), agent.to_string());
+        let (handler, caller) = (handler.clone(), caller.clone());
         // A task of its own, as rmcp runs a handler: a client that hangs up
         // does not cut a call short between Cloudflare and its audit row.
         let running = tokio::spawn(async move {
             let asker = super::ask::retry_asker(&params, meta.client_capabilities());
             handler
-                .dispatch(&agent, params, asker, meta.get_traceparent())
+                .dispatch(&caller, params, asker, meta.get_traceparent())
                 .await
         });
         let message = match running.await {

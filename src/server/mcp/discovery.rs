@@ -85,11 +85,12 @@ fn schema(properties: Value, required: &[&str]) -> Arc<JsonObject> {
 /// endpoint through the pipeline, as a typed tool would.
 pub(super) async fn answer(
     gateway: &Gateway,
-    agent: &str,
+    caller: &super::Caller,
     request: CallToolRequestParams,
     asker: Option<Asker>,
     traceparent: Option<&str>,
 ) -> Result<CallToolResponse, ErrorData> {
+    let agent = caller.agent.as_str();
     let own = match request.name.as_ref() {
         SEARCH => OwnTool::SearchApi,
         DESCRIBE => OwnTool::DescribeApi,
@@ -117,6 +118,7 @@ pub(super) async fn answer(
     };
     let call = CallRequest {
         agent: agent.to_string(),
+        person: caller.person.clone(),
         tool: name.to_string(),
         args: arguments,
         asker,

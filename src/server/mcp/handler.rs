@@ -20,7 +20,22 @@ use crate::server::pipeline::{Asker, CallRequest};
 
 /// The agent a request speaks for, set by the HTTP authentication layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller(pub String);
+pub struct Caller {
+    /// The policy's agent.
+    pub agent: String,
+    /// The person and client an OAuth token names ("alice@example.com via
+    /// client claude"); none for a key.
+    pub person: Option<String>,
+}
+
+impl Caller {
+    pub fn agent(agent: impl Into<String>) -> Self {
+        Self {
+            agent: agent.into(),
+            person: None,
+        }
+    }
+}
 
 /// One MCP service over the shared gateway.
 #[derive(Clone)]
@@ -41,7 +56,7 @@ impl Handler {
     /// The server instructions for the caller's agent, once names are
     /// resolved (waiting a little for them at start-up).
     async fn instructions(&self, context: &RequestContext<RoleServer>) -> Option<String> {
-        let agent_id = self.agent(context)?;
+        let agent_id = self.caller(context)?.agent;
         let engine = self.gateway.engine();
         let _ = tokio::time::timeout(NAMES_WAIT, engine.resolve_names()).await;
         let policy = engine.policy();
@@ -49,13 +64,13 @@ impl Handler {
         Some(briefing::instructions(&policy, agent, &engine.directory()))
     }
 
-    fn agent(&self, context: &RequestContext<RoleServer>) -> Option<String> {
+    fn caller(&self, context: &RequestContext<RoleServer>) -> Option<Caller> {
         context
             .extensions
             .get::<axum::http::request::Parts>()
             .and_then(|parts| parts.extensions.get::<Caller>())
-            .map(|caller| caller.0.clone())
-            .or_else(|| self.stdio_agent.clone())
+            .cloned()
+            .or_else(|| self.stdio_agent.clone().map(Caller::agent))
     }
 }
 
@@ -150,7 +165,7 @@ impl ServerHandler for Handler {
         let policy = self.gateway.engine().policy();
         let cursor = request.as_ref().and_then(|r| r.cursor.as_deref());
         // A request without a known agent sees nothing.
-        let Some(agent) = self.agent(&context).and_then(|id| policy.agent(&id)) else {
+        let Some(agent) = self.caller(&context).and_then(|c| policy.agent(&c.agent)) else {
             return Ok(
                 ListToolsResult::with_all_items(Vec::new()).with_cache_scope(CacheScope::Private)
             );
@@ -189,11 +204,11 @@ impl ServerHandler for Handler {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let agent = self
-            .agent(&context)
+        let caller = self
+            .caller(&context)
             .ok_or_else(|| ErrorData::invalid_request("no agent for this request", None))?;
         let asker = super::ask::asker(&request, &context);
-        self.dispatch(&agent, request, asker, context.meta.get_traceparent())
+        self.dispatch(&caller, request, asker, context.meta.get_traceparent())
             .await
     }
 }
@@ -204,11 +219,12 @@ impl Handler {
     /// and the direct one (`direct.rs`).
     pub(super) async fn dispatch(
         &self,
-        agent: &str,
+        caller: &Caller,
         request: CallToolRequestParams,
         asker: Option<Asker>,
         traceparent: Option<&str>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let agent = caller.agent.as_str();
         let discovers = super::discovery::is_discovery_tool(&request.name)
             && self
                 .gateway
@@ -217,11 +233,12 @@ impl Handler {
                 .agent(agent)
                 .is_some_and(|a| a.discover);
         if discovers {
-            return super::discovery::answer(&self.gateway, agent, request, asker, traceparent)
+            return super::discovery::answer(&self.gateway, caller, request, asker, traceparent)
                 .await;
         }
         let call = CallRequest {
             agent: agent.to_string(),
+            person: caller.person.clone(),
             tool: request.name.into_owned(),
             args: request.arguments.unwrap_or_default(),
             asker,

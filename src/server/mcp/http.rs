@@ -127,12 +127,12 @@ async fn authenticate(
                 .or_else(|| v.strip_prefix("bearer "))
                 .unwrap_or("")
         });
-    let agent = match bearer.map(str::trim) {
+    let caller = match bearer.map(str::trim) {
         Some(key) => match (policy.agent_for_key(key), &guard.oauth) {
-            (Some(agent), _) => Some(agent.id.clone()),
+            (Some(agent), _) => Some(Caller::agent(&agent.id)),
             (None, Some(validator)) if Validator::looks_like_jwt(key) => {
                 match sign_in::agent_for_token(validator, &policy, key).await {
-                    Ok(agent) => Some(agent),
+                    Ok(caller) => Some(caller),
                     Err(refused) => return refused,
                 }
             }
@@ -142,12 +142,13 @@ async fn authenticate(
             .agents()
             .iter()
             .find(|a| a.auth == AuthMode::None)
-            .map(|a| a.id.clone()),
+            .map(|a| Caller::agent(&a.id)),
         None => None,
     };
-    let Some(agent) = agent else {
+    let Some(caller) = caller else {
         return sign_in::unauthorized(guard.oauth.as_deref());
     };
+    let agent = caller.agent.clone();
     let session = request
         .headers()
         .get(SESSION_HEADER)
@@ -167,11 +168,11 @@ async fn authenticate(
         }
     }
     let deleting = request.method() == Method::DELETE;
-    request.extensions_mut().insert(Caller(agent.clone()));
+    request.extensions_mut().insert(caller.clone());
     if session.is_none()
         && let Some(direct) = &guard.direct
     {
-        request = match direct.route(&guard.handler, &agent, request).await {
+        request = match direct.route(&guard.handler, &caller, request).await {
             Routed::Answered(response) => return response,
             Routed::Onward(request) => request,
         };

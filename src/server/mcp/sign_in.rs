@@ -10,6 +10,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use super::Caller;
 use crate::oauth::{TokenError, Validator};
 use crate::policy::Policy;
 
@@ -34,12 +35,13 @@ pub(crate) fn metadata_routes(validator: Arc<Validator>) -> Router {
     router
 }
 
-/// The agent `token` stands for, or the answer refusing it.
+/// The agent `token` stands for, with the person and client it names, or
+/// the answer refusing it.
 pub(crate) async fn agent_for_token(
     validator: &Validator,
     policy: &Policy,
     token: &str,
-) -> Result<String, Response> {
+) -> Result<Caller, Response> {
     let identity = match validator.validate(token).await {
         Ok(identity) => identity,
         Err(error) => {
@@ -52,7 +54,10 @@ pub(crate) async fn agent_for_token(
     match matched.as_slice() {
         [agent] => {
             tracing::debug!(agent = %agent.id, %who, "signed in");
-            Ok(agent.id.clone())
+            Ok(Caller {
+                agent: agent.id.clone(),
+                person: Some(who),
+            })
         }
         [] => Err(forbidden(format!(
             "the token is valid, but no agent in flaregate's policies stands for {who}: ask the operator for an [agent.oauth] entry that matches it"

@@ -17,6 +17,8 @@ pub(super) struct Call<'a> {
     /// The policy when the call arrived; used to its end.
     pub policy: &'a Policy,
     pub agent: &'a Agent,
+    /// Who signed in as the agent ("alice@example.com via client claude").
+    pub person: Option<String>,
     /// The tool as asked (an undo's becomes the restoring tool's).
     pub tool: String,
     /// Its arguments, flaregate's own options taken out.
@@ -51,6 +53,7 @@ impl<'a> Call<'a> {
         Self {
             policy,
             agent,
+            person: request.person,
             tool: request.tool,
             args: request.args,
             options: Options::default(),

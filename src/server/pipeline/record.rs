@@ -48,7 +48,10 @@ impl Services {
             reason: text::escape(reason).into_owned(),
             rule: text::escape(rule).into_owned(),
             summary: summary::decision(
-                &call.agent.id,
+                &match &call.person {
+                    Some(person) => format!("{person} as {}", call.agent.id),
+                    None => call.agent.id.clone(),
+                },
                 endpoint,
                 &tool,
                 target.as_deref(),

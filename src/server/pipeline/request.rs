@@ -13,6 +13,8 @@ use crate::policy::Agent;
 /// One call as a client (or one of flaregate's own tools) asks it.
 pub(crate) struct CallRequest {
     pub agent: String,
+    /// The person and client an OAuth token named, for the audit row.
+    pub person: Option<String>,
     pub tool: String,
     pub args: Map<String, Value>,
     /// How to ask the person at the client, if the client can.

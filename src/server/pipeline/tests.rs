@@ -71,6 +71,7 @@ impl Fixture {
     async fn run(&self, tool: &str, args: Value) -> Answer {
         let request = CallRequest {
             agent: "editor".into(),
+            person: None,
             tool: tool.into(),
             args: args.as_object().cloned().expect("an object"),
             asker: None,
