@@ -81,6 +81,11 @@ pub struct OAuthSettings {
     /// A token's `aud` must be one of these (canonical form).
     pub audiences: Vec<String>,
     pub scopes_supported: Vec<String>,
+    /// The scope that lets a token read (`flaregate:read`) and the one
+    /// that lets it also write (`flaregate:write`): a token's scopes narrow
+    /// what the policy grants, never widen it.
+    pub read_scope: String,
+    pub write_scope: String,
     /// Signature algorithms accepted (asymmetric only).
     pub algorithms: Vec<String>,
     /// The claim groups are read from.
@@ -143,6 +148,8 @@ struct RawOAuth {
     resource: String,
     audiences: Option<Vec<String>>,
     scopes_supported: Option<Vec<String>>,
+    read_scope: Option<String>,
+    write_scope: Option<String>,
     algorithms: Option<Vec<String>>,
     group_claim: Option<String>,
     leeway_secs: Option<u64>,
@@ -369,13 +376,17 @@ fn oauth_settings(raw: RawOAuth) -> Result<OAuthSettings, String> {
         .iter()
         .map(|a| canonical_url(a))
         .collect();
+    let read_scope = raw.read_scope.unwrap_or_else(|| "flaregate:read".into());
+    let write_scope = raw.write_scope.unwrap_or_else(|| "flaregate:write".into());
     Ok(OAuthSettings {
         resource: canonical_url(&raw.resource),
         issuers: raw.issuers,
         audiences,
         scopes_supported: raw
             .scopes_supported
-            .unwrap_or_else(|| vec!["flaregate:read".into(), "flaregate:write".into()]),
+            .unwrap_or_else(|| vec![read_scope.clone(), write_scope.clone()]),
+        read_scope,
+        write_scope,
         algorithms,
         group_claim: raw.group_claim.unwrap_or_else(|| "groups".into()),
         leeway_secs: raw.leeway_secs.unwrap_or(60),

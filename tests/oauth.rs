@@ -106,11 +106,15 @@ fn now() -> u64 {
 }
 
 async fn post(url: &str, token: Option<&str>) -> reqwest::Response {
+    post_body(url, token, r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"oauth-test","version":"1"}}}"#).await
+}
+
+async fn post_body(url: &str, token: Option<&str>, body: &str) -> reqwest::Response {
     let mut request = reqwest::Client::new()
         .post(url)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
-        .body(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"oauth-test","version":"1"}}}"#);
+        .body(body.to_string());
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -127,7 +131,7 @@ async fn tokens_from_the_issuer_reach_the_agent_they_match_and_bad_ones_are_refu
     std::fs::write(
         &policy,
         format!(
-            "[[agent]]\nid = \"sre\"\nzones = [\"example.com\"]\ngrants = {{ dns = \"read\" }}\n[agent.oauth]\ngroups = [\"sre\"]\n\n\
+            "[[agent]]\nid = \"sre\"\nzones = [\"example.com\"]\ngrants = {{ dns = \"full\" }}\n[agent.oauth]\ngroups = [\"sre\"]\n\n\
              [[agent]]\nid = \"service\"\nkey_sha256 = [\"{hash}\"]\nzones = [\"example.com\"]\ngrants = {{ zones = \"read\" }}\n"
         ),
     )
@@ -151,7 +155,7 @@ async fn tokens_from_the_issuer_reach_the_agent_they_match_and_bad_ones_are_refu
     let claims = |extra: Value| {
         let mut claims = json!({
             "iss": issuer.url, "aud": RESOURCE, "sub": "alice", "email": "alice@example.com",
-            "groups": ["sre"], "client_id": "claude-test", "iat": now(), "exp": now() + 300,
+            "groups": ["sre"], "client_id": "claude-test", "scope": "openid flaregate:read flaregate:write", "iat": now(), "exp": now() + 300,
         });
         for (name, value) in extra.as_object().expect("object") {
             claims[name] = value.clone();
@@ -276,6 +280,44 @@ async fn tokens_from_the_issuer_reach_the_agent_they_match_and_bad_ones_are_refu
             "{what}: {challenge}"
         );
     }
+
+    // Scopes narrow the grant: a read-only token sees and makes no write,
+    // and a write is answered with the step-up challenge naming every
+    // scope it needs; a token with neither scope is asked for the read one.
+    let read_only = first.sign(&claims(json!({"scope": "flaregate:read"})));
+    let client = common::connect_http(&mcp, Some(&read_only)).await;
+    let tools = client.list_all_tools().await.expect("tools");
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    assert!(names.contains(&"list_dns_records"), "{names:?}");
+    assert!(!names.contains(&"create_dns_record"), "{names:?}");
+    drop(client);
+    let write = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"create_dns_record","arguments":{"zone_id":"023e105f4ecef8ad9ca31a8372d0c353","type":"A","name":"x.example.com","content":"192.0.2.1"}}}"#;
+    let stepped = post_body(&mcp, Some(&read_only), write).await;
+    assert_eq!(stepped.status(), 403);
+    let challenge = stepped.headers()["www-authenticate"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(
+        challenge.contains("error=\"insufficient_scope\"")
+            && challenge.contains("scope=\"flaregate:read flaregate:write\""),
+        "{challenge}"
+    );
+    let no_scope = first.sign(&claims(json!({"scope": "openid"})));
+    let asked = post(&mcp, Some(&no_scope)).await;
+    assert_eq!(asked.status(), 403);
+    let challenge = asked.headers()["www-authenticate"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(
+        challenge.contains("scope=\"flaregate:read\""),
+        "{challenge}"
+    );
+    let full = common::connect_http(&mcp, Some(&first.sign(&claims(json!({}))))).await;
+    let tools = full.list_all_tools().await.expect("tools");
+    assert!(tools.iter().any(|t| t.name == "create_dns_record"));
+    drop(full);
 
     // A token matching no agent is told so.
     let outsider = post(&mcp, Some(&first.sign(&claims(json!({"groups": ["dev"]}))))).await;

@@ -28,6 +28,16 @@ pub enum TokenError {
     Unavailable(String),
 }
 
+/// What a token's scopes let it do, at most (the policy may allow less).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TokenAccess {
+    /// Neither flaregate scope: nothing.
+    Nothing,
+    Read,
+    /// Read and write.
+    Write,
+}
+
 /// Who a valid token speaks for, as its claims say.
 #[derive(Debug, Clone)]
 pub struct Identity {
@@ -35,6 +45,32 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// The scopes in `scope` (space-separated) or `scp` (Entra ID: a list
+    /// or a string).
+    pub fn scopes(&self) -> Vec<&str> {
+        let mut scopes = Vec::new();
+        for name in ["scope", "scp"] {
+            match self.claims.get(name) {
+                Some(Value::String(text)) => scopes.extend(text.split_whitespace()),
+                Some(Value::Array(items)) => scopes.extend(items.iter().filter_map(Value::as_str)),
+                _ => {}
+            }
+        }
+        scopes
+    }
+
+    /// What its scopes let it do under `settings`.
+    pub fn access(&self, settings: &OAuthSettings) -> TokenAccess {
+        let scopes = self.scopes();
+        if scopes.contains(&settings.write_scope.as_str()) {
+            TokenAccess::Write
+        } else if scopes.contains(&settings.read_scope.as_str()) {
+            TokenAccess::Read
+        } else {
+            TokenAccess::Nothing
+        }
+    }
+
     /// "alice@example.com via client claude-ai" for logs and rows.
     pub fn describe(&self) -> String {
         let text = |name: &str| self.claims.get(name).and_then(Value::as_str);
@@ -175,6 +211,21 @@ impl Validator {
             ),
             Err(_) => self.settings.resource.clone(),
         }
+    }
+
+    /// The `WWW-Authenticate` value of a `403` that asks for more scopes
+    /// (step-up): every scope the operation needs, and those held.
+    pub fn insufficient_scope(&self, needed: &[&str], held: &[&str]) -> String {
+        format!(
+            "Bearer error=\"insufficient_scope\", scope=\"{}\", resource_metadata=\"{}\", error_description=\"the token's scopes ({}) do not allow this\"",
+            needed.join(" "),
+            self.metadata_url(),
+            if held.is_empty() {
+                "none".to_string()
+            } else {
+                held.join(" ").replace(['"', '\\'], "'")
+            }
+        )
     }
 
     /// The `WWW-Authenticate` value that sends a client to sign in, with

@@ -69,6 +69,8 @@ pub enum DenyKind {
     /// The last policy reload failed and the operator chose to refuse
     /// calls until one loads (`on_reload_error = "refuse"`).
     PolicyStale,
+    /// The caller's OAuth token allows reading only; the call writes.
+    InsufficientScope,
 }
 
 impl DenyKind {
@@ -89,6 +91,7 @@ impl DenyKind {
             DenyKind::SnapshotFailed => "snapshot_failed",
             DenyKind::UndoRefused => "undo_refused",
             DenyKind::PolicyStale => "policy_stale",
+            DenyKind::InsufficientScope => "insufficient_scope",
         }
     }
 }

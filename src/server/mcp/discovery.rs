@@ -119,6 +119,7 @@ pub(super) async fn answer(
     let call = CallRequest {
         agent: agent.to_string(),
         person: caller.person.clone(),
+        read_only: caller.read_only,
         tool: name.to_string(),
         args: arguments,
         asker,

@@ -26,6 +26,9 @@ pub struct Caller {
     /// The person and client an OAuth token names ("alice@example.com via
     /// client claude"); none for a key.
     pub person: Option<String>,
+    /// Its OAuth token's scopes allow reading only: no write is offered or
+    /// made, whatever the policy grants.
+    pub read_only: bool,
 }
 
 impl Caller {
@@ -33,6 +36,7 @@ impl Caller {
         Self {
             agent: agent.into(),
             person: None,
+            read_only: false,
         }
     }
 }
@@ -165,7 +169,9 @@ impl ServerHandler for Handler {
         let policy = self.gateway.engine().policy();
         let cursor = request.as_ref().and_then(|r| r.cursor.as_deref());
         // A request without a known agent sees nothing.
-        let Some(agent) = self.caller(&context).and_then(|c| policy.agent(&c.agent)) else {
+        let caller = self.caller(&context);
+        let read_only = caller.as_ref().is_some_and(|c| c.read_only);
+        let Some(agent) = caller.and_then(|c| policy.agent(&c.agent)) else {
             return Ok(
                 ListToolsResult::with_all_items(Vec::new()).with_cache_scope(CacheScope::Private)
             );
@@ -189,8 +195,17 @@ impl ServerHandler for Handler {
                 view.tailor(tool, endpoint);
             }
         }
+        // A token that may only read is offered no write.
+        if read_only {
+            tools.retain(|tool| {
+                policy
+                    .catalog()
+                    .endpoint(&tool.name)
+                    .is_some_and(|e| e.access == crate::catalog::Access::Read)
+            });
+        }
         // Offered on the last page to the agents the policy lets undo.
-        if next.is_none() && agent.undo {
+        if next.is_none() && agent.undo && !read_only {
             tools.push(super::discovery::undo_tool());
         }
         let mut result =
@@ -239,6 +254,7 @@ impl Handler {
         let call = CallRequest {
             agent: agent.to_string(),
             person: caller.person.clone(),
+            read_only: caller.read_only,
             tool: request.name.into_owned(),
             args: request.arguments.unwrap_or_default(),
             asker,

@@ -40,6 +40,8 @@ struct Guard {
     handler: Handler,
     /// Access tokens from the organisation's login (`[auth.oauth]`).
     oauth: Option<Arc<Validator>>,
+    /// The largest request body read (to see what a read-only token calls).
+    max_body: usize,
 }
 
 /// Refuses a policy that this listener cannot serve safely.
@@ -94,6 +96,7 @@ pub async fn serve(
     let oauth = settings.oauth.clone().map(|s| Arc::new(Validator::new(s)));
     let guard = Arc::new(Guard {
         oauth: oauth.clone(),
+        max_body: settings.max_body_bytes,
         gateway,
         loopback: addr.ip().is_loopback(),
         sessions: Mutex::new(HashMap::new()),
@@ -149,6 +152,15 @@ async fn authenticate(
         return sign_in::unauthorized(guard.oauth.as_deref());
     };
     let agent = caller.agent.clone();
+    if caller.read_only
+        && let Some(validator) = &guard.oauth
+    {
+        request =
+            match sign_in::writes_need_scope(validator, &policy, request, guard.max_body).await {
+                Ok(request) => request,
+                Err(step_up) => return step_up,
+            };
+    }
     let session = request
         .headers()
         .get(SESSION_HEADER)

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::Caller;
-use crate::oauth::{TokenError, Validator};
+use crate::oauth::{TokenAccess, TokenError, Validator};
 use crate::policy::Policy;
 
 /// `/.well-known/oauth-protected-resource` (and under the resource's
@@ -50,6 +50,15 @@ pub(crate) async fn agent_for_token(
         }
     };
     let who = identity.describe();
+    let settings = validator.settings();
+    let access = identity.access(settings);
+    if access == TokenAccess::Nothing {
+        return Err(step_up(
+            validator,
+            &[&settings.read_scope],
+            &identity.scopes(),
+        ));
+    }
     let matched = policy.agents_for_claims(&identity.claims, &validator.settings().group_claim);
     match matched.as_slice() {
         [agent] => {
@@ -57,6 +66,7 @@ pub(crate) async fn agent_for_token(
             Ok(Caller {
                 agent: agent.id.clone(),
                 person: Some(who),
+                read_only: access == TokenAccess::Read,
             })
         }
         [] => Err(forbidden(format!(
@@ -108,6 +118,86 @@ fn refused(validator: &Validator, error: &TokenError) -> Response {
             response
         }
     }
+}
+
+/// A read-only caller's request, or the `403` that asks for the write
+/// scope when it calls a write: a tools/call of a write tool, `undo_call`,
+/// or `call_api` naming a write endpoint.
+pub(crate) async fn writes_need_scope(
+    validator: &Validator,
+    policy: &Policy,
+    request: axum::extract::Request,
+    limit: usize,
+) -> Result<axum::extract::Request, Response> {
+    if request.method() != axum::http::Method::POST {
+        return Ok(request);
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        return Err((StatusCode::PAYLOAD_TOO_LARGE, "the request is too large").into_response());
+    };
+    if writes(policy, &bytes) {
+        let settings = validator.settings();
+        return Err(step_up(
+            validator,
+            &[&settings.read_scope, &settings.write_scope],
+            &[&settings.read_scope],
+        ));
+    }
+    Ok(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+}
+
+/// Whether a JSON-RPC body (one message or a batch) calls a write.
+fn writes(policy: &Policy, body: &[u8]) -> bool {
+    use serde_json::Value;
+    let Ok(message) = serde_json::from_slice::<Value>(body) else {
+        return false;
+    };
+    let messages = match message {
+        Value::Array(batch) => batch,
+        one => vec![one],
+    };
+    messages.iter().any(|m| {
+        if m.get("method").and_then(Value::as_str) != Some("tools/call") {
+            return false;
+        }
+        let params = m.get("params");
+        let name = params.and_then(|p| p.get("name")).and_then(Value::as_str);
+        let tool = match name {
+            Some("call_api") => params
+                .and_then(|p| p.get("arguments"))
+                .and_then(|a| a.get("name"))
+                .and_then(Value::as_str),
+            other => other,
+        };
+        match tool {
+            Some("undo_call") => true,
+            Some(tool) => policy
+                .catalog()
+                .endpoint(tool)
+                .is_some_and(|e| e.access == crate::catalog::Access::Write),
+            None => false,
+        }
+    })
+}
+
+fn step_up(validator: &Validator, needed: &[&str], held: &[&str]) -> Response {
+    with_challenge(
+        StatusCode::FORBIDDEN,
+        format!(
+            "insufficient scope: this needs {} (the token has {})",
+            needed.join(" "),
+            if held.is_empty() {
+                "none".to_string()
+            } else {
+                held.join(" ")
+            }
+        ),
+        &validator.insufficient_scope(needed, held),
+    )
 }
 
 fn forbidden(said: String) -> Response {

@@ -17,6 +17,9 @@ impl Services {
                 "policy.on_reload_error",
             )));
         }
+        if call.read_only && call.tool == UNDO {
+            return Err(Stop::Refused(read_only()));
+        }
         if call.tool == UNDO && call.agent.undo {
             self.metrics
                 .own_tool(&call.agent.id, crate::metrics::OwnTool::UndoCall);
@@ -30,6 +33,9 @@ impl Services {
         else {
             return Err(Stop::Unknown);
         };
+        if call.read_only && endpoint.access == crate::catalog::Access::Write {
+            return Err(Stop::Refused(read_only()));
+        }
         call.endpoint = Some(endpoint);
         call.options
             .take_from(&mut call.args, endpoint, (catalog, call.agent));
@@ -54,4 +60,13 @@ impl Services {
         }
         Ok(())
     }
+}
+
+/// The refusal of a write made with a token that may only read.
+fn read_only() -> Denial {
+    Denial::new(
+        DenyKind::InsufficientScope,
+        "your sign-in allows reading only: sign in again with the write scope to change anything",
+        "token scope",
+    )
 }

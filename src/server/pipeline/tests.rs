@@ -69,9 +69,15 @@ async fn fixture(share: RateSpec) -> Fixture {
 
 impl Fixture {
     async fn run(&self, tool: &str, args: Value) -> Answer {
+        self.run_as(false, tool, args).await
+    }
+
+    /// As `run`, for a caller whose token may only read if `read_only`.
+    async fn run_as(&self, read_only: bool, tool: &str, args: Value) -> Answer {
         let request = CallRequest {
             agent: "editor".into(),
             person: None,
+            read_only,
             tool: tool.into(),
             args: args.as_object().cloned().expect("an object"),
             asker: None,
@@ -111,6 +117,26 @@ async fn a_preview_the_policy_refuses_stops_at_its_decision() {
     assert_eq!(shown["decision"]["kind"], "outside_scope", "{shown}");
     assert!(shown.get("current").is_none(), "{shown}");
     assert_eq!(f.sent().await, 0, "nothing reached Cloudflare");
+}
+
+/// A token that may only read is refused a write (and an undo) at admission,
+/// before any lookup or snapshot read, whatever the policy grants.
+#[tokio::test]
+async fn a_read_only_token_makes_no_write_and_reads_nothing_for_one() {
+    let f = fixture(RateSpec::Off).await;
+    let write = json!({"zone_id": EXAMPLE_COM, "dns_record_id": WWW, "content": "x.example.net"});
+    let answer = f.run_as(true, "patch_dns_record", write).await;
+    let Answer::Refused { text, .. } = &answer else {
+        panic!("refused: {answer:?}");
+    };
+    assert!(text.contains("reading only"), "{text}");
+    let undo = f.run_as(true, "undo_call", json!({"row": 1})).await;
+    assert!(matches!(undo, Answer::Refused { .. }), "{undo:?}");
+    assert_eq!(f.sent().await, 0, "nothing was read or sent for them");
+    let read = f
+        .run_as(true, "list_dns_records", json!({"zone_id": EXAMPLE_COM}))
+        .await;
+    assert!(matches!(read, Answer::Result { .. }), "{read:?}");
 }
 
 #[tokio::test]
