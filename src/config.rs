@@ -67,6 +67,8 @@ pub struct HttpSettings {
     /// Agents reached by OAuth access tokens from these issuers
     /// (`[auth.oauth]`); keys only when unset.
     pub oauth: Option<OAuthSettings>,
+    /// Agents reached through Cloudflare Access (`[auth.cloudflare_access]`).
+    pub cloudflare_access: Option<AccessSettings>,
 }
 
 /// flaregate as an OAuth resource server: whose tokens it takes, for which
@@ -95,6 +97,40 @@ pub struct OAuthSettings {
     /// A key id not seen yet fetches the issuer's keys again at most this
     /// often (a rotation is picked up; a flood of made-up ids is not).
     pub key_refresh_secs: u64,
+    /// Where the keys are, when the issuer has no discovery document.
+    pub jwks_uri: Option<String>,
+}
+
+/// flaregate behind Cloudflare Access: the team whose assertions
+/// (`Cf-Access-Jwt-Assertion`) are taken, and the application's audience tag.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessSettings {
+    /// `https://TEAM.cloudflareaccess.com`: the assertions' issuer.
+    pub team_domain: String,
+    /// The Access application's Audience (AUD) tag.
+    pub audience: String,
+}
+
+impl AccessSettings {
+    /// The same checks as an OAuth token's, against the team's keys
+    /// (`/cdn-cgi/access/certs`) and the application's tag; Access signs
+    /// with RS256 and grants no flaregate scope, so the policy alone limits.
+    pub fn as_oauth(&self, leeway_secs: u64) -> OAuthSettings {
+        let team = self.team_domain.trim_end_matches('/').to_string();
+        OAuthSettings {
+            issuers: vec![team.clone()],
+            resource: team.clone(),
+            audiences: vec![self.audience.clone()],
+            scopes_supported: Vec::new(),
+            read_scope: String::new(),
+            write_scope: String::new(),
+            algorithms: vec!["RS256".into(), "ES256".into()],
+            group_claim: "groups".into(),
+            leeway_secs,
+            key_refresh_secs: 30,
+            jwks_uri: Some(format!("{team}/cdn-cgi/access/certs")),
+        }
+    }
 }
 
 /// The asymmetric algorithms a token may be signed with; never `none`, never
@@ -139,6 +175,14 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawAuth {
     oauth: Option<RawOAuth>,
+    cloudflare_access: Option<RawAccess>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccess {
+    team_domain: String,
+    audience: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -154,6 +198,7 @@ struct RawOAuth {
     group_claim: Option<String>,
     leeway_secs: Option<u64>,
     key_refresh_secs: Option<u64>,
+    jwks_uri: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -257,6 +302,24 @@ impl Config {
             .map(oauth_settings)
             .transpose()
             .map_err(invalid)?;
+        let cloudflare_access = match raw.auth.cloudflare_access {
+            Some(access) => {
+                let ok = url::Url::parse(&access.team_domain).is_ok_and(|u| {
+                    u.scheme() == "https"
+                        || matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"))
+                });
+                if !ok || access.audience.trim().is_empty() {
+                    return Err(invalid(
+                        "auth.cloudflare_access: team_domain must be https://TEAM.cloudflareaccess.com and audience the application's AUD tag".into(),
+                    ));
+                }
+                Some(AccessSettings {
+                    team_domain: access.team_domain,
+                    audience: access.audience,
+                })
+            }
+            None => None,
+        };
         let tls = match (raw.http.tls_cert, raw.http.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles {
                 cert: resolve(Some(cert), ""),
@@ -306,6 +369,7 @@ impl Config {
                 max_body_bytes: raw.http.max_body_bytes.unwrap_or(16 * 1024 * 1024),
                 tls,
                 oauth,
+                cloudflare_access,
             },
             admin_listen: raw.admin.listen,
             otlp_endpoint: raw.telemetry.otlp_endpoint,
@@ -341,6 +405,9 @@ fn oauth_settings(raw: RawOAuth) -> Result<OAuthSettings, String> {
                     && matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]")))
         })
     };
+    if raw.jwks_uri.is_some() && raw.issuers.len() != 1 {
+        return Err("auth.oauth.jwks_uri is for one issuer: name exactly one in issuers".into());
+    }
     if raw.issuers.is_empty() {
         return Err(
             "auth.oauth.issuers is empty: name the issuer whose tokens are accepted".into(),
@@ -391,6 +458,7 @@ fn oauth_settings(raw: RawOAuth) -> Result<OAuthSettings, String> {
         group_claim: raw.group_claim.unwrap_or_else(|| "groups".into()),
         leeway_secs: raw.leeway_secs.unwrap_or(60),
         key_refresh_secs: raw.key_refresh_secs.unwrap_or(30).max(1),
+        jwks_uri: raw.jwks_uri,
     })
 }
 

@@ -20,6 +20,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
 const RESOURCE: &str = "https://flaregate.test/mcp";
+/// The Cloudflare Access application's audience tag.
+const ACCESS_AUD: &str = "4714c1358e65fe4b408ad6d432a5f878f08194bdb4752441fd56faefa9b2b6f2";
 
 /// An ES256 signing key and its public JWK.
 struct SigningKey {
@@ -69,6 +71,18 @@ impl Issuer {
         let keys = Arc::new(Mutex::new(keys));
         let up = Arc::new(Mutex::new(true));
         let (k, u, base) = (keys.clone(), up.clone(), url.clone());
+        let certs = {
+            let u = u.clone();
+            move || {
+                let (k, u) = (k.clone(), u.clone());
+                async move {
+                    if !*u.lock().expect("lock") {
+                        return Err(axum::http::StatusCode::SERVICE_UNAVAILABLE);
+                    }
+                    Ok(axum::Json(json!({"keys": k.lock().expect("lock").clone()})))
+                }
+            }
+        };
         let app = axum::Router::new()
             .route(
                 "/.well-known/oauth-authorization-server",
@@ -84,15 +98,9 @@ impl Issuer {
                     }
                 }),
             )
-            .route(
-                "/jwks",
-                axum::routing::get(move || async move {
-                    if !*u.lock().expect("lock") {
-                        return Err(axum::http::StatusCode::SERVICE_UNAVAILABLE);
-                    }
-                    Ok(axum::Json(json!({"keys": k.lock().expect("lock").clone()})))
-                }),
-            );
+            .route("/jwks", axum::routing::get(certs.clone()))
+            // Where Cloudflare Access serves a team's keys.
+            .route("/cdn-cgi/access/certs", axum::routing::get(certs));
         tokio::spawn(async move { axum::serve(listener, app).await.expect("serves") });
         Self { url, keys, up }
     }
@@ -132,6 +140,7 @@ async fn tokens_from_the_issuer_reach_the_agent_they_match_and_bad_ones_are_refu
         &policy,
         format!(
             "[[agent]]\nid = \"sre\"\nzones = [\"example.com\"]\ngrants = {{ dns = \"full\" }}\n[agent.oauth]\ngroups = [\"sre\"]\n\n\
+             [[agent]]\nid = \"viewer\"\nzones = [\"example.com\"]\ngrants = {{ zones = \"read\" }}\n[agent.oauth]\nemail_domain = [\"access.example\"]\n\n\
              [[agent]]\nid = \"service\"\nkey_sha256 = [\"{hash}\"]\nzones = [\"example.com\"]\ngrants = {{ zones = \"read\" }}\n"
         ),
     )
@@ -140,8 +149,9 @@ async fn tokens_from_the_issuer_reach_the_agent_they_match_and_bad_ones_are_refu
     std::fs::write(
         &config,
         format!(
-            "[auth.oauth]\nissuers = [\"{}\"]\nresource = \"{RESOURCE}\"\nkey_refresh_secs = 1\n",
-            issuer.url
+            "[auth.oauth]\nissuers = [\"{}\"]\nresource = \"{RESOURCE}\"\nkey_refresh_secs = 1\n\
+             [auth.cloudflare_access]\nteam_domain = \"{}\"\naudience = \"{ACCESS_AUD}\"\n",
+            issuer.url, issuer.url
         ),
     )
     .expect("config");
@@ -334,6 +344,47 @@ async fn tokens_from_the_issuer_reach_the_agent_they_match_and_bad_ones_are_refu
             .await
             .status(),
         200
+    );
+
+    // Behind Cloudflare Access: its assertion, checked against the team's
+    // certs and the application's tag, is the person; a forged one or one
+    // for another application is refused.
+    let assertion = |extra: Value, key: &SigningKey| {
+        let mut claims = json!({
+            "iss": issuer.url, "aud": [ACCESS_AUD], "sub": "bob-id", "email": "bob@access.example",
+            "iat": now(), "exp": now() + 300, "type": "app",
+        });
+        for (name, value) in extra.as_object().expect("object") {
+            claims[name] = value.clone();
+        }
+        key.sign(&claims)
+    };
+    let behind_access = |token: String| {
+        let mcp = mcp.clone();
+        async move {
+            reqwest::Client::new()
+                .post(&mcp)
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .header("cf-access-jwt-assertion", token)
+                .body(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"access","version":"1"}}}"#)
+                .send()
+                .await
+                .expect("answers")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(behind_access(assertion(json!({}), &first)).await, 200);
+    assert_eq!(
+        behind_access(assertion(json!({}), &stranger)).await,
+        401,
+        "forged"
+    );
+    assert_eq!(
+        behind_access(assertion(json!({"aud": ["another-application"]}), &first)).await,
+        401,
+        "another application's"
     );
 
     // The issuer goes away: keys fetched before still check tokens...

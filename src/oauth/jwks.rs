@@ -60,8 +60,14 @@ impl Keys {
         }
     }
 
-    /// Issuer `issuer`'s key `kid`.
-    pub async fn key(&self, issuer: &str, kid: &str) -> Result<Jwk, KeyError> {
+    /// Issuer `issuer`'s key `kid`; its keys are at `jwks_uri` when given,
+    /// else where its discovery document says.
+    pub async fn key(
+        &self,
+        issuer: &str,
+        jwks_uri: Option<&str>,
+        kid: &str,
+    ) -> Result<Jwk, KeyError> {
         let mut cached = self.cached.lock().await;
         let now = Instant::now();
         let (young, known, may_fetch) = match cached.get(issuer) {
@@ -73,7 +79,7 @@ impl Keys {
             None => (false, false, true),
         };
         if !(young && known) && may_fetch {
-            match self.fetch(issuer).await {
+            match self.fetch(issuer, jwks_uri).await {
                 Ok(set) => {
                     cached.insert(
                         issuer.to_string(),
@@ -109,7 +115,10 @@ impl Keys {
             .ok_or_else(|| KeyError::UnknownKey(kid.to_string()))
     }
 
-    async fn fetch(&self, issuer: &str) -> Result<JwkSet, String> {
+    async fn fetch(&self, issuer: &str, jwks_uri: Option<&str>) -> Result<JwkSet, String> {
+        if let Some(uri) = jwks_uri {
+            return self.get::<JwkSet>(uri).await;
+        }
         let base = issuer.trim_end_matches('/');
         let mut jwks_uri = None;
         for well_known in [

@@ -134,10 +134,15 @@ impl Validator {
         if !self.settings.issuers.contains(&issuer) {
             return Err(invalid(format!("tokens from `{issuer}` are not accepted")));
         }
-        let jwk = self.keys.key(&issuer, &kid).await.map_err(|e| match e {
-            KeyError::Unreachable(_) => TokenError::Unavailable(e.to_string()),
-            KeyError::UnknownKey(_) => invalid(e.to_string()),
-        })?;
+        let jwks_uri = self.settings.jwks_uri.as_deref();
+        let jwk = self
+            .keys
+            .key(&issuer, jwks_uri, &kid)
+            .await
+            .map_err(|e| match e {
+                KeyError::Unreachable(_) => TokenError::Unavailable(e.to_string()),
+                KeyError::UnknownKey(_) => invalid(e.to_string()),
+            })?;
         if let Some(key_alg) = jwk.common.key_algorithm
             && format!("{key_alg:?}") != alg
         {

@@ -25,6 +25,8 @@ use crate::policy::{AuthMode, Policy};
 use crate::server::Gateway;
 
 const SESSION_HEADER: &str = "mcp-session-id";
+/// The identity assertion Cloudflare Access adds in front of an application.
+const ACCESS_HEADER: &str = "cf-access-jwt-assertion";
 
 /// Who may use the listener, and which agent owns each session.
 struct Guard {
@@ -40,6 +42,8 @@ struct Guard {
     handler: Handler,
     /// Access tokens from the organisation's login (`[auth.oauth]`).
     oauth: Option<Arc<Validator>>,
+    /// Assertions from Cloudflare Access (`[auth.cloudflare_access]`).
+    access: Option<Arc<Validator>>,
     /// The largest request body read (to see what a read-only token calls).
     max_body: usize,
 }
@@ -96,6 +100,10 @@ pub async fn serve(
     let oauth = settings.oauth.clone().map(|s| Arc::new(Validator::new(s)));
     let guard = Arc::new(Guard {
         oauth: oauth.clone(),
+        access: settings
+            .cloudflare_access
+            .as_ref()
+            .map(|a| Arc::new(Validator::new(a.as_oauth(60)))),
         max_body: settings.max_body_bytes,
         gateway,
         loopback: addr.ip().is_loopback(),
@@ -130,23 +138,38 @@ async fn authenticate(
                 .or_else(|| v.strip_prefix("bearer "))
                 .unwrap_or("")
         });
-    let caller = match bearer.map(str::trim) {
-        Some(key) => match (policy.agent_for_key(key), &guard.oauth) {
-            (Some(agent), _) => Some(Caller::agent(&agent.id)),
-            (None, Some(validator)) if Validator::looks_like_jwt(key) => {
-                match sign_in::agent_for_token(validator, &policy, key).await {
-                    Ok(caller) => Some(caller),
-                    Err(refused) => return refused,
-                }
+    let assertion = request
+        .headers()
+        .get(ACCESS_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let caller = match (assertion, bearer.map(str::trim)) {
+        // Behind Cloudflare Access, its assertion says who it is.
+        (Some(assertion), _) if guard.access.is_some() => {
+            let access = guard.access.as_deref().expect("checked above");
+            match sign_in::agent_for_assertion(access, &policy, &assertion).await {
+                Ok(caller) => Some(caller),
+                Err(refused) => return refused,
             }
-            (None, _) => None,
+        }
+        (_, bearer) => match bearer {
+            Some(key) => match (policy.agent_for_key(key), &guard.oauth) {
+                (Some(agent), _) => Some(Caller::agent(&agent.id)),
+                (None, Some(validator)) if Validator::looks_like_jwt(key) => {
+                    match sign_in::agent_for_token(validator, &policy, key).await {
+                        Ok(caller) => Some(caller),
+                        Err(refused) => return refused,
+                    }
+                }
+                (None, _) => None,
+            },
+            None if guard.loopback => policy
+                .agents()
+                .iter()
+                .find(|a| a.auth == AuthMode::None)
+                .map(|a| Caller::agent(&a.id)),
+            None => None,
         },
-        None if guard.loopback => policy
-            .agents()
-            .iter()
-            .find(|a| a.auth == AuthMode::None)
-            .map(|a| Caller::agent(&a.id)),
-        None => None,
     };
     let Some(caller) = caller else {
         return sign_in::unauthorized(guard.oauth.as_deref());

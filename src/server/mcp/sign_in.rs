@@ -49,7 +49,6 @@ pub(crate) async fn agent_for_token(
             return Err(refused(validator, &error));
         }
     };
-    let who = identity.describe();
     let settings = validator.settings();
     let access = identity.access(settings);
     if access == TokenAccess::Nothing {
@@ -59,7 +58,45 @@ pub(crate) async fn agent_for_token(
             &identity.scopes(),
         ));
     }
-    let matched = policy.agents_for_claims(&identity.claims, &validator.settings().group_claim);
+    caller_for(&identity, policy, &settings.group_claim, access)
+}
+
+/// The agent a Cloudflare Access assertion (`Cf-Access-Jwt-Assertion`)
+/// stands for. Access grants no flaregate scope: the policy alone limits.
+pub(crate) async fn agent_for_assertion(
+    access: &Validator,
+    policy: &Policy,
+    assertion: &str,
+) -> Result<Caller, Response> {
+    let identity = match access.validate(assertion).await {
+        Ok(identity) => identity,
+        Err(error) => {
+            tracing::info!(%error, "refused a Cloudflare Access assertion");
+            let status = match error {
+                TokenError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::UNAUTHORIZED,
+            };
+            return Err(
+                (status, format!("the Cloudflare Access assertion: {error}")).into_response(),
+            );
+        }
+    };
+    caller_for(
+        &identity,
+        policy,
+        &access.settings().group_claim,
+        TokenAccess::Write,
+    )
+}
+
+fn caller_for(
+    identity: &crate::oauth::Identity,
+    policy: &Policy,
+    group_claim: &str,
+    access: TokenAccess,
+) -> Result<Caller, Response> {
+    let who = identity.describe();
+    let matched = policy.agents_for_claims(&identity.claims, group_claim);
     match matched.as_slice() {
         [agent] => {
             tracing::debug!(agent = %agent.id, %who, "signed in");
