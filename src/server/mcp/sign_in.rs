@@ -58,7 +58,7 @@ pub(crate) async fn agent_for_token(
             &identity.scopes(),
         ));
     }
-    caller_for(&identity, policy, &settings.group_claim, access)
+    caller_for(&identity, policy, &settings.group_claim, access).map_err(forbidden)
 }
 
 /// The agent a Cloudflare Access assertion (`Cf-Access-Jwt-Assertion`)
@@ -89,12 +89,13 @@ pub(crate) async fn agent_for_assertion(
     )
 }
 
+/// The one agent whose claim matches the identity's, or why there is none.
 fn caller_for(
     identity: &crate::oauth::Identity,
     policy: &Policy,
     group_claim: &str,
     access: TokenAccess,
-) -> Result<Caller, Response> {
+) -> Result<Caller, String> {
     let who = identity.describe();
     let matched = policy.agents_for_claims(&identity.claims, group_claim);
     match matched.as_slice() {
@@ -106,17 +107,17 @@ fn caller_for(
                 read_only: access == TokenAccess::Read,
             })
         }
-        [] => Err(forbidden(format!(
+        [] => Err(format!(
             "the token is valid, but no agent in flaregate's policies stands for {who}: ask the operator for an [agent.oauth] entry that matches it"
-        ))),
-        several => Err(forbidden(format!(
+        )),
+        several => Err(format!(
             "the token of {who} matches several agents ({}): the policies must make exactly one match",
             several
                 .iter()
                 .map(|a| a.id.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
-        ))),
+        )),
     }
 }
 
