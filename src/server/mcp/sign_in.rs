@@ -87,6 +87,7 @@ pub(crate) async fn agent_for_assertion(
         &access.settings().group_claim,
         TokenAccess::Write,
     )
+    .map_err(forbidden)
 }
 
 /// The one agent whose claim matches the identity's, or why there is none.
