@@ -413,3 +413,73 @@ async fn tokens_from_the_issuer_reach_the_agent_they_match_and_bad_ones_are_refu
             .contains("cannot be reached")
     );
 }
+
+/// `explain --token-claims` decides for a token's claims as the server
+/// would (the agent they match, narrowed by the scopes), and `check`
+/// says how each agent is reached.
+#[test]
+fn explain_decides_for_a_tokens_claims_and_check_says_how_agents_are_reached() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[[agent]]\nid = \"sre\"\nzones = [\"example.com\"]\ngrants = { dns = \"full\" }\n[agent.oauth]\ngroups = [\"sre\"]\n",
+    )
+    .expect("policy");
+    let config = dir.path().join("flaregate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[auth.oauth]\nissuers = [\"https://login.example.com\"]\nresource = \"{RESOURCE}\"\n"
+        ),
+    )
+    .expect("config");
+    let claims = dir.path().join("claims.json");
+    let explain = |claims_json: Value| {
+        std::fs::write(&claims, claims_json.to_string()).expect("claims");
+        std::process::Command::new(common::BIN)
+            .args(["explain", "--sandbox", "--json", "--token-claims"])
+            .arg(&claims)
+            .args(["--tool", "create_dns_record", "--args"])
+            .arg(
+                json!({"zone_id": flaregate::sandbox::EXAMPLE_COM, "type": "A", "name": "x.example.com", "content": "192.0.2.1"})
+                    .to_string(),
+            )
+            .arg("--config")
+            .arg(&config)
+            .arg("--policies")
+            .arg(&policy)
+            .output()
+            .expect("runs")
+    };
+    let said = |output: &std::process::Output| -> Value {
+        serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)))
+    };
+    let writer = explain(json!({"sub": "a", "groups": ["sre"], "scope": "flaregate:write"}));
+    assert_eq!(writer.status.code(), Some(0), "{}", said(&writer));
+    let reader = explain(json!({"sub": "a", "groups": ["sre"], "scope": "flaregate:read"}));
+    assert_eq!(reader.status.code(), Some(1));
+    assert!(
+        said(&reader)["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("read only"))
+    );
+    let stranger = explain(json!({"sub": "m", "groups": ["dev"], "scope": "flaregate:write"}));
+    assert_eq!(stranger.status.code(), Some(1));
+    assert!(
+        said(&stranger)["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("no agent"))
+    );
+
+    let checked = std::process::Command::new(common::BIN)
+        .args(["check", "--json", "--config"])
+        .arg(&config)
+        .arg("--policies")
+        .arg(&policy)
+        .output()
+        .expect("runs");
+    let report: Value = serde_json::from_slice(&checked.stdout).expect("JSON");
+    assert_eq!(report["agents"][0]["auth"], "oauth", "{report}");
+}

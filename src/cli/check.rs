@@ -63,6 +63,8 @@ struct CatalogSummary {
 #[derive(Serialize)]
 struct AgentReport {
     id: String,
+    /// How it is reached: "key", "oauth", "key+oauth", or "none" (no key,
+    /// loopback only).
     auth: &'static str,
     zones: String,
     accounts: String,
@@ -171,10 +173,15 @@ fn agent_report(catalog: &Catalog, agent: &Agent) -> AgentReport {
         .collect();
     AgentReport {
         id: agent.id.clone(),
-        auth: if agent.auth == AuthMode::None {
-            "none"
-        } else {
-            "key"
+        auth: match (
+            agent.auth == AuthMode::None,
+            agent.has_keys(),
+            agent.oauth.is_some(),
+        ) {
+            (true, _, _) => "none",
+            (false, true, true) => "key+oauth",
+            (false, false, true) => "oauth",
+            (false, _, false) => "key",
         },
         zones: agent.zones.describe(),
         accounts: agent.accounts.describe(),
@@ -315,9 +322,14 @@ fn grant_lists(groups: usize, agents: &[AgentReport]) -> String {
     let mut out = String::new();
     for agent in agents {
         out.push_str(&format!(
-            "{} ({} key; in zones: {}; in accounts: {})\n",
+            "{} ({}; in zones: {}; in accounts: {})\n",
             agent.id,
-            if agent.auth == "none" { "no" } else { "a" },
+            match agent.auth {
+                "none" => "no key",
+                "oauth" => "signs in with OAuth",
+                "key+oauth" => "a key, or signs in with OAuth",
+                _ => "a key",
+            },
             agent.zones,
             agent.accounts
         ));

@@ -19,8 +19,12 @@ const OFFLINE: &str = "nothing was sent to Cloudflare; run with --live to ask th
 #[derive(Args)]
 pub(super) struct ExplainArgs {
     /// The agent's id.
-    #[arg(long)]
-    agent: String,
+    #[arg(long, required_unless_present = "token_claims")]
+    agent: Option<String>,
+    /// Instead of --agent: a JSON file of an OAuth token's claims; the
+    /// agent is the one its claims match, its scopes narrow the grant.
+    #[arg(long, value_name = "FILE", conflicts_with = "agent")]
+    token_claims: Option<std::path::PathBuf>,
     /// The tool.
     #[arg(long)]
     tool: String,
@@ -132,8 +136,16 @@ async fn decide(args: &ExplainArgs) -> Result<Explained, String> {
     let config = setup::config(&paths)?;
     let catalog = setup::catalog(&config, &paths)?;
     let policy = setup::policy(&config, catalog.clone())?;
-    if policy.agent(&args.agent).is_none() {
-        return Err(unknown_agent(&policy, &args.agent));
+    let (agent_id, read_only) = match (&args.agent, &args.token_claims) {
+        (Some(agent), _) => (agent.clone(), false),
+        (None, Some(file)) => match token_agent(&config, &policy, file)? {
+            Ok(found) => found,
+            Err(refused) => return Ok(refused),
+        },
+        (None, None) => unreachable!("clap requires --agent or --token-claims"),
+    };
+    if policy.agent(&agent_id).is_none() {
+        return Err(unknown_agent(&policy, &agent_id));
     }
     let mut call: Map<String, Value> = match serde_json::from_str(&args.args) {
         Ok(Value::Object(map)) => map,
@@ -162,9 +174,20 @@ async fn decide(args: &ExplainArgs) -> Result<Explained, String> {
         |reason: &str| Explained::new(Answer::Undecided, format!("{reason} — {OFFLINE}"));
     let engine = Engine::new(policy, resolver.clone()).await;
     let policy = engine.policy();
-    let agent = policy
-        .agent(&args.agent)
-        .expect("the agent was found above");
+    let agent = policy.agent(&agent_id).expect("the agent was found above");
+    if read_only
+        && catalog
+            .endpoint(&args.tool)
+            .is_some_and(|e| e.access == crate::catalog::Access::Write)
+    {
+        return Ok(Explained {
+            rule: Some("token scope".into()),
+            ..Explained::new(
+                Answer::Denied,
+                format!("the token's scopes allow {agent_id} to read only: this call writes"),
+            )
+        });
+    }
     // Judged as the server judges it: values in the form Cloudflare reads.
     if let Some(endpoint) = catalog.endpoint(&args.tool)
         && let Err(denial) = policy.canonicalise(agent, endpoint, &mut call, &engine.directory())
@@ -255,5 +278,53 @@ async fn decide(args: &ExplainArgs) -> Result<Explained, String> {
         rule: Some(decision.rule().to_string()),
         fetched,
         summary: Some(summary),
+    })
+}
+
+/// The agent a token with the claims in `file` stands for, and whether its
+/// scopes allow reading only — or the answer refusing it.
+fn token_agent(
+    config: &crate::config::Config,
+    policy: &crate::policy::Policy,
+    file: &std::path::Path,
+) -> Result<Result<(String, bool), Explained>, String> {
+    use crate::oauth::{Identity, TokenAccess};
+    let settings = config.http.oauth.as_ref().ok_or(
+        "--token-claims needs [auth.oauth] in flaregate.toml (the group claim and scopes come from it)",
+    )?;
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let claims = match serde_json::from_str(&text) {
+        Ok(Value::Object(claims)) => claims,
+        _ => return Err(format!("{} is not a JSON object of claims", file.display())),
+    };
+    let identity = Identity { claims };
+    let access = identity.access(settings);
+    let matched = policy.agents_for_claims(&identity.claims, &settings.group_claim);
+    let who = identity.describe();
+    Ok(match (matched.as_slice(), access) {
+        (_, TokenAccess::Nothing) => Err(Explained::new(
+            Answer::Denied,
+            format!(
+                "the token of {who} has neither {} nor {}",
+                settings.read_scope, settings.write_scope
+            ),
+        )),
+        ([agent], access) => Ok((agent.id.clone(), access == TokenAccess::Read)),
+        ([], _) => Err(Explained::new(
+            Answer::Denied,
+            format!("no agent in the policies stands for {who}"),
+        )),
+        (several, _) => Err(Explained::new(
+            Answer::Denied,
+            format!(
+                "the token of {who} matches several agents ({}): the policies must make exactly one match",
+                several
+                    .iter()
+                    .map(|a| a.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
     })
 }
