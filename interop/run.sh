@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Interop: drive flaregate with clients we did not write.
-#  - the Python MCP SDK (mcp 2.3.0) over streamable HTTP and stdio;
+#  - the Python MCP SDK (mcp 2.3.0) over streamable HTTP and stdio, and its
+#    OAuth client against a real authorization server (oauth2-mock-server);
 #  - the official MCP conformance suite's protocol scenarios.
 # Usage: interop/run.sh [path/to/flaregate]   (default: target/debug/flaregate)
 set -euo pipefail
@@ -20,12 +21,13 @@ mkdir -p "$WORK/shipped" "$WORK/catalog"
 cp catalog/*.toml "$WORK/shipped/"
 cp catalog/*.toml "$WORK/catalog/"
 
-# Starts `flaregate serve` in the background; waits for its banner.
+# Starts `flaregate serve` in the background (on $LISTEN if set); waits
+# for its banner.
 start_server() {
     local out=$1; shift
     local catalog=(--catalog "$WORK/shipped")
     case " $* " in *" --catalog "*) catalog=() ;; esac
-    "$BIN" serve --http 127.0.0.1:0 --log-level warn --audit-db "$WORK/audit-$RANDOM.db" "${catalog[@]}" "$@" >"$out" 2>"$out.err" &
+    "$BIN" serve --http "${LISTEN:-127.0.0.1:0}" --log-level warn --audit-db "$WORK/audit-$RANDOM.db" "${catalog[@]}" "$@" >"$out" 2>"$out.err" &
     PIDS+=($!)
     for _ in $(seq 100); do
         grep -q '^Ready\.' "$out" 2>/dev/null && return 0
@@ -63,6 +65,22 @@ start_server "$WORK/discover.out" --sandbox --catalog "$WORK/catalog" --policies
 start_server "$WORK/typed.out" --sandbox --catalog "$WORK/catalog" --policies "$WORK/typed.toml"
 timeout 300 "$VENV/bin/python" interop/python_discover.py "$(field "MCP:" "$WORK/discover.out")" \
     "$(field "MCP:" "$WORK/typed.out")"
+
+echo "== Python SDK, signing in with OAuth: authorization code + PKCE against oauth2-mock-server 9.3.0"
+mkdir -p "$WORK/oauth"
+cp interop/oauth_server.mjs "$WORK/oauth/"
+(cd "$WORK/oauth" && npm install --silent --no-audit --no-fund oauth2-mock-server@9.3.0 >/dev/null)
+node "$WORK/oauth/oauth_server.mjs" >"$WORK/oauth/issuer.out" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do grep -q '^issuer:' "$WORK/oauth/issuer.out" && break; sleep 0.1; done
+ISSUER=$(field "issuer:" "$WORK/oauth/issuer.out")
+[ -n "$ISSUER" ] || { echo "the authorization server did not start:"; cat "$WORK/oauth/issuer.out"; exit 1; }
+# The resource URL names the MCP endpoint, so the port is chosen first.
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+printf '[auth.oauth]\nissuers = ["%s"]\nresource = "http://127.0.0.1:%s/mcp"\n' "$ISSUER" "$PORT" >"$WORK/oauth/flaregate.toml"
+LISTEN=127.0.0.1:$PORT start_server "$WORK/oauth.out" --sandbox --config "$WORK/oauth/flaregate.toml" \
+    --policies interop/oauth-policy.toml
+timeout 120 "$VENV/bin/python" interop/python_oauth.py "http://127.0.0.1:$PORT/mcp"
 
 echo "== MCP conformance suite (0.1.16)"
 start_server "$WORK/conformance.out" --sandbox --policies interop/conformance-policy.toml
