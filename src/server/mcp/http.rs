@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use crate::server::listen::Listening;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, header};
@@ -23,6 +22,7 @@ use crate::config::HttpSettings;
 use crate::oauth::Validator;
 use crate::policy::{AuthMode, Policy};
 use crate::server::Gateway;
+use crate::server::listen::Listening;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 /// The identity assertion Cloudflare Access adds in front of an application.
@@ -129,47 +129,9 @@ async fn authenticate(
     next: Next,
 ) -> Response {
     let policy = guard.gateway.engine().policy();
-    let bearer = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-                .unwrap_or("")
-        });
-    let assertion = request
-        .headers()
-        .get(ACCESS_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let caller = match (assertion, bearer.map(str::trim)) {
-        // Behind Cloudflare Access, its assertion says who it is.
-        (Some(assertion), _) if guard.access.is_some() => {
-            let access = guard.access.as_deref().expect("checked above");
-            match sign_in::agent_for_assertion(access, &policy, &assertion).await {
-                Ok(caller) => Some(caller),
-                Err(refused) => return refused,
-            }
-        }
-        (_, bearer) => match bearer {
-            Some(key) => match (policy.agent_for_key(key), &guard.oauth) {
-                (Some(agent), _) => Some(Caller::agent(&agent.id)),
-                (None, Some(validator)) if Validator::looks_like_jwt(key) => {
-                    match sign_in::agent_for_token(validator, &policy, key).await {
-                        Ok(caller) => Some(caller),
-                        Err(refused) => return refused,
-                    }
-                }
-                (None, _) => None,
-            },
-            None if guard.loopback => policy
-                .agents()
-                .iter()
-                .find(|a| a.auth == AuthMode::None)
-                .map(|a| Caller::agent(&a.id)),
-            None => None,
-        },
+    let caller = match identify(&guard, &policy, request.headers()).await {
+        Ok(caller) => caller,
+        Err(refused) => return refused,
     };
     let Some(caller) = caller else {
         return sign_in::unauthorized(guard.oauth.as_deref());
@@ -239,4 +201,54 @@ async fn authenticate(
             .remove(&closed);
     }
     response
+}
+
+/// Who the request speaks for: the Cloudflare Access assertion when there
+/// is one, else a flaregate key, else an OAuth access token, else (on
+/// loopback) the agent that needs no key. `Err` is the refusal to send.
+async fn identify(
+    guard: &Guard,
+    policy: &Policy,
+    headers: &axum::http::HeaderMap,
+) -> Result<Option<Caller>, Response> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+                .unwrap_or("")
+        });
+    let assertion = headers
+        .get(ACCESS_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    Ok(match (assertion, bearer.map(str::trim)) {
+        // Behind Cloudflare Access, its assertion says who it is.
+        (Some(assertion), _) if guard.access.is_some() => {
+            let access = guard.access.as_deref().expect("checked above");
+            match sign_in::agent_for_assertion(access, policy, &assertion).await {
+                Ok(caller) => Some(caller),
+                Err(refused) => return Err(refused),
+            }
+        }
+        (_, bearer) => match bearer {
+            Some(key) => match (policy.agent_for_key(key), &guard.oauth) {
+                (Some(agent), _) => Some(Caller::agent(&agent.id)),
+                (None, Some(validator)) if Validator::looks_like_jwt(key) => {
+                    match sign_in::agent_for_token(validator, policy, key).await {
+                        Ok(caller) => Some(caller),
+                        Err(refused) => return Err(refused),
+                    }
+                }
+                (None, _) => None,
+            },
+            None if guard.loopback => policy
+                .agents()
+                .iter()
+                .find(|a| a.auth == AuthMode::None)
+                .map(|a| Caller::agent(&a.id)),
+            None => None,
+        },
+    })
 }
