@@ -40,11 +40,38 @@ impl OwnTool {
     }
 }
 
+/// Why a sign-in (an OAuth token or a Cloudflare Access assertion) was
+/// refused: a closed set, so an operator can alert on each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SignInRefusal {
+    /// Not a token, or a token that does not hold (signature, issuer,
+    /// audience, times, algorithm, key).
+    InvalidToken,
+    /// The issuer's keys could not be had: refused, not let in.
+    IssuerUnreachable,
+    /// Valid, but with neither flaregate scope, or a write with the read one.
+    InsufficientScope,
+    /// Valid, but no agent's `[agent.oauth]` matches it, or several do.
+    NoSingleAgent,
+}
+
+impl SignInRefusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignInRefusal::InvalidToken => "invalid_token",
+            SignInRefusal::IssuerUnreachable => "issuer_unreachable",
+            SignInRefusal::InsufficientScope => "insufficient_scope",
+            SignInRefusal::NoSingleAgent => "no_single_agent",
+        }
+    }
+}
+
 /// Everything `/metrics` reports.
 #[derive(Debug, Default)]
 pub struct Metrics {
     calls: Mutex<BTreeMap<CallLabels, u64>>,
     own_tools: Mutex<BTreeMap<(String, OwnTool), u64>>,
+    sign_in_refusals: Mutex<BTreeMap<SignInRefusal, u64>>,
     upstream: Mutex<BTreeMap<&'static str, u64>>,
     pub call_latency: Histogram,
     pub upstream_latency: Histogram,
@@ -108,6 +135,16 @@ impl Metrics {
         !self.upstream_down.load(Ordering::Relaxed)
     }
 
+    /// Counts a refused sign-in.
+    pub fn sign_in_refused(&self, why: SignInRefusal) {
+        *self
+            .sign_in_refusals
+            .lock()
+            .expect("metrics lock: no panics inside")
+            .entry(why)
+            .or_default() += 1;
+    }
+
     pub fn reloaded(&self, ok: bool) {
         let counter = if ok {
             &self.reloads
@@ -153,6 +190,22 @@ impl Metrics {
                 "flaregate_own_tool_calls_total{{agent=\"{}\",tool=\"{}\"}} {n}",
                 label(agent),
                 tool.as_str()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP flaregate_sign_in_refusals_total OAuth tokens and Access assertions refused, by reason.\n# TYPE flaregate_sign_in_refusals_total counter"
+        );
+        for (why, n) in self
+            .sign_in_refusals
+            .lock()
+            .expect("metrics lock: no panics inside")
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "flaregate_sign_in_refusals_total{{reason=\"{}\"}} {n}",
+                why.as_str()
             );
         }
         let _ = writeln!(

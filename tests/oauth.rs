@@ -160,6 +160,8 @@ async fn tokens_from_the_issuer_reach_the_agent_they_match_and_bad_ones_are_refu
         config.to_str().expect("utf-8"),
         "--policies",
         policy.to_str().expect("utf-8"),
+        "--admin",
+        "127.0.0.1:0",
     ]);
     let mcp = server.mcp_url.clone();
     let claims = |extra: Value| {
@@ -386,6 +388,29 @@ async fn tokens_from_the_issuer_reach_the_agent_they_match_and_bad_ones_are_refu
         401,
         "another application's"
     );
+
+    // Each refusal is counted by its reason, for an operator to alert on.
+    let admin = server.admin_url.clone().expect("admin listener");
+    let metrics = reqwest::get(format!("{admin}/metrics"))
+        .await
+        .expect("answers")
+        .text()
+        .await
+        .expect("text");
+    let count = |reason: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!(
+                    "flaregate_sign_in_refusals_total{{reason=\"{reason}\"}} "
+                ))
+            })
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(count("invalid_token") >= 7, "{metrics}");
+    assert!(count("insufficient_scope") >= 2, "{metrics}");
+    assert!(count("no_single_agent") >= 1, "{metrics}");
 
     // The issuer goes away: keys fetched before still check tokens...
     *issuer.up.lock().expect("lock") = false;

@@ -140,11 +140,17 @@ async fn authenticate(
     if caller.read_only
         && let Some(validator) = &guard.oauth
     {
-        request =
-            match sign_in::writes_need_scope(validator, &policy, request, guard.max_body).await {
-                Ok(request) => request,
-                Err(step_up) => return step_up,
-            };
+        request = match sign_in::writes_need_scope(
+            validator,
+            &policy,
+            request,
+            (guard.max_body, guard.gateway.metrics()),
+        )
+        .await
+        {
+            Ok(request) => request,
+            Err(step_up) => return step_up,
+        };
     }
     let session = request
         .headers()
@@ -227,7 +233,9 @@ async fn identify(
         // Behind Cloudflare Access, its assertion says who it is.
         (Some(assertion), _) if guard.access.is_some() => {
             let access = guard.access.as_deref().expect("checked above");
-            match sign_in::agent_for_assertion(access, policy, &assertion).await {
+            match sign_in::agent_for_assertion(access, policy, &assertion, guard.gateway.metrics())
+                .await
+            {
                 Ok(caller) => Some(caller),
                 Err(refused) => return Err(refused),
             }
@@ -236,7 +244,9 @@ async fn identify(
             Some(key) => match (policy.agent_for_key(key), &guard.oauth) {
                 (Some(agent), _) => Some(Caller::agent(&agent.id)),
                 (None, Some(validator)) if Validator::looks_like_jwt(key) => {
-                    match sign_in::agent_for_token(validator, policy, key).await {
+                    match sign_in::agent_for_token(validator, policy, key, guard.gateway.metrics())
+                        .await
+                    {
                         Ok(caller) => Some(caller),
                         Err(refused) => return Err(refused),
                     }

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::Caller;
+use crate::metrics::{Metrics, SignInRefusal};
 use crate::oauth::{TokenAccess, TokenError, Validator};
 use crate::policy::Policy;
 
@@ -41,24 +42,30 @@ pub(crate) async fn agent_for_token(
     validator: &Validator,
     policy: &Policy,
     token: &str,
+    metrics: &Metrics,
 ) -> Result<Caller, Response> {
     let identity = match validator.validate(token).await {
         Ok(identity) => identity,
         Err(error) => {
             tracing::info!(%error, "refused an access token");
+            metrics.sign_in_refused(reason_of(&error));
             return Err(refused(validator, &error));
         }
     };
     let settings = validator.settings();
     let access = identity.access(settings);
     if access == TokenAccess::Nothing {
+        metrics.sign_in_refused(SignInRefusal::InsufficientScope);
         return Err(step_up(
             validator,
             &[&settings.read_scope],
             &identity.scopes(),
         ));
     }
-    caller_for(&identity, policy, &settings.group_claim, access).map_err(forbidden)
+    caller_for(&identity, policy, &settings.group_claim, access).map_err(|why| {
+        metrics.sign_in_refused(SignInRefusal::NoSingleAgent);
+        forbidden(why)
+    })
 }
 
 /// The agent a Cloudflare Access assertion (`Cf-Access-Jwt-Assertion`)
@@ -67,11 +74,13 @@ pub(crate) async fn agent_for_assertion(
     access: &Validator,
     policy: &Policy,
     assertion: &str,
+    metrics: &Metrics,
 ) -> Result<Caller, Response> {
     let identity = match access.validate(assertion).await {
         Ok(identity) => identity,
         Err(error) => {
             tracing::info!(%error, "refused a Cloudflare Access assertion");
+            metrics.sign_in_refused(reason_of(&error));
             let status = match error {
                 TokenError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::UNAUTHORIZED,
@@ -87,7 +96,18 @@ pub(crate) async fn agent_for_assertion(
         &access.settings().group_claim,
         TokenAccess::Write,
     )
-    .map_err(forbidden)
+    .map_err(|why| {
+        metrics.sign_in_refused(SignInRefusal::NoSingleAgent);
+        forbidden(why)
+    })
+}
+
+/// The metric's reason for a refused token.
+fn reason_of(error: &TokenError) -> SignInRefusal {
+    match error {
+        TokenError::Unavailable(_) => SignInRefusal::IssuerUnreachable,
+        TokenError::Malformed(_) | TokenError::Invalid(_) => SignInRefusal::InvalidToken,
+    }
 }
 
 /// The one agent whose claim matches the identity's, or why there is none.
@@ -166,7 +186,7 @@ pub(crate) async fn writes_need_scope(
     validator: &Validator,
     policy: &Policy,
     request: axum::extract::Request,
-    limit: usize,
+    (limit, metrics): (usize, &Metrics),
 ) -> Result<axum::extract::Request, Response> {
     if request.method() != axum::http::Method::POST {
         return Ok(request);
@@ -176,6 +196,7 @@ pub(crate) async fn writes_need_scope(
         return Err((StatusCode::PAYLOAD_TOO_LARGE, "the request is too large").into_response());
     };
     if writes(policy, &bytes) {
+        metrics.sign_in_refused(SignInRefusal::InsufficientScope);
         let settings = validator.settings();
         return Err(step_up(
             validator,
