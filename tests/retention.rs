@@ -113,6 +113,11 @@ async fn archiving_frees_a_full_log_and_the_chain_verifies_across_the_cut() {
         !checked.status.success(),
         "an edited export must not verify"
     );
+    // Another key is named as such, not reported as tampering.
+    let foreign =
+        flaregate::audit::ChainKey::create(&dir.path().join("foreign.key")).expect("a key");
+    let wrong = flaregate::audit::verify_file(&export, &foreign).expect_err("another key");
+    assert!(wrong.to_string().contains("fingerprint"), "{wrong}");
     assert!(
         said(&checked).contains("does not match its hash"),
         "{}",

@@ -16,6 +16,7 @@ use super::snapshot::Stored;
 
 /// The first line of every export and archive file.
 pub(super) const FORMAT: &str = "flaregate audit export v1";
+
 /// What an export file spans: events `first_event..=last_event`, the hash
 /// before the first (`prev`) and after the last (`head`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -269,6 +270,16 @@ pub fn verify_file(path: &Path, key: &ChainKey) -> Result<(Span, ChainVerdict), 
         .map_err(|e| bad(1, &format!("not a flaregate export ({e})")))?;
     if span.format != FORMAT {
         return Err(bad(1, &format!("`{}` is not {FORMAT}", span.format)));
+    }
+    if span.key != key.fingerprint() {
+        return Err(bad(
+            1,
+            &format!(
+                "it was written with the audit key of fingerprint {}, not this one ({}): give that key",
+                span.key,
+                key.fingerprint()
+            ),
+        ));
     }
     let mut events = Vec::new();
     let mut rows = std::collections::BTreeSet::new();
