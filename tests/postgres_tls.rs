@@ -13,7 +13,7 @@ use std::process::Output;
 
 use common::certs::Certs;
 use common::postgres::Postgres;
-use common::{BIN, SandboxProcess, ServerProcess, try_call};
+use common::{BIN, SandboxProcess, ServerProcess, said, try_call};
 use flaregate::sandbox::ACCOUNT_ID;
 use serde_json::json;
 
@@ -27,14 +27,6 @@ fn flaregate(args: &[&str], url: &str) -> Output {
         .env_remove("RUST_LOG")
         .output()
         .expect("flaregate runs")
-}
-
-fn said(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn write_private(path: &Path, text: &str) {

@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::{BIN, ServerProcess, try_call};
+use common::{BIN, ServerProcess, said, try_call};
 use flaregate::sandbox::EXAMPLE_COM;
 use serde_json::json;
 
@@ -22,16 +22,20 @@ fn flaregate(args: &[&str]) -> Output {
         .expect("flaregate runs")
 }
 
-fn said(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 fn verify(db: &Path) -> Output {
     flaregate(&["audit", "verify", "--audit-db", db.to_str().expect("utf-8")])
+}
+
+/// `audit verify --file FILE` with the key of the log at `db`.
+fn verify_file(db: &Path, file: &Path) -> Output {
+    flaregate(&[
+        "audit",
+        "verify",
+        "--audit-db",
+        db.to_str().expect("utf-8"),
+        "--file",
+        file.to_str().expect("utf-8"),
+    ])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,14 +84,7 @@ async fn archiving_frees_a_full_log_and_the_chain_verifies_across_the_cut() {
         export.to_str().expect("utf-8"),
     ]);
     assert!(exported.status.success(), "{}", said(&exported));
-    let checked = flaregate(&[
-        "audit",
-        "verify",
-        "--audit-db",
-        &db_arg,
-        "--file",
-        export.to_str().expect("utf-8"),
-    ]);
+    let checked = verify_file(&db, &export);
     assert!(checked.status.success(), "{}", said(&checked));
     assert!(
         said(&checked).contains(&format!("all {made} rows verify")),
@@ -101,14 +98,7 @@ async fn archiving_frees_a_full_log_and_the_chain_verifies_across_the_cut() {
         text.replacen("auditor was allowed", "auditor was denied", 1),
     )
     .expect("edit");
-    let checked = flaregate(&[
-        "audit",
-        "verify",
-        "--audit-db",
-        &db_arg,
-        "--file",
-        edited.to_str().expect("utf-8"),
-    ]);
+    let checked = verify_file(&db, &edited);
     assert!(
         !checked.status.success(),
         "an edited export must not verify"
@@ -183,14 +173,7 @@ async fn archiving_frees_a_full_log_and_the_chain_verifies_across_the_cut() {
     ]);
     assert!(!early.status.success(), "{}", said(&early));
     assert!(said(&early).contains("archived part"), "{}", said(&early));
-    let checked = flaregate(&[
-        "audit",
-        "verify",
-        "--audit-db",
-        &db_arg,
-        "--file",
-        archive.to_str().expect("utf-8"),
-    ]);
+    let checked = verify_file(&db, &archive);
     assert!(checked.status.success(), "{}", said(&checked));
     assert!(
         said(&checked).contains(&format!("all {} rows verify", made - 1)),

@@ -300,31 +300,20 @@ fn token_agent(
     };
     let identity = Identity { claims };
     let access = identity.access(settings);
-    let matched = policy.agents_for_claims(&identity.claims, &settings.group_claim);
     let who = identity.describe();
-    Ok(match (matched.as_slice(), access) {
-        (_, TokenAccess::Nothing) => Err(Explained::new(
+    if access == TokenAccess::Nothing {
+        return Ok(Err(Explained::new(
             Answer::Denied,
             format!(
                 "the token of {who} has neither {} nor {}",
                 settings.read_scope, settings.write_scope
             ),
-        )),
-        ([agent], access) => Ok((agent.id.clone(), access == TokenAccess::Read)),
-        ([], _) => Err(Explained::new(
-            Answer::Denied,
-            format!("no agent in the policies stands for {who}"),
-        )),
-        (several, _) => Err(Explained::new(
-            Answer::Denied,
-            format!(
-                "the token of {who} matches several agents ({}): the policies must make exactly one match",
-                several
-                    .iter()
-                    .map(|a| a.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )),
-    })
+        )));
+    }
+    Ok(
+        match policy.agent_for_claims(&identity.claims, &settings.group_claim, &who) {
+            Ok(agent) => Ok((agent.id.clone(), access == TokenAccess::Read)),
+            Err(why) => Err(Explained::new(Answer::Denied, why)),
+        },
+    )
 }

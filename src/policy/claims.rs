@@ -70,9 +70,16 @@ impl ClaimMatch {
 }
 
 impl Policy {
-    /// The agents a token with `claims` stands for.
-    pub fn agents_for_claims(&self, claims: &Map<String, Value>, group_claim: &str) -> Vec<&Agent> {
-        self.agents
+    /// The one agent a token with `claims` stands for; otherwise why not,
+    /// naming `who` (the person and client the token names).
+    pub fn agent_for_claims(
+        &self,
+        claims: &Map<String, Value>,
+        group_claim: &str,
+        who: &str,
+    ) -> Result<&Agent, String> {
+        let matched: Vec<&Agent> = self
+            .agents
             .iter()
             .filter(|agent| {
                 agent
@@ -80,7 +87,21 @@ impl Policy {
                     .as_ref()
                     .is_some_and(|m| m.matches(claims, group_claim))
             })
-            .collect()
+            .collect();
+        match matched.as_slice() {
+            [agent] => Ok(agent),
+            [] => Err(format!(
+                "the token is valid, but no agent in flaregate's policies stands for {who}: ask the operator for an [agent.oauth] entry that matches it"
+            )),
+            several => Err(format!(
+                "the token of {who} matches several agents ({}): the policies must make exactly one match",
+                several
+                    .iter()
+                    .map(|a| a.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
     }
 }
 

@@ -419,6 +419,15 @@ pub fn signal(pid: u32, name: &str) {
 }
 
 /// The text of a tool result.
+/// What a command printed, stdout then stderr, for assertions.
+pub fn said(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
 pub fn text(result: &rmcp::model::CallToolResult) -> String {
     result
         .content

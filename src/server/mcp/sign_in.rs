@@ -118,28 +118,13 @@ fn caller_for(
     access: TokenAccess,
 ) -> Result<Caller, String> {
     let who = identity.describe();
-    let matched = policy.agents_for_claims(&identity.claims, group_claim);
-    match matched.as_slice() {
-        [agent] => {
-            tracing::debug!(agent = %agent.id, %who, "signed in");
-            Ok(Caller {
-                agent: agent.id.clone(),
-                person: Some(who),
-                read_only: access == TokenAccess::Read,
-            })
-        }
-        [] => Err(format!(
-            "the token is valid, but no agent in flaregate's policies stands for {who}: ask the operator for an [agent.oauth] entry that matches it"
-        )),
-        several => Err(format!(
-            "the token of {who} matches several agents ({}): the policies must make exactly one match",
-            several
-                .iter()
-                .map(|a| a.id.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
-    }
+    let agent = policy.agent_for_claims(&identity.claims, group_claim, &who)?;
+    tracing::debug!(agent = %agent.id, %who, "signed in");
+    Ok(Caller {
+        agent: agent.id.clone(),
+        person: Some(who),
+        read_only: access == TokenAccess::Read,
+    })
 }
 
 /// No key or token: `401`, with the way to sign in when OAuth is on.
