@@ -8,59 +8,11 @@
 //! database, so the server and the command line share it; the server
 //! writes each decision made on the host into the chain.
 
-mod store;
-
 use serde_json::{Map, Value};
-use store::{Db, Param, Table};
 
 use crate::audit::ChainKey;
-
-/// Where a request for approval stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Pending,
-    Approved,
-    Rejected,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Pending => "pending",
-            Status::Approved => "approved",
-            Status::Rejected => "rejected",
-        }
-    }
-
-    fn parse(text: &str) -> Self {
-        match text {
-            "approved" => Status::Approved,
-            "rejected" => Status::Rejected,
-            _ => Status::Pending,
-        }
-    }
-}
-
-/// One request for approval.
-#[derive(Debug, Clone)]
-pub struct Approval {
-    pub id: String,
-    pub agent: String,
-    pub tool: String,
-    /// What the call does, in words ("delete DNS record … on example.com").
-    pub summary: String,
-    /// The call's preview (JSON): its request and what it would change.
-    pub preview: String,
-    pub requested_ms: i64,
-    pub expires_ms: i64,
-    pub status: Status,
-    pub decided_by: Option<String>,
-    pub decided_ms: Option<i64>,
-    pub used: bool,
-    /// Whether the audit chain has the decision.
-    pub recorded: bool,
-    digest: String,
-}
+pub use crate::audit::approvals::{Approval, Status, StoreFailed};
+use crate::audit::approvals::{NewRequest, Session, Table};
 
 /// A time the approvals keep (milliseconds since the epoch), as RFC 3339.
 pub fn time_of(ms: i64) -> humantime::Rfc3339Timestamp {
@@ -92,20 +44,12 @@ pub enum Refused {
     Store(StoreFailed),
 }
 
-/// The approvals' database could not be read or written: what it said.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct StoreFailed(pub String);
-
 /// The approvals kept in one audit database (a SQLite file, or the
 /// PostgreSQL database several instances share).
 #[derive(Debug, Clone)]
 pub struct Approvals {
     store: Table,
 }
-
-/// Every column, in the order `Db::approvals` reads by name.
-const FIND: &str = "SELECT * FROM approvals WHERE id = ?";
 
 impl Approvals {
     /// The approvals of the audit database at `db`.
@@ -128,41 +72,27 @@ impl Approvals {
     ) -> Result<String, StoreFailed> {
         let digest = digest(key, agent, tool, args);
         self.store.with(|db| {
-            let waiting = db.approvals(
-                "SELECT * FROM approvals WHERE agent = ? AND tool = ? AND digest = ?
-                 AND status = 'pending' AND expires_ms > ? ORDER BY requested_ms LIMIT 1",
-                &[
-                    Param::Text(agent),
-                    Param::Text(tool),
-                    Param::Text(&digest),
-                    Param::Int(now_ms),
-                ],
-            )?;
-            if let Some(approval) = waiting.into_iter().next() {
-                return Ok(approval.id);
+            if let Some(waiting) = db.waiting((agent, tool, &digest), now_ms)? {
+                return Ok(waiting.id);
             }
             let id = format!("{:032x}", u128::from_le_bytes(random_bytes()));
-            db.execute(
-                "INSERT INTO approvals (id, agent, tool, digest, summary, preview, requested_ms, expires_ms, status)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
-                &[
-                    Param::Text(&id), Param::Text(agent), Param::Text(tool), Param::Text(&digest),
-                    Param::Text(summary), Param::Text(preview), Param::Int(now_ms),
-                    Param::Int(now_ms + ttl_ms),
-                ],
-            )?;
+            db.insert(&NewRequest {
+                id: &id,
+                agent,
+                tool,
+                digest: &digest,
+                summary,
+                preview,
+                requested_ms: now_ms,
+                expires_ms: now_ms + ttl_ms,
+            })?;
             Ok(id)
         })
     }
 
     /// Every approval still waiting, oldest first (expired ones left out).
     pub fn pending(&self, now_ms: i64) -> Result<Vec<Approval>, StoreFailed> {
-        self.store.with(|db| {
-            db.approvals(
-                "SELECT * FROM approvals WHERE status = 'pending' AND expires_ms > ? ORDER BY requested_ms",
-                &[Param::Int(now_ms)],
-            )
-        })
+        self.store.with(|db| db.pending(now_ms))
     }
 
     /// Approves or rejects a pending, unexpired request.
@@ -173,26 +103,17 @@ impl Approvals {
         by: &str,
         now_ms: i64,
     ) -> Result<Approval, Refused> {
-        let status = if approve { "approved" } else { "rejected" };
-        let (changed, found) = self
+        let status = if approve {
+            Status::Approved
+        } else {
+            Status::Rejected
+        };
+        let (decided, found) = self
             .store
-            .with(|db| {
-                let changed = db.execute(
-                    "UPDATE approvals SET status = ?, decided_by = ?, decided_ms = ?
-                 WHERE id = ? AND status = 'pending' AND expires_ms > ?",
-                    &[
-                        Param::Text(status),
-                        Param::Text(by),
-                        Param::Int(now_ms),
-                        Param::Text(id),
-                        Param::Int(now_ms),
-                    ],
-                )?;
-                Ok((changed, find(db, id)?))
-            })
+            .with(|db| Ok((db.decide(id, status, by, now_ms)?, db.find(id)?)))
             .map_err(Refused::Store)?;
-        match (changed, found) {
-            (1, Some(approval)) => Ok(approval),
+        match (decided, found) {
+            (true, Some(approval)) => Ok(approval),
             (_, None) => Err(Refused::Unknown),
             (_, Some(a)) if a.expires_ms <= now_ms => Err(Refused::Expired),
             (_, Some(a)) => Err(Refused::Decided(a.status.as_str())),
@@ -227,26 +148,15 @@ impl Approvals {
                     return Ok(Err(Refused::Rejected(by)));
                 }
             }
-            let (status, used) = if approve {
-                ("approved", Some(now_ms))
+            let status = if approve {
+                Status::Approved
             } else {
-                ("rejected", None)
+                Status::Rejected
             };
-            let changed = db.execute(
-                "UPDATE approvals SET status = ?, decided_by = ?, decided_ms = ?, used_ms = ?, recorded = 1
-                 WHERE id = ? AND status = 'pending'",
-                &[
-                    Param::Text(status),
-                    Param::Text(by),
-                    Param::Int(now_ms),
-                    Param::MaybeInt(used),
-                    Param::Text(id),
-                ],
-            )?;
-            if changed != 1 {
+            if !db.answer(id, status, by, now_ms)? {
                 return Ok(Err(Refused::Used));
             }
-            Ok(find(db, id)?.ok_or(Refused::Unknown))
+            Ok(db.find(id)?.ok_or(Refused::Unknown))
         });
         answered.map_err(Refused::Store)?
     }
@@ -254,41 +164,23 @@ impl Approvals {
     /// Decisions made on the host that the audit chain does not have yet,
     /// oldest first.
     pub fn unrecorded(&self) -> Result<Vec<Approval>, StoreFailed> {
-        self.store.with(|db| {
-            db.approvals(
-                "SELECT * FROM approvals WHERE recorded = 0 AND decided_ms IS NOT NULL
-                 ORDER BY decided_ms LIMIT 100",
-                &[],
-            )
-        })
+        self.store.with(Session::unrecorded)
     }
 
     /// Takes request `id`'s decision for the chain: false if another
     /// instance took it first (several write one PostgreSQL log).
     pub fn claim(&self, id: &str) -> Result<bool, StoreFailed> {
-        self.store.with(|db| {
-            db.execute(
-                "UPDATE approvals SET recorded = 1 WHERE id = ? AND recorded = 0",
-                &[Param::Text(id)],
-            )
-            .map(|changed| changed == 1)
-        })
+        self.store.with(|db| db.mark_recorded(id, true))
     }
 
     /// Gives back a claim whose row could not be written.
     pub fn unclaim(&self, id: &str) -> Result<(), StoreFailed> {
-        self.store.with(|db| {
-            db.execute(
-                "UPDATE approvals SET recorded = 0 WHERE id = ?",
-                &[Param::Text(id)],
-            )
-            .map(|_| ())
-        })
+        self.store.with(|db| db.mark_recorded(id, false).map(drop))
     }
 
     /// The request `id`, whatever its state.
     pub fn get(&self, id: &str) -> Result<Option<Approval>, StoreFailed> {
-        self.store.with(|db| find(db, id))
+        self.store.with(|db| db.find(id))
     }
 
     /// Lets one call through on approval `id`, if it was approved for this
@@ -319,11 +211,7 @@ impl Approvals {
             if let Some(refused) = refused {
                 return Ok(Err(refused));
             }
-            let taken = db.execute(
-                "UPDATE approvals SET used_ms = ? WHERE id = ? AND used_ms IS NULL",
-                &[Param::Int(now_ms), Param::Text(id)],
-            )?;
-            Ok(if taken == 1 {
+            Ok(if db.take(id, now_ms)? {
                 Ok(approval)
             } else {
                 Err(Refused::Used)
@@ -335,12 +223,12 @@ impl Approvals {
 
 /// Request `id`, if it was made for this agent, tool and arguments.
 fn bound(
-    db: &mut Db,
+    db: &mut Session,
     key: &ChainKey,
     id: &str,
     (agent, tool, args): (&str, &str, &Map<String, Value>),
-) -> Result<Result<Approval, Refused>, String> {
-    let Some(approval) = find(db, id)? else {
+) -> Result<Result<Approval, Refused>, StoreFailed> {
+    let Some(approval) = db.find(id)? else {
         return Ok(Err(Refused::Unknown));
     };
     let expected = digest(key, agent, tool, args);
@@ -349,10 +237,6 @@ fn bound(
         return Ok(Err(Refused::Mismatch));
     }
     Ok(Ok(approval))
-}
-
-fn find(db: &mut Db, id: &str) -> Result<Option<Approval>, String> {
-    Ok(db.approvals(FIND, &[Param::Text(id)])?.into_iter().next())
 }
 
 /// The arguments' binding: HMAC of the agent, the tool and the arguments

@@ -4,6 +4,7 @@
 //! deletions and a cut-off end show. The only module that knows SQL.
 
 mod append;
+pub mod approvals;
 mod archive;
 mod chain;
 mod checkpoint;

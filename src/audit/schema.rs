@@ -3,12 +3,13 @@
 
 use rusqlite::Connection;
 
-/// Migration N takes the schema from version N to N + 1.
-const MIGRATIONS: &[&str] = &[
+/// Migration N takes the schema from version N to N + 1: its parts, run in
+/// order in one transaction (each table's own SQL where it has a module).
+const MIGRATIONS: &[&[&str]] = &[
     // 1: the call log. A row is one decision; the outcome columns are
     // filled after the upstream call. Decisions and outcomes are events of
     // one hash chain (seq / outcome_seq number them).
-    "CREATE TABLE calls (
+    &["CREATE TABLE calls (
         id INTEGER PRIMARY KEY,
         ts TEXT NOT NULL,
         ts_unix_ms INTEGER NOT NULL,
@@ -35,11 +36,11 @@ const MIGRATIONS: &[&str] = &[
         outcome_hash TEXT
     );
     CREATE INDEX calls_by_time ON calls (ts_unix_ms);
-    CREATE INDEX calls_by_agent ON calls (agent, ts_unix_ms);",
+    CREATE INDEX calls_by_agent ON calls (agent, ts_unix_ms);"],
     // 2: outcome_seq unique only where it is set. A column UNIQUE indexes
     // the NULL of every new decision too: one more page written per call.
     // SQLite cannot drop a column constraint, so the table is rebuilt.
-    "CREATE TABLE calls_v2 (
+    &["CREATE TABLE calls_v2 (
         id INTEGER PRIMARY KEY,
         ts TEXT NOT NULL,
         ts_unix_ms INTEGER NOT NULL,
@@ -70,15 +71,17 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE calls_v2 RENAME TO calls;
     CREATE UNIQUE INDEX calls_by_outcome_seq ON calls (outcome_seq) WHERE outcome_seq IS NOT NULL;
     CREATE INDEX calls_by_time ON calls (ts_unix_ms);
-    CREATE INDEX calls_by_agent ON calls (agent, ts_unix_ms);",
+    CREATE INDEX calls_by_agent ON calls (agent, ts_unix_ms);"],
     // 3: what was fetched to decide (lookups), whether the row was written
     // against the sandbox, and facts about the chain (is it keyed).
-    "ALTER TABLE calls ADD COLUMN lookup TEXT NOT NULL DEFAULT '';
+    &[
+        "ALTER TABLE calls ADD COLUMN lookup TEXT NOT NULL DEFAULT '';
     ALTER TABLE calls ADD COLUMN sandbox INTEGER NOT NULL DEFAULT 0;
     CREATE TABLE chain_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    ],
     // 4: previews (dry runs) are a decision of their own. SQLite cannot
     // change a CHECK, so the table is rebuilt; rows and hashes are kept.
-    "CREATE TABLE calls_v4 (
+    &["CREATE TABLE calls_v4 (
         id INTEGER PRIMARY KEY,
         ts TEXT NOT NULL,
         ts_unix_ms INTEGER NOT NULL,
@@ -111,12 +114,13 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE calls_v4 RENAME TO calls;
     CREATE UNIQUE INDEX calls_by_outcome_seq ON calls (outcome_seq) WHERE outcome_seq IS NOT NULL;
     CREATE INDEX calls_by_time ON calls (ts_unix_ms);
-    CREATE INDEX calls_by_agent ON calls (agent, ts_unix_ms);",
+    CREATE INDEX calls_by_agent ON calls (agent, ts_unix_ms);"],
     // 5: a person's decision on a request for approval is an event of its
     // own (approved, rejected), and the approvals live here with a mark of
     // whether that decision is in the chain yet. Logs of 0.7 made the
     // approvals table on first use: it is kept when it exists.
-    "CREATE TABLE calls_v5 (
+    &[
+        "CREATE TABLE calls_v5 (
         id INTEGER PRIMARY KEY,
         ts TEXT NOT NULL,
         ts_unix_ms INTEGER NOT NULL,
@@ -150,26 +154,13 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE calls_v5 RENAME TO calls;
     CREATE UNIQUE INDEX calls_by_outcome_seq ON calls (outcome_seq) WHERE outcome_seq IS NOT NULL;
     CREATE INDEX calls_by_time ON calls (ts_unix_ms);
-    CREATE INDEX calls_by_agent ON calls (agent, ts_unix_ms);
-    CREATE TABLE IF NOT EXISTS approvals (
-        id TEXT PRIMARY KEY,
-        agent TEXT NOT NULL,
-        tool TEXT NOT NULL,
-        digest TEXT NOT NULL,
-        summary TEXT NOT NULL,
-        preview TEXT NOT NULL,
-        requested_ms INTEGER NOT NULL,
-        expires_ms INTEGER NOT NULL,
-        status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected')),
-        decided_by TEXT,
-        decided_ms INTEGER,
-        used_ms INTEGER
-    );
-    ALTER TABLE approvals ADD COLUMN recorded INTEGER NOT NULL DEFAULT 0;",
+    CREATE INDEX calls_by_agent ON calls (agent, ts_unix_ms);",
+        super::approvals::SQLITE_TABLE,
+    ],
     // 6: what an allowed write changed, for undo: the object before it
     // (deflated; its SHA-256 is also in the row's hashed `lookup`), what
     // the write answered, and the id of what it created.
-    "CREATE TABLE snapshots (
+    &["CREATE TABLE snapshots (
         call_id INTEGER PRIMARY KEY,
         reader TEXT NOT NULL,
         kind TEXT NOT NULL CHECK (kind IN ('object', 'text', 'missing', 'nothing')),
@@ -177,13 +168,13 @@ const MIGRATIONS: &[&str] = &[
         digest TEXT,
         after BLOB,
         created TEXT
-    );",
+    );"],
     // 7: the approval a row belongs to, in a column of its own (for
     // `audit --approval` and verify's one-call-per-approval check); it
     // repeats the hashed rule, `approval ID`, and verify checks the two agree.
-    "ALTER TABLE calls ADD COLUMN approval TEXT;
+    &["ALTER TABLE calls ADD COLUMN approval TEXT;
     UPDATE calls SET approval = substr(rule, 10) WHERE rule LIKE 'approval %';
-    CREATE INDEX calls_by_approval ON calls (approval) WHERE approval IS NOT NULL;",
+    CREATE INDEX calls_by_approval ON calls (approval) WHERE approval IS NOT NULL;"],
 ];
 
 /// Brings the database to the current schema version.
@@ -191,7 +182,9 @@ pub(super) fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
     let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
         let tx = connection.transaction()?;
-        tx.execute_batch(migration)?;
+        for part in *migration {
+            tx.execute_batch(part)?;
+        }
         tx.pragma_update(None, "user_version", index as i64 + 1)?;
         tx.commit()?;
     }
@@ -301,7 +294,7 @@ mod tests {
     /// and one without, chained with plain SHA-256.
     fn version_1_log() -> Connection {
         let connection = Connection::open_in_memory().unwrap();
-        connection.execute_batch(MIGRATIONS[0]).unwrap();
+        connection.execute_batch(MIGRATIONS[0][0]).unwrap();
         connection.pragma_update(None, "user_version", 1).unwrap();
         let insert = |seq: i64, prev: &str, r: &CallRecord| {
             let hash = legacy::decision_hash(prev, seq, r);

@@ -80,22 +80,8 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO chain_head VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000', 0);",
     // 2: the limits instances share (see `budget/postgres.rs`).
     crate::budget::SHARED_SCHEMA,
-    // 3: requests for a person's approval (see `approval/`).
-    "CREATE TABLE approvals (
-        id TEXT PRIMARY KEY,
-        agent TEXT NOT NULL,
-        tool TEXT NOT NULL,
-        digest TEXT NOT NULL,
-        summary TEXT NOT NULL,
-        preview TEXT NOT NULL,
-        requested_ms BIGINT NOT NULL,
-        expires_ms BIGINT NOT NULL,
-        status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected')),
-        decided_by TEXT,
-        decided_ms BIGINT,
-        used_ms BIGINT,
-        recorded BIGINT NOT NULL DEFAULT 0
-    );",
+    // 3: requests for a person's approval (see `approvals.rs`).
+    super::approvals::POSTGRES_TABLE,
     // 4: several requests drawn from a bucket at once (see `budget/postgres.rs`).
     crate::budget::SHARED_SPEND_N,
     // 5: facts about the chain: the fingerprint of the key it is made with.
