@@ -33,18 +33,14 @@ pub enum TlsMode {
 }
 
 impl TlsMode {
-    fn parse(value: &str) -> Result<Self, String> {
+    fn parse(value: &str) -> Result<Self, TargetError> {
         Ok(match value {
             "disable" => TlsMode::Disable,
             "prefer" => TlsMode::Prefer,
             "require" => TlsMode::Require,
             "verify-ca" => TlsMode::VerifyCa,
             "verify-full" => TlsMode::VerifyFull,
-            other => {
-                return Err(format!(
-                    "sslmode `{other}` is not one of disable, prefer, require, verify-ca, verify-full"
-                ));
-            }
+            other => return Err(TargetError::SslMode(other.to_string())),
         })
     }
 
@@ -79,12 +75,38 @@ impl std::fmt::Debug for PostgresTarget {
     }
 }
 
+/// Why a PostgreSQL URL cannot be used: each names the parameter or file
+/// at fault, never the password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("sslmode `{0}` is not one of disable, prefer, require, verify-ca, verify-full")]
+    SslMode(String),
+    #[error("the PostgreSQL URL {url}: {message}")]
+    Url { url: String, message: String },
+    #[error(
+        "sslrootcert is given but sslmode is {0}: the certificate is checked only with sslmode=verify-full, verify-ca or require"
+    )]
+    RootWithoutVerify(&'static str),
+    #[error(
+        "sslmode=verify-full: the system has no trusted root certificates; give the server's CA as sslrootcert=/path/ca.pem"
+    )]
+    NoSystemRoots,
+    #[error("sslrootcert {path}: {message}")]
+    RootCert { path: String, message: String },
+    #[error("the trusted roots: {0}")]
+    Roots(String),
+    #[error("passfile {path}: {message}")]
+    PassFile { path: String, message: String },
+    #[error("passfile {0} can be read by other users: `chmod 600 {0}`")]
+    PassFileShared(String),
+}
+
 impl PostgresTarget {
     /// Reads `url` (`postgres://user@host:port/db?sslmode=verify-full&…`):
     /// flaregate's own parameters (`sslmode`, `sslrootcert`, `passfile`)
     /// are taken out, the rest is read by the PostgreSQL client. A bad
     /// parameter, an unreadable CA or password file is an error naming it.
-    pub fn parse(url: &str) -> Result<Self, String> {
+    pub fn parse(url: &str) -> Result<Self, TargetError> {
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
         let mut kept = Vec::new();
         let (mut mode, mut root, mut passfile) = (TlsMode::Prefer, None, None);
@@ -105,9 +127,12 @@ impl PostgresTarget {
         } else {
             format!("{base}?{}", kept.join("&"))
         };
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| format!("the PostgreSQL URL {}: {e}", shown(&url)))?;
+        let mut config: tokio_postgres::Config =
+            url.parse()
+                .map_err(|e: tokio_postgres::Error| TargetError::Url {
+                    url: shown(&url),
+                    message: e.to_string(),
+                })?;
         config.connect_timeout(Duration::from_secs(5));
         config.application_name("flaregate");
         if config.get_password().is_none() {
@@ -123,10 +148,7 @@ impl PostgresTarget {
             mode = TlsMode::VerifyCa;
         }
         if root.is_some() && !mode.verifies() {
-            return Err(format!(
-                "sslrootcert is given but sslmode is {}: the certificate is checked only with sslmode=verify-full, verify-ca or require",
-                mode.as_str()
-            ));
+            return Err(TargetError::RootWithoutVerify(mode.as_str()));
         }
         config.ssl_mode(match mode {
             TlsMode::Disable => SslMode::Disable,
@@ -222,37 +244,40 @@ fn provider() -> Arc<CryptoProvider> {
 
 /// The roots a `verify-*` connection trusts: the CA file given, or the
 /// system's (also `sslrootcert=system`, as libpq 16 spells it).
-fn roots(file: Option<&str>) -> Result<RootCertStore, String> {
+fn roots(file: Option<&str>) -> Result<RootCertStore, TargetError> {
     let mut roots = RootCertStore::empty();
     match file {
         None | Some("system") => {
             let found = rustls_native_certs::load_native_certs();
             roots.add_parsable_certificates(found.certs);
             if roots.is_empty() {
-                return Err(
-                    "sslmode=verify-full: the system has no trusted root certificates; give the server's CA as sslrootcert=/path/ca.pem"
-                        .into(),
-                );
+                return Err(TargetError::NoSystemRoots);
             }
         }
         Some(path) => {
             let certs = CertificateDer::pem_file_iter(path)
                 .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| format!("sslrootcert {path}: {e}"))?;
+                .map_err(|e| TargetError::RootCert {
+                    path: path.to_string(),
+                    message: e.to_string(),
+                })?;
             let (added, _) = roots.add_parsable_certificates(certs);
             if added == 0 {
-                return Err(format!("sslrootcert {path}: no certificate in it"));
+                return Err(TargetError::RootCert {
+                    path: path.to_string(),
+                    message: "no certificate in it".into(),
+                });
             }
         }
     }
     Ok(roots)
 }
 
-fn verified(roots: RootCertStore, check_name: bool) -> Result<MakeRustlsConnect, String> {
+fn verified(roots: RootCertStore, check_name: bool) -> Result<MakeRustlsConnect, TargetError> {
     let webpki =
         rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
             .build()
-            .map_err(|e| format!("the trusted roots: {e}"))?;
+            .map_err(|e| TargetError::Roots(e.to_string()))?;
     let config = builder()
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(Verify { webpki, check_name }))
@@ -379,22 +404,26 @@ impl ServerCertVerifier for Encrypted {
 /// The password for `config`'s host, port, database and user from a
 /// pgpass file (`host:port:database:user:password`, `*` matching any,
 /// `\:` and `\\` escaped). Like libpq, a file others can read is refused.
-fn password_from(file: &Path, config: &tokio_postgres::Config) -> Result<Option<String>, String> {
-    let shown = file.display();
+fn password_from(
+    file: &Path,
+    config: &tokio_postgres::Config,
+) -> Result<Option<String>, TargetError> {
+    let unreadable = |e: std::io::Error| TargetError::PassFile {
+        path: file.display().to_string(),
+        message: e.to_string(),
+    };
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(file)
-            .map_err(|e| format!("passfile {shown}: {e}"))?
+            .map_err(unreadable)?
             .permissions()
             .mode();
         if mode & 0o077 != 0 {
-            return Err(format!(
-                "passfile {shown} can be read by other users: `chmod 600 {shown}`"
-            ));
+            return Err(TargetError::PassFileShared(file.display().to_string()));
         }
     }
-    let text = std::fs::read_to_string(file).map_err(|e| format!("passfile {shown}: {e}"))?;
+    let text = std::fs::read_to_string(file).map_err(unreadable)?;
     let host = match config.get_hosts().first() {
         Some(Host::Tcp(name)) => name.clone(),
         #[cfg(unix)]
@@ -477,20 +506,24 @@ mod tests {
             .expect("chmod");
         let url = format!("postgres://u@h/db?passfile={}", file.path().display());
         let error = PostgresTarget::parse(&url).expect_err("refused");
-        assert!(error.contains("chmod 600"), "{error}");
+        assert!(matches!(error, TargetError::PassFileShared(_)), "{error}");
+        assert!(error.to_string().contains("chmod 600"), "{error}");
     }
 
     #[test]
     fn bad_tls_settings_are_named() {
         let error = PostgresTarget::parse("postgres://u@h/db?sslmode=strict").expect_err("bad");
-        assert!(error.contains("sslmode `strict`"), "{error}");
+        assert_eq!(error, TargetError::SslMode("strict".into()));
         let error =
             PostgresTarget::parse("postgres://u@h/db?sslmode=verify-full&sslrootcert=/nope")
                 .expect_err("no CA file");
-        assert!(error.contains("sslrootcert /nope"), "{error}");
+        assert!(
+            matches!(&error, TargetError::RootCert { path, .. } if path == "/nope"),
+            "{error}"
+        );
         let error = PostgresTarget::parse("postgres://u@h/db?sslmode=prefer&sslrootcert=/x")
             .expect_err("a CA without verification");
-        assert!(error.contains("verify-full"), "{error}");
+        assert_eq!(error, TargetError::RootWithoutVerify("prefer"));
         let plain = PostgresTarget::parse("postgres://u:pw@h/db").expect("parses");
         assert_eq!(plain.mode(), TlsMode::Prefer);
     }

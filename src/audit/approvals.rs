@@ -2,7 +2,7 @@
 //! server and the command line share it: its schema (the migrations in
 //! `schema.rs` and `postgres/` take it from here), the row it holds and
 //! every statement run on it, in either store. What a request binds and
-//! who may decide it is `crate::approval`'s.
+//! who may decide it is the approval module's (`src/approval/`).
 
 use super::Database;
 

@@ -20,6 +20,7 @@ mod record;
 mod schema;
 mod snapshot;
 mod source;
+mod sqlite_log;
 pub mod summary;
 mod sync;
 mod writer;

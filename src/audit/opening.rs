@@ -10,8 +10,9 @@ use tokio::sync::mpsc;
 use super::AuditTimes;
 use super::chain::Head;
 use super::key::{AuditFiles, ChainKey, absolute};
+use super::sqlite_log::{SqliteLog, stored_tip};
 use super::sync::{Syncer, Wal};
-use super::writer::{Backend, Job, Log, SqliteLog, spawn, stored_tip};
+use super::writer::{Backend, Job, Log, spawn};
 use super::{AuditError, checkpoint, legacy, schema};
 
 /// Opens the database and starts the writer thread: loads (or, for a new

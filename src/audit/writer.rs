@@ -13,15 +13,14 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
 use super::AuditTimes;
-use super::append::{Chain, StoreError};
 use super::chain::Head;
 use super::key::{AuditFiles, ChainKey, absolute};
 use super::record::{CallRecord, Outcome};
 use super::snapshot::Snapshot;
+use super::sqlite_log::SqliteLog;
 use super::sync::{FlushReply, Syncer};
 use super::{AuditError, checkpoint};
 
@@ -93,62 +92,6 @@ pub(super) struct Tip {
 pub(super) enum Backend {
     Sqlite(SqliteLog),
     Postgres(super::postgres::Worker),
-}
-
-/// A SQLite log that other processes may append to as well (a stdio
-/// server beside an HTTP one): each batch is committed under SQLite's
-/// write lock, and the tip is read again whenever another process
-/// committed since this one last did.
-pub(super) struct SqliteLog {
-    connection: Connection,
-    /// `PRAGMA data_version` at this process's last commit; it changes
-    /// only when another connection commits.
-    seen: Option<i64>,
-    /// `audit_max_mb`, as a page count: a log that reached it takes no rows.
-    max_pages: Option<i64>,
-}
-
-impl SqliteLog {
-    pub(super) fn new(connection: Connection, max_pages: Option<i64>) -> Self {
-        Self {
-            connection,
-            seen: None,
-            max_pages,
-        }
-    }
-
-    /// Whether a row could be written now: the write lock can be taken
-    /// (no other process holds it past the busy timeout, the file is
-    /// writable) and the log is below its size cap.
-    fn writable(&mut self) -> Result<(), AuditError> {
-        let unavailable = |e: rusqlite::Error| {
-            AuditError::Unavailable(format!("the audit log cannot take rows: {e}"))
-        };
-        let tx = self
-            .connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(unavailable)?;
-        if let Some(max_pages) = self.max_pages {
-            let pages: i64 = tx
-                .query_row("SELECT page_count - freelist_count FROM pragma_page_count(), pragma_freelist_count()", [], |row| row.get(0))
-                .map_err(unavailable)?;
-            if pages >= max_pages {
-                return Err(AuditError::Unavailable(
-                    "the audit log is full (audit_max_mb): raise the cap, or start a new log and keep this one with its key and head".into(),
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The chain's end and the last row id as the database holds them.
-pub(super) fn stored_tip(connection: &Connection) -> rusqlite::Result<Tip> {
-    let head = super::chain::stored_head(connection)?;
-    let last_id = connection.query_row("SELECT COALESCE(MAX(id), 0) FROM calls", [], |row| {
-        row.get(0)
-    })?;
-    Ok(Tip { head, last_id })
 }
 
 /// The database, and how its commits reach the disk.
@@ -365,7 +308,7 @@ async fn serve(mut log: Log, mut tip: Tip, mut receiver: mpsc::Receiver<Job>) {
 fn write(log: &mut Log, tip: &mut Tip, batch: &mut Vec<Write>) -> Result<(), AuditError> {
     let started = std::time::Instant::now();
     let committed = match &mut log.store {
-        Backend::Sqlite(store) => commit(store, &log.key, tip, batch),
+        Backend::Sqlite(store) => store.commit(&log.key, tip, batch),
         Backend::Postgres(worker) => {
             let (returned, committed) = worker.commit(&log.key, std::mem::take(batch));
             *batch = returned;
@@ -404,31 +347,6 @@ fn answer(write: Write, result: Result<RowRef, AuditError>) {
             let _ = reply.send(result.map(|_| ()));
         }
     }
-}
-
-/// Writes a batch in one transaction, under SQLite's write lock; the new
-/// tip and each job's row. The tip is read from the database when another
-/// process committed since this one's last commit.
-fn commit(
-    store: &mut SqliteLog,
-    key: &ChainKey,
-    tip: &Tip,
-    batch: &[Write],
-) -> Result<(Tip, Vec<RowRef>), StoreError> {
-    let mut tx = store
-        .connection
-        .transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let version: i64 = tx.query_row("PRAGMA data_version", [], |row| row.get(0))?;
-    let tip = if store.seen == Some(version) {
-        tip.clone()
-    } else {
-        stored_tip(&tx)?
-    };
-    let mut chain = Chain::new(key, tip);
-    let rows = chain.write(&mut tx, batch)?;
-    tx.commit()?;
-    store.seen = Some(version);
-    Ok((chain.tip, rows))
 }
 
 #[cfg(test)]

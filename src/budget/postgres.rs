@@ -134,7 +134,8 @@ impl Shared {
         if let Some(client) = held.as_ref().filter(|c| !c.is_closed()) {
             return Ok(client.clone());
         }
-        let client = crate::postgres_target::PostgresTarget::parse(&self.url)?
+        let client = crate::postgres_target::PostgresTarget::parse(&self.url)
+            .map_err(|e| e.to_string())?
             .connect()
             .await
             .map_err(|e| crate::postgres_target::explain(&e))?;

@@ -172,7 +172,7 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<Catalog, CatalogErr
             origins.push((index, at));
         }
     }
-    check_lookups(sources, &endpoints, &origins)?;
+    super::links::check(sources, &endpoints, &origins)?;
     Ok(Catalog::new(groups, endpoints))
 }
 
@@ -231,105 +231,6 @@ fn groups_of(sources: &[(PathBuf, String)], files: &[RawFile]) -> Result<Vec<Gro
     Ok(groups)
 }
 
-/// An undo must name a write tool, and its text argument must be one of
-/// that tool's arguments.
-fn undo_problem(endpoints: &[Endpoint], endpoint: &Endpoint) -> Option<String> {
-    let undo = &endpoint.undo;
-    if undo.never.is_some() && (undo.tool.is_some() || undo.text.is_some()) {
-        return Some("`never` says it cannot be undone: give no `tool` or `text` with it".into());
-    }
-    let restorer = match &undo.tool {
-        Some(tool) => match endpoints.iter().find(|e| &e.tool == tool) {
-            Some(e) if e.access == Access::Write => e,
-            Some(_) => {
-                return Some(format!(
-                    "`{tool}` is not a write: it cannot restore anything"
-                ));
-            }
-            None => return Some(format!("there is no tool `{tool}`")),
-        },
-        None => endpoint,
-    };
-    match &undo.text {
-        Some(text) if restorer.param(text).is_none() => Some(format!(
-            "`{text}` is not an argument of `{}`",
-            restorer.tool
-        )),
-        _ => None,
-    }
-}
-
-/// A lookup (and a `current` read) must name a GET tool whose path
-/// arguments the endpoint has, and a lookup's immutable fields must be the
-/// endpoint's arguments.
-fn check_lookups(
-    sources: &[(PathBuf, String)],
-    endpoints: &[Endpoint],
-    origins: &[(usize, usize)],
-) -> Result<(), CatalogError> {
-    for (endpoint, &(source, at)) in endpoints.iter().zip(origins) {
-        let (file, text) = &sources[source];
-        let ctx = FileContext { file, text };
-        let has_module = endpoint.params.iter().any(|p| p.part == Some(Part::Module));
-        if has_module != endpoint.multipart.is_some() {
-            let message = if has_module {
-                "a module part needs [endpoint.multipart] (module_file, module_type, main_module_field)"
-            } else {
-                "[endpoint.multipart] is for endpoints with a `part = \"module\"` parameter"
-            };
-            return Err(ctx.invalid(at, &endpoint.tool, "multipart", message.into()));
-        }
-        if let Some(phrase) = endpoint
-            .summary
-            .iter()
-            .find(|p| endpoint.param(&p.arg).is_none())
-        {
-            return Err(ctx.invalid(
-                at,
-                &endpoint.tool,
-                "summary",
-                format!("`{}` is not an argument of this endpoint", phrase.arg),
-            ));
-        }
-        if let Some(current) = &endpoint.current
-            && let Some(message) = reader_problem(endpoints, endpoint, current)
-        {
-            return Err(ctx.invalid(at, &endpoint.tool, "current", message));
-        }
-        if let Some(message) = undo_problem(endpoints, endpoint) {
-            return Err(ctx.invalid(at, &endpoint.tool, "undo", message));
-        }
-        let Some(lookup) = &endpoint.lookup else {
-            continue;
-        };
-        let problem = reader_problem(endpoints, endpoint, &lookup.tool).or_else(|| {
-            lookup
-                .immutable
-                .iter()
-                .find(|f| endpoint.param(f).is_none())
-                .map(|f| format!("immutable field `{f}` is not an argument of this endpoint"))
-        });
-        if let Some(message) = problem {
-            return Err(ctx.invalid(at, &endpoint.tool, "lookup", message));
-        }
-    }
-    Ok(())
-}
-
-/// Why `tool` cannot fetch what `endpoint` acts on, if it cannot: it must
-/// be a GET whose path arguments `endpoint` has.
-fn reader_problem(endpoints: &[Endpoint], endpoint: &Endpoint, tool: &str) -> Option<String> {
-    match endpoints.iter().find(|e| e.tool == tool) {
-        None => Some(format!("no tool named `{tool}`")),
-        Some(target) if target.method != Method::Get => Some(format!("`{tool}` is not a GET")),
-        Some(target) => target
-            .path
-            .params()
-            .find(|name| endpoint.param(name).is_none())
-            .map(|name| format!("`{tool}` needs `{name}`, which this endpoint lacks")),
-    }
-}
-
 /// Names the `[[endpoint]]` that byte `offset` of `text` falls in, if any.
 fn entry_around(text: &str, offset: usize) -> String {
     let before = &text[..offset.min(text.len())];
@@ -349,14 +250,21 @@ fn entry_around(text: &str, offset: usize) -> String {
     format!("endpoint `{tool}`")
 }
 
-struct FileContext<'a> {
-    file: &'a Path,
-    text: &'a str,
+/// A catalog file being read, so errors name its file, line and entry.
+pub(super) struct FileContext<'a> {
+    pub(super) file: &'a Path,
+    pub(super) text: &'a str,
 }
 
 impl FileContext<'_> {
     /// An error at byte `at` of the file, in `entry`'s `field`.
-    fn invalid(&self, at: usize, entry: &str, field: &str, message: String) -> CatalogError {
+    pub(super) fn invalid(
+        &self,
+        at: usize,
+        entry: &str,
+        field: &str,
+        message: String,
+    ) -> CatalogError {
         let line = crate::text::line_of(self.text, at);
         let entry = if entry.starts_with('[') {
             entry.to_string()
@@ -408,7 +316,7 @@ impl FileContext<'_> {
                 return Err(bad(field, "must not be empty".into()));
             }
         }
-        let path = PathTemplate::parse(&raw.path).map_err(|m| bad("path", m))?;
+        let path = PathTemplate::parse(&raw.path).map_err(|e| bad("path", e.to_string()))?;
 
         let mut params = Vec::new();
         for name in &raw.shared {

@@ -5,6 +5,7 @@ mod arguments;
 mod error;
 mod forms;
 pub mod import;
+mod links;
 mod loader;
 mod model;
 mod params;
@@ -173,11 +174,21 @@ impl Catalog {
 
     /// Compiles every tool's validator now (`flaregate check`, the import):
     /// the first schema that does not compile, by tool.
-    pub fn compile_all(&self) -> Result<(), String> {
+    pub fn compile_all(&self) -> Result<(), UncompiledSchema> {
         for (index, endpoint) in self.endpoints.iter().enumerate() {
-            self.validator(index)
-                .map_err(|problem| format!("{}: {problem}", endpoint.tool))?;
+            self.validator(index).map_err(|problem| UncompiledSchema {
+                tool: endpoint.tool.clone(),
+                problem: problem.to_string(),
+            })?;
         }
         Ok(())
     }
+}
+
+/// A tool whose argument schema does not compile into a validator.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{tool}: {problem}")]
+pub struct UncompiledSchema {
+    pub tool: String,
+    pub problem: String,
 }

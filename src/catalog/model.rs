@@ -237,11 +237,24 @@ pub enum Segment {
     Param(String),
 }
 
+/// Why a catalog path template is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadPath {
+    #[error("must start with '/'")]
+    NoLeadingSlash,
+    #[error("unclosed '{{' in {0}")]
+    Unclosed(String),
+    #[error("bad placeholder {{{0}}}")]
+    Placeholder(String),
+    #[error("stray '}}' in {0}")]
+    Stray(String),
+}
+
 impl PathTemplate {
     /// Splits a template into literal text and `{name}` placeholders.
-    pub fn parse(raw: &str) -> Result<Self, String> {
+    pub fn parse(raw: &str) -> Result<Self, BadPath> {
         if !raw.starts_with('/') {
-            return Err("must start with '/'".into());
+            return Err(BadPath::NoLeadingSlash);
         }
         let mut segments = Vec::new();
         let mut rest = raw;
@@ -251,7 +264,7 @@ impl PathTemplate {
             }
             let close = rest[open..]
                 .find('}')
-                .ok_or_else(|| format!("unclosed '{{' in {raw}"))?
+                .ok_or_else(|| BadPath::Unclosed(raw.to_string()))?
                 + open;
             let name = &rest[open + 1..close];
             let well_formed = name.starts_with(|c: char| c.is_ascii_lowercase())
@@ -259,13 +272,13 @@ impl PathTemplate {
                     .chars()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
             if !well_formed {
-                return Err(format!("bad placeholder {{{name}}}"));
+                return Err(BadPath::Placeholder(name.to_string()));
             }
             segments.push(Segment::Param(name.to_string()));
             rest = &rest[close + 1..];
         }
         if rest.contains('}') {
-            return Err(format!("stray '}}' in {raw}"));
+            return Err(BadPath::Stray(raw.to_string()));
         }
         if !rest.is_empty() {
             segments.push(Segment::Literal(rest.to_string()));

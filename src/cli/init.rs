@@ -81,7 +81,7 @@ writes_per_hour = 30
 /// Writes the starter files into `args.dir`; prints the agent's key once
 /// and what to run next.
 pub(super) fn init(args: &InitArgs) -> Outcome {
-    policy::check_agent_id(&args.agent)?;
+    policy::check_agent_id(&args.agent).map_err(|e| e.to_string())?;
     let dir = &args.dir;
     let files = [
         dir.join("flaregate.toml"),

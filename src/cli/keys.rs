@@ -16,7 +16,7 @@ pub(super) struct KeygenArgs {
 
 /// Prints a new key once, and the line to paste into the agent's policy.
 pub(super) fn keygen(args: &KeygenArgs) -> Outcome {
-    policy::check_agent_id(&args.agent)?;
+    policy::check_agent_id(&args.agent).map_err(|e| e.to_string())?;
     let (key, hash) = policy::new_key();
     println!(
         "New key for agent {} (shown once; give it to the agent, store it nowhere else):",

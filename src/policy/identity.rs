@@ -40,7 +40,7 @@ pub fn sha256_hex(text: &str) -> String {
 /// Whether `id` is an agent id a policy accepts: 1-64 characters, lowercase
 /// letters, digits, '.', '_' or '-', starting with a letter or digit (the
 /// policy schema's pattern).
-pub fn check_agent_id(id: &str) -> Result<(), String> {
+pub fn check_agent_id(id: &str) -> Result<(), BadAgentId> {
     let valid = (1..=64).contains(&id.len())
         && id
             .bytes()
@@ -52,9 +52,13 @@ pub fn check_agent_id(id: &str) -> Result<(), String> {
     if valid {
         Ok(())
     } else {
-        Err(format!(
-            "agent id `{}` must be 1-64 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit",
-            crate::text::clip(id, 64)
-        ))
+        Err(BadAgentId(crate::text::clip(id, 64)))
     }
 }
+
+/// An agent id a policy would refuse (shown clipped to 64 characters).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "agent id `{0}` must be 1-64 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit"
+)]
+pub struct BadAgentId(String);

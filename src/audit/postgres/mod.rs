@@ -341,7 +341,8 @@ fn reopen_failed(error: AuditError) -> StoreError {
 }
 
 fn connect(url: &str) -> Result<Client, StoreError> {
-    let target = crate::postgres_target::PostgresTarget::parse(url).map_err(StoreError)?;
+    let target = crate::postgres_target::PostgresTarget::parse(url)
+        .map_err(|e| StoreError(e.to_string()))?;
     Ok(target.connect_blocking()?)
 }
 

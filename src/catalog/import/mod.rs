@@ -237,7 +237,7 @@ fn check(group: &str, explicit: bool, endpoint: &OutEndpoint) -> Result<(), Stri
         super::CatalogError::Invalid { field, message, .. } => format!("{field}: {message}"),
         other => other.to_string(),
     })?;
-    catalog.compile_all()
+    catalog.compile_all().map_err(|e| e.to_string())
 }
 
 /// `tool`, or `tool_2`, `tool_3` … if it is taken.

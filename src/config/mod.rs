@@ -10,6 +10,11 @@ use serde::Deserialize;
 use crate::audit::{AuditFiles, Durability};
 use crate::cloudflare::{DEFAULT_BASE_URL, RateSpec};
 
+mod auth;
+
+pub use auth::{AccessSettings, OAUTH_ALGORITHMS, OAuthSettings, canonical_url};
+use auth::{RawAuth, oauth_settings};
+
 /// The file looked for when `--config` is not given.
 pub const DEFAULT_FILE: &str = "flaregate.toml";
 
@@ -71,74 +76,6 @@ pub struct HttpSettings {
     pub cloudflare_access: Option<AccessSettings>,
 }
 
-/// flaregate as an OAuth resource server: whose tokens it takes, for which
-/// resource, and how it reads them.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OAuthSettings {
-    /// Issuer URLs, compared exactly with a token's `iss`; their keys are
-    /// found through RFC 8414 (else OpenID) discovery.
-    pub issuers: Vec<String>,
-    /// The MCP endpoint's canonical URL (RFC 9728 `resource`).
-    pub resource: String,
-    /// A token's `aud` must be one of these (canonical form).
-    pub audiences: Vec<String>,
-    pub scopes_supported: Vec<String>,
-    /// The scope that lets a token read (`flaregate:read`) and the one
-    /// that lets it also write (`flaregate:write`): a token's scopes narrow
-    /// what the policy grants, never widen it.
-    pub read_scope: String,
-    pub write_scope: String,
-    /// Signature algorithms accepted (asymmetric only).
-    pub algorithms: Vec<String>,
-    /// The claim groups are read from.
-    pub group_claim: String,
-    /// Clock skew allowed on `exp`, `nbf` and `iat`.
-    pub leeway_secs: u64,
-    /// A key id not seen yet fetches the issuer's keys again at most this
-    /// often (a rotation is picked up; a flood of made-up ids is not).
-    pub key_refresh_secs: u64,
-    /// Where the keys are, when the issuer has no discovery document.
-    pub jwks_uri: Option<String>,
-}
-
-/// flaregate behind Cloudflare Access: the team whose assertions
-/// (`Cf-Access-Jwt-Assertion`) are taken, and the application's audience tag.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AccessSettings {
-    /// `https://TEAM.cloudflareaccess.com`: the assertions' issuer.
-    pub team_domain: String,
-    /// The Access application's Audience (AUD) tag.
-    pub audience: String,
-}
-
-impl AccessSettings {
-    /// The same checks as an OAuth token's, against the team's keys
-    /// (`/cdn-cgi/access/certs`) and the application's tag; Access signs
-    /// with RS256 and grants no flaregate scope, so the policy alone limits.
-    pub fn as_oauth(&self, leeway_secs: u64) -> OAuthSettings {
-        let team = self.team_domain.trim_end_matches('/').to_string();
-        OAuthSettings {
-            issuers: vec![team.clone()],
-            resource: team.clone(),
-            audiences: vec![self.audience.clone()],
-            scopes_supported: Vec::new(),
-            read_scope: String::new(),
-            write_scope: String::new(),
-            algorithms: vec!["RS256".into(), "ES256".into()],
-            group_claim: "groups".into(),
-            leeway_secs,
-            key_refresh_secs: 30,
-            jwks_uri: Some(format!("{team}/cdn-cgi/access/certs")),
-        }
-    }
-}
-
-/// The asymmetric algorithms a token may be signed with; never `none`, never
-/// HMAC (a public key must not become a shared secret).
-pub const OAUTH_ALGORITHMS: &[&str] = &[
-    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
-];
-
 /// The certificate chain and private key files (PEM) the listeners serve
 /// TLS with (`server::tls` reads them).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,36 +106,6 @@ struct RawConfig {
     policy: RawPolicySettings,
     #[serde(default)]
     auth: RawAuth,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAuth {
-    oauth: Option<RawOAuth>,
-    cloudflare_access: Option<RawAccess>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAccess {
-    team_domain: String,
-    audience: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawOAuth {
-    issuers: Vec<String>,
-    resource: String,
-    audiences: Option<Vec<String>>,
-    scopes_supported: Option<Vec<String>>,
-    read_scope: Option<String>,
-    write_scope: Option<String>,
-    algorithms: Option<Vec<String>>,
-    group_claim: Option<String>,
-    leeway_secs: Option<u64>,
-    key_refresh_secs: Option<u64>,
-    jwks_uri: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -392,82 +299,6 @@ impl Config {
             ),
             (None, crate::audit::Database::Sqlite(_)) => AuditFiles::beside(&self.audit_db),
         }
-    }
-}
-
-/// `[auth.oauth]` checked: issuers and resource are URLs (https, or http
-/// on loopback for testing), algorithms asymmetric.
-fn oauth_settings(raw: RawOAuth) -> Result<OAuthSettings, String> {
-    let url_ok = |text: &str| {
-        url::Url::parse(text).is_ok_and(|u| {
-            u.scheme() == "https"
-                || (u.scheme() == "http"
-                    && matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]")))
-        })
-    };
-    if raw.jwks_uri.is_some() && raw.issuers.len() != 1 {
-        return Err("auth.oauth.jwks_uri is for one issuer: name exactly one in issuers".into());
-    }
-    if raw.issuers.is_empty() {
-        return Err(
-            "auth.oauth.issuers is empty: name the issuer whose tokens are accepted".into(),
-        );
-    }
-    for issuer in raw.issuers.iter().chain([&raw.resource]) {
-        if !url_ok(issuer) {
-            return Err(format!(
-                "auth.oauth: `{issuer}` is not an https:// URL (http:// only on loopback)"
-            ));
-        }
-    }
-    let algorithms = raw.algorithms.unwrap_or_else(|| {
-        vec![
-            "RS256".into(),
-            "PS256".into(),
-            "ES256".into(),
-            "EdDSA".into(),
-        ]
-    });
-    if let Some(bad) = algorithms
-        .iter()
-        .find(|a| !OAUTH_ALGORITHMS.contains(&a.as_str()))
-    {
-        return Err(format!(
-            "auth.oauth.algorithms: `{bad}` is not accepted; one of {} (never none or HMAC)",
-            OAUTH_ALGORITHMS.join(", ")
-        ));
-    }
-    let audiences = raw
-        .audiences
-        .unwrap_or_else(|| vec![raw.resource.clone()])
-        .iter()
-        .map(|a| canonical_url(a))
-        .collect();
-    let read_scope = raw.read_scope.unwrap_or_else(|| "flaregate:read".into());
-    let write_scope = raw.write_scope.unwrap_or_else(|| "flaregate:write".into());
-    Ok(OAuthSettings {
-        resource: canonical_url(&raw.resource),
-        issuers: raw.issuers,
-        audiences,
-        scopes_supported: raw
-            .scopes_supported
-            .unwrap_or_else(|| vec![read_scope.clone(), write_scope.clone()]),
-        read_scope,
-        write_scope,
-        algorithms,
-        group_claim: raw.group_claim.unwrap_or_else(|| "groups".into()),
-        leeway_secs: raw.leeway_secs.unwrap_or(60),
-        key_refresh_secs: raw.key_refresh_secs.unwrap_or(30).max(1),
-        jwks_uri: raw.jwks_uri,
-    })
-}
-
-/// A URL as resource indicators compare it: lowercase scheme and host, no
-/// trailing slash.
-pub fn canonical_url(text: &str) -> String {
-    match url::Url::parse(text) {
-        Ok(url) => url.to_string().trim_end_matches('/').to_string(),
-        Err(_) => text.trim_end_matches('/').to_string(),
     }
 }
 
