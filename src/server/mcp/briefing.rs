@@ -9,7 +9,7 @@ use std::sync::{Arc, LazyLock};
 
 use regex::Regex;
 use rmcp::model::Tool;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::budget::describe_limits;
 use crate::catalog::{Catalog, Endpoint, Scope as EndpointScope};
@@ -127,82 +127,20 @@ impl<'a> View<'a> {
         }
     }
 
-    /// `tool` (the tool of `endpoint`) as this agent sees it.
+    /// `tool` (the tool of `endpoint`) as this agent sees it: its scope
+    /// argument offers what the agent holds, an approval id where one is
+    /// needed, the agent's rules beside their arguments and in the
+    /// description, and no pointer to a tool it cannot call.
     pub(super) fn tailor(&self, tool: &mut Tool, endpoint: &Endpoint) {
         let mut schema = (*tool.input_schema).clone();
         let mut changed = false;
-        if let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) {
-            let (held, noun) = match endpoint.scope() {
-                Some(EndpointScope::Zone) => (&self.zones, "zones"),
-                Some(EndpointScope::Account) => (&self.accounts, "accounts"),
-                None => (&None, ""),
-            };
-            if let Some(param) = endpoint.scope_param()
-                && let (Some(Value::Object(property)), Some(held)) =
-                    (properties.get_mut(&param.name), held)
-            {
-                let ids: Vec<&str> = held.iter().map(|(id, _)| id.as_str()).collect();
-                let named: Vec<String> = held
-                    .iter()
-                    .map(|(id, name)| format!("{name} ({id})"))
-                    .collect();
-                property.insert("enum".into(), json!(ids));
-                property.insert(
-                    "description".into(),
-                    json!(format!("One of your {noun}: {}.", named.join(", "))),
-                );
-                changed = true;
-            }
-            if self.agent.needs_approval(self.catalog, &endpoint.tool) {
-                properties.insert(
-                    crate::server::pipeline::APPROVAL_ID.into(),
-                    json!({
-                        "type": "string",
-                        "pattern": "^[0-9a-f]{32}$",
-                        "description": "The id of a person's approval of this exact call (a first call without it asks for one)."
-                    }),
-                );
-                changed = true;
-            }
-            // The agent's rules on an argument, beside it: several clients
-            // drop the server instructions that also state them.
-            for constraint in self.agent.constraints(self.catalog, &endpoint.tool) {
-                if let Some(Value::Object(property)) = properties.get_mut(&constraint.arg) {
-                    let rule = format!("Your rule: {}.", constraint.describe());
-                    let text = match property.get("description").and_then(Value::as_str) {
-                        Some(said) => format!("{} {rule}", admitted_examples(said, constraint)),
-                        None => rule,
-                    };
-                    property.insert("description".into(), json!(text));
-                    changed = true;
-                }
-            }
-            if let Some(required) = self.required_by_rules(endpoint) {
-                // The other ways to call it are refused: not offered.
-                if endpoint
-                    .exactly_one_of
-                    .iter()
-                    .any(|a| required.contains(&a.as_str()))
-                {
-                    for other in &endpoint.exactly_one_of {
-                        if !required.contains(&other.as_str()) {
-                            properties.remove(other);
-                        }
-                    }
-                }
-                let mut names: Vec<Value> = schema_required(&schema);
-                for arg in required {
-                    if !names.iter().any(|n| n == arg) {
-                        names.push(json!(arg));
-                    }
-                }
-                schema.insert("required".into(), Value::Array(names));
-                changed = true;
-            }
-            let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut)
-            else {
-                unreachable!("properties were there above");
-            };
+        if let Some(properties) = properties_of(&mut schema) {
+            changed |= self.offer_held(properties, endpoint);
+            changed |= self.offer_approval_id(properties, endpoint);
+            changed |= self.state_rules(properties, endpoint);
+            changed |= self.require_by_rules(&mut schema, endpoint);
+        }
+        if let Some(properties) = properties_of(&mut schema) {
             for property in properties.values_mut() {
                 if let Some(Value::String(text)) = property.get_mut("description")
                     && let Some(cleaned) = self.unpointed(text)
@@ -215,6 +153,100 @@ impl<'a> View<'a> {
         if changed {
             tool.input_schema = Arc::new(schema);
         }
+        self.describe_rules(tool, endpoint);
+    }
+
+    /// The scope argument as an enum of the zones or accounts held.
+    fn offer_held(&self, properties: &mut Map<String, Value>, endpoint: &Endpoint) -> bool {
+        let (held, noun) = match endpoint.scope() {
+            Some(EndpointScope::Zone) => (&self.zones, "zones"),
+            Some(EndpointScope::Account) => (&self.accounts, "accounts"),
+            None => return false,
+        };
+        let (Some(param), Some(held)) = (endpoint.scope_param(), held) else {
+            return false;
+        };
+        let Some(Value::Object(property)) = properties.get_mut(&param.name) else {
+            return false;
+        };
+        let ids: Vec<&str> = held.iter().map(|(id, _)| id.as_str()).collect();
+        let named: Vec<String> = held
+            .iter()
+            .map(|(id, name)| format!("{name} ({id})"))
+            .collect();
+        property.insert("enum".into(), json!(ids));
+        property.insert(
+            "description".into(),
+            json!(format!("One of your {noun}: {}.", named.join(", "))),
+        );
+        true
+    }
+
+    fn offer_approval_id(&self, properties: &mut Map<String, Value>, endpoint: &Endpoint) -> bool {
+        if !self.agent.needs_approval(self.catalog, &endpoint.tool) {
+            return false;
+        }
+        properties.insert(
+            crate::server::pipeline::APPROVAL_ID.into(),
+            json!({
+                "type": "string",
+                "pattern": "^[0-9a-f]{32}$",
+                "description": "The id of a person's approval of this exact call (a first call without it asks for one)."
+            }),
+        );
+        true
+    }
+
+    /// The agent's rules on an argument, beside it: several clients drop
+    /// the server instructions that also state them.
+    fn state_rules(&self, properties: &mut Map<String, Value>, endpoint: &Endpoint) -> bool {
+        let mut changed = false;
+        for constraint in self.agent.constraints(self.catalog, &endpoint.tool) {
+            if let Some(Value::Object(property)) = properties.get_mut(&constraint.arg) {
+                let rule = format!("Your rule: {}.", constraint.describe());
+                let text = match property.get("description").and_then(Value::as_str) {
+                    Some(said) => format!("{} {rule}", admitted_examples(said, constraint)),
+                    None => rule,
+                };
+                property.insert("description".into(), json!(text));
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// Marks required the constrained arguments a call must give; the
+    /// other ways to call it (of an exactly-one-of set) are refused, so
+    /// not offered.
+    fn require_by_rules(&self, schema: &mut Map<String, Value>, endpoint: &Endpoint) -> bool {
+        let Some(required) = self.required_by_rules(endpoint) else {
+            return false;
+        };
+        if let Some(properties) = properties_of(schema)
+            && endpoint
+                .exactly_one_of
+                .iter()
+                .any(|a| required.contains(&a.as_str()))
+        {
+            for other in &endpoint.exactly_one_of {
+                if !required.contains(&other.as_str()) {
+                    properties.remove(other);
+                }
+            }
+        }
+        let mut names: Vec<Value> = schema_required(schema);
+        for arg in required {
+            if !names.iter().any(|n| n == arg) {
+                names.push(json!(arg));
+            }
+        }
+        schema.insert("required".into(), Value::Array(names));
+        true
+    }
+
+    /// The description without pointers to tools the agent cannot call,
+    /// and with the agent's rules at its end.
+    fn describe_rules(&self, tool: &mut Tool, endpoint: &Endpoint) {
         if let Some(description) = tool.description.as_deref()
             && let Some(cleaned) = self.unpointed(description)
         {
@@ -319,4 +351,9 @@ fn schema_required(schema: &serde_json::Map<String, Value>) -> Vec<Value> {
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default()
+}
+
+/// A tool schema's `properties`, if it has them.
+fn properties_of(schema: &mut Map<String, Value>) -> Option<&mut Map<String, Value>> {
+    schema.get_mut("properties").and_then(Value::as_object_mut)
 }

@@ -157,18 +157,11 @@ async fn authenticate(
         .get(SESSION_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    if let Some(session) = &session {
-        let owner = guard
-            .sessions
-            .lock()
-            .expect("session map lock is never poisoned")
-            .get(session)
-            .cloned();
-        // Unknown ids too: a live session is in the map before its id is sent.
-        if owner.as_deref() != Some(agent.as_str()) {
-            tracing::warn!(%agent, "refused a session this agent did not open");
-            return (StatusCode::NOT_FOUND, "Session not found").into_response();
-        }
+    if let Some(session) = &session
+        && !guard.owns(session, &agent)
+    {
+        tracing::warn!(%agent, "refused a session this agent did not open");
+        return (StatusCode::NOT_FOUND, "Session not found").into_response();
     }
     let deleting = request.method() == Method::DELETE;
     request.extensions_mut().insert(caller.clone());
@@ -190,23 +183,47 @@ async fn authenticate(
         .headers()
         .get(SESSION_HEADER)
         .and_then(|v| v.to_str().ok())
-        .filter(|_| session.is_none());
-    if let Some(opened) = opened {
-        let live = guard.live.sessions.read().await;
-        let mut sessions = guard
+        .map(str::to_string);
+    let closed = deleting && response.status().is_success();
+    guard.note_session(session, opened, closed, agent).await;
+    response
+}
+
+impl Guard {
+    /// Whether `agent` opened session `id` (an unknown id is no one's: a
+    /// live session is in the map before its id is sent).
+    fn owns(&self, id: &str, agent: &str) -> bool {
+        let sessions = self
             .sessions
             .lock()
             .expect("session map lock is never poisoned");
-        sessions.retain(|id, _| live.contains_key(id.as_str()));
-        sessions.insert(opened.to_string(), agent);
-    } else if let Some(closed) = session.filter(|_| deleting && response.status().is_success()) {
-        guard
-            .sessions
-            .lock()
-            .expect("session map lock is never poisoned")
-            .remove(&closed);
+        sessions.get(id).is_some_and(|owner| owner == agent)
     }
-    response
+
+    /// Remembers who opened the session a response named when the request
+    /// named none (dropping ended ones), and forgets one a DELETE closed.
+    async fn note_session(
+        &self,
+        sent: Option<String>,
+        answered: Option<String>,
+        closed: bool,
+        agent: String,
+    ) {
+        if let Some(opened) = answered.filter(|_| sent.is_none()) {
+            let live = self.live.sessions.read().await;
+            let mut sessions = self
+                .sessions
+                .lock()
+                .expect("session map lock is never poisoned");
+            sessions.retain(|id, _| live.contains_key(id.as_str()));
+            sessions.insert(opened, agent);
+        } else if let Some(closed) = sent.filter(|_| closed) {
+            self.sessions
+                .lock()
+                .expect("session map lock is never poisoned")
+                .remove(&closed);
+        }
+    }
 }
 
 /// Who the request speaks for: the Cloudflare Access assertion when there
