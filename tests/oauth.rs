@@ -508,3 +508,76 @@ fn explain_decides_for_a_tokens_claims_and_check_says_how_agents_are_reached() {
     let report: Value = serde_json::from_slice(&checked.stdout).expect("JSON");
     assert_eq!(report["agents"][0]["auth"], "oauth", "{report}");
 }
+
+/// Two agents whose `[agent.oauth]` can match one token: `check` fails
+/// where every token of one matches the other (it would never be reached),
+/// and warns, naming such a token, where only some token could match both.
+#[test]
+fn check_refuses_an_agent_whose_tokens_all_match_another_and_warns_of_possible_overlaps() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("people.toml");
+    let config = dir.path().join("flaregate.toml");
+    std::fs::write(
+        &config,
+        format!("[auth.oauth]\nissuers = [\"https://login.example.com\"]\nresource = \"{RESOURCE}\"\n"),
+    )
+    .expect("config");
+    let check = |agents: &str| {
+        std::fs::write(&policy, agents).expect("policy");
+        std::process::Command::new(common::BIN)
+            .args(["check", "--sandbox", "--config"])
+            .arg(&config)
+            .arg("--policies")
+            .arg(&policy)
+            .output()
+            .expect("runs")
+    };
+    let agent = |id: &str, claims: &str| {
+        format!("[[agent]]\nid = \"{id}\"\nzones = [\"example.com\"]\ngrants = {{ dns = \"read\" }}\n[agent.oauth]\n{claims}\n\n")
+    };
+
+    // Every SRE using Claude is also an SRE: `sre-claude` is never reached.
+    let nested = check(&format!(
+        "{}{}",
+        agent("sre", "groups = [\"sre\"]"),
+        agent("sre-claude", "groups = [\"sre\"]\nclient_id = [\"claude\"]")
+    ));
+    let said = String::from_utf8_lossy(&nested.stderr);
+    assert!(!nested.status.success(), "{said}");
+    assert!(
+        said.contains("people.toml:9: every token agent `sre-claude` matches, agent `sre`")
+            && said.contains("never reached"),
+        "{said}"
+    );
+
+    // Someone in both groups would match both: a warning, not an error.
+    let groups = check(&format!(
+        "{}{}",
+        agent("sre", "groups = [\"sre\"]"),
+        agent("dns", "groups = [\"dns-editors\"]")
+    ));
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&groups.stdout),
+        String::from_utf8_lossy(&groups.stderr)
+    );
+    assert!(groups.status.success(), "{said}");
+    assert!(
+        said.contains("agents `sre` and `dns`") && said.contains("groups sre and dns-editors"),
+        "{said}"
+    );
+
+    // One subject each: no token matches both, nothing to say.
+    let apart = check(&format!(
+        "{}{}",
+        agent("alice", "sub = [\"alice\"]"),
+        agent("bob", "sub = [\"bob\"]")
+    ));
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&apart.stdout),
+        String::from_utf8_lossy(&apart.stderr)
+    );
+    assert!(apart.status.success(), "{said}");
+    assert!(!said.contains("can both match"), "{said}");
+}

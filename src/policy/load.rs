@@ -82,6 +82,8 @@ pub fn compile(
     let mut agents: Vec<Agent> = Vec::new();
     let mut ids: HashMap<String, String> = HashMap::new();
     let mut keys: HashMap<[u8; 32], String> = HashMap::new();
+    // Where each agent is written, for problems found between agents.
+    let mut origins: Vec<(PathBuf, usize)> = Vec::new();
     for (file, text) in sources {
         if text.trim().is_empty() {
             // Mid-save, or emptied by mistake: never "no agents" by accident.
@@ -137,9 +139,13 @@ pub fn compile(
                     );
                 }
             }
+            origins.push((file.clone(), ctx.line(&spec.id)));
             agents.push(ctx.agent(spec));
         }
     }
+    let overlaps = super::claims::overlaps(&agents, &origins);
+    problems.extend(overlaps.problems);
+    warnings.extend(overlaps.warnings);
     if !problems.is_empty() {
         return Err(PolicyError::Invalid(problems));
     }
