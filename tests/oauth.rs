@@ -139,7 +139,7 @@ async fn tokens_from_the_issuer_reach_the_agent_they_match_and_bad_ones_are_refu
     std::fs::write(
         &policy,
         format!(
-            "[[agent]]\nid = \"sre\"\nzones = [\"example.com\"]\ngrants = {{ dns = \"full\" }}\n[agent.oauth]\ngroups = [\"sre\"]\n\n\
+            "[[agent]]\nid = \"sre\"\nzones = [\"example.com\"]\ngrants = {{ dns = \"full\", cache = \"full\" }}\n[agent.oauth]\ngroups = [\"sre\"]\n\n\
              [[agent]]\nid = \"viewer\"\nzones = [\"example.com\"]\ngrants = {{ zones = \"read\" }}\n[agent.oauth]\nemail_domain = [\"access.example\"]\n\n\
              [[agent]]\nid = \"service\"\nkey_sha256 = [\"{hash}\"]\nzones = [\"example.com\"]\ngrants = {{ zones = \"read\" }}\n"
         ),
@@ -149,7 +149,7 @@ async fn tokens_from_the_issuer_reach_the_agent_they_match_and_bad_ones_are_refu
     std::fs::write(
         &config,
         format!(
-            "[auth.oauth]\nissuers = [\"{}\"]\nresource = \"{RESOURCE}\"\nkey_refresh_secs = 1\n\
+            "[auth.oauth]\nissuers = [\"{}\"]\nresource = \"{RESOURCE}\"\nkey_refresh_secs = 1\ngroup_scopes = [\"dns\"]\n\
              [auth.cloudflare_access]\nteam_domain = \"{}\"\naudience = \"{ACCESS_AUD}\"\n",
             issuer.url, issuer.url
         ),
@@ -312,7 +312,8 @@ async fn tokens_from_the_issuer_reach_the_agent_they_match_and_bad_ones_are_refu
         .to_string();
     assert!(
         challenge.contains("error=\"insufficient_scope\"")
-            && challenge.contains("scope=\"flaregate:read flaregate:write\""),
+            // What is held and what the write needs: DNS has a scope of its own.
+            && challenge.contains("scope=\"flaregate:read flaregate:dns:write\""),
         "{challenge}"
     );
     let no_scope = first.sign(&claims(json!({"scope": "openid"})));
@@ -329,7 +330,40 @@ async fn tokens_from_the_issuer_reach_the_agent_they_match_and_bad_ones_are_refu
     let full = common::connect_http(&mcp, Some(&first.sign(&claims(json!({}))))).await;
     let tools = full.list_all_tools().await.expect("tools");
     assert!(tools.iter().any(|t| t.name == "create_dns_record"));
+    assert!(tools.iter().any(|t| t.name == "purge_cache"));
     drop(full);
+
+    // A scope of one group's own (`group_scopes = ["dns"]`) reaches that
+    // group alone, though the policy grants cache too: cache tools are not
+    // offered, and calling one asks for the scope that would allow it.
+    let dns_only = first.sign(&claims(json!({"scope": "flaregate:dns:write"})));
+    let client = common::connect_http(&mcp, Some(&dns_only)).await;
+    let tools = client.list_all_tools().await.expect("tools");
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    assert!(names.contains(&"create_dns_record"), "{names:?}");
+    assert!(!names.contains(&"purge_cache"), "{names:?}");
+    drop(client);
+    let purge = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"purge_cache","arguments":{"zone_id":"023e105f4ecef8ad9ca31a8372d0c353","purge_everything":true}}}"#;
+    let stepped = post_body(&mcp, Some(&dns_only), purge).await;
+    assert_eq!(stepped.status(), 403);
+    let challenge = stepped.headers()["www-authenticate"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(
+        challenge.contains("scope=\"flaregate:dns:write flaregate:write\""),
+        "{challenge}"
+    );
+    let metadata: Value = reqwest::get(format!("{base}/.well-known/oauth-protected-resource"))
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        metadata["scopes_supported"],
+        json!(["flaregate:read", "flaregate:write", "flaregate:dns:read", "flaregate:dns:write"])
+    );
 
     // A token matching no agent is told so.
     let outsider = post(&mcp, Some(&first.sign(&claims(json!({"groups": ["dev"]}))))).await;
@@ -519,7 +553,9 @@ fn check_refuses_an_agent_whose_tokens_all_match_another_and_warns_of_possible_o
     let config = dir.path().join("flaregate.toml");
     std::fs::write(
         &config,
-        format!("[auth.oauth]\nissuers = [\"https://login.example.com\"]\nresource = \"{RESOURCE}\"\n"),
+        format!(
+            "[auth.oauth]\nissuers = [\"https://login.example.com\"]\nresource = \"{RESOURCE}\"\n"
+        ),
     )
     .expect("config");
     let check = |agents: &str| {
@@ -533,7 +569,9 @@ fn check_refuses_an_agent_whose_tokens_all_match_another_and_warns_of_possible_o
             .expect("runs")
     };
     let agent = |id: &str, claims: &str| {
-        format!("[[agent]]\nid = \"{id}\"\nzones = [\"example.com\"]\ngrants = {{ dns = \"read\" }}\n[agent.oauth]\n{claims}\n\n")
+        format!(
+            "[[agent]]\nid = \"{id}\"\nzones = [\"example.com\"]\ngrants = {{ dns = \"read\" }}\n[agent.oauth]\n{claims}\n\n"
+        )
     };
 
     // Every SRE using Claude is also an SRE: `sre-claude` is never reached.

@@ -1,6 +1,7 @@
 //! `flaregate explain`: what the server would decide for one call, and
 //! why — offline, against the sandbox, or against the live API.
 
+use crate::oauth::TokenAccess;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -136,8 +137,8 @@ async fn decide(args: &ExplainArgs) -> Result<Explained, String> {
     let config = setup::config(&paths)?;
     let catalog = setup::catalog(&config, &paths)?;
     let policy = setup::policy(&config, catalog.clone())?;
-    let (agent_id, read_only) = match (&args.agent, &args.token_claims) {
-        (Some(agent), _) => (agent.clone(), false),
+    let (agent_id, scopes) = match (&args.agent, &args.token_claims) {
+        (Some(agent), _) => (agent.clone(), TokenAccess::unlimited()),
         (None, Some(file)) => match token_agent(&config, &policy, file)? {
             Ok(found) => found,
             Err(refused) => return Ok(refused),
@@ -175,17 +176,23 @@ async fn decide(args: &ExplainArgs) -> Result<Explained, String> {
     let engine = Engine::new(policy, resolver.clone()).await;
     let policy = engine.policy();
     let agent = policy.agent(&agent_id).expect("the agent was found above");
-    if read_only
-        && catalog
-            .endpoint(&args.tool)
-            .is_some_and(|e| e.access == crate::catalog::Access::Write)
+    if let Some(endpoint) = catalog.endpoint(&args.tool)
+        && !scopes.allows(&endpoint.group, endpoint.access)
     {
+        let why = if endpoint.access == crate::catalog::Access::Write
+            && scopes.allows(&endpoint.group, crate::catalog::Access::Read)
+        {
+            format!("the token's scopes allow {agent_id} to read only here: this call writes")
+        } else {
+            format!(
+                "the token's scopes do not cover {} (held: {})",
+                endpoint.group,
+                scopes.held().join(" ")
+            )
+        };
         return Ok(Explained {
             rule: Some("token scope".into()),
-            ..Explained::new(
-                Answer::Denied,
-                format!("the token's scopes allow {agent_id} to read only: this call writes"),
-            )
+            ..Explained::new(Answer::Denied, why)
         });
     }
     // Judged as the server judges it: values in the form Cloudflare reads.
@@ -287,8 +294,8 @@ fn token_agent(
     config: &crate::config::Config,
     policy: &crate::policy::Policy,
     file: &std::path::Path,
-) -> Result<Result<(String, bool), Explained>, String> {
-    use crate::oauth::{Identity, TokenAccess};
+) -> Result<Result<(String, TokenAccess), Explained>, String> {
+    use crate::oauth::Identity;
     let settings = config.http.oauth.as_ref().ok_or(
         "--token-claims needs [auth.oauth] in flaregate.toml (the group claim and scopes come from it)",
     )?;
@@ -301,7 +308,7 @@ fn token_agent(
     let identity = Identity { claims };
     let access = identity.access(settings);
     let who = identity.describe();
-    if access == TokenAccess::Nothing {
+    if access.is_nothing() {
         return Ok(Err(Explained::new(
             Answer::Denied,
             format!(
@@ -312,7 +319,7 @@ fn token_agent(
     }
     Ok(
         match policy.agent_for_claims(&identity.claims, &settings.group_claim, &who) {
-            Ok(agent) => Ok((agent.id.clone(), access == TokenAccess::Read)),
+            Ok(agent) => Ok((agent.id.clone(), access)),
             Err(why) => Err(Explained::new(Answer::Denied, why)),
         },
     )

@@ -20,6 +20,9 @@ pub struct OAuthSettings {
     /// what the policy grants, never widen it.
     pub read_scope: String,
     pub write_scope: String,
+    /// Groups offered a scope of their own (`flaregate:GROUP:read`,
+    /// `flaregate:GROUP:write`), for a token that may touch only them.
+    pub group_scopes: Vec<String>,
     /// Signature algorithms accepted (asymmetric only).
     pub algorithms: Vec<String>,
     /// The claim groups are read from.
@@ -56,6 +59,7 @@ impl AccessSettings {
             scopes_supported: Vec::new(),
             read_scope: String::new(),
             write_scope: String::new(),
+            group_scopes: Vec::new(),
             algorithms: vec!["RS256".into(), "ES256".into()],
             group_claim: "groups".into(),
             leeway_secs,
@@ -94,6 +98,7 @@ pub(super) struct RawOAuth {
     scopes_supported: Option<Vec<String>>,
     read_scope: Option<String>,
     write_scope: Option<String>,
+    group_scopes: Option<Vec<String>>,
     algorithms: Option<Vec<String>>,
     group_claim: Option<String>,
     leeway_secs: Option<u64>,
@@ -151,15 +156,31 @@ pub(super) fn oauth_settings(raw: RawOAuth) -> Result<OAuthSettings, String> {
         .collect();
     let read_scope = raw.read_scope.unwrap_or_else(|| "flaregate:read".into());
     let write_scope = raw.write_scope.unwrap_or_else(|| "flaregate:write".into());
+    let group_scopes = raw.group_scopes.unwrap_or_default();
+    if let Some(bad) = group_scopes.iter().find(|g| {
+        g.is_empty()
+            || !g
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    }) {
+        return Err(format!(
+            "auth.oauth.group_scopes: `{bad}` is not a capability group id (lowercase letters, digits, '_' and '-')"
+        ));
+    }
+    let mut supported = vec![read_scope.clone(), write_scope.clone()];
+    for group in &group_scopes {
+        for level in ["read", "write"] {
+            supported.push(format!("flaregate:{group}:{level}"));
+        }
+    }
     Ok(OAuthSettings {
         resource: canonical_url(&raw.resource),
         issuers: raw.issuers,
         audiences,
-        scopes_supported: raw
-            .scopes_supported
-            .unwrap_or_else(|| vec![read_scope.clone(), write_scope.clone()]),
+        scopes_supported: raw.scopes_supported.unwrap_or(supported),
         read_scope,
         write_scope,
+        group_scopes,
         algorithms,
         group_claim: raw.group_claim.unwrap_or_else(|| "groups".into()),
         leeway_secs: raw.leeway_secs.unwrap_or(60),

@@ -7,12 +7,14 @@
 //! sees flaregate's own token.
 
 mod jwks;
+mod scopes;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value, json};
 
 use crate::config::{OAuthSettings, canonical_url};
 pub use jwks::{KeyError, Keys};
+pub use scopes::{ScopeLevel, TokenAccess, group_scope, scope_for};
 
 /// Why a token was not taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,16 +28,6 @@ pub enum TokenError {
     /// It cannot be checked now: the issuer cannot be reached (HTTP 503).
     #[error("{0}")]
     Unavailable(String),
-}
-
-/// What a token's scopes let it do, at most (the policy may allow less).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum TokenAccess {
-    /// Neither flaregate scope: nothing.
-    Nothing,
-    Read,
-    /// Read and write.
-    Write,
 }
 
 /// Who a valid token speaks for, as its claims say.
@@ -61,14 +53,7 @@ impl Identity {
 
     /// What its scopes let it do under `settings`.
     pub fn access(&self, settings: &OAuthSettings) -> TokenAccess {
-        let scopes = self.scopes();
-        if scopes.contains(&settings.write_scope.as_str()) {
-            TokenAccess::Write
-        } else if scopes.contains(&settings.read_scope.as_str()) {
-            TokenAccess::Read
-        } else {
-            TokenAccess::Nothing
-        }
+        TokenAccess::of(&self.scopes(), settings)
     }
 
     /// "alice@example.com via client claude-ai" for logs and rows.

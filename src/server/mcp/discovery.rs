@@ -99,7 +99,7 @@ pub(super) async fn answer(
     gateway.metrics().own_tool(agent, own);
     let args = request.arguments.unwrap_or_default();
     if request.name != CALL {
-        return explore(gateway, agent, &request.name, &args).map(Into::into);
+        return explore(gateway, caller, &request.name, &args).map(Into::into);
     }
     let Some(name) = args.get("name").and_then(Value::as_str) else {
         return Ok(
@@ -119,7 +119,7 @@ pub(super) async fn answer(
     let call = CallRequest {
         agent: agent.to_string(),
         person: caller.person.clone(),
-        read_only: caller.read_only,
+        scopes: caller.scopes.clone(),
         tool: name.to_string(),
         args: arguments,
         asker,
@@ -149,14 +149,14 @@ pub(super) fn undo_tool() -> Tool {
 /// search_api and describe_api.
 fn explore(
     gateway: &Gateway,
-    agent_id: &str,
+    caller: &super::Caller,
     tool: &str,
     args: &JsonObject,
 ) -> Result<CallToolResult, ErrorData> {
     let text = |key: &str| args.get(key).and_then(Value::as_str);
     let policy = gateway.engine().policy();
     let agent = policy
-        .agent(agent_id)
+        .agent(&caller.agent)
         .ok_or_else(|| ErrorData::invalid_request("this agent is no longer in the policy", None))?;
     let catalog = policy.catalog();
     match tool {
@@ -170,9 +170,13 @@ fn explore(
                 .get("limit")
                 .and_then(Value::as_u64)
                 .map_or(DEFAULT_RESULTS, |n| (n as usize).clamp(1, MAX_RESULTS));
-            let found = gateway
-                .search
-                .search(catalog, agent, query, text("group"), limit);
+            let found = gateway.search.search(
+                catalog,
+                (agent, &caller.scopes),
+                query,
+                text("group"),
+                limit,
+            );
             let note = if found.is_empty() {
                 "No endpoint you may call matches; try other words."
             } else {
@@ -184,7 +188,11 @@ fn explore(
         }
         _ => {
             let name = text("name").unwrap_or_default();
-            let Some(index) = catalog.index_of(name).filter(|&i| agent.may_use_index(i)) else {
+            let allowed = |i: usize| {
+                let endpoint = &catalog.endpoints()[i];
+                agent.may_use_index(i) && caller.scopes.allows(&endpoint.group, endpoint.access)
+            };
+            let Some(index) = catalog.index_of(name).filter(|&i| allowed(i)) else {
                 return Ok(render::refusal(format!(
                     "there is no endpoint named {} that you may call; search_api finds them",
                     crate::text::clip(name, 80)

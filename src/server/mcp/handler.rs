@@ -3,6 +3,7 @@
 //! the rest to the pipeline. Stateless tools/call requests that skip rmcp's
 //! service (`direct.rs`) come to the same [`Handler::dispatch`].
 
+use crate::oauth::TokenAccess;
 use std::sync::Arc;
 
 #[allow(deprecated)]
@@ -26,9 +27,9 @@ pub struct Caller {
     /// The person and client an OAuth token names ("alice@example.com via
     /// client claude"); none for a key.
     pub person: Option<String>,
-    /// Its OAuth token's scopes allow reading only: no write is offered or
-    /// made, whatever the policy grants.
-    pub read_only: bool,
+    /// What its OAuth token's scopes allow: nothing beyond them is offered
+    /// or made, whatever the policy grants (unlimited for a key).
+    pub scopes: TokenAccess,
 }
 
 impl Caller {
@@ -36,7 +37,7 @@ impl Caller {
         Self {
             agent: agent.into(),
             person: None,
-            read_only: false,
+            scopes: TokenAccess::unlimited(),
         }
     }
 }
@@ -170,7 +171,9 @@ impl ServerHandler for Handler {
         let cursor = request.as_ref().and_then(|r| r.cursor.as_deref());
         // A request without a known agent sees nothing.
         let caller = self.caller(&context);
-        let read_only = caller.as_ref().is_some_and(|c| c.read_only);
+        let scopes = caller
+            .as_ref()
+            .map_or_else(TokenAccess::unlimited, |c| c.scopes.clone());
         let Some(agent) = caller.and_then(|c| policy.agent(&c.agent)) else {
             return Ok(
                 ListToolsResult::with_all_items(Vec::new()).with_cache_scope(CacheScope::Private)
@@ -195,17 +198,17 @@ impl ServerHandler for Handler {
                 view.tailor(tool, endpoint);
             }
         }
-        // A token that may only read is offered no write.
-        if read_only {
+        // A token is offered only what its scopes allow.
+        if !scopes.is_unlimited() {
             tools.retain(|tool| {
                 policy
                     .catalog()
                     .endpoint(&tool.name)
-                    .is_some_and(|e| e.access == crate::catalog::Access::Read)
+                    .is_some_and(|e| scopes.allows(&e.group, e.access))
             });
         }
         // Offered on the last page to the agents the policy lets undo.
-        if next.is_none() && agent.undo && !read_only {
+        if next.is_none() && agent.undo && scopes.writes_somewhere() {
             tools.push(super::discovery::undo_tool());
         }
         let mut result =
@@ -254,7 +257,7 @@ impl Handler {
         let call = CallRequest {
             agent: agent.to_string(),
             person: caller.person.clone(),
-            read_only: caller.read_only,
+            scopes: caller.scopes.clone(),
             tool: request.name.into_owned(),
             args: request.arguments.unwrap_or_default(),
             asker,

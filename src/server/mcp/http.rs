@@ -137,12 +137,12 @@ async fn authenticate(
         return sign_in::unauthorized(guard.oauth.as_deref());
     };
     let agent = caller.agent.clone();
-    if caller.read_only
+    if !caller.scopes.is_unlimited()
         && let Some(validator) = &guard.oauth
     {
-        request = match sign_in::writes_need_scope(
+        request = match sign_in::calls_need_scope(
             validator,
-            &policy,
+            (&policy, &caller.scopes),
             request,
             (guard.max_body, guard.gateway.metrics()),
         )

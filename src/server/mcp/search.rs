@@ -144,7 +144,7 @@ impl SearchIndex {
     pub(super) fn search(
         &self,
         catalog: &Catalog,
-        agent: &Agent,
+        (agent, scopes): (&Agent, &crate::oauth::TokenAccess),
         query: &str,
         group: Option<&str>,
         limit: usize,
@@ -166,7 +166,10 @@ impl SearchIndex {
             .iter()
             .enumerate()
             .filter(|(i, e)| {
-                agent.may_use_index(*i) && reachable(agent, e) && group.is_none_or(|g| e.group == g)
+                agent.may_use_index(*i)
+                    && reachable(agent, e)
+                    && scopes.allows(&e.group, e.access)
+                    && group.is_none_or(|g| e.group == g)
             })
             .filter_map(|(i, _)| {
                 let score = self.entries[i].score(&words, phrase);

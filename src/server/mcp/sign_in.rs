@@ -54,7 +54,7 @@ pub(crate) async fn agent_for_token(
     };
     let settings = validator.settings();
     let access = identity.access(settings);
-    if access == TokenAccess::Nothing {
+    if access.is_nothing() {
         metrics.sign_in_refused(SignInRefusal::InsufficientScope);
         return Err(step_up(
             validator,
@@ -94,7 +94,7 @@ pub(crate) async fn agent_for_assertion(
         &identity,
         policy,
         &access.settings().group_claim,
-        TokenAccess::Write,
+        TokenAccess::unlimited(),
     )
     .map_err(|why| {
         metrics.sign_in_refused(SignInRefusal::NoSingleAgent);
@@ -123,7 +123,7 @@ fn caller_for(
     Ok(Caller {
         agent: agent.id.clone(),
         person: Some(who),
-        read_only: access == TokenAccess::Read,
+        scopes: access,
     })
 }
 
@@ -164,12 +164,13 @@ fn refused(validator: &Validator, error: &TokenError) -> Response {
     }
 }
 
-/// A read-only caller's request, or the `403` that asks for the write
-/// scope when it calls a write: a tools/call of a write tool, `undo_call`,
-/// or `call_api` naming a write endpoint.
-pub(crate) async fn writes_need_scope(
+/// The request of a caller whose scopes are limited, or the `403` that
+/// asks for the scope a call in it needs (step-up): a tools/call of a
+/// tool, or `call_api` naming an endpoint, its scopes do not cover, or
+/// `undo_call` without any write scope.
+pub(crate) async fn calls_need_scope(
     validator: &Validator,
-    policy: &Policy,
+    (policy, scopes): (&Policy, &TokenAccess),
     request: axum::extract::Request,
     (limit, metrics): (usize, &Metrics),
 ) -> Result<axum::extract::Request, Response> {
@@ -180,14 +181,13 @@ pub(crate) async fn writes_need_scope(
     let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
         return Err((StatusCode::PAYLOAD_TOO_LARGE, "the request is too large").into_response());
     };
-    if writes(policy, &bytes) {
+    if let Some(missing) = scope_missing(validator.settings(), (policy, scopes), &bytes) {
         metrics.sign_in_refused(SignInRefusal::InsufficientScope);
-        let settings = validator.settings();
-        return Err(step_up(
-            validator,
-            &[&settings.read_scope, &settings.write_scope],
-            &[&settings.read_scope],
-        ));
+        // All the call needs: what the token holds, and the scope it lacks.
+        let held = scopes.held();
+        let mut needed = held.clone();
+        needed.push(&missing);
+        return Err(step_up(validator, &needed, &held));
     }
     Ok(axum::extract::Request::from_parts(
         parts,
@@ -195,19 +195,22 @@ pub(crate) async fn writes_need_scope(
     ))
 }
 
-/// Whether a JSON-RPC body (one message or a batch) calls a write.
-fn writes(policy: &Policy, body: &[u8]) -> bool {
+/// The scope a JSON-RPC body (one message or a batch) needs and `scopes`
+/// lack, if it calls something they do not cover.
+fn scope_missing(
+    settings: &crate::config::OAuthSettings,
+    (policy, scopes): (&Policy, &TokenAccess),
+    body: &[u8],
+) -> Option<String> {
     use serde_json::Value;
-    let Ok(message) = serde_json::from_slice::<Value>(body) else {
-        return false;
-    };
+    let message = serde_json::from_slice::<Value>(body).ok()?;
     let messages = match message {
         Value::Array(batch) => batch,
         one => vec![one],
     };
-    messages.iter().any(|m| {
+    messages.iter().find_map(|m| {
         if m.get("method").and_then(Value::as_str) != Some("tools/call") {
-            return false;
+            return None;
         }
         let params = m.get("params");
         let name = params.and_then(|p| p.get("name")).and_then(Value::as_str);
@@ -218,13 +221,14 @@ fn writes(policy: &Policy, body: &[u8]) -> bool {
                 .and_then(Value::as_str),
             other => other,
         };
-        match tool {
-            Some("undo_call") => true,
-            Some(tool) => policy
-                .catalog()
-                .endpoint(tool)
-                .is_some_and(|e| e.access == crate::catalog::Access::Write),
-            None => false,
+        match tool? {
+            "undo_call" if !scopes.writes_somewhere() => Some(settings.write_scope.clone()),
+            "undo_call" => None,
+            tool => {
+                let endpoint = policy.catalog().endpoint(tool)?;
+                (!scopes.allows(&endpoint.group, endpoint.access))
+                    .then(|| crate::oauth::scope_for(&endpoint.group, endpoint.access, settings))
+            }
         }
     })
 }

@@ -3,6 +3,7 @@
 //! and sent that way). flaregate's own options come out here, once.
 
 use super::{Call, Services, Stop, UNDO};
+use crate::catalog::{Access, Endpoint};
 use crate::policy::{Denial, DenyKind};
 
 impl Services {
@@ -17,7 +18,7 @@ impl Services {
                 "policy.on_reload_error",
             )));
         }
-        if call.read_only && call.tool == UNDO {
+        if call.tool == UNDO && !call.scopes.writes_somewhere() {
             return Err(Stop::Refused(read_only()));
         }
         if call.tool == UNDO && call.agent.undo {
@@ -33,8 +34,8 @@ impl Services {
         else {
             return Err(Stop::Unknown);
         };
-        if call.read_only && endpoint.access == crate::catalog::Access::Write {
-            return Err(Stop::Refused(read_only()));
+        if !call.scopes.allows(&endpoint.group, endpoint.access) {
+            return Err(Stop::Refused(beyond_scopes(call, endpoint)));
         }
         call.endpoint = Some(endpoint);
         call.options
@@ -60,6 +61,25 @@ impl Services {
         }
         Ok(())
     }
+}
+
+/// The refusal of a call its token's scopes do not cover.
+fn beyond_scopes(call: &Call<'_>, endpoint: &Endpoint) -> Denial {
+    if !call.scopes.writes_somewhere() && call.scopes.allows(&endpoint.group, Access::Read) {
+        return read_only();
+    }
+    let what = match endpoint.access {
+        Access::Read => "reading",
+        Access::Write => "changing",
+    };
+    Denial::new(
+        DenyKind::InsufficientScope,
+        format!(
+            "your sign-in's scopes do not cover {what} {}: sign in again with a scope that does",
+            endpoint.group
+        ),
+        "token scope",
+    )
 }
 
 /// The refusal of a write made with a token that may only read.

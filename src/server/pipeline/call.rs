@@ -19,8 +19,8 @@ pub(super) struct Call<'a> {
     pub agent: &'a Agent,
     /// Who signed in as the agent ("alice@example.com via client claude").
     pub person: Option<String>,
-    /// Its OAuth token allows reading only.
-    pub read_only: bool,
+    /// What its OAuth token's scopes allow (unlimited for a key).
+    pub scopes: crate::oauth::TokenAccess,
     /// The tool as asked (an undo's becomes the restoring tool's).
     pub tool: String,
     /// Its arguments, flaregate's own options taken out.
@@ -56,7 +56,7 @@ impl<'a> Call<'a> {
             policy,
             agent,
             person: request.person,
-            read_only: request.read_only,
+            scopes: request.scopes,
             tool: request.tool,
             args: request.args,
             options: Options::default(),

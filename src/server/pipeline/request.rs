@@ -15,8 +15,8 @@ pub(crate) struct CallRequest {
     pub agent: String,
     /// The person and client an OAuth token named, for the audit row.
     pub person: Option<String>,
-    /// Its OAuth token allows reading only.
-    pub read_only: bool,
+    /// What its OAuth token's scopes allow (unlimited for a key).
+    pub scopes: crate::oauth::TokenAccess,
     pub tool: String,
     pub args: Map<String, Value>,
     /// How to ask the person at the client, if the client can.

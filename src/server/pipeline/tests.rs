@@ -2,6 +2,7 @@
 //! process as Cloudflare, a SQLite log in a temporary folder, budgets in
 //! memory. What reaches the sandbox is read from its request log.
 
+use crate::oauth::{ScopeLevel, TokenAccess};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
@@ -69,15 +70,15 @@ async fn fixture(share: RateSpec) -> Fixture {
 
 impl Fixture {
     async fn run(&self, tool: &str, args: Value) -> Answer {
-        self.run_as(false, tool, args).await
+        self.run_as(TokenAccess::unlimited(), tool, args).await
     }
 
-    /// As `run`, for a caller whose token may only read if `read_only`.
-    async fn run_as(&self, read_only: bool, tool: &str, args: Value) -> Answer {
+    /// As `run`, for a caller whose token's scopes allow `scopes`.
+    async fn run_as(&self, scopes: TokenAccess, tool: &str, args: Value) -> Answer {
         let request = CallRequest {
             agent: "editor".into(),
             person: None,
-            read_only,
+            scopes,
             tool: tool.into(),
             args: args.as_object().cloned().expect("an object"),
             asker: None,
@@ -125,18 +126,48 @@ async fn a_preview_the_policy_refuses_stops_at_its_decision() {
 async fn a_read_only_token_makes_no_write_and_reads_nothing_for_one() {
     let f = fixture(RateSpec::Off).await;
     let write = json!({"zone_id": EXAMPLE_COM, "dns_record_id": WWW, "content": "x.example.net"});
-    let answer = f.run_as(true, "patch_dns_record", write).await;
+    let reader = || TokenAccess::new(Some(ScopeLevel::Read), &[]);
+    let answer = f.run_as(reader(), "patch_dns_record", write).await;
     let Answer::Refused { text, .. } = &answer else {
         panic!("refused: {answer:?}");
     };
     assert!(text.contains("reading only"), "{text}");
-    let undo = f.run_as(true, "undo_call", json!({"row": 1})).await;
+    let undo = f.run_as(reader(), "undo_call", json!({"row": 1})).await;
     assert!(matches!(undo, Answer::Refused { .. }), "{undo:?}");
     assert_eq!(f.sent().await, 0, "nothing was read or sent for them");
     let read = f
-        .run_as(true, "list_dns_records", json!({"zone_id": EXAMPLE_COM}))
+        .run_as(
+            reader(),
+            "list_dns_records",
+            json!({"zone_id": EXAMPLE_COM}),
+        )
         .await;
     assert!(matches!(read, Answer::Result { .. }), "{read:?}");
+}
+
+/// A token scoped to one group (`flaregate:dns:write`) writes there and
+/// is refused everywhere else, reads included, before anything is read.
+#[tokio::test]
+async fn a_token_scoped_to_one_group_acts_in_that_group_only() {
+    let f = fixture(RateSpec::Off).await;
+    // The policy grants DNS; a token for cache alone reaches none of it.
+    let cache_only = TokenAccess::new(None, &[("cache", ScopeLevel::Write)]);
+    let elsewhere = f
+        .run_as(
+            cache_only,
+            "list_dns_records",
+            json!({"zone_id": EXAMPLE_COM}),
+        )
+        .await;
+    let Answer::Refused { text, .. } = &elsewhere else {
+        panic!("refused: {elsewhere:?}");
+    };
+    assert!(text.contains("do not cover reading dns"), "{text}");
+    assert_eq!(f.sent().await, 0, "nothing was read for it");
+    let dns_only = TokenAccess::new(None, &[("dns", ScopeLevel::Write)]);
+    let write = json!({"zone_id": EXAMPLE_COM, "dns_record_id": WWW, "content": "x.example.net"});
+    let answer = f.run_as(dns_only, "patch_dns_record", write).await;
+    assert!(matches!(answer, Answer::Result { .. }), "{answer:?}");
 }
 
 #[tokio::test]
