@@ -362,7 +362,12 @@ async fn tokens_from_the_issuer_reach_the_agent_they_match_and_bad_ones_are_refu
         .expect("JSON");
     assert_eq!(
         metadata["scopes_supported"],
-        json!(["flaregate:read", "flaregate:write", "flaregate:dns:read", "flaregate:dns:write"])
+        json!([
+            "flaregate:read",
+            "flaregate:write",
+            "flaregate:dns:read",
+            "flaregate:dns:write"
+        ])
     );
 
     // A token matching no agent is told so.
@@ -618,4 +623,115 @@ fn check_refuses_an_agent_whose_tokens_all_match_another_and_warns_of_possible_o
     );
     assert!(apart.status.success(), "{said}");
     assert!(!said.contains("can both match"), "{said}");
+}
+
+/// A session that goes on with a token of other scopes (the client signed
+/// in again after a step-up) hears tools/list_changed on its stream, and
+/// its next tools/list shows what the new scopes allow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_continued_with_more_scopes_hears_that_its_tools_changed() {
+    let key = SigningKey::new("k1");
+    let issuer = Issuer::start(vec![key.jwk.clone()]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[[agent]]\nid = \"sre\"\nzones = [\"example.com\"]\ngrants = { dns = \"full\" }\n[agent.oauth]\ngroups = [\"sre\"]\n",
+    )
+    .expect("policy");
+    let config = dir.path().join("flaregate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[auth.oauth]\nissuers = [\"{}\"]\nresource = \"{RESOURCE}\"\n",
+            issuer.url
+        ),
+    )
+    .expect("config");
+    let server = ServerProcess::sandbox(&[
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--policies",
+        policy.to_str().expect("utf-8"),
+    ]);
+    let mcp = server.mcp_url.clone();
+    let token = |scope: &str| {
+        key.sign(&json!({
+            "iss": issuer.url, "aud": RESOURCE, "sub": "alice", "groups": ["sre"],
+            "scope": scope, "iat": now(), "exp": now() + 300,
+        }))
+    };
+    let (reader, writer) = (token("flaregate:read"), token("flaregate:write"));
+    let send = |token: &str, session: Option<&str>, body: &str| {
+        let mut request = reqwest::Client::new()
+            .post(&mcp)
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18")
+            .body(body.to_string());
+        if let Some(session) = session {
+            request = request.header("mcp-session-id", session);
+        }
+        request.send()
+    };
+    let opened = send(&reader, None, r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"step-up","version":"1"}}}"#)
+        .await
+        .expect("answers");
+    let session = opened.headers()["mcp-session-id"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    let initialized = send(
+        &reader,
+        Some(&session),
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    )
+    .await
+    .expect("answers");
+    assert_eq!(initialized.status(), 202);
+    let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}"#;
+    let tools = |text: String| text.contains("\"create_dns_record\"");
+    let listed = send(&reader, Some(&session), list).await.expect("answers");
+    assert!(
+        !tools(listed.text().await.expect("body")),
+        "no write for a reader"
+    );
+
+    // The server's stream for this session, where unprompted messages go.
+    let mut stream = reqwest::Client::new()
+        .get(&mcp)
+        .bearer_auth(&reader)
+        .header("accept", "text/event-stream")
+        .header("mcp-protocol-version", "2025-06-18")
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .expect("a stream");
+    assert_eq!(stream.status(), 200);
+    let heard = tokio::spawn(async move {
+        let mut seen = String::new();
+        while let Ok(Some(chunk)) = stream.chunk().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if seen.contains("notifications/tools/list_changed") {
+                return true;
+            }
+        }
+        false
+    });
+
+    // Signed in again with the write scope, the same session calls on.
+    let call = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"list_dns_records","arguments":{"zone_id":"023e105f4ecef8ad9ca31a8372d0c353"}}}"#;
+    let called = send(&writer, Some(&session), call).await.expect("answers");
+    assert_eq!(called.status(), 200);
+    let told = tokio::time::timeout(std::time::Duration::from_secs(10), heard)
+        .await
+        .expect("tools/list_changed arrives")
+        .expect("the reader ran");
+    assert!(told, "the stream ended without tools/list_changed");
+    let listed = send(&writer, Some(&session), list).await.expect("answers");
+    assert!(
+        tools(listed.text().await.expect("body")),
+        "the write now shows"
+    );
 }

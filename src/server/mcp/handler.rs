@@ -3,6 +3,7 @@
 //! the rest to the pipeline. Stateless tools/call requests that skip rmcp's
 //! service (`direct.rs`) come to the same [`Handler::dispatch`].
 
+use super::sessions::ScopesChanged;
 use crate::oauth::TokenAccess;
 use std::sync::Arc;
 
@@ -225,9 +226,27 @@ impl ServerHandler for Handler {
         let caller = self
             .caller(&context)
             .ok_or_else(|| ErrorData::invalid_request("no agent for this request", None))?;
+        tell_if_scopes_changed(&context);
         let asker = super::ask::asker(&request, &context);
         self.dispatch(&caller, request, asker, context.meta.get_traceparent())
             .await
+    }
+}
+
+/// Tells the client its tool list changed when its token's scopes did
+/// since the session's last request (a step-up): it is offered other tools.
+fn tell_if_scopes_changed(context: &RequestContext<RoleServer>) {
+    let changed = context
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .is_some_and(|parts| parts.extensions.get::<ScopesChanged>().is_some());
+    if changed {
+        let peer = context.peer.clone();
+        tokio::spawn(async move {
+            if let Err(error) = peer.notify_tool_list_changed().await {
+                tracing::debug!(%error, "a client went away before hearing of its new tools");
+            }
+        });
     }
 }
 

@@ -2,9 +2,8 @@
 //! agent that opened them, Host/Origin checks, a body limit and graceful
 //! shutdown.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -17,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::direct::{Direct, Routed};
 use super::handler::{Caller, Handler};
+use super::sessions::{ScopesChanged, Seen, Sessions};
 use super::sign_in;
 use crate::config::HttpSettings;
 use crate::oauth::Validator;
@@ -32,10 +32,7 @@ const ACCESS_HEADER: &str = "cf-access-jwt-assertion";
 struct Guard {
     gateway: Arc<Gateway>,
     loopback: bool,
-    sessions: Mutex<HashMap<String, String>>,
-    /// rmcp's live sessions: owners of sessions it has closed (idle for
-    /// five minutes, or gone) are forgotten when the next one opens.
-    live: Arc<LocalSessionManager>,
+    sessions: Sessions,
     /// Stateless tools/call requests answered without rmcp's per-request
     /// service (`None` when the operator turned it off).
     direct: Option<Direct>,
@@ -107,8 +104,7 @@ pub async fn serve(
         max_body: settings.max_body_bytes,
         gateway,
         loopback: addr.ip().is_loopback(),
-        sessions: Mutex::new(HashMap::new()),
-        live: live.clone(),
+        sessions: Sessions::new(live.clone()),
         direct,
         handler: handler.clone(),
     });
@@ -157,11 +153,17 @@ async fn authenticate(
         .get(SESSION_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    if let Some(session) = &session
-        && !guard.owns(session, &agent)
-    {
-        tracing::warn!(%agent, "refused a session this agent did not open");
-        return (StatusCode::NOT_FOUND, "Session not found").into_response();
+    if let Some(session) = &session {
+        match guard.sessions.check(session, &caller) {
+            Seen::Foreign => {
+                tracing::warn!(%agent, "refused a session this agent did not open");
+                return (StatusCode::NOT_FOUND, "Session not found").into_response();
+            }
+            Seen::ScopesChanged => {
+                request.extensions_mut().insert(ScopesChanged);
+            }
+            Seen::Same => {}
+        }
     }
     let deleting = request.method() == Method::DELETE;
     request.extensions_mut().insert(caller.clone());
@@ -185,45 +187,8 @@ async fn authenticate(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let closed = deleting && response.status().is_success();
-    guard.note_session(session, opened, closed, agent).await;
+    guard.sessions.note(session, opened, closed, &caller).await;
     response
-}
-
-impl Guard {
-    /// Whether `agent` opened session `id` (an unknown id is no one's: a
-    /// live session is in the map before its id is sent).
-    fn owns(&self, id: &str, agent: &str) -> bool {
-        let sessions = self
-            .sessions
-            .lock()
-            .expect("session map lock is never poisoned");
-        sessions.get(id).is_some_and(|owner| owner == agent)
-    }
-
-    /// Remembers who opened the session a response named when the request
-    /// named none (dropping ended ones), and forgets one a DELETE closed.
-    async fn note_session(
-        &self,
-        sent: Option<String>,
-        answered: Option<String>,
-        closed: bool,
-        agent: String,
-    ) {
-        if let Some(opened) = answered.filter(|_| sent.is_none()) {
-            let live = self.live.sessions.read().await;
-            let mut sessions = self
-                .sessions
-                .lock()
-                .expect("session map lock is never poisoned");
-            sessions.retain(|id, _| live.contains_key(id.as_str()));
-            sessions.insert(opened, agent);
-        } else if let Some(closed) = sent.filter(|_| closed) {
-            self.sessions
-                .lock()
-                .expect("session map lock is never poisoned")
-                .remove(&closed);
-        }
-    }
 }
 
 /// Who the request speaks for: the Cloudflare Access assertion when there

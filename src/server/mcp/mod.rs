@@ -11,6 +11,7 @@ pub mod http;
 mod notify;
 mod render;
 mod search;
+mod sessions;
 mod sign_in;
 pub mod stdio;
 mod tools;
