@@ -10,6 +10,7 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -55,12 +56,20 @@ impl SigningKey {
     }
 }
 
-/// The issuer: discovery and keys, which the test can rotate or take down.
+/// The issuer: discovery and keys, which the test can rotate or take down,
+/// and an introspection endpoint (client `flaregate`, secret `s3cret`)
+/// answering for the opaque tokens the test gives it.
 struct Issuer {
     url: String,
     keys: Arc<Mutex<Vec<Value>>>,
     up: Arc<Mutex<bool>>,
+    opaque: Arc<Mutex<HashMap<String, Value>>>,
+    /// Every token introspection was asked about.
+    asked: Arc<Mutex<Vec<String>>>,
 }
+
+/// The introspection endpoint's client credentials, as HTTP Basic.
+const INTROSPECTION_BASIC: &str = "Basic ZmxhcmVnYXRlOnMzY3JldA==";
 
 impl Issuer {
     async fn start(keys: Vec<Value>) -> Self {
@@ -70,6 +79,29 @@ impl Issuer {
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let keys = Arc::new(Mutex::new(keys));
         let up = Arc::new(Mutex::new(true));
+        let opaque = Arc::new(Mutex::new(HashMap::<String, Value>::new()));
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let introspect = {
+            let (u, opaque, asked) = (up.clone(), opaque.clone(), asked.clone());
+            move |headers: axum::http::HeaderMap,
+                  axum::Form(form): axum::Form<HashMap<String, String>>| {
+                let (u, opaque, asked) = (u.clone(), opaque.clone(), asked.clone());
+                async move {
+                    if !*u.lock().expect("lock") {
+                        return Err(axum::http::StatusCode::SERVICE_UNAVAILABLE);
+                    }
+                    if headers.get("authorization").and_then(|v| v.to_str().ok())
+                        != Some(INTROSPECTION_BASIC)
+                    {
+                        return Err(axum::http::StatusCode::UNAUTHORIZED);
+                    }
+                    let token = form.get("token").cloned().unwrap_or_default();
+                    asked.lock().expect("lock").push(token.clone());
+                    let answer = opaque.lock().expect("lock").get(&token).cloned();
+                    Ok(axum::Json(answer.unwrap_or(json!({"active": false}))))
+                }
+            }
+        };
         let (k, u, base) = (keys.clone(), up.clone(), url.clone());
         let certs = {
             let u = u.clone();
@@ -99,10 +131,17 @@ impl Issuer {
                 }),
             )
             .route("/jwks", axum::routing::get(certs.clone()))
+            .route("/introspect", axum::routing::post(introspect))
             // Where Cloudflare Access serves a team's keys.
             .route("/cdn-cgi/access/certs", axum::routing::get(certs));
         tokio::spawn(async move { axum::serve(listener, app).await.expect("serves") });
-        Self { url, keys, up }
+        Self {
+            url,
+            keys,
+            up,
+            opaque,
+            asked,
+        }
     }
 }
 
@@ -734,4 +773,119 @@ async fn a_session_continued_with_more_scopes_hears_that_its_tools_changed() {
         tools(listed.text().await.expect("body")),
         "the write now shows"
     );
+}
+
+/// Opaque tokens are checked with the authorization server's
+/// introspection endpoint (RFC 7662): an active one for this resource is
+/// its person's agent; an inactive one, or one for another resource, is
+/// refused; a flaregate key is never sent there; while the server is down
+/// a token it has not answered for is a 503, and one it answered for
+/// lately still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opaque_tokens_are_introspected_and_flaregate_keys_never_leave() {
+    let issuer = Issuer::start(Vec::new()).await;
+    let active = |extra: Value| {
+        let mut claims = json!({
+            "active": true, "iss": issuer.url, "aud": RESOURCE, "sub": "alice",
+            "email": "alice@example.com", "groups": ["sre"], "client_id": "claude-test",
+            "scope": "flaregate:read flaregate:write", "exp": now() + 300,
+        });
+        for (name, value) in extra.as_object().expect("object") {
+            claims[name] = value.clone();
+        }
+        claims
+    };
+    issuer.opaque.lock().expect("lock").extend([
+        ("opaque-alice".to_string(), active(json!({}))),
+        ("opaque-bob".to_string(), active(json!({"sub": "bob", "email": "bob@example.com"}))),
+        ("opaque-elsewhere".to_string(), active(json!({"aud": "https://other.test/mcp"}))),
+        ("opaque-expired".to_string(), active(json!({"exp": now() - 600}))),
+    ]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[[agent]]\nid = \"sre\"\nzones = [\"example.com\"]\ngrants = { dns = \"full\" }\n[agent.oauth]\ngroups = [\"sre\"]\n",
+    )
+    .expect("policy");
+    let config = dir.path().join("flaregate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[auth.oauth]\nissuers = [\"{0}\"]\nresource = \"{RESOURCE}\"\n\
+             introspection_endpoint = \"{0}/introspect\"\nintrospection_client_id = \"flaregate\"\n",
+            issuer.url
+        ),
+    )
+    .expect("config");
+    let (config, policy) = (
+        config.to_str().expect("utf-8"),
+        policy.to_str().expect("utf-8"),
+    );
+
+    // Without the client secret in the environment, nothing starts.
+    let check = std::process::Command::new(common::BIN)
+        .args(["check", "--sandbox", "--config", config, "--policies", policy])
+        .env_remove("FLAREGATE_OAUTH_CLIENT_SECRET")
+        .output()
+        .expect("runs");
+    assert!(!check.status.success());
+    assert!(
+        String::from_utf8_lossy(&check.stderr).contains("FLAREGATE_OAUTH_CLIENT_SECRET"),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let server = ServerProcess::start(
+        &["--sandbox", "--config", config, "--policies", policy],
+        &[("FLAREGATE_OAUTH_CLIENT_SECRET", "s3cret")],
+    );
+    let mcp = server.mcp_url.clone();
+    let client = common::connect_http(&mcp, Some("opaque-alice")).await;
+    let tools = client.list_all_tools().await.expect("tools");
+    assert!(tools.iter().any(|t| t.name == "create_dns_record"));
+    let listed = common::call(
+        &client,
+        "list_dns_records",
+        json!({"zone_id": flaregate::sandbox::EXAMPLE_COM}),
+    )
+    .await;
+    assert_eq!(listed.is_error, Some(false), "{}", common::text(&listed));
+    let rows = server.audit_rows();
+    let row = rows.last().expect("a row");
+    assert!(
+        row.summary
+            .starts_with("alice@example.com via client claude-test as sre was allowed"),
+        "{}",
+        row.summary
+    );
+    drop(client);
+
+    for (token, what) in [
+        ("opaque-revoked", "inactive"),
+        ("opaque-elsewhere", "for another resource"),
+        ("opaque-expired", "expired"),
+    ] {
+        let refused = post(&mcp, Some(token)).await;
+        assert_eq!(refused.status(), 401, "{what}");
+        let challenge = refused.headers()["www-authenticate"]
+            .to_str()
+            .expect("ascii")
+            .to_string();
+        assert!(challenge.contains("invalid_token"), "{what}: {challenge}");
+    }
+
+    // A flaregate key the policy does not know is refused here, not sent.
+    let (stray_key, _) = flaregate::policy::new_key();
+    assert_eq!(post(&mcp, Some(&stray_key)).await.status(), 401);
+    assert!(
+        !issuer.asked.lock().expect("lock").contains(&stray_key),
+        "a flaregate key reached the authorization server"
+    );
+
+    // The server down: alice's answer is still kept; bob's was never had.
+    *issuer.up.lock().expect("lock") = false;
+    assert_eq!(post(&mcp, Some("opaque-alice")).await.status(), 200);
+    let unchecked = post(&mcp, Some("opaque-bob")).await;
+    assert_eq!(unchecked.status(), 503);
 }

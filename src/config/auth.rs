@@ -34,7 +34,38 @@ pub struct OAuthSettings {
     pub key_refresh_secs: u64,
     /// Where the keys are, when the issuer has no discovery document.
     pub jwks_uri: Option<String>,
+    /// Where opaque (non-JWT) tokens are checked (RFC 7662), if anywhere.
+    pub introspection: Option<Introspection>,
 }
+
+/// The authorization server's introspection endpoint and flaregate's
+/// client credentials for it (the secret from the environment only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Introspection {
+    pub endpoint: String,
+    pub client_id: String,
+    pub secret: Secret,
+}
+
+/// A secret that is never printed (`{:?}` shows that it is set).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+/// The environment variable holding flaregate's client secret for the
+/// introspection endpoint.
+pub const CLIENT_SECRET_VARIABLE: &str = "FLAREGATE_OAUTH_CLIENT_SECRET";
 
 /// flaregate behind Cloudflare Access: the team whose assertions
 /// (`Cf-Access-Jwt-Assertion`) are taken, and the application's audience tag.
@@ -65,6 +96,7 @@ impl AccessSettings {
             leeway_secs,
             key_refresh_secs: 30,
             jwks_uri: Some(format!("{team}/cdn-cgi/access/certs")),
+            introspection: None,
         }
     }
 }
@@ -104,6 +136,8 @@ pub(super) struct RawOAuth {
     leeway_secs: Option<u64>,
     key_refresh_secs: Option<u64>,
     jwks_uri: Option<String>,
+    introspection_endpoint: Option<String>,
+    introspection_client_id: Option<String>,
 }
 
 /// `[auth.oauth]` checked: issuers and resource are URLs (https, or http
@@ -131,6 +165,11 @@ pub(super) fn oauth_settings(raw: RawOAuth) -> Result<OAuthSettings, String> {
             ));
         }
     }
+    let introspection = introspection(
+        raw.introspection_endpoint.as_deref(),
+        raw.introspection_client_id.as_deref(),
+        url_ok,
+    )?;
     let algorithms = raw.algorithms.unwrap_or_else(|| {
         vec![
             "RS256".into(),
@@ -186,7 +225,42 @@ pub(super) fn oauth_settings(raw: RawOAuth) -> Result<OAuthSettings, String> {
         leeway_secs: raw.leeway_secs.unwrap_or(60),
         key_refresh_secs: raw.key_refresh_secs.unwrap_or(30).max(1),
         jwks_uri: raw.jwks_uri,
+        introspection,
     })
+}
+
+/// The introspection endpoint and client, both given or neither, with the
+/// secret in the environment.
+fn introspection(
+    endpoint: Option<&str>,
+    client_id: Option<&str>,
+    url_ok: impl Fn(&str) -> bool,
+) -> Result<Option<Introspection>, String> {
+    let (endpoint, client_id) = match (endpoint, client_id) {
+        (None, None) => return Ok(None),
+        (Some(endpoint), Some(client_id)) => (endpoint, client_id),
+        _ => {
+            return Err(
+                "auth.oauth: give introspection_endpoint and introspection_client_id together"
+                    .into(),
+            );
+        }
+    };
+    if !url_ok(endpoint) {
+        return Err(format!(
+            "auth.oauth.introspection_endpoint: `{endpoint}` is not an https:// URL (http:// only on loopback)"
+        ));
+    }
+    let secret = super::env_value(CLIENT_SECRET_VARIABLE).ok_or_else(|| {
+        format!(
+            "auth.oauth.introspection_endpoint needs flaregate's client secret in {CLIENT_SECRET_VARIABLE}"
+        )
+    })?;
+    Ok(Some(Introspection {
+        endpoint: endpoint.to_string(),
+        client_id: client_id.to_string(),
+        secret: Secret(secret),
+    }))
 }
 
 /// A URL as resource indicators compare it: lowercase scheme and host, no

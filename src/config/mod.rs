@@ -12,7 +12,10 @@ use crate::cloudflare::{DEFAULT_BASE_URL, RateSpec};
 
 mod auth;
 
-pub use auth::{AccessSettings, OAUTH_ALGORITHMS, OAuthSettings, canonical_url};
+pub use auth::{
+    AccessSettings, CLIENT_SECRET_VARIABLE, Introspection, OAUTH_ALGORITHMS, OAuthSettings, Secret,
+    canonical_url,
+};
 use auth::{RawAuth, oauth_settings};
 
 /// The file looked for when `--config` is not given.

@@ -6,6 +6,7 @@
 //! times with a small leeway — and never passed on: Cloudflare only ever
 //! sees flaregate's own token.
 
+mod introspect;
 mod jwks;
 mod scopes;
 
@@ -73,12 +74,18 @@ impl Identity {
 pub struct Validator {
     settings: OAuthSettings,
     keys: Keys,
+    /// Where opaque tokens are checked, if anywhere.
+    introspector: Option<introspect::Introspector>,
 }
 
 impl Validator {
     pub fn new(settings: OAuthSettings) -> Self {
         Self {
             keys: Keys::new(std::time::Duration::from_secs(settings.key_refresh_secs)),
+            introspector: settings
+                .introspection
+                .clone()
+                .map(introspect::Introspector::new),
             settings,
         }
     }
@@ -87,17 +94,32 @@ impl Validator {
         &self.settings
     }
 
-    /// Whether `token` has a JWT's three parts (else it is a flaregate key).
+    /// Whether `token` has a JWT's three parts.
     pub fn looks_like_jwt(token: &str) -> bool {
         token.split('.').count() == 3
+    }
+
+    /// Whether a bearer that is no flaregate key is this validator's to
+    /// check: a JWT, or any other token where opaque ones are introspected
+    /// (never one shaped like a flaregate key: that is not sent out).
+    pub fn takes(&self, token: &str) -> bool {
+        Self::looks_like_jwt(token)
+            || (self.introspector.is_some() && !token.starts_with(crate::policy::KEY_PREFIX))
     }
 
     /// The token's claims, once every check has passed.
     pub async fn validate(&self, token: &str) -> Result<Identity, TokenError> {
         if !Self::looks_like_jwt(token) {
-            return Err(TokenError::Malformed(
-                "the bearer token is not a JWT access token".into(),
-            ));
+            return match &self.introspector {
+                Some(introspector) if self.takes(token) => {
+                    let claims = introspector.claims(token).await?;
+                    self.check_introspected(&claims)?;
+                    Ok(Identity { claims })
+                }
+                _ => Err(TokenError::Malformed(
+                    "the bearer token is not a JWT access token".into(),
+                )),
+            };
         }
         let invalid = |why: String| TokenError::Invalid(why);
         let header = jsonwebtoken::decode_header(token).map_err(|e| {
@@ -147,9 +169,7 @@ impl Validator {
             .map_err(|e| invalid(format!("the token does not hold: {e}")))?
             .claims;
         self.check_audience(&claims)?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = now();
         if claims
             .get("iat")
             .and_then(Value::as_u64)
@@ -158,6 +178,28 @@ impl Validator {
             return Err(invalid("the token was issued in the future".into()));
         }
         Ok(Identity { claims })
+    }
+
+    /// An introspection answer's claims, checked as a JWT's are: its
+    /// issuer (when it names one) and audience (which it must name)
+    /// accepted, its times valid.
+    fn check_introspected(&self, claims: &Map<String, Value>) -> Result<(), TokenError> {
+        let invalid = |why: String| TokenError::Invalid(why);
+        if let Some(issuer) = claims.get("iss").and_then(Value::as_str)
+            && !self.settings.issuers.iter().any(|i| i == issuer)
+        {
+            return Err(invalid(format!("tokens from `{issuer}` are not accepted")));
+        }
+        self.check_audience(claims)?;
+        let (now, leeway) = (now(), self.settings.leeway_secs);
+        let time = |name: &str| claims.get(name).and_then(Value::as_u64);
+        if time("exp").is_some_and(|exp| exp + leeway <= now) {
+            return Err(invalid("the token has expired".into()));
+        }
+        if time("nbf").is_some_and(|nbf| nbf > now + leeway) {
+            return Err(invalid("the token is not valid yet".into()));
+        }
+        Ok(())
     }
 
     fn check_audience(&self, claims: &Map<String, Value>) -> Result<(), TokenError> {
@@ -254,4 +296,11 @@ fn unverified_issuer(token: &str, alg: Algorithm) -> Result<String, TokenError> 
         .and_then(Value::as_str)
         .map(str::to_string)
         .ok_or_else(|| TokenError::Invalid("the token names no issuer (iss)".into()))
+}
+
+/// Seconds since the epoch.
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

@@ -24,10 +24,14 @@ impl Policy {
 }
 
 /// A new random key (256 bits, hex) and its SHA-256, for `keygen`.
+/// How every flaregate key begins (so one is never taken for an OAuth
+/// token and sent to an authorization server).
+pub const KEY_PREFIX: &str = "fgk_";
+
 pub fn new_key() -> (String, String) {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).expect("the OS random source is available");
-    let key = format!("fgk_{}", hex::encode(bytes));
+    let key = format!("{KEY_PREFIX}{}", hex::encode(bytes));
     let hash = sha256_hex(&key);
     (key, hash)
 }

@@ -24,7 +24,7 @@ pub use decide::{Denial, DenyKind, Verdict};
 pub use engine::Engine;
 pub use file::{Approver, AuthMode, Level, Limits, Snapshots, ToolMode, ToolSetting, json_schema};
 pub use freshness::{Freshness, OnReloadError, ReloadFailure};
-pub use identity::{BadAgentId, check_agent_id, new_key, sha256_hex};
+pub use identity::{BadAgentId, KEY_PREFIX, check_agent_id, new_key, sha256_hex};
 pub use load::{PolicyError, Problem, compile, policy_files};
 pub use model::{Agent, Constraint, Policy, TYPED_LISTING_MAX_BYTES};
 pub use scope::{Directory, Scope, ScopeRef, describe_target};

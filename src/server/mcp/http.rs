@@ -225,7 +225,7 @@ async fn identify(
         (_, bearer) => match bearer {
             Some(key) => match (policy.agent_for_key(key), &guard.oauth) {
                 (Some(agent), _) => Some(Caller::agent(&agent.id)),
-                (None, Some(validator)) if Validator::looks_like_jwt(key) => {
+                (None, Some(validator)) if validator.takes(key) => {
                     match sign_in::agent_for_token(validator, policy, key, guard.gateway.metrics())
                         .await
                     {
