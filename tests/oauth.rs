@@ -797,9 +797,18 @@ async fn opaque_tokens_are_introspected_and_flaregate_keys_never_leave() {
     };
     issuer.opaque.lock().expect("lock").extend([
         ("opaque-alice".to_string(), active(json!({}))),
-        ("opaque-bob".to_string(), active(json!({"sub": "bob", "email": "bob@example.com"}))),
-        ("opaque-elsewhere".to_string(), active(json!({"aud": "https://other.test/mcp"}))),
-        ("opaque-expired".to_string(), active(json!({"exp": now() - 600}))),
+        (
+            "opaque-bob".to_string(),
+            active(json!({"sub": "bob", "email": "bob@example.com"})),
+        ),
+        (
+            "opaque-elsewhere".to_string(),
+            active(json!({"aud": "https://other.test/mcp"})),
+        ),
+        (
+            "opaque-expired".to_string(),
+            active(json!({"exp": now() - 600})),
+        ),
     ]);
     let dir = tempfile::tempdir().expect("tempdir");
     let policy = dir.path().join("policy.toml");
@@ -825,7 +834,14 @@ async fn opaque_tokens_are_introspected_and_flaregate_keys_never_leave() {
 
     // Without the client secret in the environment, nothing starts.
     let check = std::process::Command::new(common::BIN)
-        .args(["check", "--sandbox", "--config", config, "--policies", policy])
+        .args([
+            "check",
+            "--sandbox",
+            "--config",
+            config,
+            "--policies",
+            policy,
+        ])
         .env_remove("FLAREGATE_OAUTH_CLIENT_SECRET")
         .output()
         .expect("runs");
@@ -836,9 +852,14 @@ async fn opaque_tokens_are_introspected_and_flaregate_keys_never_leave() {
         String::from_utf8_lossy(&check.stderr)
     );
 
-    let server = ServerProcess::start(
+    let log = dir.path().join("server.log");
+    let server = ServerProcess::start_logging_to(
         &["--sandbox", "--config", config, "--policies", policy],
-        &[("FLAREGATE_OAUTH_CLIENT_SECRET", "s3cret")],
+        &[
+            ("FLAREGATE_OAUTH_CLIENT_SECRET", "s3cret"),
+            ("RUST_LOG", "info"),
+        ],
+        &log,
     );
     let mcp = server.mcp_url.clone();
     let client = common::connect_http(&mcp, Some("opaque-alice")).await;
@@ -859,6 +880,22 @@ async fn opaque_tokens_are_introspected_and_flaregate_keys_never_leave() {
         "{}",
         row.summary
     );
+    // A refusal's log line names the person beside the agent.
+    let denied = common::call(
+        &client,
+        "list_dns_records",
+        json!({"zone_id": flaregate::sandbox::EXAMPLE_ORG}),
+    )
+    .await;
+    assert_eq!(denied.is_error, Some(true));
+    let logged = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        logged.lines().any(|line| line.contains("call denied")
+            && line.contains("agent=sre")
+            && line.contains("person=alice@example.com via client claude-test")),
+        "{logged}"
+    );
+    assert!(!logged.contains("s3cret"), "the client secret was logged");
     drop(client);
 
     for (token, what) in [

@@ -54,8 +54,7 @@ impl Introspector {
         let mut claims = self.ask(token).await?;
         if claims.remove("active") != Some(Value::Bool(true)) {
             return Err(TokenError::Invalid(
-                "the authorization server says the token is not active (expired or revoked)"
-                    .into(),
+                "the authorization server says the token is not active (expired or revoked)".into(),
             ));
         }
         let lives = claims
@@ -84,15 +83,17 @@ impl Introspector {
         let answer = self
             .http
             .post(&self.settings.endpoint)
-            .basic_auth(&self.settings.client_id, Some(self.settings.secret.expose()))
+            .basic_auth(
+                &self.settings.client_id,
+                Some(self.settings.secret.expose()),
+            )
             .header("accept", "application/json")
             .form(&[("token", token), ("token_type_hint", "access_token")])
             .send()
             .await
             .map_err(|e| unavailable(e.without_url().to_string()))?;
         let status = answer.status();
-        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN
-        {
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
             return Err(unavailable(format!(
                 "it refused flaregate's client credentials ({status}): check introspection_client_id and the secret"
             )));

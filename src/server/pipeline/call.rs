@@ -46,6 +46,13 @@ pub(super) struct Call<'a> {
 }
 
 impl<'a> Call<'a> {
+    /// Who signed in as the agent, for log lines ("-" for a key).
+    pub(super) fn who(&self) -> std::borrow::Cow<'_, str> {
+        self.person
+            .as_deref()
+            .map_or("-".into(), crate::text::escape)
+    }
+
     pub(super) fn new(
         policy: &'a Policy,
         agent: &'a Agent,

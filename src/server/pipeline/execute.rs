@@ -140,7 +140,8 @@ fn answer_of(call: &Call<'_>, answer: Result<Visible, CloudflareError>) -> Answe
         Err(error) if error.status() == Some(403) => {
             // Not the agent's doing: the token flaregate holds lacks it.
             tracing::warn!(
-                agent = %call.agent.id, tool = %endpoint.tool, permission = %endpoint.permission,
+                agent = %call.agent.id, person = %call.who(), tool = %endpoint.tool,
+                permission = %endpoint.permission,
                 "Cloudflare refused a call: the token lacks a permission"
             );
             Answer::refused(format!(

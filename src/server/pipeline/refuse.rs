@@ -92,8 +92,8 @@ impl Services {
             return Ok(());
         }
         tracing::info!(
-            agent = %agent.id, tool = %text::clip(&call.tool, 64), kind = denial.kind.as_str(),
-            reason = %text::escape(&denial.reason), "call denied"
+            agent = %agent.id, person = %call.who(), tool = %text::clip(&call.tool, 64),
+            kind = denial.kind.as_str(), reason = %text::escape(&denial.reason), "call denied"
         );
         let record = if decision == Decision::Preview {
             let reason = format!("would be denied: {}", denial.reason);

@@ -95,7 +95,7 @@ impl Services {
                 "snapshots = required",
             )),
             Err(problem) => {
-                tracing::warn!(agent = %call.agent.id, tool = %call.tool, %problem, "a write goes on without a snapshot: it cannot be undone");
+                tracing::warn!(agent = %call.agent.id, person = %call.who(), tool = %call.tool, %problem, "a write goes on without a snapshot: it cannot be undone");
                 call.note(&format!("no snapshot: {problem}"));
                 Ok(None)
             }
