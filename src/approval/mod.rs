@@ -161,6 +161,11 @@ impl Approvals {
         answered.map_err(Refused::Store)?
     }
 
+    /// The `limit` requests decided last, newest first.
+    pub fn recent(&self, limit: usize) -> Result<Vec<Approval>, StoreFailed> {
+        self.store.with(|db| db.recent(limit))
+    }
+
     /// Decisions made on the host that the audit chain does not have yet,
     /// oldest first.
     pub fn unrecorded(&self) -> Result<Vec<Approval>, StoreFailed> {

@@ -182,6 +182,15 @@ impl Session {
         )
     }
 
+    /// The `limit` requests decided last, newest first.
+    pub fn recent(&mut self, limit: usize) -> Result<Vec<Approval>, StoreFailed> {
+        self.select(
+            "SELECT * FROM approvals WHERE decided_ms IS NOT NULL
+             ORDER BY decided_ms DESC LIMIT ?",
+            &[Param::Int(limit.min(1_000) as i64)],
+        )
+    }
+
     /// Decisions the audit chain does not have yet, oldest first.
     pub fn unrecorded(&mut self) -> Result<Vec<Approval>, StoreFailed> {
         self.select(

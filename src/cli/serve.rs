@@ -206,7 +206,12 @@ pub(super) async fn run(args: ServeArgs) -> Outcome {
             )
             .await?;
             let url = listener.url("");
-            tokio::spawn(http::admin(gateway.clone(), listener, shutdown.clone()));
+            tokio::spawn(http::admin(
+                gateway.clone(),
+                listener,
+                config.operators.clone(),
+                shutdown.clone(),
+            ));
             Some(url)
         }
         None => None,

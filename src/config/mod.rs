@@ -11,12 +11,15 @@ use crate::audit::{AuditFiles, Durability};
 use crate::cloudflare::{DEFAULT_BASE_URL, RateSpec};
 
 mod auth;
+mod console;
 
 pub use auth::{
     AccessSettings, CLIENT_SECRET_VARIABLE, Introspection, OAUTH_ALGORITHMS, OAuthSettings, Secret,
     canonical_url,
 };
 use auth::{RawAuth, oauth_settings};
+use console::RawConsole;
+pub use console::{Operator, Role};
 
 /// The file looked for when `--config` is not given.
 pub const DEFAULT_FILE: &str = "flaregate.toml";
@@ -36,6 +39,9 @@ pub struct Config {
     pub http: HttpSettings,
     /// Where `/health`, `/ready` and `/metrics` are served; none if unset.
     pub admin_listen: Option<SocketAddr>,
+    /// The people who may use the console (served on the admin listener
+    /// when any are named).
+    pub operators: Vec<Operator>,
     /// Where call spans go (OTLP/HTTP traces URL); none if unset.
     pub otlp_endpoint: Option<String>,
     /// While a policy reload has failed: keep the older policy in force
@@ -109,6 +115,8 @@ struct RawConfig {
     policy: RawPolicySettings,
     #[serde(default)]
     auth: RawAuth,
+    #[serde(default)]
+    console: RawConsole,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -212,6 +220,7 @@ impl Config {
             .map(oauth_settings)
             .transpose()
             .map_err(invalid)?;
+        let operators = console::operators(raw.console).map_err(invalid)?;
         let cloudflare_access = match raw.auth.cloudflare_access {
             Some(access) => {
                 let ok = url::Url::parse(&access.team_domain).is_ok_and(|u| {
@@ -282,6 +291,7 @@ impl Config {
                 cloudflare_access,
             },
             admin_listen: raw.admin.listen,
+            operators,
             otlp_endpoint: raw.telemetry.otlp_endpoint,
             on_reload_error: raw.policy.on_reload_error,
             folder: base,

@@ -21,16 +21,21 @@ use crate::server::Gateway;
 const AUDIT_WAIT: Duration = Duration::from_secs(1);
 
 /// Serves the admin routes until `shutdown` is cancelled.
+/// The console is served beside them when `operators` names anyone.
 pub async fn serve(
     gateway: Arc<Gateway>,
     listener: crate::server::listen::Listening,
+    operators: Vec<crate::config::Operator>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/health", get(|| async { "ok\n" }))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
-        .with_state(gateway);
+        .with_state(gateway.clone());
+    if !operators.is_empty() {
+        app = app.merge(super::console::routes(gateway, operators));
+    }
     listener.serve(app, shutdown).await
 }
 

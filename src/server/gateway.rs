@@ -76,6 +76,11 @@ impl Gateway {
             .map(|(approvals, _)| approvals)
     }
 
+    /// Where the audit log is (the console reads rows from it).
+    pub fn audit_db(&self) -> &crate::audit::Database {
+        &self.services.audit_db
+    }
+
     /// The audit log (for `/ready` and the queue depth).
     pub fn audit(&self) -> &AuditLog {
         &self.services.audit

@@ -5,6 +5,7 @@
 //! rmcp type. `mcp` calls `pipeline`, never the reverse.
 
 pub mod admin;
+mod console;
 mod gateway;
 pub mod listen;
 pub mod mcp;

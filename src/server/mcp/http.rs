@@ -68,9 +68,15 @@ pub fn check_listener(policy: &Policy, addr: SocketAddr) -> Result<(), String> {
     Ok(())
 }
 
-/// Serves the admin routes until `shutdown` is cancelled (errors logged).
-pub async fn admin(gateway: Arc<Gateway>, listener: Listening, shutdown: CancellationToken) {
-    if let Err(error) = crate::server::admin::serve(gateway, listener, shutdown).await {
+/// Serves the admin routes (and the console, when `operators` names
+/// anyone) until `shutdown` is cancelled (errors logged).
+pub async fn admin(
+    gateway: Arc<Gateway>,
+    listener: Listening,
+    operators: Vec<crate::config::Operator>,
+    shutdown: CancellationToken,
+) {
+    if let Err(error) = crate::server::admin::serve(gateway, listener, operators, shutdown).await {
         tracing::error!(%error, "the admin listener stopped");
     }
 }

@@ -1,0 +1,165 @@
+//! The operator's console, under `/console` on the admin listener, on when
+//! flaregate.toml names operators (`[[console.operator]]`): the access
+//! matrix, the log (live), the approvals inbox. Server-rendered: every
+//! value goes through maud, which escapes it (agents write much of what
+//! the console shows); one small script of its own appends live rows and
+//! nothing is fetched from elsewhere; the pages read with JavaScript off.
+
+mod access;
+mod approvals;
+mod guard;
+mod log;
+mod page;
+
+use std::sync::Arc;
+
+use axum::Form;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use maud::html;
+use serde::Deserialize;
+
+use crate::audit::{Entry, Filter};
+use crate::config::Operator;
+use crate::server::Gateway;
+use guard::{Sessions, Signed};
+use page::{Tab, page, secured};
+
+/// What the console's pages share.
+pub(crate) struct Console {
+    gateway: Arc<Gateway>,
+    operators: Vec<Operator>,
+    sessions: Sessions,
+}
+
+impl Console {
+    /// The audit rows `filter` selects, read off the runtime.
+    async fn read(&self, filter: Filter) -> Result<Vec<Entry>, String> {
+        let db = self.gateway.audit_db().clone();
+        tokio::task::spawn_blocking(move || {
+            crate::audit::read(&db, &filter).map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()))
+    }
+}
+
+/// The console's routes, for the admin listener.
+pub(crate) fn routes(gateway: Arc<Gateway>, operators: Vec<Operator>) -> Router {
+    let console = Arc::new(Console {
+        gateway,
+        operators,
+        sessions: Sessions::default(),
+    });
+    Router::new()
+        .route("/console", get(access::show))
+        .route("/console/login", get(login_page).post(login))
+        .route("/console/logout", post(logout))
+        .route("/console/log", get(log::show))
+        .route("/console/log/stream", get(log::stream))
+        .route("/console/log/{id}", get(log::row))
+        .route("/console/approvals", get(approvals::show))
+        .route("/console/approvals/{id}", post(approvals::decide))
+        .route("/console/static/console.css", get(stylesheet))
+        .route("/console/static/console.js", get(script))
+        .with_state(console)
+}
+
+async fn login_page() -> Response {
+    sign_in_form(StatusCode::OK, None)
+}
+
+fn sign_in_form(status: StatusCode, problem: Option<&str>) -> Response {
+    let body = html! {
+        @if let Some(problem) = problem {
+            p.problem role="alert" { (problem) }
+        }
+        form.signin method="post" action="/console/login" {
+            label for="key" { "Your operator key" }
+            input #key type="password" name="key" autocomplete="current-password" required autofocus;
+            button type="submit" { "Sign in" }
+        }
+        p.note { "An operator's key is made with " code { "flaregate keygen" } " and its hash named in flaregate.toml under " code { "[[console.operator]]" } "." }
+    };
+    let mut response = page("Sign in", Tab::SignIn, None, body);
+    *response.status_mut() = status;
+    response
+}
+
+#[derive(Deserialize)]
+struct SignIn {
+    #[serde(default)]
+    key: String,
+}
+
+async fn login(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Form(form): Form<SignIn>,
+) -> Response {
+    if !guard::same_origin(&headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            "refused: sign in from the console's own page",
+        )
+            .into_response();
+    }
+    let Some(operator) = guard::operator_for_key(&console.operators, &form.key) else {
+        tracing::warn!("a console sign-in with a key that is no operator's");
+        return sign_in_form(StatusCode::UNAUTHORIZED, Some("That key is no operator's."));
+    };
+    tracing::info!(operator = %operator.id, role = operator.role.as_str(), "signed in to the console");
+    let cookie = console.sessions.open(operator);
+    let mut response = Redirect::to("/console").into_response();
+    if let Ok(value) = header::HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    secured(response)
+}
+
+#[derive(Deserialize)]
+struct SignOut {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn logout(
+    State(console): State<Arc<Console>>,
+    signed: Signed,
+    headers: HeaderMap,
+    Form(form): Form<SignOut>,
+) -> Response {
+    if let Err(refused) = signed.may_change(&headers, &form.csrf, crate::config::Role::Viewer) {
+        return refused.into_response();
+    }
+    console.sessions.close(&headers);
+    let mut response = Redirect::to("/console/login").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        header::HeaderValue::from_static(
+            "flaregate_console=; Path=/console; HttpOnly; Secure; SameSite=Strict; Max-Age=0",
+        ),
+    );
+    response
+}
+
+async fn stylesheet() -> Response {
+    let mut response = include_str!("static/console.css").into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/css"),
+    );
+    response
+}
+
+async fn script() -> Response {
+    let mut response = include_str!("static/console.js").into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/javascript"),
+    );
+    response
+}

@@ -1,0 +1,25 @@
+// flaregate console: appends log rows as they are written (server-sent
+// events). Rows are set with textContent only: never parsed as HTML.
+"use strict";
+(function () {
+  const body = document.querySelector("#log tbody");
+  if (!body || !window.EventSource) {
+    return;
+  }
+  const table = document.getElementById("log");
+  const query = new URLSearchParams(window.location.search);
+  query.set("after", table.dataset.last || "0");
+  const source = new EventSource("/console/log/stream?" + query.toString());
+  source.addEventListener("row", function (event) {
+    const row = JSON.parse(event.data);
+    const line = document.createElement("tr");
+    line.className = "decision " + String(row.decision);
+    for (const key of ["id", "ts", "agent", "decision", "tool", "summary"]) {
+      const cell = document.createElement("td");
+      cell.textContent = String(row[key] === undefined ? "" : row[key]);
+      line.appendChild(cell);
+    }
+    body.appendChild(line);
+    table.dataset.last = String(row.id);
+  });
+})();

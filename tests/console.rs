@@ -1,0 +1,375 @@
+//! The operator's console on the admin listener, through real HTTP: off
+//! unless operators are named; sign-in with an operator key into an
+//! `HttpOnly; Secure; SameSite=Strict` session; the access matrix; the log,
+//! where what agents wrote renders inert under a strict CSP, and new rows
+//! stream live; the approvals inbox, where a change without the form
+//! token, from another origin or by a viewer is refused and changes
+//! nothing, and an approver's decision lets the agent's retried call
+//! through and is in the chain under the operator's name.
+
+mod common;
+
+use common::{ServerProcess, call, text};
+use reqwest::StatusCode;
+use reqwest::redirect::Policy as Redirects;
+use serde_json::json;
+
+const COM: &str = "023e105f4ecef8ad9ca31a8372d0c353";
+const WWW: &str = "8ce0e8a8a7b7b3c1d0e9f8a7b6c5d4e3";
+
+const POLICY: &str = r#"
+[[agent]]
+id = "ops"
+zones = ["example.com"]
+grants = { dns = "full" }
+approve = ["delete_dns_record"]
+"#;
+
+struct Console {
+    server: ServerProcess,
+    admin: String,
+    http: reqwest::Client,
+    approver: String,
+    viewer: String,
+    _dir: tempfile::TempDir,
+}
+
+/// The server with one approver and one viewer named in flaregate.toml.
+fn start() -> Console {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (approver, approver_hash) = flaregate::policy::new_key();
+    let (viewer, viewer_hash) = flaregate::policy::new_key();
+    let config = dir.path().join("flaregate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[console.operator]]\nid = \"alice\"\nkey_sha256 = [\"{approver_hash}\"]\nrole = \"approver\"\n\n\
+             [[console.operator]]\nid = \"victor\"\nkey_sha256 = [\"{viewer_hash}\"]\nrole = \"viewer\"\n"
+        ),
+    )
+    .expect("config");
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, POLICY).expect("policy");
+    let server = ServerProcess::start(
+        &[
+            "--sandbox",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--policies",
+            policy.to_str().expect("utf-8"),
+            "--admin",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    let admin = server.admin_url.clone().expect("an admin listener");
+    Console {
+        server,
+        admin: admin.trim_end_matches('/').to_string(),
+        http: reqwest::Client::builder()
+            .redirect(Redirects::none())
+            .build()
+            .expect("client"),
+        approver,
+        viewer,
+        _dir: dir,
+    }
+}
+
+impl Console {
+    /// Signs in with `key`; the session cookie (`name=value`).
+    async fn sign_in(&self, key: &str) -> String {
+        let answer = self
+            .http
+            .post(format!("{}/console/login", self.admin))
+            .form(&[("key", key)])
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+        let cookie = answer.headers()["set-cookie"].to_str().expect("ascii");
+        for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/console"] {
+            assert!(cookie.contains(attribute), "{cookie}");
+        }
+        cookie.split(';').next().expect("name=value").to_string()
+    }
+
+    async fn page(
+        &self,
+        cookie: &str,
+        path: &str,
+    ) -> (StatusCode, reqwest::header::HeaderMap, String) {
+        let answer = self
+            .http
+            .get(format!("{}{path}", self.admin))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .expect("answers");
+        let (status, headers) = (answer.status(), answer.headers().clone());
+        (status, headers, answer.text().await.expect("body"))
+    }
+
+    /// Posts a decision on request `id` with these form fields and headers.
+    async fn decide(
+        &self,
+        cookie: &str,
+        id: &str,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> StatusCode {
+        let mut request = self
+            .http
+            .post(format!("{}/console/approvals/{id}", self.admin))
+            .header("cookie", cookie)
+            .form(form);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("answers").status()
+    }
+}
+
+/// The CSRF token on a page of the session.
+fn csrf(page: &str) -> String {
+    let at = page.find("name=\"csrf\" value=\"").expect("a form token") + 19;
+    page[at..at + 64].to_string()
+}
+
+#[tokio::test]
+async fn the_console_is_off_unless_operators_are_named() {
+    let server = ServerProcess::sandbox(&["--admin", "127.0.0.1:0"]);
+    let admin = server.admin_url.clone().expect("admin");
+    let answer = reqwest::get(format!("{}/console", admin.trim_end_matches('/')))
+        .await
+        .expect("answers");
+    assert_eq!(answer.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn operators_sign_in_and_see_access_and_the_log_with_agent_text_inert() {
+    let console = start();
+    // No session: to the sign-in page. A wrong key: refused.
+    let (status, headers, _) = console.page("", "/console").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers["location"], "/console/login");
+    let wrong = console
+        .http
+        .post(format!("{}/console/login", console.admin))
+        .form(&[("key", "fgk_0000")])
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(wrong.headers().get("set-cookie").is_none());
+    // From another site's page: refused before the key is looked at.
+    let forged = console
+        .http
+        .post(format!("{}/console/login", console.admin))
+        .header("origin", "https://evil.example")
+        .form(&[("key", console.viewer.as_str())])
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+
+    let cookie = console.sign_in(&console.viewer).await;
+    let (status, headers, access) = console.page(&cookie, "/console").await;
+    assert_eq!(status, StatusCode::OK);
+    let policy = headers["content-security-policy"].to_str().expect("ascii");
+    assert!(policy.contains("default-src 'none'") && policy.contains("script-src 'self'"));
+    assert!(!policy.contains("unsafe-inline"));
+    assert!(access.contains("victor (viewer)"), "{access}");
+    // The matrix: the agent, its zone, Full on DNS.
+    assert!(
+        access.contains(">ops</a>") && access.contains("example.com"),
+        "{access}"
+    );
+    assert!(
+        access.contains("<td class=\"level full\">Full</td>"),
+        "{access}"
+    );
+
+    // An agent writes markup and control characters into its arguments.
+    let ops = console.server.connect("ops").await;
+    let hostile = "<script>alert(1)</script>\u{1b}[31m\"><img src=x onerror=alert(2)>";
+    let created = call(
+        &ops,
+        "create_dns_record",
+        json!({"zone_id": COM, "type": "TXT", "name": "x.example.com", "content": hostile}),
+    )
+    .await;
+    assert_eq!(created.is_error, Some(false), "{}", text(&created));
+    let (_, _, log) = console.page(&cookie, "/console/log?agent=ops").await;
+    assert!(log.contains("create_dns_record"), "{log}");
+    let row = {
+        let at = log.find("href=\"/console/log/").expect("a row link") + 19;
+        log[at..].split('"').next().expect("id").to_string()
+    };
+    let (status, _, detail) = console.page(&cookie, &format!("/console/log/{row}")).await;
+    assert_eq!(status, StatusCode::OK);
+    for page in [&log, &detail] {
+        for raw in ["<script>alert", "<img src=x", "\u{1b}["] {
+            assert!(!page.contains(raw), "{raw:?} rendered live: {page}");
+        }
+        // The only script is the console's own file.
+        assert_eq!(page.matches("<script").count(), 1, "{page}");
+        assert!(page.contains("<script src=\"/console/static/console.js\""));
+    }
+    // Shown, as text: the arguments with the agent's markup escaped.
+    assert!(
+        detail.contains("&lt;script&gt;alert(1)&lt;/script&gt;")
+            && detail.contains("&lt;img src=x onerror=alert(2)&gt;"),
+        "{detail}"
+    );
+
+    // New rows stream as they are written.
+    let last: i64 = {
+        let at = log.find("data-last=\"").expect("data-last") + 11;
+        log[at..]
+            .split('"')
+            .next()
+            .expect("id")
+            .parse()
+            .expect("a number")
+    };
+    let mut stream = console
+        .http
+        .get(format!("{}/console/log/stream?after={last}", console.admin))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("a stream");
+    assert_eq!(stream.status(), StatusCode::OK);
+    let listed = call(&ops, "list_dns_records", json!({"zone_id": COM})).await;
+    assert_eq!(listed.is_error, Some(false));
+    let heard = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let mut seen = String::new();
+        while let Ok(Some(chunk)) = stream.chunk().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if seen.contains("list_dns_records") {
+                return seen;
+            }
+        }
+        seen
+    })
+    .await
+    .expect("a new row arrives");
+    assert!(heard.contains("event: row"), "{heard}");
+    // Without a session, no stream.
+    let (status, _, _) = console.page("", "/console/log/stream").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn an_approver_decides_in_the_console_and_forged_or_unentitled_changes_do_nothing() {
+    let console = start();
+    let ops = console.server.connect("ops").await;
+    let delete = |approval: Option<&str>| {
+        let mut args = json!({"zone_id": COM, "dns_record_id": WWW});
+        if let Some(id) = approval {
+            args["approval_id"] = json!(id);
+        }
+        args
+    };
+    let asked = call(&ops, "delete_dns_record", delete(None)).await;
+    assert_eq!(asked.is_error, Some(true));
+    let said = text(&asked);
+    let at = said.find("approval ").expect("an approval id") + 9;
+    let id = said[at..at + 32].to_string();
+
+    // The viewer sees it waiting, with no buttons, and may not decide.
+    let viewer = console.sign_in(&console.viewer).await;
+    let (_, _, inbox) = console.page(&viewer, "/console/approvals").await;
+    assert!(
+        inbox.contains(&id) && inbox.contains("Waiting (1)"),
+        "{inbox}"
+    );
+    assert!(!inbox.contains("value=\"approve\""), "{inbox}");
+    let token = csrf(&inbox);
+    let approve = [("csrf", token.as_str()), ("decision", "approve")];
+    assert_eq!(
+        console.decide(&viewer, &id, &approve, &[]).await,
+        StatusCode::FORBIDDEN
+    );
+
+    // The approver: without the form token, with another session's, or
+    // from another origin, nothing changes.
+    let approver = console.sign_in(&console.approver).await;
+    let (_, _, inbox) = console.page(&approver, "/console/approvals").await;
+    assert!(inbox.contains("value=\"approve\""), "{inbox}");
+    let token = csrf(&inbox);
+    for (form, headers, what) in [
+        (vec![("decision", "approve")], vec![], "no token"),
+        (
+            vec![
+                ("csrf", "0".repeat(64).leak() as &str),
+                ("decision", "approve"),
+            ],
+            vec![],
+            "a wrong token",
+        ),
+        (
+            vec![("csrf", token.as_str()), ("decision", "approve")],
+            vec![("origin", "https://evil.example")],
+            "another origin",
+        ),
+        (
+            vec![("csrf", token.as_str()), ("decision", "approve")],
+            vec![("sec-fetch-site", "cross-site")],
+            "a cross-site request",
+        ),
+    ] {
+        assert_eq!(
+            console.decide(&approver, &id, &form, &headers).await,
+            StatusCode::FORBIDDEN,
+            "{what}"
+        );
+    }
+    let retried = call(&ops, "delete_dns_record", delete(Some(&id))).await;
+    assert_eq!(
+        retried.is_error,
+        Some(true),
+        "still pending: {}",
+        text(&retried)
+    );
+    assert!(text(&retried).contains("waiting"), "{}", text(&retried));
+
+    // A real decision, from the console's own page.
+    let approve = [("csrf", token.as_str()), ("decision", "approve")];
+    let status = console
+        .decide(
+            &approver,
+            &id,
+            &approve,
+            &[("origin", console.admin.as_str())],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, inbox) = console.page(&approver, "/console/approvals").await;
+    assert!(
+        inbox.contains("Waiting (0)") && inbox.contains("alice (console)"),
+        "{inbox}"
+    );
+    let done = call(&ops, "delete_dns_record", delete(Some(&id))).await;
+    assert_eq!(done.is_error, Some(false), "{}", text(&done));
+
+    // The decision is in the chain under the operator's name.
+    let rows = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let rows = console.server.audit_rows();
+            if rows.iter().any(|r| r.decision == "approved") {
+                return rows;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the decision is recorded");
+    let decided = rows.iter().find(|r| r.decision == "approved").expect("row");
+    assert!(
+        decided.summary.contains("alice (console)"),
+        "{}",
+        decided.summary
+    );
+}
