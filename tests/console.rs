@@ -272,14 +272,38 @@ async fn an_approver_decides_in_the_console_and_forged_or_unentitled_changes_do_
         }
         args
     };
+    // An open inbox hears of a new request at once.
+    let viewer = console.sign_in(&console.viewer).await;
+    let mut changes = console
+        .http
+        .get(format!(
+            "{}/console/approvals/stream?pending=",
+            console.admin
+        ))
+        .header("cookie", &viewer)
+        .send()
+        .await
+        .expect("a stream");
     let asked = call(&ops, "delete_dns_record", delete(None)).await;
     assert_eq!(asked.is_error, Some(true));
     let said = text(&asked);
     let at = said.find("approval ").expect("an approval id") + 9;
     let id = said[at..at + 32].to_string();
+    let heard = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let mut seen = String::new();
+        while let Ok(Some(chunk)) = changes.chunk().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if seen.contains(&id) {
+                break;
+            }
+        }
+        seen
+    })
+    .await
+    .expect("the inbox hears of it");
+    assert!(heard.contains("event: changed"), "{heard}");
 
     // The viewer sees it waiting, with no buttons, and may not decide.
-    let viewer = console.sign_in(&console.viewer).await;
     let (_, _, inbox) = console.page(&viewer, "/console/approvals").await;
     assert!(
         inbox.contains(&id) && inbox.contains("Waiting (1)"),
@@ -371,5 +395,18 @@ async fn an_approver_decides_in_the_console_and_forged_or_unentitled_changes_do_
         decided.summary.contains("alice (console)"),
         "{}",
         decided.summary
+    );
+
+    // Health: the state, the agent's calls of the last hour, the chart.
+    let (status, _, health) = console.page(&viewer, "/console/health").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        health.contains("takes rows") && health.contains("answering"),
+        "{health}"
+    );
+    assert!(health.contains("<svg"), "{health}");
+    assert!(
+        health.contains("<th scope=\"row\">ops</th><td>1</td>"),
+        "one allowed call: {health}"
     );
 }

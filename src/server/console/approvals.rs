@@ -48,7 +48,7 @@ pub(super) async fn show(State(console): State<Arc<Console>>, signed: Signed) ->
             html! { p.problem role="alert" { "The approvals cannot be read: " (problem) } }
         }
         Ok((pending, recent)) => html! {
-            h2 { "Waiting (" (pending.len()) ")" }
+            h2 #inbox data-pending=(ids(&pending)) { "Waiting (" (pending.len()) ")" }
             @if pending.is_empty() {
                 p.note { "No request is waiting for a person." }
             }
@@ -79,6 +79,61 @@ pub(super) async fn show(State(console): State<Arc<Console>>, signed: Signed) ->
         },
     };
     page("Approvals", Tab::Approvals, Some(&signed), body)
+}
+
+/// The waiting requests' ids, as the page and its live stream compare them.
+fn ids(pending: &[Approval]) -> String {
+    pending
+        .iter()
+        .map(|a| a.id.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct Seen {
+    #[serde(default)]
+    pending: String,
+}
+
+/// A `changed` event (server-sent) once the waiting requests differ from
+/// those the page shows: the page then loads again.
+pub(super) async fn stream(
+    State(console): State<Arc<Console>>,
+    _signed: Signed,
+    axum::extract::Query(seen): axum::extract::Query<Seen>,
+) -> Response {
+    let Some(approvals) = console.gateway.approvals().cloned() else {
+        return (axum::http::StatusCode::NOT_FOUND, "no approvals here").into_response();
+    };
+    let changes =
+        futures_util::stream::unfold((approvals, seen.pending), |(approvals, seen)| async move {
+            loop {
+                tokio::time::sleep(super::POLL_EVERY).await;
+                let reader = approvals.clone();
+                let now = crate::audit::now_unix_ms();
+                let Ok(Ok(pending)) =
+                    tokio::task::spawn_blocking(move || reader.pending(now)).await
+                else {
+                    continue;
+                };
+                let current = ids(&pending);
+                if current != seen {
+                    let event = axum::response::sse::Event::default()
+                        .event("changed")
+                        .data(current.clone());
+                    return Some((
+                        Ok::<_, std::convert::Infallible>(event),
+                        (approvals, current),
+                    ));
+                }
+            }
+        });
+    super::page::secured(
+        axum::response::sse::Sse::new(changes)
+            .keep_alive(axum::response::sse::KeepAlive::default())
+            .into_response(),
+    )
 }
 
 /// One waiting request, with its decision buttons when `csrf` is given.

@@ -4,7 +4,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -21,8 +20,6 @@ use crate::audit::{Decision, Entry, Filter};
 
 /// How many rows a page shows.
 const ROWS: usize = 200;
-/// How often the live stream looks for new rows.
-const POLL_EVERY: Duration = Duration::from_secs(1);
 
 /// The filters, as the page's form sends them.
 #[derive(Debug, Default, Deserialize)]
@@ -234,7 +231,7 @@ fn rows_after(
                 let event = Event::default().event("row").data(data.to_string());
                 return Some((Ok(event), (console, filter, waiting)));
             }
-            tokio::time::sleep(POLL_EVERY).await;
+            tokio::time::sleep(super::POLL_EVERY).await;
             if let Ok(rows) = console.read(filter.clone()).await {
                 waiting = rows;
             }

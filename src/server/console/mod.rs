@@ -8,6 +8,7 @@
 mod access;
 mod approvals;
 mod guard;
+mod health;
 mod log;
 mod page;
 
@@ -27,6 +28,9 @@ use crate::config::Operator;
 use crate::server::Gateway;
 use guard::{Sessions, Signed};
 use page::{Tab, page, secured};
+
+/// How often a live page's stream looks for news.
+const POLL_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What the console's pages share.
 pub(crate) struct Console {
@@ -62,7 +66,9 @@ pub(crate) fn routes(gateway: Arc<Gateway>, operators: Vec<Operator>) -> Router 
         .route("/console/log/stream", get(log::stream))
         .route("/console/log/{id}", get(log::row))
         .route("/console/approvals", get(approvals::show))
+        .route("/console/approvals/stream", get(approvals::stream))
         .route("/console/approvals/{id}", post(approvals::decide))
+        .route("/console/health", get(health::show))
         .route("/console/static/console.css", get(stylesheet))
         .route("/console/static/console.js", get(script))
         .with_state(console)

@@ -17,6 +17,7 @@ pub(super) enum Tab {
     Access,
     Log,
     Approvals,
+    Health,
     SignIn,
 }
 
@@ -49,6 +50,7 @@ pub(super) fn page(title: &str, tab: Tab, signed: Option<&Signed>, body: Markup)
                             (link("/console", "Access", Tab::Access))
                             (link("/console/log", "Log", Tab::Log))
                             (link("/console/approvals", "Approvals", Tab::Approvals))
+                            (link("/console/health", "Health", Tab::Health))
                         }
                         form.signout method="post" action="/console/logout" {
                             input type="hidden" name="csrf" value=(signed.csrf);

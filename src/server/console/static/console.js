@@ -1,7 +1,19 @@
-// flaregate console: appends log rows as they are written (server-sent
-// events). Rows are set with textContent only: never parsed as HTML.
+// flaregate console: appends log rows as they are written, and reloads
+// the approvals inbox when it changes (server-sent events). Rows are set
+// with textContent only: never parsed as HTML.
 "use strict";
 (function () {
+  // The approvals inbox loads again when the waiting requests change.
+  const inbox = document.getElementById("inbox");
+  if (inbox && window.EventSource) {
+    const seen = new URLSearchParams({ pending: inbox.dataset.pending || "" });
+    const changes = new EventSource("/console/approvals/stream?" + seen.toString());
+    changes.addEventListener("changed", function () {
+      changes.close();
+      window.location.reload();
+    });
+  }
+
   const body = document.querySelector("#log tbody");
   if (!body || !window.EventSource) {
     return;
