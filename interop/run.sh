@@ -2,6 +2,7 @@
 # Interop: drive flaregate with clients we did not write.
 #  - the Python MCP SDK (mcp 2.3.0) over streamable HTTP and stdio, and its
 #    OAuth client against a real authorization server (oauth2-mock-server);
+#  - the operator's console in headless Chromium (Selenium, axe-core);
 #  - the official MCP conformance suite's protocol scenarios.
 # Usage: interop/run.sh [path/to/flaregate]   (default: target/debug/flaregate)
 set -euo pipefail
@@ -81,6 +82,20 @@ printf '[auth.oauth]\nissuers = ["%s"]\nresource = "http://127.0.0.1:%s/mcp"\n' 
 LISTEN=127.0.0.1:$PORT start_server "$WORK/oauth.out" --sandbox --config "$WORK/oauth/flaregate.toml" \
     --policies interop/oauth-policy.toml
 timeout 120 "$VENV/bin/python" interop/python_oauth.py "http://127.0.0.1:$PORT/mcp"
+
+echo "== The console in a real browser: headless Chromium (Debian), Selenium 4.27.1, axe-core 4.10.3"
+"$VENV/bin/pip" install --quiet --disable-pip-version-check selenium==4.27.1
+mkdir -p "$WORK/axe"
+(cd "$WORK/axe" && npm install --silent --no-audit --no-fund axe-core@4.10.3 >/dev/null)
+OPERATOR_KEY=$(python3 -c 'import secrets; print("fgk_" + secrets.token_hex(32))')
+OPERATOR_HASH=$(printf %s "$OPERATOR_KEY" | sha256sum | cut -d' ' -f1)
+printf '[[console.operator]]\nid = "alice"\nkey_sha256 = ["%s"]\nrole = "admin"\n' "$OPERATOR_HASH" >"$WORK/console.toml"
+start_server "$WORK/console.out" --sandbox --config "$WORK/console.toml" \
+    --policies interop/console-policy.toml --admin 127.0.0.1:0
+timeout 300 "$VENV/bin/python" interop/console_browser.py \
+    "$(field "admin:" "$WORK/console.out" | cut -d' ' -f1)" "$OPERATOR_KEY" \
+    "$(field "MCP:" "$WORK/console.out")" "$(field "key for ops:" "$WORK/console.out")" \
+    "$WORK/axe/node_modules/axe-core/axe.min.js" "${CONSOLE_SHOTS:-$WORK/shots}"
 
 echo "== MCP conformance suite (0.1.16)"
 start_server "$WORK/conformance.out" --sandbox --policies interop/conformance-policy.toml

@@ -331,6 +331,13 @@ fn announce(
     }
     if let Some(admin) = admin {
         lines.push(format!("  admin:       {admin}  (/health /ready /metrics)"));
+        if !config.operators.is_empty() {
+            lines.push(format!(
+                "  console:     {}/console  ({} operators)",
+                admin.trim_end_matches('/'),
+                config.operators.len()
+            ));
+        }
     }
     lines.push(format!("  audit log:   {}", config.audit_db));
     for key in keys {

@@ -81,6 +81,14 @@ pub(super) async fn show(State(console): State<Arc<Console>>, signed: Signed) ->
     page("Approvals", Tab::Approvals, Some(&signed), body)
 }
 
+/// A preview's JSON laid out for reading (as stored if it is not JSON).
+fn pretty(preview: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(preview)
+        .ok()
+        .and_then(|value| serde_json::to_string_pretty(&value).ok())
+        .unwrap_or_else(|| preview.to_string())
+}
+
 /// The waiting requests' ids, as the page and its live stream compare them.
 fn ids(pending: &[Approval]) -> String {
     pending
@@ -148,9 +156,9 @@ fn request(approval: &Approval, csrf: Option<&str>) -> Markup {
                 dt { "Expires" } dd { (time(approval.expires_ms)) }
                 dt { "Request" } dd { code { (approval.id) } }
             }
-            details {
+            details open {
                 summary { "The exact call and what it would change" }
-                pre { (approval.preview) }
+                pre { (pretty(&approval.preview)) }
             }
             @if let Some(csrf) = csrf {
                 form method="post" action={ "/console/approvals/" (approval.id) } {

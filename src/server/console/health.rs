@@ -108,13 +108,16 @@ fn chart(rows: &[Entry]) -> Markup {
             _ => {}
         }
     }
-    let shown: Vec<(String, (u32, u32))> = minutes
-        .into_iter()
+    // Every minute of the window, the current one last, calls or not.
+    let now = std::time::SystemTime::now();
+    let shown: Vec<(String, (u32, u32))> = (0..MINUTES)
         .rev()
-        .take(MINUTES)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
+        .map(|ago| {
+            let at = now - Duration::from_secs(60 * ago as u64);
+            let minute = humantime::format_rfc3339_seconds(at).to_string()[..16].to_string();
+            let counts = minutes.get(&minute).copied().unwrap_or_default();
+            (minute, counts)
+        })
         .collect();
     let most = shown
         .iter()
@@ -123,11 +126,14 @@ fn chart(rows: &[Entry]) -> Markup {
         .unwrap_or(0)
         .max(1);
     let (width, height, bar) = (600, 120, 600 / MINUTES as u32);
+    let quiet = shown.iter().all(|(_, (a, d))| a + d == 0);
     html! {
-        @if shown.is_empty() {
-            p.note { "No calls in the last hour." }
+        @if quiet {
+            p.note { "No calls in the last " (MINUTES) " minutes." }
         } @else {
-            svg.chart width=(width) height=(height) viewBox={ "0 0 " (width) " " (height) } role="img" aria-label="Calls per minute: allowed in green, denied in red" {
+            svg.chart width=(width) height=(height + 16) viewBox={ "0 0 " (width) " " (height + 16) } role="img" aria-label="Calls per minute: allowed in green, denied in red" {
+                text x="0" y=(height + 14) font-size="11" fill="#444444" { (MINUTES) " min ago" }
+                text x=(width) y=(height + 14) font-size="11" fill="#444444" text-anchor="end" { "now" }
                 @for (i, (_, (allowed, denied))) in shown.iter().enumerate() {
                     @let x = i as u32 * bar;
                     @let high = |n: u32| n * (height - 10) / most;
@@ -140,7 +146,7 @@ fn chart(rows: &[Entry]) -> Markup {
                 table {
                     thead { tr { th scope="col" { "Minute (UTC)" } th scope="col" { "Allowed" } th scope="col" { "Denied" } } }
                     tbody {
-                        @for (minute, (allowed, denied)) in &shown {
+                        @for (minute, (allowed, denied)) in shown.iter().filter(|(_, (a, d))| a + d > 0) {
                             tr { td { (minute) } td { (allowed) } td { (denied) } }
                         }
                     }

@@ -28,7 +28,19 @@
     line.className = "decision " + String(row.decision);
     for (const key of ["id", "ts", "agent", "decision", "tool", "summary"]) {
       const cell = document.createElement("td");
-      cell.textContent = String(row[key] === undefined ? "" : row[key]);
+      const value = String(row[key] === undefined ? "" : row[key]);
+      if (key === "id") {
+        const link = document.createElement("a");
+        link.href = "/console/log/" + encodeURIComponent(value);
+        link.textContent = value;
+        cell.appendChild(link);
+      } else if (key === "tool") {
+        const code = document.createElement("code");
+        code.textContent = value;
+        cell.appendChild(code);
+      } else {
+        cell.textContent = value;
+      }
       line.appendChild(cell);
     }
     body.appendChild(line);

@@ -1,0 +1,131 @@
+"""The operator's console in a real browser (headless Chromium from
+Debian, driven by Selenium): sign in, the access matrix shows the policy,
+the log takes new rows live, a request for approval appears in the open
+inbox by itself and approving it lets the agent's retried call through,
+the health page; every page passes axe-core's WCAG 2 A/AA rules with no
+serious or critical violation and can be walked with the keyboard.
+Screenshots of each page go to <screenshots>.
+
+    console_browser.py <admin URL> <operator key> <MCP URL> <ops key> <axe.min.js> <screenshots>
+"""
+
+import asyncio
+import os
+import sys
+import time
+
+import httpx2
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions as seen
+from selenium.webdriver.support.ui import WebDriverWait
+
+from checks import check
+
+EXAMPLE_COM = "023e105f4ecef8ad9ca31a8372d0c353"
+WWW = "8ce0e8a8a7b7b3c1d0e9f8a7b6c5d4e3"
+ADMIN, OPERATOR_KEY, MCP_URL, OPS_KEY, AXE, SHOTS = sys.argv[1:7]
+ADMIN = ADMIN.rstrip("/")
+
+
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    for flag in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"]:
+        options.add_argument(flag)
+    service = Service(executable_path=os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver"))
+    return webdriver.Chrome(options=options, service=service)
+
+
+async def agent_call(tool, arguments):
+    """One call by the ops agent through the Python MCP SDK."""
+    headers = {"Authorization": f"Bearer {OPS_KEY}"}
+    async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
+        async with streamable_http_client(MCP_URL, http_client=http) as (read, write, *_):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                return await session.call_tool(tool, arguments)
+
+
+def accessible(driver, page):
+    """axe-core's WCAG 2 A and AA rules: no serious or critical violation."""
+    with open(AXE, encoding="utf-8") as source:
+        driver.execute_script(source.read())
+    violations = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, {runOnly: ['wcag2a', 'wcag2aa']}).then(r => done(r.violations));")
+    bad = [f"{v['id']} ({v['impact']})" for v in violations if v["impact"] in ("serious", "critical")]
+    check(not bad, f"{page}: no serious accessibility violation {bad}")
+
+
+def shot(driver, name):
+    driver.save_screenshot(os.path.join(SHOTS, f"{name}.png"))
+
+
+def main():
+    os.makedirs(SHOTS, exist_ok=True)
+    driver = browser()
+    wait = WebDriverWait(driver, 15)
+    try:
+        driver.get(f"{ADMIN}/console")
+        wait.until(seen.url_contains("/console/login"))
+        check(driver.find_element(By.CSS_SELECTOR, "label[for=key]").text != "", "the key field has a label")
+        driver.find_element(By.ID, "key").send_keys(OPERATOR_KEY + Keys.ENTER)
+        wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, "table.matrix")))
+        cells = {row.find_element(By.TAG_NAME, "th").text: [c.text for c in row.find_elements(By.TAG_NAME, "td")]
+                 for row in driver.find_elements(By.CSS_SELECTOR, "table.matrix tbody tr")}
+        check(set(cells) == {"auditor", "site-deployer", "dns-editor", "ops"}, f"the matrix has every agent ({sorted(cells)})")
+        headers = [h.text for h in driver.find_elements(By.CSS_SELECTOR, "table.matrix thead th")]
+        workers = headers.index("Workers") - 1
+        check(cells["site-deployer"][workers] == "Full", "site-deployer has Full on Workers")
+        check(cells["auditor"][workers] == "Read", "auditor has Read on Workers")
+        check(cells["ops"][workers] == "Off", "ops has nothing on Workers")
+        shot(driver, "access")
+        accessible(driver, "access")
+
+        # The keyboard reaches the navigation first.
+        body = driver.find_element(By.TAG_NAME, "body")
+        body.send_keys(Keys.TAB)
+        check(driver.switch_to.active_element.text == "Access", "Tab reaches the first navigation link")
+
+        # The log takes a new row without a reload.
+        driver.get(f"{ADMIN}/console/log")
+        before = len(driver.find_elements(By.CSS_SELECTOR, "#log tbody tr"))
+        listed = asyncio.run(agent_call("list_dns_records", {"zone_id": EXAMPLE_COM}))
+        check(not listed.is_error, "the agent's call succeeds")
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#log tbody tr")) > before)
+        check("list_dns_records" in driver.find_element(By.ID, "log").text, "the new row appears live")
+        shot(driver, "log")
+        accessible(driver, "log")
+
+        # A request for approval appears in the open inbox by itself.
+        driver.get(f"{ADMIN}/console/approvals")
+        check("Waiting (0)" in driver.page_source, "the inbox starts empty")
+        asked = asyncio.run(agent_call("delete_dns_record", {"zone_id": EXAMPLE_COM, "dns_record_id": WWW}))
+        check(asked.is_error, "the delete waits for a person")
+        said = asked.content[0].text
+        request = said[said.index("approval ") + 9:][:32]
+        wait.until(lambda d: request in d.page_source)
+        check("Waiting (1)" in driver.page_source, "the request appears without a reload")
+        shot(driver, "approvals")
+        accessible(driver, "approvals")
+        driver.find_element(By.CSS_SELECTOR, f"form[action='/console/approvals/{request}'] button[value=approve]").click()
+        wait.until(lambda d: "Waiting (0)" in d.page_source)
+        check("(console)" in driver.page_source, "the decision names the operator")
+        done = asyncio.run(agent_call("delete_dns_record", {
+            "zone_id": EXAMPLE_COM, "dns_record_id": WWW, "approval_id": request}))
+        check(not done.is_error, "approved in the console, the agent's retried call goes through")
+
+        driver.get(f"{ADMIN}/console/health")
+        wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, "svg.chart")))
+        shot(driver, "health")
+        accessible(driver, "health")
+    finally:
+        driver.quit()
+
+
+main()
