@@ -18,10 +18,11 @@ const COM: &str = "023e105f4ecef8ad9ca31a8372d0c353";
 const WWW: &str = "8ce0e8a8a7b7b3c1d0e9f8a7b6c5d4e3";
 
 const POLICY: &str = r#"
+# The DNS bot: deletes need a person.
 [[agent]]
 id = "ops"
 zones = ["example.com"]
-grants = { dns = "full" }
+grants = { dns = "full" }  # kept by the console
 approve = ["delete_dns_record"]
 "#;
 
@@ -31,6 +32,8 @@ struct Console {
     http: reqwest::Client,
     approver: String,
     viewer: String,
+    admin_key: String,
+    policy: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -39,12 +42,14 @@ fn start() -> Console {
     let dir = tempfile::tempdir().expect("tempdir");
     let (approver, approver_hash) = flaregate::policy::new_key();
     let (viewer, viewer_hash) = flaregate::policy::new_key();
+    let (admin_key, admin_hash) = flaregate::policy::new_key();
     let config = dir.path().join("flaregate.toml");
     std::fs::write(
         &config,
         format!(
             "[[console.operator]]\nid = \"alice\"\nkey_sha256 = [\"{approver_hash}\"]\nrole = \"approver\"\n\n\
-             [[console.operator]]\nid = \"victor\"\nkey_sha256 = [\"{viewer_hash}\"]\nrole = \"viewer\"\n"
+             [[console.operator]]\nid = \"victor\"\nkey_sha256 = [\"{viewer_hash}\"]\nrole = \"viewer\"\n\n\
+             [[console.operator]]\nid = \"root\"\nkey_sha256 = [\"{admin_hash}\"]\nrole = \"admin\"\n"
         ),
     )
     .expect("config");
@@ -72,6 +77,8 @@ fn start() -> Console {
             .expect("client"),
         approver,
         viewer,
+        admin_key,
+        policy,
         _dir: dir,
     }
 }
@@ -408,5 +415,127 @@ async fn an_approver_decides_in_the_console_and_forged_or_unentitled_changes_do_
     assert!(
         health.contains("<th scope=\"row\">ops</th><td>1</td>"),
         "one allowed call: {health}"
+    );
+}
+
+#[tokio::test]
+async fn an_admin_changes_access_through_a_checked_diff_and_the_chain_records_it() {
+    let console = start();
+    let change = "/console/access/change?agent=ops&group=zones&level=read";
+
+    // Only an admin may.
+    let approver = console.sign_in(&console.approver).await;
+    let (status, _, _) = console.page(&approver, change).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let root = console.sign_in(&console.admin_key).await;
+    let (_, _, access) = console.page(&root, "/console").await;
+    assert!(access.contains("Preview the change"), "{access}");
+    let (status, _, preview) = console.page(&root, change).await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert!(
+        preview.contains("-grants = { dns = &quot;full&quot; }  # kept by the console")
+            && preview.contains("+grants = { dns = &quot;full&quot;, zones = &quot;read&quot; }  # kept by the console"),
+        "the exact diff: {preview}"
+    );
+    assert!(
+        preview.contains("It checks") && preview.contains("list_zones"),
+        "{preview}"
+    );
+    let field = |name: &str| {
+        let at = preview
+            .find(&format!("name=\"{name}\" value=\""))
+            .unwrap_or_else(|| panic!("{name}"))
+            + name.len()
+            + 15;
+        preview[at..].split('"').next().expect("value").to_string()
+    };
+    let (csrf, digest) = (field("csrf"), field("digest"));
+    let post = |form: Vec<(&'static str, String)>| {
+        console
+            .http
+            .post(format!("{}/console/access/change", console.admin))
+            .header("cookie", &root)
+            .form(&form)
+            .send()
+    };
+    let asked = |csrf: &str, digest: &str| {
+        vec![
+            ("csrf", csrf.to_string()),
+            ("agent", "ops".to_string()),
+            ("group", "zones".to_string()),
+            ("level", "read".to_string()),
+            ("digest", digest.to_string()),
+        ]
+    };
+    let original = std::fs::read_to_string(&console.policy).expect("policy");
+
+    // No form token: refused, nothing written.
+    let forged = post(asked("", &digest)).await.expect("answers");
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        std::fs::read_to_string(&console.policy).expect("policy"),
+        original
+    );
+
+    // The file changed on disk since the preview: refused, the hand edit stays.
+    let by_hand = format!("{original}\n# edited by hand meanwhile\n");
+    std::fs::write(&console.policy, &by_hand).expect("edit");
+    let stale = post(asked(&csrf, &digest)).await.expect("answers");
+    assert_eq!(stale.status(), StatusCode::CONFLICT);
+    assert!(
+        stale
+            .text()
+            .await
+            .expect("body")
+            .contains("changed since the preview")
+    );
+    assert_eq!(
+        std::fs::read_to_string(&console.policy).expect("policy"),
+        by_hand
+    );
+    std::fs::write(&console.policy, &original).expect("put back");
+
+    // Confirmed: written in place, reloaded, recorded.
+    let written = post(asked(&csrf, &digest)).await.expect("answers");
+    assert_eq!(written.status(), StatusCode::SEE_OTHER);
+    let now = std::fs::read_to_string(&console.policy).expect("policy");
+    assert_eq!(
+        now,
+        original.replace(
+            "grants = { dns = \"full\" }",
+            "grants = { dns = \"full\", zones = \"read\" }"
+        ),
+        "only the grant moved; comments and layout kept"
+    );
+    let ops = console.server.connect("ops").await;
+    let tools = ops.list_all_tools().await.expect("tools");
+    assert!(
+        tools.iter().any(|t| t.name == "list_zones"),
+        "the new grant is in force"
+    );
+    let rows = console.server.audit_rows();
+    let row = rows
+        .iter()
+        .find(|r| r.decision == "policy")
+        .expect("a policy row");
+    assert_eq!(row.agent, "ops");
+    assert!(
+        row.summary
+            .starts_with("root (console) changed ops's grant on zones from off to read"),
+        "{}",
+        row.summary
+    );
+    // The chain, policy row included, verifies.
+    let verified = std::process::Command::new(common::BIN)
+        .args(["audit", "verify", "--audit-db"])
+        .arg(&console.server.audit_db)
+        .output()
+        .expect("runs");
+    assert!(
+        verified.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
     );
 }

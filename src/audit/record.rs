@@ -44,6 +44,9 @@ pub enum Decision {
     Approved,
     /// A person rejected a request for approval.
     Rejected,
+    /// An operator changed the policy (in the console): who, which agent's
+    /// access, the old and the new.
+    Policy,
 }
 
 impl Decision {
@@ -54,6 +57,7 @@ impl Decision {
             Decision::Preview => "preview",
             Decision::Approved => "approved",
             Decision::Rejected => "rejected",
+            Decision::Policy => "policy",
         }
     }
 
@@ -65,6 +69,7 @@ impl Decision {
             "preview" => Decision::Preview,
             "approved" => Decision::Approved,
             "rejected" => Decision::Rejected,
+            "policy" => Decision::Policy,
             _ => Decision::Deny,
         }
     }

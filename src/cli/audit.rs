@@ -124,6 +124,8 @@ enum DecisionFilter {
     Preview,
     Approved,
     Rejected,
+    /// Changes operators made to the policy in the console.
+    Policy,
 }
 
 pub(super) fn run(args: &AuditArgs) -> Outcome {
@@ -163,6 +165,7 @@ pub(super) fn run(args: &AuditArgs) -> Outcome {
             DecisionFilter::Preview => crate::audit::Decision::Preview,
             DecisionFilter::Approved => crate::audit::Decision::Approved,
             DecisionFilter::Rejected => crate::audit::Decision::Rejected,
+            DecisionFilter::Policy => crate::audit::Decision::Policy,
         }),
         approval: args.approval.clone(),
         id: None,

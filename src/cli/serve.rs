@@ -191,6 +191,10 @@ pub(super) async fn run(args: ServeArgs) -> Outcome {
         gateway.trace_with(crate::telemetry::Tracer::start(endpoint));
     }
     let shutdown = CancellationToken::new();
+    let console = crate::server::ConsoleSetup {
+        operators: config.operators.clone(),
+        policies: source.clone().map(|path| (path, adjust.clone())),
+    };
     if let Some(path) = source {
         reload::spawn(gateway.clone(), path, adjust, hangup, shutdown.clone());
     }
@@ -209,7 +213,7 @@ pub(super) async fn run(args: ServeArgs) -> Outcome {
             tokio::spawn(http::admin(
                 gateway.clone(),
                 listener,
-                config.operators.clone(),
+                console,
                 shutdown.clone(),
             ));
             Some(url)

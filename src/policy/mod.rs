@@ -8,6 +8,7 @@ mod canonical;
 mod claims;
 mod constraints;
 mod decide;
+pub mod edit;
 mod engine;
 mod file;
 mod freshness;

@@ -21,11 +21,11 @@ use crate::server::Gateway;
 const AUDIT_WAIT: Duration = Duration::from_secs(1);
 
 /// Serves the admin routes until `shutdown` is cancelled.
-/// The console is served beside them when `operators` names anyone.
+/// The console is served beside them when `console` names operators.
 pub async fn serve(
     gateway: Arc<Gateway>,
     listener: crate::server::listen::Listening,
-    operators: Vec<crate::config::Operator>,
+    console: super::ConsoleSetup,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let mut app = Router::new()
@@ -33,8 +33,8 @@ pub async fn serve(
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .with_state(gateway.clone());
-    if !operators.is_empty() {
-        app = app.merge(super::console::routes(gateway, operators));
+    if !console.operators.is_empty() {
+        app = app.merge(super::console::routes(gateway, console));
     }
     listener.serve(app, shutdown).await
 }

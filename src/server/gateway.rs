@@ -76,6 +76,11 @@ impl Gateway {
             .map(|(approvals, _)| approvals)
     }
 
+    /// Whether the upstream is the built-in sandbox (rows say so).
+    pub fn sandbox(&self) -> bool {
+        self.services.sandbox
+    }
+
     /// Where the audit log is (the console reads rows from it).
     pub fn audit_db(&self) -> &crate::audit::Database {
         &self.services.audit_db

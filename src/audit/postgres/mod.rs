@@ -91,6 +91,10 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE calls ADD COLUMN approval TEXT;
     UPDATE calls SET approval = substr(rule, 10) WHERE rule LIKE 'approval %';
     CREATE INDEX calls_by_approval ON calls (approval) WHERE approval IS NOT NULL;",
+    // 7: a change an operator made to the policy is an event of its own.
+    "ALTER TABLE calls DROP CONSTRAINT calls_decision_check;
+    ALTER TABLE calls ADD CONSTRAINT calls_decision_check
+        CHECK (decision IN ('allow', 'deny', 'preview', 'approved', 'rejected', 'policy'));",
 ];
 
 /// The PostgreSQL client blocks on a runtime of its own, which tokio does

@@ -17,10 +17,11 @@ use crate::policy::{Agent, Level, Policy};
 
 pub(super) async fn show(State(console): State<Arc<Console>>, signed: Signed) -> Response {
     let policy = console.gateway.engine().policy();
-    page("Access", Tab::Access, Some(&signed), matrix(&policy))
+    let admin = signed.role >= crate::config::Role::Admin;
+    page("Access", Tab::Access, Some(&signed), matrix(&policy, admin))
 }
 
-fn matrix(policy: &Policy) -> Markup {
+fn matrix(policy: &Policy, admin: bool) -> Markup {
     let catalog = policy.catalog();
     // Groups some agent holds; the rest are one line below.
     let held: Vec<_> = catalog
@@ -62,8 +63,35 @@ fn matrix(policy: &Policy) -> Markup {
         @if others > 0 {
             p.note { (others) " other groups: no agent holds them." }
         }
+        @if admin {
+            (change_form(policy))
+        }
         @for agent in policy.agents() {
             (details(catalog, agent))
+        }
+    }
+}
+
+/// Picks one agent's grant on one group; the next page shows the change
+/// to the policy file before anything is written.
+fn change_form(policy: &Policy) -> Markup {
+    html! {
+        h2 { "Change access" }
+        form.change method="get" action="/console/access/change" {
+            label { "Agent "
+                select name="agent" { @for agent in policy.agents() { option { (agent.id) } } }
+            }
+            label { "Group "
+                select name="group" {
+                    @for group in policy.catalog().groups() { option value=(group.id) { (group.title) } }
+                }
+            }
+            label { "Level "
+                select name="level" {
+                    option value="off" { "Off" } option value="read" { "Read" } option value="full" { "Full" }
+                }
+            }
+            button type="submit" { "Preview the change" }
         }
     }
 }

@@ -44,12 +44,12 @@ impl Filters {
         let decision = match given(&self.decision) {
             None => None,
             Some(word) => match word.as_str() {
-                "allow" | "deny" | "preview" | "approved" | "rejected" => {
+                "allow" | "deny" | "preview" | "approved" | "rejected" | "policy" => {
                     Some(Decision::parse(&word))
                 }
                 _ => {
                     return Err(format!(
-                        "`{word}` is not a decision (allow, deny, preview, approved, rejected)"
+                        "`{word}` is not a decision (allow, deny, preview, approved, rejected, policy)"
                     ));
                 }
             },
@@ -87,7 +87,7 @@ pub(super) async fn show(
             label { "Tool " input name="tool" value=(filters.tool); }
             label { "Decision "
                 select name="decision" {
-                    @for word in ["", "allow", "deny", "preview", "approved", "rejected"] {
+                    @for word in ["", "allow", "deny", "preview", "approved", "rejected", "policy"] {
                         option value=(word) selected[filters.decision == word] {
                             @if word.is_empty() { "any" } @else { (word) }
                         }

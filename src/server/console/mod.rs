@@ -7,11 +7,13 @@
 
 mod access;
 mod approvals;
+mod change;
 mod guard;
 mod health;
 mod log;
 mod page;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Form;
@@ -26,16 +28,27 @@ use serde::Deserialize;
 use crate::audit::{Entry, Filter};
 use crate::config::Operator;
 use crate::server::Gateway;
+use crate::server::reload::Adjust;
 use guard::{Sessions, Signed};
 use page::{Tab, page, secured};
 
 /// How often a live page's stream looks for news.
 const POLL_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// What the console needs from the server that starts it.
+pub struct ConsoleSetup {
+    /// Who may sign in; the console is off when there is no one.
+    pub operators: Vec<Operator>,
+    /// The policy files (file or folder) and the checks a new policy must
+    /// pass, for changing access; none when the built-in demo runs.
+    pub policies: Option<(PathBuf, Adjust)>,
+}
+
 /// What the console's pages share.
 pub(crate) struct Console {
     gateway: Arc<Gateway>,
     operators: Vec<Operator>,
+    policies: Option<(PathBuf, Adjust)>,
     sessions: Sessions,
 }
 
@@ -52,16 +65,21 @@ impl Console {
 }
 
 /// The console's routes, for the admin listener.
-pub(crate) fn routes(gateway: Arc<Gateway>, operators: Vec<Operator>) -> Router {
+pub(crate) fn routes(gateway: Arc<Gateway>, setup: ConsoleSetup) -> Router {
     let console = Arc::new(Console {
         gateway,
-        operators,
+        operators: setup.operators,
+        policies: setup.policies,
         sessions: Sessions::default(),
     });
     Router::new()
         .route("/console", get(access::show))
         .route("/console/login", get(login_page).post(login))
         .route("/console/logout", post(logout))
+        .route(
+            "/console/access/change",
+            get(change::preview).post(change::apply),
+        )
         .route("/console/log", get(log::show))
         .route("/console/log/stream", get(log::stream))
         .route("/console/log/{id}", get(log::row))

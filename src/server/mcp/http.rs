@@ -68,15 +68,15 @@ pub fn check_listener(policy: &Policy, addr: SocketAddr) -> Result<(), String> {
     Ok(())
 }
 
-/// Serves the admin routes (and the console, when `operators` names
-/// anyone) until `shutdown` is cancelled (errors logged).
+/// Serves the admin routes (and the console, when it names operators)
+/// until `shutdown` is cancelled (errors logged).
 pub async fn admin(
     gateway: Arc<Gateway>,
     listener: Listening,
-    operators: Vec<crate::config::Operator>,
+    console: crate::server::ConsoleSetup,
     shutdown: CancellationToken,
 ) {
-    if let Err(error) = crate::server::admin::serve(gateway, listener, operators, shutdown).await {
+    if let Err(error) = crate::server::admin::serve(gateway, listener, console, shutdown).await {
         tracing::error!(%error, "the admin listener stopped");
     }
 }
