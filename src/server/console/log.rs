@@ -193,6 +193,9 @@ pub(super) async fn row(
                 crate::audit::Prior::Nothing => p { "A create: there was nothing before it." },
             }
         }
+        @if signed.role >= crate::config::Role::Admin && entry.decision == "allow" && entry.method != "GET" {
+            p { a href={ "/console/log/" (id) "/undo" } { "Undo this call…" } }
+        }
         p { a href="/console/log" { "Back to the log" } }
     };
     page(&format!("Row {id}"), Tab::Log, Some(&signed), body)

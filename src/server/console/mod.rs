@@ -12,6 +12,7 @@ mod guard;
 mod health;
 mod log;
 mod page;
+mod undo;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -83,6 +84,10 @@ pub(crate) fn routes(gateway: Arc<Gateway>, setup: ConsoleSetup) -> Router {
         .route("/console/log", get(log::show))
         .route("/console/log/stream", get(log::stream))
         .route("/console/log/{id}", get(log::row))
+        .route(
+            "/console/log/{id}/undo",
+            get(undo::preview).post(undo::apply),
+        )
         .route("/console/approvals", get(approvals::show))
         .route("/console/approvals/stream", get(approvals::stream))
         .route("/console/approvals/{id}", post(approvals::decide))

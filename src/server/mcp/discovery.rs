@@ -120,6 +120,7 @@ pub(super) async fn answer(
         agent: agent.to_string(),
         person: caller.person.clone(),
         scopes: caller.scopes.clone(),
+        from_console: false,
         tool: name.to_string(),
         args: arguments,
         asker,

@@ -277,6 +277,7 @@ impl Handler {
             agent: agent.to_string(),
             person: caller.person.clone(),
             scopes: caller.scopes.clone(),
+            from_console: false,
             tool: request.name.into_owned(),
             args: request.arguments.unwrap_or_default(),
             asker,

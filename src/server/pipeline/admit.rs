@@ -21,7 +21,7 @@ impl Services {
         if call.tool == UNDO && !call.scopes.writes_somewhere() {
             return Err(Stop::Refused(read_only()));
         }
-        if call.tool == UNDO && call.agent.undo {
+        if call.tool == UNDO && (call.agent.undo || call.from_console) {
             self.metrics
                 .own_tool(&call.agent.id, crate::metrics::OwnTool::UndoCall);
             // Becomes the restoring call, with the row it undoes.

@@ -21,6 +21,8 @@ pub(super) struct Call<'a> {
     pub person: Option<String>,
     /// What its OAuth token's scopes allow (unlimited for a key).
     pub scopes: crate::oauth::TokenAccess,
+    /// Made by an admin in the console (see `CallRequest::from_console`).
+    pub from_console: bool,
     /// The tool as asked (an undo's becomes the restoring tool's).
     pub tool: String,
     /// Its arguments, flaregate's own options taken out.
@@ -64,6 +66,7 @@ impl<'a> Call<'a> {
             agent,
             person: request.person,
             scopes: request.scopes,
+            from_console: request.from_console,
             tool: request.tool,
             args: request.args,
             options: Options::default(),

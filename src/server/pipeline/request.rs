@@ -17,6 +17,10 @@ pub(crate) struct CallRequest {
     pub person: Option<String>,
     /// What its OAuth token's scopes allow (unlimited for a key).
     pub scopes: crate::oauth::TokenAccess,
+    /// An admin in the console makes this call for the agent (an undo
+    /// from a row): `undo_call` is admitted whatever the agent's `undo`;
+    /// the restoring call is still judged by the agent's policy.
+    pub from_console: bool,
     pub tool: String,
     pub args: Map<String, Value>,
     /// How to ask the person at the client, if the client can.

@@ -79,6 +79,7 @@ impl Fixture {
             agent: "editor".into(),
             person: None,
             scopes,
+            from_console: false,
             tool: tool.into(),
             args: args.as_object().cloned().expect("an object"),
             asker: None,
