@@ -142,6 +142,16 @@ impl Console {
     }
 }
 
+/// `text` for a URL's query.
+fn percent(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// The CSRF token on a page of the session.
 fn csrf(page: &str) -> String {
     let at = page.find("name=\"csrf\" value=\"").expect("a form token") + 19;
@@ -200,6 +210,25 @@ async fn operators_sign_in_and_see_access_and_the_log_with_agent_text_inert() {
     assert!(
         access.contains("<td class=\"level full\">Full</td>"),
         "{access}"
+    );
+
+    // What may an agent do: the policy's answer, nothing sent.
+    let ask = |args: &str| {
+        format!(
+            "/console/explain?agent=ops&tool=create_dns_record&args={}",
+            percent(args)
+        )
+    };
+    let (_, _, allowed) = console
+        .page(&cookie, &ask(r#"{"zone_id":"023e105f4ecef8ad9ca31a8372d0c353","type":"A","name":"a.example.com","content":"192.0.2.1"}"#))
+        .await;
+    assert!(allowed.contains("class=\"allowed\""), "{allowed}");
+    let (_, _, denied) = console
+        .page(&cookie, &ask(r#"{"zone_id":"5a7805061c76ada191ed06f989cc3dac","type":"A","name":"a.example.org","content":"192.0.2.1"}"#))
+        .await;
+    assert!(
+        denied.contains("denied: ") && denied.contains("outside your zones"),
+        "{denied}"
     );
 
     // An agent writes markup and control characters into its arguments.

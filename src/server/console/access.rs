@@ -63,11 +63,27 @@ fn matrix(policy: &Policy, admin: bool) -> Markup {
         @if others > 0 {
             p.note { (others) " other groups: no agent holds them." }
         }
+        (explain_form(policy))
         @if admin {
             (change_form(policy))
         }
         @for agent in policy.agents() {
             (details(catalog, agent))
+        }
+    }
+}
+
+/// Asks the policy about one call, as `flaregate explain` does.
+fn explain_form(policy: &Policy) -> Markup {
+    html! {
+        h2 { "What may an agent do?" }
+        form.change method="get" action="/console/explain" {
+            label { "Agent "
+                select name="agent" { @for agent in policy.agents() { option { (agent.id) } } }
+            }
+            label { "Tool " input name="tool" required placeholder="create_dns_record"; }
+            label { "Arguments (JSON) " input name="args" size="50" placeholder=r#"{"zone_id": "…", "name": "www.example.com"}"#; }
+            button type="submit" { "Ask" }
         }
     }
 }

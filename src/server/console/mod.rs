@@ -8,6 +8,7 @@
 mod access;
 mod approvals;
 mod change;
+mod explain;
 mod guard;
 mod health;
 mod log;
@@ -81,6 +82,7 @@ pub(crate) fn routes(gateway: Arc<Gateway>, setup: ConsoleSetup) -> Router {
             "/console/access/change",
             get(change::preview).post(change::apply),
         )
+        .route("/console/explain", get(explain::show))
         .route("/console/log", get(log::show))
         .route("/console/log/stream", get(log::stream))
         .route("/console/log/{id}", get(log::row))
