@@ -44,6 +44,12 @@ pub fn escape(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A person's note as kept: its whitespace made single spaces (one line),
+/// escaped, and at most `max` characters.
+pub fn one_line(text: &str, max: usize) -> String {
+    clip(&text.split_whitespace().collect::<Vec<_>>().join(" "), max)
+}
+
 /// `text` escaped and cut to at most `max` characters of the original,
 /// with `…` when something was cut.
 pub fn clip(text: &str, max: usize) -> String {

@@ -401,7 +401,11 @@ async fn an_approver_decides_in_the_console_and_forged_or_unentitled_changes_do_
     assert!(text(&retried).contains("waiting"), "{}", text(&retried));
 
     // A real decision, from the console's own page.
-    let approve = [("csrf", token.as_str()), ("decision", "approve")];
+    let approve = [
+        ("csrf", token.as_str()),
+        ("decision", "approve"),
+        ("note", "checked with\nthe zone's owner"),
+    ];
     let status = console
         .decide(
             &approver,
@@ -436,6 +440,13 @@ async fn an_approver_decides_in_the_console_and_forged_or_unentitled_changes_do_
         decided.summary.contains("alice (console)"),
         "{}",
         decided.summary
+    );
+    assert!(
+        decided
+            .reason
+            .ends_with(": \"checked with the zone's owner\""),
+        "the note, on one line: {}",
+        decided.reason
     );
 
     // Health: the state, the agent's calls of the last hour, the chart.

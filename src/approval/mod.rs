@@ -96,11 +96,12 @@ impl Approvals {
     }
 
     /// Approves or rejects a pending, unexpired request.
+    /// `note` is what the person says of it, kept with the decision.
     pub fn decide(
         &self,
         id: &str,
         approve: bool,
-        by: &str,
+        (by, note): (&str, Option<&str>),
         now_ms: i64,
     ) -> Result<Approval, Refused> {
         let status = if approve {
@@ -110,7 +111,7 @@ impl Approvals {
         };
         let (decided, found) = self
             .store
-            .with(|db| Ok((db.decide(id, status, by, now_ms)?, db.find(id)?)))
+            .with(|db| Ok((db.decide(id, status, (by, note), now_ms)?, db.find(id)?)))
             .map_err(Refused::Store)?;
         match (decided, found) {
             (true, Some(approval)) => Ok(approval),

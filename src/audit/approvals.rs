@@ -24,6 +24,10 @@ pub(super) const SQLITE_TABLE: &str = "CREATE TABLE IF NOT EXISTS approvals (
     );
     ALTER TABLE approvals ADD COLUMN recorded INTEGER NOT NULL DEFAULT 0;";
 
+/// A person's note on their decision (the SQLite schema's migration 9,
+/// PostgreSQL's 8).
+pub(super) const NOTE_COLUMN: &str = "ALTER TABLE approvals ADD COLUMN note TEXT;";
+
 /// The table in PostgreSQL (the schema's migration 3).
 pub(super) const POSTGRES_TABLE: &str = "CREATE TABLE approvals (
         id TEXT PRIMARY KEY,
@@ -82,6 +86,8 @@ pub struct Approval {
     pub status: Status,
     pub decided_by: Option<String>,
     pub decided_ms: Option<i64>,
+    /// What the person who decided said of it, if anything.
+    pub note: Option<String>,
     pub used: bool,
     /// Whether the audit chain has the decision.
     pub recorded: bool,
@@ -225,15 +231,16 @@ impl Session {
         &mut self,
         id: &str,
         status: Status,
-        by: &str,
+        (by, note): (&str, Option<&str>),
         now_ms: i64,
     ) -> Result<bool, StoreFailed> {
         let changed = self.execute(
-            "UPDATE approvals SET status = ?, decided_by = ?, decided_ms = ?
+            "UPDATE approvals SET status = ?, decided_by = ?, note = ?, decided_ms = ?
              WHERE id = ? AND status = 'pending' AND expires_ms > ?",
             &[
                 Param::Text(status.as_str()),
                 Param::Text(by),
+                Param::MaybeText(note),
                 Param::Int(now_ms),
                 Param::Text(id),
                 Param::Int(now_ms),
@@ -366,6 +373,7 @@ fn approval(row: &impl Columns) -> Result<Approval, StoreFailed> {
         status: Status::parse(&row.column::<String>("status")?),
         decided_by: row.column("decided_by")?,
         decided_ms: row.column("decided_ms")?,
+        note: row.column("note")?,
         used: row.column::<Option<i64>>("used_ms")?.is_some(),
         recorded: row.column::<i64>("recorded")? != 0,
     })
@@ -374,6 +382,7 @@ fn approval(row: &impl Columns) -> Result<Approval, StoreFailed> {
 /// A value bound to a statement.
 enum Param<'a> {
     Text(&'a str),
+    MaybeText(Option<&'a str>),
     Int(i64),
     MaybeInt(Option<i64>),
 }
@@ -382,6 +391,9 @@ fn sqlite<'a>(param: &'a Param<'_>) -> rusqlite::types::ToSqlOutput<'a> {
     use rusqlite::types::{ToSqlOutput, Value, ValueRef};
     match param {
         Param::Text(text) => ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes())),
+        Param::MaybeText(text) => {
+            ToSqlOutput::Borrowed(text.map_or(ValueRef::Null, |t| ValueRef::Text(t.as_bytes())))
+        }
         Param::Int(n) => ToSqlOutput::Owned(Value::Integer(*n)),
         Param::MaybeInt(n) => ToSqlOutput::Owned(n.map_or(Value::Null, Value::Integer)),
     }
@@ -393,6 +405,7 @@ fn pg<'a>(params: &'a [Param<'_>]) -> Vec<&'a (dyn postgres::types::ToSql + Sync
         .map(|param| -> &(dyn postgres::types::ToSql + Sync) {
             match param {
                 Param::Text(text) => text,
+                Param::MaybeText(text) => text,
                 Param::Int(n) => n,
                 Param::MaybeInt(n) => n,
             }

@@ -215,6 +215,8 @@ const MIGRATIONS: &[&[&str]] = &[
     CREATE INDEX calls_by_time ON calls (ts_unix_ms);
     CREATE INDEX calls_by_agent ON calls (agent, ts_unix_ms);
     CREATE INDEX calls_by_approval ON calls (approval) WHERE approval IS NOT NULL;"],
+    // 9: a person's note on their decision on a request for approval.
+    &[super::approvals::NOTE_COLUMN],
 ];
 
 /// Brings the database to the current schema version.

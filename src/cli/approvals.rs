@@ -31,6 +31,9 @@ pub(super) struct DecideArgs {
     /// Who decides, as the audit log will say (default: $USER).
     #[arg(long)]
     by: Option<String>,
+    /// Why, in a few words, kept with the decision in the audit log.
+    #[arg(long)]
+    note: Option<String>,
 }
 
 /// Lists the requests waiting for a decision.
@@ -64,7 +67,18 @@ pub(super) fn decide(args: &DecideArgs, approve: bool) -> Outcome {
         .unwrap_or_else(|| "the operator".into());
     let by = crate::text::clip(&by, 64);
     let approval = approvals
-        .decide(&args.id, approve, &by, crate::audit::now_unix_ms())
+        .decide(
+            &args.id,
+            approve,
+            (
+                &by,
+                args.note
+                    .as_deref()
+                    .map(|n| text::one_line(n, 500))
+                    .as_deref(),
+            ),
+            crate::audit::now_unix_ms(),
+        )
         .map_err(|refused| format!("approval {}: {refused}", crate::text::clip(&args.id, 40)))?;
     println!(
         "{} {} for agent {}: {}",

@@ -95,6 +95,8 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE calls DROP CONSTRAINT calls_decision_check;
     ALTER TABLE calls ADD CONSTRAINT calls_decision_check
         CHECK (decision IN ('allow', 'deny', 'preview', 'approved', 'rejected', 'policy'));",
+    // 8: a person's note on their decision on a request for approval.
+    super::approvals::NOTE_COLUMN,
 ];
 
 /// The PostgreSQL client blocks on a runtime of its own, which tokio does

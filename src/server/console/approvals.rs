@@ -63,6 +63,7 @@ pub(super) async fn show(State(console): State<Arc<Console>>, signed: Signed) ->
                     thead { tr {
                         th scope="col" { "Request" } th scope="col" { "Agent" } th scope="col" { "Call" }
                         th scope="col" { "Decision" } th scope="col" { "By" } th scope="col" { "When" }
+                        th scope="col" { "Note" }
                     } }
                     tbody {
                         @for approval in &recent {
@@ -71,6 +72,7 @@ pub(super) async fn show(State(console): State<Arc<Console>>, signed: Signed) ->
                                 td { (approval.status.as_str()) }
                                 td { (approval.decided_by.as_deref().unwrap_or("")) }
                                 td { (approval.decided_ms.map(time).unwrap_or_default()) }
+                                td { (approval.note.as_deref().unwrap_or("")) }
                             }
                         }
                     }
@@ -163,6 +165,7 @@ fn request(approval: &Approval, csrf: Option<&str>) -> Markup {
             @if let Some(csrf) = csrf {
                 form method="post" action={ "/console/approvals/" (approval.id) } {
                     input type="hidden" name="csrf" value=(csrf);
+                    label { "Note (kept in the log) " input name="note" maxlength="500" size="40"; }
                     button type="submit" name="decision" value="approve" { "Approve" }
                     button type="submit" name="decision" value="reject" { "Reject" }
                 }
@@ -176,6 +179,9 @@ pub(super) struct Decide {
     #[serde(default)]
     csrf: String,
     decision: String,
+    /// Why, in a few words (kept with the decision).
+    #[serde(default)]
+    note: String,
 }
 
 /// Approves or rejects request `id` as the signed-in operator.
@@ -204,9 +210,13 @@ pub(super) async fn decide(
         return (axum::http::StatusCode::NOT_FOUND, "no approvals here").into_response();
     };
     let by = format!("{} (console)", signed.operator);
+    let note = crate::text::one_line(&form.note, 500);
     let now = crate::audit::now_unix_ms();
-    let decided =
-        tokio::task::spawn_blocking(move || approvals.decide(&id, approve, &by, now)).await;
+    let decided = tokio::task::spawn_blocking(move || {
+        let note = (!note.is_empty()).then_some(note.as_str());
+        approvals.decide(&id, approve, (&by, note), now)
+    })
+    .await;
     match decided {
         Ok(Ok(approval)) => {
             tracing::info!(

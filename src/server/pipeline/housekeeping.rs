@@ -117,11 +117,14 @@ fn decision_record(approval: &Approval, sandbox: bool) -> CallRecord {
     };
     let by = approval.decided_by.as_deref().unwrap_or("?");
     let decided_ms = approval.decided_ms.unwrap_or_default();
-    let reason = format!(
+    let mut reason = format!(
         "{verb} by {by} at {} (requested at {})",
         time_of(decided_ms),
         time_of(approval.requested_ms)
     );
+    if let Some(note) = &approval.note {
+        reason.push_str(&format!(": \"{note}\""));
+    }
     CallRecord {
         ts: audit::now_rfc3339(),
         ts_unix_ms: audit::now_unix_ms(),
