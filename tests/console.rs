@@ -244,7 +244,7 @@ async fn operators_sign_in_and_see_access_and_the_log_with_agent_text_inert() {
     let (_, _, log) = console.page(&cookie, "/console/log?agent=ops").await;
     assert!(log.contains("create_dns_record"), "{log}");
     let row = {
-        let at = log.find("href=\"/console/log/").expect("a row link") + 19;
+        let at = log.find("<td><a href=\"/console/log/").expect("a row link") + 26;
         log[at..].split('"').next().expect("id").to_string()
     };
     let (status, _, detail) = console.page(&cookie, &format!("/console/log/{row}")).await;
@@ -297,6 +297,29 @@ async fn operators_sign_in_and_see_access_and_the_log_with_agent_text_inert() {
     .await
     .expect("a new row arrives");
     assert!(heard.contains("event: row"), "{heard}");
+    // The current filter exported as JSON lines; the chain verified.
+    let (status, headers, exported) = console.page(&cookie, "/console/log/export?agent=ops").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers["content-disposition"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("attachment")
+    );
+    let lines: Vec<serde_json::Value> = exported
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert!(
+        !lines.is_empty() && lines.iter().all(|l| l["agent"] == "ops"),
+        "{exported}"
+    );
+    let (_, _, verified) = console.page(&cookie, "/console/log/verify").await;
+    assert!(
+        verified.contains("rows verify") && verified.contains("Head: "),
+        "{verified}"
+    );
+
     // Without a session, no stream.
     let (status, _, _) = console.page("", "/console/log/stream").await;
     assert_eq!(status, StatusCode::SEE_OTHER);

@@ -194,6 +194,7 @@ pub(super) async fn run(args: ServeArgs) -> Outcome {
     let console = crate::server::ConsoleSetup {
         operators: config.operators.clone(),
         policies: source.clone().map(|path| (path, adjust.clone())),
+        audit: files.clone(),
     };
     if let Some(path) = source {
         reload::spawn(gateway.clone(), path, adjust, hangup, shutdown.clone());

@@ -39,6 +39,31 @@ pub(super) struct Filters {
 }
 
 impl Filters {
+    /// The filters as a URL query, for the export link.
+    fn query(&self) -> String {
+        let pairs = [
+            ("agent", &self.agent),
+            ("tool", &self.tool),
+            ("decision", &self.decision),
+            ("zone", &self.zone),
+            ("approval", &self.approval),
+        ];
+        pairs
+            .iter()
+            .filter(|(_, value)| !value.is_empty())
+            .map(|(name, value)| {
+                format!(
+                    "{name}={}",
+                    percent_encoding::utf8_percent_encode(
+                        value,
+                        percent_encoding::NON_ALPHANUMERIC
+                    )
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
     fn filter(&self) -> Result<Filter, String> {
         let given = |text: &str| (!text.trim().is_empty()).then(|| text.trim().to_string());
         let decision = match given(&self.decision) {
@@ -97,6 +122,11 @@ pub(super) async fn show(
             label { "Zone " input name="zone" value=(filters.zone); }
             label { "Approval " input name="approval" value=(filters.approval); }
             button type="submit" { "Show" }
+        }
+        p {
+            a href={ "/console/log/export?" (filters.query()) } download { "Export these rows (JSON lines)" }
+            " · "
+            a href="/console/log/verify" { "Verify the chain" }
         }
         @match &read {
             Err(problem) => p.problem role="alert" { (problem) },
@@ -199,6 +229,77 @@ pub(super) async fn row(
         p { a href="/console/log" { "Back to the log" } }
     };
     page(&format!("Row {id}"), Tab::Log, Some(&signed), body)
+}
+
+/// How many rows an export holds at most.
+const EXPORT_ROWS: usize = 100_000;
+
+/// The rows the filters select, one JSON object a line, as a download.
+pub(super) async fn export(
+    State(console): State<Arc<Console>>,
+    signed: Signed,
+    Query(filters): Query<Filters>,
+) -> Response {
+    let rows = match filters.filter() {
+        Ok(filter) => {
+            console
+                .read(Filter {
+                    limit: EXPORT_ROWS,
+                    ..filter
+                })
+                .await
+        }
+        Err(problem) => Err(problem),
+    };
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(problem) => return (axum::http::StatusCode::BAD_REQUEST, problem).into_response(),
+    };
+    tracing::info!(operator = %signed.operator, rows = rows.len(), "log exported from the console");
+    let mut body = String::new();
+    for row in &rows {
+        body.push_str(&serde_json::to_string(row).unwrap_or_default());
+        body.push('\n');
+    }
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/x-ndjson"),
+    );
+    headers.insert(
+        axum::http::header::CONTENT_DISPOSITION,
+        axum::http::HeaderValue::from_static("attachment; filename=\"flaregate-audit.jsonl\""),
+    );
+    secured(response)
+}
+
+/// The chain checked now, as `flaregate audit verify` checks it.
+pub(super) async fn verify(State(console): State<Arc<Console>>, signed: Signed) -> Response {
+    let files = console.audit_files.clone();
+    let verdict = tokio::task::spawn_blocking(move || crate::audit::verify(&files, None))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|v| v.map_err(|e| e.to_string()));
+    let body = html! {
+        @match &verdict {
+            Ok(crate::audit::ChainVerdict::Valid { rows, head }) => {
+                p.allowed role="status" { "All " (rows) " rows verify." }
+                p { "Head: " code { (head.events) ":" (head.hash) } }
+                p.note { "Keep the head somewhere flaregate cannot write; `flaregate audit verify --expect-head` checks against it later." }
+            }
+            Ok(crate::audit::ChainVerdict::Broken { row, problem }) => {
+                p.problem role="alert" {
+                    "The chain does not verify"
+                    @if let Some(row) = row { " at row " (row) }
+                    ": " (problem)
+                }
+            }
+            Err(problem) => p.problem role="alert" { (problem) },
+        }
+        p { a href="/console/log" { "Back to the log" } }
+    };
+    page("The chain", Tab::Log, Some(&signed), body)
 }
 
 /// New rows as server-sent events (`row`, JSON), after `after`.

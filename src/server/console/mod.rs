@@ -44,6 +44,9 @@ pub struct ConsoleSetup {
     /// The policy files (file or folder) and the checks a new policy must
     /// pass, for changing access; none when the built-in demo runs.
     pub policies: Option<(PathBuf, Adjust)>,
+    /// The audit log's files (its key and head checkpoint), for verifying
+    /// the chain.
+    pub audit: crate::audit::AuditFiles,
 }
 
 /// What the console's pages share.
@@ -51,6 +54,7 @@ pub(crate) struct Console {
     gateway: Arc<Gateway>,
     operators: Vec<Operator>,
     policies: Option<(PathBuf, Adjust)>,
+    audit_files: crate::audit::AuditFiles,
     sessions: Sessions,
 }
 
@@ -72,6 +76,7 @@ pub(crate) fn routes(gateway: Arc<Gateway>, setup: ConsoleSetup) -> Router {
         gateway,
         operators: setup.operators,
         policies: setup.policies,
+        audit_files: setup.audit,
         sessions: Sessions::default(),
     });
     Router::new()
@@ -85,6 +90,8 @@ pub(crate) fn routes(gateway: Arc<Gateway>, setup: ConsoleSetup) -> Router {
         .route("/console/explain", get(explain::show))
         .route("/console/log", get(log::show))
         .route("/console/log/stream", get(log::stream))
+        .route("/console/log/export", get(log::export))
+        .route("/console/log/verify", get(log::verify))
         .route("/console/log/{id}", get(log::row))
         .route(
             "/console/log/{id}/undo",
