@@ -2,11 +2,13 @@
 Debian, driven by Selenium): sign in, the access matrix shows the policy,
 the log takes new rows live, a request for approval appears in the open
 inbox by itself and approving it lets the agent's retried call through,
-the health page; every page passes axe-core's WCAG 2 A/AA rules with no
+an access change shows its diff and, confirmed, changes the agent's
+tools, a write is undone from its row after the undo's preview, the
+health page; every page passes axe-core's WCAG 2 A/AA rules with no
 serious or critical violation and can be walked with the keyboard.
 Screenshots of each page go to <screenshots>.
 
-    console_browser.py <admin URL> <operator key> <MCP URL> <ops key> <axe.min.js> <screenshots>
+    console_browser.py <admin URL> <operator key> <MCP URL> <ops key> <dns-editor key> <axe.min.js> <screenshots>
 """
 
 import asyncio
@@ -22,13 +24,13 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as seen
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from checks import check
 
 EXAMPLE_COM = "023e105f4ecef8ad9ca31a8372d0c353"
 WWW = "8ce0e8a8a7b7b3c1d0e9f8a7b6c5d4e3"
-ADMIN, OPERATOR_KEY, MCP_URL, OPS_KEY, AXE, SHOTS = sys.argv[1:7]
+ADMIN, OPERATOR_KEY, MCP_URL, OPS_KEY, EDITOR_KEY, AXE, SHOTS = sys.argv[1:8]
 ADMIN = ADMIN.rstrip("/")
 
 
@@ -41,13 +43,16 @@ def browser():
     return webdriver.Chrome(options=options, service=service)
 
 
-async def agent_call(tool, arguments):
-    """One call by the ops agent through the Python MCP SDK."""
-    headers = {"Authorization": f"Bearer {OPS_KEY}"}
+async def agent_call(tool, arguments, key=None):
+    """One call by an agent (ops unless another key is given) through the
+    Python MCP SDK; `tool` None lists the agent's tools instead."""
+    headers = {"Authorization": f"Bearer {key or OPS_KEY}"}
     async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
         async with streamable_http_client(MCP_URL, http_client=http) as (read, write, *_):
             async with ClientSession(read, write) as session:
                 await session.initialize()
+                if tool is None:
+                    return {t.name for t in (await session.list_tools()).tools}
                 return await session.call_tool(tool, arguments)
 
 
@@ -119,6 +124,40 @@ def main():
         done = asyncio.run(agent_call("delete_dns_record", {
             "zone_id": EXAMPLE_COM, "dns_record_id": WWW, "approval_id": request}))
         check(not done.is_error, "approved in the console, the agent's retried call goes through")
+
+        # Access changed from the console: the diff, then the agent's tools.
+        check("list_zones" not in asyncio.run(agent_call(None, None)), "ops starts without list_zones")
+        driver.get(f"{ADMIN}/console")
+        form = driver.find_element(By.CSS_SELECTOR, "form[action='/console/access/change']")
+        for name, value in [("agent", "ops"), ("group", "zones"), ("level", "read")]:
+            Select(form.find_element(By.NAME, name)).select_by_value(value)
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait.until(lambda d: "It checks" in d.page_source)
+        diff = driver.find_element(By.CSS_SELECTOR, "pre.diff").text
+        check('+grants = { dns = "full", zones = "read" }' in diff, f"the exact change is shown ({diff!r})")
+        shot(driver, "change")
+        accessible(driver, "change access")
+        driver.find_element(By.XPATH, "//button[text()='Write the change']").click()
+        wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, "table.matrix")))
+        check("list_zones" in asyncio.run(agent_call(None, None)), "the agent sees the new grant's tools")
+
+        # A write undone from its row, after the undo's preview.
+        made = asyncio.run(agent_call("create_dns_record", {
+            "zone_id": EXAMPLE_COM, "type": "A", "name": "browser.staging.example.com",
+            "content": "192.0.2.9"}, key=EDITOR_KEY))
+        check(not made.is_error, "dns-editor creates a record")
+        driver.get(f"{ADMIN}/console/log?tool=create_dns_record")
+        driver.find_elements(By.CSS_SELECTOR, "#log tbody tr td a")[-1].click()
+        driver.find_element(By.PARTIAL_LINK_TEXT, "Undo this call").click()
+        wait.until(lambda d: "delete_dns_record" in d.page_source)
+        check("browser.staging.example.com" in driver.page_source, "the preview shows what the undo removes")
+        shot(driver, "undo")
+        accessible(driver, "undo preview")
+        driver.find_element(By.XPATH, "//button[starts-with(text(), 'Undo row')]").click()
+        wait.until(lambda d: "Cloudflare answered" in d.page_source)
+        listed = asyncio.run(agent_call("list_dns_records", {"zone_id": EXAMPLE_COM}, key=EDITOR_KEY))
+        names = [r["name"] for r in listed.structured_content["result"]]
+        check("browser.staging.example.com" not in names, "the record is gone")
 
         driver.get(f"{ADMIN}/console/health")
         wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, "svg.chart")))

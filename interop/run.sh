@@ -90,11 +90,14 @@ mkdir -p "$WORK/axe"
 OPERATOR_KEY=$(python3 -c 'import secrets; print("fgk_" + secrets.token_hex(32))')
 OPERATOR_HASH=$(printf %s "$OPERATOR_KEY" | sha256sum | cut -d' ' -f1)
 printf '[[console.operator]]\nid = "alice"\nkey_sha256 = ["%s"]\nrole = "admin"\n' "$OPERATOR_HASH" >"$WORK/console.toml"
+# A copy: the run changes access through the console, which writes the file.
+cp interop/console-policy.toml "$WORK/console-policy.toml"
 start_server "$WORK/console.out" --sandbox --config "$WORK/console.toml" \
-    --policies interop/console-policy.toml --admin 127.0.0.1:0
+    --policies "$WORK/console-policy.toml" --admin 127.0.0.1:0
 timeout 300 "$VENV/bin/python" interop/console_browser.py \
     "$(field "admin:" "$WORK/console.out" | cut -d' ' -f1)" "$OPERATOR_KEY" \
     "$(field "MCP:" "$WORK/console.out")" "$(field "key for ops:" "$WORK/console.out")" \
+    "$(field "key for dns-editor:" "$WORK/console.out")" \
     "$WORK/axe/node_modules/axe-core/axe.min.js" "${CONSOLE_SHOTS:-$WORK/shots}"
 
 echo "== MCP conformance suite (0.1.16)"

@@ -79,7 +79,7 @@ fn explain_form(policy: &Policy) -> Markup {
         h2 { "What may an agent do?" }
         form.change method="get" action="/console/explain" {
             label { "Agent "
-                select name="agent" { @for agent in policy.agents() { option { (agent.id) } } }
+                select name="agent" { @for agent in policy.agents() { option value=(agent.id) { (agent.id) } } }
             }
             label { "Tool " input name="tool" required placeholder="create_dns_record"; }
             label { "Arguments (JSON) " input name="args" size="50" placeholder=r#"{"zone_id": "…", "name": "www.example.com"}"#; }
@@ -95,7 +95,7 @@ fn change_form(policy: &Policy) -> Markup {
         h2 { "Change access" }
         form.change method="get" action="/console/access/change" {
             label { "Agent "
-                select name="agent" { @for agent in policy.agents() { option { (agent.id) } } }
+                select name="agent" { @for agent in policy.agents() { option value=(agent.id) { (agent.id) } } }
             }
             label { "Group "
                 select name="group" {

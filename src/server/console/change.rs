@@ -182,7 +182,12 @@ fn shown(console: &Console, signed: &Signed, asked: &Asked, planned: &Planned) -
                     h2 { "It checks" }
                     @if !gained.is_empty() { p { (asked.agent) " will see: " @for t in &gained { code { (t) } " " } } }
                     @if !lost.is_empty() { p { (asked.agent) " will no longer see: " @for t in &lost { code { (t) } " " } } }
-                    @for warning in &policy.warnings { p.note { (warning) } }
+                    @if !policy.warnings.is_empty() {
+                        details {
+                            summary { (policy.warnings.len()) " warnings, as `flaregate check` gives them" }
+                            ul { @for warning in &policy.warnings { li { (warning) } } }
+                        }
+                    }
                     form method="post" action="/console/access/change" {
                         input type="hidden" name="csrf" value=(signed.csrf);
                         input type="hidden" name="agent" value=(asked.agent);
