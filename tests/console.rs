@@ -211,6 +211,11 @@ async fn operators_sign_in_and_see_access_and_the_log_with_agent_text_inert() {
         access.contains("<td class=\"level full\">Full</td>"),
         "{access}"
     );
+    // The token permissions the grants need, as `check` lists them.
+    assert!(
+        access.contains("Zone · DNS · Edit") && access.contains("DNS Write"),
+        "{access}"
+    );
 
     // What may an agent do: the policy's answer, nothing sent.
     let ask = |args: &str| {

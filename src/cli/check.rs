@@ -10,10 +10,10 @@ use std::process::ExitCode;
 use clap::Args;
 use serde::Serialize;
 
-use super::permissions::{Permission, permissions_text, token_permissions};
 use super::{Outcome, PolicyPaths, setup};
 use crate::catalog::Catalog;
 use crate::policy::{Agent, AuthMode, Level, Policy};
+use crate::policy::{Permission, permissions_text, token_permissions};
 
 /// Past this many groups the agent × group table is too wide to read:
 /// each agent's grants are listed instead.

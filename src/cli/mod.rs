@@ -11,7 +11,6 @@ mod explain;
 mod init;
 mod inspect;
 mod keys;
-mod permissions;
 mod retention;
 mod sandbox;
 mod serve;

@@ -70,6 +70,29 @@ fn matrix(policy: &Policy, admin: bool) -> Markup {
         @for agent in policy.agents() {
             (details(catalog, agent))
         }
+        (token_permissions(policy))
+    }
+}
+
+/// The permissions flaregate's Cloudflare token needs for these grants,
+/// as `flaregate check` lists them: make the token with exactly these.
+fn token_permissions(policy: &Policy) -> Markup {
+    let needed = crate::policy::token_permissions(policy.catalog(), policy);
+    html! {
+        h2 { "The Cloudflare token these grants need" }
+        @if needed.is_empty() {
+            p.note { "None: no agent is granted anything." }
+        } @else {
+            table {
+                thead { tr { th scope="col" { "Permission (as the dashboard lists it)" } th scope="col" { "API name" } th scope="col" { "On" } } }
+                tbody {
+                    @for permission in &needed {
+                        tr { td { (permission.label) } td { code { (permission.permission) } } td { (permission.on) } }
+                    }
+                }
+            }
+            p.note { "`flaregate check --live` says which of them the token in use lacks." }
+        }
     }
 }
 

@@ -1,27 +1,27 @@
 //! The Cloudflare token permissions the policies need, each with the
 //! zones or accounts it is needed on, so the token can be made with
-//! exactly those (`flaregate check` prints them).
+//! exactly those (`flaregate check` prints them, the console shows them).
 
 use serde::Serialize;
 
+use super::Policy;
 use crate::catalog::Catalog;
-use crate::policy::Policy;
 
 /// A Cloudflare token permission the policies need.
-#[derive(Serialize)]
-pub(super) struct Permission {
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Permission {
     /// As the dashboard's token form lists it: "Zone · DNS · Edit".
-    label: String,
+    pub label: String,
     /// The API's name: "DNS Write".
-    permission: String,
+    pub permission: String,
     /// Where: "zones: example.com" or "accounts: all".
-    on: String,
+    pub on: String,
 }
 
 /// The Cloudflare token permissions the policies need, with the zones or
 /// accounts each is needed on: create the token with exactly these.
-pub(super) fn token_permissions(catalog: &Catalog, policy: &Policy) -> Vec<Permission> {
-    use crate::policy::{Scope, ScopeRef};
+pub fn token_permissions(catalog: &Catalog, policy: &Policy) -> Vec<Permission> {
+    use super::{Scope, ScopeRef};
     use std::collections::{BTreeMap, BTreeSet};
     // Per permission: on which kind, and the entries (None: all of them).
     let mut needed: BTreeMap<&str, (&str, Option<BTreeSet<String>>)> = BTreeMap::new();
@@ -39,7 +39,7 @@ pub(super) fn token_permissions(catalog: &Catalog, policy: &Policy) -> Vec<Permi
                 .as_ref()
                 .and_then(|l| catalog.endpoint(&l.tool));
             endpoints.extend(lookup.map(|e| &**e));
-            if agent.snapshots != crate::policy::Snapshots::Off {
+            if agent.snapshots != super::Snapshots::Off {
                 endpoints.extend(catalog.reader_of(endpoint));
             }
         }
@@ -102,7 +102,8 @@ fn dashboard_label(permission: &str, kind: &str) -> String {
     format!("{on} · {resource} · {level}")
 }
 
-pub(super) fn permissions_text(permissions: &[Permission]) -> String {
+/// The permissions as `flaregate check` prints them, aligned.
+pub fn permissions_text(permissions: &[Permission]) -> String {
     if permissions.is_empty() {
         return String::new();
     }
