@@ -21,6 +21,16 @@ pub(super) async fn show(State(console): State<Arc<Console>>, signed: Signed) ->
     page("Access", Tab::Access, Some(&signed), matrix(&policy, admin))
 }
 
+/// Past this many groups held, the matrix shows families of groups (the
+/// whole imported API has 55).
+const COLUMNS: usize = 16;
+
+/// Groups shown as one column: one group, or a family of them.
+struct Column<'a> {
+    title: String,
+    groups: Vec<&'a crate::catalog::Group>,
+}
+
 fn matrix(policy: &Policy, admin: bool) -> Markup {
     let catalog = policy.catalog();
     // Groups some agent holds; the rest are one line below.
@@ -30,18 +40,22 @@ fn matrix(policy: &Policy, admin: bool) -> Markup {
         .filter(|g| policy.agents().iter().any(|a| a.level(&g.id) > Level::Off))
         .collect();
     let others = catalog.groups().len() - held.len();
+    let columns = columns(&held);
     html! {
         p { "What each agent may do, per capability group, as the policy files say (deny by default)." }
         div.scroll {
             table.matrix {
-                caption { (policy.agents().len()) " agents × " (held.len()) " groups held" }
+                caption {
+                    (policy.agents().len()) " agents × " (held.len()) " groups held"
+                    @if columns.len() < held.len() { ", in " (columns.len()) " families" }
+                }
                 thead {
                     tr {
                         th scope="col" { "Agent" }
                         th scope="col" { "Zones" }
                         th scope="col" { "Accounts" }
-                        @for group in &held {
-                            th scope="col" title=(group.description) { (group.title) }
+                        @for column in &columns {
+                            th scope="col" { (column.title) }
                         }
                     }
                 }
@@ -51,9 +65,8 @@ fn matrix(policy: &Policy, admin: bool) -> Markup {
                             th scope="row" { a href={ "#agent-" (agent.id) } { (agent.id) } }
                             td { (agent.zones.describe()) }
                             td { (agent.accounts.describe()) }
-                            @for group in &held {
-                                @let level = agent.level(&group.id);
-                                td class={ "level " (level.as_str()) } { (word(level)) }
+                            @for column in &columns {
+                                (cell(agent, column))
                             }
                         }
                     }
@@ -71,6 +84,79 @@ fn matrix(policy: &Policy, admin: bool) -> Markup {
             (details(catalog, agent))
         }
         (token_permissions(policy))
+    }
+}
+
+/// A column per group, or past [`COLUMNS`], per family: groups whose ids
+/// begin with the same word (`workers`, `workers_ai`, `workers_kv_namespace`).
+fn columns<'a>(held: &[&'a crate::catalog::Group]) -> Vec<Column<'a>> {
+    if held.len() <= COLUMNS {
+        return held
+            .iter()
+            .map(|g| Column {
+                title: g.title.clone(),
+                groups: vec![*g],
+            })
+            .collect();
+    }
+    // The id's first word, a plural `s` aside (`accounts`, `account_admin`).
+    let family = |id: &str| {
+        let first = id.split('_').next().unwrap_or(id);
+        match first.strip_suffix('s') {
+            Some(singular) if singular.len() > 3 => singular.to_string(),
+            _ => first.to_string(),
+        }
+    };
+    let mut columns: Vec<(String, Column<'a>)> = Vec::new();
+    for group in held {
+        let name = family(&group.id);
+        match columns.iter_mut().find(|(f, _)| *f == name) {
+            Some((_, column)) => column.groups.push(group),
+            None => {
+                let column = Column {
+                    title: String::new(),
+                    groups: vec![*group],
+                };
+                columns.push((name, column));
+            }
+        }
+    }
+    columns
+        .into_iter()
+        .map(|(_, mut column)| {
+            column.title = match column.groups.as_slice() {
+                [one] => one.title.clone(),
+                many => {
+                    let first = &many[0].id;
+                    let word = first.split('_').next().unwrap_or(first);
+                    format!("{word}… ({})", many.len())
+                }
+            };
+            column
+        })
+        .collect()
+}
+
+/// An agent's level on a column: the level itself for one group; for a
+/// family, the highest, with each group's level a click away.
+fn cell(agent: &Agent, column: &Column<'_>) -> Markup {
+    let levels: Vec<(&crate::catalog::Group, Level)> = column
+        .groups
+        .iter()
+        .map(|g| (*g, agent.level(&g.id)))
+        .collect();
+    let top = levels.iter().map(|(_, l)| *l).max().unwrap_or(Level::Off);
+    html! {
+        td class={ "level " (top.as_str()) } {
+            @if levels.len() == 1 || top == Level::Off {
+                (word(top))
+            } @else {
+                details {
+                    summary { (word(top)) " (" (levels.iter().filter(|(_, l)| *l > Level::Off).count()) " of " (levels.len()) ")" }
+                    ul { @for (group, level) in &levels { li { (group.title) ": " (word(*level)) } } }
+                }
+            }
+        }
     }
 }
 
@@ -188,5 +274,69 @@ fn sign_in(agent: &Agent) -> &'static str {
         (false, true, true) => "a key, or the organisation's login",
         (false, false, true) => "the organisation's login",
         (false, _, false) => "a key",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(id: &str) -> crate::catalog::Group {
+        crate::catalog::Group {
+            id: id.into(),
+            title: id.to_uppercase(),
+            description: String::new(),
+            explicit: false,
+        }
+    }
+
+    #[test]
+    fn many_groups_fold_into_families_and_few_stay_apart() {
+        let few: Vec<_> = ["dns", "dns_advanced", "cache"].map(group).into();
+        let held: Vec<_> = few.iter().collect();
+        assert_eq!(columns(&held).len(), 3);
+
+        let ids = [
+            "dns",
+            "dns_advanced",
+            "workers",
+            "workers_ai",
+            "workers_kv_namespace",
+            "accounts",
+            "account_admin",
+            "zone_settings",
+            "zone_subscription",
+            "cache",
+            "ssl",
+            "ssl_advanced",
+            "r2",
+            "firewall",
+            "firewall_legacy",
+            "pages",
+            "stream",
+        ];
+        let many: Vec<_> = ids.map(group).into();
+        let held: Vec<_> = many.iter().collect();
+        let folded = columns(&held);
+        let titles: Vec<&str> = folded.iter().map(|c| c.title.as_str()).collect();
+        assert_eq!(
+            titles,
+            [
+                "dns… (2)",
+                "workers… (3)",
+                "accounts… (2)",
+                "zone… (2)",
+                "CACHE",
+                "ssl… (2)",
+                "R2",
+                "firewall… (2)",
+                "PAGES",
+                "STREAM"
+            ]
+        );
+        assert_eq!(
+            folded.iter().map(|c| c.groups.len()).sum::<usize>(),
+            ids.len()
+        );
     }
 }
