@@ -195,6 +195,7 @@ pub(super) async fn run(args: ServeArgs) -> Outcome {
         operators: config.operators.clone(),
         policies: source.clone().map(|path| (path, adjust.clone())),
         audit: files.clone(),
+        sign_in: config.console_sign_in.clone(),
     };
     if let Some(path) = source {
         reload::spawn(gateway.clone(), path, adjust, hangup, shutdown.clone());

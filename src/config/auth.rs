@@ -52,6 +52,10 @@ pub struct Introspection {
 pub struct Secret(String);
 
 impl Secret {
+    pub(super) fn new(secret: String) -> Self {
+        Self(secret)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }

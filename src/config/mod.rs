@@ -19,7 +19,7 @@ pub use auth::{
 };
 use auth::{RawAuth, oauth_settings};
 use console::RawConsole;
-pub use console::{Operator, Role};
+pub use console::{CONSOLE_SECRET_VARIABLE, ConsoleSignIn, Operator, Role};
 
 /// The file looked for when `--config` is not given.
 pub const DEFAULT_FILE: &str = "flaregate.toml";
@@ -42,6 +42,8 @@ pub struct Config {
     /// The people who may use the console (served on the admin listener
     /// when any are named).
     pub operators: Vec<Operator>,
+    /// Where operators sign in with the organisation's login, if anywhere.
+    pub console_sign_in: Option<ConsoleSignIn>,
     /// Where call spans go (OTLP/HTTP traces URL); none if unset.
     pub otlp_endpoint: Option<String>,
     /// While a policy reload has failed: keep the older policy in force
@@ -220,6 +222,7 @@ impl Config {
             .map(oauth_settings)
             .transpose()
             .map_err(invalid)?;
+        let console_sign_in = console::sign_in(&raw.console).map_err(invalid)?;
         let operators = console::operators(raw.console).map_err(invalid)?;
         let cloudflare_access = match raw.auth.cloudflare_access {
             Some(access) => {
@@ -292,6 +295,7 @@ impl Config {
             },
             admin_listen: raw.admin.listen,
             operators,
+            console_sign_in,
             otlp_endpoint: raw.telemetry.otlp_endpoint,
             on_reload_error: raw.policy.on_reload_error,
             folder: base,

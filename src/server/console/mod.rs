@@ -11,6 +11,7 @@ mod change;
 mod explain;
 mod guard;
 mod health;
+mod idp;
 mod log;
 mod page;
 mod undo;
@@ -47,6 +48,8 @@ pub struct ConsoleSetup {
     /// The audit log's files (its key and head checkpoint), for verifying
     /// the chain.
     pub audit: crate::audit::AuditFiles,
+    /// Where operators sign in with the organisation's login, if anywhere.
+    pub sign_in: Option<crate::config::ConsoleSignIn>,
 }
 
 /// What the console's pages share.
@@ -55,6 +58,7 @@ pub(crate) struct Console {
     operators: Vec<Operator>,
     policies: Option<(PathBuf, Adjust)>,
     audit_files: crate::audit::AuditFiles,
+    idp: Option<idp::Idp>,
     sessions: Sessions,
 }
 
@@ -77,12 +81,15 @@ pub(crate) fn routes(gateway: Arc<Gateway>, setup: ConsoleSetup) -> Router {
         operators: setup.operators,
         policies: setup.policies,
         audit_files: setup.audit,
+        idp: setup.sign_in.map(idp::Idp::new),
         sessions: Sessions::default(),
     });
     Router::new()
         .route("/console", get(access::show))
         .route("/console/login", get(login_page).post(login))
         .route("/console/logout", post(logout))
+        .route("/console/login/idp", get(idp::start))
+        .route("/console/callback", get(idp::callback))
         .route(
             "/console/access/change",
             get(change::preview).post(change::apply),
@@ -106,14 +113,19 @@ pub(crate) fn routes(gateway: Arc<Gateway>, setup: ConsoleSetup) -> Router {
         .with_state(console)
 }
 
-async fn login_page() -> Response {
-    sign_in_form(StatusCode::OK, None)
+async fn login_page(State(console): State<Arc<Console>>) -> Response {
+    sign_in_page(StatusCode::OK, None, console.idp.is_some())
 }
 
-fn sign_in_form(status: StatusCode, problem: Option<&str>) -> Response {
+/// The sign-in page: a key, and the organisation's login when `idp`.
+fn sign_in_page(status: StatusCode, problem: Option<&str>, idp: bool) -> Response {
     let body = html! {
         @if let Some(problem) = problem {
             p.problem role="alert" { (problem) }
+        }
+        @if idp {
+            p { a href="/console/login/idp" { "Sign in with your organisation's login" } }
+            p { "Or:" }
         }
         form.signin method="post" action="/console/login" {
             label for="key" { "Your operator key" }
@@ -147,7 +159,11 @@ async fn login(
     }
     let Some(operator) = guard::operator_for_key(&console.operators, &form.key) else {
         tracing::warn!("a console sign-in with a key that is no operator's");
-        return sign_in_form(StatusCode::UNAUTHORIZED, Some("That key is no operator's."));
+        return sign_in_page(
+            StatusCode::UNAUTHORIZED,
+            Some("That key is no operator's."),
+            console.idp.is_some(),
+        );
     };
     tracing::info!(operator = %operator.id, role = operator.role.as_str(), "signed in to the console");
     let cookie = console.sessions.open(operator);
