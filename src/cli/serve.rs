@@ -211,6 +211,13 @@ pub(super) async fn run(args: ServeArgs) -> Outcome {
                 &shutdown,
             )
             .await?;
+            if !config.operators.is_empty() && !addr.ip().is_loopback() && config.http.tls.is_none()
+            {
+                tracing::warn!(
+                    %addr,
+                    "the console is served off loopback without TLS: browsers keep its Secure session cookie only over https (set [http] tls_cert and tls_key) or on localhost"
+                );
+            }
             let url = listener.url("");
             tokio::spawn(http::admin(
                 gateway.clone(),
