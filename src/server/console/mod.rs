@@ -1,6 +1,8 @@
 //! The operator's console, under `/console` on the admin listener, on when
 //! flaregate.toml names operators (`[[console.operator]]`): the access
-//! matrix, the log (live), the approvals inbox. Server-rendered: every
+//! matrix (and changing it), the log (live), the approvals inbox, undo
+//! from a row, health; sign-in with a key or the organisation's login.
+//! Sessions live in this process. Server-rendered: every
 //! value goes through maud, which escapes it (agents write much of what
 //! the console shows); one small script of its own appends live rows and
 //! nothing is fetched from elsewhere; the pages read with JavaScript off.

@@ -4,7 +4,7 @@
 //! configuration. The audit store, the approvals and the shared limits all
 //! connect through here.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,8 +13,12 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::config::SslMode;
 use tokio_postgres_rustls::MakeRustlsConnect;
+
+mod passfile;
+
+use passfile::password_from;
 
 /// libpq's `sslmode`, with its meaning: whether TLS is used, and what of
 /// the server's certificate is checked.
@@ -399,72 +403,6 @@ impl ServerCertVerifier for Encrypted {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
     }
-}
-
-/// The password for `config`'s host, port, database and user from a
-/// pgpass file (`host:port:database:user:password`, `*` matching any,
-/// `\:` and `\\` escaped). Like libpq, a file others can read is refused.
-fn password_from(
-    file: &Path,
-    config: &tokio_postgres::Config,
-) -> Result<Option<String>, TargetError> {
-    let unreadable = |e: std::io::Error| TargetError::PassFile {
-        path: file.display().to_string(),
-        message: e.to_string(),
-    };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(file)
-            .map_err(unreadable)?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            return Err(TargetError::PassFileShared(file.display().to_string()));
-        }
-    }
-    let text = std::fs::read_to_string(file).map_err(unreadable)?;
-    let host = match config.get_hosts().first() {
-        Some(Host::Tcp(name)) => name.clone(),
-        #[cfg(unix)]
-        Some(Host::Unix(path)) => path.display().to_string(),
-        None => "localhost".into(),
-    };
-    let port = config
-        .get_ports()
-        .first()
-        .copied()
-        .unwrap_or(5432)
-        .to_string();
-    let user = config.get_user().unwrap_or_default();
-    let database = config.get_dbname().unwrap_or(user);
-    let wanted = [host.as_str(), port.as_str(), database, user];
-    Ok(text
-        .lines()
-        .filter(|line| !line.trim_start().starts_with('#') && !line.trim().is_empty())
-        .map(fields)
-        .find(|fields| {
-            fields.len() == 5
-                && fields
-                    .iter()
-                    .zip(wanted)
-                    .all(|(field, want)| field == "*" || field == want)
-        })
-        .map(|mut fields| fields.remove(4)))
-}
-
-/// A pgpass line's fields, `\:` and `\\` unescaped.
-fn fields(line: &str) -> Vec<String> {
-    let mut fields = vec![String::new()];
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => fields.last_mut().expect("one field").extend(chars.next()),
-            ':' if fields.len() < 5 => fields.push(String::new()),
-            c => fields.last_mut().expect("one field").push(c),
-        }
-    }
-    fields
 }
 
 #[cfg(test)]
