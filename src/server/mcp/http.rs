@@ -139,21 +139,10 @@ async fn authenticate(
         return sign_in::unauthorized(guard.oauth.as_deref());
     };
     let agent = caller.agent.clone();
-    if !caller.scopes.is_unlimited()
-        && let Some(validator) = &guard.oauth
-    {
-        request = match sign_in::calls_need_scope(
-            validator,
-            (&policy, &caller.scopes),
-            request,
-            (guard.max_body, guard.gateway.metrics()),
-        )
-        .await
-        {
-            Ok(request) => request,
-            Err(step_up) => return step_up,
-        };
-    }
+    request = match guard.within_scopes(&policy, &caller, request).await {
+        Ok(request) => request,
+        Err(step_up) => return step_up,
+    };
     let session = request
         .headers()
         .get(SESSION_HEADER)
@@ -195,6 +184,26 @@ async fn authenticate(
     let closed = deleting && response.status().is_success();
     guard.sessions.note(session, opened, closed, &caller).await;
     response
+}
+
+impl Guard {
+    /// The request, or the step-up `403` when it calls what the caller's
+    /// token scopes do not cover (a key's are unlimited).
+    async fn within_scopes(
+        &self,
+        policy: &Policy,
+        caller: &Caller,
+        request: Request,
+    ) -> Result<Request, Response> {
+        match &self.oauth {
+            Some(validator) if !caller.scopes.is_unlimited() => {
+                let limits = (self.max_body, self.gateway.metrics());
+                sign_in::calls_need_scope(validator, (policy, &caller.scopes), request, limits)
+                    .await
+            }
+            _ => Ok(request),
+        }
+    }
 }
 
 /// Who the request speaks for: the Cloudflare Access assertion when there
