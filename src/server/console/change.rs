@@ -240,32 +240,42 @@ pub(super) async fn apply(
     if planned.old_text == planned.new_text {
         return Redirect::to("/console").into_response();
     }
+    // The new file is written beside the old one first (where a write
+    // fails: space, permissions), then the chain records the change, then
+    // the new file takes the old one's place: a change the chain cannot
+    // record is not made, and one it records is made.
+    let (file, text) = (planned.file.clone(), planned.new_text.clone());
+    let prepared = tokio::task::spawn_blocking(move || Prepared::write(&file, &text))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|p| p.map_err(|e| e.to_string()));
+    let prepared = match prepared {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            tracing::error!(%error, file = %planned.file.display(), "a console change could not be written");
+            let said = format!("nothing changed: the file could not be written: {error}");
+            return (StatusCode::INTERNAL_SERVER_ERROR, said).into_response();
+        }
+    };
     let record = policy_record(&signed, &form, &planned, console.gateway.sandbox());
-    // The chain first: a change it cannot record is not made.
     if let Err(error) = console
         .gateway
         .audit()
         .record(record, Outcome::default())
         .await
     {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not written: {error}"),
-        )
-            .into_response();
+        prepared.discard();
+        let said = format!("nothing changed: the audit log cannot record it: {error}");
+        return (StatusCode::SERVICE_UNAVAILABLE, said).into_response();
     }
-    let (file, text) = (planned.file.clone(), planned.new_text.clone());
-    let written = tokio::task::spawn_blocking(move || write_atomically(&file, &text)).await;
-    if let Err(error) = written
+    if let Err(error) = tokio::task::spawn_blocking(move || prepared.install())
+        .await
         .map_err(|e| e.to_string())
-        .and_then(|w| w.map_err(|e| e.to_string()))
+        .and_then(|r| r.map_err(|e| e.to_string()))
     {
-        tracing::error!(%error, file = %planned.file.display(), "a console change could not be written");
-        return (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("the file could not be written: {error}"),
-        )
-            .into_response();
+        tracing::error!(%error, file = %planned.file.display(), "a recorded console change could not take the file's place");
+        let said = format!("the change is recorded but the file could not be replaced: {error}");
+        return (StatusCode::INTERNAL_SERVER_ERROR, said).into_response();
     }
     tracing::info!(
         operator = %signed.operator, agent = %form.agent, group = %form.group,
@@ -318,22 +328,41 @@ fn policy_record(
     }
 }
 
-/// Writes `text` to `file` so that a reader sees the old file or the new
-/// one, never half: a file beside it, flushed, then renamed over it.
-fn write_atomically(file: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut temporary = file.as_os_str().to_owned();
-    temporary.push(".flaregate-edit");
-    let temporary = PathBuf::from(temporary);
-    let mut out = std::fs::File::create(&temporary)?;
-    if let Ok(meta) = std::fs::metadata(file) {
-        let _ = std::fs::set_permissions(&temporary, meta.permissions());
+/// A new policy file written and flushed beside the one it replaces, so
+/// that a reader sees the old file or the new one, never half.
+struct Prepared {
+    file: PathBuf,
+    temporary: PathBuf,
+}
+
+impl Prepared {
+    fn write(file: &Path, text: &str) -> std::io::Result<Self> {
+        use std::io::Write;
+        let mut temporary = file.as_os_str().to_owned();
+        temporary.push(".flaregate-edit");
+        let temporary = PathBuf::from(temporary);
+        let mut out = std::fs::File::create(&temporary)?;
+        if let Ok(meta) = std::fs::metadata(file) {
+            let _ = std::fs::set_permissions(&temporary, meta.permissions());
+        }
+        out.write_all(text.as_bytes())?;
+        out.sync_all()?;
+        Ok(Self {
+            file: file.to_path_buf(),
+            temporary,
+        })
     }
-    out.write_all(text.as_bytes())?;
-    out.sync_all()?;
-    std::fs::rename(&temporary, file)?;
-    if let Some(folder) = file.parent().and_then(|f| std::fs::File::open(f).ok()) {
-        let _ = folder.sync_all();
+
+    /// Puts the new file in the old one's place.
+    fn install(self) -> std::io::Result<()> {
+        std::fs::rename(&self.temporary, &self.file)?;
+        if let Some(folder) = self.file.parent().and_then(|f| std::fs::File::open(f).ok()) {
+            let _ = folder.sync_all();
+        }
+        Ok(())
     }
-    Ok(())
+
+    fn discard(self) {
+        let _ = std::fs::remove_file(&self.temporary);
+    }
 }
