@@ -379,6 +379,10 @@ async fn an_approver_decides_in_the_console_and_forged_or_unentitled_changes_do_
         "{inbox}"
     );
     assert!(!inbox.contains("value=\"approve\""), "{inbox}");
+    assert!(
+        inbox.contains("Asked by") && inbox.contains("no person named"),
+        "a key names no person: {inbox}"
+    );
     let token = csrf(&inbox);
     let approve = [("csrf", token.as_str()), ("decision", "approve")];
     assert_eq!(

@@ -178,7 +178,7 @@ async fn tokens_from_the_issuer_reach_the_agent_they_match_and_bad_ones_are_refu
     std::fs::write(
         &policy,
         format!(
-            "[[agent]]\nid = \"sre\"\nzones = [\"example.com\"]\ngrants = {{ dns = \"full\", cache = \"full\" }}\n[agent.oauth]\ngroups = [\"sre\"]\n\n\
+            "[[agent]]\nid = \"sre\"\nzones = [\"example.com\"]\ngrants = {{ dns = \"full\", cache = \"full\" }}\napprove = [\"delete_dns_record\"]\n[agent.oauth]\ngroups = [\"sre\"]\n\n\
              [[agent]]\nid = \"viewer\"\nzones = [\"example.com\"]\ngrants = {{ zones = \"read\" }}\n[agent.oauth]\nemail_domain = [\"access.example\"]\n\n\
              [[agent]]\nid = \"service\"\nkey_sha256 = [\"{hash}\"]\nzones = [\"example.com\"]\ngrants = {{ zones = \"read\" }}\n"
         ),
@@ -273,6 +273,31 @@ async fn tokens_from_the_issuer_reach_the_agent_they_match_and_bad_ones_are_refu
             .starts_with("alice@example.com via client claude-test as sre was allowed"),
         "{}",
         row.summary
+    );
+    // A request for approval keeps who asked, through which client.
+    let asked = common::call(
+        &client,
+        "delete_dns_record",
+        json!({"zone_id": flaregate::sandbox::EXAMPLE_COM, "dns_record_id": "8ce0e8a8a7b7b3c1d0e9f8a7b6c5d4e3"}),
+    )
+    .await;
+    assert_eq!(asked.is_error, Some(true), "{}", common::text(&asked));
+    let listed = std::process::Command::new(common::BIN)
+        .args(["approvals", "--json", "--audit-db"])
+        .arg(&server.audit_db)
+        .output()
+        .expect("runs");
+    let request: Value = serde_json::from_slice(
+        String::from_utf8_lossy(&listed.stdout)
+            .lines()
+            .next()
+            .expect("one request")
+            .as_bytes(),
+    )
+    .expect("JSON");
+    assert_eq!(
+        request["asked_by"],
+        "alice@example.com via client claude-test"
     );
     drop(client);
     assert_eq!(

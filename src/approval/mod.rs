@@ -66,7 +66,7 @@ impl Approvals {
         &self,
         key: &ChainKey,
         (agent, tool, args): (&str, &str, &Map<String, Value>),
-        (summary, preview): (&str, &str),
+        (summary, preview, asked_by): (&str, &str, Option<&str>),
         now_ms: i64,
         ttl_ms: i64,
     ) -> Result<String, StoreFailed> {
@@ -85,6 +85,7 @@ impl Approvals {
                 preview,
                 requested_ms: now_ms,
                 expires_ms: now_ms + ttl_ms,
+                asked_by,
             })?;
             Ok(id)
         })

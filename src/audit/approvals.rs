@@ -28,6 +28,10 @@ pub(super) const SQLITE_TABLE: &str = "CREATE TABLE IF NOT EXISTS approvals (
 /// PostgreSQL's 8).
 pub(super) const NOTE_COLUMN: &str = "ALTER TABLE approvals ADD COLUMN note TEXT;";
 
+/// Who asked, when an OAuth token named a person and client (the SQLite
+/// schema's migration 10, PostgreSQL's 9).
+pub(super) const ASKED_BY_COLUMN: &str = "ALTER TABLE approvals ADD COLUMN asked_by TEXT;";
+
 /// The table in PostgreSQL (the schema's migration 3).
 pub(super) const POSTGRES_TABLE: &str = "CREATE TABLE approvals (
         id TEXT PRIMARY KEY,
@@ -88,6 +92,9 @@ pub struct Approval {
     pub decided_ms: Option<i64>,
     /// What the person who decided said of it, if anything.
     pub note: Option<String>,
+    /// The person and client the asking agent's token named ("alice@…
+    /// via client claude"); none for a key.
+    pub asked_by: Option<String>,
     pub used: bool,
     /// Whether the audit chain has the decision.
     pub recorded: bool,
@@ -106,6 +113,7 @@ pub struct NewRequest<'a> {
     pub preview: &'a str,
     pub requested_ms: i64,
     pub expires_ms: i64,
+    pub asked_by: Option<&'a str>,
 }
 
 /// The approvals' database could not be read or written: what it said.
@@ -209,8 +217,8 @@ impl Session {
     pub fn insert(&mut self, request: &NewRequest<'_>) -> Result<(), StoreFailed> {
         self.execute(
             "INSERT INTO approvals
-             (id, agent, tool, digest, summary, preview, requested_ms, expires_ms, status)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+             (id, agent, tool, digest, summary, preview, requested_ms, expires_ms, asked_by, status)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
             &[
                 Param::Text(request.id),
                 Param::Text(request.agent),
@@ -220,6 +228,7 @@ impl Session {
                 Param::Text(request.preview),
                 Param::Int(request.requested_ms),
                 Param::Int(request.expires_ms),
+                Param::MaybeText(request.asked_by),
             ],
         )
         .map(drop)
@@ -374,6 +383,7 @@ fn approval(row: &impl Columns) -> Result<Approval, StoreFailed> {
         decided_by: row.column("decided_by")?,
         decided_ms: row.column("decided_ms")?,
         note: row.column("note")?,
+        asked_by: row.column("asked_by")?,
         used: row.column::<Option<i64>>("used_ms")?.is_some(),
         recorded: row.column::<i64>("recorded")? != 0,
     })

@@ -217,6 +217,8 @@ const MIGRATIONS: &[&[&str]] = &[
     CREATE INDEX calls_by_approval ON calls (approval) WHERE approval IS NOT NULL;"],
     // 9: a person's note on their decision on a request for approval.
     &[super::approvals::NOTE_COLUMN],
+    // 10: who asked for approval, when a token named a person and client.
+    &[super::approvals::ASKED_BY_COLUMN],
 ];
 
 /// Brings the database to the current schema version.

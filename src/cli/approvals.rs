@@ -113,6 +113,9 @@ fn print_one(approval: &Approval) {
         at(approval.expires_ms)
     );
     println!("    {}", text::escape(&approval.summary));
+    if let Some(who) = &approval.asked_by {
+        println!("    asked by:  {}", text::escape(who));
+    }
     let Ok(preview) = serde_json::from_str::<Value>(&approval.preview) else {
         println!("    preview: {}", text::escape(&approval.preview));
         return;
@@ -164,6 +167,7 @@ fn as_json(approval: &Approval) -> Value {
         "tool": approval.tool,
         "summary": approval.summary,
         "requested": at(approval.requested_ms),
+        "asked_by": approval.asked_by,
         "expires": at(approval.expires_ms),
         "preview": serde_json::from_str::<Value>(&approval.preview)
             .unwrap_or_else(|_| Value::String(approval.preview.clone())),

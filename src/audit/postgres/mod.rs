@@ -97,6 +97,8 @@ const MIGRATIONS: &[&str] = &[
         CHECK (decision IN ('allow', 'deny', 'preview', 'approved', 'rejected', 'policy'));",
     // 8: a person's note on their decision on a request for approval.
     super::approvals::NOTE_COLUMN,
+    // 9: who asked for approval, when a token named a person and client.
+    super::approvals::ASKED_BY_COLUMN,
 ];
 
 /// The PostgreSQL client blocks on a runtime of its own, which tokio does

@@ -153,6 +153,8 @@ fn request(approval: &Approval, csrf: Option<&str>) -> Markup {
             h3 id={ "request-" (approval.id) } { (approval.summary) }
             dl {
                 dt { "Agent" } dd { (approval.agent) }
+                dt { "Asked by" }
+                dd { (approval.asked_by.as_deref().unwrap_or("the agent's key (no person named)")) }
                 dt { "Tool" } dd { code { (approval.tool) } }
                 dt { "Asked" } dd { (time(approval.requested_ms)) }
                 dt { "Expires" } dd { (time(approval.expires_ms)) }

@@ -172,8 +172,10 @@ impl Services {
         let (agent, tool, args) = binding(call);
         let ttl = call.agent.approval_ttl.as_millis() as i64;
         let now = audit::now_unix_ms();
+        let asked_by = call.person.clone();
         let requested = blocking(move || {
-            approvals.request(&key, (&agent, &tool, &args), (&summary, &shown), now, ttl)
+            let said = (summary.as_str(), shown.as_str(), asked_by.as_deref());
+            approvals.request(&key, (&agent, &tool, &args), said, now, ttl)
         })
         .await;
         match requested {
