@@ -279,7 +279,7 @@ async fn operators_sign_in_and_see_access_and_the_log_with_agent_text_inert() {
             .parse()
             .expect("a number")
     };
-    let mut stream = console
+    let stream = console
         .http
         .get(format!("{}/console/log/stream?after={last}", console.admin))
         .header("cookie", &cookie)
@@ -289,18 +289,7 @@ async fn operators_sign_in_and_see_access_and_the_log_with_agent_text_inert() {
     assert_eq!(stream.status(), StatusCode::OK);
     let listed = call(&ops, "list_dns_records", json!({"zone_id": COM})).await;
     assert_eq!(listed.is_error, Some(false));
-    let heard = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        let mut seen = String::new();
-        while let Ok(Some(chunk)) = stream.chunk().await {
-            seen.push_str(&String::from_utf8_lossy(&chunk));
-            if seen.contains("list_dns_records") {
-                return seen;
-            }
-        }
-        seen
-    })
-    .await
-    .expect("a new row arrives");
+    let heard = common::read_until(stream, "list_dns_records").await;
     assert!(heard.contains("event: row"), "{heard}");
     // The current filter exported as JSON lines; the chain verified.
     let (status, headers, exported) = console.page(&cookie, "/console/log/export?agent=ops").await;
@@ -343,7 +332,7 @@ async fn an_approver_decides_in_the_console_and_forged_or_unentitled_changes_do_
     };
     // An open inbox hears of a new request at once.
     let viewer = console.sign_in(&console.viewer).await;
-    let mut changes = console
+    let changes = console
         .http
         .get(format!(
             "{}/console/approvals/stream?pending=",
@@ -358,18 +347,7 @@ async fn an_approver_decides_in_the_console_and_forged_or_unentitled_changes_do_
     let said = text(&asked);
     let at = said.find("approval ").expect("an approval id") + 9;
     let id = said[at..at + 32].to_string();
-    let heard = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        let mut seen = String::new();
-        while let Ok(Some(chunk)) = changes.chunk().await {
-            seen.push_str(&String::from_utf8_lossy(&chunk));
-            if seen.contains(&id) {
-                break;
-            }
-        }
-        seen
-    })
-    .await
-    .expect("the inbox hears of it");
+    let heard = common::read_until(changes, &id).await;
     assert!(heard.contains("event: changed"), "{heard}");
 
     // The viewer sees it waiting, with no buttons, and may not decide.
@@ -609,12 +587,7 @@ async fn an_admin_changes_access_through_a_checked_diff_and_the_chain_records_it
         .arg(&console.server.audit_db)
         .output()
         .expect("runs");
-    assert!(
-        verified.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&verified.stdout),
-        String::from_utf8_lossy(&verified.stderr)
-    );
+    assert!(verified.status.success(), "{}", common::said(&verified));
 }
 
 #[tokio::test]

@@ -663,11 +663,7 @@ fn check_refuses_an_agent_whose_tokens_all_match_another_and_warns_of_possible_o
         agent("sre", "groups = [\"sre\"]"),
         agent("dns", "groups = [\"dns-editors\"]")
     ));
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&groups.stdout),
-        String::from_utf8_lossy(&groups.stderr)
-    );
+    let said = common::said(&groups);
     assert!(groups.status.success(), "{said}");
     assert!(
         said.contains("agents `sre` and `dns`") && said.contains("groups sre and dns-editors"),
@@ -680,11 +676,7 @@ fn check_refuses_an_agent_whose_tokens_all_match_another_and_warns_of_possible_o
         agent("alice", "sub = [\"alice\"]"),
         agent("bob", "sub = [\"bob\"]")
     ));
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&apart.stdout),
-        String::from_utf8_lossy(&apart.stderr)
-    );
+    let said = common::said(&apart);
     assert!(apart.status.success(), "{said}");
     assert!(!said.contains("can both match"), "{said}");
 }
@@ -763,7 +755,7 @@ async fn a_session_continued_with_more_scopes_hears_that_its_tools_changed() {
     );
 
     // The server's stream for this session, where unprompted messages go.
-    let mut stream = reqwest::Client::new()
+    let stream = reqwest::Client::new()
         .get(&mcp)
         .bearer_auth(&reader)
         .header("accept", "text/event-stream")
@@ -773,26 +765,12 @@ async fn a_session_continued_with_more_scopes_hears_that_its_tools_changed() {
         .await
         .expect("a stream");
     assert_eq!(stream.status(), 200);
-    let heard = tokio::spawn(async move {
-        let mut seen = String::new();
-        while let Ok(Some(chunk)) = stream.chunk().await {
-            seen.push_str(&String::from_utf8_lossy(&chunk));
-            if seen.contains("notifications/tools/list_changed") {
-                return true;
-            }
-        }
-        false
-    });
-
     // Signed in again with the write scope, the same session calls on.
     let call = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"list_dns_records","arguments":{"zone_id":"023e105f4ecef8ad9ca31a8372d0c353"}}}"#;
     let called = send(&writer, Some(&session), call).await.expect("answers");
     assert_eq!(called.status(), 200);
-    let told = tokio::time::timeout(std::time::Duration::from_secs(10), heard)
-        .await
-        .expect("tools/list_changed arrives")
-        .expect("the reader ran");
-    assert!(told, "the stream ended without tools/list_changed");
+    // The server's stream for the session keeps what it sent meanwhile.
+    common::read_until(stream, "notifications/tools/list_changed").await;
     let listed = send(&writer, Some(&session), list).await.expect("answers");
     assert!(
         tools(listed.text().await.expect("body")),

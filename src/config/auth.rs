@@ -147,13 +147,6 @@ pub(super) struct RawOAuth {
 /// `[auth.oauth]` checked: issuers and resource are URLs (https, or http
 /// on loopback for testing), algorithms asymmetric.
 pub(super) fn oauth_settings(raw: RawOAuth) -> Result<OAuthSettings, String> {
-    let url_ok = |text: &str| {
-        url::Url::parse(text).is_ok_and(|u| {
-            u.scheme() == "https"
-                || (u.scheme() == "http"
-                    && matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]")))
-        })
-    };
     if raw.jwks_uri.is_some() && raw.issuers.len() != 1 {
         return Err("auth.oauth.jwks_uri is for one issuer: name exactly one in issuers".into());
     }
@@ -163,7 +156,7 @@ pub(super) fn oauth_settings(raw: RawOAuth) -> Result<OAuthSettings, String> {
         );
     }
     for issuer in raw.issuers.iter().chain([&raw.resource]) {
-        if !url_ok(issuer) {
+        if !super::secure_url(issuer) {
             return Err(format!(
                 "auth.oauth: `{issuer}` is not an https:// URL (http:// only on loopback)"
             ));
@@ -172,7 +165,6 @@ pub(super) fn oauth_settings(raw: RawOAuth) -> Result<OAuthSettings, String> {
     let introspection = introspection(
         raw.introspection_endpoint.as_deref(),
         raw.introspection_client_id.as_deref(),
-        url_ok,
     )?;
     let algorithms = raw.algorithms.unwrap_or_else(|| {
         vec![
@@ -238,7 +230,6 @@ pub(super) fn oauth_settings(raw: RawOAuth) -> Result<OAuthSettings, String> {
 fn introspection(
     endpoint: Option<&str>,
     client_id: Option<&str>,
-    url_ok: impl Fn(&str) -> bool,
 ) -> Result<Option<Introspection>, String> {
     let (endpoint, client_id) = match (endpoint, client_id) {
         (None, None) => return Ok(None),
@@ -250,7 +241,7 @@ fn introspection(
             );
         }
     };
-    if !url_ok(endpoint) {
+    if !super::secure_url(endpoint) {
         return Err(format!(
             "auth.oauth.introspection_endpoint: `{endpoint}` is not an https:// URL (http:// only on loopback)"
         ));

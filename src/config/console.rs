@@ -113,12 +113,7 @@ pub(super) fn sign_in(raw: &RawConsole) -> Result<Option<ConsoleSignIn>, String>
         return Ok(None);
     };
     for url in [&raw.issuer, &raw.redirect_uri] {
-        let ok = url::Url::parse(url).is_ok_and(|u| {
-            u.scheme() == "https"
-                || (u.scheme() == "http"
-                    && matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]")))
-        });
-        if !ok {
+        if !super::secure_url(url) {
             return Err(format!(
                 "console.sign_in: `{url}` is not an https:// URL (http:// only on loopback)"
             ));

@@ -226,11 +226,7 @@ impl Config {
         let operators = console::operators(raw.console).map_err(invalid)?;
         let cloudflare_access = match raw.auth.cloudflare_access {
             Some(access) => {
-                let ok = url::Url::parse(&access.team_domain).is_ok_and(|u| {
-                    u.scheme() == "https"
-                        || matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"))
-                });
-                if !ok || access.audience.trim().is_empty() {
+                if !secure_url(&access.team_domain) || access.audience.trim().is_empty() {
                     return Err(invalid(
                         "auth.cloudflare_access: team_domain must be https://TEAM.cloudflareaccess.com and audience the application's AUD tag".into(),
                     ));
@@ -321,6 +317,16 @@ impl Config {
 
 /// The environment variable that, when set, replaces `audit_db`.
 pub const AUDIT_DB_VARIABLE: &str = "FLAREGATE_AUDIT_DB";
+
+/// Whether `text` is a URL a secret or token may be sent to: https, or
+/// http on loopback (for testing).
+fn secure_url(text: &str) -> bool {
+    url::Url::parse(text).is_ok_and(|u| {
+        u.scheme() == "https"
+            || (u.scheme() == "http"
+                && matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]")))
+    })
+}
 
 /// A variable's value, unless unset or blank.
 fn env_value(name: &str) -> Option<String> {

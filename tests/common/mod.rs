@@ -420,6 +420,24 @@ pub fn signal(pid: u32, name: &str) {
 
 /// The text of a tool result.
 /// What a command printed, stdout then stderr, for assertions.
+/// What a streaming response (server-sent events) sent until `needle`
+/// appeared; panics, with what it sent, if it does not within 10 s.
+pub async fn read_until(mut response: reqwest::Response, needle: &str) -> String {
+    let mut seen = String::new();
+    let found = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(Some(chunk)) = response.chunk().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if seen.contains(needle) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert!(matches!(found, Ok(true)), "{needle:?} never came: {seen}");
+    seen
+}
+
 pub fn said(output: &std::process::Output) -> String {
     format!(
         "{}{}",
