@@ -1,7 +1,8 @@
 //! The access page: agents × capability groups, each cell Off / Read /
-//! Full, with the zones and accounts each agent holds; an agent's details
-//! (how it signs in, its limits, approval rules, constraints, the tools it
-//! sees) open below the matrix.
+//! Full, with the zones and accounts each agent holds; a cell opens in
+//! place to what stands behind it (the tools, the rules on their
+//! arguments, the approvals they need, the limits), and each agent's
+//! details follow the matrix.
 
 use std::sync::Arc;
 
@@ -66,7 +67,7 @@ fn matrix(policy: &Policy, admin: bool) -> Markup {
                             td { (agent.zones.describe()) }
                             td { (agent.accounts.describe()) }
                             @for column in &columns {
-                                (cell(agent, column))
+                                (cell(catalog, agent, column))
                             }
                         }
                     }
@@ -81,7 +82,7 @@ fn matrix(policy: &Policy, admin: bool) -> Markup {
             (change_form(policy))
         }
         @for agent in policy.agents() {
-            (details(catalog, agent))
+            (super::agent::details(catalog, agent, admin))
         }
         (token_permissions(policy))
     }
@@ -137,23 +138,32 @@ fn columns<'a>(held: &[&'a crate::catalog::Group]) -> Vec<Column<'a>> {
         .collect()
 }
 
-/// An agent's level on a column: the level itself for one group; for a
-/// family, the highest, with each group's level a click away.
-fn cell(agent: &Agent, column: &Column<'_>) -> Markup {
+/// An agent's level on a column, opening in place to what stands behind
+/// it; for a family, the highest level, with each group's a click away.
+fn cell(catalog: &Catalog, agent: &Agent, column: &Column<'_>) -> Markup {
     let levels: Vec<(&crate::catalog::Group, Level)> = column
         .groups
         .iter()
         .map(|g| (*g, agent.level(&g.id)))
         .collect();
     let top = levels.iter().map(|(_, l)| *l).max().unwrap_or(Level::Off);
+    let held = levels.iter().filter(|(_, l)| *l > Level::Off).count();
     html! {
         td class={ "level " (top.as_str()) } {
-            @if levels.len() == 1 || top == Level::Off {
+            @if top == Level::Off {
                 (word(top))
             } @else {
                 details {
-                    summary { (word(top)) " (" (levels.iter().filter(|(_, l)| *l > Level::Off).count()) " of " (levels.len()) ")" }
-                    ul { @for (group, level) in &levels { li { (group.title) ": " (word(*level)) } } }
+                    summary {
+                        (word(top))
+                        @if levels.len() > 1 { " (" (held) " of " (levels.len()) ")" }
+                    }
+                    div.behind {
+                        @for (group, level) in &levels {
+                            @if levels.len() > 1 { p { strong { (group.title) } ": " (word(*level)) } }
+                            @if *level > Level::Off { (super::agent::behind(catalog, agent, &group.id)) }
+                        }
+                    }
                 }
             }
         }
@@ -226,54 +236,6 @@ fn word(level: Level) -> &'static str {
         Level::Off => "Off",
         Level::Read => "Read",
         Level::Full => "Full",
-    }
-}
-
-fn details(catalog: &Catalog, agent: &Agent) -> Markup {
-    let tools: Vec<&str> = agent.visible_tools(catalog).collect();
-    let constrained: Vec<(String, String)> = tools
-        .iter()
-        .flat_map(|tool| {
-            agent
-                .constraints(catalog, tool)
-                .iter()
-                .map(move |c| (tool.to_string(), format!("{} {}", c.arg, c.describe())))
-        })
-        .collect();
-    html! {
-        details id={ "agent-" (agent.id) } {
-            summary { (agent.id) ": " (tools.len()) " tools" }
-            dl {
-                @if !agent.description.is_empty() {
-                    dt { "About" } dd { (agent.description) }
-                }
-                dt { "Signs in with" } dd { (sign_in(agent)) }
-                dt { "Limits" } dd { (crate::budget::describe_limits(&agent.limits)) }
-                @if !constrained.is_empty() {
-                    dt { "Rules on arguments" }
-                    dd { ul { @for (tool, rule) in &constrained { li { code { (tool) } ": " (rule) } } } }
-                }
-                dt { "Tools it sees" }
-                dd { @for tool in &tools { code { (tool) } " " } }
-                @if !agent.removed.is_empty() {
-                    dt { "Not granted (a rule could not cover them)" }
-                    dd { ul { @for (tool, why) in &agent.removed { li { code { (tool) } ": " (why) } } } }
-                }
-            }
-        }
-    }
-}
-
-fn sign_in(agent: &Agent) -> &'static str {
-    match (
-        agent.auth == crate::policy::AuthMode::None,
-        agent.has_keys(),
-        agent.oauth.is_some(),
-    ) {
-        (true, _, _) => "nothing (loopback only)",
-        (false, true, true) => "a key, or the organisation's login",
-        (false, false, true) => "the organisation's login",
-        (false, _, false) => "a key",
     }
 }
 

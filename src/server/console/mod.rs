@@ -8,6 +8,7 @@
 //! nothing is fetched from elsewhere; the pages read with JavaScript off.
 
 mod access;
+mod agent;
 mod approvals;
 mod change;
 mod explain;
