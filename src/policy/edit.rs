@@ -125,7 +125,11 @@ pub fn constraints(text: &str, id: &str) -> Result<Vec<String>, EditError> {
         let list = |key: &str| {
             t.get(key)
                 .and_then(Item::as_array)
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let on = match (text("tool"), text("group")) {
@@ -355,9 +359,10 @@ workers = "off"  # not the code
             allow: vec!["*.example.com".into()],
             deny: vec![],
         };
-        let changed = apply(&changed, "dns-editor", &Edit::AddConstraint(rule.clone()))
-            .expect("edits");
-        let added = "[[agent.constraint]]\ngroup = \"dns\"\narg = \"name\"\nallow = [\"*.example.com\"]";
+        let changed =
+            apply(&changed, "dns-editor", &Edit::AddConstraint(rule.clone())).expect("edits");
+        let added =
+            "[[agent.constraint]]\ngroup = \"dns\"\narg = \"name\"\nallow = [\"*.example.com\"]";
         assert!(changed.contains(added), "{changed}");
         // Inside dns-editor's section, before the next [[agent]].
         let (at, next) = (
@@ -375,8 +380,7 @@ workers = "off"  # not the code
             vec![rule.to_string()]
         );
 
-        let removed =
-            apply(&changed, "dns-editor", &Edit::RemoveConstraint(0)).expect("edits");
+        let removed = apply(&changed, "dns-editor", &Edit::RemoveConstraint(0)).expect("edits");
         assert!(!removed.contains("[[agent.constraint]]"), "{removed}");
         assert_eq!(
             apply(&removed, "dns-editor", &Edit::RemoveConstraint(0)),

@@ -75,7 +75,9 @@ impl Asked {
             }),
             "constraint" => {
                 let on = match (self.tool.trim(), self.group.trim()) {
-                    ("", "") => return Err("name the tool (or glob) or the group the rule is on".into()),
+                    ("", "") => {
+                        return Err("name the tool (or glob) or the group the rule is on".into());
+                    }
                     ("", group) => ConstraintOn::Group(group.to_string()),
                     (tool, "") => ConstraintOn::Tool(tool.to_string()),
                     _ => return Err("a rule is on a tool or on a group, not both".into()),
@@ -195,14 +197,19 @@ mod tests {
                 a.arg = "name".into();
                 a.allow = "*.example.com".into();
             }),
-            Ok(Edit::AddConstraint(NewConstraint { on: ConstraintOn::Group(_), .. }))
+            Ok(Edit::AddConstraint(NewConstraint {
+                on: ConstraintOn::Group(_),
+                ..
+            }))
         ));
-        assert!(asked("constraint", &|a| {
-            a.group = "dns".into();
-            a.tool = "x".into();
-            a.arg = "name".into();
-        })
-        .is_err());
+        assert!(
+            asked("constraint", &|a| {
+                a.group = "dns".into();
+                a.tool = "x".into();
+                a.arg = "name".into();
+            })
+            .is_err()
+        );
         assert_eq!(
             asked("unconstrain", &|a| a.index = "2".into()),
             Ok(Edit::RemoveConstraint(1))

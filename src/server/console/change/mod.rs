@@ -26,8 +26,8 @@ use super::guard::Signed;
 use super::page::{Tab, page};
 use crate::audit::{CallRecord, Decision, Outcome};
 use crate::config::Role;
-use crate::policy::edit::{self, Edit, ScopeKey};
 use crate::policy::Policy;
+use crate::policy::edit::{self, Edit, ScopeKey};
 pub(super) use asked::Asked;
 use asked::{Described, fields};
 use write::Prepared;
@@ -101,8 +101,14 @@ impl Console {
         let described = Described {
             old: match &edit {
                 Edit::Grant { group, .. } => current.level(group).as_str().to_string(),
-                Edit::Scope { key: ScopeKey::Zones, .. } => current.zones.describe(),
-                Edit::Scope { key: ScopeKey::Accounts, .. } => current.accounts.describe(),
+                Edit::Scope {
+                    key: ScopeKey::Zones,
+                    ..
+                } => current.zones.describe(),
+                Edit::Scope {
+                    key: ScopeKey::Accounts,
+                    ..
+                } => current.accounts.describe(),
                 Edit::AddConstraint(_) => String::new(),
                 Edit::RemoveConstraint(n) => edit::constraints(&old_text, agent)
                     .map_err(|e| e.to_string())?
@@ -209,7 +215,11 @@ fn shown(console: &Console, signed: &Signed, asked: &Asked, planned: &Planned) -
     let tools_of = |policy: &Policy| -> Vec<String> {
         policy
             .agent(&asked.agent)
-            .map(|a| a.visible_tools(policy.catalog()).map(str::to_string).collect())
+            .map(|a| {
+                a.visible_tools(policy.catalog())
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let before = tools_of(&now);

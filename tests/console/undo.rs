@@ -1,0 +1,89 @@
+//! Undo from a row, after its preview, recorded as the operator.
+
+use crate::common::{call, text};
+use crate::{COM, csrf, start};
+use reqwest::StatusCode;
+use serde_json::json;
+
+#[tokio::test]
+async fn an_admin_undoes_a_row_after_its_preview_and_the_undo_names_the_operator() {
+    let console = start();
+    let editor = console.server.connect("editor").await;
+    let created = call(
+        &editor,
+        "create_dns_record",
+        json!({"zone_id": COM, "type": "A", "name": "undo-me.example.com", "content": "192.0.2.7"}),
+    )
+    .await;
+    assert_eq!(created.is_error, Some(false), "{}", text(&created));
+    let row = console
+        .server
+        .audit_rows()
+        .iter()
+        .find(|r| r.tool == "create_dns_record")
+        .expect("the create's row")
+        .id;
+    let deletes = || async {
+        console
+            .server
+            .sandbox_requests()
+            .await
+            .iter()
+            .filter(|r| r.method == "DELETE")
+            .count()
+    };
+
+    let approver = console.sign_in(&console.approver).await;
+    let (status, _, _) = console
+        .page(&approver, &format!("/console/log/{row}/undo"))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let root = console.sign_in(&console.admin_key).await;
+    let (_, _, detail) = console.page(&root, &format!("/console/log/{row}")).await;
+    assert!(detail.contains("Undo this call"), "{detail}");
+    let (status, _, preview) = console
+        .page(&root, &format!("/console/log/{row}/undo"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert!(
+        preview.contains("delete_dns_record") && preview.contains("undo-me.example.com"),
+        "{preview}"
+    );
+    assert_eq!(deletes().await, 0, "a preview sends nothing");
+    let token = csrf(&preview);
+
+    let forged = console
+        .http
+        .post(format!("{}/console/log/{row}/undo", console.admin))
+        .header("cookie", &root)
+        .form(&[("csrf", "")])
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(deletes().await, 0, "a refused undo sends nothing");
+
+    let undone = console
+        .http
+        .post(format!("{}/console/log/{row}/undo", console.admin))
+        .header("cookie", &root)
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .expect("answers");
+    let status = undone.status();
+    let said = undone.text().await.expect("body");
+    assert_eq!(status, StatusCode::OK, "{said}");
+    assert_eq!(deletes().await, 1, "the record created is deleted");
+    let rows = console.server.audit_rows();
+    let undo = rows
+        .iter()
+        .find(|r| r.tool == "delete_dns_record" && r.decision == "allow")
+        .expect("the undo's row");
+    assert!(
+        undo.summary.starts_with("root (console) as editor"),
+        "{}",
+        undo.summary
+    );
+}
