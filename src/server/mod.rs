@@ -6,6 +6,7 @@
 
 pub mod admin;
 mod console;
+pub mod explain;
 pub use console::ConsoleSetup;
 mod gateway;
 pub mod listen;

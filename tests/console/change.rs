@@ -224,6 +224,35 @@ async fn an_admin_changes_zones_and_rules_and_a_cell_opens_onto_what_is_behind_i
         "refused by the new rule: {said}"
     );
 
+    // Whether ops may delete www.example.com depends on the record's name:
+    // the question box says so and reads nothing, until asked to read it.
+    let ask = format!(
+        "/console/explain?agent=ops&tool=delete_dns_record&args={}",
+        crate::percent(&format!(
+            r#"{{"zone_id":"{}","dns_record_id":"{}"}}"#,
+            crate::COM,
+            crate::WWW
+        ))
+    );
+    let (_, _, unread) = console.page(&root, &ask).await;
+    assert!(
+        unread.contains("undecided: ")
+            && unread.contains("Nothing was read from Cloudflare")
+            && unread.contains("Read what it acts on, then answer"),
+        "{unread}"
+    );
+    let (_, _, read) = console.page(&root, &format!("{ask}&read=on")).await;
+    assert!(
+        read.contains("denied: ")
+            && read.contains("*.staging.example.com")
+            && read.contains(&format!(
+                "Read to decide: <code>GET /zones/{}/dns_records/{}",
+                crate::COM,
+                crate::WWW
+            )),
+        "{read}"
+    );
+
     // Taken out again: listed, previewed, written; the file is as it was
     // before the rule.
     let (_, _, listed) = console

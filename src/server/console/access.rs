@@ -202,6 +202,7 @@ fn explain_form(policy: &Policy) -> Markup {
             }
             label { "Tool " input name="tool" required placeholder="create_dns_record"; }
             label { "Arguments (JSON) " input name="args" size="50" placeholder=r#"{"zone_id": "…", "name": "www.example.com"}"#; }
+            label { input type="checkbox" name="read" value="on"; " Read what it acts on, if the answer needs it" }
             button type="submit" { "Ask" }
         }
     }

@@ -1,8 +1,8 @@
 //! "What may this agent do with this call?" on the access page: the
-//! policy's answer for a tool and its arguments, as the server would
-//! judge them (values in the form Cloudflare reads, names resolved), with
-//! nothing sent to Cloudflare; a decision that needs the object itself
-//! says so (`flaregate explain --live` fetches it).
+//! server's own answer (`server::explain`, as `flaregate explain` gives
+//! it) for a tool and its arguments. Nothing is read from Cloudflare
+//! unless the operator asks: where the verdict depends on the object the
+//! call acts on, "read it" makes the lookup the server would make.
 
 use std::sync::Arc;
 
@@ -15,94 +15,89 @@ use serde_json::{Map, Value};
 use super::Console;
 use super::guard::Signed;
 use super::page::{Tab, page};
-use crate::policy::Verdict;
+use crate::oauth::TokenAccess;
+use crate::server::explain::{Answer, Explained, Question, explain};
+
+/// What the console says when an answer needs Cloudflare and none was read.
+const OFFLINE: &str = "nothing was read from Cloudflare; ask again with \"Read what it acts on\"";
 
 #[derive(Debug, Deserialize)]
-pub(super) struct Question {
+pub(super) struct Asked {
     #[serde(default)]
     agent: String,
     #[serde(default)]
     tool: String,
     #[serde(default)]
     args: String,
+    /// "on": read the object the call acts on where the answer needs it.
+    #[serde(default)]
+    read: String,
 }
 
-/// The answer, in words, and the rule that gave it.
-fn answer(console: &Console, question: &Question) -> (bool, String, String) {
-    let policy = console.gateway.engine().policy();
-    let Some(agent) = policy.agent(&question.agent) else {
-        return (
-            false,
-            format!("there is no agent `{}`", question.agent),
-            String::new(),
-        );
-    };
-    let catalog = policy.catalog();
-    let Some(endpoint) = catalog.endpoint(&question.tool) else {
-        return (
-            false,
-            format!("there is no tool `{}`", question.tool),
-            String::new(),
-        );
-    };
-    let text = if question.args.trim().is_empty() {
+async fn answer(console: &Console, asked: &Asked) -> Explained {
+    let text = if asked.args.trim().is_empty() {
         "{}"
     } else {
-        question.args.as_str()
+        asked.args.as_str()
     };
-    let mut args: Map<String, Value> = match serde_json::from_str(text) {
+    let args: Map<String, Value> = match serde_json::from_str(text) {
         Ok(Value::Object(args)) => args,
-        _ => {
-            return (
-                false,
-                "the arguments must be a JSON object".into(),
-                String::new(),
-            );
-        }
+        _ => return Explained::new(Answer::Invalid, "the arguments must be a JSON object"),
     };
-    if let Err(invalid) = catalog.validate_arguments(&question.tool, &args) {
-        return (
-            false,
-            format!("the arguments are not valid: {invalid}"),
-            String::new(),
+    let engine = console.gateway.engine();
+    engine.resolve_names().await;
+    let question = Question {
+        agent: asked.agent.clone(),
+        tool: asked.tool.clone(),
+        args,
+        access: TokenAccess::unlimited(),
+    };
+    if console.gateway.catalog().endpoint(&asked.tool).is_none() {
+        return Explained::new(
+            Answer::Invalid,
+            format!("there is no tool `{}`", asked.tool),
         );
     }
-    let directory = console.gateway.engine().directory();
-    if let Err(denial) = policy.canonicalise(agent, endpoint, &mut args, &directory) {
-        return (false, denial.reason.to_string(), denial.rule.to_string());
-    }
-    let verdict = policy.decide(agent, &question.tool, &args, &directory, None);
-    if verdict == Verdict::NeedsLookup {
-        return (
-            false,
-            "it depends on the object the call acts on: the server reads it (charged to the agent) when the call is made; `flaregate explain --live` reads it now".into(),
-            verdict.rule().to_string(),
-        );
-    }
-    let allowed = verdict.is_allowed();
-    let mut said = if allowed { "allowed: " } else { "denied: " }.to_string();
-    said.push_str(verdict.reason());
-    if allowed && agent.needs_approval(catalog, &question.tool) {
-        said.push_str(" — once a person approves it");
-    }
-    (allowed, said, verdict.rule().to_string())
+    let client = (asked.read == "on").then(|| console.gateway.client());
+    explain(engine, question, client, OFFLINE).await
 }
 
 pub(super) async fn show(
     State(console): State<Arc<Console>>,
     signed: Signed,
-    Query(question): Query<Question>,
+    Query(asked): Query<Asked>,
 ) -> Response {
-    console.gateway.engine().resolve_names().await;
-    let (allowed, said, rule) = answer(&console, &question);
+    let explained = answer(&console, &asked).await;
+    if let Some(fetched) = &explained.fetched {
+        tracing::info!(operator = %signed.operator, agent = %asked.agent, tool = %asked.tool, %fetched, "the console read an object to explain a decision");
+    }
+    let allowed = matches!(
+        explained.answer,
+        Answer::Allowed | Answer::AllowedOnceApproved
+    );
     let body = html! {
         p {
-            "May " strong { (question.agent) } " call " code { (question.tool) }
-            " with " code { (question.args) } "?"
+            "May " strong { (asked.agent) } " call " code { (asked.tool) }
+            " with " code { (asked.args) } "?"
         }
-        p class=(if allowed { "allowed" } else { "problem" }) role="status" { (said) }
-        @if !rule.is_empty() { p.note { "Rule: " code { (rule) } } }
-        p.note { "Decided by the policy in force; nothing was sent to Cloudflare." }
+        p class=(if allowed { "allowed" } else { "problem" }) role="status" {
+            (explained.answer.as_str()) ": " (explained.reason)
+        }
+        @if let Some(rule) = &explained.rule { p.note { "Rule: " code { (rule) } } }
+        @if let Some(summary) = &explained.summary { p.note { "The log would say: " (summary) } }
+        @match &explained.fetched {
+            Some(fetched) => p.note { "Read to decide: " code { (fetched) } },
+            None => p.note { "Nothing was read from Cloudflare." },
+        }
+        @if explained.answer == Answer::Undecided && asked.read != "on" {
+            form method="get" action="/console/explain" {
+                input type="hidden" name="agent" value=(asked.agent);
+                input type="hidden" name="tool" value=(asked.tool);
+                input type="hidden" name="args" value=(asked.args);
+                input type="hidden" name="read" value="on";
+                button type="submit" { "Read what it acts on, then answer" }
+            }
+        }
         p { a href="/console" { "Back to access" } }
     };
     page("What may it do?", Tab::Access, Some(&signed), body)
