@@ -401,7 +401,7 @@ async fn unresolved_names(
             .err()
             .into_iter()
             .collect::<Vec<_>>();
-        gaps.extend(super::token_check::gaps(&client, policy, &directory, true).await);
+        gaps.extend(crate::policy::token_gaps::gaps(&client, policy, &directory, true).await);
         gaps
     } else {
         Vec::new()

@@ -175,7 +175,8 @@ pub(super) async fn run(args: ServeArgs) -> Outcome {
                 let policy = gateway.engine().policy();
                 let directory = gateway.engine().directory();
                 for gap in
-                    super::token_check::gaps(gateway.client(), &policy, &directory, false).await
+                    crate::policy::token_gaps::gaps(gateway.client(), &policy, &directory, false)
+                        .await
                 {
                     tracing::error!("{gap}");
                 }

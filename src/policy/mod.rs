@@ -20,6 +20,7 @@ mod model;
 mod named;
 mod permissions;
 mod scope;
+pub mod token_gaps;
 
 pub use claims::ClaimMatch;
 pub use decide::{Denial, DenyKind, Verdict};

@@ -1,7 +1,7 @@
 //! Sign-in, the access page and the log: what agents wrote is inert.
 
 use crate::common::{self, ServerProcess, call, text};
-use crate::{COM, percent, start};
+use crate::{COM, csrf, percent, start};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -168,4 +168,54 @@ async fn operators_sign_in_and_see_access_and_the_log_with_agent_text_inert() {
     // Without a session, no stream.
     let (status, _, _) = console.page("", "/console/log/stream").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn the_access_page_says_what_the_live_token_lacks_when_asked_and_only_then() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        "[[token]]\nvalue = \"dns-only\"\npermissions = [\"Zone Read\", \"DNS Read\", \"Account Settings Read\"]\n",
+    )
+    .expect("tokens");
+    let upstream =
+        common::SandboxProcess::start(&["--tokens-file", tokens.to_str().expect("utf-8")]);
+    let policy = "[[agent]]\nid = \"ops\"\nzones = [\"example.com\"]\naccounts = [\"Example Corp\"]\ngrants = { dns = \"read\", workers = \"read\" }\n";
+    let console = crate::start_with(policy, Some((&upstream.base_url, "dns-only")));
+    let viewer = console.sign_in(&console.viewer).await;
+    let (_, _, access) = console.page(&viewer, "/console").await;
+    assert!(
+        access.contains("Check what the live token lacks") && !access.contains("write probes"),
+        "a viewer may run the reads, not the write probes: {access}"
+    );
+    let check = |cookie: &str, form: Vec<(&'static str, String)>| {
+        console
+            .http
+            .post(format!("{}/console/access/token", console.admin))
+            .header("cookie", cookie)
+            .form(&form)
+            .send()
+    };
+    let token = csrf(&access);
+    // Without the form token, or the write probes as a viewer: refused.
+    let forged = check(&viewer, vec![]).await.expect("answers");
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let probes = vec![("csrf", token.clone()), ("writes", "on".into())];
+    let probes = check(&viewer, probes).await.expect("answers");
+    assert_eq!(probes.status(), StatusCode::FORBIDDEN);
+
+    let checked = check(&viewer, vec![("csrf", token)])
+        .await
+        .expect("answers");
+    assert_eq!(checked.status(), StatusCode::OK);
+    let said = checked.text().await.expect("body");
+    assert!(
+        said.contains("the token is active")
+            && said.contains(
+                "cannot serve workers on account Example Corp: it lacks Workers Scripts Read"
+            )
+            && !said.contains("cannot serve dns"),
+        "{said}"
+    );
 }

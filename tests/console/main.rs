@@ -53,6 +53,12 @@ pub struct Console {
 
 /// The server with one approver and one viewer named in flaregate.toml.
 pub fn start() -> Console {
+    start_with(POLICY, None)
+}
+
+/// The server with `policy`, against the built-in sandbox, or with
+/// `upstream` against another Cloudflare (its base URL and token).
+pub fn start_with(policy_text: &str, upstream: Option<(&str, &str)>) -> Console {
     let dir = tempfile::tempdir().expect("tempdir");
     let (approver, approver_hash) = flaregate::policy::new_key();
     let (viewer, viewer_hash) = flaregate::policy::new_key();
@@ -68,19 +74,26 @@ pub fn start() -> Console {
     )
     .expect("config");
     let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, POLICY).expect("policy");
-    let server = ServerProcess::start(
-        &[
-            "--sandbox",
-            "--config",
-            config.to_str().expect("utf-8"),
-            "--policies",
-            policy.to_str().expect("utf-8"),
-            "--admin",
-            "127.0.0.1:0",
+    std::fs::write(&policy, policy_text).expect("policy");
+    let mut args = vec![
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--policies",
+        policy.to_str().expect("utf-8"),
+        "--admin",
+        "127.0.0.1:0",
+    ];
+    let env = match upstream {
+        None => {
+            args.push("--sandbox");
+            vec![]
+        }
+        Some((base, token)) => vec![
+            ("CLOUDFLARE_API_BASE_URL", base),
+            ("CLOUDFLARE_API_TOKEN", token),
         ],
-        &[],
-    );
+    };
+    let server = ServerProcess::start(&args, &env);
     let admin = server.admin_url.clone().expect("an admin listener");
     Console {
         server,

@@ -19,7 +19,8 @@ use crate::policy::{Agent, Level, Policy};
 pub(super) async fn show(State(console): State<Arc<Console>>, signed: Signed) -> Response {
     let policy = console.gateway.engine().policy();
     let admin = signed.role >= crate::config::Role::Admin;
-    page("Access", Tab::Access, Some(&signed), matrix(&policy, admin))
+    let body = html! { (matrix(&policy, admin)) (super::token::form(&signed)) };
+    page("Access", Tab::Access, Some(&signed), body)
 }
 
 /// Past this many groups held, the matrix shows families of groups (the
@@ -187,7 +188,7 @@ fn token_permissions(policy: &Policy) -> Markup {
                     }
                 }
             }
-            p.note { "`flaregate check --live` says which of them the token in use lacks." }
+            p.note { "Which of them the token in use lacks: the button below (or `flaregate check --live`)." }
         }
     }
 }

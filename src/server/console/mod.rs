@@ -17,6 +17,7 @@ mod health;
 mod idp;
 mod log;
 mod page;
+mod token;
 mod undo;
 
 use std::path::PathBuf;
@@ -97,6 +98,7 @@ pub(crate) fn routes(gateway: Arc<Gateway>, setup: ConsoleSetup) -> Router {
             "/console/access/change",
             get(change::preview).post(change::apply),
         )
+        .route("/console/access/token", post(token::check))
         .route("/console/explain", get(explain::show))
         .route("/console/log", get(log::show))
         .route("/console/log/stream", get(log::stream))
