@@ -154,6 +154,22 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Policy reloads since start: (done, failed).
+    pub fn reload_counts(&self) -> (u64, u64) {
+        (
+            self.reloads.load(Ordering::Relaxed),
+            self.reload_failures.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Cloudflare's answers since start, by class ("2xx", "429", "no_answer").
+    pub fn upstream_counts(&self) -> BTreeMap<&'static str, u64> {
+        self.upstream
+            .lock()
+            .expect("metrics lock: no panics inside")
+            .clone()
+    }
+
     /// The Prometheus text exposition, with what is read at scrape time.
     pub fn render(&self, now: &Scrape<'_>) -> String {
         let (audit_queue, audit) = (now.audit_queue, now.audit_times);

@@ -82,6 +82,12 @@ impl Client {
         })
     }
 
+    /// flaregate's Cloudflare budget in this process: its rate and the
+    /// requests free now (none when unlimited).
+    pub fn budget(&self) -> (RateSpec, Option<u32>) {
+        (self.limiter.spec(), self.limiter.available())
+    }
+
     pub fn base_url(&self) -> &str {
         &self.base_url
     }

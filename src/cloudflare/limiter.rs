@@ -123,6 +123,20 @@ impl Limiter {
         self.refilled(n, false)
     }
 
+    /// Requests free now (none when there is no limit).
+    pub fn available(&self) -> Option<u32> {
+        let RateSpec::Limit { requests, per } = self.spec else {
+            return None;
+        };
+        let bucket = self
+            .bucket
+            .lock()
+            .expect("limiter lock is never poisoned: no panics inside");
+        let refill =
+            bucket.refreshed.elapsed().as_secs_f64() * f64::from(requests) / per.as_secs_f64();
+        Some((bucket.tokens + refill).min(f64::from(requests)) as u32)
+    }
+
     fn refilled(&self, n: u32, take: bool) -> Result<(), Duration> {
         let RateSpec::Limit { requests, per } = self.spec else {
             return Ok(());

@@ -153,6 +153,13 @@ async fn an_approver_decides_in_the_console_and_forged_or_unentitled_changes_do_
         "{health}"
     );
     assert!(health.contains("<svg"), "{health}");
+    // Cloudflare's answers, the budget left, reloads.
+    assert!(
+        health.contains("2xx")
+            && health.contains("requests free now, of ")
+            && health.contains("since start, 0 failed"),
+        "{health}"
+    );
     assert!(
         health.contains("<th scope=\"row\">ops</th><td>1</td>"),
         "one allowed call: {health}"

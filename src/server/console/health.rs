@@ -52,6 +52,21 @@ pub(super) async fn show(State(console): State<Arc<Console>>, signed: Signed) ->
         .await
         .unwrap_or_default();
     let loaded = humantime::format_rfc3339_seconds(freshness.loaded_at()).to_string();
+    let (reloads, reload_failures) = gateway.metrics().reload_counts();
+    let answers = gateway.metrics().upstream_counts();
+    let answers = if answers.is_empty() {
+        "none yet".to_string()
+    } else {
+        let each: Vec<String> = answers
+            .iter()
+            .map(|(class, n)| format!("{n} {class}"))
+            .collect();
+        each.join(", ")
+    };
+    let budget = match gateway.client().budget() {
+        (rate, Some(free)) => format!("{free} requests free now, of {rate} (this instance)"),
+        (_, None) => "unlimited here (no [cloudflare] rate_limit)".to_string(),
+    };
     let body = html! {
         h2 { "State" }
         dl.health {
@@ -64,6 +79,9 @@ pub(super) async fn show(State(console): State<Arc<Console>>, signed: Signed) ->
             }
             dt { "Audit log" } dd { @if audit { "takes rows" } @else { strong.problem { "cannot take rows: calls are refused" } } }
             dt { "Cloudflare" } dd { @if upstream { "answering" } @else { strong.problem { "not answering" } } }
+            dt { "Its answers since start" } dd { (answers) }
+            dt { "Cloudflare budget" } dd { (budget) }
+            dt { "Policy reloads" } dd { (reloads) " since start, " (reload_failures) " failed" }
             dt { "Waiting for a person" } dd { (pending.map_or("—".to_string(), |n| n.to_string())) }
         }
         h2 { "Calls per minute, last " (MINUTES) " minutes" }
