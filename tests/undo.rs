@@ -36,6 +36,13 @@ grants = { dns = "full", workers = "full", ssl = "full", firewall = "full", page
 undo = true
 
 [[agent]]
+id = "careful"
+zones = ["example.com"]
+grants = { dns = "full" }
+undo = true
+approve = ["delete_dns_record"]
+
+[[agent]]
 id = "outsider"
 zones = ["example.org"]
 grants = { dns = "full" }
@@ -604,4 +611,43 @@ async fn an_edited_snapshot_breaks_the_chain() {
         matches!(&verdict, flaregate::audit::ChainVerdict::Broken { problem, .. } if problem.contains("snapshot")),
         "{verdict:?}"
     );
+}
+
+#[tokio::test]
+async fn an_undo_whose_restoring_call_needs_approval_goes_through_with_the_approval_id() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = serve(&dir);
+    let careful = server.connect("careful").await;
+    let args =
+        json!({"zone_id": COM, "type": "A", "name": "careful.example.com", "content": "192.0.2.4"});
+    let row = write(&server, &careful, "create_dns_record", args).await;
+
+    // Undoing the create is a delete, which a person approves first.
+    let asked = undo(&careful, row, json!({})).await;
+    assert_eq!(asked.is_error, Some(true));
+    let said = text(&asked);
+    let at = said.find("approval ").expect("an approval id") + "approval ".len();
+    let id = said[at..at + 32].to_string();
+    assert_eq!(
+        records_named(&careful, "careful.example.com").await.len(),
+        1
+    );
+
+    // Approved by the operator, the same undo with the id goes through.
+    let approved = Command::new(BIN)
+        .args(["approve", &id, "--by", "alice", "--audit-db"])
+        .arg(&server.audit_db)
+        .output()
+        .expect("runs");
+    assert!(approved.status.success(), "{}", common::said(&approved));
+    let done = undo(&careful, row, json!({"approval_id": id})).await;
+    assert_ne!(done.is_error, Some(true), "{}", text(&done));
+    assert!(
+        records_named(&careful, "careful.example.com")
+            .await
+            .is_empty()
+    );
+    // Once: the id does not undo again.
+    let twice = undo(&careful, row, json!({"approval_id": id})).await;
+    assert_eq!(twice.is_error, Some(true));
 }

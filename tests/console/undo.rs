@@ -87,3 +87,69 @@ async fn an_admin_undoes_a_row_after_its_preview_and_the_undo_names_the_operator
         undo.summary
     );
 }
+
+#[tokio::test]
+async fn an_undo_whose_restoring_call_needs_a_person_is_approved_by_the_admin_who_confirms_it() {
+    let console = start();
+    // ops has a person approve each delete_dns_record: undoing its create
+    // is one.
+    let ops = console.server.connect("ops").await;
+    let created = call(
+        &ops,
+        "create_dns_record",
+        json!({"zone_id": COM, "type": "A", "name": "approve-undo.example.com", "content": "192.0.2.8"}),
+    )
+    .await;
+    assert_eq!(created.is_error, Some(false), "{}", text(&created));
+    let row = console
+        .server
+        .audit_rows()
+        .iter()
+        .find(|r| r.tool == "create_dns_record")
+        .expect("the create's row")
+        .id;
+    let root = console.sign_in(&console.admin_key).await;
+    let (_, _, preview) = console
+        .page(&root, &format!("/console/log/{row}/undo"))
+        .await;
+    assert!(
+        preview.contains("ops's policy has a person approve delete_dns_record")
+            && preview.contains("as root (console)"),
+        "{preview}"
+    );
+    let undone = console
+        .http
+        .post(format!("{}/console/log/{row}/undo", console.admin))
+        .header("cookie", &root)
+        .form(&[("csrf", csrf(&preview).as_str())])
+        .send()
+        .await
+        .expect("answers");
+    let status = undone.status();
+    let said = undone.text().await.expect("body");
+    assert_eq!(status, StatusCode::OK, "{said}");
+    assert!(said.contains("Cloudflare answered"), "{said}");
+    // The record is gone, and the approval is in the history in root's name.
+    let listed = call(&ops, "list_dns_records", json!({"zone_id": COM})).await;
+    assert!(
+        !text(&listed).contains("approve-undo.example.com"),
+        "{}",
+        text(&listed)
+    );
+    let (_, _, history) = console.page(&root, "/console/approvals").await;
+    assert!(
+        history.contains("root (console)")
+            && history.contains("confirmed with its preview in the console"),
+        "{history}"
+    );
+    let rows = console.server.audit_rows();
+    let deleted = rows
+        .iter()
+        .find(|r| r.tool == "delete_dns_record" && r.decision == "allow")
+        .expect("the restoring call's row");
+    assert!(
+        deleted.reason.contains("approved by root (console)"),
+        "{}",
+        deleted.reason
+    );
+}

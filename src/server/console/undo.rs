@@ -2,6 +2,9 @@
 //! call as it would be sent, and the object now — then the undo. It runs
 //! through the pipeline for the row's agent, judged by that agent's policy
 //! as any call is, and its row names the operator ("root (console) as ops").
+//! Where that policy has a person approve the restoring call, the admin's
+//! confirmation after the preview is that approval: requested, approved in
+//! their name and redeemed, in the approvals history as any other.
 
 use std::sync::Arc;
 
@@ -28,7 +31,7 @@ impl Console {
         row: i64,
         dry_run: bool,
         force: bool,
-    ) -> Result<Answer, String> {
+    ) -> Result<(String, Answer), String> {
         let db = self.gateway.audit_db().clone();
         let found = tokio::task::spawn_blocking(move || crate::audit::read_row(&db, row))
             .await
@@ -41,11 +44,13 @@ impl Console {
         args.insert("row".into(), json!(row));
         args.insert("dry_run".into(), json!(dry_run));
         args.insert("force".into(), json!(force));
+        let agent = entry.agent.clone();
         let request = CallRequest {
             agent: entry.agent,
             person: Some(format!("{} (console)", signed.operator)),
             scopes: crate::oauth::TokenAccess::unlimited(),
             from_console: true,
+            confirmed: !dry_run && signed.role >= Role::Approver,
             tool: UNDO.to_string(),
             args,
             asker: None,
@@ -55,6 +60,7 @@ impl Console {
             .services
             .run(request)
             .await
+            .map(|answer| (agent, answer))
             .map_err(|fault| fault.to_string())
     }
 }
@@ -72,8 +78,11 @@ pub(super) async fn preview(
     let body = html! {
         @match &previewed {
             Err(problem) => p.problem role="alert" { (problem) },
-            Ok(answer) => {
+            Ok((agent, answer)) => {
                 (shown(answer))
+                @if let Some(approval) = approval_note(&console, &signed, agent, answer) {
+                    p.note { (approval) }
+                }
                 @if !answer.is_error() {
                     form method="post" action={ "/console/log/" (row) "/undo" } {
                         input type="hidden" name="csrf" value=(signed.csrf);
@@ -114,12 +123,12 @@ pub(super) async fn apply(
     }
     let force = form.force.as_deref() == Some("true");
     let done = console.undo(&signed, row, false, force).await;
-    let failed = !matches!(&done, Ok(answer) if !answer.is_error());
+    let failed = !matches!(&done, Ok((_, answer)) if !answer.is_error());
     tracing::info!(operator = %signed.operator, row, undone = !failed, "undo from the console");
     let body = html! {
         @match &done {
             Err(problem) => p.problem role="alert" { (problem) },
-            Ok(answer) => (shown(answer)),
+            Ok((_, answer)) => (shown(answer)),
         }
         p { a href="/console/log" { "Back to the log" } }
     };
@@ -130,11 +139,34 @@ pub(super) async fn apply(
     response
 }
 
+/// What the preview says when the agent's policy has a person approve the
+/// restoring call: the operator's confirmation is that approval (an
+/// approver or admin), recorded in their name.
+fn approval_note(
+    console: &Console,
+    signed: &Signed,
+    agent: &str,
+    answer: &Answer,
+) -> Option<String> {
+    let Answer::Undo { restorer, .. } = answer else {
+        return None;
+    };
+    let policy = console.gateway.engine().policy();
+    let agent = policy.agent(agent)?;
+    if !agent.needs_approval(policy.catalog(), restorer) {
+        return None;
+    }
+    Some(format!(
+        "{}'s policy has a person approve {restorer}: undoing it here approves it, in the approvals history as {} (console).",
+        agent.id, signed.operator
+    ))
+}
+
 /// An answer of the pipeline, for a person.
 fn shown(answer: &Answer) -> Markup {
     html! {
         @match answer {
-            Answer::Undo { heading, answer } => { p { (heading) } (shown(answer)) }
+            Answer::Undo { heading, answer, .. } => { p { (heading) } (shown(answer)) }
             Answer::Made(value) => pre { (pretty(value)) },
             Answer::Result { response, .. } => {
                 p { "Cloudflare answered:" }

@@ -121,6 +121,7 @@ pub(super) async fn answer(
         person: caller.person.clone(),
         scopes: caller.scopes.clone(),
         from_console: false,
+        confirmed: false,
         tool: name.to_string(),
         args: arguments,
         asker,
@@ -140,7 +141,8 @@ pub(super) fn undo_tool() -> Tool {
         schema(json!({
             "row": {"type": "integer", "minimum": 1, "description": "The audit row of the write to undo (flaregate audit shows ids)."},
             "dry_run": {"type": "boolean", "description": "Show what the undo would do (the restoring call's preview) and send nothing."},
-            "force": {"type": "boolean", "description": "Undo even though what the write changed was changed again since."}
+            "force": {"type": "boolean", "description": "Undo even though what the write changed was changed again since."},
+            "approval_id": {"type": "string", "description": "When the restoring call needs a person's approval: the approval id the refusal gave, once the operator approved it."}
         }), &["row"]),
     )
     .with_title("Undo a logged write")

@@ -278,6 +278,7 @@ impl Handler {
             person: caller.person.clone(),
             scopes: caller.scopes.clone(),
             from_console: false,
+            confirmed: false,
             tool: request.name.into_owned(),
             args: request.arguments.unwrap_or_default(),
             asker,

@@ -93,7 +93,9 @@ fn of(answer: Answer) -> CallToolResponse {
         }
         Answer::Failed(text) => CallToolResult::error(vec![ContentBlock::text(text)]).into(),
         Answer::Ask { question, state } => super::ask::input_required(question, state).into(),
-        Answer::Undo { heading, answer } => match of(*answer) {
+        Answer::Undo {
+            heading, answer, ..
+        } => match of(*answer) {
             CallToolResponse::Complete(mut result) => {
                 result.content.insert(0, ContentBlock::text(heading));
                 result.into()

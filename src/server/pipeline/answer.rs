@@ -28,6 +28,8 @@ pub(crate) enum Answer {
     /// An undo: which row it undoes and how, then the restoring call's answer.
     Undo {
         heading: String,
+        /// The restoring call's tool.
+        restorer: String,
         answer: Box<Answer>,
     },
 }

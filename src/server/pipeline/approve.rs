@@ -36,6 +36,8 @@ pub(super) enum Route {
     Redeem,
     /// The person at the client is asked now, and the call waits.
     AskAndWait,
+    /// The operator who makes it in the console approves it as it goes.
+    Confirmed,
     /// A person is asked, and the call is refused until they answer.
     AskAndStop,
 }
@@ -53,6 +55,9 @@ pub(super) fn route(services: &Services, call: &Call<'_>) -> Route {
     }
     if call.options.approval_id.is_some() {
         return Route::Redeem;
+    }
+    if call.confirmed {
+        return Route::Confirmed;
     }
     match call
         .asker
@@ -88,6 +93,7 @@ impl Services {
             .filter(|_| call.agent.approver == Approver::Client);
         match (call.options.approval_id.clone(), asker) {
             (Some(id), _) => self.redeem(call, id).await,
+            (None, _) if call.confirmed => self.confirmed(call, &allowed, ticket).await,
             (
                 None,
                 Some(Asker::Retry {
@@ -142,6 +148,29 @@ impl Services {
                 Err(Stop::RefusedShowing(denial, Shown::Preview(preview)))
             }
         }
+    }
+
+    /// A call its operator confirmed in the console, having seen its
+    /// preview: requested, approved by them, redeemed.
+    async fn confirmed(
+        &self,
+        call: &mut Call<'_>,
+        allowed: &Allowed,
+        ticket: &mut Ticket,
+    ) -> Result<Allowed, Stop> {
+        let (_, id) = self.request_approval(call, allowed, ticket).await?;
+        let (approvals, _) = self.approvals.clone().expect("checked by the gate");
+        let by = call.person.clone().unwrap_or_else(|| "the operator".into());
+        let now = audit::now_unix_ms();
+        let decided = {
+            let id = id.clone();
+            let note = "confirmed with its preview in the console";
+            blocking(move || approvals.decide(&id, true, (&by, Some(note)), now)).await
+        };
+        if let Err(refusal) = decided {
+            return Err(refused_approval(&id, &refusal));
+        }
+        self.redeem(call, id).await
     }
 
     /// Records a request for approval of `call`; returns its preview and id.

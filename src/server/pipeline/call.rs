@@ -23,6 +23,8 @@ pub(super) struct Call<'a> {
     pub scopes: crate::oauth::TokenAccess,
     /// Made by an admin in the console (see `CallRequest::from_console`).
     pub from_console: bool,
+    /// Confirmed by an operator who may approve (`CallRequest::confirmed`).
+    pub confirmed: bool,
     /// The tool as asked (an undo's becomes the restoring tool's).
     pub tool: String,
     /// Its arguments, flaregate's own options taken out.
@@ -67,6 +69,7 @@ impl<'a> Call<'a> {
             person: request.person,
             scopes: request.scopes,
             from_console: request.from_console,
+            confirmed: request.confirmed,
             tool: request.tool,
             args: request.args,
             options: Options::default(),

@@ -60,7 +60,7 @@ impl Services {
             // Asking is charged as a call (its preview reads Cloudflare).
             (false, Route::AskAndStop) => (preview_reads + undo_reads, false),
             (false, route) => {
-                let asking = if route == Route::AskAndWait {
+                let asking = if matches!(route, Route::AskAndWait | Route::Confirmed) {
                     preview_reads
                 } else {
                     0

@@ -21,6 +21,11 @@ pub(crate) struct CallRequest {
     /// from a row): `undo_call` is admitted whatever the agent's `undo`;
     /// the restoring call is still judged by the agent's policy.
     pub from_console: bool,
+    /// The person (`person`, an operator in the console who may approve)
+    /// saw this exact call's preview and confirmed it: an approval it
+    /// needs is requested, approved by them and redeemed at once, each
+    /// step in the approvals table as any other.
+    pub confirmed: bool,
     pub tool: String,
     pub args: Map<String, Value>,
     /// How to ask the person at the client, if the client can.

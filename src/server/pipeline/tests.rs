@@ -80,6 +80,7 @@ impl Fixture {
             person: None,
             scopes,
             from_console: false,
+            confirmed: false,
             tool: tool.into(),
             args: args.as_object().cloned().expect("an object"),
             asker: None,

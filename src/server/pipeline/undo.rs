@@ -29,6 +29,8 @@ struct Request {
     row: i64,
     dry_run: bool,
     force: bool,
+    /// The restoring call's approval, once a person gave it.
+    approval_id: Option<String>,
 }
 
 /// A row to undo and the call that undoes it.
@@ -53,6 +55,7 @@ impl Services {
             row: request.row,
             force: request.force,
         });
+        call.options.approval_id = request.approval_id.clone();
         let refuse = |why: String| Stop::Refused(Denial::new(DenyKind::UndoRefused, why, "undo"));
         let row = request.row;
         let db = self.audit_db.clone();
@@ -229,6 +232,7 @@ pub(super) fn headed(call: &Call<'_>, answer: Answer) -> Answer {
     }
     Answer::Undo {
         heading,
+        restorer: plan.restorer.tool.clone(),
         answer: Box::new(answer),
     }
 }
@@ -398,10 +402,10 @@ fn differs(after: Option<&str>, now: &Map<String, Value>) -> Option<String> {
 fn parse(args: &Map<String, Value>) -> Result<Request, String> {
     if let Some(unknown) = args
         .keys()
-        .find(|k| !matches!(k.as_str(), "row" | "dry_run" | "force"))
+        .find(|k| !matches!(k.as_str(), "row" | "dry_run" | "force" | "approval_id"))
     {
         return Err(format!(
-            "undo_call takes row, dry_run and force, not `{}`",
+            "undo_call takes row, dry_run, force and approval_id, not `{}`",
             crate::text::clip(unknown, 40)
         ));
     }
@@ -415,10 +419,16 @@ fn parse(args: &Map<String, Value>) -> Result<Request, String> {
         Some(Value::Bool(b)) => Ok(*b),
         Some(_) => Err(format!("`{name}` must be true or false")),
     };
+    let approval_id = match args.get("approval_id") {
+        None => None,
+        Some(Value::String(id)) => Some(id.clone()),
+        Some(_) => return Err("`approval_id` must be a string".into()),
+    };
     Ok(Request {
         row,
         dry_run: flag("dry_run")?,
         force: flag("force")?,
+        approval_id,
     })
 }
 
