@@ -165,3 +165,63 @@ async fn an_approver_decides_in_the_console_and_forged_or_unentitled_changes_do_
         "one allowed call: {health}"
     );
 }
+
+#[tokio::test]
+async fn what_agents_wrote_is_inert_in_the_approvals_inbox_and_history() {
+    let console = start();
+    // editor writes markup and control characters into a record ...
+    let editor = console.server.connect("editor").await;
+    let hostile = "<script>alert(1)</script>\u{1b}[31m\"><img src=x onerror=alert(2)>";
+    let created = call(
+        &editor,
+        "create_dns_record",
+        json!({"zone_id": COM, "type": "TXT", "name": "hostile.example.com", "content": hostile}),
+    )
+    .await;
+    assert_eq!(created.is_error, Some(false), "{}", text(&created));
+    let id = created.structured_content.expect("structured")["result"]["id"]
+        .as_str()
+        .expect("an id")
+        .to_string();
+    // ... and ops asks to delete it: the request's preview shows the record.
+    let ops = console.server.connect("ops").await;
+    let asked = call(
+        &ops,
+        "delete_dns_record",
+        json!({"zone_id": COM, "dns_record_id": id}),
+    )
+    .await;
+    assert_eq!(asked.is_error, Some(true), "{}", text(&asked));
+    let approver = console.sign_in(&console.approver).await;
+    let (_, _, inbox) = console.page(&approver, "/console/approvals").await;
+    assert!(inbox.contains("Waiting (1)"), "{inbox}");
+    let request = {
+        let at = inbox.find("/console/approvals/").expect("a request") + 19;
+        inbox[at..at + 32].to_string()
+    };
+    let token = csrf(&inbox);
+    let status = console
+        .decide(
+            &approver,
+            &request,
+            &[
+                ("csrf", token.as_str()),
+                ("decision", "reject"),
+                ("note", "<b>no</b>\u{7}"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, history) = console.page(&approver, "/console/approvals").await;
+    for page in [&inbox, &history] {
+        for raw in ["<script>alert", "<img src=x", "\u{1b}[", "<b>no", "\u{7}"] {
+            assert!(!page.contains(raw), "{raw:?} rendered live: {page}");
+        }
+        assert_eq!(page.matches("<script").count(), 1, "{page}");
+    }
+    assert!(
+        inbox.contains("&lt;script&gt;alert(1)"),
+        "shown as text: {inbox}"
+    );
+}
