@@ -2,8 +2,9 @@
 Debian, driven by Selenium): sign in, the access matrix shows the policy,
 the log takes new rows live, a request for approval appears in the open
 inbox by itself and approving it lets the agent's retried call through,
-an access change shows its diff and, confirmed, changes the agent's
-tools, a write is undone from its row after the undo's preview, the
+a cell opens onto its tools and rules, the question box reads the object
+a verdict depends on, an access change (a grant, a zone) shows its diff
+and, confirmed, changes the agent's tools and reach, a write is undone from its row after the undo's preview, the
 health page; every page passes axe-core's WCAG 2 A/AA rules with no
 serious or critical violation and can be walked with the keyboard.
 Screenshots of each page go to <screenshots>.
@@ -30,6 +31,7 @@ from checks import check
 
 EXAMPLE_COM = "023e105f4ecef8ad9ca31a8372d0c353"
 WWW = "8ce0e8a8a7b7b3c1d0e9f8a7b6c5d4e3"
+EXAMPLE_ORG = "5a7805061c76ada191ed06f989cc3dac"
 ADMIN, OPERATOR_KEY, MCP_URL, OPS_KEY, EDITOR_KEY, AXE, SHOTS = sys.argv[1:8]
 ADMIN = ADMIN.rstrip("/")
 
@@ -92,6 +94,32 @@ def main():
         shot(driver, "access")
         accessible(driver, "access")
 
+        # A cell opens in place onto what stands behind it.
+        row = driver.find_element(By.XPATH, "//table[@class='matrix']//tr[th='site-deployer']")
+        cell = row.find_elements(By.TAG_NAME, "td")[workers]
+        cell.find_element(By.TAG_NAME, "summary").click()
+        behind = cell.text
+        check("put_worker_script" in behind and "site-*" in behind and "60 calls per minute" in behind,
+              f"the cell shows its tools, rules and limits ({behind!r})")
+        shot(driver, "access-cell")
+        accessible(driver, "an open cell")
+
+        # What may an agent do: the verdict that depends on the record is
+        # undecided until the console is asked to read it.
+        ask = driver.find_element(By.CSS_SELECTOR, "form[action='/console/explain']")
+        Select(ask.find_element(By.NAME, "agent")).select_by_value("dns-editor")
+        ask.find_element(By.NAME, "tool").send_keys("delete_dns_record")
+        ask.find_element(By.NAME, "args").send_keys(
+            '{"zone_id": "%s", "dns_record_id": "%s"}' % (EXAMPLE_COM, WWW))
+        ask.find_element(By.NAME, "read").click()
+        ask.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait.until(lambda d: "Read to decide" in d.page_source)
+        said = driver.find_element(By.CSS_SELECTOR, "[role=status]").text
+        check(said.startswith("denied") and "*.staging.example.com" in said,
+              f"read, www.example.com is outside dns-editor's rule ({said!r})")
+        shot(driver, "explain")
+        accessible(driver, "explain")
+
         # The keyboard reaches the navigation first.
         body = driver.find_element(By.TAG_NAME, "body")
         body.send_keys(Keys.TAB)
@@ -140,6 +168,23 @@ def main():
         driver.find_element(By.XPATH, "//button[text()='Write the change']").click()
         wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, "table.matrix")))
         check("list_zones" in asyncio.run(agent_call(None, None)), "the agent sees the new grant's tools")
+
+        # A zone added to ops from its details: the diff, then its reach.
+        outside = asyncio.run(agent_call("list_dns_records", {"zone_id": EXAMPLE_ORG}))
+        check(outside.is_error, "ops cannot read example.org's records")
+        driver.find_element(By.CSS_SELECTOR, "#agent-ops summary").click()
+        zones = driver.find_element(By.XPATH, "//details[@id='agent-ops']//form[input[@name='kind' and @value='zones']]")
+        field = zones.find_element(By.NAME, "values")
+        field.clear()
+        field.send_keys("example.com, example.org")
+        zones.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait.until(lambda d: "It checks" in d.page_source)
+        diff = driver.find_element(By.CSS_SELECTOR, "pre.diff").text
+        check('+zones = ["example.com", "example.org"]' in diff, f"the zone change is shown ({diff!r})")
+        driver.find_element(By.XPATH, "//button[text()='Write the change']").click()
+        wait.until(seen.presence_of_element_located((By.CSS_SELECTOR, "table.matrix")))
+        inside = asyncio.run(agent_call("list_dns_records", {"zone_id": EXAMPLE_ORG}))
+        check(not inside.is_error, "ops now reads example.org's records")
 
         # A write undone from its row, after the undo's preview.
         made = asyncio.run(agent_call("create_dns_record", {

@@ -23,8 +23,9 @@ pub(super) fn behind(catalog: &Catalog, agent: &Agent, group: &str) -> Markup {
     let mut rules: Vec<String> = tools
         .iter()
         .flat_map(|tool| agent.constraints(catalog, tool))
-        .map(|c| format!("{} {} ({})", c.arg, c.describe(), c.source))
+        .map(|c| format!("{} {} ({})", c.arg, c.describe(), short_source(&c.source)))
         .collect();
+    rules.sort();
     rules.dedup();
     let approved: Vec<&&str> = tools
         .iter()
@@ -125,6 +126,11 @@ fn forms(catalog: &Catalog, agent: &Agent) -> Markup {
         }
         p { a href={ "/console/access/change?kind=unconstrain&agent=" (id) } { "Take out one of " (id) "'s rules…" } }
     }
+}
+
+/// "console-policy.toml:54" of "/etc/flaregate/policies/console-policy.toml:54".
+fn short_source(source: &str) -> &str {
+    source.rsplit('/').next().unwrap_or(source)
 }
 
 /// A scope as the form edits it: `*`, or the names and ids listed.
