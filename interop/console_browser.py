@@ -156,7 +156,7 @@ def main():
         # Access changed from the console: the diff, then the agent's tools.
         check("list_zones" not in asyncio.run(agent_call(None, None)), "ops starts without list_zones")
         driver.get(f"{ADMIN}/console")
-        form = driver.find_element(By.CSS_SELECTOR, "form[action='/console/access/change']")
+        form = driver.find_element(By.ID, "change-grant")
         for name, value in [("agent", "ops"), ("group", "zones"), ("level", "read")]:
             Select(form.find_element(By.NAME, name)).select_by_value(value)
         form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()

@@ -147,6 +147,13 @@ async fn an_admin_changes_zones_and_rules_and_a_cell_opens_onto_what_is_behind_i
         .find("<td class=\"level full\">")
         .expect("a full cell")..];
     let cell = &cell[..cell.find("</td>").expect("closed")];
+    // An admin's cell carries the switches: each previews its change.
+    assert!(
+        cell.contains("name=\"level\" value=\"read\"")
+            && cell.contains("name=\"level\" value=\"off\"")
+            && !cell.contains("name=\"level\" value=\"full\""),
+        "{cell}"
+    );
     for behind in [
         "<details>",
         "example.com",

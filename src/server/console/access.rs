@@ -68,7 +68,7 @@ fn matrix(policy: &Policy, admin: bool) -> Markup {
                             td { (agent.zones.describe()) }
                             td { (agent.accounts.describe()) }
                             @for column in &columns {
-                                (cell(catalog, agent, column))
+                                (cell(catalog, agent, column, admin))
                             }
                         }
                     }
@@ -140,8 +140,9 @@ fn columns<'a>(held: &[&'a crate::catalog::Group]) -> Vec<Column<'a>> {
 }
 
 /// An agent's level on a column, opening in place to what stands behind
-/// it; for a family, the highest level, with each group's a click away.
-fn cell(catalog: &Catalog, agent: &Agent, column: &Column<'_>) -> Markup {
+/// it (and, for an admin, the switches that change it); for a family, the
+/// highest level, with each group's a click away.
+fn cell(catalog: &Catalog, agent: &Agent, column: &Column<'_>, admin: bool) -> Markup {
     let levels: Vec<(&crate::catalog::Group, Level)> = column
         .groups
         .iter()
@@ -151,7 +152,7 @@ fn cell(catalog: &Catalog, agent: &Agent, column: &Column<'_>) -> Markup {
     let held = levels.iter().filter(|(_, l)| *l > Level::Off).count();
     html! {
         td class={ "level " (top.as_str()) } {
-            @if top == Level::Off {
+            @if top == Level::Off && !admin {
                 (word(top))
             } @else {
                 details {
@@ -163,8 +164,26 @@ fn cell(catalog: &Catalog, agent: &Agent, column: &Column<'_>) -> Markup {
                         @for (group, level) in &levels {
                             @if levels.len() > 1 { p { strong { (group.title) } ": " (word(*level)) } }
                             @if *level > Level::Off { (super::agent::behind(catalog, agent, &group.id)) }
+                            @if admin { (switches(agent, group, *level)) }
                         }
                     }
+                }
+            }
+        }
+    }
+}
+
+/// Off / Read / Full for one agent's grant on one group: each button
+/// previews that change (nothing is written before its diff is seen).
+fn switches(agent: &Agent, group: &crate::catalog::Group, now: Level) -> Markup {
+    html! {
+        form.switches method="get" action="/console/access/change" {
+            input type="hidden" name="agent" value=(agent.id);
+            input type="hidden" name="group" value=(group.id);
+            span { "Set " (group.title) " to " }
+            @for level in [Level::Off, Level::Read, Level::Full] {
+                @if level != now {
+                    button type="submit" name="level" value=(level.as_str()) { (word(level)) }
                 }
             }
         }
@@ -214,7 +233,7 @@ fn explain_form(policy: &Policy) -> Markup {
 fn change_form(policy: &Policy) -> Markup {
     html! {
         h2 { "Change access" }
-        form.change method="get" action="/console/access/change" {
+        form.change #change-grant method="get" action="/console/access/change" {
             label { "Agent "
                 select name="agent" { @for agent in policy.agents() { option value=(agent.id) { (agent.id) } } }
             }
