@@ -15,6 +15,8 @@ use crate::policy::Limits;
 pub struct InProcess {
     /// Each agent's share of the Cloudflare budget.
     upstream_share: RateSpec,
+    /// What an agent's share of an endpoint's own quota leaves to others.
+    reserve_percent: u8,
     agents: Mutex<HashMap<String, AgentBuckets>>,
 }
 
@@ -26,6 +28,8 @@ struct AgentBuckets {
     writes: Option<Limiter>,
     refusals: Limiter,
     upstream: Limiter,
+    /// Its share of each endpoint quota it drew on, by quota.
+    quotas: HashMap<crate::catalog::Quota, Limiter>,
     suppressed: Option<Suppressed>,
 }
 
@@ -49,6 +53,7 @@ impl AgentBuckets {
             writes: per(limits.writes_per_hour, 3600),
             refusals: per(Some(refusals), 60).unwrap_or_else(|| Limiter::new(RateSpec::Off)),
             upstream: Limiter::new(upstream_share),
+            quotas: HashMap::new(),
             suppressed: None,
         }
     }
@@ -79,6 +84,11 @@ impl AgentBuckets {
                 format!("{n} calls this minute"),
             ));
         }
+        if let Some(quota) = charge.quota
+            && let Some(share) = self.quotas.get(&quota)
+        {
+            drawn.push((share, 1, Budget::QuotaShare, share.spec().to_string()));
+        }
         if charge.upstream > 0 {
             let share = self.upstream.spec();
             drawn.push((
@@ -104,8 +114,15 @@ impl InProcess {
     /// Budgets whose agents each get `upstream_share` of the Cloudflare
     /// budget (see [`super::agent_share`]).
     pub fn new(upstream_share: RateSpec) -> Self {
+        Self::with_reserve(upstream_share, 0)
+    }
+
+    /// The same, each agent's share of an endpoint's own quota leaving
+    /// `reserve_percent` of it to the others.
+    pub fn with_reserve(upstream_share: RateSpec, reserve_percent: u8) -> Self {
         Self {
             upstream_share,
+            reserve_percent,
             agents: Mutex::new(HashMap::new()),
         }
     }
@@ -141,7 +158,15 @@ impl InProcess {
         limits: &Limits,
         charge: Charge,
     ) -> Result<(), OverBudget> {
+        let reserve = self.reserve_percent;
         self.with_agent(agent, Some(limits), |buckets| {
+            if let Some(quota) = charge.quota {
+                let share = super::agent_share(super::quota_rate(quota), reserve);
+                buckets
+                    .quotas
+                    .entry(quota)
+                    .or_insert_with(|| Limiter::new(share));
+            }
             let drawn = buckets.drawn(charge, limits);
             // Checked first, then taken: under the lock, all or nothing.
             for (limiter, n, budget, limit) in &drawn {

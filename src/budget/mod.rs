@@ -12,7 +12,10 @@
 //!   later, so no agent can fill the log;
 //! - its share of flaregate's Cloudflare budget (`[cloudflare] rate_limit`
 //!   less `reserve_percent`): every request a call sends, lookups included.
-//!   However hard one agent pushes, the reserve stays for the others.
+//!   However hard one agent pushes, the reserve stays for the others;
+//! - for an endpoint with a quota of its own at Cloudflare (GraphQL
+//!   Analytics: 320 queries per five minutes), its share of that quota,
+//!   less the same reserve, instead of the REST budget.
 
 mod memory;
 mod postgres;
@@ -22,6 +25,7 @@ use std::time::Duration;
 pub use memory::InProcess;
 pub use postgres::{SCHEMA as SHARED_SCHEMA, SPEND_N as SHARED_SPEND_N, Shared};
 
+use crate::catalog::Quota;
 use crate::cloudflare::RateSpec;
 use crate::policy::Limits;
 
@@ -39,6 +43,8 @@ pub struct Charge {
     pub write: bool,
     pub refusal: bool,
     pub upstream: u32,
+    /// One request of an endpoint's own quota (not the REST budget).
+    pub quota: Option<Quota>,
 }
 
 /// The budget that said no.
@@ -50,6 +56,10 @@ pub enum Budget {
     Upstream,
     /// flaregate's whole Cloudflare budget, shared by every instance.
     Cloudflare,
+    /// The agent's share of an endpoint's own quota.
+    QuotaShare,
+    /// The whole of an endpoint's own quota.
+    Quota,
     /// The shared limits could not be checked (their database is down):
     /// nothing is spent, so nothing goes (fail closed).
     Unavailable,
@@ -79,6 +89,16 @@ impl std::fmt::Display for OverBudget {
             Budget::Cloudflare => write!(
                 f,
                 "flaregate's Cloudflare budget ({}) is spent for now; retry in {wait}s",
+                self.limit
+            ),
+            Budget::QuotaShare => write!(
+                f,
+                "you have used your share of this API's quota ({}); retry in {wait}s",
+                self.limit
+            ),
+            Budget::Quota => write!(
+                f,
+                "this API's quota at Cloudflare ({}) is spent for now; retry in {wait}s",
                 self.limit
             ),
             Budget::Unavailable => write!(
@@ -138,6 +158,14 @@ pub fn describe_limits(limits: &Limits) -> String {
         "{refusals} refused calls per minute recorded one by one"
     ));
     parts.join(", ")
+}
+
+/// An endpoint's own quota as a rate.
+pub fn quota_rate(quota: Quota) -> RateSpec {
+    RateSpec::Limit {
+        requests: quota.requests,
+        per: Duration::from_secs(quota.per_seconds),
+    }
 }
 
 /// Each agent's share of flaregate's Cloudflare budget: the whole budget

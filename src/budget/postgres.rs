@@ -99,6 +99,8 @@ pub struct Shared {
     /// Each agent's share of the Cloudflare budget, and the whole of it.
     share: RateSpec,
     whole: RateSpec,
+    /// What an agent's share of an endpoint's own quota leaves to others.
+    reserve_percent: u8,
     /// Refused calls counted here, written by this instance.
     counted: InProcess,
 }
@@ -107,7 +109,7 @@ pub struct Shared {
 struct Draw {
     agent: String,
     budget: Budget,
-    name: &'static str,
+    name: String,
     cap: f64,
     window_ms: f64,
     /// Tokens taken from the bucket.
@@ -119,11 +121,18 @@ impl Shared {
     /// Budgets in the database at `url`: each agent gets `share` of the
     /// Cloudflare budget `whole`.
     pub fn new(url: &str, share: RateSpec, whole: RateSpec) -> Self {
+        Self::with_reserve(url, share, whole, 0)
+    }
+
+    /// The same, each agent's share of an endpoint's own quota leaving
+    /// `reserve_percent` of it to the others.
+    pub fn with_reserve(url: &str, share: RateSpec, whole: RateSpec, reserve_percent: u8) -> Self {
         Self {
             url: url.to_string(),
             client: Mutex::new(None),
             share,
             whole,
+            reserve_percent,
             counted: InProcess::new(RateSpec::Off),
         }
     }
@@ -147,12 +156,12 @@ impl Shared {
     fn draws(&self, agent: &str, limits: &Limits, charge: Charge) -> Vec<Draw> {
         let mut draws = Vec::with_capacity(5);
         let mut draw =
-            |who: &str, budget, name, spec: Option<(u32, u64)>, count: u32, limit: String| {
+            |who: &str, budget, name: &str, spec: Option<(u32, u64)>, count: u32, limit: String| {
                 if let Some((requests, window_ms)) = spec.filter(|(n, _)| *n > 0) {
                     draws.push(Draw {
                         agent: who.to_string(),
                         budget,
-                        name,
+                        name: name.to_string(),
                         cap: f64::from(requests),
                         window_ms: window_ms as f64,
                         count: f64::from(count),
@@ -198,6 +207,21 @@ impl Shared {
                 limit,
             );
         }
+        if let Some(quota) = charge.quota {
+            let whole = super::quota_rate(quota);
+            let share = super::agent_share(whole, self.reserve_percent);
+            // Named by the quota, so endpoints sharing one share its buckets.
+            let name = format!("quota:{}/{}", quota.requests, quota.per_seconds);
+            for (who, budget, spec) in [
+                (agent, Budget::QuotaShare, share),
+                (EVERYONE, Budget::Quota, whole),
+            ] {
+                if let RateSpec::Limit { requests, per } = spec {
+                    let window = per.as_millis() as u64;
+                    draw(who, budget, &name, Some((requests, window)), 1, spec.to_string());
+                }
+            }
+        }
         if charge.upstream > 0 {
             for (who, budget, name, spec) in [
                 (agent, Budget::Upstream, "upstream", self.share),
@@ -236,7 +260,7 @@ impl Shared {
         };
         let client = self.client().await.map_err(unavailable)?;
         let agents: Vec<&str> = draws.iter().map(|d| d.agent.as_str()).collect();
-        let names: Vec<&str> = draws.iter().map(|d| d.name).collect();
+        let names: Vec<&str> = draws.iter().map(|d| d.name.as_str()).collect();
         let caps: Vec<f64> = draws.iter().map(|d| d.cap).collect();
         let windows: Vec<f64> = draws.iter().map(|d| d.window_ms).collect();
         let counts: Vec<f64> = draws.iter().map(|d| d.count).collect();

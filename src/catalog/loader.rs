@@ -72,6 +72,8 @@ pub(super) struct RawEndpoint {
     #[serde(default)]
     pub(super) probe: bool,
     pub(super) lookup: Option<Lookup>,
+    pub(super) graphql: Option<crate::catalog::Graphql>,
+    pub(super) quota: Option<crate::catalog::Quota>,
     /// The GET that fetches what this call changes, when neither the
     /// lookup nor a GET of the same path does (for previews).
     pub(super) current: Option<String>,
@@ -374,6 +376,8 @@ impl FileContext<'_> {
             opaque_scope: raw.opaque_scope,
             probe: raw.probe,
             lookup: raw.lookup,
+            graphql: raw.graphql,
+            quota: raw.quota,
             current: raw.current,
             summary: raw.summary,
             multipart: raw.multipart,

@@ -136,6 +136,51 @@ pub enum ResponseKind {
     #[default]
     Json,
     Text,
+    /// A GraphQL answer: `{"data": …, "errors": […]}`, not the envelope.
+    Graphql,
+}
+
+/// How a GraphQL endpoint's query names what it reads (`[endpoint.graphql]`):
+/// the query is parsed and every zone and account it reaches must be named
+/// by a filter on their tags, all inside the agent's scope.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Graphql {
+    /// The argument holding the query, and the one holding its variables.
+    pub query: String,
+    pub variables: String,
+    /// The one field a query may select at the top (besides introspection).
+    pub root: String,
+    /// Under it, the fields that reach zones and accounts.
+    pub zones: Tagged,
+    pub accounts: Tagged,
+    /// Filter keys that bound a dataset's time (`datetime` for
+    /// `datetime_geq`, `datetime_lt`, …), for `analytics_max_days`.
+    pub time_keys: Vec<String>,
+    /// Bounds on a query: its size in bytes, its depth, its fields.
+    pub max_bytes: usize,
+    pub max_depth: usize,
+    pub max_fields: usize,
+}
+
+/// A field that reaches zones (or accounts), and the filter keys naming
+/// them: one tag (`zoneTag`) or a list (`zoneTag_in`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tagged {
+    pub field: String,
+    pub filter: String,
+    pub tag: String,
+    pub tags: String,
+}
+
+/// An endpoint's own Cloudflare quota, apart from the REST budget (the
+/// GraphQL Analytics API allows 320 queries per five minutes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quota {
+    pub requests: u32,
+    pub per_seconds: u64,
 }
 
 /// The JSON shape of the envelope's `result`.
@@ -401,6 +446,10 @@ pub struct Endpoint {
     pub bulk: bool,
     /// How to fetch the object this call acts on, so policies can check it.
     pub lookup: Option<Lookup>,
+    /// A GraphQL endpoint: how its query names zones and accounts.
+    pub graphql: Option<Graphql>,
+    /// Its own quota at Cloudflare, apart from the REST budget.
+    pub quota: Option<Quota>,
     /// The argument naming the call's zone or account (see [`Endpoint::scope_param`]).
     pub scope_param: Option<String>,
     /// The GET that fetches what this call changes, shown by a preview

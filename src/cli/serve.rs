@@ -143,12 +143,16 @@ pub(super) async fn run(args: ServeArgs) -> Outcome {
     // With a PostgreSQL log, limits are kept there too: shared by every
     // instance on it.
     let budgets: Arc<dyn budget::Budgets> = match &config.audit_db {
-        Database::Postgres(url) => Arc::new(budget::Shared::new(
+        Database::Postgres(url) => Arc::new(budget::Shared::with_reserve(
             url,
             share,
             config.cloudflare.rate_limit,
+            config.cloudflare.reserve_percent,
         )),
-        Database::Sqlite(_) => Arc::new(budget::InProcess::new(share)),
+        Database::Sqlite(_) => Arc::new(budget::InProcess::with_reserve(
+            share,
+            config.cloudflare.reserve_percent,
+        )),
     };
     // Approvals share the audit database, keyed with its key.
     let files = config.audit_files();

@@ -60,6 +60,8 @@ pub struct Client {
     base_url: Arc<str>,
     auth: HeaderMap,
     limiter: Arc<Limiter>,
+    /// The whole of each endpoint quota (GraphQL Analytics), by quota.
+    quotas: Arc<std::sync::Mutex<std::collections::HashMap<crate::catalog::Quota, Arc<Limiter>>>>,
     retry: RetryPolicy,
     timeout: Duration,
 }
@@ -77,6 +79,7 @@ impl Client {
             base_url: config.base_url.trim_end_matches('/').into(),
             auth: config.credential.headers()?,
             limiter: Arc::new(Limiter::new(config.rate_limit)),
+            quotas: Arc::default(),
             retry: config.retry,
             timeout: config.timeout,
         })
@@ -133,6 +136,7 @@ impl Client {
             path,
             query: Vec::new(),
             body: Body::None,
+            quota: None,
         };
         let answer = self.send(&request, ResponseKind::Json).await?;
         Ok(answer.result["status"]
@@ -149,6 +153,7 @@ impl Client {
             path: "/accounts".into(),
             query: vec![("per_page".into(), "50".into())],
             body: Body::None,
+            quota: None,
         };
         let answer = self.send(&request, ResponseKind::Json).await?;
         Ok(answer
@@ -201,9 +206,17 @@ impl Client {
         request: &PreparedRequest,
         kind: ResponseKind,
     ) -> Result<ApiResponse, CloudflareError> {
-        if let Err(wait) = self.limiter.try_acquire() {
+        let own;
+        let limiter = match request.quota {
+            Some(quota) => {
+                own = self.quota_limiter(quota);
+                &own
+            }
+            None => &self.limiter,
+        };
+        if let Err(wait) = limiter.try_acquire() {
             return Err(CloudflareError::RateLimited {
-                limit: self.limiter.spec().to_string(),
+                limit: limiter.spec().to_string(),
                 retry_after: wait,
             });
         }
@@ -249,7 +262,25 @@ impl Client {
         match kind {
             ResponseKind::Json => unwrap_json(status, retry_after, &body),
             ResponseKind::Text => unwrap_text(status, retry_after, content_type.as_deref(), &body),
+            ResponseKind::Graphql => super::envelope::unwrap_graphql(status, retry_after, &body),
         }
+    }
+
+    /// The limiter of an endpoint's own quota, made at its first request.
+    fn quota_limiter(&self, quota: crate::catalog::Quota) -> Arc<Limiter> {
+        let mut quotas = self
+            .quotas
+            .lock()
+            .expect("quota lock is never poisoned: no panics inside");
+        quotas
+            .entry(quota)
+            .or_insert_with(|| {
+                Arc::new(Limiter::new(RateSpec::Limit {
+                    requests: quota.requests,
+                    per: Duration::from_secs(quota.per_seconds),
+                }))
+            })
+            .clone()
     }
 
     fn transport_error(&self, error: reqwest::Error) -> CloudflareError {

@@ -87,6 +87,63 @@ pub(super) fn unwrap_json(
     })
 }
 
+/// Unwraps a GraphQL answer, `{"data": …, "errors": […]}`: the data is the
+/// result; any error (Cloudflare answers them with status 200 and `data`
+/// null: an unknown field, a time range too large, the quota spent) is
+/// the call's error, its `extensions.code` kept in the message.
+pub(super) fn unwrap_graphql(
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> Result<ApiResponse, CloudflareError> {
+    #[derive(Deserialize)]
+    struct Answer {
+        #[serde(default)]
+        data: Value,
+        #[serde(default)]
+        errors: Option<Vec<Value>>,
+    }
+    let answer: Answer = match serde_json::from_slice(body) {
+        Ok(answer) => answer,
+        // Not GraphQL: an error in the envelope (authentication), or junk.
+        Err(_) => return unwrap_json(status, retry_after, body),
+    };
+    let errors: Vec<ApiMessage> = answer
+        .errors
+        .unwrap_or_default()
+        .iter()
+        .map(|error| {
+            let text = error["message"].as_str().unwrap_or("an error").to_string();
+            ApiMessage {
+                code: 0,
+                message: match error["extensions"]["code"].as_str() {
+                    Some(code) => format!("{text} ({code})"),
+                    None => text,
+                },
+            }
+        })
+        .collect();
+    if (200..300).contains(&status) && errors.is_empty() {
+        return Ok(ApiResponse {
+            status,
+            result: answer.data,
+            result_info: None,
+        });
+    }
+    let limited = errors.iter().any(|e| e.message.contains("(rate_limited)") || e.message.contains("quota"));
+    let status = match status {
+        200..=299 if limited => 429,
+        200..=299 => 400,
+        other => other,
+    };
+    Err(CloudflareError::Api {
+        status,
+        advice: advice(status, &errors),
+        errors,
+        retry_after,
+    })
+}
+
 /// Unwraps a raw-text answer (a Worker's code); errors still come as JSON.
 pub(super) fn unwrap_text(
     status: u16,

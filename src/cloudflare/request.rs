@@ -24,6 +24,8 @@ pub struct PreparedRequest {
     pub path: String,
     pub query: Vec<(String, String)>,
     pub body: Body,
+    /// The endpoint's own quota, when it has one (not the REST budget).
+    pub quota: Option<crate::catalog::Quota>,
 }
 
 /// What travels in the request body.
@@ -164,6 +166,7 @@ pub fn build(
         path,
         query,
         body,
+        quota: endpoint.quota,
     })
 }
 

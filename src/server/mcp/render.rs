@@ -43,7 +43,7 @@ pub(super) fn success(endpoint: &Endpoint, answer: ApiResponse) -> CallToolResul
         (ResponseKind::Text, result) => result["content"].as_str().unwrap_or_default().to_string(),
         // Compact: the model reads it as well indented, for fewer tokens.
         // `to_string` on a `Value` goes through `fmt` and costs ~3x more.
-        (ResponseKind::Json, result) => {
+        (ResponseKind::Json | ResponseKind::Graphql, result) => {
             serde_json::to_string(result).expect("a JSON value always serialises")
         }
     };

@@ -69,11 +69,16 @@ impl Services {
                 (sends, call.endpoint().access == Access::Write)
             }
         };
+        // A request to an endpoint with a quota of its own is charged to
+        // that quota, not the REST budget.
+        let sends_call = !call.options.dry_run && route != Route::AskAndStop;
+        let quota = call.endpoint().quota.filter(|_| sends_call);
         let charge = Charge {
             call: !call.charged_call,
             write,
             refusal: false,
-            upstream: requests,
+            upstream: requests.saturating_sub(u32::from(quota.is_some())),
+            quota,
         };
         self.spend(call.agent, charge).await.map_err(refused)?;
         call.charged_call = true;
