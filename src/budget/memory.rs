@@ -250,12 +250,14 @@ mod tests {
         write: false,
         refusal: false,
         upstream: 1,
+        quota: None,
     };
     const WRITE: Charge = Charge {
         call: true,
         write: true,
         refusal: false,
         upstream: 1,
+        quota: None,
     };
 
     #[test]
@@ -351,5 +353,30 @@ mod tests {
             budgets.try_spend("a", &raised, CALL).is_ok(),
             "new limits: new budgets"
         );
+    }
+
+    #[test]
+    fn an_endpoint_quota_is_shared_with_a_reserve_apart_from_the_rest_budget() {
+        let quota = crate::catalog::Quota {
+            requests: 8,
+            per_seconds: 300,
+        };
+        // Each agent may take 6 of 8: a quarter stays for the others.
+        let budgets = InProcess::with_reserve(RateSpec::Off, 25);
+        let query = Charge {
+            call: true,
+            quota: Some(quota),
+            ..Charge::default()
+        };
+        let l = limits(None, None, None);
+        for _ in 0..6 {
+            budgets.try_spend("a", &l, query).expect("within the share");
+        }
+        let over = budgets.try_spend("a", &l, query).expect_err("over the share");
+        assert_eq!(over.budget, Budget::QuotaShare);
+        assert!(over.to_string().contains("share of this API's quota"), "{over}");
+        // Another agent has its own share; REST calls are not charged to it.
+        budgets.try_spend("b", &l, query).expect("b's share");
+        budgets.try_spend("a", &l, CALL).expect("the REST budget is apart");
     }
 }

@@ -12,6 +12,7 @@ pub mod edit;
 mod engine;
 mod file;
 mod freshness;
+pub mod graphql;
 mod grants;
 mod identity;
 mod lists;
