@@ -242,6 +242,7 @@ mod tests {
             calls_per_minute: calls,
             writes_per_hour: writes,
             refusals_per_minute: refusals,
+            analytics_max_days: None,
         }
     }
 

@@ -299,7 +299,8 @@ pub(super) fn scope_param_of(
         return Ok(Some(name.clone()));
     }
     let own_list = raw.method == Method::Get && raw.path == format!("/{noun}s");
-    if own_list {
+    // A GraphQL endpoint names its zones in its query (`[endpoint.graphql]`).
+    if own_list || raw.graphql.is_some() {
         return Ok(None);
     }
     Err(format!(
@@ -422,8 +423,10 @@ pub(super) fn check_consistency(
     raw: &RawEndpoint,
     params: &[Param],
 ) -> Result<(), (&'static str, String)> {
-    if raw.access == Access::Read && raw.method != Method::Get {
-        return Err(("access", "a read endpoint must use GET".into()));
+    // A GraphQL query is a POST that reads (its mutations are refused).
+    let graphql_read = raw.graphql.is_some() && raw.method == Method::Post;
+    if raw.access == Access::Read && raw.method != Method::Get && !graphql_read {
+        return Err(("access", "a read endpoint must use GET (or POST a GraphQL query)".into()));
     }
     // A probe must change nothing: a DELETE of an object named by a path
     // argument besides its zone or account, which `check` fills with a

@@ -71,6 +71,9 @@ pub enum DenyKind {
     PolicyStale,
     /// The caller's OAuth token allows reading only; the call writes.
     InsufficientScope,
+    /// A GraphQL query that does not name the zones or accounts it reads,
+    /// writes, or exceeds its bounds.
+    QueryRefused,
 }
 
 impl DenyKind {
@@ -92,6 +95,7 @@ impl DenyKind {
             DenyKind::UndoRefused => "undo_refused",
             DenyKind::PolicyStale => "policy_stale",
             DenyKind::InsufficientScope => "insufficient_scope",
+            DenyKind::QueryRefused => "query_refused",
         }
     }
 }
@@ -174,6 +178,12 @@ impl Policy {
         }
         // Zones and accounts its arguments name, judged like the path's.
         if let Some(denied) = super::named::outside(agent, endpoint, args, directory) {
+            return denied;
+        }
+        // Those a GraphQL query reaches, read from the query.
+        if let Some(spec) = &endpoint.graphql
+            && let Some(denied) = super::query_scope::outside(agent, spec, args, directory)
+        {
             return denied;
         }
         // What the call gives is judged before anything is fetched: a value

@@ -229,6 +229,9 @@ pub struct Limits {
     /// refused calls are answered at once and counted, one audit row for
     /// many, so no agent can fill the log.
     pub refusals_per_minute: Option<u32>,
+    /// The longest time range, in days, one GraphQL Analytics query may ask
+    /// a dataset for; a query then must bound each dataset's time.
+    pub analytics_max_days: Option<u32>,
 }
 
 /// The JSON Schema of policy files, for editors.

@@ -20,6 +20,7 @@ mod load;
 mod model;
 mod named;
 mod permissions;
+mod query_scope;
 mod scope;
 pub mod token_gaps;
 
