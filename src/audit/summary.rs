@@ -44,6 +44,9 @@ pub fn decision(
 /// "purge 3 files from the cache" (the catalog's phrase for the argument
 /// given), else the title: "create a DNS record (name www.example.com)".
 fn action(endpoint: &Endpoint, args: &Map<String, Value>) -> String {
+    if let Some(read) = endpoint.graphql.as_ref().and_then(|spec| query(spec, args)) {
+        return read;
+    }
     if let Some(phrase) = endpoint
         .summary
         .iter()
@@ -64,6 +67,37 @@ fn action(endpoint: &Endpoint, args: &Map<String, Value>) -> String {
         Some((name, value)) => format!("{title} ({name} {})", short(value)),
         None => title,
     }
+}
+
+/// What a GraphQL query reads: "read analytics httpRequests1dGroups
+/// (2026-12-03 to 2026-12-04)".
+fn query(spec: &crate::catalog::Graphql, args: &Map<String, Value>) -> Option<String> {
+    let text = args.get(&spec.query)?.as_str()?;
+    let empty = Map::new();
+    let variables = args
+        .get(&spec.variables)
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let reading = crate::policy::graphql::read(spec, text, variables).ok()?;
+    let names = crate::policy::graphql::dataset_names(&reading);
+    if names.is_empty() {
+        return Some("read the analytics schema (introspection)".into());
+    }
+    let from = reading
+        .datasets
+        .iter()
+        .filter_map(|d| d.from.as_deref())
+        .min();
+    let to = reading
+        .datasets
+        .iter()
+        .filter_map(|d| d.to.as_deref())
+        .max();
+    let when = match (from, to) {
+        (Some(from), Some(to)) => format!(" ({} to {})", short(from), short(to)),
+        _ => String::new(),
+    };
+    Some(format!("read analytics {}{when}", names.join(", ")))
 }
 
 /// `says` for a given value: `{n}` items, `{s}`/`{es}` plural endings;

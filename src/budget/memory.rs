@@ -373,11 +373,18 @@ mod tests {
         for _ in 0..6 {
             budgets.try_spend("a", &l, query).expect("within the share");
         }
-        let over = budgets.try_spend("a", &l, query).expect_err("over the share");
+        let over = budgets
+            .try_spend("a", &l, query)
+            .expect_err("over the share");
         assert_eq!(over.budget, Budget::QuotaShare);
-        assert!(over.to_string().contains("share of this API's quota"), "{over}");
+        assert!(
+            over.to_string().contains("share of this API's quota"),
+            "{over}"
+        );
         // Another agent has its own share; REST calls are not charged to it.
         budgets.try_spend("b", &l, query).expect("b's share");
-        budgets.try_spend("a", &l, CALL).expect("the REST budget is apart");
+        budgets
+            .try_spend("a", &l, CALL)
+            .expect("the REST budget is apart");
     }
 }

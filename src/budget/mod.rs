@@ -157,6 +157,9 @@ pub fn describe_limits(limits: &Limits) -> String {
     parts.push(format!(
         "{refusals} refused calls per minute recorded one by one"
     ));
+    if let Some(days) = limits.analytics_max_days {
+        parts.push(format!("analytics queries of at most {days} days"));
+    }
     parts.join(", ")
 }
 

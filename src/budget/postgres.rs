@@ -218,7 +218,14 @@ impl Shared {
             ] {
                 if let RateSpec::Limit { requests, per } = spec {
                     let window = per.as_millis() as u64;
-                    draw(who, budget, &name, Some((requests, window)), 1, spec.to_string());
+                    draw(
+                        who,
+                        budget,
+                        &name,
+                        Some((requests, window)),
+                        1,
+                        spec.to_string(),
+                    );
                 }
             }
         }

@@ -36,6 +36,10 @@ pub fn builtin() -> Catalog {
 pub fn builtin_sources() -> Vec<(std::path::PathBuf, String)> {
     let files = [
         ("accounts.toml", include_str!("../../catalog/accounts.toml")),
+        (
+            "analytics.toml",
+            include_str!("../../catalog/analytics.toml"),
+        ),
         ("cache.toml", include_str!("../../catalog/cache.toml")),
         ("dns.toml", include_str!("../../catalog/dns.toml")),
         ("firewall.toml", include_str!("../../catalog/firewall.toml")),

@@ -426,7 +426,10 @@ pub(super) fn check_consistency(
     // A GraphQL query is a POST that reads (its mutations are refused).
     let graphql_read = raw.graphql.is_some() && raw.method == Method::Post;
     if raw.access == Access::Read && raw.method != Method::Get && !graphql_read {
-        return Err(("access", "a read endpoint must use GET (or POST a GraphQL query)".into()));
+        return Err((
+            "access",
+            "a read endpoint must use GET (or POST a GraphQL query)".into(),
+        ));
     }
     // A probe must change nothing: a DELETE of an object named by a path
     // argument besides its zone or account, which `check` fills with a

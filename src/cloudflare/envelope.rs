@@ -130,7 +130,9 @@ pub(super) fn unwrap_graphql(
             result_info: None,
         });
     }
-    let limited = errors.iter().any(|e| e.message.contains("(rate_limited)") || e.message.contains("quota"));
+    let limited = errors
+        .iter()
+        .any(|e| e.message.contains("(rate_limited)") || e.message.contains("quota"));
     let status = match status {
         200..=299 if limited => 429,
         200..=299 => 400,

@@ -46,7 +46,11 @@ pub struct Dataset {
 pub type Refusal = String;
 
 /// Reads `query` (with `variables`) as `spec` describes the API.
-pub fn read(spec: &Graphql, query: &str, variables: &Map<String, Value>) -> Result<Reading, Refusal> {
+pub fn read(
+    spec: &Graphql,
+    query: &str,
+    variables: &Map<String, Value>,
+) -> Result<Reading, Refusal> {
     if query.len() > spec.max_bytes {
         return Err(format!(
             "the query is {} bytes; at most {} are taken",
@@ -54,8 +58,12 @@ pub fn read(spec: &Graphql, query: &str, variables: &Map<String, Value>) -> Resu
             spec.max_bytes
         ));
     }
-    let document: Document<'_, String> = graphql_parser::parse_query(query)
-        .map_err(|e| format!("the query is not valid GraphQL: {}", one_line(&e.to_string())))?;
+    let document: Document<'_, String> = graphql_parser::parse_query(query).map_err(|e| {
+        format!(
+            "the query is not valid GraphQL: {}",
+            one_line(&e.to_string())
+        )
+    })?;
     let mut operations = Vec::new();
     let mut fragments = HashMap::new();
     for definition in &document.definitions {
@@ -184,11 +192,23 @@ impl<'d> Reader<'d> {
             .map(|(_, value)| to_json(value, self.variables))
             .transpose()?
             .ok_or_else(|| format!("`{}` without a filter would read every one the token reaches: name them, e.g. {example}", tagged.field))?;
-        if let Some((name, _)) = field.arguments.iter().find(|(name, _)| *name != tagged.filter) {
-            return Err(format!("`{}` takes only `{}` here, not `{}`", tagged.field, tagged.filter, clip(name)));
+        if let Some((name, _)) = field
+            .arguments
+            .iter()
+            .find(|(name, _)| *name != tagged.filter)
+        {
+            return Err(format!(
+                "`{}` takes only `{}` here, not `{}`",
+                tagged.field,
+                tagged.filter,
+                clip(name)
+            ));
         }
         let Value::Object(filter) = filter else {
-            return Err(format!("the filter of `{}` must be an object: {example}", tagged.field));
+            return Err(format!(
+                "the filter of `{}` must be an object: {example}",
+                tagged.field
+            ));
         };
         let mut tags = Vec::new();
         for (key, value) in &filter {
@@ -214,7 +234,10 @@ impl<'d> Reader<'d> {
             }
         }
         if tags.is_empty() {
-            return Err(format!("the filter of `{}` names none: {example}", tagged.field));
+            return Err(format!(
+                "the filter of `{}` names none: {example}",
+                tagged.field
+            ));
         }
         Ok(tags)
     }
@@ -264,7 +287,10 @@ impl<'d> Reader<'d> {
         within: &mut Vec<&'d str>,
     ) -> Result<Vec<&'d Field<'d, String>>, Refusal> {
         if depth > self.spec.max_depth {
-            return Err(format!("the query is nested deeper than {} levels", self.spec.max_depth));
+            return Err(format!(
+                "the query is nested deeper than {} levels",
+                self.spec.max_depth
+            ));
         }
         let mut fields = Vec::new();
         for selection in &set.items {
@@ -272,7 +298,10 @@ impl<'d> Reader<'d> {
                 Selection::Field(field) => {
                     self.fields += 1;
                     if self.fields > self.spec.max_fields {
-                        return Err(format!("the query selects more than {} fields", self.spec.max_fields));
+                        return Err(format!(
+                            "the query selects more than {} fields",
+                            self.spec.max_fields
+                        ));
                     }
                     fields.push(field);
                 }
@@ -316,7 +345,10 @@ fn bounds(filter: &Value, keys: &[String], dataset: &mut Dataset) {
             continue;
         };
         for time in keys {
-            let Some(op) = key.strip_prefix(time.as_str()).and_then(|r| r.strip_prefix('_')) else {
+            let Some(op) = key
+                .strip_prefix(time.as_str())
+                .and_then(|r| r.strip_prefix('_'))
+            else {
                 continue;
             };
             match op {
@@ -430,8 +462,8 @@ mod tests {
         );
         let hidden = r#"query Q($z: String!, $f: ZoneFilter) { a: viewer { ...Z } }
             fragment Z on Viewer { ... on Viewer { b: zones(filter: {zoneTag_in: [$z, "other"]}) { x: firewallEventsAdaptive(limit: 1, filter: $f) { action } } } }"#;
-        let reading = read_it(hidden, json!({"z": Z, "f": {"date_geq": "2026-12-01"}}))
-            .expect("reads");
+        let reading =
+            read_it(hidden, json!({"z": Z, "f": {"date_geq": "2026-12-01"}})).expect("reads");
         assert_eq!(reading.zones, vec![Z.to_string(), "other".to_string()]);
         assert_eq!(reading.datasets[0].from.as_deref(), Some("2026-12-01"));
     }
@@ -442,7 +474,11 @@ mod tests {
             let why = read_it(query, variables).expect_err(query);
             assert!(why.contains(says), "{query}: {why}");
         };
-        refused("{ viewer { zones { a { count } } } }", json!({}), "without a filter");
+        refused(
+            "{ viewer { zones { a { count } } } }",
+            json!({}),
+            "without a filter",
+        );
         refused(
             r#"{ viewer { zones(filter: {zoneTag_gt: "a"}) { a { count } } } }"#,
             json!({}),
@@ -458,24 +494,50 @@ mod tests {
             json!({}),
             "not `OR`",
         );
-        refused("mutation { deleteZone(id: 1) }", json!({}), "mutations are refused");
+        refused(
+            "mutation { deleteZone(id: 1) }",
+            json!({}),
+            "mutations are refused",
+        );
         refused("subscription { s }", json!({}), "subscriptions are refused");
-        refused("query A { viewer { __typename } } query B { viewer { __typename } }", json!({}), "one operation");
-        refused("{ viewer { budget } }", json!({}), "is not read through this tool");
+        refused(
+            "query A { viewer { __typename } } query B { viewer { __typename } }",
+            json!({}),
+            "one operation",
+        );
+        refused(
+            "{ viewer { budget } }",
+            json!({}),
+            "is not read through this tool",
+        );
         refused("{ other }", json!({}), "a query starts at `viewer`");
-        refused("{ viewer { ...F } } fragment F on Viewer { ...F }", json!({}), "spreads itself");
+        refused(
+            "{ viewer { ...F } } fragment F on Viewer { ...F }",
+            json!({}),
+            "spreads itself",
+        );
         refused("{ viewer { zones(", json!({}), "not valid GraphQL");
-        let deep = format!("{{ viewer {{ zones(filter: {{zoneTag: \"{Z}\"}}) {{ a {}{} }} }} }}", "{ b ".repeat(12), "}".repeat(12));
+        let deep = format!(
+            "{{ viewer {{ zones(filter: {{zoneTag: \"{Z}\"}}) {{ a {}{} }} }} }}",
+            "{ b ".repeat(12),
+            "}".repeat(12)
+        );
         refused(&deep, json!({}), "deeper than");
-        let wide = format!("{{ viewer {{ zones(filter: {{zoneTag: \"{Z}\"}}) {{ a {{ {} }} }} }} }}", "c ".repeat(120));
+        let wide = format!(
+            "{{ viewer {{ zones(filter: {{zoneTag: \"{Z}\"}}) {{ a {{ {} }} }} }} }}",
+            "c ".repeat(120)
+        );
         refused(&wide, json!({}), "more than 100 fields");
         refused(&"#".repeat(9000), json!({}), "at most 8192");
     }
 
     #[test]
     fn introspection_reads_no_data_and_is_allowed() {
-        let reading = read_it("{ __schema { types { name } } __type(name: \"Zone\") { name } }", json!({}))
-            .expect("introspection");
+        let reading = read_it(
+            "{ __schema { types { name } } __type(name: \"Zone\") { name } }",
+            json!({}),
+        )
+        .expect("introspection");
         assert!(reading.zones.is_empty() && reading.datasets.is_empty());
     }
 }

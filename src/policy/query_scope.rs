@@ -113,8 +113,8 @@ mod tests {
             )
             .is_ok()
         );
-        let long = within_days(&dataset(Some("2026-11-01"), Some("2026-12-04")), 7)
-            .expect_err("33 days");
+        let long =
+            within_days(&dataset(Some("2026-11-01"), Some("2026-12-04")), 7).expect_err("33 days");
         assert!(long.contains("at most 7"), "{long}");
         assert!(within_days(&dataset(Some("2026-12-03"), None), 7).is_err());
         assert!(within_days(&dataset(Some("yesterday"), Some("today")), 7).is_err());

@@ -193,12 +193,41 @@ pub fn describe_target(
     args: &Map<String, Value>,
     directory: &Directory,
 ) -> Option<String> {
+    if let Some(spec) = &endpoint.graphql {
+        return queried(spec, args, directory);
+    }
     let param = endpoint.scope_param()?;
     let id = target_id(args, &param.name)?;
     Some(match endpoint.scope()? {
         crate::catalog::Scope::Zone => directory.zone_label(id).to_string(),
         crate::catalog::Scope::Account => format!("account {}", directory.account_label(id)),
     })
+}
+
+/// The zones and accounts a GraphQL query names: "example.com, account
+/// Example Corp".
+fn queried(
+    spec: &crate::catalog::Graphql,
+    args: &Map<String, Value>,
+    directory: &Directory,
+) -> Option<String> {
+    let text = args.get(&spec.query)?.as_str()?;
+    let empty = Map::new();
+    let variables = args
+        .get(&spec.variables)
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let reading = super::graphql::read(spec, text, variables).ok()?;
+    let zones = reading
+        .zones
+        .iter()
+        .map(|id| directory.zone_label(id).to_string());
+    let accounts = reading
+        .accounts
+        .iter()
+        .map(|id| format!("account {}", directory.account_label(id)));
+    let named: Vec<String> = zones.chain(accounts).collect();
+    (!named.is_empty()).then(|| named.join(", "))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 mod access;
 mod faults;
 mod generic;
+mod graphql;
 mod ids;
 mod limits;
 mod log;
@@ -83,6 +84,8 @@ struct Sandbox {
     resources: RwLock<generic::Resources>,
     tokens: Tokens,
     rate: RateWindow,
+    /// GraphQL Analytics' own quota per token: 320 queries per five minutes.
+    analytics: RateWindow,
     faults: Faults,
     latency: Duration,
     log: RequestLog,
@@ -131,6 +134,10 @@ pub fn router(config: SandboxConfig) -> Router {
         resources: RwLock::default(),
         tokens: config.tokens,
         rate: RateWindow::new(config.rate_limit),
+        analytics: RateWindow::new(RateSpec::Limit {
+            requests: 320,
+            per: Duration::from_secs(300),
+        }),
         faults: Faults(config.faults),
         latency: config.latency,
         log: RequestLog::default(),

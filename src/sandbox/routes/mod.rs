@@ -26,6 +26,7 @@ use super::tokens::Grant;
 pub(super) fn api() -> Router<Shared> {
     Router::new()
         .route("/user/tokens/verify", get(verify_token))
+        .route("/graphql", axum::routing::post(super::graphql::query))
         .route(
             "/accounts/{account_id}/tokens/verify",
             get(verify_account_token),
