@@ -196,6 +196,37 @@ async fn a_scoped_agent_reads_its_zones_analytics_and_nothing_else_reaches_upstr
         text(&unknown)
     );
 
+    // The tool offers working examples for the agent's own zone: each runs.
+    let tools = ops.list_all_tools().await.expect("tools");
+    let tool = tools
+        .iter()
+        .find(|t| t.name == "query_analytics")
+        .expect("the tool");
+    let description = tool.description.as_deref().unwrap_or_default();
+    let examples: Vec<&str> = description
+        .split("Examples for your zones:")
+        .nth(1)
+        .expect("examples")
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .collect();
+    assert_eq!(examples.len(), 3, "{description}");
+    for example in examples {
+        assert!(example.contains(COM), "{example}");
+        let ran = call(&ops, "query_analytics", json!({"query": example})).await;
+        assert_ne!(ran.is_error, Some(true), "{example}: {}", text(&ran));
+    }
+    let instructions = ops
+        .peer_info()
+        .and_then(|info| info.instructions.clone())
+        .unwrap_or_default();
+    assert!(
+        instructions.contains("Queries query_analytics answers for you")
+            && instructions.contains(COM),
+        "{instructions}"
+    );
+
     // An agent without the grant does not see the tool.
     let dns = server.connect("dns-only").await;
     let tools = dns.list_all_tools().await.expect("tools");

@@ -161,6 +161,18 @@ pub struct Graphql {
     pub max_bytes: usize,
     pub max_depth: usize,
     pub max_fields: usize,
+    /// Working queries shown to an agent, its own zone or account put in
+    /// for `{zone}` / `{account}`, and `{today}` / `{yesterday}` (UTC).
+    #[serde(default, rename = "example")]
+    pub examples: Vec<QueryExample>,
+}
+
+/// One example query and what it asks, in words.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryExample {
+    pub says: String,
+    pub query: String,
 }
 
 /// A field that reaches zones (or accounts), and the filter keys naming

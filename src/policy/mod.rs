@@ -33,7 +33,7 @@ pub use identity::{BadAgentId, KEY_PREFIX, check_agent_id, new_key, sha256_hex};
 pub use load::{PolicyError, Problem, compile, policy_files};
 pub use model::{Agent, Constraint, Policy, TYPED_LISTING_MAX_BYTES};
 pub use permissions::{Permission, permissions_text, token_permissions};
-pub use scope::{Directory, Scope, ScopeRef, describe_target};
+pub use scope::{Directory, Scope, ScopeCheck, ScopeRef, describe_target};
 
 /// The demo policy (policies/demo.toml at build time), used by
 /// `serve --sandbox` when no policy is given.

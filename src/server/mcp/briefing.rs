@@ -99,8 +99,44 @@ pub(super) fn instructions(policy: &Policy, agent: &Agent, directory: &Directory
             agent.visible_tools(catalog).count()
         ));
     }
+    for tool in agent.visible_tools(catalog) {
+        let Some(spec) = catalog.endpoint(tool).and_then(|e| e.graphql.as_ref()) else {
+            continue;
+        };
+        let (zone, account) = first_held(agent, directory);
+        let examples = super::examples::for_agent(spec, zone.as_deref(), account.as_deref());
+        if !examples.is_empty() {
+            lines.push(format!(
+                "Queries {tool} answers for you: {}.",
+                examples.join("; ")
+            ));
+        }
+    }
     lines.push(format!("Your limits: {}.", describe_limits(&agent.limits)));
     lines.join("\n")
+}
+
+/// A zone id and an account id the agent holds (the first by id), for
+/// examples.
+fn first_held(agent: &Agent, directory: &Directory) -> (Option<String>, Option<String>) {
+    let first = |scope: &Scope,
+                 ids: &std::collections::HashMap<String, String>,
+                 names: &std::collections::HashMap<String, String>| {
+        let mut held: Vec<&String> = names
+            .keys()
+            .filter(|id| scope.check(id, ids) == crate::policy::ScopeCheck::Inside)
+            .collect();
+        held.sort();
+        held.first().map(|id| id.to_string())
+    };
+    (
+        first(&agent.zones, &directory.zone_ids, &directory.zone_names),
+        first(
+            &agent.accounts,
+            &directory.account_ids,
+            &directory.account_names,
+        ),
+    )
 }
 
 /// What an agent's tools are tailored to.
@@ -154,6 +190,34 @@ impl<'a> View<'a> {
             tool.input_schema = Arc::new(schema);
         }
         self.describe_rules(tool, endpoint);
+        self.give_examples(tool, endpoint);
+    }
+
+    /// A GraphQL tool's example queries, for this agent's own zone.
+    fn give_examples(&self, tool: &mut Tool, endpoint: &Endpoint) {
+        let Some(spec) = &endpoint.graphql else {
+            return;
+        };
+        let first = |held: &Option<Vec<(String, String)>>| {
+            held.as_ref()
+                .and_then(|h| h.first())
+                .map(|(id, _)| id.clone())
+        };
+        let examples = super::examples::for_agent(
+            spec,
+            first(&self.zones).as_deref(),
+            first(&self.accounts).as_deref(),
+        );
+        if !examples.is_empty() {
+            let said = tool.description.as_deref().unwrap_or_default();
+            tool.description = Some(
+                format!(
+                    "{said}\n\nExamples for your zones:\n- {}",
+                    examples.join("\n- ")
+                )
+                .into(),
+            );
+        }
     }
 
     /// The scope argument as an enum of the zones or accounts held.

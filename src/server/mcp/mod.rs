@@ -6,6 +6,7 @@ mod ask;
 mod briefing;
 mod direct;
 mod discovery;
+mod examples;
 mod handler;
 pub mod http;
 mod notify;
