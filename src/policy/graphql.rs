@@ -352,15 +352,11 @@ fn bounds(filter: &Value, keys: &[String], dataset: &mut Dataset) {
                 continue;
             };
             match op {
-                "geq" | "gt" => {
-                    if dataset.from.as_deref().is_none_or(|f| text < f) {
-                        dataset.from = Some(text.to_string());
-                    }
+                "geq" | "gt" if dataset.from.as_deref().is_none_or(|f| text < f) => {
+                    dataset.from = Some(text.to_string());
                 }
-                "leq" | "lt" => {
-                    if dataset.to.as_deref().is_none_or(|t| text > t) {
-                        dataset.to = Some(text.to_string());
-                    }
+                "leq" | "lt" if dataset.to.as_deref().is_none_or(|t| text > t) => {
+                    dataset.to = Some(text.to_string());
                 }
                 _ => {}
             }
@@ -436,6 +432,7 @@ mod tests {
             max_bytes: 8192,
             max_depth: 10,
             max_fields: 100,
+            examples: Vec::new(),
         }
     }
 
