@@ -2,6 +2,7 @@
 # Interop: drive flaregate with clients we did not write.
 #  - the Python MCP SDK (mcp 2.3.0) over streamable HTTP and stdio, and its
 #    OAuth client against a real authorization server (oauth2-mock-server);
+#  - GraphQL Analytics through query_analytics, scoped by the policy;
 #  - the operator's console in headless Chromium (Selenium, axe-core);
 #  - the official MCP conformance suite's protocol scenarios.
 # Usage: interop/run.sh [path/to/flaregate]   (default: target/debug/flaregate)
@@ -82,6 +83,11 @@ printf '[auth.oauth]\nissuers = ["%s"]\nresource = "http://127.0.0.1:%s/mcp"\n' 
 LISTEN=127.0.0.1:$PORT start_server "$WORK/oauth.out" --sandbox --config "$WORK/oauth/flaregate.toml" \
     --policies interop/oauth-policy.toml
 timeout 120 "$VENV/bin/python" interop/python_oauth.py "http://127.0.0.1:$PORT/mcp"
+
+echo "== Python SDK, GraphQL Analytics behind the policy"
+start_server "$WORK/analytics.out" --sandbox --policies interop/analytics-policy.toml
+timeout 120 "$VENV/bin/python" interop/python_analytics.py "$(field "MCP:" "$WORK/analytics.out")" \
+    "$(field "key for analyst:" "$WORK/analytics.out")"
 
 echo "== The console in a real browser: headless Chromium (Debian), Selenium 4.27.1, axe-core 4.10.3"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check selenium==4.27.1

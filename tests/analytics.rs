@@ -238,9 +238,9 @@ async fn the_analytics_quota_is_its_own_and_each_agent_keeps_to_its_share() {
     // The shipped catalog with a quota of 4 queries: with the default 25%
     // reserve an agent may make 3 of them.
     let dir = tempfile::tempdir().expect("tempdir");
-    let catalog = dir.path().join("catalog");
+    let catalog = dir.path().join("quota-catalog");
     std::fs::create_dir(&catalog).expect("mkdir");
-    for entry in std::fs::read_dir("catalog").expect("catalog") {
+    for entry in std::fs::read_dir(common::shipped("catalog")).expect("catalog") {
         let path = entry.expect("entry").path();
         let text = std::fs::read_to_string(&path).expect("read");
         let text = text.replace(

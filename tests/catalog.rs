@@ -13,22 +13,22 @@ fn shipped() -> Catalog {
 }
 
 #[test]
-fn shipped_catalog_has_the_33_endpoints_in_10_groups() {
+fn shipped_catalog_has_the_34_endpoints_in_11_groups() {
     let catalog = shipped();
-    assert_eq!(catalog.endpoints().len(), 33);
-    assert_eq!(catalog.groups().len(), 10);
+    assert_eq!(catalog.endpoints().len(), 34);
+    assert_eq!(catalog.groups().len(), 11);
     let reads = catalog
         .endpoints()
         .iter()
         .filter(|e| e.access == Access::Read)
         .count();
-    assert_eq!((reads, 33 - reads), (17, 16));
+    assert_eq!((reads, 34 - reads), (18, 16));
     let permissions: HashSet<&str> = catalog
         .endpoints()
         .iter()
         .map(|e| e.permission.as_str())
         .collect();
-    assert_eq!(permissions.len(), 18);
+    assert_eq!(permissions.len(), 19);
 }
 
 #[test]
@@ -45,6 +45,7 @@ fn tool_names_match_the_design() {
             "list_page_rules create_page_rule get_page_rule delete_page_rule",
         ),
         ("cache", "purge_cache"),
+        ("analytics", "query_analytics"),
         (
             "workers",
             "list_worker_scripts get_worker_script put_worker_script delete_worker_script",

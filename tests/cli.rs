@@ -41,7 +41,7 @@ fn check_prints_the_agent_group_matrix() {
     let output = run(&["check"], &[]);
     assert!(output.status.success(), "{}", stderr(&output));
     let out = stdout(&output);
-    assert!(out.contains("33 endpoints in 10 groups"), "{out}");
+    assert!(out.contains("34 endpoints in 11 groups"), "{out}");
     let deployer = out
         .lines()
         .find(|l| l.starts_with("site-deployer"))
@@ -104,7 +104,7 @@ fn check_fails_with_file_and_line() {
 fn tools_lists_what_an_agent_sees() {
     let output = run(&["tools", "--agent", "site-deployer"], &[]);
     let out = stdout(&output);
-    assert!(out.starts_with("site-deployer sees 5 of 33 tools"), "{out}");
+    assert!(out.starts_with("site-deployer sees 5 of 34 tools"), "{out}");
     assert!(out.contains("put_worker_script") && !out.contains("create_dns_record"));
     let unknown = run(&["tools", "--agent", "ghost"], &[]);
     assert!(!unknown.status.success());
