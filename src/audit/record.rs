@@ -47,6 +47,9 @@ pub enum Decision {
     /// An operator changed the policy (in the console): who, which agent's
     /// access, the old and the new.
     Policy,
+    /// Cloudflare sent an alert to one of flaregate's webhooks: the alert,
+    /// kept in the chain, for the agents whose scope it is in.
+    Alert,
 }
 
 impl Decision {
@@ -58,6 +61,7 @@ impl Decision {
             Decision::Approved => "approved",
             Decision::Rejected => "rejected",
             Decision::Policy => "policy",
+            Decision::Alert => "alert",
         }
     }
 
@@ -70,6 +74,7 @@ impl Decision {
             "approved" => Decision::Approved,
             "rejected" => Decision::Rejected,
             "policy" => Decision::Policy,
+            "alert" => Decision::Alert,
             _ => Decision::Deny,
         }
     }

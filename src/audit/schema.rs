@@ -219,6 +219,45 @@ const MIGRATIONS: &[&[&str]] = &[
     &[super::approvals::NOTE_COLUMN],
     // 10: who asked for approval, when a token named a person and client.
     &[super::approvals::ASKED_BY_COLUMN],
+    // 11: an alert Cloudflare sent to a webhook is an event of its own (the
+    // table rebuilt for the CHECK, as for 8).
+    &["CREATE TABLE calls_v11 (
+        id INTEGER PRIMARY KEY,
+        ts TEXT NOT NULL,
+        ts_unix_ms INTEGER NOT NULL,
+        agent TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        method TEXT NOT NULL,
+        path TEXT NOT NULL,
+        target TEXT NOT NULL,
+        args TEXT NOT NULL,
+        decision TEXT NOT NULL
+            CHECK (decision IN ('allow', 'deny', 'preview', 'approved', 'rejected', 'policy', 'alert')),
+        reason TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        seq INTEGER NOT NULL UNIQUE,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        status INTEGER,
+        cf_codes TEXT,
+        error TEXT,
+        duration_ms INTEGER,
+        outcome TEXT,
+        outcome_seq INTEGER,
+        outcome_prev_hash TEXT,
+        outcome_hash TEXT,
+        lookup TEXT NOT NULL DEFAULT '',
+        sandbox INTEGER NOT NULL DEFAULT 0,
+        approval TEXT
+    );
+    INSERT INTO calls_v11 SELECT * FROM calls;
+    DROP TABLE calls;
+    ALTER TABLE calls_v11 RENAME TO calls;
+    CREATE UNIQUE INDEX calls_by_outcome_seq ON calls (outcome_seq) WHERE outcome_seq IS NOT NULL;
+    CREATE INDEX calls_by_time ON calls (ts_unix_ms);
+    CREATE INDEX calls_by_agent ON calls (agent, ts_unix_ms);
+    CREATE INDEX calls_by_approval ON calls (approval) WHERE approval IS NOT NULL;"],
 ];
 
 /// Brings the database to the current schema version.

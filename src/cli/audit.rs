@@ -126,6 +126,8 @@ enum DecisionFilter {
     Rejected,
     /// Changes operators made to the policy in the console.
     Policy,
+    /// Alerts Cloudflare sent to flaregate's webhooks.
+    Alert,
 }
 
 pub(super) fn run(args: &AuditArgs) -> Outcome {
@@ -166,6 +168,7 @@ pub(super) fn run(args: &AuditArgs) -> Outcome {
             DecisionFilter::Approved => crate::audit::Decision::Approved,
             DecisionFilter::Rejected => crate::audit::Decision::Rejected,
             DecisionFilter::Policy => crate::audit::Decision::Policy,
+            DecisionFilter::Alert => crate::audit::Decision::Alert,
         }),
         approval: args.approval.clone(),
         id: None,

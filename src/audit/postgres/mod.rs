@@ -99,6 +99,10 @@ const MIGRATIONS: &[&str] = &[
     super::approvals::NOTE_COLUMN,
     // 9: who asked for approval, when a token named a person and client.
     super::approvals::ASKED_BY_COLUMN,
+    // 10: an alert Cloudflare sent to a webhook is an event of its own.
+    "ALTER TABLE calls DROP CONSTRAINT calls_decision_check;
+    ALTER TABLE calls ADD CONSTRAINT calls_decision_check
+        CHECK (decision IN ('allow', 'deny', 'preview', 'approved', 'rejected', 'policy', 'alert'));",
 ];
 
 /// The PostgreSQL client blocks on a runtime of its own, which tokio does
