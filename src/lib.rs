@@ -3,6 +3,7 @@
 // What is not part of the library's API is `pub(crate)` (or less).
 #![warn(unreachable_pub)]
 
+pub mod alerts;
 pub mod approval;
 pub mod audit;
 pub mod budget;

@@ -26,7 +26,7 @@ const LAYERS: &[&[&str]] = &[
     &["policy"],
     &["budget"],
     &["audit"],
-    &["approval", "metrics"],
+    &["approval", "metrics", "alerts"],
     &["config"],
     &["oauth"],
     &["sandbox"],

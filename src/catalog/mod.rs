@@ -36,6 +36,7 @@ pub fn builtin() -> Catalog {
 pub fn builtin_sources() -> Vec<(std::path::PathBuf, String)> {
     let files = [
         ("accounts.toml", include_str!("../../catalog/accounts.toml")),
+        ("alerts.toml", include_str!("../../catalog/alerts.toml")),
         (
             "analytics.toml",
             include_str!("../../catalog/analytics.toml"),

@@ -12,6 +12,7 @@ use crate::cloudflare::{DEFAULT_BASE_URL, RateSpec};
 
 mod auth;
 mod console;
+mod hooks;
 
 pub use auth::{
     AccessSettings, CLIENT_SECRET_VARIABLE, Introspection, OAUTH_ALGORITHMS, OAuthSettings, Secret,
@@ -20,6 +21,7 @@ pub use auth::{
 use auth::{RawAuth, oauth_settings};
 use console::RawConsole;
 pub use console::{CONSOLE_SECRET_VARIABLE, ConsoleSignIn, Operator, Role};
+pub use hooks::Hook;
 
 /// The file looked for when `--config` is not given.
 pub const DEFAULT_FILE: &str = "flaregate.toml";
@@ -85,6 +87,9 @@ pub struct HttpSettings {
     pub oauth: Option<OAuthSettings>,
     /// Agents reached through Cloudflare Access (`[auth.cloudflare_access]`).
     pub cloudflare_access: Option<AccessSettings>,
+    /// Webhook destinations of Cloudflare's notifications (`[[hook]]`),
+    /// served at `/hooks/cloudflare/{name}`.
+    pub hooks: Vec<Hook>,
 }
 
 /// The certificate chain and private key files (PEM) the listeners serve
@@ -119,6 +124,8 @@ struct RawConfig {
     auth: RawAuth,
     #[serde(default)]
     console: RawConsole,
+    #[serde(default, rename = "hook")]
+    hooks: Vec<hooks::RawHook>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -224,6 +231,7 @@ impl Config {
             .map_err(invalid)?;
         let console_sign_in = console::sign_in(&raw.console).map_err(invalid)?;
         let operators = console::operators(raw.console).map_err(invalid)?;
+        let hooks = hooks::hooks(raw.hooks).map_err(invalid)?;
         let cloudflare_access = match raw.auth.cloudflare_access {
             Some(access) => {
                 if !secure_url(&access.team_domain) || access.audience.trim().is_empty() {
@@ -288,6 +296,7 @@ impl Config {
                 tls,
                 oauth,
                 cloudflare_access,
+                hooks,
             },
             admin_listen: raw.admin.listen,
             operators,

@@ -4,6 +4,7 @@
 //! benchmarks, so it never blocks and never holds a lock across an await.
 
 mod access;
+mod alerts;
 mod faults;
 mod generic;
 mod graphql;
@@ -148,6 +149,7 @@ pub fn router(config: SandboxConfig) -> Router {
     Router::new()
         .nest(API_PREFIX, api)
         .merge(log::routes())
+        .merge(alerts::routes())
         .with_state(shared)
 }
 

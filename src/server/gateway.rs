@@ -21,6 +21,30 @@ pub struct Gateway {
     pub(super) tools: ToolTable,
     pub(super) search: SearchIndex,
     pub(super) notifier: Notifier,
+    alert_feed: AlertFeed,
+}
+
+/// New alerts' audit row ids, as they are recorded: the sessions
+/// subscribed to alerts hear of each (those that may see it).
+pub struct AlertFeed(tokio::sync::broadcast::Sender<i64>);
+
+impl Default for AlertFeed {
+    fn default() -> Self {
+        Self(tokio::sync::broadcast::channel(256).0)
+    }
+}
+
+impl AlertFeed {
+    /// Tells every listener of a new alert's row.
+    pub fn published(&self, row: i64) {
+        // No listener is no error: nobody subscribed.
+        let _ = self.0.send(row);
+    }
+
+    /// Hears of each alert from now on.
+    pub fn listen(&self) -> tokio::sync::broadcast::Receiver<i64> {
+        self.0.subscribe()
+    }
 }
 
 impl Gateway {
@@ -39,6 +63,7 @@ impl Gateway {
             tools: ToolTable::new(&catalog),
             search: SearchIndex::new(&catalog),
             notifier: Notifier::default(),
+            alert_feed: AlertFeed::default(),
             services: Services {
                 catalog,
                 engine,
@@ -52,6 +77,11 @@ impl Gateway {
                 tracer: OnceLock::new(),
             },
         })
+    }
+
+    /// New alerts, as they are recorded.
+    pub fn alerts(&self) -> &AlertFeed {
+        &self.alert_feed
     }
 
     /// Sends a span for every call to `tracer` from now on.

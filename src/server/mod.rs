@@ -9,6 +9,7 @@ mod console;
 pub mod explain;
 pub use console::ConsoleSetup;
 mod gateway;
+pub mod hooks;
 pub mod listen;
 pub mod mcp;
 pub(crate) mod pipeline;

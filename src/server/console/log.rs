@@ -69,7 +69,7 @@ impl Filters {
         let decision = match given(&self.decision) {
             None => None,
             Some(word) => match word.as_str() {
-                "allow" | "deny" | "preview" | "approved" | "rejected" | "policy" => {
+                "allow" | "deny" | "preview" | "approved" | "rejected" | "policy" | "alert" => {
                     Some(Decision::parse(&word))
                 }
                 _ => {
@@ -112,7 +112,7 @@ pub(super) async fn show(
             label { "Tool " input name="tool" value=(filters.tool); }
             label { "Decision "
                 select name="decision" {
-                    @for word in ["", "allow", "deny", "preview", "approved", "rejected", "policy"] {
+                    @for word in ["", "allow", "deny", "preview", "approved", "rejected", "policy", "alert"] {
                         option value=(word) selected[filters.decision == word] {
                             @if word.is_empty() { "any" } @else { (word) }
                         }

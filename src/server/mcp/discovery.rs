@@ -72,7 +72,7 @@ pub(super) fn tools() -> Vec<Tool> {
     ]
 }
 
-fn schema(properties: Value, required: &[&str]) -> Arc<JsonObject> {
+pub(super) fn schema(properties: Value, required: &[&str]) -> Arc<JsonObject> {
     let mut map = Map::new();
     map.insert("type".into(), json!("object"));
     map.insert("properties".into(), properties);

@@ -185,6 +185,9 @@ impl ServerHandler for Handler {
             if agent.undo {
                 tools.push(super::discovery::undo_tool());
             }
+            if super::alerts::may(agent, &scopes) {
+                tools.push(super::alerts::tool());
+            }
             return Ok(ListToolsResult::with_all_items(tools).with_cache_scope(CacheScope::Private));
         }
         let (mut tools, next) = self
@@ -211,6 +214,9 @@ impl ServerHandler for Handler {
         // Offered on the last page to the agents the policy lets undo.
         if next.is_none() && agent.undo && scopes.writes_somewhere() {
             tools.push(super::discovery::undo_tool());
+        }
+        if next.is_none() && super::alerts::may(agent, &scopes) {
+            tools.push(super::alerts::tool());
         }
         let mut result =
             ListToolsResult::with_all_items(tools).with_cache_scope(CacheScope::Private);
@@ -272,6 +278,18 @@ impl Handler {
         if discovers {
             return super::discovery::answer(&self.gateway, caller, request, asker, traceparent)
                 .await;
+        }
+        if request.name == super::alerts::LIST {
+            let policy = self.gateway.engine().policy();
+            if let Some(agent) = policy
+                .agent(agent)
+                .filter(|a| super::alerts::may(a, &caller.scopes))
+            {
+                let args = request.arguments.unwrap_or_default();
+                return Ok(super::alerts::answer(&self.gateway, agent, &args)
+                    .await
+                    .into());
+            }
         }
         let call = CallRequest {
             agent: agent.to_string(),

@@ -97,6 +97,8 @@ pub async fn serve(
     if !settings.allowed_hosts.is_empty() {
         config = config.with_allowed_hosts(settings.allowed_hosts.clone());
     }
+    let hooks = (!settings.hooks.is_empty())
+        .then(|| crate::server::hooks::routes(gateway.clone(), settings.hooks.clone()));
     let handler = Handler::new(gateway.clone(), None);
     let live = Arc::new(LocalSessionManager::default());
     let direct = Direct::new(&config);
@@ -120,6 +122,9 @@ pub async fn serve(
         .layer(middleware::from_fn_with_state(guard, authenticate));
     if let Some(validator) = oauth {
         app = app.merge(sign_in::metadata_routes(validator));
+    }
+    if let Some(hooks) = hooks {
+        app = app.merge(hooks);
     }
     listener.serve(app, shutdown).await
 }

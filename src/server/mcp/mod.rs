@@ -2,6 +2,7 @@
 //! transports, the direct path, tools tailored per agent, discovery,
 //! asking the person at the client, and rendering the pipeline's answers.
 
+mod alerts;
 mod ask;
 mod briefing;
 mod direct;
