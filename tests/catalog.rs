@@ -13,10 +13,10 @@ fn shipped() -> Catalog {
 }
 
 #[test]
-fn shipped_catalog_has_the_34_endpoints_in_11_groups() {
+fn shipped_catalog_has_the_34_endpoints_in_12_groups() {
     let catalog = shipped();
     assert_eq!(catalog.endpoints().len(), 34);
-    assert_eq!(catalog.groups().len(), 11);
+    assert_eq!(catalog.groups().len(), 12);
     let reads = catalog
         .endpoints()
         .iter()

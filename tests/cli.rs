@@ -41,7 +41,7 @@ fn check_prints_the_agent_group_matrix() {
     let output = run(&["check"], &[]);
     assert!(output.status.success(), "{}", stderr(&output));
     let out = stdout(&output);
-    assert!(out.contains("34 endpoints in 11 groups"), "{out}");
+    assert!(out.contains("34 endpoints in 12 groups"), "{out}");
     let deployer = out
         .lines()
         .find(|l| l.starts_with("site-deployer"))
