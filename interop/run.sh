@@ -3,6 +3,7 @@
 #  - the Python MCP SDK (mcp 2.3.0) over streamable HTTP and stdio, and its
 #    OAuth client against a real authorization server (oauth2-mock-server);
 #  - GraphQL Analytics through query_analytics, scoped by the policy;
+#  - Cloudflare's alerts through a webhook to a subscribed session;
 #  - the operator's console in headless Chromium (Selenium, axe-core);
 #  - the official MCP conformance suite's protocol scenarios.
 # Usage: interop/run.sh [path/to/flaregate]   (default: target/debug/flaregate)
@@ -88,6 +89,17 @@ echo "== Python SDK, GraphQL Analytics behind the policy"
 start_server "$WORK/analytics.out" --sandbox --policies interop/analytics-policy.toml
 timeout 120 "$VENV/bin/python" interop/python_analytics.py "$(field "MCP:" "$WORK/analytics.out")" \
     "$(field "key for analyst:" "$WORK/analytics.out")"
+
+echo "== Python SDK, Cloudflare alerts through a webhook to a subscribed session"
+HOOK_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
+HOOK_HASH=$(printf %s "$HOOK_SECRET" | sha256sum | cut -d' ' -f1)
+printf '[[hook]]\nname = "alerts"\nsecret_sha256 = "%s"\n' "$HOOK_HASH" >"$WORK/hooks.toml"
+start_server "$WORK/alerts.out" --sandbox --config "$WORK/hooks.toml" --policies interop/alerts-policy.toml
+ALERTS_MCP=$(field "MCP:" "$WORK/alerts.out")
+timeout 120 "$VENV/bin/python" interop/python_alerts.py "$ALERTS_MCP" \
+    "$(field "key for watcher:" "$WORK/alerts.out")" \
+    "$(field "sandbox API:" "$WORK/alerts.out" | sed 's|/client/v4||')" \
+    "${ALERTS_MCP%/mcp}/hooks/cloudflare/alerts" "$HOOK_SECRET"
 
 echo "== The console in a real browser: headless Chromium (Debian), Selenium 4.27.1, axe-core 4.10.3"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check selenium==4.27.1

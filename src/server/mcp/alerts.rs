@@ -100,3 +100,50 @@ pub(super) async fn answer(
         }
     }
 }
+
+/// The URI of the list of an agent's alerts; each alert's is below it.
+pub(super) const ALERTS_URI: &str = "flaregate://alerts";
+
+/// The resources an agent that may read alerts has: the list, then each
+/// alert it may see (newest first).
+pub(super) async fn resources(gateway: &Gateway, agent: &Agent) -> Vec<rmcp::model::Resource> {
+    let mut listed = vec![
+        rmcp::model::Resource::new(ALERTS_URI, "alerts")
+            .with_title("Cloudflare's alerts about your zones and accounts")
+            .with_description(NOTE),
+    ];
+    for alert in visible(gateway, agent, None, MAX).await.unwrap_or_default() {
+        let Some(id) = alert.id else { continue };
+        listed.push(
+            rmcp::model::Resource::new(format!("{ALERTS_URI}/{id}"), format!("alert {id}"))
+                .with_title(crate::text::clip(&alert.text, 120))
+                .with_description(format!("{} — {}", alert.alert_type, alert.received)),
+        );
+    }
+    listed
+}
+
+/// The text of `uri` for `agent`: the list, or one alert it may see.
+pub(super) async fn read(gateway: &Gateway, agent: &Agent, uri: &str) -> Option<String> {
+    let alerts = visible(gateway, agent, None, MAX).await.ok()?;
+    let value = if uri == ALERTS_URI {
+        json!({"note": NOTE, "alerts": alerts.iter().map(Alert::shown).collect::<Vec<_>>()})
+    } else {
+        let id: i64 = uri
+            .strip_prefix(ALERTS_URI)?
+            .strip_prefix('/')?
+            .parse()
+            .ok()?;
+        let alert = alerts.iter().find(|a| a.id == Some(id))?;
+        json!({"note": NOTE, "alert": alert.shown()})
+    };
+    Some(value.to_string())
+}
+
+/// Whether the alert of row `id` is one `agent` may see (a new alert, for
+/// the sessions subscribed to the list).
+pub(super) async fn sees(gateway: &Gateway, agent: &Agent, id: i64) -> bool {
+    visible(gateway, agent, Some(id - 1), MAX)
+        .await
+        .is_ok_and(|alerts| alerts.iter().any(|a| a.id == Some(id)))
+}

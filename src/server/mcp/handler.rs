@@ -10,8 +10,10 @@ use std::sync::Arc;
 #[allow(deprecated)]
 use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, DiscoverResult, ErrorData, Implementation,
-    InitializeRequestParams, InitializeResult, ListToolsResult, PaginatedRequestParams,
-    ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscriptionFilter,
+    InitializeRequestParams, InitializeResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
+    ServerConfig, SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter,
+    UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{RoleServer, ServerHandler};
@@ -49,6 +51,8 @@ pub struct Handler {
     gateway: Arc<Gateway>,
     /// The agent of a stdio process (`--agent`); HTTP requests carry theirs.
     stdio_agent: Option<String>,
+    /// Sessions subscribed to their alerts.
+    subscriptions: super::subscriptions::Subscriptions,
 }
 
 impl Handler {
@@ -56,7 +60,19 @@ impl Handler {
         Self {
             gateway,
             stdio_agent,
+            subscriptions: Default::default(),
         }
+    }
+
+    /// The caller's agent, when it may read alerts.
+    fn alerts_reader(
+        &self,
+        context: &RequestContext<RoleServer>,
+    ) -> Option<(Caller, Arc<crate::policy::Policy>)> {
+        let caller = self.caller(context)?;
+        let policy = self.gateway.engine().policy();
+        let agent = policy.agent(&caller.agent)?;
+        super::alerts::may(agent, &caller.scopes).then(|| (caller, policy.clone()))
     }
 
     /// The server instructions for the caller's agent, once names are
@@ -97,6 +113,8 @@ impl ServerHandler for Handler {
             .enable_logging()
             .enable_tools()
             .enable_tool_list_changed()
+            .enable_resources()
+            .enable_resources_subscribe()
             .build();
         ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("flaregate", env!("CARGO_PKG_VERSION")))
@@ -143,14 +161,111 @@ impl ServerHandler for Handler {
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
         let mut changed = self.gateway.notifier.subscribe();
+        let mut alerts = self.gateway.alerts().listen();
+        let reader = self.alerts_reader(context.request_context());
+        let wants_alerts = context
+            .accepted()
+            .resource_subscriptions
+            .as_ref()
+            .is_some_and(|uris| uris.iter().any(|u| u == super::alerts::ALERTS_URI));
         loop {
             tokio::select! {
                 () = context.cancelled() => return Ok(()),
                 Ok(()) = changed.recv() => {
                     let _ = context.sink().notify_tool_list_changed().await;
                 }
+                Ok(row) = alerts.recv() => {
+                    let Some((caller, policy)) = reader.as_ref().filter(|_| wants_alerts) else {
+                        continue;
+                    };
+                    let Some(agent) = policy.agent(&caller.agent) else { continue };
+                    if super::alerts::sees(&self.gateway, agent, row).await {
+                        let _ = context
+                            .sink()
+                            .notify_resource_updated(super::alerts::ALERTS_URI)
+                            .await;
+                    }
+                }
             }
         }
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let resources = match self.alerts_reader(&context) {
+            Some((caller, policy)) => match policy.agent(&caller.agent) {
+                Some(agent) => super::alerts::resources(&self.gateway, agent).await,
+                None => Vec::new(),
+            },
+            None => Vec::new(),
+        };
+        Ok(ListResourcesResult::with_all_items(resources).with_cache_scope(CacheScope::Private))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let not_found = || {
+            ErrorData::resource_not_found(
+                format!("no resource {}", crate::text::clip(&request.uri, 80)),
+                None,
+            )
+        };
+        let (caller, policy) = self.alerts_reader(&context).ok_or_else(not_found)?;
+        let agent = policy.agent(&caller.agent).ok_or_else(not_found)?;
+        let text = super::alerts::read(&self.gateway, agent, &request.uri)
+            .await
+            .ok_or_else(not_found)?;
+        let contents = rmcp::model::ResourceContents::TextResourceContents {
+            uri: request.uri.clone(),
+            mime_type: Some("application/json".into()),
+            text,
+            meta: None,
+        };
+        Ok(rmcp::model::ReadResourceResult::new(vec![contents]).into())
+    }
+
+    #[allow(deprecated)]
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let (caller, _) = self
+            .alerts_reader(&context)
+            .filter(|_| request.uri == super::alerts::ALERTS_URI)
+            .ok_or_else(|| {
+                ErrorData::resource_not_found(
+                    format!(
+                        "no resource {} to subscribe to",
+                        crate::text::clip(&request.uri, 80)
+                    ),
+                    None,
+                )
+            })?;
+        self.subscriptions.subscribe(
+            self.gateway.clone(),
+            (session_of(&context), caller.agent),
+            request.uri,
+            context.peer.clone(),
+        );
+        Ok(())
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.subscriptions
+            .unsubscribe(session_of(&context), request.uri);
+        Ok(())
     }
 
     #[allow(deprecated)]
@@ -304,4 +419,15 @@ impl Handler {
         };
         super::render::response(self.gateway.services.run(call).await)
     }
+}
+
+/// The session a request belongs to (its `mcp-session-id`; stdio is one).
+fn session_of(context: &RequestContext<RoleServer>) -> String {
+    context
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|parts| parts.headers.get("mcp-session-id"))
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("stdio")
+        .to_string()
 }

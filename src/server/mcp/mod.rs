@@ -16,6 +16,7 @@ mod search;
 mod sessions;
 mod sign_in;
 pub mod stdio;
+mod subscriptions;
 mod tools;
 
 pub use handler::{Caller, Handler};
