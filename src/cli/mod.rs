@@ -8,6 +8,7 @@ mod catalog;
 mod check;
 mod demo_keys;
 mod explain;
+mod hooks;
 mod init;
 mod inspect;
 mod keys;
@@ -171,6 +172,9 @@ enum Command {
     /// Undo a logged write through the running server, as the agent whose
     /// key is in FLAREGATE_KEY (the policy must say `undo = true` for it).
     Undo(undo::UndoArgs),
+    /// Where Cloudflare sends alerts (webhook destinations); `hooks new`
+    /// makes one.
+    Hooks(hooks::HooksArgs),
 }
 
 /// Parses the command line and runs the command on a runtime sized for it.
@@ -200,6 +204,7 @@ async fn execute(command: Command) -> Outcome {
         Command::Init(args) => init::init(&args),
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::Check(args) => check::check(&args).await,
+        Command::Hooks(args) => hooks::run(&args).await,
         Command::Tools(args) => inspect::tools(&args),
         Command::Explain(args) => explain::explain(&args).await,
         Command::Audit(args) => audit::run(&args),

@@ -21,22 +21,28 @@ pub(super) struct RawHook {
     secret_sha256: String,
 }
 
+/// Whether `name` can name a hook: it is the last segment of its URL.
+pub fn check_hook_name(name: &str) -> Result<(), String> {
+    let fits = (1..=40).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if fits {
+        Ok(())
+    } else {
+        Err(format!(
+            "hook name `{}`: 1 to 40 of a-z, 0-9 and -",
+            crate::text::clip(name, 40)
+        ))
+    }
+}
+
 /// The hooks as given, checked: a name that fits a URL segment, once; a
 /// 64-hex secret hash.
 pub(super) fn hooks(raw: Vec<RawHook>) -> Result<Vec<Hook>, String> {
     let mut hooks: Vec<Hook> = Vec::with_capacity(raw.len());
     for hook in raw {
-        let name_ok = (1..=40).contains(&hook.name.len())
-            && hook
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !name_ok {
-            return Err(format!(
-                "hook name `{}`: 1 to 40 of a-z, 0-9 and -",
-                crate::text::clip(&hook.name, 40)
-            ));
-        }
+        check_hook_name(&hook.name)?;
         if hooks.iter().any(|h| h.name == hook.name) {
             return Err(format!("hook `{}` is named twice", hook.name));
         }

@@ -21,7 +21,7 @@ pub use auth::{
 use auth::{RawAuth, oauth_settings};
 use console::RawConsole;
 pub use console::{CONSOLE_SECRET_VARIABLE, ConsoleSignIn, Operator, Role};
-pub use hooks::Hook;
+pub use hooks::{Hook, check_hook_name};
 
 /// The file looked for when `--config` is not given.
 pub const DEFAULT_FILE: &str = "flaregate.toml";
