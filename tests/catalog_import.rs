@@ -349,10 +349,14 @@ async fn a_large_grant_discovers_searches_describes_and_calls_through_the_same_p
     );
     let client = common::connect_http(&server.mcp_url, None).await;
 
-    // A tools/list past 24 KB: three tools instead.
+    // A tools/list past 24 KB: three tools instead (and, as "*" grants
+    // the alerts group too, the alerts).
     let tools = client.list_all_tools().await.expect("tools");
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-    assert_eq!(names, ["search_api", "describe_api", "call_api"]);
+    assert_eq!(
+        names,
+        ["search_api", "describe_api", "call_api", "list_alerts"]
+    );
 
     // Search, then describe the candidates to find the one-setting edit.
     let edit = find(
