@@ -78,8 +78,17 @@ async fn receive(
     };
     let alert = Alert::from_payload(&hook.name, payload);
     let digest = alert.digest();
-    if receiver.seen().contains(&digest) {
-        return axum::Json(json!({"duplicate": true})).into_response();
+    // Marked seen before it is recorded, so two deliveries at once make
+    // one row; unmarked if it cannot be recorded (Cloudflare retries).
+    {
+        let mut seen = receiver.seen();
+        if seen.contains(&digest) {
+            return axum::Json(json!({"duplicate": true})).into_response();
+        }
+        if seen.len() == REMEMBERED {
+            seen.pop_front();
+        }
+        seen.push_back(digest.clone());
     }
     let record = alert.record(receiver.gateway.sandbox());
     match receiver
@@ -89,17 +98,12 @@ async fn receive(
         .await
     {
         Ok(row) => {
-            let mut seen = receiver.seen();
-            if seen.len() == REMEMBERED {
-                seen.pop_front();
-            }
-            seen.push_back(digest);
-            drop(seen);
             tracing::info!(hook = %hook.name, row = row.id, alert_type = %crate::text::escape(&alert.alert_type), "Cloudflare alert received");
             receiver.gateway.alerts().published(row.id);
             axum::Json(json!({"stored": row.id})).into_response()
         }
         Err(error) => {
+            receiver.seen().retain(|kept| *kept != digest);
             tracing::error!(%error, "an alert could not be recorded");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
