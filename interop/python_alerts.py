@@ -2,7 +2,8 @@
 official Python MCP SDK, an agent subscribes to flaregate://alerts; the
 sandbox sends an alert to flaregate's webhook, as Cloudflare would; the
 client gets notifications/resources/updated and reads the alert, its text
-quoted as data.
+quoted as data. A 2026-07-28 client listening (subscriptions/listen) on
+flaregate://alerts gets the same event for the next alert.
 
     python_alerts.py <MCP URL> <watcher key> <sandbox root> <hook URL> <secret>
 """
@@ -13,7 +14,8 @@ import sys
 
 import httpx2
 import mcp.types as types
-from mcp import ClientSession
+from mcp import Client, ClientSession
+from mcp.shared.subscriptions import ResourceUpdated
 from mcp.client.streamable_http import streamable_http_client
 
 from checks import check
@@ -52,6 +54,21 @@ async def main():
                 texts = [a["text"] for a in alerts["alerts"]]
                 check(texts == ["Origin error rate above 5% for example.com in the last 5 minutes"],
                       f"the alert is read back ({texts})")
+
+    # 2026-07-28: a stateless client listens instead of subscribing.
+    async with Client(URL, mode="2026-07-28") as client:
+        async with client.listen(resource_subscriptions=[ALERTS]) as stream:
+            check(ALERTS in (stream.honored.resource_subscriptions or []), "flaregate honours the alerts subscription")
+            async with httpx2.AsyncClient(timeout=30) as cloudflare:
+                fired = await cloudflare.post(f"{SANDBOX}/__sandbox/alerts", json={
+                    "url": HOOK, "secret": SECRET, "alert_type": "dos_attack_l7", "zone": "example.com"})
+            check(fired.status_code == 200, "the sandbox delivered a second alert")
+            event = await asyncio.wait_for(stream.__anext__(), 20)
+            check(isinstance(event, ResourceUpdated) and str(event.uri) == ALERTS,
+                  f"the listening client heard the alerts updated ({event})")
+        read_back = await client.read_resource(ALERTS)
+        texts = [a["text"] for a in json.loads(read_back.contents[0].text)["alerts"]]
+        check(texts[0] == "HTTP DDoS attack mitigated for example.com", f"the newest alert first ({texts})")
 
 
 asyncio.run(main())

@@ -22,6 +22,11 @@ grants = { analytics = "read" }
 analytics_max_days = 2
 
 [[agent]]
+id = "wide"
+zones = ["example.com"]
+grants = { analytics = "read" }
+
+[[agent]]
 id = "dns-only"
 zones = ["example.com"]
 grants = { dns = "read" }
@@ -225,6 +230,22 @@ async fn a_scoped_agent_reads_its_zones_analytics_and_nothing_else_reaches_upstr
         instructions.contains("Queries query_analytics answers for you")
             && instructions.contains(COM),
         "{instructions}"
+    );
+
+    // Without analytics_max_days, Cloudflare's own bound answers: the
+    // sandbox refuses a week and more of adaptive data, as Cloudflare does.
+    let wide = server.connect("wide").await;
+    let long = call(
+        &wide,
+        "query_analytics",
+        json!({"query": format!("{{ viewer {{ zones(filter: {{zoneTag: \"{COM}\"}}) {{ httpRequestsAdaptiveGroups(limit: 10, filter: {{datetime_geq: \"2026-11-01T00:00:00Z\", datetime_lt: \"2026-12-01T00:00:00Z\"}}) {{ count }} }} }} }}")}),
+    )
+    .await;
+    assert_eq!(long.is_error, Some(true));
+    assert!(
+        text(&long).contains("time range is too large"),
+        "{}",
+        text(&long)
     );
 
     // An agent without the grant does not see the tool.

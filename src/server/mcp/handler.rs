@@ -175,9 +175,11 @@ impl ServerHandler for Handler {
                     let _ = context.sink().notify_tool_list_changed().await;
                 }
                 Ok(row) = alerts.recv() => {
-                    let Some((caller, policy)) = reader.as_ref().filter(|_| wants_alerts) else {
+                    let Some((caller, _)) = reader.as_ref().filter(|_| wants_alerts) else {
                         continue;
                     };
+                    // The policy in force now: a reload may have changed the grant.
+                    let policy = self.gateway.engine().policy();
                     let Some(agent) = policy.agent(&caller.agent) else { continue };
                     if super::alerts::sees(&self.gateway, agent, row).await {
                         let _ = context
