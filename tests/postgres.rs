@@ -518,3 +518,76 @@ async fn an_archive_moves_old_rows_out_while_instances_keep_writing() {
     );
     assert_eq!(span.first_event, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_analytics_quota_is_shared_by_every_instance() {
+    // An analytics quota of 8: with the 25% reserve the agent may make 6
+    // queries, whichever instances they go through.
+    let Some(cluster) = Cluster::start_with("", "tools = { query_analytics = \"on\" }\n") else {
+        return;
+    };
+    let catalog = cluster.path("small-quota");
+    std::fs::create_dir(&catalog).expect("mkdir");
+    for entry in std::fs::read_dir(common::shipped("catalog")).expect("catalog") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("read").replace(
+            "quota = { requests = 320, per_seconds = 300 }",
+            "quota = { requests = 8, per_seconds = 300 }",
+        );
+        std::fs::write(catalog.join(path.file_name().expect("name")), text).expect("write");
+    }
+    let env = [
+        ("CLOUDFLARE_API_TOKEN", cluster.upstream.token.as_str()),
+        (
+            "CLOUDFLARE_API_BASE_URL",
+            cluster.upstream.base_url.as_str(),
+        ),
+    ];
+    let start = || {
+        ServerProcess::start(
+            &[
+                "--policies",
+                cluster.path("policy.toml").to_str().expect("utf-8"),
+                "--config",
+                cluster.path("flaregate.toml").to_str().expect("utf-8"),
+                "--catalog",
+                catalog.to_str().expect("utf-8"),
+                "--audit-db",
+                &cluster.pg.url,
+            ],
+            &env,
+        )
+    };
+    let instances = [start(), start()];
+    let query = json!({"query": format!(
+        "{{ viewer {{ zones(filter: {{zoneTag: \"{EXAMPLE_COM}\"}}) {{ httpRequests1dGroups(limit: 1, filter: {{date_geq: \"2026-12-03\", date_lt: \"2026-12-04\"}}) {{ sum {{ requests }} }} }} }} }}"
+    )});
+    let mut answered = 0;
+    for n in 0..10 {
+        let client = common::connect_http(&instances[n % 2].mcp_url, Some(&cluster.key)).await;
+        let result = try_call(&client, "query_analytics", query.clone())
+            .await
+            .expect("answered");
+        if result.is_error != Some(true) {
+            answered += 1;
+        } else {
+            assert!(
+                common::text(&result).contains("share of this API's quota"),
+                "{}",
+                common::text(&result)
+            );
+        }
+    }
+    assert_eq!(
+        answered, 6,
+        "the agent's share of one quota, not one per instance"
+    );
+    let sent = cluster
+        .upstream
+        .requests()
+        .await
+        .iter()
+        .filter(|r| r.path == "/graphql")
+        .count();
+    assert_eq!(sent, 6);
+}
