@@ -16,7 +16,7 @@ from mcp.client.streamable_http import streamable_http_client
 from checks import check
 
 EXAMPLE_COM = "023e105f4ecef8ad9ca31a8372d0c353"
-AUDITOR_TOOLS = 17
+AUDITOR_TOOLS = 19  # 18 read tools of the catalog, and list_alerts
 DEPLOYER_TOOLS = {"list_worker_scripts", "get_worker_script", "put_worker_script",
                   "delete_worker_script", "purge_cache"}
 

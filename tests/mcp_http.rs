@@ -117,7 +117,7 @@ async fn a_session_belongs_to_the_agent_that_opened_it() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         messages[0]["result"]["tools"].as_array().map(Vec::len),
-        Some(17)
+        Some(19)
     );
 
     let (status, _, messages) = post(
@@ -276,7 +276,7 @@ async fn an_agent_without_auth_works_on_loopback_only() {
 async fn many_agents_at_once() {
     let server = ServerProcess::sandbox(&[]);
     let mut tasks = Vec::new();
-    for (agent, expected) in [("auditor", 17), ("site-deployer", 5), ("dns-editor", 8)] {
+    for (agent, expected) in [("auditor", 19), ("site-deployer", 5), ("dns-editor", 8)] {
         for _ in 0..4 {
             let (url, key) = (server.mcp_url.clone(), server.key(agent).to_string());
             tasks.push(tokio::spawn(async move {

@@ -32,7 +32,8 @@ async fn agents_see_only_their_tools() {
         ]
     );
     let auditor_tools = auditor.list_all_tools().await.expect("tools");
-    assert_eq!(auditor_tools.len(), 17);
+    // 18 read tools of the catalog, and list_alerts.
+    assert_eq!(auditor_tools.len(), 19);
     assert!(
         auditor_tools
             .iter()
@@ -342,7 +343,7 @@ async fn stdio_serves_one_agent_with_only_protocol_on_stdout() {
             .await
             .expect("stdio handshake");
     let tools = client.list_all_tools().await.expect("tools");
-    assert_eq!(tools.len(), 17);
+    assert_eq!(tools.len(), 19);
     let zones = call(&client, "list_zones", json!({})).await;
     let result: &Value = &zones.structured_content.as_ref().expect("structured")["result"];
     assert_eq!(result.as_array().map(Vec::len), Some(2));
