@@ -45,7 +45,9 @@ async def discover(url):
             await session.initialize()
             tools, listed, _ = await list_size(session)
             names = [t.name for t in tools]
-            check(names == ["search_api", "describe_api", "call_api"], f"discover mode offers three tools ({names})")
+            # "*" grants the alerts group too: list_alerts comes with the three.
+            check(names == ["search_api", "describe_api", "call_api", "list_alerts"],
+                  f"discover mode offers three tools, and the alerts ({names})")
             spent, calls = listed, 0
 
             found = await session.call_tool("search_api", {"query": "zone setting edit"})
