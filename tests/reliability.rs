@@ -302,7 +302,7 @@ async fn a_full_audit_log_refuses_calls_and_nothing_runs_unaudited() {
     );
     assert_eq!(
         client.list_all_tools().await.expect("still serving").len(),
-        17
+        19
     );
     let admin = server.admin_url.as_deref().expect("admin listener");
     let ready = reqwest::get(format!("{admin}/ready"))
@@ -381,7 +381,7 @@ async fn a_read_only_audit_log_refuses_calls_then_recovers() {
     assert_eq!(zone_calls(server.sandbox_requests().await), 1);
     assert_eq!(
         client.list_all_tools().await.expect("still serving").len(),
-        17
+        19
     );
 
     // A second flaregate cannot start on it: it says why.
