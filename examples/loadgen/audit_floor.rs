@@ -75,9 +75,12 @@ fn record(session: usize) -> CallRecord {
         agent: "bench".into(),
         tool: "list_dns_records".into(),
         method: "GET".into(),
-        path: format!("/zones/{}/dns_records", crate::ZONE),
+        path: format!("/zones/{}/dns_records", crate::workload::ZONE),
         target: "example.com".into(),
-        args: format!("{{\"zone_id\":\"{}\",\"session\":{session}}}", crate::ZONE),
+        args: format!(
+            "{{\"zone_id\":\"{}\",\"session\":{session}}}",
+            crate::workload::ZONE
+        ),
         decision: Decision::Allow,
         reason: "its dns grant is read, and the zone example.com is in its zones".into(),
         rule: "grants.dns = read".into(),

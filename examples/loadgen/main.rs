@@ -15,7 +15,15 @@
 //!
 //!     cargo build --release && cargo run --release --example loadgen -- [--calls 200] [--sessions 1,2,4,8,16,32,64,100]
 //!         [--protocol modern|legacy] [--audit-sync full|normal] [--upstream-latency-ms 0] [--think-ms 0]
-//!         [--catalog DIR] [--audit-db postgres://…] [--instances N] [--out docs/perf]
+//!         [--tool list_dns_records|list_zones] [--catalog DIR] [--audit-db postgres://…] [--instances N]
+//!         [--sandbox-listen ADDR] [--peer URL --peer-key KEY [--peer-protocol legacy|modern]] [--out docs/perf]
+//!
+//! `--peer` adds a contender running on its own (agentgateway, built as
+//! docs/performance.md says): the same calls through it, in the same loop,
+//! with its CPU read from /proc when this user can see its process. It must
+//! forward to the sandbox loadgen starts, so give the sandbox the address
+//! the peer's config names (`--sandbox-listen 127.0.0.1:18081`); with a peer
+//! the read is `list_zones` unless `--tool` says otherwise.
 //!
 //! `--instances N` (with a PostgreSQL `--audit-db`) starts N servers on the
 //! one database and spreads the sessions over them; CPU is theirs summed.
@@ -38,11 +46,12 @@ mod mcp_proxy;
 mod passthrough;
 mod plot;
 mod processes;
+mod workload;
 
 use mcp::{Protocol, Session};
-use processes::{CpuMeter, CpuPerCall, binary, rss_kb, start};
+use processes::{CpuMeter, CpuPerCall, binary, listening_pid, rss_kb, start};
+use workload::Workload;
 
-const ZONE: &str = "023e105f4ecef8ad9ca31a8372d0c353";
 const TOKEN: &str = "loadgen-sandbox-token";
 
 struct Options {
@@ -59,6 +68,19 @@ struct Options {
     think: Duration,
     /// The catalog folder flaregate serves (default: the shipped one).
     catalog: Option<PathBuf>,
+    /// The read every path makes.
+    workload: Workload,
+    /// Where the sandbox listens (a peer started beforehand names it).
+    sandbox_listen: String,
+    peer: Option<Peer>,
+}
+
+/// A contender MCP gateway loadgen did not start.
+struct Peer {
+    url: String,
+    key: String,
+    /// agentgateway speaks 2025-11-25 sessions.
+    protocol: Protocol,
 }
 
 fn options() -> Options {
@@ -94,6 +116,19 @@ fn options() -> Options {
             .map(|v| v.parse().expect("--upstream-latency-ms is a number"))
             .unwrap_or(0),
         catalog: value("--catalog").map(PathBuf::from),
+        workload: match value("--tool") {
+            Some(tool) => Workload::parse(&tool).expect("--tool is list_dns_records or list_zones"),
+            None if value("--peer").is_some() => Workload::Zones,
+            None => Workload::DnsRecords,
+        },
+        sandbox_listen: value("--sandbox-listen").unwrap_or_else(|| "127.0.0.1:0".to_string()),
+        peer: value("--peer").map(|url| Peer {
+            url,
+            key: value("--peer-key").expect("--peer needs --peer-key"),
+            protocol: value("--peer-protocol")
+                .map(|p| Protocol::parse(&p).expect("--peer-protocol is modern or legacy"))
+                .unwrap_or(Protocol::Legacy),
+        }),
     }
 }
 
@@ -136,10 +171,13 @@ fn stats(mut latencies: Vec<Duration>, wall: Duration) -> Stats {
     }
 }
 
-async fn through_flaregate(
+/// The run's calls through an MCP server (flaregate, the bare MCP proxy,
+/// the peer), `sessions` at once, each spread over `urls`.
+async fn through_mcp(
     urls: &[String],
     key: &str,
     protocol: Protocol,
+    workload: Workload,
     sessions: usize,
     calls: usize,
     think: Duration,
@@ -149,7 +187,7 @@ async fn through_flaregate(
         let url = &urls[session % urls.len()];
         let mut client = Session::open(url, key, protocol).await.expect("open");
         for _ in 0..3 {
-            call(&mut client).await; // warm-up
+            call(&mut client, workload).await; // warm-up
         }
         clients.push(client);
     }
@@ -161,7 +199,7 @@ async fn through_flaregate(
                 let mut latencies = Vec::with_capacity(calls);
                 for _ in 0..calls {
                     let t = Instant::now();
-                    call(&mut client).await;
+                    call(&mut client, workload).await;
                     latencies.push(t.elapsed());
                     pause(think).await;
                 }
@@ -176,9 +214,9 @@ async fn through_flaregate(
     stats
 }
 
-async fn call(client: &mut Session) {
+async fn call(client: &mut Session, workload: Workload) {
     let result = client
-        .call_tool("list_dns_records", json!({"zone_id": ZONE}))
+        .call_tool(workload.tool(), workload.arguments())
         .await
         .expect("call");
     assert_eq!(result["isError"], false, "{result}");
@@ -192,8 +230,14 @@ async fn pause(think: Duration) {
 }
 
 /// The same read as plain GETs to `base`: the sandbox itself, or the proxy.
-async fn plain_gets(base: &str, sessions: usize, calls: usize, think: Duration) -> Stats {
-    let url = format!("{base}/zones/{ZONE}/dns_records");
+async fn plain_gets(
+    base: &str,
+    workload: Workload,
+    sessions: usize,
+    calls: usize,
+    think: Duration,
+) -> Stats {
+    let url = format!("{base}{}", workload.path());
     let started = Instant::now();
     let tasks: Vec<_> = (0..sessions)
         .map(|_| {
@@ -249,14 +293,22 @@ pub struct Row {
     pub passthrough_added_p50_ms: f64,
     pub passthrough_added_p99_ms: f64,
     pub passthrough_cpu: CpuPerCall,
+    /// Through the peer gateway, when one was given.
+    pub peer: Option<Stats>,
+    pub peer_cpu: Option<CpuPerCall>,
+    pub peer_added_p50_ms: Option<f64>,
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--mcp-proxy") {
         let upstream = args.get(i + 1).expect("--mcp-proxy takes the upstream URL");
+        let workload = args
+            .get(i + 2)
+            .and_then(|tool| Workload::parse(tool))
+            .expect("--mcp-proxy takes the tool after the URL");
         // Its own runtime: one worker, as flaregate runs.
-        return mcp_proxy::serve(upstream.clone(), TOKEN.to_string());
+        return mcp_proxy::serve(upstream.clone(), TOKEN.to_string(), workload);
     }
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     if let Some(i) = args.iter().position(|a| a == "--passthrough") {
@@ -276,7 +328,7 @@ async fn run() {
         Command::new(&bin).args([
             "sandbox",
             "--listen",
-            "127.0.0.1:0",
+            &options.sandbox_listen,
             "--rate-limit",
             "off",
             "--token",
@@ -290,7 +342,14 @@ async fn run() {
     );
     let (key, hash) = flaregate::policy::new_key();
     let policy = dir.path().join("bench.toml");
-    std::fs::write(&policy, format!("[[agent]]\nid = \"bench\"\nkey_sha256 = [\"{hash}\"]\nzones = [\"*\"]\ngrants = {{ dns = \"read\" }}\n")).expect("policy");
+    std::fs::write(
+        &policy,
+        format!(
+            "[[agent]]\nid = \"bench\"\nkey_sha256 = [\"{hash}\"]\nzones = [\"*\"]\ngrants = {{ {} = \"read\" }}\n",
+            options.workload.group()
+        ),
+    )
+    .expect("policy");
     let config = dir.path().join("flaregate.toml");
     std::fs::write(
         &config,
@@ -308,7 +367,11 @@ async fn run() {
         "PROXY:",
     );
     let (mcp_proxy, mcp_proxy_url, _mcp_proxy_out) = start(
-        Command::new(std::env::current_exe().expect("own path")).args(["--mcp-proxy", &api]),
+        Command::new(std::env::current_exe().expect("own path")).args([
+            "--mcp-proxy",
+            &api,
+            options.workload.tool(),
+        ]),
         "MCP-PROXY:",
     );
     assert!(
@@ -362,6 +425,16 @@ async fn run() {
     let sandbox_pid = sandbox.0.id();
     let proxy_pid = proxy.0.id();
     let mcp_proxy_pid = mcp_proxy.0.id();
+    let peer_pid = options.peer.as_ref().and_then(|peer| {
+        let port = reqwest::Url::parse(&peer.url)
+            .ok()?
+            .port_or_known_default()?;
+        let pid = listening_pid(port);
+        if pid.is_none() {
+            eprintln!("the peer's process is not visible here: its CPU is not measured");
+        }
+        pid
+    });
     let idle_kb = rss_kb(pid);
     println!(
         "start-up to first tools/list answer: {:.1} ms",
@@ -390,10 +463,11 @@ async fn run() {
         };
         let calls = sessions * (options.calls + 3);
         let meter = CpuMeter::start(&pids, sandbox_pid);
-        let through = through_flaregate(
+        let through = through_mcp(
             &urls,
             &key,
             options.protocol,
+            options.workload,
             sessions,
             options.calls,
             options.think,
@@ -402,21 +476,53 @@ async fn run() {
         let flaregate_cpu = meter.per_call(calls);
         sampler.abort();
         let meter = CpuMeter::start(&[mcp_proxy_pid], sandbox_pid);
-        let mcp_proxied = through_flaregate(
+        let mcp_proxied = through_mcp(
             std::slice::from_ref(&mcp_proxy_url),
             &key,
             options.protocol,
+            options.workload,
             sessions,
             options.calls,
             options.think,
         )
         .await;
         let mcp_proxy_cpu = meter.per_call(calls);
+        let (peer, peer_cpu) = match &options.peer {
+            Some(peer) => {
+                let meter = CpuMeter::start(&Vec::from_iter(peer_pid), sandbox_pid);
+                let stats = through_mcp(
+                    std::slice::from_ref(&peer.url),
+                    &peer.key,
+                    peer.protocol,
+                    options.workload,
+                    sessions,
+                    options.calls,
+                    options.think,
+                )
+                .await;
+                (Some(stats), peer_pid.map(|_| meter.per_call(calls)))
+            }
+            None => (None, None),
+        };
         let meter = CpuMeter::start(&[proxy_pid], sandbox_pid);
-        let proxied = plain_gets(&proxy_url, sessions, options.calls, options.think).await;
+        let proxied = plain_gets(
+            &proxy_url,
+            options.workload,
+            sessions,
+            options.calls,
+            options.think,
+        )
+        .await;
         let passthrough_cpu = meter.per_call(calls);
         let meter = CpuMeter::start(&[], sandbox_pid);
-        let straight = plain_gets(&api, sessions, options.calls, options.think).await;
+        let straight = plain_gets(
+            &api,
+            options.workload,
+            sessions,
+            options.calls,
+            options.think,
+        )
+        .await;
         let direct_cpu = meter.per_call(calls);
         let (audit_floor, audit_floor_cpu_us) = match options.audit_db {
             None => {
@@ -430,6 +536,9 @@ async fn run() {
             Some(_) => (None, None),
         };
         let row = Row {
+            peer_added_p50_ms: peer.as_ref().map(|p| p.p50_ms - straight.p50_ms),
+            peer,
+            peer_cpu,
             audit_floor,
             audit_floor_cpu_us,
             passthrough_ratio: proxied.throughput / straight.throughput,
@@ -519,6 +628,28 @@ async fn run() {
         );
     }
 
+    if options.peer.is_some() {
+        println!(
+            "\nAgainst the peer ({}), the same calls in the same loop:\n| sessions | flaregate calls/s | peer calls/s | flaregate ÷ peer | added p50 ms: flaregate / peer | gateway CPU µs per call: flaregate / peer |\n|---:|---:|---:|---:|---:|---:|",
+            options.peer.as_ref().map_or("", |p| &p.url)
+        );
+        for row in &rows {
+            let Some(peer) = &row.peer else { continue };
+            println!(
+                "| {} | {:.0} | {:.0} | {:.2} | {:.3} / {:.3} | {:.0} / {} |",
+                row.sessions,
+                row.flaregate.throughput,
+                peer.throughput,
+                row.flaregate.throughput / peer.throughput,
+                row.added_p50_ms,
+                row.peer_added_p50_ms.unwrap_or(f64::NAN),
+                row.flaregate_cpu.gateway_us,
+                row.peer_cpu
+                    .map_or("–".to_string(), |c| format!("{:.0}", c.gateway_us)),
+            );
+        }
+    }
+
     std::fs::create_dir_all(&options.out).expect("output folder");
     let report = json!({
         "calls_per_session": options.calls,
@@ -527,6 +658,8 @@ async fn run() {
         "instances": options.instances,
         "protocol": options.protocol,
         "upstream_latency_ms": options.upstream_latency_ms,
+        "tool": options.workload.tool(),
+        "peer": options.peer.as_ref().map(|p| &p.url),
         "think_ms": options.think.as_millis() as u64,
         "startup_to_first_tools_list_ms": first_list.as_secs_f64() * 1000.0,
         "rss_idle_kb": idle_kb,

@@ -1,7 +1,8 @@
 //! The cheapest MCP server that can answer loadgen's call: rmcp's
 //! streamable HTTP service (as flaregate configures it: JSON answers,
 //! sessions for clients that open one, one tokio worker) with a single tool,
-//! `list_dns_records`, that sends the GET to the upstream with reqwest and
+//! the run's read (`list_dns_records` or `list_zones`), that sends the GET to
+//! the upstream with reqwest and
 //! answers with Cloudflare's `result` as structuredContent and its compact
 //! JSON text, as flaregate renders it. No policy, no budgets, no audit log.
 //!
@@ -23,11 +24,14 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use rmcp::{RoleServer, ServerHandler};
 use serde_json::{Map, Value, json};
 
+use crate::workload::Workload;
+
 #[derive(Clone)]
 struct Proxy {
     http: reqwest::Client,
     upstream: Arc<str>,
     token: Arc<str>,
+    workload: Workload,
     tool: Arc<Tool>,
 }
 
@@ -50,15 +54,19 @@ impl ServerHandler for Proxy {
         request: CallToolRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let zone = request
-            .arguments
-            .as_ref()
-            .and_then(|a| a.get("zone_id"))
-            .and_then(Value::as_str)
-            .ok_or_else(|| ErrorData::invalid_params("zone_id is required", None))?;
+        if self.workload == Workload::DnsRecords
+            && request
+                .arguments
+                .as_ref()
+                .and_then(|a| a.get("zone_id"))
+                .and_then(Value::as_str)
+                .is_none()
+        {
+            return Err(ErrorData::invalid_params("zone_id is required", None));
+        }
         let answer = self
             .http
-            .get(format!("{}/zones/{zone}/dns_records", self.upstream))
+            .get(format!("{}{}", self.upstream, self.workload.path()))
             .bearer_auth(&*self.token)
             .send()
             .await
@@ -91,7 +99,7 @@ impl ServerHandler for Proxy {
 }
 
 /// Serves until killed; prints `MCP-PROXY: <url>` once it listens.
-pub fn serve(upstream: String, token: String) {
+pub fn serve(upstream: String, token: String, workload: Workload) {
     // One worker, as `flaregate serve` runs.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -103,11 +111,14 @@ pub fn serve(upstream: String, token: String) {
             .await
             .expect("bind");
         let address = listener.local_addr().expect("address");
-        let schema = json!({
-            "type": "object",
-            "properties": {"zone_id": {"type": "string"}},
-            "required": ["zone_id"],
-        });
+        let schema = match workload {
+            Workload::DnsRecords => json!({
+                "type": "object",
+                "properties": {"zone_id": {"type": "string"}},
+                "required": ["zone_id"],
+            }),
+            Workload::Zones => json!({"type": "object", "properties": {}}),
+        };
         let Value::Object(schema) = schema else {
             unreachable!("an object literal")
         };
@@ -115,9 +126,10 @@ pub fn serve(upstream: String, token: String) {
             http: reqwest::Client::new(),
             upstream: upstream.into(),
             token: token.into(),
+            workload,
             tool: Arc::new(Tool::new(
-                "list_dns_records",
-                "List DNS records",
+                workload.tool(),
+                "The run's read",
                 Arc::new(schema),
             )),
         };
