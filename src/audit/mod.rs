@@ -90,8 +90,6 @@ pub fn open_database(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     jobs: mpsc::Sender<Job>,
-    /// Commits on the caller's thread while the writer is idle (SQLite).
-    inline: Option<writer::Inline>,
     times: Arc<AuditTimes>,
     /// A SQLite log's file and size cap (for `/metrics`).
     file: Option<(std::path::PathBuf, Option<u64>)>,
@@ -125,10 +123,8 @@ impl AuditLog {
         max_bytes: Option<u64>,
     ) -> Result<Self, AuditError> {
         let times = Arc::new(AuditTimes::default());
-        let writer = opening::start(files, durability, max_bytes, 4096, times.clone())?;
         Ok(Self {
-            jobs: writer.jobs,
-            inline: writer.inline,
+            jobs: opening::start(files, durability, max_bytes, 4096, times.clone())?,
             times,
             file: files.db.file().map(|file| (file.to_path_buf(), max_bytes)),
         })
@@ -246,17 +242,6 @@ impl AuditLog {
     }
 
     async fn send(&self, job: Job) -> Result<(), AuditError> {
-        let job = match &self.inline {
-            // Nothing queued: the writer is idle, or at work on what it
-            // took last (then the record is handed back for the queue).
-            Some(inline) if self.jobs.capacity() == self.jobs.max_capacity() => {
-                match inline.try_write(job) {
-                    Ok(()) => return Ok(()),
-                    Err(job) => job,
-                }
-            }
-            _ => job,
-        };
         self.jobs.send(job).await.map_err(|_| gone())
     }
 }

@@ -5,13 +5,14 @@
 use std::sync::Arc;
 
 use rusqlite::Connection;
+use tokio::sync::mpsc;
 
 use super::AuditTimes;
 use super::chain::Head;
 use super::key::{AuditFiles, ChainKey, absolute};
 use super::sqlite_log::{SqliteLog, stored_tip};
 use super::sync::{Syncer, Wal};
-use super::writer::{Backend, Log, Writer, spawn};
+use super::writer::{Backend, Job, Log, spawn};
 use super::{AuditError, checkpoint, legacy, schema};
 
 /// Opens the database and starts the writer thread: loads (or, for a new
@@ -23,7 +24,7 @@ pub(super) fn start(
     max_bytes: Option<u64>,
     capacity: usize,
     times: Arc<AuditTimes>,
-) -> Result<Writer, AuditError> {
+) -> Result<mpsc::Sender<Job>, AuditError> {
     let file = match &files.db {
         super::Database::Sqlite(file) => file,
         super::Database::Postgres(url) => {
@@ -87,7 +88,7 @@ fn start_postgres(
     url: &str,
     capacity: usize,
     times: Arc<AuditTimes>,
-) -> Result<Writer, AuditError> {
+) -> Result<mpsc::Sender<Job>, AuditError> {
     let (worker, tip) = super::postgres::Worker::start(url)?;
     let key = if files.key.exists() {
         ChainKey::load(&files.key)?

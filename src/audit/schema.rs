@@ -300,9 +300,6 @@ pub(super) fn mark_keyed(connection: &Connection) -> rusqlite::Result<()> {
         .map(|_| ())
 }
 
-/// How long a commit waits for another process's write lock on the log.
-pub(super) const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// Opens (or creates) the database in WAL mode. Commits are not fsynced
 /// (`synchronous = NORMAL`): the writer flushes the WAL itself, once for
 /// many commits.
@@ -318,7 +315,7 @@ pub(super) fn open(path: &std::path::Path, max_bytes: Option<u64>) -> rusqlite::
     }
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", "NORMAL")?;
-    connection.busy_timeout(BUSY_TIMEOUT)?;
+    connection.busy_timeout(std::time::Duration::from_secs(5))?;
     migrate(&mut connection)?;
     if let Some(max_bytes) = max_bytes {
         let page_size: i64 = connection.query_row("PRAGMA page_size", [], |row| row.get(0))?;

@@ -1,12 +1,11 @@
 //! The SQLite store behind the writer: one file that other processes may
 //! append to as well, each batch committed under SQLite's write lock.
 
-use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
+use rusqlite::{Connection, TransactionBehavior};
 
 use super::AuditError;
 use super::append::{Chain, StoreError};
 use super::key::ChainKey;
-use super::schema::BUSY_TIMEOUT;
 use super::writer::{RowRef, Tip, Write};
 
 /// A SQLite log that other processes may append to as well (a stdio
@@ -64,59 +63,21 @@ impl SqliteLog {
         tip: &Tip,
         batch: &[Write],
     ) -> Result<(Tip, Vec<RowRef>), StoreError> {
-        let tx = self
+        let mut tx = self
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        commit_in(&mut self.seen, tx, key, tip, batch)
-    }
-
-    /// As [`SqliteLog::commit`] when no other process holds SQLite's write
-    /// lock now; `None`, with nothing written, when one does: the caller is
-    /// not a thread that may wait for it.
-    pub(super) fn commit_if_free(
-        &mut self,
-        key: &ChainKey,
-        tip: &Tip,
-        batch: &[Write],
-    ) -> Result<Option<(Tip, Vec<RowRef>)>, StoreError> {
-        self.connection.busy_timeout(std::time::Duration::ZERO)?;
-        // Begun on a shared borrow, so the timeout can be restored on failure.
-        let begun = Transaction::new_unchecked(&self.connection, TransactionBehavior::Immediate);
-        let tx = match begun {
-            Ok(tx) => tx,
-            Err(error) => {
-                self.connection.busy_timeout(BUSY_TIMEOUT)?;
-                return match error.sqlite_error_code() {
-                    Some(ErrorCode::DatabaseBusy) => Ok(None),
-                    _ => Err(error.into()),
-                };
-            }
+        let version: i64 = tx.query_row("PRAGMA data_version", [], |row| row.get(0))?;
+        let tip = if self.seen == Some(version) {
+            tip.clone()
+        } else {
+            stored_tip(&tx)?
         };
-        tx.busy_timeout(BUSY_TIMEOUT)?;
-        commit_in(&mut self.seen, tx, key, tip, batch).map(Some)
+        let mut chain = Chain::new(key, tip);
+        let rows = chain.write(&mut tx, batch)?;
+        tx.commit()?;
+        self.seen = Some(version);
+        Ok((chain.tip, rows))
     }
-}
-
-/// Writes `batch` in the open transaction `tx` and commits it; `seen` is
-/// the log's last known `data_version`.
-fn commit_in(
-    seen: &mut Option<i64>,
-    mut tx: Transaction<'_>,
-    key: &ChainKey,
-    tip: &Tip,
-    batch: &[Write],
-) -> Result<(Tip, Vec<RowRef>), StoreError> {
-    let version: i64 = tx.query_row("PRAGMA data_version", [], |row| row.get(0))?;
-    let tip = if *seen == Some(version) {
-        tip.clone()
-    } else {
-        stored_tip(&tx)?
-    };
-    let mut chain = Chain::new(key, tip);
-    let rows = chain.write(&mut tx, batch)?;
-    tx.commit()?;
-    *seen = Some(version);
-    Ok((chain.tip, rows))
 }
 
 /// The chain's end and the last row id as the database holds them.

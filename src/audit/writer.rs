@@ -8,19 +8,14 @@
 //! thread, `sync.rs`), however many commits that covers, and the writer
 //! flushes on its own at most `FLUSH_AFTER` after a write nobody asked to
 //! flush.
-//!
-//! A call that finds the writer idle commits its record itself, on its own
-//! thread ([`Inline`]): at one call at a time, handing a record to the
-//! writer thread and waking the caller again cost more than the commit.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::AuditTimes;
-use super::append::StoreError;
 use super::chain::Head;
 use super::key::{AuditFiles, ChainKey, absolute};
 use super::record::{CallRecord, Outcome};
@@ -52,9 +47,6 @@ pub(super) enum Job {
     Probe(FlushReply),
     /// Make everything durable and write the head checkpoint (shutdown).
     Close(oneshot::Sender<Result<Head, AuditError>>),
-    /// A caller committed on its own thread and left a flush or checkpoint
-    /// due before the deadline the writer sleeps until.
-    Wake,
 }
 
 /// A record to commit.
@@ -158,18 +150,23 @@ impl Log {
         }
     }
 
-    /// Checkpoints `head`, which a flush has made durable (shutdown).
-    fn checkpoint_now(&mut self, head: &Head) -> Result<(), AuditError> {
+    /// Makes everything written durable, then checkpoints the head.
+    async fn close(&mut self, tip: &Tip) -> Result<Head, AuditError> {
+        let (reply, flushed) = oneshot::channel();
+        self.flush(&mut vec![reply]);
+        flushed
+            .await
+            .map_err(|_| AuditError::Unavailable("the audit fsync thread stopped".into()))??;
         self.pending = None;
         self.checkpoint_due = None;
-        checkpoint::write(&self.files.head, &self.key, head).map_err(|e| {
+        checkpoint::write(&self.files.head, &self.key, &tip.head).map_err(|e| {
             AuditError::Unavailable(format!(
                 "cannot write the audit head checkpoint {}: {e}",
                 absolute(&self.files.head).display()
             ))
         })?;
-        self.checkpointed = head.clone();
-        Ok(())
+        self.checkpointed = tip.head.clone();
+        Ok(tip.head.clone())
     }
 
     /// Has every commit so far made durable, and `waiting` told once it is.
@@ -207,176 +204,45 @@ impl Log {
     }
 }
 
-/// The writer's state: the log, the chain's end, and the deadline the
-/// writer thread sleeps until. The thread takes it for each batch; a call
-/// that finds the writer idle takes it to commit on its own thread.
-pub(super) struct State {
-    log: Log,
-    tip: Tip,
-    /// The flush or checkpoint the writer thread waits for, if any.
-    armed: Option<tokio::time::Instant>,
-}
-
-type Shared = Arc<Mutex<State>>;
-
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    // A panic mid-commit rolled its transaction back and left the tip as
-    // it was: the state is whole.
-    state.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl State {
-    /// The next flush or checkpoint, noted as the one the writer waits for.
-    fn arm(&mut self) -> Option<tokio::time::Instant> {
-        self.armed = self.due();
-        self.armed
-    }
-
-    fn due(&self) -> Option<tokio::time::Instant> {
-        [self.log.flush_due, self.log.checkpoint_due]
-            .into_iter()
-            .flatten()
-            .min()
-    }
-
-    /// Flushes and checkpoints what is due by now.
-    fn on_time(&mut self, flushes: &mut Vec<FlushReply>) {
-        let now = tokio::time::Instant::now();
-        if self.log.flush_due.is_some_and(|at| at <= now) {
-            self.log.flush(flushes);
-        }
-        if self.log.checkpoint_due.is_some_and(|at| at <= now) {
-            self.log.tick(&self.tip);
-        }
-    }
-}
-
-/// The writer's handles: its queue and, for SQLite, commits on the
-/// caller's thread.
-pub(super) struct Writer {
-    pub(super) jobs: mpsc::Sender<Job>,
-    pub(super) inline: Option<Inline>,
-}
-
-pub(super) fn spawn(log: Log, tip: Tip, capacity: usize) -> Result<Writer, AuditError> {
+pub(super) fn spawn(log: Log, tip: Tip, capacity: usize) -> Result<mpsc::Sender<Job>, AuditError> {
     let (sender, receiver) = mpsc::channel(capacity);
-    let sqlite = matches!(log.store, Backend::Sqlite(_));
-    let state = Arc::new(Mutex::new(State {
-        log,
-        tip,
-        armed: None,
-    }));
-    let shared = state.clone();
     thread::Builder::new()
         .name("audit-writer".into())
-        .spawn(move || run(shared, receiver))
+        .spawn(move || run(log, tip, receiver))
         .map_err(|e| AuditError::Unavailable(format!("cannot start the audit writer: {e}")))?;
-    let inline = (sqlite && inline_enabled()).then(|| Inline {
-        state,
-        wake: sender.clone(),
-    });
-    Ok(Writer {
-        jobs: sender,
-        inline,
-    })
+    Ok(sender)
 }
 
-/// `FLAREGATE_INLINE_COMMITS=off` sends every record to the writer thread
-/// (for measuring the difference).
-fn inline_enabled() -> bool {
-    let off =
-        std::env::var("FLAREGATE_INLINE_COMMITS").is_ok_and(|v| v.eq_ignore_ascii_case("off"));
-    if off {
-        tracing::info!(
-            "FLAREGATE_INLINE_COMMITS=off: every audit record goes to the writer thread"
-        );
-    }
-    !off
-}
-
-/// Commits a record on the caller's thread when the writer is idle. SQLite
-/// only: a PostgreSQL commit is a network round trip, not for a thread
-/// that serves calls. The commit blocks the caller's thread for its
-/// duration (tens of µs); under load the writer is busy and records queue
-/// for it, to be committed in batches.
-#[derive(Clone)]
-pub(super) struct Inline {
-    state: Shared,
-    wake: mpsc::Sender<Job>,
-}
-
-impl std::fmt::Debug for Inline {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Inline")
-    }
-}
-
-impl Inline {
-    /// Commits `job` now if it is a record, the writer thread is not at
-    /// work and no other process holds SQLite's write lock; otherwise hands
-    /// it back for the queue. Its replies are answered as the writer
-    /// thread answers them, and a record asked to be flushed is handed to
-    /// the fsync thread at once.
-    // The job given back moves once, into the queue, as it would have.
-    #[allow(clippy::result_large_err)]
-    pub(super) fn try_write(&self, job: Job) -> Result<(), Job> {
-        let Job::Write { write, flushed } = job else {
-            return Err(job);
-        };
-        let Ok(mut guard) = self.state.try_lock() else {
-            return Err(Job::Write { write, flushed });
-        };
-        let state = &mut *guard;
-        let mut batch = vec![write];
-        match write_if_free(&mut state.log, &mut state.tip, &mut batch) {
-            None => {
-                let write = batch.pop().expect("a batch left as it was");
-                return Err(Job::Write { write, flushed });
-            }
-            Some(Ok(())) => {
-                if let Some(flushed) = flushed {
-                    state.log.flush(&mut vec![flushed]);
-                }
-            }
-            Some(Err(error)) => {
-                if let Some(flushed) = flushed {
-                    let _ = flushed.send(Err(error));
-                }
-            }
-        }
-        let earlier = match (state.due(), state.armed) {
-            (Some(due), Some(armed)) => due < armed,
-            (due, _) => due.is_some(),
-        };
-        if earlier {
-            // A full queue means the writer is about to look anyway.
-            let _ = self.wake.try_send(Job::Wake);
-        }
-        Ok(())
-    }
-}
-
-fn run(state: Shared, receiver: mpsc::Receiver<Job>) {
+fn run(log: Log, tip: Tip, receiver: mpsc::Receiver<Job>) {
     // A runtime of this thread's own, for the flush timer.
     match tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
     {
-        Ok(runtime) => runtime.block_on(serve(state, receiver)),
+        Ok(runtime) => runtime.block_on(serve(log, tip, receiver)),
         Err(error) => tracing::error!(%error, "cannot start the audit writer"),
     }
 }
 
-async fn serve(state: Shared, mut receiver: mpsc::Receiver<Job>) {
+async fn serve(mut log: Log, mut tip: Tip, mut receiver: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut flushes = Vec::new();
     loop {
-        let due = lock(&state).arm();
+        let due = [log.flush_due, log.checkpoint_due]
+            .into_iter()
+            .flatten()
+            .min();
         let first = match due {
             Some(due) => match tokio::time::timeout_at(due, receiver.recv()).await {
                 Ok(job) => job,
                 Err(_elapsed) => {
-                    lock(&state).on_time(&mut flushes);
+                    let now = tokio::time::Instant::now();
+                    if log.flush_due.is_some_and(|at| at <= now) {
+                        log.flush(&mut flushes);
+                    }
+                    if log.checkpoint_due.is_some_and(|at| at <= now) {
+                        log.tick(&tip);
+                    }
                     continue;
                 }
             },
@@ -389,7 +255,7 @@ async fn serve(state: Shared, mut receiver: mpsc::Receiver<Job>) {
         while let Some(job) = next.take() {
             match job {
                 Job::Flush(reply) => flushes.push(reply),
-                Job::Probe(reply) => match &mut lock(&state).log.store {
+                Job::Probe(reply) => match &mut log.store {
                     Backend::Sqlite(store) => match store.writable() {
                         Ok(()) => flushes.push(reply),
                         Err(error) => {
@@ -405,60 +271,37 @@ async fn serve(state: Shared, mut receiver: mpsc::Receiver<Job>) {
                     batch.push(write);
                     flushes_of_batch.extend(flushed);
                 }
-                Job::Wake => {}
             }
             if batch.len() < BATCH && closing.is_empty() {
                 next = receiver.try_recv().ok();
             }
         }
-        {
-            let mut guard = lock(&state);
-            let State { log, tip, .. } = &mut *guard;
-            if !batch.is_empty() {
-                match write(log, tip, &mut batch) {
-                    Ok(()) => flushes.append(&mut flushes_of_batch),
-                    Err(error) => {
-                        for reply in flushes_of_batch {
-                            let _ = reply.send(Err(error.clone()));
-                        }
+        if !batch.is_empty() {
+            match write(&mut log, &mut tip, &mut batch) {
+                Ok(()) => flushes.append(&mut flushes_of_batch),
+                Err(error) => {
+                    for reply in flushes_of_batch {
+                        let _ = reply.send(Err(error.clone()));
                     }
                 }
             }
-            if !flushes.is_empty()
-                || log
-                    .flush_due
-                    .is_some_and(|due| due <= tokio::time::Instant::now())
-            {
-                log.flush(&mut flushes);
-            }
+        }
+        if !flushes.is_empty()
+            || log
+                .flush_due
+                .is_some_and(|due| due <= tokio::time::Instant::now())
+        {
+            log.flush(&mut flushes);
         }
         for reply in closing {
-            let _ = reply.send(close(&state).await);
+            let _ = reply.send(log.close(&tip).await);
         }
     }
-    let unchecked = {
-        let state = lock(&state);
-        state.tip.head != state.log.checkpointed
-    };
-    if unchecked && let Err(error) = close(&state).await {
+    if tip.head != log.checkpointed
+        && let Err(error) = log.close(&tip).await
+    {
         tracing::error!(%error, "the audit log could not be closed cleanly");
     }
-}
-
-/// Makes everything written so far durable, then checkpoints the head it
-/// covers (a caller may commit meanwhile: its rows are after that head).
-async fn close(state: &Mutex<State>) -> Result<Head, AuditError> {
-    let (reply, flushed) = oneshot::channel();
-    let head = {
-        let mut state = lock(state);
-        state.log.flush(&mut vec![reply]);
-        state.tip.head.clone()
-    };
-    flushed
-        .await
-        .map_err(|_| AuditError::Unavailable("the audit fsync thread stopped".into()))??;
-    lock(state).log.checkpoint_now(&head)?;
-    Ok(head)
 }
 
 /// Commits a batch of records and tells each caller how it went.
@@ -472,32 +315,6 @@ fn write(log: &mut Log, tip: &mut Tip, batch: &mut Vec<Write>) -> Result<(), Aud
             committed
         }
     };
-    settle(log, tip, batch, committed, started)
-}
-
-/// As [`write`], on a thread that must not wait for another process's
-/// SQLite lock: `None`, the batch untouched, when one holds it.
-fn write_if_free(
-    log: &mut Log,
-    tip: &mut Tip,
-    batch: &mut Vec<Write>,
-) -> Option<Result<(), AuditError>> {
-    let started = std::time::Instant::now();
-    let Backend::Sqlite(store) = &mut log.store else {
-        return None;
-    };
-    let committed = store.commit_if_free(&log.key, tip, batch).transpose()?;
-    Some(settle(log, tip, batch, committed, started))
-}
-
-/// After a commit: the new tip, and each caller told how it went.
-fn settle(
-    log: &mut Log,
-    tip: &mut Tip,
-    batch: &mut Vec<Write>,
-    committed: Result<(Tip, Vec<RowRef>), StoreError>,
-    started: std::time::Instant,
-) -> Result<(), AuditError> {
     log.times.commit.observe(started.elapsed());
     match committed {
         Ok((new_tip, results)) => {
@@ -578,12 +395,7 @@ mod tests {
             last_id: 0,
         };
         let (sender, receiver) = mpsc::channel(16);
-        let state = Arc::new(Mutex::new(State {
-            log,
-            tip,
-            armed: None,
-        }));
-        thread::spawn(move || run(state, receiver));
+        thread::spawn(move || run(log, tip, receiver));
         sender
     }
 
