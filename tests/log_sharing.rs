@@ -142,3 +142,56 @@ async fn a_log_keeps_the_key_it_started_with_and_refuses_another() {
         "{stderr}"
     );
 }
+
+/// A call whose row waits for another process's SQLite lock must not hold
+/// up the thread that serves the other sessions (`serve` runs one): the
+/// wait belongs to the writer thread alone.
+#[tokio::test]
+async fn a_call_waiting_for_another_process_lock_holds_up_no_other_session() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("audit.db");
+    let server = ServerProcess::sandbox(&["--audit-db", db.to_str().expect("utf-8")]);
+    let (caller, other) = (
+        server.connect("auditor").await,
+        server.connect("auditor").await,
+    );
+    call(&caller, "get_zone", json!({"zone_id": EXAMPLE_COM})).await;
+
+    let mut holder = rusqlite::Connection::open(&db).expect("opens");
+    let lock = holder
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .expect("takes the write lock");
+    let waiting = tokio::spawn(async move {
+        let result = call(&caller, "get_zone", json!({"zone_id": EXAMPLE_COM})).await;
+        (caller, result)
+    });
+    // Give the call time to reach the log (it then waits for the lock).
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // A thread waiting for the lock would sit out SQLite's 5 s busy
+    // timeout before serving anything else; a list takes milliseconds.
+    let listed = tokio::time::timeout(std::time::Duration::from_secs(4), other.list_all_tools())
+        .await
+        .expect("another session is served while the call waits for the lock")
+        .expect("tools listed");
+    assert!(!listed.is_empty());
+    assert!(!waiting.is_finished(), "the call waits for its row");
+    assert_eq!(
+        server
+            .sandbox_requests()
+            .await
+            .iter()
+            .filter(|r| r.path == format!("/zones/{EXAMPLE_COM}"))
+            .count(),
+        1,
+        "nothing is sent before its decision is written"
+    );
+
+    drop(lock);
+    let (_caller, result) = waiting.await.expect("the call ends");
+    assert_eq!(result.is_error, Some(false), "{}", text(&result));
+    assert_eq!(server.audit_rows().len(), 2, "one row per call");
+    assert!(matches!(
+        common::verify(&db),
+        flaregate::audit::ChainVerdict::Valid { rows: 2, .. }
+    ));
+}

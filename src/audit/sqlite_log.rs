@@ -66,7 +66,9 @@ impl SqliteLog {
         let mut tx = self
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let version: i64 = tx.query_row("PRAGMA data_version", [], |row| row.get(0))?;
+        let version: i64 = tx
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |row| row.get(0))?;
         let tip = if self.seen == Some(version) {
             tip.clone()
         } else {
