@@ -16,7 +16,10 @@
 //!     cargo build --release && cargo run --release --example loadgen -- [--calls 200] [--sessions 1,2,4,8,16,32,64,100]
 //!         [--protocol modern|legacy] [--audit-sync full|normal] [--upstream-latency-ms 0] [--think-ms 0]
 //!         [--tool list_dns_records|list_zones] [--catalog DIR] [--audit-db postgres://…] [--instances N]
-//!         [--sandbox-listen ADDR] [--peer URL --peer-key KEY [--peer-protocol legacy|modern]] [--out docs/perf]
+//!         [--sandbox-listen ADDR] [--peer URL --peer-key KEY [--peer-protocol legacy|modern]] [--workers N]
+//!         [--out docs/perf]
+//!
+//! `--workers N` runs flaregate with N async worker threads (its default is one).
 //!
 //! `--peer` adds a contender running on its own (agentgateway, built as
 //! docs/performance.md says): the same calls through it, in the same loop,
@@ -73,6 +76,8 @@ struct Options {
     /// Where the sandbox listens (a peer started beforehand names it).
     sandbox_listen: String,
     peer: Option<Peer>,
+    /// flaregate's async worker threads (`TOKIO_WORKER_THREADS`), if set.
+    workers: Option<usize>,
 }
 
 /// A contender MCP gateway loadgen did not start.
@@ -122,6 +127,7 @@ fn options() -> Options {
             None => Workload::DnsRecords,
         },
         sandbox_listen: value("--sandbox-listen").unwrap_or_else(|| "127.0.0.1:0".to_string()),
+        workers: value("--workers").map(|v| v.parse().expect("--workers is a number")),
         peer: value("--peer").map(|url| Peer {
             url,
             key: value("--peer-key").expect("--peer needs --peer-key"),
@@ -381,8 +387,12 @@ async fn run() {
     let launched = Instant::now();
     let mut servers = Vec::new();
     for _ in 0..options.instances.max(1) {
+        let mut serve = Command::new(&bin);
+        if let Some(workers) = options.workers {
+            serve.env("TOKIO_WORKER_THREADS", workers.to_string());
+        }
         servers.push(start(
-            Command::new(&bin)
+            serve
                 .args(["serve", "--http", "127.0.0.1:0", "--log-level", "warn"])
                 .args([
                     "--config",
@@ -659,6 +669,7 @@ async fn run() {
         "protocol": options.protocol,
         "upstream_latency_ms": options.upstream_latency_ms,
         "tool": options.workload.tool(),
+        "workers": options.workers,
         "peer": options.peer.as_ref().map(|p| &p.url),
         "think_ms": options.think.as_millis() as u64,
         "startup_to_first_tools_list_ms": first_list.as_secs_f64() * 1000.0,
