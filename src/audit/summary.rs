@@ -72,13 +72,7 @@ fn action(endpoint: &Endpoint, args: &Map<String, Value>) -> String {
 /// What a GraphQL query reads: "read analytics httpRequests1dGroups
 /// (2026-12-03 to 2026-12-04)".
 fn query(spec: &crate::catalog::Graphql, args: &Map<String, Value>) -> Option<String> {
-    let text = args.get(&spec.query)?.as_str()?;
-    let empty = Map::new();
-    let variables = args
-        .get(&spec.variables)
-        .and_then(Value::as_object)
-        .unwrap_or(&empty);
-    let reading = crate::policy::graphql::read(spec, text, variables).ok()?;
+    let reading = crate::policy::graphql::read_call(spec, args)?;
     let names = crate::policy::graphql::dataset_names(&reading);
     if names.is_empty() {
         return Some("read the analytics schema (introspection)".into());

@@ -211,13 +211,7 @@ fn queried(
     args: &Map<String, Value>,
     directory: &Directory,
 ) -> Option<String> {
-    let text = args.get(&spec.query)?.as_str()?;
-    let empty = Map::new();
-    let variables = args
-        .get(&spec.variables)
-        .and_then(Value::as_object)
-        .unwrap_or(&empty);
-    let reading = super::graphql::read(spec, text, variables).ok()?;
+    let reading = super::graphql::read_call(spec, args)?;
     let zones = reading
         .zones
         .iter()

@@ -1,28 +1,38 @@
 //! Undo from a row, after its preview, recorded as the operator.
 
 use crate::common::{call, text};
-use crate::{COM, csrf, start};
+use crate::{COM, Console, csrf, start};
 use reqwest::StatusCode;
 use serde_json::json;
 
-#[tokio::test]
-async fn an_admin_undoes_a_row_after_its_preview_and_the_undo_names_the_operator() {
-    let console = start();
-    let editor = console.server.connect("editor").await;
+/// Creates an A record as `agent`; the id of the create's audit row.
+async fn create_record(
+    console: &Console,
+    agent: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
+    name: &str,
+    content: &str,
+) -> i64 {
     let created = call(
-        &editor,
+        agent,
         "create_dns_record",
-        json!({"zone_id": COM, "type": "A", "name": "undo-me.example.com", "content": "192.0.2.7"}),
+        json!({"zone_id": COM, "type": "A", "name": name, "content": content}),
     )
     .await;
     assert_eq!(created.is_error, Some(false), "{}", text(&created));
-    let row = console
+    console
         .server
         .audit_rows()
         .iter()
         .find(|r| r.tool == "create_dns_record")
         .expect("the create's row")
-        .id;
+        .id
+}
+
+#[tokio::test]
+async fn an_admin_undoes_a_row_after_its_preview_and_the_undo_names_the_operator() {
+    let console = start();
+    let editor = console.server.connect("editor").await;
+    let row = create_record(&console, &editor, "undo-me.example.com", "192.0.2.7").await;
     let deletes = || async {
         console
             .server
@@ -94,20 +104,7 @@ async fn an_undo_whose_restoring_call_needs_a_person_is_approved_by_the_admin_wh
     // ops has a person approve each delete_dns_record: undoing its create
     // is one.
     let ops = console.server.connect("ops").await;
-    let created = call(
-        &ops,
-        "create_dns_record",
-        json!({"zone_id": COM, "type": "A", "name": "approve-undo.example.com", "content": "192.0.2.8"}),
-    )
-    .await;
-    assert_eq!(created.is_error, Some(false), "{}", text(&created));
-    let row = console
-        .server
-        .audit_rows()
-        .iter()
-        .find(|r| r.tool == "create_dns_record")
-        .expect("the create's row")
-        .id;
+    let row = create_record(&console, &ops, "approve-undo.example.com", "192.0.2.8").await;
     let root = console.sign_in(&console.admin_key).await;
     let (_, _, preview) = console
         .page(&root, &format!("/console/log/{row}/undo"))

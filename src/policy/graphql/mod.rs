@@ -45,6 +45,19 @@ pub struct Dataset {
 /// Why a query is refused, in words for the agent.
 pub type Refusal = String;
 
+/// Reads a call's query and variables from its arguments, as [`read`]
+/// does; `None` where they are missing or the query is refused (for
+/// describing a call the policy has already judged).
+pub fn read_call(spec: &Graphql, args: &Map<String, Value>) -> Option<Reading> {
+    let query = args.get(&spec.query)?.as_str()?;
+    let empty = Map::new();
+    let variables = args
+        .get(&spec.variables)
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    read(spec, query, variables).ok()
+}
+
 /// Reads `query` (with `variables`) as `spec` describes the API.
 pub fn read(
     spec: &Graphql,
